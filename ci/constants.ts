@@ -1,0 +1,11 @@
+export const DEFAULT_WRANGLER_CONFIG = "wrangler.jsonc";
+export const WRANGLER_CONFIG_CANDIDATES = ["wrangler.jsonc", "wrangler.json"] as const;
+export const DEFAULT_PIPELINE_CONFIG = "workers-pipeline.jsonc";
+export const DEFAULT_MIGRATIONS_DIR = "migrations";
+export const DEFAULT_MIGRATIONS_TABLE = "d1_migrations";
+export const DEFAULT_SNAPSHOT_FILE = "schema.sql";
+export const DEFAULT_REPORT_DIR = ".reports";
+export const MIGRATION_NAME_PATTERN = /^(\d{4})_([a-z0-9_]+)\.sql$/;
+export const RETIRED_SUFFIX = ".sql.retired";
+/** D1 rejects a single statement over 100 KB. */
+export const D1_MAX_STATEMENT_BYTES = 100_000;

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs the locked dependencies when node_modules is missing or was installed from another
+# lockfile or Node major, then runs the given command. Called through scripts/node24.sh.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+want="$(sha256sum "$root/package-lock.json" | cut -d' ' -f1) node$(node -p 'process.versions.modules')"
+stamp="$root/node_modules/.workers-pipeline-install"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "workers-pipeline: installing dependencies (npm ci) with Node $(node --version)" >&2
+  (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$want" >"$stamp"
+fi
+[ "$#" -eq 0 ] || exec "$@"
