@@ -7,6 +7,7 @@ want="$(sha256sum "$root/package-lock.json" | cut -d' ' -f1) node$(node -p 'proc
 stamp="$root/node_modules/.workers-pipeline-install"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "workers-pipeline: installing dependencies (npm ci) with Node $(node --version)" >&2
+  if [ -n "${WORKERS_PIPELINE_NODEDIR:-}" ]; then export npm_config_nodedir="$WORKERS_PIPELINE_NODEDIR"; fi
   (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
   echo "$want" >"$stamp"
 fi

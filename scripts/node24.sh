@@ -23,6 +23,8 @@ if [ "$major" -lt 22 ]; then
     mv "$tmp/package" "$tooldir"
   fi
   export PATH="$tooldir/bin:$PATH"
-  export npm_config_nodedir="$tooldir"
+  # Only npm install/ci need the headers; set for every npm it would make npm warn on each call.
+  export WORKERS_PIPELINE_NODEDIR="$tooldir"
+  if [ "${1:-}" = npm ]; then export npm_config_nodedir="$tooldir"; fi
 fi
 exec "$@"

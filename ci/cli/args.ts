@@ -1,0 +1,97 @@
+import { UserError } from "../errors.ts";
+
+export interface FlagDef {
+	name: string;
+	type: "boolean" | "string";
+	description: string;
+	/** Shown in --help, e.g. `<env>`. */
+	value?: string;
+	required?: boolean;
+}
+
+export type ParsedFlags = Record<string, string | boolean | undefined>;
+
+/** Flags every command accepts. */
+export const GLOBAL_FLAGS: FlagDef[] = [
+	{ name: "cwd", type: "string", value: "<dir>", description: "project directory (default: the current directory)" },
+	{ name: "config", type: "string", value: "<file>", description: "wrangler config file (default: wrangler.jsonc, then wrangler.json)" },
+	{ name: "json", type: "boolean", description: "print one JSON document on stdout instead of the table" },
+	{ name: "report-dir", type: "string", value: "<dir>", description: "where report files are written (default: .reports)" },
+	{ name: "help", type: "boolean", description: "show help" },
+];
+
+const distance = (a: string, b: string): number => {
+	const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+	for (let i = 1; i <= a.length; i++) {
+		let prev = row[0] as number;
+		row[0] = i;
+		for (let j = 1; j <= b.length; j++) {
+			const cur = row[j] as number;
+			row[j] = Math.min(cur + 1, (row[j - 1] as number) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+			prev = cur;
+		}
+	}
+	return row[b.length] as number;
+};
+
+/** The closest known name, for "did you mean" hints. */
+export function suggest(name: string, known: readonly string[]): string | undefined {
+	const best = known
+		.map((k) => ({ k, d: distance(name, k) }))
+		.sort((a, b) => a.d - b.d)[0];
+	return best && best.d <= Math.max(2, Math.floor(name.length / 3)) ? best.k : undefined;
+}
+
+/** Pure: `--flag value`, `--flag=value`, `--no-flag` for booleans; positionals are refused. */
+export function parseFlags(argv: readonly string[], defs: readonly FlagDef[], command: string): ParsedFlags {
+	const byName = new Map(defs.map((d) => [d.name, d]));
+	const flags: ParsedFlags = {};
+	for (let i = 0; i < argv.length; i++) {
+		const arg = argv[i] as string;
+		if (!arg.startsWith("--")) {
+			throw new UserError(
+				`Unexpected argument "${arg}" for \`${command}\`; options are written --name value. See \`workers-pipeline ${command} --help\`.`,
+			);
+		}
+		let [name, inline] = splitOnce(arg.slice(2), "=");
+		let negated = false;
+		if (!byName.has(name) && name.startsWith("no-") && byName.get(name.slice(3))?.type === "boolean") {
+			name = name.slice(3);
+			negated = true;
+		}
+		const def = byName.get(name);
+		if (!def) {
+			const hint = suggest(name, [...byName.keys()]);
+			throw new UserError(
+				`Unknown option --${name} for \`${command}\`.${hint ? ` Did you mean --${hint}?` : ""} See \`workers-pipeline ${command} --help\`.`,
+			);
+		}
+		if (def.type === "boolean") {
+			if (inline !== undefined && !["true", "false"].includes(inline)) {
+				throw new UserError(`Option --${name} is a switch; write --${name} or --no-${name}, not --${name}=${inline}.`);
+			}
+			flags[name] = negated ? false : inline !== "false";
+			continue;
+		}
+		if (inline === undefined) {
+			const next = argv[i + 1];
+			if (next === undefined || next.startsWith("--")) {
+				throw new UserError(`Option --${name} needs a value: --${name} ${def.value ?? "<value>"}.`);
+			}
+			inline = next;
+			i++;
+		}
+		flags[name] = inline;
+	}
+	for (const def of defs) {
+		if (def.required && flags[def.name] === undefined && !flags.help) {
+			throw new UserError(`\`${command}\` needs --${def.name} ${def.value ?? "<value>"}.`);
+		}
+	}
+	return flags;
+}
+
+function splitOnce(text: string, sep: string): [string, string | undefined] {
+	const i = text.indexOf(sep);
+	return i < 0 ? [text, undefined] : [text.slice(0, i), text.slice(i + 1)];
+}

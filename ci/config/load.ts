@@ -1,0 +1,246 @@
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { type ParseError, parse as parseJsonc, printParseErrorCode } from "jsonc-parser";
+import type { z } from "zod";
+import {
+	DEFAULT_MIGRATIONS_DIR,
+	DEFAULT_MIGRATIONS_TABLE,
+	DEFAULT_PIPELINE_CONFIG,
+	WRANGLER_CONFIG_CANDIDATES,
+} from "../constants.ts";
+import { UserError } from "../errors.ts";
+import {
+	type D1Database,
+	type PipelineSettings,
+	type ProjectConfig,
+	pipelineSettingsSchema,
+	type ResolvedEnvironment,
+	type WranglerD1Binding,
+	wranglerConfigSchema,
+} from "./schema.ts";
+
+export interface LoadProjectConfigOptions {
+	cwd: string;
+	/** Wrangler config file, relative to cwd; default: the first of wrangler.jsonc, wrangler.json. */
+	config?: string;
+}
+
+/** Reads and validates wrangler.jsonc and workers-pipeline.jsonc; every failure is a UserError (exit 2). */
+export function loadProjectConfig({ cwd, config }: LoadProjectConfigOptions): ProjectConfig {
+	const root = path.resolve(cwd);
+	if (!existsSync(root)) {
+		throw new UserError(`Project directory ${root} does not exist.`, "E_CONFIG_MISSING");
+	}
+	const wranglerPath = config
+		? path.resolve(root, config)
+		: WRANGLER_CONFIG_CANDIDATES.map((name) => path.join(root, name)).find((p) => existsSync(p));
+	if (!wranglerPath || !existsSync(wranglerPath)) {
+		const looked = config ? path.resolve(root, config) : WRANGLER_CONFIG_CANDIDATES.join(" or ");
+		throw new UserError(
+			`No wrangler config found (looked for ${looked} in ${root}). Run from the project directory, or pass --cwd <dir> / --config <file>. wrangler.toml is not supported: convert it to wrangler.jsonc.`,
+			"E_CONFIG_MISSING",
+		);
+	}
+	const wrangler = parseConfigFile(wranglerPath, wranglerConfigSchema);
+	const settingsFile = path.join(root, DEFAULT_PIPELINE_CONFIG);
+	const settingsPath = existsSync(settingsFile) ? settingsFile : undefined;
+	const settings: PipelineSettings = settingsPath
+		? parseConfigFile(settingsPath, pipelineSettingsSchema)
+		: pipelineSettingsSchema.parse({});
+	for (const [index, binding] of (wrangler.d1_databases ?? []).entries()) {
+		checkMigrationsPattern(wranglerPath, `$.d1_databases[${index}]`, binding);
+	}
+	for (const [envName, env] of Object.entries(wrangler.env ?? {})) {
+		for (const [index, binding] of (env.d1_databases ?? []).entries()) {
+			checkMigrationsPattern(wranglerPath, `$.env.${envName}.d1_databases[${index}]`, binding);
+		}
+	}
+	return {
+		root,
+		wranglerPath,
+		settingsPath,
+		wrangler,
+		settings,
+		environments: Object.keys(wrangler.env ?? {}),
+	};
+}
+
+function parseConfigFile<S extends z.ZodType>(file: string, schema: S): z.infer<S> {
+	let text: string;
+	try {
+		text = readFileSync(file, "utf8");
+	} catch (error) {
+		throw new UserError(`Cannot read ${file}: ${(error as Error).message}`, "E_CONFIG_MISSING", {
+			cause: error,
+		});
+	}
+	const errors: ParseError[] = [];
+	const raw: unknown = parseJsonc(text, errors, { allowTrailingComma: true });
+	const first = errors[0];
+	if (first) {
+		const { line, column } = lineAndColumn(text, first.offset);
+		throw new UserError(
+			`${file}:${line}:${column}: invalid JSONC (${printParseErrorCode(first.error)}). Fix the syntax; comments and trailing commas are allowed.`,
+			"E_CONFIG_INVALID",
+		);
+	}
+	const result = schema.safeParse(raw);
+	if (!result.success) {
+		const lines = result.error.issues.map((issue) => formatIssue(issue, raw));
+		throw new UserError(
+			`${file}: invalid configuration\n${lines.map((l) => `  ${l}`).join("\n")}`,
+			"E_CONFIG_INVALID",
+		);
+	}
+	return result.data;
+}
+
+/** `$.env.staging.d1_databases[0].binding: expected string, found number 12` */
+export function formatIssue(issue: z.core.$ZodIssue, root: unknown): string {
+	const at = formatJsonPath(issue.path);
+	const found = describeValue(valueAt(root, issue.path));
+	if (issue.code === "invalid_type") {
+		return `${at}: expected ${issue.expected}, found ${found}`;
+	}
+	if (issue.code === "unrecognized_keys") {
+		return `${at}: unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => JSON.stringify(k)).join(", ")} (check the spelling; see docs/configuration.md)`;
+	}
+	return `${at}: expected ${issue.message.replace(/^Invalid input: expected /, "")}, found ${found}`;
+}
+
+export function formatJsonPath(segments: readonly PropertyKey[]): string {
+	let out = "$";
+	for (const segment of segments) {
+		if (typeof segment === "number") out += `[${segment}]`;
+		else if (typeof segment === "string" && /^[A-Za-z_$][\w$]*$/.test(segment)) out += `.${segment}`;
+		else out += `[${JSON.stringify(String(segment))}]`;
+	}
+	return out;
+}
+
+function valueAt(root: unknown, segments: readonly PropertyKey[]): unknown {
+	let value = root;
+	for (const segment of segments) {
+		if (value === null || typeof value !== "object") return undefined;
+		value = (value as Record<PropertyKey, unknown>)[segment];
+	}
+	return value;
+}
+
+function describeValue(value: unknown): string {
+	if (value === undefined) return "nothing (missing)";
+	if (value === null) return "null";
+	if (Array.isArray(value)) return `an array of ${value.length}`;
+	if (typeof value === "object") return "an object";
+	const shown = JSON.stringify(value);
+	return `${typeof value} ${shown.length > 60 ? `${shown.slice(0, 57)}...` : shown}`;
+}
+
+function lineAndColumn(text: string, offset: number) {
+	const before = text.slice(0, offset).split("\n");
+	return { line: before.length, column: (before.at(-1)?.length ?? 0) + 1 };
+}
+
+function normalizeRelative(p: string): string {
+	const normalized = path.posix.normalize(p.replace(/\\/g, "/"));
+	return normalized.endsWith("/") && normalized !== "/" ? normalized.slice(0, -1) : normalized;
+}
+
+function checkMigrationsPattern(file: string, at: string, binding: WranglerD1Binding): void {
+	if (binding.migrations_pattern === undefined) return;
+	if (binding.migrations_dir === undefined) {
+		throw new UserError(
+			`${file}: ${at}.migrations_pattern is set but migrations_dir is not; wrangler requires both (e.g. "migrations_dir": "migrations").`,
+			"E_CONFIG_INVALID",
+		);
+	}
+	const dir = normalizeRelative(binding.migrations_dir);
+	const pattern = normalizeRelative(binding.migrations_pattern);
+	if (dir !== "." && !pattern.startsWith(`${dir}/`)) {
+		throw new UserError(
+			`${file}: ${at}.migrations_pattern: expected a glob starting with "${dir}/", found ${JSON.stringify(binding.migrations_pattern)}`,
+			"E_CONFIG_INVALID",
+		);
+	}
+}
+
+function toDatabase(binding: WranglerD1Binding): D1Database {
+	const migrationsDir = normalizeRelative(binding.migrations_dir ?? DEFAULT_MIGRATIONS_DIR);
+	return {
+		binding: binding.binding,
+		databaseName: binding.database_name,
+		databaseId: binding.database_id,
+		migrationsDir,
+		migrationsTable: binding.migrations_table ?? DEFAULT_MIGRATIONS_TABLE,
+		migrationsPattern: normalizeRelative(binding.migrations_pattern ?? `${migrationsDir}/*.sql`),
+	};
+}
+
+/** The environment as wrangler sees it: `env.<name>` bindings only, never the top level's. */
+export function resolveEnvironment(
+	project: ProjectConfig,
+	envName: string | undefined,
+): ResolvedEnvironment {
+	const { wrangler } = project;
+	if (envName === undefined || envName === "") {
+		return {
+			name: undefined,
+			workerName: wrangler.name,
+			databases: (wrangler.d1_databases ?? []).map(toDatabase),
+		};
+	}
+	const env = wrangler.env?.[envName];
+	if (!env) {
+		const known = project.environments.length
+			? `Known environments: ${project.environments.join(", ")}.`
+			: "It defines no environments (add an `env` block).";
+		throw new UserError(
+			`Unknown environment "${envName}" in ${project.wranglerPath}. ${known}`,
+			"E_CONFIG_INVALID",
+		);
+	}
+	return {
+		name: envName,
+		workerName: env.name ?? `${wrangler.name}-${envName}`,
+		databases: (env.d1_databases ?? []).map(toDatabase),
+	};
+}
+
+/** Picks the D1 binding to work on: the named one, or the only one. */
+export function selectDatabase(
+	project: ProjectConfig,
+	env: ResolvedEnvironment,
+	binding: string | undefined,
+): D1Database {
+	const where = env.name ? `env.${env.name}.d1_databases` : "d1_databases";
+	if (env.databases.length === 0) {
+		const hint = env.name
+			? ` D1 bindings are not inherited from the top level: declare them under env.${env.name}.`
+			: "";
+		throw new UserError(
+			`${project.wranglerPath}: ${where} has no D1 binding.${hint}`,
+			"E_CONFIG_INVALID",
+		);
+	}
+	if (binding !== undefined) {
+		const found = env.databases.find((db) => db.binding === binding);
+		if (!found) {
+			throw new UserError(
+				`${project.wranglerPath}: ${where} has no binding "${binding}" (has: ${env.databases.map((d) => d.binding).join(", ")}).`,
+				"E_CONFIG_INVALID",
+			);
+		}
+		return found;
+	}
+	const [only, ...rest] = env.databases;
+	if (only && rest.length === 0) return only;
+	throw new UserError(
+		`${project.wranglerPath}: ${where} has ${env.databases.length} D1 bindings (${env.databases.map((d) => d.binding).join(", ")}); choose one with --binding.`,
+		"E_USAGE",
+	);
+}
+
+/** Where the committed schema snapshot for a binding lives, relative to the project. */
+export function snapshotPathFor(project: ProjectConfig, database: D1Database): string {
+	return project.settings.migrations.snapshot ?? `${database.migrationsDir}.schema.sql`;
+}

@@ -1,0 +1,108 @@
+import { z } from "zod";
+
+// Only the parts of wrangler's config this pipeline reads; everything else passes through untouched.
+const d1BindingSchema = z.looseObject({
+	binding: z.string().min(1),
+	database_name: z.string().min(1).optional(),
+	database_id: z.string().min(1).optional(),
+	preview_database_id: z.string().optional(),
+	migrations_dir: z.string().min(1).optional(),
+	migrations_table: z
+		.string()
+		.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "a plain SQL identifier")
+		.optional(),
+	migrations_pattern: z.string().min(1).optional(),
+});
+
+const environmentSchema = z.looseObject({
+	name: z.string().min(1).optional(),
+	d1_databases: z.array(d1BindingSchema).optional(),
+	vars: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const wranglerConfigSchema = z.looseObject({
+	name: z.string().min(1),
+	main: z.string().optional(),
+	d1_databases: z.array(d1BindingSchema).optional(),
+	vars: z.record(z.string(), z.unknown()).optional(),
+	env: z.record(z.string(), environmentSchema).optional(),
+});
+
+export type WranglerConfig = z.infer<typeof wranglerConfigSchema>;
+export type WranglerD1Binding = z.infer<typeof d1BindingSchema>;
+
+const acknowledgementSchema = z.strictObject({
+	code: z.string().regex(/^[A-Z][A-Z0-9_]+$/, "a finding code such as CATALOG_DUPLICATE_NUMBER"),
+	files: z.array(z.string().min(1)).min(1),
+	reason: z.string().trim().min(10, "a reason of at least 10 characters"),
+});
+
+const environmentSettingsSchema = z.strictObject({
+	healthUrl: z.url().optional(),
+});
+
+// The pipeline's own settings (workers-pipeline.jsonc); every key is optional.
+export const pipelineSettingsSchema = z.strictObject({
+	$schema: z.string().optional(),
+	migrations: z
+		.strictObject({
+			/** Schema snapshot path, relative to the project; default `<migrations_dir>.schema.sql`. */
+			snapshot: z.string().min(1).optional(),
+			/** Existing violations a team keeps on purpose; each names exact files and a reason. */
+			acknowledge: z.array(acknowledgementSchema).default([]),
+		})
+		.default({ acknowledge: [] }),
+	lint: z
+		.strictObject({
+			biome: z.boolean().default(true),
+			typecheck: z.boolean().default(true),
+		})
+		.default({ biome: true, typecheck: true }),
+	test: z
+		.strictObject({
+			command: z.array(z.string().min(1)).min(1).default(["npm", "test"]),
+		})
+		.default({ command: ["npm", "test"] }),
+	deploy: z
+		.strictObject({
+			healthPath: z.string().startsWith("/").default("/api/health"),
+			environments: z.record(z.string(), environmentSettingsSchema).default({}),
+		})
+		.default({ healthPath: "/api/health", environments: {} }),
+});
+
+export type PipelineSettings = z.infer<typeof pipelineSettingsSchema>;
+export type PipelineSettingsInput = z.input<typeof pipelineSettingsSchema>;
+export type Acknowledgement = z.infer<typeof acknowledgementSchema>;
+
+/** Typed identity for workers-pipeline settings written in TypeScript. */
+export const defineConfig = (settings: PipelineSettingsInput): PipelineSettingsInput => settings;
+
+/** One D1 binding as the pipeline uses it, defaults applied. */
+export interface D1Database {
+	binding: string;
+	databaseName: string | undefined;
+	databaseId: string | undefined;
+	/** Relative to the project directory, POSIX separators. */
+	migrationsDir: string;
+	migrationsTable: string;
+	/** Glob relative to the project directory, as wrangler's `migrations_pattern`. */
+	migrationsPattern: string;
+}
+
+/** A wrangler environment resolved the way wrangler resolves it (D1 bindings are not inherited). */
+export interface ResolvedEnvironment {
+	/** `undefined` is the top-level (no `--env`) environment. */
+	name: string | undefined;
+	workerName: string;
+	databases: D1Database[];
+}
+
+export interface ProjectConfig {
+	root: string;
+	wranglerPath: string;
+	settingsPath: string | undefined;
+	wrangler: WranglerConfig;
+	settings: PipelineSettings;
+	environments: string[];
+}

@@ -1,0 +1,344 @@
+import { createHash } from "node:crypto";
+import { type Dirent, readdirSync, readFileSync, statSync } from "node:fs";
+import path from "node:path";
+import type { Acknowledgement, D1Database } from "../config/schema.ts";
+import { MIGRATION_NAME_PATTERN, RETIRED_SUFFIX } from "../constants.ts";
+import { UserError } from "../errors.ts";
+import type { Finding } from "../report/model.ts";
+
+/** A file as read from disk; `bytes` is undefined when it could not be read. */
+export interface CatalogFile {
+	/** Relative to the migrations dir with `/` separators: wrangler's migration name. */
+	name: string;
+	bytes: Buffer | undefined;
+	readError?: string;
+}
+
+export interface CatalogInput {
+	/** Migrations dir relative to the project root, for messages. */
+	dir: string;
+	pattern: string;
+	files: CatalogFile[];
+	retired: string[];
+}
+
+export interface Dependency {
+	name: string;
+	line: number;
+}
+
+export interface Migration {
+	name: string;
+	/** Relative to the project root: what findings point at. */
+	path: string;
+	/** wrangler's leading number (`parseInt` of the text before the first `_`), if any. */
+	number: number | undefined;
+	/** sha256 of the content with a leading BOM removed and line endings normalised to LF. */
+	checksum: string;
+	/** The normalised text; what replay and apply execute. */
+	sql: string;
+	/** False when the file could not be read or is not UTF-8; replay stops there. */
+	readable: boolean;
+	depends: Dependency[];
+}
+
+export interface Catalog {
+	dir: string;
+	pattern: string;
+	migrations: Migration[];
+	retired: string[];
+	findings: Finding[];
+}
+
+/** Lists the migration files wrangler would select (its `migrations_pattern`) and reads them. */
+export function readCatalog({ root, database }: { root: string; database: D1Database }): CatalogInput {
+	const absDir = path.resolve(root, database.migrationsDir);
+	let stat: ReturnType<typeof statSync>;
+	try {
+		stat = statSync(absDir);
+	} catch {
+		throw new UserError(
+			`Migrations directory ${database.migrationsDir} not found in ${root} (D1 binding "${database.binding}"). Create it, or set migrations_dir for this binding in the wrangler config.`,
+			"E_MIGRATIONS_DIR",
+		);
+	}
+	if (!stat.isDirectory()) {
+		throw new UserError(
+			`${database.migrationsDir} is not a directory (migrations_dir of D1 binding "${database.binding}").`,
+			"E_MIGRATIONS_DIR",
+		);
+	}
+	const relativePattern =
+		database.migrationsDir === "."
+			? database.migrationsPattern
+			: database.migrationsPattern.slice(database.migrationsDir.length + 1);
+	const files: CatalogFile[] = [];
+	const retired: string[] = [];
+	for (const name of listFilesRelative(absDir)) {
+		if (path.posix.matchesGlob(name, relativePattern)) {
+			files.push(readCatalogFile(absDir, name));
+		} else if (name.endsWith(RETIRED_SUFFIX)) {
+			retired.push(name);
+		}
+	}
+	return { dir: database.migrationsDir, pattern: database.migrationsPattern, files, retired };
+}
+
+function readCatalogFile(absDir: string, name: string): CatalogFile {
+	try {
+		return { name, bytes: readFileSync(path.join(absDir, ...name.split("/"))) };
+	} catch (error) {
+		return { name, bytes: undefined, readError: (error as NodeJS.ErrnoException).code ?? String(error) };
+	}
+}
+
+function listFilesRelative(dir: string, rel = ""): string[] {
+	let entries: Dirent[];
+	try {
+		entries = readdirSync(path.join(dir, rel), { withFileTypes: true });
+	} catch {
+		return [];
+	}
+	const out: string[] = [];
+	for (const entry of entries) {
+		if (entry.name.startsWith(".")) continue;
+		const child = rel === "" ? entry.name : `${rel}/${entry.name}`;
+		if (entry.isDirectory()) out.push(...listFilesRelative(dir, child));
+		else if (entry.isFile()) out.push(child);
+	}
+	return out;
+}
+
+/** The checksum DESIGN.md fixes: a Windows checkout or a BOM must not change it. */
+export function normalizeMigrationText(text: string): string {
+	return text.replace(/^\uFEFF/, "").replace(/\r\n?/g, "\n");
+}
+
+export function checksumOf(text: string): string {
+	return createHash("sha256").update(normalizeMigrationText(text), "utf8").digest("hex");
+}
+
+/** Leading number as wrangler computes it, so our order equals `wrangler d1 migrations apply`'s. */
+export function leadingNumber(segment: string): number | undefined {
+	const n = Number.parseInt(segment.split("_")[0] ?? "", 10);
+	return Number.isFinite(n) ? n : undefined;
+}
+
+function compareSegments(a: string, b: string): number {
+	const an = leadingNumber(a);
+	const bn = leadingNumber(b);
+	if (an !== bn) {
+		if (an !== undefined && bn !== undefined) return an - bn;
+		if (an !== undefined) return -1;
+		if (bn !== undefined) return 1;
+	}
+	return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** wrangler's order: numeric prefix per path segment, then plain string order. */
+export function compareMigrationNames(a: string, b: string): number {
+	const as = a.split("/");
+	const bs = b.split("/");
+	for (let i = 0; i < Math.min(as.length, bs.length); i++) {
+		const cmp = compareSegments(as[i] as string, bs[i] as string);
+		if (cmp !== 0) return cmp;
+	}
+	return as.length - bs.length;
+}
+
+const DEPENDS_LINE = /^[ \t]*--[ \t]*DEPENDS:(.*)$/i;
+
+export function parseDepends(sql: string): Dependency[] {
+	const out: Dependency[] = [];
+	for (const [index, line] of sql.split("\n").entries()) {
+		const match = DEPENDS_LINE.exec(line);
+		if (!match) continue;
+		for (const name of (match[1] ?? "").split(/[\s,]+/).filter(Boolean)) {
+			out.push({ name, line: index + 1 });
+		}
+	}
+	return out;
+}
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+function decode(bytes: Buffer): { text: string; invalidAt?: number } {
+	try {
+		return { text: decoder.decode(bytes) };
+	} catch {
+		// Find the first bad byte by decoding growing prefixes only once it is known to be bad.
+		let lo = 0;
+		let hi = bytes.length;
+		while (lo < hi) {
+			const mid = (lo + hi) >> 1;
+			try {
+				new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, mid + 1), { stream: true });
+				lo = mid + 1;
+			} catch {
+				hi = mid;
+			}
+		}
+		return { text: bytes.toString("utf8"), invalidAt: lo };
+	}
+}
+
+/** Orders, hashes and checks the files; pure. */
+export function parseCatalog(input: CatalogInput): Catalog {
+	const findings: Finding[] = [];
+	const sorted = [...input.files].sort((a, b) => compareMigrationNames(a.name, b.name));
+	const migrations: Migration[] = sorted.map((file) => {
+		const filePath = `${input.dir === "." ? "" : `${input.dir}/`}${file.name}`;
+		if (!file.bytes) {
+			findings.push({
+				code: "CATALOG_UNREADABLE",
+				severity: "error",
+				file: filePath,
+				message: `cannot read the file (${file.readError ?? "unknown error"}); check its permissions.`,
+			});
+			return makeMigration(file.name, filePath, "", false);
+		}
+		const { text, invalidAt } = decode(file.bytes);
+		if (invalidAt !== undefined) {
+			const line = file.bytes.subarray(0, invalidAt).toString("latin1").split("\n").length;
+			findings.push({
+				code: "CATALOG_INVALID_UTF8",
+				severity: "error",
+				file: filePath,
+				line,
+				message: `byte ${invalidAt} is not valid UTF-8; save the file as UTF-8 (D1 and wrangler read migrations as UTF-8).`,
+			});
+		}
+		return makeMigration(file.name, filePath, text, invalidAt === undefined);
+	});
+
+	const seenNumbers = new Map<number, Migration>();
+	let previous: Migration | undefined;
+	for (const migration of migrations) {
+		if (!MIGRATION_NAME_PATTERN.test(migration.name)) {
+			findings.push({
+				code: "CATALOG_BAD_NAME",
+				severity: "error",
+				file: migration.path,
+				message: `"${migration.name}" does not follow NNNN_snake_case.sql (four digits, underscore, lower-case letters, digits and underscores); rename it before it is applied anywhere, or acknowledge it in workers-pipeline.jsonc if it is already applied.`,
+			});
+		}
+		if (migration.number !== undefined) {
+			const first = seenNumbers.get(migration.number);
+			if (first) {
+				findings.push({
+					code: "CATALOG_DUPLICATE_NUMBER",
+					severity: "error",
+					file: migration.path,
+					message: `number ${migration.number} is also used by ${first.name}; give this migration the next free number (migrations apply in numeric order, so two with one number have no defined order).`,
+				});
+			} else {
+				seenNumbers.set(migration.number, migration);
+			}
+			if (
+				previous?.number !== undefined &&
+				migration.number < 10_000 &&
+				migration.number - previous.number > 1
+			) {
+				findings.push({
+					code: "CATALOG_NUMBER_GAP",
+					severity: "warning",
+					file: migration.path,
+					message: `numbering jumps from ${previous.number} (${previous.name}) to ${migration.number}; check that no migration is missing from this branch.`,
+				});
+			}
+			previous = migration;
+		}
+		if (migration.readable && migration.sql.trim() === "") {
+			findings.push({
+				code: "CATALOG_EMPTY_FILE",
+				severity: "warning",
+				file: migration.path,
+				message: "the migration is empty; remove it or add its statements.",
+			});
+		}
+	}
+
+	const position = new Map(migrations.map((m, i) => [m.name, i]));
+	const retiredNames = new Set(input.retired.map((r) => r.slice(0, -".retired".length)));
+	for (const [index, migration] of migrations.entries()) {
+		for (const dep of migration.depends) {
+			const target = position.get(dep.name);
+			if (target === undefined) {
+				const retired = retiredNames.has(dep.name);
+				findings.push({
+					code: "CATALOG_DEPENDS_MISSING",
+					severity: "error",
+					file: migration.path,
+					line: dep.line,
+					message: retired
+						? `DEPENDS names ${dep.name}, which is retired and never applied; depend on the migration that replaced it.`
+						: `DEPENDS names ${dep.name}, which is not a migration in ${input.dir}; use the exact file name of an earlier migration.`,
+				});
+			} else if (target >= index) {
+				findings.push({
+					code: "CATALOG_DEPENDS_ORDER",
+					severity: "error",
+					file: migration.path,
+					line: dep.line,
+					message: `DEPENDS names ${dep.name}, which ${target === index ? "is this migration" : "runs after this one"}; a migration can only depend on earlier ones: renumber one of them.`,
+				});
+			}
+		}
+	}
+	return {
+		dir: input.dir,
+		pattern: input.pattern,
+		migrations,
+		retired: [...input.retired].sort(compareMigrationNames),
+		findings,
+	};
+}
+
+function makeMigration(name: string, filePath: string, text: string, readable: boolean): Migration {
+	const sql = normalizeMigrationText(text);
+	return {
+		name,
+		path: filePath,
+		number: leadingNumber(name.split("/")[0] as string),
+		checksum: createHash("sha256").update(sql, "utf8").digest("hex"),
+		sql,
+		readable,
+		depends: readable ? parseDepends(sql) : [],
+	};
+}
+
+/**
+ * Marks findings the project acknowledged (exact code + file) and reports acknowledgements
+ * that no longer match anything, so the list cannot silently rot.
+ */
+export function applyAcknowledgements(
+	findings: readonly Finding[],
+	acknowledgements: readonly Acknowledgement[],
+	{ dir, configFile }: { dir: string; configFile: string },
+): Finding[] {
+	const used = new Set<string>();
+	const resolveFile = (name: string) => (name.includes("/") && name.startsWith(`${dir}/`) ? name : `${dir}/${name}`);
+	const marked = findings.map((finding) => {
+		for (const [i, ack] of acknowledgements.entries()) {
+			if (ack.code !== finding.code) continue;
+			const j = ack.files.findIndex((f) => resolveFile(f) === finding.file);
+			if (j >= 0) {
+				used.add(`${i}:${j}`);
+				return { ...finding, acknowledged: ack.reason };
+			}
+		}
+		return finding;
+	});
+	for (const [i, ack] of acknowledgements.entries()) {
+		for (const [j, file] of ack.files.entries()) {
+			if (used.has(`${i}:${j}`)) continue;
+			marked.push({
+				code: "CONFIG_UNUSED_ACKNOWLEDGEMENT",
+				severity: "warning",
+				file: configFile,
+				message: `acknowledgement of ${ack.code} for ${file} matches no finding; remove it from migrations.acknowledge.`,
+			});
+		}
+	}
+	return marked;
+}

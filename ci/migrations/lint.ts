@@ -1,0 +1,501 @@
+import { D1_MAX_STATEMENT_BYTES } from "../constants.ts";
+import type { Finding, Severity } from "../report/model.ts";
+import {
+	findTopLevelWord,
+	identifierName,
+	isCommentToken,
+	isWord,
+	type SqlStatement,
+	type SqlToken,
+	splitStatements,
+	startsWithWords,
+	tokenizeSql,
+} from "./sql.ts";
+
+export interface LintRule {
+	code: string;
+	severity: Severity;
+	summary: string;
+}
+
+/** Every rule lintMigration can report, for docs and `--help` listings. */
+export const LINT_RULES = [
+	{
+		code: "D1_TRANSACTION",
+		severity: "error",
+		summary:
+			"BEGIN/COMMIT/END/ROLLBACK/SAVEPOINT/RELEASE statement; D1 refuses explicit transactions",
+	},
+	{ code: "D1_PRAGMA", severity: "error", summary: "PRAGMA outside D1's allow-list" },
+	{
+		code: "D1_FOREIGN_KEYS_OFF",
+		severity: "error",
+		summary: "PRAGMA foreign_keys = OFF is a no-op on D1; use PRAGMA defer_foreign_keys = ON",
+	},
+	{
+		code: "D1_RESERVED_NAME",
+		severity: "error",
+		summary: "table, index, view, trigger or column named with D1's reserved _cf_ prefix",
+	},
+	{ code: "D1_ATTACH", severity: "error", summary: "ATTACH/DETACH; D1 has a single database" },
+	{ code: "D1_TEMP_OBJECT", severity: "error", summary: "CREATE TEMP table, view or trigger" },
+	{
+		code: "D1_VIRTUAL_TABLE",
+		severity: "error",
+		summary: "virtual table module other than fts5 or rtree",
+	},
+	{
+		code: "D1_STATEMENT_TOO_LARGE",
+		severity: "error",
+		summary: `statement over D1's ${D1_MAX_STATEMENT_BYTES}-byte limit`,
+	},
+	{
+		code: "D1_DESTRUCTIVE",
+		severity: "warning",
+		summary: "DROP TABLE, DROP COLUMN, or DELETE/UPDATE without WHERE: data loss",
+	},
+	{
+		code: "D1_MISSING_SEMICOLON",
+		severity: "error",
+		summary: "last statement has no `;`, so wrangler's appended ledger INSERT fails",
+	},
+	{
+		code: "SQL_UNTERMINATED",
+		severity: "error",
+		summary: "unterminated string, quoted identifier, blob or block comment",
+	},
+	{
+		code: "LINT_SUPPRESSION_REASON",
+		severity: "error",
+		summary: "workers-pipeline-disable comment without a reason",
+	},
+	{
+		code: "LINT_SUPPRESSION_UNKNOWN",
+		severity: "error",
+		summary: "workers-pipeline-disable comment naming no known rule",
+	},
+] as const satisfies readonly LintRule[];
+
+export type LintCode = (typeof LINT_RULES)[number]["code"];
+
+// From developers.cloudflare.com/d1/sql-api/sql-statements/ ("Compatible PRAGMA statements");
+// `optimize` was added to that page in cloudflare-docs PR #19996 (Feb 2025).
+export const D1_ALLOWED_PRAGMAS: ReadonlySet<string> = new Set([
+	"table_list",
+	"table_info",
+	"table_xinfo",
+	"index_list",
+	"index_info",
+	"index_xinfo",
+	"quick_check",
+	"foreign_key_check",
+	"foreign_key_list",
+	"case_sensitive_like",
+	"ignore_check_constraints",
+	"legacy_alter_table",
+	"recursive_triggers",
+	"reverse_unordered_selects",
+	"foreign_keys",
+	"defer_foreign_keys",
+	"optimize",
+]);
+
+const D1_VIRTUAL_TABLE_MODULES = new Set(["fts5", "rtree", "rtree_i32"]);
+const TRANSACTION_WORDS = ["BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"];
+const FALSE_VALUES = new Set(["off", "0", "false", "no"]);
+const RESERVED_PREFIX = "_cf_";
+const DISABLE_DIRECTIVE = /^\s*workers-pipeline-disable\b(.*)$/is;
+const SUPPRESSIBLE = new Set<string>(
+	LINT_RULES.map((r) => r.code).filter((c) => !c.startsWith("LINT_SUPPRESSION_")),
+);
+const SEVERITY = new Map<string, Severity>(LINT_RULES.map((r) => [r.code, r.severity]));
+
+const DATA_LOSS_ADVICE =
+	"Confirm there is a backup or a D1 Time Travel bookmark to restore from, then silence this once reviewed with `-- workers-pipeline-disable D1_DESTRUCTIVE: <reason>`.";
+
+type Emit = (code: LintCode, at: SqlToken | SqlStatement, message: string) => void;
+
+const tokenAt = (statement: SqlStatement, n: number): SqlToken | undefined => statement.tokens[n];
+
+/** Index just past an optional `IF NOT EXISTS` / `IF EXISTS` at `n`. */
+const skipIfExists = (tokens: readonly SqlToken[], n: number): number => {
+	if (!isWord(tokens[n], "IF")) return n;
+	return isWord(tokens[n + 1], "NOT") ? n + 3 : n + 2;
+};
+
+/** Reads `[schema.]name` at `n`: the name token, the schema name and the index after it. */
+const readQualifiedName = (tokens: readonly SqlToken[], n: number) => {
+	if (tokens[n + 1]?.text === ".") {
+		return { schema: identifierName(tokens[n]), name: tokens[n + 2], next: n + 3 };
+	}
+	return { schema: undefined, name: tokens[n], next: n + 1 };
+};
+
+/** Skips a leading `WITH ... AS (...)` clause; returns the index of the main verb. */
+const mainVerbIndex = (tokens: readonly SqlToken[]): number => {
+	if (!isWord(tokens[0], "WITH")) return 0;
+	// The earliest top-level verb wins, so an upsert's `DO UPDATE` is not taken for the verb.
+	const found = ["DELETE", "UPDATE", "INSERT", "REPLACE", "SELECT"]
+		.map((verb) => findTopLevelWord(tokens, verb, 1))
+		.filter((n) => n !== -1);
+	return found.length === 0 ? 0 : Math.min(...found);
+};
+
+const isReserved = (name: string | undefined): name is string =>
+	name?.toLowerCase().startsWith(RESERVED_PREFIX) === true;
+
+const checkReservedName = (token: SqlToken | undefined, what: string, emit: Emit) => {
+	const name = identifierName(token);
+	if (token === undefined || !isReserved(name)) return;
+	emit(
+		"D1_RESERVED_NAME",
+		token,
+		`${what} "${name}" starts with "_cf_", a prefix D1 reserves for its own tables; D1 refuses it. Rename it (e.g. "cf_${name.slice(RESERVED_PREFIX.length)}").`,
+	);
+};
+
+const CONSTRAINT_WORDS = ["CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"];
+
+/** Column-definition name tokens of a CREATE TABLE (...) starting at the `(` index. */
+const columnNameTokens = (tokens: readonly SqlToken[], open: number): SqlToken[] => {
+	const names: SqlToken[] = [];
+	let depth = 0;
+	let expectName = false;
+	for (let n = open; n < tokens.length; n++) {
+		const token = tokens[n];
+		if (token === undefined) break;
+		if (token.text === "(") {
+			depth++;
+			expectName = depth === 1;
+			continue;
+		}
+		if (token.text === ")") {
+			depth--;
+			if (depth === 0) break;
+			continue;
+		}
+		if (depth === 1 && token.text === ",") {
+			expectName = true;
+			continue;
+		}
+		if (expectName) {
+			if (!isWord(token, ...CONSTRAINT_WORDS)) names.push(token);
+			expectName = false;
+		}
+	}
+	return names;
+};
+
+const lintCreate = (statement: SqlStatement, emit: Emit) => {
+	const tokens = statement.tokens;
+	let n = 1;
+	const temp = isWord(tokens[n], "TEMP", "TEMPORARY") ? tokens[n] : undefined;
+	if (temp !== undefined) n++;
+	const unique = isWord(tokens[n], "UNIQUE");
+	if (unique) n++;
+	const virtual = isWord(tokens[n], "VIRTUAL");
+	if (virtual) n++;
+	const kindToken = tokens[n];
+	if (!isWord(kindToken, "TABLE", "INDEX", "VIEW", "TRIGGER")) return;
+	const kind = (kindToken?.text ?? "").toLowerCase();
+	const target = readQualifiedName(tokens, skipIfExists(tokens, n + 1));
+
+	const tempSchema = target.schema?.toLowerCase() === "temp" ? tokens[n + 1] : undefined;
+	const tempAt = temp ?? tempSchema;
+	if (tempAt !== undefined) {
+		emit(
+			"D1_TEMP_OBJECT",
+			tempAt,
+			`CREATE TEMP ${kind.toUpperCase()} makes a connection-local object that D1 does not keep between requests. Create a regular ${kind} (and drop it at the end of the migration if it is scratch space).`,
+		);
+	}
+
+	checkReservedName(target.name, virtual ? "virtual table" : kind, emit);
+
+	if (virtual && kind === "table") {
+		const using = findTopLevelWord(tokens, "USING", target.next);
+		const moduleToken = using === -1 ? undefined : tokens[using + 1];
+		const module = identifierName(moduleToken);
+		if (moduleToken !== undefined && module !== undefined) {
+			if (!D1_VIRTUAL_TABLE_MODULES.has(module.toLowerCase())) {
+				emit(
+					"D1_VIRTUAL_TABLE",
+					moduleToken,
+					`Virtual table module "${module}" is not available on D1, which supports fts5 (full-text search) and rtree. Use one of those, or a regular table.`,
+				);
+			}
+		}
+		return;
+	}
+
+	if (kind === "table" && tokens[target.next]?.text === "(") {
+		for (const column of columnNameTokens(tokens, target.next)) {
+			checkReservedName(column, "column", emit);
+		}
+	}
+};
+
+const lintAlter = (statement: SqlStatement, emit: Emit) => {
+	const tokens = statement.tokens;
+	if (!isWord(tokens[1], "TABLE")) return;
+	const table = readQualifiedName(tokens, 2);
+	const tableName = identifierName(table.name) ?? "?";
+	let n = table.next;
+	const action = tokens[n];
+	if (isWord(action, "RENAME")) {
+		n++;
+		if (isWord(tokens[n], "TO")) {
+			checkReservedName(tokens[n + 1], "table", emit);
+			return;
+		}
+		if (isWord(tokens[n], "COLUMN")) n++;
+		if (isWord(tokens[n + 1], "TO")) checkReservedName(tokens[n + 2], "column", emit);
+		return;
+	}
+	if (isWord(action, "ADD")) {
+		n++;
+		if (isWord(tokens[n], "COLUMN")) n++;
+		checkReservedName(tokens[n], "column", emit);
+		return;
+	}
+	if (isWord(action, "DROP") && action !== undefined) {
+		n++;
+		if (isWord(tokens[n], "COLUMN")) n++;
+		const column = identifierName(tokens[n]) ?? "?";
+		emit(
+			"D1_DESTRUCTIVE",
+			action,
+			`ALTER TABLE ${tableName} DROP COLUMN ${column} deletes that column's data in every row. ${DATA_LOSS_ADVICE}`,
+		);
+	}
+};
+
+const lintDrop = (statement: SqlStatement, emit: Emit, renamedTo: ReadonlySet<string>) => {
+	const tokens = statement.tokens;
+	const drop = tokens[0];
+	if (drop === undefined || !isWord(tokens[1], "TABLE")) return;
+	const target = readQualifiedName(tokens, skipIfExists(tokens, 2));
+	const name = identifierName(target.name) ?? "?";
+	const rebuild = renamedTo.has(name.toLowerCase());
+	const what = rebuild
+		? `DROP TABLE ${name} is part of a table rebuild (a later ALTER TABLE ... RENAME TO ${name}); every row not copied by the INSERT ... SELECT is lost, and with foreign keys on, ON DELETE CASCADE fires on child tables.`
+		: `DROP TABLE ${name} deletes the table and all its rows (and cascades to child tables with ON DELETE CASCADE).`;
+	emit("D1_DESTRUCTIVE", drop, `${what} ${DATA_LOSS_ADVICE}`);
+};
+
+const lintUnfilteredWrite = (statement: SqlStatement, emit: Emit) => {
+	const tokens = statement.tokens;
+	const verbAt = mainVerbIndex(tokens);
+	const verb = tokens[verbAt];
+	if (!isWord(verb, "DELETE", "UPDATE") || verb === undefined) return;
+	if (findTopLevelWord(tokens, "WHERE", verbAt + 1) !== -1) return;
+	const isDelete = isWord(verb, "DELETE");
+	const target = readQualifiedName(tokens, isDelete ? verbAt + 2 : skipOr(tokens, verbAt + 1));
+	const name = identifierName(target.name) ?? "?";
+	const what = isDelete
+		? `DELETE FROM ${name} without WHERE deletes every row.`
+		: `UPDATE ${name} without WHERE overwrites the SET columns in every row.`;
+	emit("D1_DESTRUCTIVE", verb, `${what} ${DATA_LOSS_ADVICE}`);
+};
+
+/** Skips `OR <conflict>` after UPDATE. */
+const skipOr = (tokens: readonly SqlToken[], n: number): number =>
+	isWord(tokens[n], "OR") ? n + 2 : n;
+
+const lintPragma = (statement: SqlStatement, emit: Emit) => {
+	const tokens = statement.tokens;
+	const target = readQualifiedName(tokens, 1);
+	const nameToken = target.name;
+	const name = identifierName(nameToken)?.toLowerCase();
+	if (nameToken === undefined || name === undefined) return;
+	if (!D1_ALLOWED_PRAGMAS.has(name)) {
+		emit(
+			"D1_PRAGMA",
+			nameToken,
+			`PRAGMA ${name} is not on D1's list of supported PRAGMAs, so D1 rejects the migration. Remove it (D1 manages journaling, sync and page settings itself); supported: ${[...D1_ALLOWED_PRAGMAS].join(", ")}.`,
+		);
+		return;
+	}
+	if (name !== "foreign_keys") return;
+	// Both `foreign_keys = OFF` and `foreign_keys(OFF)` put the value one token after the operator.
+	const operator = tokens[target.next]?.text;
+	const valueToken = tokens[target.next + 1];
+	if ((operator !== "=" && operator !== "(") || valueToken === undefined) return;
+	const value = identifierName(valueToken) ?? valueToken.text;
+	if (!FALSE_VALUES.has(value.toLowerCase())) return;
+	emit(
+		"D1_FOREIGN_KEYS_OFF",
+		valueToken,
+		"PRAGMA foreign_keys = OFF is a no-op on D1 (each migration runs inside a transaction, where SQLite ignores it), so foreign keys stay enforced and a table rebuild's DROP TABLE fails or cascades deletes into child tables. Put `PRAGMA defer_foreign_keys = ON;` at the start of the migration instead (`= OFF` at the end is optional); it defers checks to commit but does not stop ON DELETE CASCADE, so copy child rows aside before dropping a parent table.",
+	);
+};
+
+const lintStatement = (statement: SqlStatement, emit: Emit, renamedTo: ReadonlySet<string>) => {
+	const first = statement.tokens[0];
+	if (first === undefined) return;
+	if (isWord(first, ...TRANSACTION_WORDS)) {
+		emit(
+			"D1_TRANSACTION",
+			first,
+			`${first.text.toUpperCase()} controls an explicit transaction, which D1 refuses; wrangler already applies each migration file atomically. Remove the statement.`,
+		);
+		return;
+	}
+	if (isWord(first, "ATTACH", "DETACH")) {
+		emit(
+			"D1_ATTACH",
+			first,
+			`${first.text.toUpperCase()} is not supported: a D1 database is a single SQLite database and cannot attach others. Remove it and use a separate D1 binding instead.`,
+		);
+		return;
+	}
+	if (isWord(first, "PRAGMA")) return lintPragma(statement, emit);
+	if (isWord(first, "CREATE")) return lintCreate(statement, emit);
+	if (isWord(first, "ALTER")) return lintAlter(statement, emit);
+	if (isWord(first, "DROP")) return lintDrop(statement, emit, renamedTo);
+	lintUnfilteredWrite(statement, emit);
+};
+
+/** Lower-cased names that some ALTER TABLE ... RENAME TO gives a table in this file. */
+const renameTargets = (statements: readonly SqlStatement[]): Set<string> => {
+	const names = new Set<string>();
+	for (const statement of statements) {
+		if (!startsWithWords(statement, "ALTER", "TABLE")) continue;
+		const table = readQualifiedName(statement.tokens, 2);
+		if (!isWord(tokenAt(statement, table.next), "RENAME")) continue;
+		if (!isWord(tokenAt(statement, table.next + 1), "TO")) continue;
+		const name = identifierName(tokenAt(statement, table.next + 2));
+		if (name !== undefined) names.add(name.toLowerCase());
+	}
+	return names;
+};
+
+interface Suppressions {
+	codes: Set<string>;
+	findings: Finding[];
+}
+
+/** The comment body without its `--` or `/* *\/` markers. */
+const commentBody = (token: SqlToken): string => {
+	if (token.kind === "line-comment") return token.text.slice(2);
+	return token.text.slice(2, token.unterminated ? undefined : -2);
+};
+
+const readSuppressions = (tokens: readonly SqlToken[], file: string): Suppressions => {
+	const codes = new Set<string>();
+	const findings: Finding[] = [];
+	const report = (code: LintCode, token: SqlToken, message: string) =>
+		findings.push({
+			code,
+			severity: "error",
+			message,
+			file,
+			line: token.line,
+			column: token.column,
+		});
+	for (const token of tokens) {
+		if (!isCommentToken(token)) continue;
+		const match = DISABLE_DIRECTIVE.exec(commentBody(token));
+		if (match === null) continue;
+		const rest = (match[1] ?? "").trim();
+		const code = /^[A-Za-z0-9_]+/.exec(rest)?.[0]?.toUpperCase();
+		if (code === undefined || !SUPPRESSIBLE.has(code)) {
+			report(
+				"LINT_SUPPRESSION_UNKNOWN",
+				token,
+				`workers-pipeline-disable names ${code === undefined ? "no rule" : `unknown rule "${code}"`}, so nothing is silenced. Use one of: ${[...SUPPRESSIBLE].join(", ")}.`,
+			);
+			continue;
+		}
+		const afterCode = rest.slice(code.length).trim();
+		const reason = afterCode.startsWith(":") ? afterCode.slice(1).trim() : "";
+		if (reason === "") {
+			report(
+				"LINT_SUPPRESSION_REASON",
+				token,
+				`Suppressing ${code} needs a reason, so ${code} stays active. Write it as \`-- workers-pipeline-disable ${code}: <why this is safe>\`.`,
+			);
+			continue;
+		}
+		codes.add(code);
+	}
+	return { codes, findings };
+};
+
+const byPosition = (a: Finding, b: Finding): number =>
+	(a.line ?? 0) - (b.line ?? 0) ||
+	(a.column ?? 0) - (b.column ?? 0) ||
+	a.code.localeCompare(b.code);
+
+/** Lints one migration file for D1; returns findings sorted by position, never throws. */
+export function lintMigration(file: { name: string; content: string }): Finding[] {
+	const tokens = tokenizeSql(file.content);
+	const statements = splitStatements(file.content, tokens);
+	const findings: Finding[] = [];
+	const emit: Emit = (code, at, message) =>
+		findings.push({
+			code,
+			severity: SEVERITY.get(code) ?? "error",
+			message,
+			file: file.name,
+			line: at.line,
+			column: at.column,
+		});
+
+	for (const token of tokens) {
+		if (!token.unterminated) continue;
+		emit("SQL_UNTERMINATED", token, unterminatedMessage(token));
+	}
+
+	const renamedTo = renameTargets(statements);
+	for (const statement of statements) {
+		if (statement.byteLength > D1_MAX_STATEMENT_BYTES) {
+			emit(
+				"D1_STATEMENT_TOO_LARGE",
+				statement,
+				`This statement is ${statement.byteLength} bytes; D1 rejects statements over ${D1_MAX_STATEMENT_BYTES} bytes. Split it into smaller statements (e.g. INSERT the rows in batches of a few hundred).`,
+			);
+		}
+		lintStatement(statement, emit, renamedTo);
+	}
+
+	const last = statements[statements.length - 1];
+	const lastToken = last?.tokens[last.tokens.length - 1];
+	if (last !== undefined && lastToken !== undefined && !last.terminated) {
+		if (!last.tokens.some((t) => t.unterminated)) {
+			emit(
+				"D1_MISSING_SEMICOLON",
+				lastToken,
+				'The last statement does not end with `;`. wrangler appends its ledger `INSERT INTO d1_migrations ...` to the file and D1 then fails with `near "INSERT": syntax error`. Add `;` after it (for a CREATE TRIGGER, also check its BEGIN ... END is closed).',
+			);
+		}
+	}
+
+	const suppressions = readSuppressions(tokens, file.name);
+	return [
+		...findings.filter((f) => !suppressions.codes.has(f.code)),
+		...suppressions.findings,
+	].sort(byPosition);
+}
+
+const unterminatedMessage = (token: SqlToken): string => {
+	if (token.kind === "block-comment") {
+		return "This /* comment is never closed, so it swallows the rest of the file, including the ledger INSERT wrangler appends (the migration would run but never be recorded). Close it with */.";
+	}
+	const what =
+		token.kind === "string"
+			? "string literal"
+			: token.kind === "blob"
+				? "blob literal"
+				: "quoted identifier";
+	return `This ${what} (${token.text.slice(0, 1)}) is never closed, so it swallows the rest of the file. Add the closing quote.`;
+};
+
+/** One line per finding: `file:line:column severity CODE message`. */
+export function formatLintFinding(f: Finding): string {
+	const body = `${f.severity} ${f.code} ${f.message}`;
+	if (f.file === undefined) return body;
+	if (f.line === undefined) return `${f.file} ${body}`;
+	if (f.column === undefined) return `${f.file}:${f.line} ${body}`;
+	return `${f.file}:${f.line}:${f.column} ${body}`;
+}

@@ -1,0 +1,151 @@
+import { randomUUID } from "node:crypto";
+import { cpSync, type Dirent, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import Database from "better-sqlite3";
+import { runWrangler } from "../cloudflare/wrangler.ts";
+import type { D1Database } from "../config/schema.ts";
+import type { Catalog } from "./catalog.ts";
+import type { ReplayResult } from "./replay.ts";
+import { readSchema } from "./replay.ts";
+import { diffSchema, type Schema, type SchemaDifference } from "./schema.ts";
+
+export interface WranglerReplay {
+	ok: boolean;
+	applied: string[];
+	/** The first migration wrangler did not record, when it failed. */
+	failedAt: string | undefined;
+	message: string | undefined;
+	schema: Schema;
+	durationMs: number;
+	exitCode: number | null;
+}
+
+export interface ParityResult {
+	agree: boolean;
+	/** One line saying what each side concluded. */
+	summary: string;
+	wrangler: WranglerReplay;
+	differences: SchemaDifference[];
+}
+
+export interface RunWranglerReplayOptions {
+	root: string;
+	catalog: Catalog;
+	database: D1Database;
+	env: Readonly<Record<string, string | undefined>>;
+	signal?: AbortSignal;
+	onOutput?: (chunk: string) => void;
+}
+
+/**
+ * Applies the same files with real `wrangler d1 migrations apply --local` in a throw-away project
+ * and state dir, then reads the resulting SQLite file directly.
+ */
+export async function runWranglerReplay(options: RunWranglerReplayOptions): Promise<WranglerReplay> {
+	const { catalog, database } = options;
+	const work = mkdtempSync(path.join(tmpdir(), "wp-parity-"));
+	try {
+		const migrationsDir = path.join(work, "migrations");
+		mkdirSync(migrationsDir);
+		for (const migration of catalog.migrations) {
+			const target = path.join(migrationsDir, ...migration.name.split("/"));
+			mkdirSync(path.dirname(target), { recursive: true });
+			cpSync(path.join(options.root, migration.path), target);
+		}
+		const relativePattern =
+			database.migrationsDir === "."
+				? database.migrationsPattern
+				: database.migrationsPattern.slice(database.migrationsDir.length + 1);
+		const config = {
+			name: "workers-pipeline-parity",
+			compatibility_date: "2025-01-01",
+			d1_databases: [
+				{
+					binding: "DB",
+					database_name: "parity",
+					database_id: randomUUID(),
+					migrations_dir: "migrations",
+					migrations_table: database.migrationsTable,
+					migrations_pattern: `migrations/${relativePattern}`,
+				},
+			],
+		};
+		writeFileSync(path.join(work, "wrangler.jsonc"), JSON.stringify(config, null, "\t"));
+		const state = path.join(work, "state");
+		const result = await runWrangler({
+			args: ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state, "--config", "wrangler.jsonc"],
+			cwd: work,
+			env: { ...options.env, XDG_CONFIG_HOME: path.join(work, "xdg"), WRANGLER_LOG_PATH: path.join(work, "logs") },
+			timeoutMs: 10 * 60_000,
+			signal: options.signal,
+			onOutput: options.onOutput,
+		});
+		const sqliteFile = findSqliteFile(path.join(state, "v3", "d1"));
+		let applied: string[] = [];
+		let schema: Schema = { objects: [] };
+		if (sqliteFile) {
+			const db = new Database(sqliteFile, { readonly: true, fileMustExist: true });
+			try {
+				const table = `"${database.migrationsTable.replace(/"/g, '""')}"`;
+				applied = (db.prepare(`SELECT name FROM ${table} ORDER BY id`).all() as { name: string }[]).map((r) => r.name);
+				schema = readSchema(db, [database.migrationsTable]);
+			} catch {
+				// No ledger table: wrangler stopped before creating it.
+			} finally {
+				db.close();
+			}
+		}
+		const ok = !result.failed && applied.length === catalog.migrations.length;
+		const appliedSet = new Set(applied);
+		const failedAt = ok ? undefined : catalog.migrations.find((m) => !appliedSet.has(m.name))?.name;
+		return {
+			ok,
+			applied,
+			failedAt,
+			message: ok ? undefined : extractWranglerError(result.stdout + result.stderr) ?? `exit code ${result.exitCode}`,
+			schema,
+			durationMs: result.durationMs,
+			exitCode: result.exitCode,
+		};
+	} finally {
+		rmSync(work, { recursive: true, force: true });
+	}
+}
+
+function findSqliteFile(dir: string): string | undefined {
+	let entries: Dirent[];
+	try {
+		entries = readdirSync(dir, { withFileTypes: true, recursive: true });
+	} catch {
+		return undefined;
+	}
+	const file = entries.find((e) => e.isFile() && e.name.endsWith(".sqlite") && e.name !== "metadata.sqlite");
+	return file ? path.join(file.parentPath, file.name) : undefined;
+}
+
+/** wrangler prints `✘ [ERROR] <message>`; keep the first such line. */
+export function extractWranglerError(output: string): string | undefined {
+	const line = output.split("\n").find((l) => l.includes("[ERROR]"));
+	return line?.replace(/^.*\[ERROR\]\s*/, "").trim();
+}
+
+/** Same verdict: both clean with equal schemas, or both failing at the same file. */
+export function compareWithWrangler(ours: ReplayResult, wrangler: WranglerReplay): ParityResult {
+	const oursText = ours.ok ? "clean" : `fails at ${ours.failure?.migration}`;
+	const theirsText = wrangler.ok ? "clean" : `fails at ${wrangler.failedAt ?? "(before any migration)"}`;
+	let differences: SchemaDifference[] = [];
+	let agree: boolean;
+	if (ours.ok && wrangler.ok) {
+		differences = diffSchema(ours.schema, wrangler.schema);
+		agree = differences.length === 0;
+	} else {
+		agree = !ours.ok && !wrangler.ok && ours.failure?.migration === wrangler.failedAt;
+	}
+	const summary = agree
+		? `wrangler agrees: ${oursText}`
+		: differences.length
+			? `schemas differ between our replay and wrangler (${differences.length} object(s))`
+			: `verdicts differ: ours ${oursText}, wrangler ${theirsText}${wrangler.message ? ` (${wrangler.message})` : ""}`;
+	return { agree, summary, wrangler, differences };
+}

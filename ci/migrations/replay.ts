@@ -1,0 +1,138 @@
+import Database from "better-sqlite3";
+import { DEFAULT_MIGRATIONS_TABLE } from "../constants.ts";
+import type { Migration } from "./catalog.ts";
+import { makeSchema, SCHEMA_QUERY, type Schema, type SchemaRow } from "./schema.ts";
+import { splitStatements } from "./sql.ts";
+
+export interface ReplayFailure {
+	migration: string;
+	path: string;
+	/** 1-based line in the migration file of the failing statement (or the file's end for a commit-time failure). */
+	line: number;
+	statement: string;
+	message: string;
+	/** SQLite's error code, e.g. SQLITE_ERROR, SQLITE_CONSTRAINT_FOREIGNKEY. */
+	code: string | undefined;
+}
+
+export interface ReplayResult {
+	ok: boolean;
+	applied: { name: string; durationMs: number }[];
+	failure: ReplayFailure | undefined;
+	/** Schema after the last migration that applied, ledger tables excluded. */
+	schema: Schema;
+	durationMs: number;
+}
+
+export interface ReplayOptions {
+	migrationsTable?: string;
+	/** An existing database (e.g. a copy of production for a rehearsal); default a fresh :memory:. */
+	database?: Database.Database;
+	onMigration?: (name: string, index: number, total: number) => void;
+}
+
+const quoteIdentifier = (name: string) => `"${name.replace(/"/g, '""')}"`;
+const quoteString = (text: string) => `'${text.replace(/'/g, "''")}'`;
+
+/** wrangler's ledger DDL, so a replayed database has the same tables a real one has. */
+export const ledgerTableSql = (table: string) =>
+	`CREATE TABLE IF NOT EXISTS ${quoteIdentifier(table)}(
+		id         INTEGER PRIMARY KEY AUTOINCREMENT,
+		name       TEXT UNIQUE,
+		applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL
+);`;
+
+/**
+ * Exactly the text wrangler sends for one migration: the file, a newline, the ledger INSERT.
+ * A last statement without `;` therefore fails here as it does on D1 (`near "INSERT"`).
+ */
+export const wranglerMigrationQuery = (migration: Pick<Migration, "name" | "sql">, table: string) =>
+	`${migration.sql}\nINSERT INTO ${quoteIdentifier(table)} (name)\nvalues (${quoteString(migration.name)});`;
+
+/** Opens a database with D1's defaults: foreign keys enforced. */
+export function openD1LikeDatabase(file = ":memory:"): Database.Database {
+	const db = new Database(file);
+	db.pragma("foreign_keys = ON");
+	return db;
+}
+
+export function readSchema(db: Database.Database, ledgerTables: readonly string[]): Schema {
+	return makeSchema(db.prepare(SCHEMA_QUERY).all() as SchemaRow[], ledgerTables);
+}
+
+/**
+ * Applies migrations in order, each in its own transaction as D1 applies one request, and stops
+ * at the first failure with the file, the statement's line and SQLite's message.
+ */
+export function replayMigrations(migrations: readonly Migration[], options: ReplayOptions = {}): ReplayResult {
+	const started = performance.now();
+	const table = options.migrationsTable ?? DEFAULT_MIGRATIONS_TABLE;
+	const db = options.database ?? openD1LikeDatabase();
+	const applied: ReplayResult["applied"] = [];
+	let failure: ReplayFailure | undefined;
+	try {
+		db.exec(ledgerTableSql(table));
+		for (const [index, migration] of migrations.entries()) {
+			options.onMigration?.(migration.name, index, migrations.length);
+			if (!migration.readable) {
+				failure = {
+					migration: migration.name,
+					path: migration.path,
+					line: 1,
+					statement: "",
+					message: "the file is unreadable or not valid UTF-8",
+					code: undefined,
+				};
+				break;
+			}
+			const t0 = performance.now();
+			const query = wranglerMigrationQuery(migration, table);
+			try {
+				db.exec("BEGIN");
+				db.exec(query);
+				db.exec("COMMIT");
+			} catch (error) {
+				if (db.inTransaction) db.exec("ROLLBACK");
+				failure = locateFailure(db, migration, query, error as Error & { code?: string });
+				break;
+			}
+			applied.push({ name: migration.name, durationMs: performance.now() - t0 });
+		}
+		return {
+			ok: failure === undefined,
+			applied,
+			failure,
+			schema: readSchema(db, [table]),
+			durationMs: performance.now() - started,
+		};
+	} finally {
+		if (!options.database) db.close();
+	}
+}
+
+// Re-runs the statements one by one inside a transaction that is always rolled back, to find
+// the one SQLite refuses; a failure at COMMIT (deferred foreign keys) points at the file's end.
+function locateFailure(
+	db: Database.Database,
+	migration: Migration,
+	query: string,
+	error: Error & { code?: string },
+): ReplayFailure {
+	const base = { migration: migration.name, path: migration.path, message: error.message, code: error.code };
+	const statements = splitStatements(query);
+	try {
+		db.exec("BEGIN");
+		for (const statement of statements) {
+			try {
+				db.exec(statement.text + (statement.terminated ? ";" : ""));
+			} catch (inner) {
+				const e = inner as Error & { code?: string };
+				return { ...base, line: statement.line, statement: statement.text, message: e.message, code: e.code };
+			}
+		}
+	} finally {
+		if (db.inTransaction) db.exec("ROLLBACK");
+	}
+	const lastLine = migration.sql.trimEnd().split("\n").length;
+	return { ...base, line: lastLine, statement: "(at commit)" };
+}

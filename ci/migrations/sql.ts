@@ -1,0 +1,317 @@
+// A small, exact SQLite lexer and statement splitter: enough structure for migration lint,
+// never a full parser. Everything here is pure and never throws on bad input.
+
+export type SqlTokenKind =
+	| "keyword"
+	| "identifier"
+	| "quoted-identifier"
+	| "string"
+	| "blob"
+	| "number"
+	| "parameter"
+	| "operator"
+	| "semicolon"
+	| "line-comment"
+	| "block-comment"
+	| "unknown";
+
+export interface SqlToken {
+	kind: SqlTokenKind;
+	/** The exact source text, quotes and comment markers included. */
+	text: string;
+	/** Unquoted, unescaped content for strings and quoted identifiers; `text` otherwise. */
+	value: string;
+	/** UTF-16 offset into the source. */
+	offset: number;
+	/** 1-based. */
+	line: number;
+	/** 1-based, in UTF-16 code units from the start of the line. */
+	column: number;
+	/** Set on a string, quoted identifier, blob or block comment that runs to end of input. */
+	unterminated?: boolean;
+}
+
+export interface SqlStatement {
+	/** Source text from the first token up to, not including, the terminating `;`. */
+	text: string;
+	/** The statement's tokens without comments and without the terminating `;`. */
+	tokens: SqlToken[];
+	offset: number;
+	line: number;
+	column: number;
+	/** False when input ended before a top-level `;`. */
+	terminated: boolean;
+	/** UTF-8 size of `text`, the measure D1's statement limit uses. */
+	byteLength: number;
+}
+
+// SQLite's keyword list (sqlite.org/lang_keywords.html); SQLite still accepts many as names.
+const SQLITE_KEYWORDS = new Set(
+	`ABORT ACTION ADD AFTER ALL ALTER ALWAYS ANALYZE AND AS ASC ATTACH AUTOINCREMENT BEFORE BEGIN
+	BETWEEN BY CASCADE CASE CAST CHECK COLLATE COLUMN COMMIT CONFLICT CONSTRAINT CREATE CROSS
+	CURRENT CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP DATABASE DEFAULT DEFERRABLE DEFERRED DELETE
+	DESC DETACH DISTINCT DO DROP EACH ELSE END ESCAPE EXCEPT EXCLUDE EXCLUSIVE EXISTS EXPLAIN FAIL
+	FILTER FIRST FOLLOWING FOR FOREIGN FROM FULL GENERATED GLOB GROUP GROUPS HAVING IF IGNORE
+	IMMEDIATE IN INDEX INDEXED INITIALLY INNER INSERT INSTEAD INTERSECT INTO IS ISNULL JOIN KEY LAST
+	LEFT LIKE LIMIT MATCH MATERIALIZED NATURAL NO NOT NOTHING NOTNULL NULL NULLS OF OFFSET ON OR
+	ORDER OTHERS OUTER OVER PARTITION PLAN PRAGMA PRECEDING PRIMARY QUERY RAISE RANGE RECURSIVE
+	REFERENCES REGEXP REINDEX RELEASE RENAME REPLACE RESTRICT RETURNING RIGHT ROLLBACK ROW ROWS
+	SAVEPOINT SELECT SET TABLE TEMP TEMPORARY THEN TIES TO TRANSACTION TRIGGER UNBOUNDED UNION UNIQUE
+	UPDATE USING VACUUM VALUES VIEW VIRTUAL WHEN WHERE WINDOW WITH WITHOUT`.split(/\s+/),
+);
+
+const THREE_CHAR_OPERATORS = new Set(["->>"]);
+const TWO_CHAR_OPERATORS = new Set(["||", "<=", ">=", "==", "!=", "<>", "<<", ">>", "->"]);
+const ONE_CHAR_OPERATORS = new Set([..."+-*/%&|~<>=(),."]);
+
+const isDigit = (c: string) => c >= "0" && c <= "9";
+const isHexDigit = (c: string) => isDigit(c) || (c >= "a" && c <= "f") || (c >= "A" && c <= "F");
+// SQLite treats every non-ASCII character as an identifier character.
+const isIdentStart = (c: string) =>
+	(c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || c === "_" || c > "\x7f";
+const isIdentPart = (c: string) => isIdentStart(c) || isDigit(c) || c === "$";
+const isSpace = (c: string) =>
+	c === " " || c === "\t" || c === "\n" || c === "\r" || c === "\f" || c === "\v" || c === "\uFEFF";
+
+/** Reads a quoted run starting at `start`; a doubled closing quote is an escaped quote. */
+const scanQuoted = (
+	sql: string,
+	start: number,
+	close: string,
+	doubling: boolean,
+): { end: number; value: string; unterminated: boolean } => {
+	let value = "";
+	let i = start + 1;
+	while (i < sql.length) {
+		const c = sql.charAt(i);
+		if (c === close) {
+			if (doubling && sql.charAt(i + 1) === close) {
+				value += close;
+				i += 2;
+				continue;
+			}
+			return { end: i + 1, value, unterminated: false };
+		}
+		value += c;
+		i++;
+	}
+	return { end: sql.length, value, unterminated: true };
+};
+
+const scanNumber = (sql: string, start: number): number => {
+	let i = start;
+	const digits = () => {
+		// SQLite 3.46+ accepts `_` between digits.
+		while (isDigit(sql.charAt(i)) || (sql.charAt(i) === "_" && isDigit(sql.charAt(i + 1)))) i++;
+	};
+	if (sql.charAt(i) === "0" && /[xX]/.test(sql.charAt(i + 1)) && isHexDigit(sql.charAt(i + 2))) {
+		i += 2;
+		while (isHexDigit(sql.charAt(i)) || (sql.charAt(i) === "_" && isHexDigit(sql.charAt(i + 1))))
+			i++;
+		return i;
+	}
+	digits();
+	if (sql.charAt(i) === ".") {
+		i++;
+		digits();
+	}
+	const e = sql.charAt(i);
+	if (e === "e" || e === "E") {
+		const sign = sql.charAt(i + 1);
+		const next = sign === "+" || sign === "-" ? i + 2 : i + 1;
+		if (isDigit(sql.charAt(next))) {
+			i = next;
+			digits();
+		}
+	}
+	return i;
+};
+
+type RawToken = Omit<SqlToken, "line" | "column">;
+
+/** Reads the one token that starts at `i` (never whitespace). */
+const scanToken = (sql: string, i: number): RawToken => {
+	const c = sql.charAt(i);
+	const next = sql.charAt(i + 1);
+	const make = (kind: SqlTokenKind, end: number, extra: Partial<RawToken> = {}): RawToken => {
+		const text = sql.slice(i, end);
+		return { kind, text, value: text, offset: i, ...extra };
+	};
+
+	if (c === "-" && next === "-") {
+		const newline = sql.indexOf("\n", i);
+		const end = newline === -1 ? sql.length : newline;
+		// Keep a CRLF file's `\r` out of the comment text.
+		return make("line-comment", sql.charAt(end - 1) === "\r" ? end - 1 : end);
+	}
+	if (c === "/" && next === "*") {
+		const close = sql.indexOf("*/", i + 2);
+		if (close === -1) return make("block-comment", sql.length, { unterminated: true });
+		return make("block-comment", close + 2);
+	}
+	if (c === "'") {
+		const q = scanQuoted(sql, i, "'", true);
+		return make("string", q.end, { value: q.value, ...(q.unterminated && { unterminated: true }) });
+	}
+	if (c === '"' || c === "`" || c === "[") {
+		const q = scanQuoted(sql, i, c === "[" ? "]" : c, c !== "[");
+		return make("quoted-identifier", q.end, {
+			value: q.value,
+			...(q.unterminated && { unterminated: true }),
+		});
+	}
+	if ((c === "x" || c === "X") && next === "'") {
+		const q = scanQuoted(sql, i + 1, "'", false);
+		return make("blob", q.end, { value: q.value, ...(q.unterminated && { unterminated: true }) });
+	}
+	if (isDigit(c) || (c === "." && isDigit(next))) return make("number", scanNumber(sql, i));
+	if (isIdentStart(c)) {
+		let end = i + 1;
+		while (end < sql.length && isIdentPart(sql.charAt(end))) end++;
+		const word = sql.slice(i, end);
+		return make(SQLITE_KEYWORDS.has(word.toUpperCase()) ? "keyword" : "identifier", end);
+	}
+	if (c === "?") {
+		let end = i + 1;
+		while (isDigit(sql.charAt(end))) end++;
+		return make("parameter", end);
+	}
+	if ((c === ":" || c === "@" || c === "$") && isIdentPart(next)) {
+		let end = i + 1;
+		while (end < sql.length && isIdentPart(sql.charAt(end))) end++;
+		return make("parameter", end);
+	}
+	if (c === ";") return make("semicolon", i + 1);
+	const three = sql.slice(i, i + 3);
+	if (THREE_CHAR_OPERATORS.has(three)) return make("operator", i + 3);
+	if (TWO_CHAR_OPERATORS.has(sql.slice(i, i + 2))) return make("operator", i + 2);
+	if (ONE_CHAR_OPERATORS.has(c)) return make("operator", i + 1);
+	// Keep surrogate pairs whole so an odd character never splits into two tokens.
+	const width = (c.codePointAt(0) ?? 0) > 0xffff ? 2 : 1;
+	return make("unknown", i + width);
+};
+
+/** Splits SQLite source into tokens, comments included and whitespace dropped. */
+export function tokenizeSql(sql: string): SqlToken[] {
+	const tokens: SqlToken[] = [];
+	let i = 0;
+	let line = 1;
+	let lineStart = 0;
+	let counted = 0;
+	while (i < sql.length) {
+		if (isSpace(sql.charAt(i))) {
+			i++;
+			continue;
+		}
+		const raw = scanToken(sql, i);
+		// Advance the line counter only over text not yet counted, so this stays linear.
+		for (let p = counted; p < raw.offset; p++) {
+			if (sql.charCodeAt(p) === 10) {
+				line++;
+				lineStart = p + 1;
+			}
+		}
+		counted = raw.offset;
+		tokens.push({ ...raw, line, column: raw.offset - lineStart + 1 });
+		i = raw.offset + raw.text.length;
+	}
+	return tokens;
+}
+
+export const isCommentToken = (token: SqlToken): boolean =>
+	token.kind === "line-comment" || token.kind === "block-comment";
+
+/** True when the token is a bare word (keyword or identifier) equal to one of `words`. */
+export const isWord = (token: SqlToken | undefined, ...words: string[]): boolean =>
+	token !== undefined &&
+	(token.kind === "keyword" || token.kind === "identifier") &&
+	words.includes(token.text.toUpperCase());
+
+/** The name a token denotes when used as an identifier (SQLite also accepts a string there). */
+export const identifierName = (token: SqlToken | undefined): string | undefined => {
+	if (token === undefined) return undefined;
+	if (token.kind === "keyword" || token.kind === "identifier") return token.text;
+	if (token.kind === "quoted-identifier" || token.kind === "string") return token.value;
+	return undefined;
+};
+
+/** Upper-cased bare words of `count` tokens from `start`; other tokens give their text. */
+export const keywordsAt = (statement: SqlStatement, count: number, start = 0): string[] =>
+	statement.tokens
+		.slice(start, start + count)
+		.map((t) => (t.kind === "keyword" || t.kind === "identifier" ? t.text.toUpperCase() : t.text));
+
+/** True when the statement's first tokens are exactly these words. */
+export const startsWithWords = (statement: SqlStatement, ...words: string[]): boolean =>
+	words.every((word, n) => isWord(statement.tokens[n], word));
+
+/** Index of the first bare `word` at parenthesis depth 0, from `from`; -1 when absent. */
+export const findTopLevelWord = (tokens: readonly SqlToken[], word: string, from = 0): number => {
+	let depth = 0;
+	for (let n = from; n < tokens.length; n++) {
+		const token = tokens[n];
+		if (token === undefined) break;
+		if (token.text === "(") depth++;
+		else if (token.text === ")") depth = Math.max(0, depth - 1);
+		else if (depth === 0 && isWord(token, word)) return n;
+	}
+	return -1;
+};
+
+export const utf8ByteLength = (text: string): number => Buffer.byteLength(text, "utf8");
+
+/** True when the tokens open with CREATE [TEMP|TEMPORARY] TRIGGER. */
+const opensTrigger = (tokens: readonly SqlToken[]): boolean =>
+	isWord(tokens[0], "CREATE") &&
+	(isWord(tokens[1], "TRIGGER") ||
+		(isWord(tokens[1], "TEMP", "TEMPORARY") && isWord(tokens[2], "TRIGGER")));
+
+/**
+ * Splits SQLite source into statements on top-level `;`. A CREATE TRIGGER body
+ * (BEGIN ... END, with CASE ... END inside) keeps its inner `;`.
+ */
+export function splitStatements(sql: string, tokens = tokenizeSql(sql)): SqlStatement[] {
+	const statements: SqlStatement[] = [];
+	let current: SqlToken[] = [];
+	let inBody = false;
+	let caseDepth = 0;
+
+	const finish = (terminator: SqlToken | undefined) => {
+		const first = current[0];
+		const last = current[current.length - 1];
+		if (first !== undefined && last !== undefined) {
+			const end = terminator?.offset ?? last.offset + last.text.length;
+			const text = sql.slice(first.offset, end);
+			statements.push({
+				text,
+				tokens: current,
+				offset: first.offset,
+				line: first.line,
+				column: first.column,
+				terminated: terminator !== undefined,
+				byteLength: utf8ByteLength(text),
+			});
+		}
+		current = [];
+		inBody = false;
+		caseDepth = 0;
+	};
+
+	for (const token of tokens) {
+		if (isCommentToken(token)) continue;
+		if (token.kind === "semicolon" && !inBody) {
+			finish(token);
+			continue;
+		}
+		current.push(token);
+		if (!opensTrigger(current)) continue;
+		if (isWord(token, "CASE")) caseDepth++;
+		else if (isWord(token, "BEGIN") && !inBody && caseDepth === 0) inBody = true;
+		else if (isWord(token, "END")) {
+			if (caseDepth > 0) caseDepth--;
+			else if (inBody) inBody = false;
+		}
+	}
+	finish(undefined);
+	return statements;
+}

@@ -1,0 +1,76 @@
+import { spawn } from "node:child_process";
+import type { ProcessResult } from "./errors.ts";
+
+export interface RunProcessOptions {
+	file: string;
+	args: readonly string[];
+	cwd: string;
+	env?: Readonly<Record<string, string | undefined>>;
+	timeoutMs?: number;
+	signal?: AbortSignal;
+	/** Called with each chunk of output as it arrives (progress). */
+	onOutput?: (chunk: string) => void;
+}
+
+/** Runs a process to completion and never throws: success and failure have one shape. */
+export function runProcess(options: RunProcessOptions): Promise<ProcessResult> {
+	const started = performance.now();
+	const command = [options.file, ...options.args].join(" ");
+	return new Promise((resolve) => {
+		const child = spawn(options.file, options.args, {
+			cwd: options.cwd,
+			env: options.env as NodeJS.ProcessEnv | undefined,
+			stdio: ["ignore", "pipe", "pipe"],
+			// Own process group, so a timeout or abort stops its children too (by PID, never by name).
+			detached: true,
+		});
+		let stdout = "";
+		let stderr = "";
+		let timedOut = false;
+		let settled = false;
+		const kill = () => {
+			if (child.pid !== undefined && child.exitCode === null) {
+				try {
+					process.kill(-child.pid, "SIGKILL");
+				} catch {
+					child.kill("SIGKILL");
+				}
+			}
+		};
+		const timer = options.timeoutMs
+			? setTimeout(() => {
+					timedOut = true;
+					kill();
+				}, options.timeoutMs)
+			: undefined;
+		const onAbort = () => kill();
+		options.signal?.addEventListener("abort", onAbort, { once: true });
+		child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+			stdout += chunk;
+			options.onOutput?.(chunk);
+		});
+		child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+			stderr += chunk;
+			options.onOutput?.(chunk);
+		});
+		const finish = (exitCode: number | null, signal: string | null, extra = "") => {
+			if (settled) return;
+			settled = true;
+			if (timer) clearTimeout(timer);
+			options.signal?.removeEventListener("abort", onAbort);
+			resolve({
+				command,
+				cwd: options.cwd,
+				exitCode,
+				signal,
+				stdout,
+				stderr: stderr + extra,
+				durationMs: Math.round(performance.now() - started),
+				failed: exitCode !== 0 || timedOut,
+				timedOut,
+			});
+		};
+		child.on("error", (error) => finish(null, null, `\n${error.message}`));
+		child.on("close", (code, signal) => finish(code, signal));
+	});
+}

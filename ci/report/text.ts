@@ -1,0 +1,52 @@
+import { countBySeverity } from "./model.ts";
+import { allFindings, formatLocation, type RunReport } from "./run-report.ts";
+
+export interface TextOptions {
+	color: boolean;
+}
+
+const paint = (on: boolean, code: number, text: string) => (on ? `\x1b[${code}m${text}\x1b[0m` : text);
+
+export const formatDuration = (ms: number): string =>
+	ms < 1000 ? `${Math.round(ms)} ms` : ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+
+const pad = (text: string, width: number) => text + " ".repeat(Math.max(0, width - text.length));
+
+/** Human output: a status table, then every finding with where and what to do, then one verdict line. */
+export function renderText(report: RunReport, { color }: TextOptions): string {
+	const lines: string[] = [];
+	const nameWidth = Math.max(4, ...report.steps.map((s) => s.name.length));
+	lines.push(`${pad("STEP", nameWidth)}  STATUS   TIME      SUMMARY`);
+	for (const step of report.steps) {
+		const status = step.skipped ? paint(color, 90, "- skip") : step.ok ? paint(color, 32, "✔ ok  ") : paint(color, 31, "✘ fail");
+		lines.push(`${pad(step.name, nameWidth)}  ${status}   ${pad(formatDuration(step.durationMs), 8)}  ${step.summary}`);
+	}
+	const findings = allFindings(report);
+	if (findings.length) {
+		lines.push("");
+		const ordered = [...findings].sort(
+			(a, b) => Number(Boolean(a.acknowledged)) - Number(Boolean(b.acknowledged)) || (a.severity === b.severity ? 0 : a.severity === "error" ? -1 : 1),
+		);
+		for (const f of ordered) {
+			const severity = f.acknowledged
+				? paint(color, 90, "ack    ")
+				: f.severity === "error"
+					? paint(color, 31, "error  ")
+					: paint(color, 33, "warning");
+			const where = formatLocation(f);
+			const [first, ...rest] = f.message.split("\n");
+			lines.push(`${severity} ${f.code}${where ? ` ${where}` : ""}: ${first}`);
+			for (const line of rest) lines.push(`        ${line}`);
+			if (f.acknowledged) lines.push(`        acknowledged: ${f.acknowledged}`);
+		}
+	}
+	const counts = countBySeverity(findings);
+	const tally = `${counts.errors} error(s), ${counts.warnings} warning(s)${counts.acknowledged ? `, ${counts.acknowledged} acknowledged` : ""}`;
+	lines.push("");
+	lines.push(
+		report.ok
+			? paint(color, 32, `✔ ${report.command} passed in ${formatDuration(report.durationMs)} (${tally})`)
+			: paint(color, 31, `✘ ${report.command} failed in ${formatDuration(report.durationMs)} (${tally})`),
+	);
+	return `${lines.join("\n")}\n`;
+}

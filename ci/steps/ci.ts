@@ -1,0 +1,36 @@
+import type { ProjectConfig } from "../config/schema.ts";
+import type { StepResult } from "../report/model.ts";
+import type { Step, StepContext } from "./_step.ts";
+import { lintStep } from "./lint.ts";
+import { migrationTestStep } from "./migration-test.ts";
+import { testStep } from "./test.ts";
+
+export interface CiArgs {
+	project: ProjectConfig;
+	parity: boolean;
+}
+
+/** Runs one step and turns an unexpected throw into a failed result, so one step never hides the others. */
+export async function runStepSafely<A>(step: Step<A>, ctx: StepContext, args: A): Promise<StepResult> {
+	const started = performance.now();
+	try {
+		return await step.run(ctx, args);
+	} catch (error) {
+		return {
+			name: step.name,
+			ok: false,
+			durationMs: Math.round(performance.now() - started),
+			summary: `error: ${(error as Error).message.split("\n")[0]}`,
+			findings: [{ code: "STEP_ERROR", severity: "error", message: (error as Error).message }],
+		};
+	}
+}
+
+/** lint (D1 lint, biome, tsc), tests and the migration test are independent: run them concurrently. */
+export async function runCi(ctx: (step: string) => StepContext, { project, parity }: CiArgs): Promise<StepResult[]> {
+	return Promise.all([
+		runStepSafely(lintStep, ctx("lint"), { project }),
+		runStepSafely(testStep, ctx("test"), { project }),
+		runStepSafely(migrationTestStep, ctx("migration-test"), { project, parity, includeLint: false }),
+	]);
+}

@@ -1,0 +1,120 @@
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { resolveEnvironment } from "../config/load.ts";
+import type { D1Database, ProjectConfig } from "../config/schema.ts";
+import type { ProcessResult } from "../errors.ts";
+import { checkMigrations } from "../migrations/check.ts";
+import { runProcess } from "../process.ts";
+import { type Finding, hasErrors } from "../report/model.ts";
+import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
+
+export interface LintArgs {
+	project: ProjectConfig;
+}
+
+/** Every distinct migrations set the project's environments use (bindings are per environment). */
+export function distinctDatabases(project: ProjectConfig): D1Database[] {
+	const seen = new Map<string, D1Database>();
+	for (const env of [undefined, ...project.environments]) {
+		for (const db of resolveEnvironment(project, env).databases) {
+			const key = `${db.migrationsPattern}\0${db.migrationsTable}`;
+			if (!seen.has(key)) seen.set(key, db);
+		}
+	}
+	return [...seen.values()];
+}
+
+/** A tool from the project's own node_modules/.bin, when it has one. */
+export function localBin(root: string, name: string): string | undefined {
+	const file = path.join(root, "node_modules", ".bin", name);
+	return existsSync(file) ? file : undefined;
+}
+
+export async function runTool(
+	ctx: StepContext,
+	root: string,
+	file: string,
+	args: readonly string[],
+): Promise<ProcessResult> {
+	const bin = path.join(root, "node_modules", ".bin");
+	return runProcess({
+		file,
+		args,
+		cwd: root,
+		env: { ...ctx.env, PATH: `${bin}${path.delimiter}${ctx.env.PATH ?? ""}`, FORCE_COLOR: "0", NO_COLOR: "1" },
+		signal: ctx.signal,
+		timeoutMs: 15 * 60_000,
+	});
+}
+
+const tail = (text: string, lines = 40) => text.trimEnd().split("\n").slice(-lines).join("\n");
+
+export const lintStep = defineStep<LintArgs>({
+	name: "lint",
+	async run(ctx, { project }) {
+		const started = performance.now();
+		const findings: Finding[] = [];
+		const parts: string[] = [];
+		const databases = distinctDatabases(project);
+		let files = 0;
+		for (const database of databases) {
+			const checked = checkMigrations(project, database);
+			files += checked.catalog.migrations.length;
+			findings.push(...checked.findings);
+		}
+		parts.push(`D1 lint: ${files} migration(s) in ${databases.length} set(s)`);
+
+		const tools: Promise<void>[] = [];
+		const biome = project.settings.lint.biome ? localBin(project.root, "biome") : undefined;
+		if (biome) {
+			ctx.progress("biome check");
+			tools.push(
+				runTool(ctx, project.root, biome, ["check", "--colors=off", "."]).then((result) => {
+					parts.push(`biome ${result.failed ? "failed" : "ok"}`);
+					if (result.failed) {
+						findings.push({
+							code: "BIOME",
+							severity: "error",
+							message: `biome check failed (run \`npx biome check --write .\` to fix what it can):\n${tail(result.stdout + result.stderr)}`,
+						});
+					}
+				}),
+			);
+		} else if (project.settings.lint.biome) {
+			parts.push("biome not installed (skipped)");
+		}
+		const tsc = project.settings.lint.typecheck ? localBin(project.root, "tsc") : undefined;
+		if (tsc && existsSync(path.join(project.root, "tsconfig.json"))) {
+			ctx.progress("tsc --noEmit");
+			tools.push(
+				runTool(ctx, project.root, tsc, ["--noEmit", "-p", "tsconfig.json", "--pretty", "false"]).then((result) => {
+					parts.push(`typecheck ${result.failed ? "failed" : "ok"}`);
+					if (result.failed) {
+						for (const line of (result.stdout + result.stderr).split("\n")) {
+							const m = /^(.+?)\((\d+),(\d+)\): error (TS\d+): (.*)$/.exec(line);
+							if (m) {
+								findings.push({
+									code: m[4] as string,
+									severity: "error",
+									file: m[1],
+									line: Number(m[2]),
+									column: Number(m[3]),
+									message: m[5] as string,
+								});
+							}
+						}
+						if (!findings.some((f) => f.code.startsWith("TS"))) {
+							findings.push({ code: "TYPECHECK", severity: "error", message: tail(result.stdout + result.stderr) });
+						}
+					}
+				}),
+			);
+		}
+		await Promise.all(tools);
+		return makeStepResult("lint", started, {
+			ok: !hasErrors(findings),
+			summary: parts.join("; "),
+			findings,
+		});
+	},
+});

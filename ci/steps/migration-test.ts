@@ -1,0 +1,175 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { resolveEnvironment, selectDatabase, snapshotPathFor } from "../config/load.ts";
+import type { D1Database, ProjectConfig } from "../config/schema.ts";
+import { checkMigrations } from "../migrations/check.ts";
+import { compareWithWrangler, type ParityResult, runWranglerReplay } from "../migrations/parity.ts";
+import { replayMigrations } from "../migrations/replay.ts";
+import { diffSchema, formatSchemaDifferences, parseSnapshot, renderSnapshot } from "../migrations/schema.ts";
+import { type Finding, hasErrors } from "../report/model.ts";
+import { defineStep, makeStepResult } from "./_step.ts";
+
+export interface MigrationTestArgs {
+	project: ProjectConfig;
+	env?: string;
+	binding?: string;
+	/** Overrides the binding's migrations_dir. */
+	dir?: string;
+	updateSnapshot?: boolean;
+	parity?: boolean;
+	/** False when `lint` already reports catalog and lint findings (in `ci`). */
+	includeLint?: boolean;
+}
+
+export type MigrationStatus = "applied" | "failed" | "not-run" | "retired";
+
+/** Picks the binding to test: the named env's, else the top level's, else the first env with one. */
+export function pickDatabase(project: ProjectConfig, args: Pick<MigrationTestArgs, "env" | "binding" | "dir">): D1Database {
+	let env = resolveEnvironment(project, args.env);
+	if (args.env === undefined && env.databases.length === 0) {
+		const withD1 = project.environments.find((name) => resolveEnvironment(project, name).databases.length > 0);
+		if (withD1) env = resolveEnvironment(project, withD1);
+	}
+	const database = selectDatabase(project, env, args.binding);
+	if (args.dir === undefined) return database;
+	const dir = path.posix.normalize(args.dir.replace(/\\/g, "/")).replace(/\/$/, "");
+	const relativePattern = database.migrationsPattern.slice(database.migrationsDir.length + 1);
+	return { ...database, migrationsDir: dir, migrationsPattern: `${dir}/${relativePattern}` };
+}
+
+export const migrationTestStep = defineStep<MigrationTestArgs>({
+	name: "migration-test",
+	async run(ctx, args) {
+		const started = performance.now();
+		const { project } = args;
+		const database = pickDatabase(project, args);
+		const { catalog, findings: staticFindings } = checkMigrations(project, database);
+		const findings: Finding[] = args.includeLint === false ? [] : [...staticFindings];
+		const total = catalog.migrations.length;
+		ctx.progress(`replaying ${total} migration(s) from ${database.migrationsDir} on a fresh database`);
+		const replay = replayMigrations(catalog.migrations, {
+			migrationsTable: database.migrationsTable,
+			onMigration: (name, index) => ctx.progress(`replay ${index + 1}/${total}: ${name}`),
+		});
+		if (replay.failure) {
+			const f = replay.failure;
+			findings.push({
+				code: "REPLAY_FAILED",
+				severity: "error",
+				file: f.path,
+				line: f.line,
+				message: `${f.message}${f.code ? ` (${f.code})` : ""} — in: ${truncate(f.statement, 160)}. Fix this migration (if it is already applied somewhere, add a new migration instead).`,
+			});
+		}
+
+		const snapshotRel = snapshotPathFor(project, database);
+		const snapshotFile = path.join(project.root, snapshotRel);
+		let snapshot: "matches" | "updated" | "drift" | "missing" | "not-checked" = "not-checked";
+		if (replay.ok) {
+			if (args.updateSnapshot) {
+				const head = catalog.migrations.at(-1)?.name ?? "(none)";
+				mkdirSync(path.dirname(snapshotFile), { recursive: true });
+				writeFileSync(
+					snapshotFile,
+					renderSnapshot(replay.schema, [
+						`Schema of D1 binding "${database.binding}" after replaying ${database.migrationsPattern} (through ${head}).`,
+						"Written by `workers-pipeline migration-test --update-snapshot`; review changes, never edit by hand.",
+					]),
+				);
+				snapshot = "updated";
+			} else if (!existsSync(snapshotFile)) {
+				snapshot = "missing";
+				findings.push({
+					code: "SNAPSHOT_MISSING",
+					severity: "error",
+					file: snapshotRel,
+					message: "no schema snapshot is committed; run `workers-pipeline migration-test --update-snapshot`, review the file and commit it.",
+				});
+			} else {
+				const differences = diffSchema(parseSnapshot(readFileSync(snapshotFile, "utf8")), replay.schema);
+				snapshot = differences.length ? "drift" : "matches";
+				if (differences.length) {
+					findings.push({
+						code: "SNAPSHOT_DRIFT",
+						severity: "error",
+						file: snapshotRel,
+						message: `the migrations produce a schema that differs from the snapshot (- snapshot, + migrations):\n${formatSchemaDifferences(differences)}\nIf the change is intended, run \`workers-pipeline migration-test --update-snapshot\` and commit the snapshot.`,
+					});
+				}
+			}
+		}
+
+		let parity: ParityResult | undefined;
+		if (args.parity) {
+			ctx.progress("parity: applying the same migrations with wrangler d1 migrations apply --local");
+			const wrangler = await runWranglerReplay({
+				root: project.root,
+				catalog,
+				database,
+				env: ctx.env,
+				signal: ctx.signal,
+			});
+			parity = compareWithWrangler(replay, wrangler);
+			if (!parity.agree) {
+				findings.push({
+					code: "PARITY_MISMATCH",
+					severity: "error",
+					file: database.migrationsDir,
+					message: `${parity.summary}${parity.differences.length ? `\n${formatSchemaDifferences(parity.differences)}` : ""}`,
+				});
+			}
+		}
+
+		const appliedNames = new Set(replay.applied.map((a) => a.name));
+		const migrations = [
+			...catalog.migrations.map((m) => ({
+				name: m.name,
+				checksum: m.checksum,
+				status: (appliedNames.has(m.name)
+					? "applied"
+					: replay.failure?.migration === m.name
+						? "failed"
+						: "not-run") as MigrationStatus,
+			})),
+			...catalog.retired.map((name) => ({ name, checksum: undefined, status: "retired" as MigrationStatus })),
+		];
+		const ok = !hasErrors(findings);
+		const summary = [
+			replay.ok
+				? `${replay.applied.length} migration(s) replayed in ${replay.durationMs.toFixed(0)} ms`
+				: `replay failed at ${replay.failure?.migration}:${replay.failure?.line}`,
+			`snapshot ${snapshot}`,
+			parity ? `parity: ${parity.summary}` : undefined,
+		]
+			.filter(Boolean)
+			.join("; ");
+		return makeStepResult("migration-test", started, {
+			ok,
+			summary,
+			findings,
+			data: {
+				binding: database.binding,
+				migrationsDir: database.migrationsDir,
+				migrations,
+				snapshot: { file: snapshotRel, status: snapshot },
+				replay: { ok: replay.ok, durationMs: Math.round(replay.durationMs), failure: replay.failure },
+				parity: parity && {
+					agree: parity.agree,
+					summary: parity.summary,
+					wrangler: {
+						ok: parity.wrangler.ok,
+						applied: parity.wrangler.applied.length,
+						failedAt: parity.wrangler.failedAt,
+						message: parity.wrangler.message,
+						durationMs: parity.wrangler.durationMs,
+					},
+				},
+			},
+		});
+	},
+});
+
+const truncate = (text: string, max: number) => {
+	const flat = text.replace(/\s+/g, " ").trim();
+	return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+};

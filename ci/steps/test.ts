@@ -1,0 +1,46 @@
+import path from "node:path";
+import type { ProjectConfig } from "../config/schema.ts";
+import { defineStep, makeStepResult } from "./_step.ts";
+import { runTool } from "./lint.ts";
+
+export interface TestArgs {
+	project: ProjectConfig;
+}
+
+/** Pulls "N passed" / "N failed" out of common runners' closing lines (vitest, jest, node:test). */
+export function parseTestCounts(output: string): { passed?: number; failed?: number } {
+	const text = output.replace(/\x1b\[[0-9;]*m/g, "");
+	const vitest = /Tests\s+(?:(\d+) failed\s*\|\s*)?(\d+) passed/.exec(text);
+	if (vitest) return { failed: Number(vitest[1] ?? 0), passed: Number(vitest[2]) };
+	const nodeTest = /# pass (\d+)[\s\S]*?# fail (\d+)/.exec(text);
+	if (nodeTest) return { passed: Number(nodeTest[1]), failed: Number(nodeTest[2]) };
+	return {};
+}
+
+/** Runs the project's unit tests: settings.test.command (default `npm test`). */
+export const testStep = defineStep<TestArgs>({
+	name: "test",
+	async run(ctx, { project }) {
+		const started = performance.now();
+		const [file, ...args] = project.settings.test.command as [string, ...string[]];
+		ctx.progress(`running ${[file, ...args].join(" ")}`);
+		const resolved = file.includes("/") ? path.resolve(project.root, file) : file;
+		const result = await runTool(ctx, project.root, resolved, args);
+		const counts = parseTestCounts(result.stdout + result.stderr);
+		const countText = counts.passed !== undefined ? `${counts.passed} passed, ${counts.failed ?? 0} failed` : "";
+		return makeStepResult("test", started, {
+			ok: !result.failed,
+			summary: `${[file, ...args].join(" ")}: ${result.failed ? `failed (exit ${result.exitCode ?? result.signal})` : "ok"}${countText ? ` (${countText})` : ""}`,
+			findings: result.failed
+				? [
+						{
+							code: "TESTS_FAILED",
+							severity: "error",
+							message: `${[file, ...args].join(" ")} exited with ${result.timedOut ? "a timeout" : (result.exitCode ?? result.signal)}:\n${(result.stdout + result.stderr).trimEnd().split("\n").slice(-40).join("\n")}`,
+						},
+					]
+				: [],
+			data: counts,
+		});
+	},
+});
