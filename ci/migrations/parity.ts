@@ -51,7 +51,7 @@ export async function runWranglerReplay(options: RunWranglerReplayOptions): Prom
 		for (const migration of catalog.migrations) {
 			const target = path.join(migrationsDir, ...migration.name.split("/"));
 			mkdirSync(path.dirname(target), { recursive: true });
-			cpSync(path.join(options.root, migration.path), target);
+			cpSync(path.resolve(options.root, migration.path), target);
 		}
 		const relativePattern =
 			database.migrationsDir === "."

@@ -2,7 +2,7 @@ import Database from "better-sqlite3";
 import { DEFAULT_MIGRATIONS_TABLE } from "../constants.ts";
 import type { Migration } from "./catalog.ts";
 import { makeSchema, SCHEMA_QUERY, type Schema, type SchemaRow } from "./schema.ts";
-import { splitStatements } from "./sql.ts";
+import { splitStatements, tokenizeSql } from "./sql.ts";
 
 export interface ReplayFailure {
 	migration: string;
@@ -15,8 +15,17 @@ export interface ReplayFailure {
 	code: string | undefined;
 }
 
+/** A double-quoted name that matched no column, which D1 (like SQLite with DQS on) read as a string. */
+export interface DqsFallback {
+	migration: string;
+	path: string;
+	line: number;
+	identifier: string;
+}
+
 export interface ReplayResult {
 	ok: boolean;
+	dqsFallbacks: DqsFallback[];
 	applied: { name: string; durationMs: number }[];
 	failure: ReplayFailure | undefined;
 	/** Schema after the last migration that applied, ledger tables excluded. */
@@ -69,6 +78,7 @@ export function replayMigrations(migrations: readonly Migration[], options: Repl
 	const table = options.migrationsTable ?? DEFAULT_MIGRATIONS_TABLE;
 	const db = options.database ?? openD1LikeDatabase();
 	const applied: ReplayResult["applied"] = [];
+	const dqsFallbacks: DqsFallback[] = [];
 	let failure: ReplayFailure | undefined;
 	try {
 		db.exec(ledgerTableSql(table));
@@ -93,13 +103,20 @@ export function replayMigrations(migrations: readonly Migration[], options: Repl
 				db.exec("COMMIT");
 			} catch (error) {
 				if (db.inTransaction) db.exec("ROLLBACK");
-				failure = locateFailure(db, migration, query, error as Error & { code?: string });
-				break;
+				const fallbacks = DQS_HINT.test((error as Error).message)
+					? applyWithDqsFallback(db, migration, query)
+					: undefined;
+				if (!fallbacks) {
+					failure = locateFailure(db, migration, query, error as Error & { code?: string });
+					break;
+				}
+				dqsFallbacks.push(...fallbacks);
 			}
 			applied.push({ name: migration.name, durationMs: performance.now() - t0 });
 		}
 		return {
 			ok: failure === undefined,
+			dqsFallbacks,
 			applied,
 			failure,
 			schema: readSchema(db, [table]),
@@ -108,6 +125,56 @@ export function replayMigrations(migrations: readonly Migration[], options: Repl
 	} finally {
 		if (!options.database) db.close();
 	}
+}
+
+// SQLite's hint when a double-quoted name matches no column and DQS is off (better-sqlite3's build).
+const DQS_HINT = /^no such column: "((?:[^"]|"")+)" - should this be a string literal in single-quotes\?$/;
+
+/**
+ * D1 runs SQLite with double-quoted string literals allowed (wrangler and workerd accept them);
+ * better-sqlite3 is built without. Re-run the migration statement by statement, turning each
+ * unresolvable "name" SQLite points at into the string 'name' exactly as DQS would, and report
+ * every such fallback (it is almost always a bug in the migration). Undefined: still failing.
+ */
+function applyWithDqsFallback(db: Database.Database, migration: Migration, query: string): DqsFallback[] | undefined {
+	const fallbacks: DqsFallback[] = [];
+	db.exec("BEGIN");
+	try {
+		for (const statement of splitStatements(query)) {
+			let text = statement.text + (statement.terminated ? ";" : "");
+			for (let attempt = 0; ; attempt++) {
+				try {
+					db.exec(text);
+					break;
+				} catch (error) {
+					const match = DQS_HINT.exec((error as Error).message);
+					if (!match || attempt > 50) throw error;
+					const identifier = (match[1] as string).replace(/""/g, '"');
+					const rewritten = quoteAsString(text, identifier);
+					if (rewritten === text) throw error;
+					text = rewritten;
+					fallbacks.push({ migration: migration.name, path: migration.path, line: statement.line, identifier });
+				}
+			}
+		}
+		db.exec("COMMIT");
+		return fallbacks;
+	} catch {
+		if (db.inTransaction) db.exec("ROLLBACK");
+		return undefined;
+	}
+}
+
+function quoteAsString(sql: string, identifier: string): string {
+	let out = "";
+	let last = 0;
+	for (const token of tokenizeSql(sql)) {
+		if (token.kind === "quoted-identifier" && token.text.startsWith('"') && token.value === identifier) {
+			out += `${sql.slice(last, token.offset)}'${identifier.replace(/'/g, "''")}'`;
+			last = token.offset + token.text.length;
+		}
+	}
+	return out + sql.slice(last);
 }
 
 // Re-runs the statements one by one inside a transaction that is always rolled back, to find

@@ -62,6 +62,16 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 			});
 		}
 
+		for (const fallback of replay.dqsFallbacks) {
+			findings.push({
+				code: "REPLAY_DQS_STRING",
+				severity: "warning",
+				file: fallback.path,
+				line: fallback.line,
+				message: `"${fallback.identifier}" names no column here, so D1 reads it as the string '${fallback.identifier}' (SQLite's double-quoted string fallback); this is almost always a bug (e.g. a copied column that does not exist yet). Use a real column, or write '${fallback.identifier}' if a string is meant.`,
+			});
+		}
+
 		const snapshotRel = snapshotPathFor(project, database);
 		const snapshotFile = path.join(project.root, snapshotRel);
 		let snapshot: "matches" | "updated" | "drift" | "missing" | "not-checked" = "not-checked";
