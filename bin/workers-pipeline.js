@@ -8,7 +8,9 @@ const major = Number(process.versions.node.split(".")[0]);
 if (major < 22) {
 	const node24 = fileURLToPath(new URL("../.tools/node/bin/node", import.meta.url));
 	if (existsSync(node24)) {
-		const child = spawnSync(node24, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: "inherit" });
+		const child = spawnSync(node24, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+			stdio: "inherit",
+		});
 		process.exit(child.status ?? 1);
 	}
 	process.stderr.write(

@@ -63,7 +63,11 @@ export class WranglerError extends CiError {
 	readonly result: ProcessResult;
 	readonly shortMessage: string;
 	constructor(shortMessage: string, result: ProcessResult, options?: { cause?: unknown }) {
-		super(`${shortMessage}\n${lastLines(result.stderr || result.stdout, 15)}`, "E_WRANGLER", options);
+		super(
+			`${shortMessage}\n${lastLines(result.stderr || result.stdout, 15)}`,
+			"E_WRANGLER",
+			options,
+		);
 		this.name = "WranglerError";
 		this.result = result;
 		this.shortMessage = shortMessage;

@@ -13,10 +13,29 @@ export type ParsedFlags = Record<string, string | boolean | undefined>;
 
 /** Flags every command accepts. */
 export const GLOBAL_FLAGS: FlagDef[] = [
-	{ name: "cwd", type: "string", value: "<dir>", description: "project directory (default: the current directory)" },
-	{ name: "config", type: "string", value: "<file>", description: "wrangler config file (default: wrangler.jsonc, then wrangler.json)" },
-	{ name: "json", type: "boolean", description: "print one JSON document on stdout instead of the table" },
-	{ name: "report-dir", type: "string", value: "<dir>", description: "where report files are written (default: .reports)" },
+	{
+		name: "cwd",
+		type: "string",
+		value: "<dir>",
+		description: "project directory (default: the current directory)",
+	},
+	{
+		name: "config",
+		type: "string",
+		value: "<file>",
+		description: "wrangler config file (default: wrangler.jsonc, then wrangler.json)",
+	},
+	{
+		name: "json",
+		type: "boolean",
+		description: "print one JSON document on stdout instead of the table",
+	},
+	{
+		name: "report-dir",
+		type: "string",
+		value: "<dir>",
+		description: "where report files are written (default: .reports)",
+	},
 	{ name: "help", type: "boolean", description: "show help" },
 ];
 
@@ -27,7 +46,11 @@ const distance = (a: string, b: string): number => {
 		row[0] = i;
 		for (let j = 1; j <= b.length; j++) {
 			const cur = row[j] as number;
-			row[j] = Math.min(cur + 1, (row[j - 1] as number) + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+			row[j] = Math.min(
+				cur + 1,
+				(row[j - 1] as number) + 1,
+				prev + (a[i - 1] === b[j - 1] ? 0 : 1),
+			);
 			prev = cur;
 		}
 	}
@@ -36,14 +59,16 @@ const distance = (a: string, b: string): number => {
 
 /** The closest known name, for "did you mean" hints. */
 export function suggest(name: string, known: readonly string[]): string | undefined {
-	const best = known
-		.map((k) => ({ k, d: distance(name, k) }))
-		.sort((a, b) => a.d - b.d)[0];
+	const best = known.map((k) => ({ k, d: distance(name, k) })).sort((a, b) => a.d - b.d)[0];
 	return best && best.d <= Math.max(2, Math.floor(name.length / 3)) ? best.k : undefined;
 }
 
 /** Pure: `--flag value`, `--flag=value`, `--no-flag` for booleans; positionals are refused. */
-export function parseFlags(argv: readonly string[], defs: readonly FlagDef[], command: string): ParsedFlags {
+export function parseFlags(
+	argv: readonly string[],
+	defs: readonly FlagDef[],
+	command: string,
+): ParsedFlags {
 	const byName = new Map(defs.map((d) => [d.name, d]));
 	const flags: ParsedFlags = {};
 	for (let i = 0; i < argv.length; i++) {
@@ -55,7 +80,11 @@ export function parseFlags(argv: readonly string[], defs: readonly FlagDef[], co
 		}
 		let [name, inline] = splitOnce(arg.slice(2), "=");
 		let negated = false;
-		if (!byName.has(name) && name.startsWith("no-") && byName.get(name.slice(3))?.type === "boolean") {
+		if (
+			!byName.has(name) &&
+			name.startsWith("no-") &&
+			byName.get(name.slice(3))?.type === "boolean"
+		) {
 			name = name.slice(3);
 			negated = true;
 		}
@@ -68,7 +97,9 @@ export function parseFlags(argv: readonly string[], defs: readonly FlagDef[], co
 		}
 		if (def.type === "boolean") {
 			if (inline !== undefined && !["true", "false"].includes(inline)) {
-				throw new UserError(`Option --${name} is a switch; write --${name} or --no-${name}, not --${name}=${inline}.`);
+				throw new UserError(
+					`Option --${name} is a switch; write --${name} or --no-${name}, not --${name}=${inline}.`,
+				);
 			}
 			flags[name] = negated ? false : inline !== "false";
 			continue;

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { loadProjectConfig } from "../config/load.ts";
-import { pipelineSettingsSchema, type ProjectConfig } from "../config/schema.ts";
+import { type ProjectConfig, pipelineSettingsSchema } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
 import type { StepResult } from "../report/model.ts";
 import type { StepContext } from "../steps/_step.ts";
@@ -30,16 +30,22 @@ export interface CommandDef {
 const str = (flags: ParsedFlags, name: string) => flags[name] as string | undefined;
 
 function loadProject({ flags, cwd }: CommandInput): ProjectConfig {
-	return loadProjectConfig({ cwd: path.resolve(cwd, str(flags, "cwd") ?? "."), config: str(flags, "config") });
+	return loadProjectConfig({
+		cwd: path.resolve(cwd, str(flags, "cwd") ?? "."),
+		config: str(flags, "config"),
+	});
 }
 
 // `migration-test --dir x` works in a directory with no wrangler config: defaults apply.
 function loadProjectForDir(input: CommandInput): ProjectConfig {
 	const { flags, cwd } = input;
 	const root = path.resolve(cwd, str(flags, "cwd") ?? ".");
-	const hasConfig = str(flags, "config") || ["wrangler.jsonc", "wrangler.json"].some((f) => existsSync(path.join(root, f)));
+	const hasConfig =
+		str(flags, "config") ||
+		["wrangler.jsonc", "wrangler.json"].some((f) => existsSync(path.join(root, f)));
 	if (hasConfig || !str(flags, "dir")) return loadProject(input);
-	if (!existsSync(root)) throw new UserError(`Project directory ${root} does not exist.`, "E_CONFIG_MISSING");
+	if (!existsSync(root))
+		throw new UserError(`Project directory ${root} does not exist.`, "E_CONFIG_MISSING");
 	return {
 		root,
 		wranglerPath: path.join(root, "wrangler.jsonc"),
@@ -50,40 +56,79 @@ function loadProjectForDir(input: CommandInput): ProjectConfig {
 	};
 }
 
-const ENV_FLAG: FlagDef = { name: "env", type: "string", value: "<env>", description: "wrangler environment (env.<name> in wrangler.jsonc)" };
-const BINDING_FLAG: FlagDef = { name: "binding", type: "string", value: "<binding>", description: "D1 binding, when the environment has more than one" };
+const ENV_FLAG: FlagDef = {
+	name: "env",
+	type: "string",
+	value: "<env>",
+	description: "wrangler environment (env.<name> in wrangler.jsonc)",
+};
+const BINDING_FLAG: FlagDef = {
+	name: "binding",
+	type: "string",
+	value: "<binding>",
+	description: "D1 binding, when the environment has more than one",
+};
 
 export const COMMANDS: CommandDef[] = [
 	{
 		name: "ci",
-		summary: "Everything a pull request needs, concurrently: lint (D1 lint, biome, tsc), tests, migration test with wrangler parity.",
-		flags: [{ name: "parity", type: "boolean", description: "compare the migration replay with real wrangler (default: on; --no-parity to skip)" }],
+		summary:
+			"Everything a pull request needs, concurrently: lint (D1 lint, biome, tsc), tests, migration test with wrangler parity.",
+		flags: [
+			{
+				name: "parity",
+				type: "boolean",
+				description:
+					"compare the migration replay with real wrangler (default: on; --no-parity to skip)",
+			},
+		],
 		examples: ["workers-pipeline ci", "workers-pipeline ci --json --no-parity"],
-		run: (input) => runCi(input.context, { project: loadProject(input), parity: input.flags.parity !== false }),
+		run: (input) =>
+			runCi(input.context, { project: loadProject(input), parity: input.flags.parity !== false }),
 	},
 	{
 		name: "lint",
-		summary: "D1 migration lint (naming, order, DEPENDS, D1-specific rules), biome check and tsc --noEmit.",
+		summary:
+			"D1 migration lint (naming, order, DEPENDS, D1-specific rules), biome check and tsc --noEmit.",
 		flags: [],
 		examples: ["workers-pipeline lint", "workers-pipeline lint --json"],
-		run: async (input) => [await runStepSafely(lintStep, input.context("lint"), { project: loadProject(input) })],
+		run: async (input) => [
+			await runStepSafely(lintStep, input.context("lint"), { project: loadProject(input) }),
+		],
 	},
 	{
 		name: "test",
 		summary: "Runs the project's tests (workers-pipeline.jsonc test.command, default `npm test`).",
 		flags: [],
 		examples: ["workers-pipeline test"],
-		run: async (input) => [await runStepSafely(testStep, input.context("test"), { project: loadProject(input) })],
+		run: async (input) => [
+			await runStepSafely(testStep, input.context("test"), { project: loadProject(input) }),
+		],
 	},
 	{
 		name: "migration-test",
-		summary: "Replays every migration on a fresh D1-like database, checks the schema snapshot, optionally against real wrangler.",
+		summary:
+			"Replays every migration on a fresh D1-like database, checks the schema snapshot, optionally against real wrangler.",
 		flags: [
-			{ name: "dir", type: "string", value: "<dir>", description: "migrations directory (default: the binding's migrations_dir)" },
+			{
+				name: "dir",
+				type: "string",
+				value: "<dir>",
+				description: "migrations directory (default: the binding's migrations_dir)",
+			},
 			ENV_FLAG,
 			BINDING_FLAG,
-			{ name: "update-snapshot", type: "boolean", description: "write the schema snapshot from this replay instead of comparing" },
-			{ name: "parity", type: "boolean", description: "also apply with `wrangler d1 migrations apply --local` and require the same outcome" },
+			{
+				name: "update-snapshot",
+				type: "boolean",
+				description: "write the schema snapshot from this replay instead of comparing",
+			},
+			{
+				name: "parity",
+				type: "boolean",
+				description:
+					"also apply with `wrangler d1 migrations apply --local` and require the same outcome",
+			},
 		],
 		examples: [
 			"workers-pipeline migration-test",

@@ -119,8 +119,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 	}
 	const command = findCommand(name);
 	if (!command) {
-		const hint = suggest(name, COMMANDS.map((c) => c.name));
-		io.stderr(`workers-pipeline: unknown command "${name}".${hint ? ` Did you mean \`${hint}\`?` : ""} Run \`workers-pipeline --help\` for the list.\n`);
+		const hint = suggest(
+			name,
+			COMMANDS.map((c) => c.name),
+		);
+		io.stderr(
+			`workers-pipeline: unknown command "${name}".${hint ? ` Did you mean \`${hint}\`?` : ""} Run \`workers-pipeline --help\` for the list.\n`,
+		);
 		return EXIT_USAGE;
 	}
 	const json = rest.includes("--json");
@@ -149,7 +154,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 			const root = path.resolve(io.cwd, (flags.cwd as string | undefined) ?? ".");
 			writeReports(report, path.resolve(root, reportDir ?? ".reports"), io.env);
 		}
-		io.stdout(json ? renderJson(report) : renderText(report, { color: io.isTTY && !io.env.NO_COLOR }));
+		io.stdout(
+			json ? renderJson(report) : renderText(report, { color: io.isTTY && !io.env.NO_COLOR }),
+		);
 		return report.ok ? EXIT_OK : EXIT_FAILED;
 	} catch (error) {
 		const usage = isUserError(error);
@@ -158,7 +165,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 			: `internal error: ${(error as Error)?.message ?? String(error)}\nThis is a bug in workers-pipeline; please report it with the command you ran.${io.env.WORKERS_PIPELINE_DEBUG ? `\n${(error as Error)?.stack}` : ""}`;
 		const code = usage ? (error as CiError).code : "E_INTERNAL";
 		if (json) {
-			io.stdout(`${JSON.stringify({ ok: false, command: command.name, error: { code, message } }, null, 2)}\n`);
+			io.stdout(
+				`${JSON.stringify({ ok: false, command: command.name, error: { code, message } }, null, 2)}\n`,
+			);
 		}
 		io.stderr(`workers-pipeline ${command.name}: ${message}\n`);
 		return usage ? EXIT_USAGE : EXIT_FAILED;
@@ -182,4 +191,3 @@ export async function runMain(): Promise<void> {
 	});
 	process.exitCode = code;
 }
-

@@ -112,7 +112,8 @@ export function formatJsonPath(segments: readonly PropertyKey[]): string {
 	let out = "$";
 	for (const segment of segments) {
 		if (typeof segment === "number") out += `[${segment}]`;
-		else if (typeof segment === "string" && /^[A-Za-z_$][\w$]*$/.test(segment)) out += `.${segment}`;
+		else if (typeof segment === "string" && /^[A-Za-z_$][\w$]*$/.test(segment))
+			out += `.${segment}`;
 		else out += `[${JSON.stringify(String(segment))}]`;
 	}
 	return out;

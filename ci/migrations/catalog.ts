@@ -51,7 +51,13 @@ export interface Catalog {
 }
 
 /** Lists the migration files wrangler would select (its `migrations_pattern`) and reads them. */
-export function readCatalog({ root, database }: { root: string; database: D1Database }): CatalogInput {
+export function readCatalog({
+	root,
+	database,
+}: {
+	root: string;
+	database: D1Database;
+}): CatalogInput {
 	const absDir = path.resolve(root, database.migrationsDir);
 	let stat: ReturnType<typeof statSync>;
 	try {
@@ -88,7 +94,11 @@ function readCatalogFile(absDir: string, name: string): CatalogFile {
 	try {
 		return { name, bytes: readFileSync(path.join(absDir, ...name.split("/"))) };
 	} catch (error) {
-		return { name, bytes: undefined, readError: (error as NodeJS.ErrnoException).code ?? String(error) };
+		return {
+			name,
+			bytes: undefined,
+			readError: (error as NodeJS.ErrnoException).code ?? String(error),
+		};
 	}
 }
 
@@ -172,7 +182,9 @@ function decode(bytes: Buffer): { text: string; invalidAt?: number } {
 		while (lo < hi) {
 			const mid = (lo + hi) >> 1;
 			try {
-				new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, mid + 1), { stream: true });
+				new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, mid + 1), {
+					stream: true,
+				});
 				lo = mid + 1;
 			} catch {
 				hi = mid;
@@ -317,7 +329,8 @@ export function applyAcknowledgements(
 	{ dir, configFile }: { dir: string; configFile: string },
 ): Finding[] {
 	const used = new Set<string>();
-	const resolveFile = (name: string) => (name.includes("/") && name.startsWith(`${dir}/`) ? name : `${dir}/${name}`);
+	const resolveFile = (name: string) =>
+		name.includes("/") && name.startsWith(`${dir}/`) ? name : `${dir}/${name}`;
 	const marked = findings.map((finding) => {
 		for (const [i, ack] of acknowledgements.entries()) {
 			if (ack.code !== finding.code) continue;

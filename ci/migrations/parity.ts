@@ -1,5 +1,13 @@
 import { randomUUID } from "node:crypto";
-import { cpSync, type Dirent, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+	cpSync,
+	type Dirent,
+	mkdirSync,
+	mkdtempSync,
+	readdirSync,
+	rmSync,
+	writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
@@ -42,7 +50,9 @@ export interface RunWranglerReplayOptions {
  * Applies the same files with real `wrangler d1 migrations apply --local` in a throw-away project
  * and state dir, then reads the resulting SQLite file directly.
  */
-export async function runWranglerReplay(options: RunWranglerReplayOptions): Promise<WranglerReplay> {
+export async function runWranglerReplay(
+	options: RunWranglerReplayOptions,
+): Promise<WranglerReplay> {
 	const { catalog, database } = options;
 	const work = mkdtempSync(path.join(tmpdir(), "wp-parity-"));
 	try {
@@ -74,9 +84,23 @@ export async function runWranglerReplay(options: RunWranglerReplayOptions): Prom
 		writeFileSync(path.join(work, "wrangler.jsonc"), JSON.stringify(config, null, "\t"));
 		const state = path.join(work, "state");
 		const result = await runWrangler({
-			args: ["d1", "migrations", "apply", "DB", "--local", "--persist-to", state, "--config", "wrangler.jsonc"],
+			args: [
+				"d1",
+				"migrations",
+				"apply",
+				"DB",
+				"--local",
+				"--persist-to",
+				state,
+				"--config",
+				"wrangler.jsonc",
+			],
 			cwd: work,
-			env: { ...options.env, XDG_CONFIG_HOME: path.join(work, "xdg"), WRANGLER_LOG_PATH: path.join(work, "logs") },
+			env: {
+				...options.env,
+				XDG_CONFIG_HOME: path.join(work, "xdg"),
+				WRANGLER_LOG_PATH: path.join(work, "logs"),
+			},
 			timeoutMs: 10 * 60_000,
 			signal: options.signal,
 			onOutput: options.onOutput,
@@ -88,7 +112,9 @@ export async function runWranglerReplay(options: RunWranglerReplayOptions): Prom
 			const db = new Database(sqliteFile, { readonly: true, fileMustExist: true });
 			try {
 				const table = `"${database.migrationsTable.replace(/"/g, '""')}"`;
-				applied = (db.prepare(`SELECT name FROM ${table} ORDER BY id`).all() as { name: string }[]).map((r) => r.name);
+				applied = (
+					db.prepare(`SELECT name FROM ${table} ORDER BY id`).all() as { name: string }[]
+				).map((r) => r.name);
 				schema = readSchema(db, [database.migrationsTable]);
 			} catch {
 				// No ledger table: wrangler stopped before creating it.
@@ -103,7 +129,9 @@ export async function runWranglerReplay(options: RunWranglerReplayOptions): Prom
 			ok,
 			applied,
 			failedAt,
-			message: ok ? undefined : extractWranglerError(result.stdout + result.stderr) ?? `exit code ${result.exitCode}`,
+			message: ok
+				? undefined
+				: (extractWranglerError(result.stdout + result.stderr) ?? `exit code ${result.exitCode}`),
 			schema,
 			durationMs: result.durationMs,
 			exitCode: result.exitCode,
@@ -120,7 +148,9 @@ function findSqliteFile(dir: string): string | undefined {
 	} catch {
 		return undefined;
 	}
-	const file = entries.find((e) => e.isFile() && e.name.endsWith(".sqlite") && e.name !== "metadata.sqlite");
+	const file = entries.find(
+		(e) => e.isFile() && e.name.endsWith(".sqlite") && e.name !== "metadata.sqlite",
+	);
 	return file ? path.join(file.parentPath, file.name) : undefined;
 }
 
@@ -133,7 +163,9 @@ export function extractWranglerError(output: string): string | undefined {
 /** Same verdict: both clean with equal schemas, or both failing at the same file. */
 export function compareWithWrangler(ours: ReplayResult, wrangler: WranglerReplay): ParityResult {
 	const oursText = ours.ok ? "clean" : `fails at ${ours.failure?.migration}`;
-	const theirsText = wrangler.ok ? "clean" : `fails at ${wrangler.failedAt ?? "(before any migration)"}`;
+	const theirsText = wrangler.ok
+		? "clean"
+		: `fails at ${wrangler.failedAt ?? "(before any migration)"}`;
 	let differences: SchemaDifference[] = [];
 	let agree: boolean;
 	if (ours.ok && wrangler.ok) {

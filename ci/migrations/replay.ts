@@ -73,7 +73,10 @@ export function readSchema(db: Database.Database, ledgerTables: readonly string[
  * Applies migrations in order, each in its own transaction as D1 applies one request, and stops
  * at the first failure with the file, the statement's line and SQLite's message.
  */
-export function replayMigrations(migrations: readonly Migration[], options: ReplayOptions = {}): ReplayResult {
+export function replayMigrations(
+	migrations: readonly Migration[],
+	options: ReplayOptions = {},
+): ReplayResult {
 	const started = performance.now();
 	const table = options.migrationsTable ?? DEFAULT_MIGRATIONS_TABLE;
 	const db = options.database ?? openD1LikeDatabase();
@@ -128,7 +131,8 @@ export function replayMigrations(migrations: readonly Migration[], options: Repl
 }
 
 // SQLite's hint when a double-quoted name matches no column and DQS is off (better-sqlite3's build).
-const DQS_HINT = /^no such column: "((?:[^"]|"")+)" - should this be a string literal in single-quotes\?$/;
+const DQS_HINT =
+	/^no such column: "((?:[^"]|"")+)" - should this be a string literal in single-quotes\?$/;
 
 /**
  * D1 runs SQLite with double-quoted string literals allowed (wrangler and workerd accept them);
@@ -136,7 +140,11 @@ const DQS_HINT = /^no such column: "((?:[^"]|"")+)" - should this be a string li
  * unresolvable "name" SQLite points at into the string 'name' exactly as DQS would, and report
  * every such fallback (it is almost always a bug in the migration). Undefined: still failing.
  */
-function applyWithDqsFallback(db: Database.Database, migration: Migration, query: string): DqsFallback[] | undefined {
+function applyWithDqsFallback(
+	db: Database.Database,
+	migration: Migration,
+	query: string,
+): DqsFallback[] | undefined {
 	const fallbacks: DqsFallback[] = [];
 	db.exec("BEGIN");
 	try {
@@ -153,7 +161,12 @@ function applyWithDqsFallback(db: Database.Database, migration: Migration, query
 					const rewritten = quoteAsString(text, identifier);
 					if (rewritten === text) throw error;
 					text = rewritten;
-					fallbacks.push({ migration: migration.name, path: migration.path, line: statement.line, identifier });
+					fallbacks.push({
+						migration: migration.name,
+						path: migration.path,
+						line: statement.line,
+						identifier,
+					});
 				}
 			}
 		}
@@ -169,7 +182,11 @@ function quoteAsString(sql: string, identifier: string): string {
 	let out = "";
 	let last = 0;
 	for (const token of tokenizeSql(sql)) {
-		if (token.kind === "quoted-identifier" && token.text.startsWith('"') && token.value === identifier) {
+		if (
+			token.kind === "quoted-identifier" &&
+			token.text.startsWith('"') &&
+			token.value === identifier
+		) {
 			out += `${sql.slice(last, token.offset)}'${identifier.replace(/'/g, "''")}'`;
 			last = token.offset + token.text.length;
 		}
@@ -185,7 +202,12 @@ function locateFailure(
 	query: string,
 	error: Error & { code?: string },
 ): ReplayFailure {
-	const base = { migration: migration.name, path: migration.path, message: error.message, code: error.code };
+	const base = {
+		migration: migration.name,
+		path: migration.path,
+		message: error.message,
+		code: error.code,
+	};
 	const statements = splitStatements(query);
 	try {
 		db.exec("BEGIN");
@@ -194,7 +216,13 @@ function locateFailure(
 				db.exec(statement.text + (statement.terminated ? ";" : ""));
 			} catch (inner) {
 				const e = inner as Error & { code?: string };
-				return { ...base, line: statement.line, statement: statement.text, message: e.message, code: e.code };
+				return {
+					...base,
+					line: statement.line,
+					statement: statement.text,
+					message: e.message,
+					code: e.code,
+				};
 			}
 		}
 	} finally {

@@ -29,7 +29,10 @@ export const SCHEMA_QUERY =
 const TYPE_ORDER: Record<SchemaObjectType, number> = { table: 0, index: 1, view: 2, trigger: 3 };
 
 /** Turns sqlite_master rows into a Schema, leaving out the ledger tables named. */
-export function makeSchema(rows: readonly SchemaRow[], excludeTables: readonly string[] = []): Schema {
+export function makeSchema(
+	rows: readonly SchemaRow[],
+	excludeTables: readonly string[] = [],
+): Schema {
 	const excluded = new Set(excludeTables.map((t) => t.toLowerCase()));
 	const objects = rows
 		.filter((row) => row.sql && row.type in TYPE_ORDER && !excluded.has(row.tbl_name.toLowerCase()))
@@ -73,7 +76,8 @@ export function formatCreateStatement(sql: string): string {
 		const word = token.kind === "keyword" ? token.text.toUpperCase() : undefined;
 		const text = word ?? token.text;
 		let separator = previous === undefined ? "" : " ";
-		if (previous && (NO_SPACE_BEFORE.has(text) || NO_SPACE_AFTER.has(previous.text))) separator = "";
+		if (previous && (NO_SPACE_BEFORE.has(text) || NO_SPACE_AFTER.has(previous.text)))
+			separator = "";
 		if (isTable && text === ")" && depth === 1) separator = "\n";
 		if (inBody && word === "END" && caseDepth === 0) {
 			separator = "\n";
@@ -122,7 +126,8 @@ function identifyCreate(tokens: readonly SqlToken[]): Omit<SchemaObject, "sql"> 
 	if (words[i] === "TEMP" || words[i] === "TEMPORARY") i++;
 	if (words[i] === "UNIQUE" || words[i] === "VIRTUAL") i++;
 	const kind = words[i]?.toLowerCase();
-	if (kind !== "table" && kind !== "index" && kind !== "view" && kind !== "trigger") return undefined;
+	if (kind !== "table" && kind !== "index" && kind !== "view" && kind !== "trigger")
+		return undefined;
 	i++;
 	if (words[i] === "IF" && words[i + 1] === "NOT" && words[i + 2] === "EXISTS") i += 3;
 	let nameToken = tokens[i];
@@ -153,13 +158,20 @@ export function diffSchema(expected: Schema, actual: Schema): SchemaDifference[]
 	const out: SchemaDifference[] = [];
 	for (const [key, want] of before) {
 		const got = after.get(key);
-		if (!got) out.push({ kind: "removed", type: want.type, name: want.name, diff: prefix("-", want.sql) });
+		if (!got)
+			out.push({ kind: "removed", type: want.type, name: want.name, diff: prefix("-", want.sql) });
 		else if (got.sql !== want.sql) {
-			out.push({ kind: "changed", type: want.type, name: want.name, diff: diffLines(want.sql, got.sql) });
+			out.push({
+				kind: "changed",
+				type: want.type,
+				name: want.name,
+				diff: diffLines(want.sql, got.sql),
+			});
 		}
 	}
 	for (const [key, got] of after) {
-		if (!before.has(key)) out.push({ kind: "added", type: got.type, name: got.name, diff: prefix("+", got.sql) });
+		if (!before.has(key))
+			out.push({ kind: "added", type: got.type, name: got.name, diff: prefix("+", got.sql) });
 	}
 	return out;
 }
@@ -170,11 +182,16 @@ const prefix = (mark: string, text: string) => text.split("\n").map((l) => `${ma
 export function diffLines(a: string, b: string): string[] {
 	const x = a.split("\n");
 	const y = b.split("\n");
-	const lcs: number[][] = Array.from({ length: x.length + 1 }, () => new Array<number>(y.length + 1).fill(0));
+	const lcs: number[][] = Array.from({ length: x.length + 1 }, () =>
+		new Array<number>(y.length + 1).fill(0),
+	);
 	for (let i = x.length - 1; i >= 0; i--) {
 		for (let j = y.length - 1; j >= 0; j--) {
 			const row = lcs[i] as number[];
-			row[j] = x[i] === y[j] ? (lcs[i + 1]?.[j + 1] ?? 0) + 1 : Math.max(lcs[i + 1]?.[j] ?? 0, row[j + 1] ?? 0);
+			row[j] =
+				x[i] === y[j]
+					? (lcs[i + 1]?.[j + 1] ?? 0) + 1
+					: Math.max(lcs[i + 1]?.[j] ?? 0, row[j + 1] ?? 0);
 		}
 	}
 	const out: string[] = [];
@@ -185,7 +202,10 @@ export function diffLines(a: string, b: string): string[] {
 			out.push(`  ${x[i]}`);
 			i++;
 			j++;
-		} else if (j < y.length && (i >= x.length || (lcs[i]?.[j + 1] ?? 0) >= (lcs[i + 1]?.[j] ?? 0))) {
+		} else if (
+			j < y.length &&
+			(i >= x.length || (lcs[i]?.[j + 1] ?? 0) >= (lcs[i + 1]?.[j] ?? 0))
+		) {
 			out.push(`+ ${y[j]}`);
 			j++;
 		} else {

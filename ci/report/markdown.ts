@@ -16,7 +16,8 @@ export function renderMarkdown(report: RunReport): string {
 		"| step | status | time | summary |",
 		"| --- | --- | --- | --- |",
 		...report.steps.map(
-			(s) => `| ${s.name} | ${s.skipped ? "skipped" : s.ok ? "ok" : "**failed**"} | ${formatDuration(s.durationMs)} | ${cell(s.summary)} |`,
+			(s) =>
+				`| ${s.name} | ${s.skipped ? "skipped" : s.ok ? "ok" : "**failed**"} | ${formatDuration(s.durationMs)} | ${cell(s.summary)} |`,
 		),
 	];
 	if (findings.length) {

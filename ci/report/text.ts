@@ -5,10 +5,15 @@ export interface TextOptions {
 	color: boolean;
 }
 
-const paint = (on: boolean, code: number, text: string) => (on ? `\x1b[${code}m${text}\x1b[0m` : text);
+const paint = (on: boolean, code: number, text: string) =>
+	on ? `\x1b[${code}m${text}\x1b[0m` : text;
 
 export const formatDuration = (ms: number): string =>
-	ms < 1000 ? `${Math.round(ms)} ms` : ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+	ms < 1000
+		? `${Math.round(ms)} ms`
+		: ms < 60_000
+			? `${(ms / 1000).toFixed(1)} s`
+			: `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
 
 const pad = (text: string, width: number) => text + " ".repeat(Math.max(0, width - text.length));
 
@@ -18,14 +23,22 @@ export function renderText(report: RunReport, { color }: TextOptions): string {
 	const nameWidth = Math.max(4, ...report.steps.map((s) => s.name.length));
 	lines.push(`${pad("STEP", nameWidth)}  STATUS   TIME      SUMMARY`);
 	for (const step of report.steps) {
-		const status = step.skipped ? paint(color, 90, "- skip") : step.ok ? paint(color, 32, "✔ ok  ") : paint(color, 31, "✘ fail");
-		lines.push(`${pad(step.name, nameWidth)}  ${status}   ${pad(formatDuration(step.durationMs), 8)}  ${step.summary}`);
+		const status = step.skipped
+			? paint(color, 90, "- skip")
+			: step.ok
+				? paint(color, 32, "✔ ok  ")
+				: paint(color, 31, "✘ fail");
+		lines.push(
+			`${pad(step.name, nameWidth)}  ${status}   ${pad(formatDuration(step.durationMs), 8)}  ${step.summary}`,
+		);
 	}
 	const findings = allFindings(report);
 	if (findings.length) {
 		lines.push("");
 		const ordered = [...findings].sort(
-			(a, b) => Number(Boolean(a.acknowledged)) - Number(Boolean(b.acknowledged)) || (a.severity === b.severity ? 0 : a.severity === "error" ? -1 : 1),
+			(a, b) =>
+				Number(Boolean(a.acknowledged)) - Number(Boolean(b.acknowledged)) ||
+				(a.severity === b.severity ? 0 : a.severity === "error" ? -1 : 1),
 		);
 		for (const f of ordered) {
 			const severity = f.acknowledged
@@ -45,8 +58,16 @@ export function renderText(report: RunReport, { color }: TextOptions): string {
 	lines.push("");
 	lines.push(
 		report.ok
-			? paint(color, 32, `✔ ${report.command} passed in ${formatDuration(report.durationMs)} (${tally})`)
-			: paint(color, 31, `✘ ${report.command} failed in ${formatDuration(report.durationMs)} (${tally})`),
+			? paint(
+					color,
+					32,
+					`✔ ${report.command} passed in ${formatDuration(report.durationMs)} (${tally})`,
+				)
+			: paint(
+					color,
+					31,
+					`✘ ${report.command} failed in ${formatDuration(report.durationMs)} (${tally})`,
+				),
 	);
 	return `${lines.join("\n")}\n`;
 }

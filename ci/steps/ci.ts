@@ -11,7 +11,11 @@ export interface CiArgs {
 }
 
 /** Runs one step and turns an unexpected throw into a failed result, so one step never hides the others. */
-export async function runStepSafely<A>(step: Step<A>, ctx: StepContext, args: A): Promise<StepResult> {
+export async function runStepSafely<A>(
+	step: Step<A>,
+	ctx: StepContext,
+	args: A,
+): Promise<StepResult> {
 	const started = performance.now();
 	try {
 		return await step.run(ctx, args);
@@ -27,10 +31,17 @@ export async function runStepSafely<A>(step: Step<A>, ctx: StepContext, args: A)
 }
 
 /** lint (D1 lint, biome, tsc), tests and the migration test are independent: run them concurrently. */
-export async function runCi(ctx: (step: string) => StepContext, { project, parity }: CiArgs): Promise<StepResult[]> {
+export async function runCi(
+	ctx: (step: string) => StepContext,
+	{ project, parity }: CiArgs,
+): Promise<StepResult[]> {
 	return Promise.all([
 		runStepSafely(lintStep, ctx("lint"), { project }),
 		runStepSafely(testStep, ctx("test"), { project }),
-		runStepSafely(migrationTestStep, ctx("migration-test"), { project, parity, includeLint: false }),
+		runStepSafely(migrationTestStep, ctx("migration-test"), {
+			project,
+			parity,
+			includeLint: false,
+		}),
 	]);
 }

@@ -41,7 +41,12 @@ export async function runTool(
 		file,
 		args,
 		cwd: root,
-		env: { ...ctx.env, PATH: `${bin}${path.delimiter}${ctx.env.PATH ?? ""}`, FORCE_COLOR: "0", NO_COLOR: "1" },
+		env: {
+			...ctx.env,
+			PATH: `${bin}${path.delimiter}${ctx.env.PATH ?? ""}`,
+			FORCE_COLOR: "0",
+			NO_COLOR: "1",
+		},
 		signal: ctx.signal,
 		timeoutMs: 15 * 60_000,
 	});
@@ -87,7 +92,13 @@ export const lintStep = defineStep<LintArgs>({
 		if (tsc && existsSync(path.join(project.root, "tsconfig.json"))) {
 			ctx.progress("tsc --noEmit");
 			tools.push(
-				runTool(ctx, project.root, tsc, ["--noEmit", "-p", "tsconfig.json", "--pretty", "false"]).then((result) => {
+				runTool(ctx, project.root, tsc, [
+					"--noEmit",
+					"-p",
+					"tsconfig.json",
+					"--pretty",
+					"false",
+				]).then((result) => {
 					parts.push(`typecheck ${result.failed ? "failed" : "ok"}`);
 					if (result.failed) {
 						for (const line of (result.stdout + result.stderr).split("\n")) {
@@ -104,7 +115,11 @@ export const lintStep = defineStep<LintArgs>({
 							}
 						}
 						if (!findings.some((f) => f.code.startsWith("TS"))) {
-							findings.push({ code: "TYPECHECK", severity: "error", message: tail(result.stdout + result.stderr) });
+							findings.push({
+								code: "TYPECHECK",
+								severity: "error",
+								message: tail(result.stdout + result.stderr),
+							});
 						}
 					}
 				}),

@@ -5,7 +5,12 @@ import type { D1Database, ProjectConfig } from "../config/schema.ts";
 import { checkMigrations } from "../migrations/check.ts";
 import { compareWithWrangler, type ParityResult, runWranglerReplay } from "../migrations/parity.ts";
 import { replayMigrations } from "../migrations/replay.ts";
-import { diffSchema, formatSchemaDifferences, parseSnapshot, renderSnapshot } from "../migrations/schema.ts";
+import {
+	diffSchema,
+	formatSchemaDifferences,
+	parseSnapshot,
+	renderSnapshot,
+} from "../migrations/schema.ts";
 import { type Finding, hasErrors } from "../report/model.ts";
 import { defineStep, makeStepResult } from "./_step.ts";
 
@@ -24,10 +29,15 @@ export interface MigrationTestArgs {
 export type MigrationStatus = "applied" | "failed" | "not-run" | "retired";
 
 /** Picks the binding to test: the named env's, else the top level's, else the first env with one. */
-export function pickDatabase(project: ProjectConfig, args: Pick<MigrationTestArgs, "env" | "binding" | "dir">): D1Database {
+export function pickDatabase(
+	project: ProjectConfig,
+	args: Pick<MigrationTestArgs, "env" | "binding" | "dir">,
+): D1Database {
 	let env = resolveEnvironment(project, args.env);
 	if (args.env === undefined && env.databases.length === 0) {
-		const withD1 = project.environments.find((name) => resolveEnvironment(project, name).databases.length > 0);
+		const withD1 = project.environments.find(
+			(name) => resolveEnvironment(project, name).databases.length > 0,
+		);
 		if (withD1) env = resolveEnvironment(project, withD1);
 	}
 	const database = selectDatabase(project, env, args.binding);
@@ -46,7 +56,9 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 		const { catalog, findings: staticFindings } = checkMigrations(project, database);
 		const findings: Finding[] = args.includeLint === false ? [] : [...staticFindings];
 		const total = catalog.migrations.length;
-		ctx.progress(`replaying ${total} migration(s) from ${database.migrationsDir} on a fresh database`);
+		ctx.progress(
+			`replaying ${total} migration(s) from ${database.migrationsDir} on a fresh database`,
+		);
 		const replay = replayMigrations(catalog.migrations, {
 			migrationsTable: database.migrationsTable,
 			onMigration: (name, index) => ctx.progress(`replay ${index + 1}/${total}: ${name}`),
@@ -93,10 +105,14 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 					code: "SNAPSHOT_MISSING",
 					severity: "error",
 					file: snapshotRel,
-					message: "no schema snapshot is committed; run `workers-pipeline migration-test --update-snapshot`, review the file and commit it.",
+					message:
+						"no schema snapshot is committed; run `workers-pipeline migration-test --update-snapshot`, review the file and commit it.",
 				});
 			} else {
-				const differences = diffSchema(parseSnapshot(readFileSync(snapshotFile, "utf8")), replay.schema);
+				const differences = diffSchema(
+					parseSnapshot(readFileSync(snapshotFile, "utf8")),
+					replay.schema,
+				);
 				snapshot = differences.length ? "drift" : "matches";
 				if (differences.length) {
 					findings.push({
@@ -111,7 +127,9 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 
 		let parity: ParityResult | undefined;
 		if (args.parity) {
-			ctx.progress("parity: applying the same migrations with wrangler d1 migrations apply --local");
+			ctx.progress(
+				"parity: applying the same migrations with wrangler d1 migrations apply --local",
+			);
 			const wrangler = await runWranglerReplay({
 				root: project.root,
 				catalog,
@@ -141,7 +159,11 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 						? "failed"
 						: "not-run") as MigrationStatus,
 			})),
-			...catalog.retired.map((name) => ({ name, checksum: undefined, status: "retired" as MigrationStatus })),
+			...catalog.retired.map((name) => ({
+				name,
+				checksum: undefined,
+				status: "retired" as MigrationStatus,
+			})),
 		];
 		const ok = !hasErrors(findings);
 		const summary = [
@@ -162,7 +184,11 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 				migrationsDir: database.migrationsDir,
 				migrations,
 				snapshot: { file: snapshotRel, status: snapshot },
-				replay: { ok: replay.ok, durationMs: Math.round(replay.durationMs), failure: replay.failure },
+				replay: {
+					ok: replay.ok,
+					durationMs: Math.round(replay.durationMs),
+					failure: replay.failure,
+				},
 				parity: parity && {
 					agree: parity.agree,
 					summary: parity.summary,

@@ -1,4 +1,5 @@
 import path from "node:path";
+import { stripVTControlCharacters } from "node:util";
 import type { ProjectConfig } from "../config/schema.ts";
 import { defineStep, makeStepResult } from "./_step.ts";
 import { runTool } from "./lint.ts";
@@ -9,7 +10,7 @@ export interface TestArgs {
 
 /** Pulls "N passed" / "N failed" out of common runners' closing lines (vitest, jest, node:test). */
 export function parseTestCounts(output: string): { passed?: number; failed?: number } {
-	const text = output.replace(/\x1b\[[0-9;]*m/g, "");
+	const text = stripVTControlCharacters(output);
 	const vitest = /Tests\s+(?:(\d+) failed\s*\|\s*)?(\d+) passed/.exec(text);
 	if (vitest) return { failed: Number(vitest[1] ?? 0), passed: Number(vitest[2]) };
 	const nodeTest = /# pass (\d+)[\s\S]*?# fail (\d+)/.exec(text);
@@ -27,7 +28,8 @@ export const testStep = defineStep<TestArgs>({
 		const resolved = file.includes("/") ? path.resolve(project.root, file) : file;
 		const result = await runTool(ctx, project.root, resolved, args);
 		const counts = parseTestCounts(result.stdout + result.stderr);
-		const countText = counts.passed !== undefined ? `${counts.passed} passed, ${counts.failed ?? 0} failed` : "";
+		const countText =
+			counts.passed !== undefined ? `${counts.passed} passed, ${counts.failed ?? 0} failed` : "";
 		return makeStepResult("test", started, {
 			ok: !result.failed,
 			summary: `${[file, ...args].join(" ")}: ${result.failed ? `failed (exit ${result.exitCode ?? result.signal})` : "ok"}${countText ? ` (${countText})` : ""}`,
