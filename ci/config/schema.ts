@@ -37,10 +37,6 @@ const acknowledgementSchema = z.strictObject({
 	reason: z.string().trim().min(10, "a reason of at least 10 characters"),
 });
 
-const environmentSettingsSchema = z.strictObject({
-	healthUrl: z.url().optional(),
-});
-
 // The pipeline's own settings (workers-pipeline.jsonc); every key is optional.
 export const pipelineSettingsSchema = z.strictObject({
 	$schema: z.string().optional(),
@@ -63,12 +59,6 @@ export const pipelineSettingsSchema = z.strictObject({
 			command: z.array(z.string().min(1)).min(1).default(["npm", "test"]),
 		})
 		.default({ command: ["npm", "test"] }),
-	deploy: z
-		.strictObject({
-			healthPath: z.string().startsWith("/").default("/api/health"),
-			environments: z.record(z.string(), environmentSettingsSchema).default({}),
-		})
-		.default({ healthPath: "/api/health", environments: {} }),
 });
 
 export type PipelineSettings = z.infer<typeof pipelineSettingsSchema>;
