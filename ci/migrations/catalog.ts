@@ -190,6 +190,13 @@ function decode(bytes: Buffer): { text: string; invalidAt?: number } {
 				hi = mid;
 			}
 		}
+		// A streaming decode accepts a truncated sequence until the next byte: point at its lead byte.
+		try {
+			decoder.decode(bytes.subarray(0, lo));
+		} catch {
+			while (lo > 0 && ((bytes[lo - 1] as number) & 0xc0) === 0x80) lo--;
+			lo = Math.max(0, lo - 1);
+		}
 		return { text: bytes.toString("utf8"), invalidAt: lo };
 	}
 }

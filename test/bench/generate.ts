@@ -51,7 +51,10 @@ export function generateMigrations(dir: string, count = 200, seed = 42): string[
 			sql = `ALTER TABLE ${table} ADD COLUMN note_${i} TEXT;\nCREATE INDEX ${table}_note_${i}_idx ON ${table} (note_${i});`;
 		} else if (kind === 2) {
 			const table = pick();
-			const rows = Array.from({ length: 40 }, (_, r) => `('seed ${i}-${r}', ${Math.floor(random() * 1000)})`);
+			const rows = Array.from(
+				{ length: 40 },
+				(_, r) => `('seed ${i}-${r}', ${Math.floor(random() * 1000)})`,
+			);
 			name = `seed_${table}_${i}`;
 			sql = `INSERT INTO ${table} (name, score) VALUES\n\t${rows.join(",\n\t")};\nUPDATE ${table} SET status = 'archived' WHERE score < 100;`;
 		} else if (kind === 4) {

@@ -43,7 +43,9 @@ async function benchMigrationTest(): Promise<void> {
 		// Ours: read + order + checksum the files, replay each migration atomically, read the schema.
 		const ours = time(() => {
 			const catalog = parseCatalog(readCatalog({ root: project, database }));
-			const result = replayMigrations(catalog.migrations, { migrationsTable: database.migrationsTable });
+			const result = replayMigrations(catalog.migrations, {
+				migrationsTable: database.migrationsTable,
+			});
 			if (!result.ok) throw new Error(`replay failed: ${JSON.stringify(result.failure)}`);
 		}, 7);
 
@@ -61,14 +63,25 @@ async function benchMigrationTest(): Promise<void> {
 
 		// What users run today: wrangler d1 migrations apply --local (one run: it takes seconds).
 		const catalog = parseCatalog(readCatalog({ root: project, database }));
-		const wrangler = await runWranglerReplay({ root: project, catalog, database, env: process.env });
+		const wrangler = await runWranglerReplay({
+			root: project,
+			catalog,
+			database,
+			env: process.env,
+		});
 		if (!wrangler.ok) throw new Error(`wrangler failed: ${wrangler.message}`);
 
-		console.log(`migration-test replay of ${count} generated migrations (median of 7 runs; wrangler 1 run)`);
+		console.log(
+			`migration-test replay of ${count} generated migrations (median of 7 runs; wrangler 1 run)`,
+		);
 		console.log(`  ours (catalog + per-migration transactions + schema):  ${fmt(ours)}`);
-		console.log(`  wrangler d1 migrations apply --local:                  ${fmt(wrangler.durationMs)}`);
+		console.log(
+			`  wrangler d1 migrations apply --local:                  ${fmt(wrangler.durationMs)}`,
+		);
 		console.log(`  raw better-sqlite3 exec, one transaction (floor):      ${fmt(floor)}`);
-		console.log(`  wrangler / ours = ${(wrangler.durationMs / ours).toFixed(0)}x   (target >= 30x)`);
+		console.log(
+			`  wrangler / ours = ${(wrangler.durationMs / ours).toFixed(0)}x   (target >= 30x)`,
+		);
 		console.log(`  ours / floor    = ${(ours / floor).toFixed(2)}x  (target <= 1.5x)`);
 	} finally {
 		rmSync(project, { recursive: true, force: true });

