@@ -7,7 +7,9 @@ import type { StepResult } from "../report/model.ts";
 import type { StepContext } from "../steps/_step.ts";
 import { runCi, runStepSafely } from "../steps/ci.ts";
 import { lintStep } from "../steps/lint.ts";
+import { DEFAULT_LOCK_TIMEOUT_SECONDS, migrateStep } from "../steps/migrate.ts";
 import { migrationTestStep } from "../steps/migration-test.ts";
+import { baselineStep, planStep, restoreStep } from "../steps/remote-admin.ts";
 import { testStep } from "../steps/test.ts";
 import type { FlagDef, ParsedFlags } from "./args.ts";
 
@@ -20,6 +22,8 @@ export interface CommandInput {
 
 export interface CommandDef {
 	name: string;
+	/** Commands that change a remote database always leave JSON and Markdown reports. */
+	alwaysReport?: boolean;
 	summary: string;
 	/** Command-specific flags; the global ones (see args.ts) come on top. */
 	flags: FlagDef[];
@@ -148,5 +152,162 @@ export const COMMANDS: CommandDef[] = [
 		],
 	},
 ];
+
+const REQUIRED_ENV_FLAG: FlagDef = { ...ENV_FLAG, required: true };
+const LOCK_TIMEOUT_FLAG: FlagDef = {
+	name: "lock-timeout",
+	type: "string",
+	value: "<seconds>",
+	description: `how long to wait for a migration lock held by another run (default ${DEFAULT_LOCK_TIMEOUT_SECONDS})`,
+};
+
+function seconds(flags: ParsedFlags, name: string): number | undefined {
+	const raw = str(flags, name);
+	if (raw === undefined) return undefined;
+	if (!/^\d+(\.\d+)?$/.test(raw))
+		throw new UserError(`--${name} expects a number of seconds, not "${raw}".`);
+	return Number(raw);
+}
+
+const remoteArgs = (input: CommandInput) => ({
+	project: loadProject(input),
+	env: str(input.flags, "env") as string,
+	binding: str(input.flags, "binding"),
+});
+
+COMMANDS.push(
+	{
+		name: "plan",
+		summary:
+			"Reads the remote D1 ledger: what is applied (with checksum status), what is pending, what is wrong. Writes nothing.",
+		flags: [
+			REQUIRED_ENV_FLAG,
+			BINDING_FLAG,
+			{
+				name: "allow-out-of-order",
+				type: "boolean",
+				description: "report out-of-order pending migrations as warnings",
+			},
+		],
+		examples: [
+			"workers-pipeline plan --env staging",
+			"workers-pipeline plan --env production --json",
+		],
+		run: async (input) => [
+			await planStep.run(input.context("plan"), {
+				...remoteArgs(input),
+				allowOutOfOrder: input.flags["allow-out-of-order"] === true,
+			}),
+		],
+	},
+	{
+		name: "migrate",
+		alwaysReport: true,
+		summary:
+			"Applies pending D1 migrations over the Cloudflare API: preflight, lock, Time Travel bookmark, one atomic request per migration with its ledger rows, validation after.",
+		flags: [
+			REQUIRED_ENV_FLAG,
+			BINDING_FLAG,
+			{
+				name: "dry-run",
+				type: "boolean",
+				description: "print what would be applied; write nothing",
+			},
+			{
+				name: "auto-restore",
+				type: "boolean",
+				description:
+					"on any failure after the first write, restore the Time Travel bookmark and confirm the old head",
+			},
+			{
+				name: "rehearse",
+				type: "boolean",
+				description: "first replay the pending migrations on an export of the remote data",
+			},
+			{
+				name: "allow-out-of-order",
+				type: "boolean",
+				description: "apply pending migrations numbered below the newest applied one",
+			},
+			LOCK_TIMEOUT_FLAG,
+			{
+				name: "lock-ttl",
+				type: "string",
+				value: "<seconds>",
+				description: "lease of the lock; a run that dies loses it after this (default 300)",
+			},
+		],
+		examples: [
+			"workers-pipeline migrate --env staging",
+			"workers-pipeline migrate --env production --rehearse --auto-restore",
+			"workers-pipeline migrate --env production --dry-run --json",
+		],
+		run: async (input) => [
+			await migrateStep.run(input.context("migrate"), {
+				...remoteArgs(input),
+				dryRun: input.flags["dry-run"] === true,
+				autoRestore: input.flags["auto-restore"] === true,
+				rehearse: input.flags.rehearse === true,
+				allowOutOfOrder: input.flags["allow-out-of-order"] === true,
+				lockTimeoutSeconds: seconds(input.flags, "lock-timeout"),
+				lockTtlSeconds: seconds(input.flags, "lock-ttl"),
+			}),
+		],
+	},
+	{
+		name: "baseline",
+		alwaysReport: true,
+		summary:
+			"Adopts an existing database: records 0001..NNNN as applied, after checking the remote schema contains what they create.",
+		flags: [
+			REQUIRED_ENV_FLAG,
+			BINDING_FLAG,
+			{
+				name: "through",
+				type: "string",
+				value: "<NNNN>",
+				description: "the newest migration already in the database",
+				required: true,
+			},
+			LOCK_TIMEOUT_FLAG,
+		],
+		examples: ["workers-pipeline baseline --env production --through 0007"],
+		run: async (input) => [
+			await baselineStep.run(input.context("baseline"), {
+				...remoteArgs(input),
+				through: str(input.flags, "through") as string,
+				lockTimeoutSeconds: seconds(input.flags, "lock-timeout"),
+			}),
+		],
+	},
+	{
+		name: "restore",
+		alwaysReport: true,
+		summary:
+			"Restores the D1 database to a Time Travel bookmark (e.g. from a migrate report), then shows the ledger head.",
+		flags: [
+			REQUIRED_ENV_FLAG,
+			BINDING_FLAG,
+			{
+				name: "bookmark",
+				type: "string",
+				value: "<bookmark>",
+				description: "the bookmark to restore",
+				required: true,
+			},
+			LOCK_TIMEOUT_FLAG,
+		],
+		examples: [
+			"workers-pipeline restore --env production --bookmark <bookmark from the migrate report>",
+		],
+		run: async (input) => [
+			await restoreStep.run(input.context("restore"), {
+				...remoteArgs(input),
+				bookmark: str(input.flags, "bookmark") as string,
+				lockTimeoutSeconds: seconds(input.flags, "lock-timeout"),
+			}),
+		],
+	},
+);
 
 export const findCommand = (name: string) => COMMANDS.find((c) => c.name === name);

@@ -96,18 +96,34 @@ function makeProgress(io: CliIo, step: string, startedAt: number) {
 }
 
 function writeReports(report: RunReport, dir: string, env: CliIo["env"]): string[] {
+	const redact = makeRedactor(env);
 	mkdirSync(dir, { recursive: true });
 	const json = path.join(dir, `${report.command}.json`);
 	const md = path.join(dir, `${report.command}.md`);
-	writeFileSync(json, renderJson(report));
-	const markdown = renderMarkdown(report);
+	writeFileSync(json, redact(renderJson(report)));
+	const markdown = redact(renderMarkdown(report));
 	writeFileSync(md, markdown);
 	if (env.GITHUB_STEP_SUMMARY) appendFileSync(env.GITHUB_STEP_SUMMARY, markdown);
 	return [json, md];
 }
 
+/** Replaces every secret value with *** (the API token must never be printed or written). */
+export function makeRedactor(env: CliIo["env"]): (text: string) => string {
+	const secrets = [env.CLOUDFLARE_API_TOKEN].filter(
+		(s): s is string => typeof s === "string" && s.length >= 4,
+	);
+	if (secrets.length === 0) return (text) => text;
+	return (text) => secrets.reduce((out, secret) => out.split(secret).join("***"), text);
+}
+
 /** Runs one CLI invocation and returns its exit code; never throws, never exits the process. */
-export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<number> {
+	const redact = makeRedactor(rawIo.env);
+	const io: CliIo = {
+		...rawIo,
+		stdout: (t) => rawIo.stdout(redact(t)),
+		stderr: (t) => rawIo.stderr(redact(t)),
+	};
 	const [name, ...rest] = argv;
 	if (name === undefined || name === "--help" || name === "-h" || name === "help") {
 		io.stdout(renderHelp());
@@ -150,7 +166,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 			steps,
 		};
 		const reportDir = flags["report-dir"] as string | undefined;
-		if (reportDir || io.env.CI || io.env.GITHUB_STEP_SUMMARY) {
+		if (reportDir || command.alwaysReport || io.env.CI || io.env.GITHUB_STEP_SUMMARY) {
 			const root = path.resolve(io.cwd, (flags.cwd as string | undefined) ?? ".");
 			writeReports(report, path.resolve(root, reportDir ?? ".reports"), io.env);
 		}
@@ -165,9 +181,19 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
 			: `internal error: ${(error as Error)?.message ?? String(error)}\nThis is a bug in workers-pipeline; please report it with the command you ran.${io.env.WORKERS_PIPELINE_DEBUG ? `\n${(error as Error)?.stack}` : ""}`;
 		const code = usage ? (error as CiError).code : "E_INTERNAL";
 		if (json) {
-			io.stdout(
-				`${JSON.stringify({ ok: false, command: command.name, error: { code, message } }, null, 2)}\n`,
-			);
+			// Same keys as a report (report/json.ts), so consumers can read .findings on any failure.
+			const totalMs = Math.round(performance.now() - started);
+			const finding = { step: command.name, code, severity: "error", file: null, line: null };
+			const document = {
+				ok: false,
+				command: command.name,
+				error: { code, message },
+				findings: [{ ...finding, column: null, message }],
+				migrations: [],
+				steps: [],
+				timings: { totalMs, steps: {} },
+			};
+			io.stdout(`${JSON.stringify(document, null, 2)}\n`);
 		}
 		io.stderr(`workers-pipeline ${command.name}: ${message}\n`);
 		return usage ? EXIT_USAGE : EXIT_FAILED;

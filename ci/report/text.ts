@@ -5,6 +5,14 @@ export interface TextOptions {
 	color: boolean;
 }
 
+interface MigrationLine {
+	name: string;
+	status: string;
+	checksum?: string;
+	durationMs?: number;
+	note?: string;
+}
+
 const paint = (on: boolean, code: number, text: string) =>
 	on ? `\x1b[${code}m${text}\x1b[0m` : text;
 
@@ -31,6 +39,24 @@ export function renderText(report: RunReport, { color }: TextOptions): string {
 		lines.push(
 			`${pad(step.name, nameWidth)}  ${status}   ${pad(formatDuration(step.durationMs), 8)}  ${step.summary}`,
 		);
+	}
+	for (const step of report.steps) {
+		const rows = Array.isArray(step.data?.migrations)
+			? (step.data.migrations as MigrationLine[])
+			: [];
+		if (rows.length === 0 || rows.length > 500) continue;
+		lines.push("", `${step.name}: migrations`);
+		for (const row of rows) {
+			const extra = [
+				row.durationMs !== undefined ? formatDuration(row.durationMs) : "",
+				row.note ?? "",
+			]
+				.filter(Boolean)
+				.join("  ");
+			lines.push(
+				`  ${pad(row.status, 11)} ${pad(row.name, 44)} ${row.checksum ? row.checksum.slice(0, 12) : "-".padEnd(12)}${extra ? `  ${extra}` : ""}`,
+			);
+		}
 	}
 	const findings = allFindings(report);
 	if (findings.length) {

@@ -14,16 +14,21 @@ const median = (values: number[]) => {
 	return sorted[Math.floor(sorted.length / 2)] as number;
 };
 
-function time(fn: () => void, runs: number): number {
-	fn(); // warm-up
-	const samples: number[] = [];
+/** Runs the candidates interleaved, so drift in machine load hits each alike; medians per candidate. */
+function timeInterleaved(candidates: (() => void)[], runs: number): number[] {
+	for (const fn of candidates) fn(); // warm-up
+	const samples = candidates.map(() => [] as number[]);
 	for (let i = 0; i < runs; i++) {
-		const t0 = performance.now();
-		fn();
-		samples.push(performance.now() - t0);
+		for (const [index, fn] of candidates.entries()) {
+			const t0 = performance.now();
+			fn();
+			samples[index]?.push(performance.now() - t0);
+		}
 	}
-	return median(samples);
+	return samples.map(median);
 }
+
+const RUNS = 21;
 
 const fmt = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
 
@@ -41,17 +46,17 @@ async function benchMigrationTest(): Promise<void> {
 		if (!database) throw new Error("no database");
 
 		// Ours: read + order + checksum the files, replay each migration atomically, read the schema.
-		const ours = time(() => {
+		const oursRun = () => {
 			const catalog = parseCatalog(readCatalog({ root: project, database }));
 			const result = replayMigrations(catalog.migrations, {
 				migrationsTable: database.migrationsTable,
 			});
 			if (!result.ok) throw new Error(`replay failed: ${JSON.stringify(result.failure)}`);
-		}, 7);
+		};
 
 		// The floor: raw better-sqlite3 exec of every file in one transaction.
 		const dir = path.join(project, "migrations");
-		const floor = time(() => {
+		const floorRun = () => {
 			const files = readdirSync(dir).sort();
 			const db = new Database(":memory:");
 			db.pragma("foreign_keys = ON");
@@ -59,7 +64,8 @@ async function benchMigrationTest(): Promise<void> {
 			for (const file of files) db.exec(readFileSync(path.join(dir, file), "utf8"));
 			db.exec("COMMIT");
 			db.close();
-		}, 7);
+		};
+		const [ours, floor] = timeInterleaved([oursRun, floorRun], RUNS) as [number, number];
 
 		// What users run today: wrangler d1 migrations apply --local (one run: it takes seconds).
 		const catalog = parseCatalog(readCatalog({ root: project, database }));
@@ -72,7 +78,7 @@ async function benchMigrationTest(): Promise<void> {
 		if (!wrangler.ok) throw new Error(`wrangler failed: ${wrangler.message}`);
 
 		console.log(
-			`migration-test replay of ${count} generated migrations (median of 7 runs; wrangler 1 run)`,
+			`migration-test replay of ${count} generated migrations (median of ${RUNS} interleaved runs; wrangler 1 run)`,
 		);
 		console.log(`  ours (catalog + per-migration transactions + schema):  ${fmt(ours)}`);
 		console.log(

@@ -1,0 +1,211 @@
+import Cloudflare, { APIConnectionError, APIError } from "cloudflare";
+import { D1ApiError } from "../errors.ts";
+
+export interface StatementResult {
+	results: Record<string, unknown>[];
+	success: boolean;
+	meta?: {
+		changes?: number;
+		duration?: number;
+		last_row_id?: number;
+		rows_read?: number;
+		rows_written?: number;
+	};
+}
+
+/** What the migrate logic needs from a database; implemented by D1 over REST and by better-sqlite3. */
+export interface SqlExecutor {
+	/** Runs one request; several statements run atomically, one result per statement. */
+	query(sql: string, options?: { params?: unknown[]; write?: boolean }): Promise<StatementResult[]>;
+}
+
+export interface D1ClientOptions {
+	apiToken: string;
+	accountId: string;
+	databaseId: string;
+	/** `CLOUDFLARE_API_BASE_URL`, e.g. https://api.cloudflare.com/client/v4 */
+	baseURL?: string;
+	/** Per request; a request past it has no clear answer (see isAmbiguous). */
+	timeoutMs?: number;
+	/** Retries for reads only; writes are never retried by the SDK. */
+	readRetries?: number;
+}
+
+export interface Bookmark {
+	bookmark: string;
+}
+
+/** D1 over the Cloudflare REST API via the official SDK. */
+export class D1Client implements SqlExecutor {
+	readonly databaseId: string;
+	readonly accountId: string;
+	#reader: Cloudflare;
+	#writer: Cloudflare;
+	#requests = 0;
+
+	constructor(options: D1ClientOptions) {
+		this.databaseId = options.databaseId;
+		this.accountId = options.accountId;
+		const common = {
+			apiToken: options.apiToken,
+			baseURL: options.baseURL,
+			timeout: options.timeoutMs ?? 60_000,
+			// The SDK's own logging could print request details; keep it off.
+			logLevel: "off" as const,
+		};
+		this.#reader = new Cloudflare({ ...common, maxRetries: options.readRetries ?? 2 });
+		// A write retried blindly could apply a migration twice: never let the SDK retry one.
+		this.#writer = new Cloudflare({ ...common, maxRetries: 0 });
+	}
+
+	/** How many HTTP requests this client has started (for reports and benchmarks). */
+	get requestCount(): number {
+		return this.#requests;
+	}
+
+	async query(
+		sql: string,
+		options: { params?: unknown[]; write?: boolean } = {},
+	): Promise<StatementResult[]> {
+		const client = options.write ? this.#writer : this.#reader;
+		this.#requests++;
+		try {
+			const page = await client.d1.database.query(this.databaseId, {
+				account_id: this.accountId,
+				sql,
+				...(options.params ? { params: options.params as string[] } : {}),
+			});
+			return page.result.map((r) => ({
+				results: (r.results ?? []) as Record<string, unknown>[],
+				success: r.success !== false,
+				meta: r.meta,
+			}));
+		} catch (error) {
+			throw toD1ApiError(error, "query");
+		}
+	}
+
+	async getBookmark(timestamp?: string): Promise<string> {
+		this.#requests++;
+		try {
+			const response = await this.#reader.d1.database.timeTravel.getBookmark(this.databaseId, {
+				account_id: this.accountId,
+				...(timestamp ? { timestamp } : {}),
+			});
+			if (!response.bookmark) throw new D1ApiError("D1 returned no Time Travel bookmark");
+			return response.bookmark;
+		} catch (error) {
+			throw toD1ApiError(error, "time_travel/bookmark");
+		}
+	}
+
+	async restore(
+		bookmark: string,
+	): Promise<{ bookmark?: string; previousBookmark?: string; message?: string }> {
+		this.#requests++;
+		try {
+			const response = await this.#writer.d1.database.timeTravel.restore(this.databaseId, {
+				account_id: this.accountId,
+				bookmark,
+			});
+			return {
+				bookmark: response.bookmark,
+				previousBookmark: response.previous_bookmark,
+				message: response.message,
+			};
+		} catch (error) {
+			throw toD1ApiError(error, "time_travel/restore");
+		}
+	}
+
+	/** Exports the database as SQL (export API with polling), then downloads the dump. */
+	async exportSql(
+		options: { pollIntervalMs?: number; timeoutMs?: number; signal?: AbortSignal } = {},
+	): Promise<string> {
+		const deadline = Date.now() + (options.timeoutMs ?? 10 * 60_000);
+		let currentBookmark: string | undefined;
+		for (;;) {
+			this.#requests++;
+			let response: Awaited<ReturnType<Cloudflare["d1"]["database"]["export"]>>;
+			try {
+				response = await this.#reader.d1.database.export(this.databaseId, {
+					account_id: this.accountId,
+					output_format: "polling",
+					...(currentBookmark ? { current_bookmark: currentBookmark } : {}),
+				});
+			} catch (error) {
+				throw toD1ApiError(error, "export");
+			}
+			if (response.status === "error" || response.error) {
+				throw new D1ApiError(`D1 export failed: ${response.error ?? "unknown error"}`);
+			}
+			const url = response.result?.signed_url;
+			if (response.status === "complete" && url) {
+				this.#requests++;
+				const download = await fetch(url, { signal: options.signal });
+				if (!download.ok)
+					throw new D1ApiError(`D1 export download failed: HTTP ${download.status}`, {
+						status: download.status,
+					});
+				return download.text();
+			}
+			currentBookmark = response.at_bookmark ?? currentBookmark;
+			if (Date.now() > deadline) throw new D1ApiError("D1 export did not complete in time");
+			await sleep(options.pollIntervalMs ?? 1000, options.signal);
+		}
+	}
+}
+
+export const sleep = (ms: number, signal?: AbortSignal) =>
+	new Promise<void>((resolve, reject) => {
+		const timer = setTimeout(resolve, ms);
+		signal?.addEventListener(
+			"abort",
+			() => {
+				clearTimeout(timer);
+				reject(signal.reason);
+			},
+			{ once: true },
+		);
+	});
+
+/**
+ * True when a failed request may or may not have been applied: no response (timeout, reset) or a
+ * 5xx/429. Only a ledger read can tell which.
+ */
+export function isAmbiguous(error: unknown): boolean {
+	if (!(error instanceof D1ApiError)) return true;
+	return error.status === undefined || error.status >= 500 || error.status === 429;
+}
+
+/** Keeps D1's own error code and message; never includes request headers (the token). */
+export function toD1ApiError(error: unknown, operation: string): D1ApiError {
+	if (error instanceof D1ApiError) return error;
+	if (error instanceof APIConnectionError) {
+		return new D1ApiError(`D1 ${operation}: no answer from the API (${error.message})`, {
+			cause: undefined,
+		});
+	}
+	if (error instanceof APIError) {
+		const first = (error.errors as { code?: number; message?: string }[] | undefined)?.[0];
+		const status = typeof error.status === "number" ? error.status : undefined;
+		const detail = first?.message ?? error.message;
+		return new D1ApiError(
+			`D1 ${operation} failed${status ? ` (HTTP ${status})` : ""}${first?.code ? ` [${first.code}]` : ""}: ${detail}${hintFor(status, first?.code)}`,
+			{ status, d1Code: first?.code },
+		);
+	}
+	return new D1ApiError(`D1 ${operation}: ${(error as Error)?.message ?? String(error)}`);
+}
+
+function hintFor(status: number | undefined, code: number | undefined): string {
+	if (status === 401 || code === 10000 || code === 9109) {
+		return " — check CLOUDFLARE_API_TOKEN (it needs D1 Edit on this account) and CLOUDFLARE_ACCOUNT_ID";
+	}
+	if (status === 403 || code === 7403) {
+		return " — the token has no access to this account or database: check CLOUDFLARE_ACCOUNT_ID and the token's D1 permission";
+	}
+	if (status === 404 || code === 7404)
+		return " — check database_id in the wrangler config and CLOUDFLARE_ACCOUNT_ID";
+	return "";
+}

@@ -1,0 +1,199 @@
+import { ledgerTableSql } from "./replay.ts";
+
+// workers-pipeline's own tables live beside wrangler's ledger, which stays the record of what is
+// applied (so `wrangler d1 migrations list` keeps working). They are left out of schema checks.
+export const AUDIT_TABLE = "workers_pipeline_migrations";
+export const LOCK_TABLE = "workers_pipeline_lock";
+export const RUNS_TABLE = "workers_pipeline_runs";
+// A table whose CHECK refuses every row: inserting into it aborts the whole request.
+export const FENCE_TABLE = "workers_pipeline_fence";
+export const PIPELINE_TABLES = [AUDIT_TABLE, LOCK_TABLE, RUNS_TABLE, FENCE_TABLE] as const;
+
+export const quoteIdentifier = (name: string) => `"${name.replace(/"/g, '""')}"`;
+export const sqlString = (value: string | null | undefined) =>
+	value === null || value === undefined ? "NULL" : `'${value.replace(/'/g, "''")}'`;
+const sqlInteger = (value: number | null | undefined) =>
+	value === null || value === undefined || !Number.isFinite(value)
+		? "NULL"
+		: String(Math.round(value));
+
+/** How a row got into the audit table. */
+export type RecordedBy = "migrate" | "adopted" | "baseline";
+
+export interface AuditEntry {
+	name: string;
+	checksum: string;
+	gitSha: string | null;
+	appliedBy: string | null;
+	durationMs: number | null;
+	bookmark: string | null;
+	runId: string | null;
+	recordedBy: RecordedBy;
+	recordedAt: string | null;
+}
+
+export interface WranglerLedgerRow {
+	id: number;
+	name: string;
+	appliedAt: string | null;
+}
+
+export interface LedgerState {
+	/** wrangler's table, in apply order; empty when the table does not exist yet. */
+	applied: WranglerLedgerRow[];
+	audit: Map<string, AuditEntry>;
+}
+
+/** Creates every table migrate needs; idempotent, one request. */
+export function setupSql(migrationsTable: string): string {
+	return [
+		ledgerTableSql(migrationsTable),
+		`CREATE TABLE IF NOT EXISTS ${AUDIT_TABLE} (
+	name TEXT PRIMARY KEY,
+	checksum TEXT NOT NULL,
+	git_sha TEXT,
+	applied_by TEXT,
+	duration_ms INTEGER,
+	bookmark TEXT,
+	run_id TEXT,
+	recorded_by TEXT NOT NULL,
+	recorded_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);`,
+		`CREATE TABLE IF NOT EXISTS ${LOCK_TABLE} (
+	id INTEGER PRIMARY KEY CHECK (id = 1),
+	run_id TEXT NOT NULL,
+	owner TEXT NOT NULL,
+	acquired_at INTEGER NOT NULL,
+	expires_at INTEGER NOT NULL
+);`,
+		`CREATE TABLE IF NOT EXISTS ${RUNS_TABLE} (
+	run_id TEXT PRIMARY KEY,
+	owner TEXT NOT NULL,
+	environment TEXT,
+	git_sha TEXT,
+	bookmark TEXT,
+	status TEXT NOT NULL,
+	detail TEXT,
+	started_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+	finished_at TEXT
+);`,
+		`CREATE TABLE IF NOT EXISTS ${FENCE_TABLE} (lock_lost INTEGER CHECK (lock_lost IS NULL));`,
+	].join("\n");
+}
+
+export const readLedgerSql = (migrationsTable: string) =>
+	`SELECT id, name, applied_at FROM ${quoteIdentifier(migrationsTable)} ORDER BY id;\nSELECT name, checksum, git_sha, applied_by, duration_ms, bookmark, run_id, recorded_by, recorded_at FROM ${AUDIT_TABLE};`;
+
+/** Maps the two result sets of readLedgerSql. */
+export function parseLedger(
+	wranglerRows: readonly Record<string, unknown>[],
+	auditRows: readonly Record<string, unknown>[],
+): LedgerState {
+	return {
+		applied: wranglerRows.map((r) => ({
+			id: Number(r.id),
+			name: String(r.name),
+			appliedAt: r.applied_at === null || r.applied_at === undefined ? null : String(r.applied_at),
+		})),
+		audit: new Map(
+			auditRows.map((r) => [
+				String(r.name),
+				{
+					name: String(r.name),
+					checksum: String(r.checksum),
+					gitSha: (r.git_sha as string | null) ?? null,
+					appliedBy: (r.applied_by as string | null) ?? null,
+					durationMs:
+						r.duration_ms === null || r.duration_ms === undefined ? null : Number(r.duration_ms),
+					bookmark: (r.bookmark as string | null) ?? null,
+					runId: (r.run_id as string | null) ?? null,
+					recordedBy: String(r.recorded_by) as RecordedBy,
+					recordedAt: (r.recorded_at as string | null) ?? null,
+				},
+			]),
+		),
+	};
+}
+
+/**
+ * Fails the whole request unless `runId` holds the lock, and extends the lease: the fence that
+ * keeps a run that lost its lock (paused, partitioned) from writing after another took over.
+ */
+export function fenceSql(runId: string, ttlSeconds: number): string {
+	return [
+		`INSERT INTO ${FENCE_TABLE} (lock_lost) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM ${LOCK_TABLE} WHERE id = 1 AND run_id = ${sqlString(runId)});`,
+		`UPDATE ${LOCK_TABLE} SET expires_at = CAST(strftime('%s', 'now') AS INTEGER) + ${sqlInteger(ttlSeconds)} WHERE id = 1 AND run_id = ${sqlString(runId)};`,
+	].join("\n");
+}
+
+/** The ledger rows written in the same request as the migration. */
+export function recordSql(
+	migrationsTable: string,
+	entry: Omit<AuditEntry, "recordedAt">,
+	{ wrangler }: { wrangler: boolean },
+): string {
+	const lines: string[] = [];
+	// Exactly wrangler's own statement, so its table looks as if wrangler had applied it.
+	if (wrangler)
+		lines.push(
+			`INSERT INTO ${quoteIdentifier(migrationsTable)} (name)\nvalues (${sqlString(entry.name)});`,
+		);
+	lines.push(
+		`INSERT OR REPLACE INTO ${AUDIT_TABLE} (name, checksum, git_sha, applied_by, duration_ms, bookmark, run_id, recorded_by) VALUES (${[
+			sqlString(entry.name),
+			sqlString(entry.checksum),
+			sqlString(entry.gitSha),
+			sqlString(entry.appliedBy),
+			sqlInteger(entry.durationMs),
+			sqlString(entry.bookmark),
+			sqlString(entry.runId),
+			sqlString(entry.recordedBy),
+		].join(", ")});`,
+	);
+	return lines.join("\n");
+}
+
+/** The lock claim, in one request: take it if free or expired, then report who holds it. */
+export function claimLockSql(runId: string, owner: string, ttlSeconds: number): string {
+	const now = "CAST(strftime('%s', 'now') AS INTEGER)";
+	return [
+		`SELECT run_id, owner, acquired_at, expires_at, ${now} AS now FROM ${LOCK_TABLE} WHERE id = 1 AND expires_at < ${now};`,
+		`DELETE FROM ${LOCK_TABLE} WHERE id = 1 AND expires_at < ${now};`,
+		`INSERT OR IGNORE INTO ${LOCK_TABLE} (id, run_id, owner, acquired_at, expires_at) VALUES (1, ${sqlString(runId)}, ${sqlString(owner)}, ${now}, ${now} + ${sqlInteger(ttlSeconds)});`,
+		`SELECT run_id, owner, acquired_at, expires_at, ${now} AS now FROM ${LOCK_TABLE} WHERE id = 1;`,
+	].join("\n");
+}
+
+export const releaseLockSql = (runId: string) =>
+	`DELETE FROM ${LOCK_TABLE} WHERE id = 1 AND run_id = ${sqlString(runId)};`;
+
+export interface RunRecord {
+	runId: string;
+	owner: string;
+	environment: string | null;
+	gitSha: string | null;
+	bookmark: string | null;
+	status: "running" | "succeeded" | "failed" | "restored" | "nothing-to-do";
+	detail: string | null;
+}
+
+/** Upsert, so the final status survives a Time Travel restore that removed the first row. */
+export function runRecordSql(run: RunRecord): string {
+	const finished = run.status === "running" ? "NULL" : "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
+	return `INSERT INTO ${RUNS_TABLE} (run_id, owner, environment, git_sha, bookmark, status, detail, finished_at) VALUES (${[
+		sqlString(run.runId),
+		sqlString(run.owner),
+		sqlString(run.environment),
+		sqlString(run.gitSha),
+		sqlString(run.bookmark),
+		sqlString(run.status),
+		sqlString(run.detail),
+		finished,
+	].join(
+		", ",
+	)}) ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, detail = excluded.detail, bookmark = excluded.bookmark, finished_at = excluded.finished_at;`;
+}
+
+/** Durations are known only after each apply; they are written once, at the end of the run. */
+export const durationSql = (name: string, durationMs: number) =>
+	`UPDATE ${AUDIT_TABLE} SET duration_ms = ${sqlInteger(durationMs)} WHERE name = ${sqlString(name)};`;

@@ -1,0 +1,182 @@
+import { isAmbiguous, type SqlExecutor, sleep } from "../cloudflare/d1-client.ts";
+import { CiError } from "../errors.ts";
+import {
+	AUDIT_TABLE,
+	claimLockSql,
+	type LedgerState,
+	PIPELINE_TABLES,
+	parseLedger,
+	quoteIdentifier,
+	releaseLockSql,
+	setupSql,
+} from "./ledger.ts";
+import { makeSchema, SCHEMA_QUERY, type Schema, type SchemaRow } from "./schema.ts";
+
+export interface RemoteState {
+	ledger: LedgerState;
+	/** Schema without wrangler's ledger and the pipeline's tables. */
+	schema: Schema;
+	tables: Set<string>;
+}
+
+/** Reads the schema and both ledgers without writing anything (missing tables read as empty). */
+export async function readRemoteState(
+	db: SqlExecutor,
+	migrationsTable: string,
+): Promise<RemoteState> {
+	const [schemaResult] = await db.query(SCHEMA_QUERY);
+	const rows = (schemaResult?.results ?? []) as unknown as SchemaRow[];
+	const tables = new Set(rows.filter((r) => r.type === "table").map((r) => r.name));
+	const schema = makeSchema(rows, [migrationsTable, ...PIPELINE_TABLES]);
+	const statements: string[] = [];
+	if (tables.has(migrationsTable))
+		statements.push(
+			`SELECT id, name, applied_at FROM ${quoteIdentifier(migrationsTable)} ORDER BY id;`,
+		);
+	if (tables.has(AUDIT_TABLE)) {
+		statements.push(
+			`SELECT name, checksum, git_sha, applied_by, duration_ms, bookmark, run_id, recorded_by, recorded_at FROM ${AUDIT_TABLE};`,
+		);
+	}
+	if (statements.length === 0) return { ledger: parseLedger([], []), schema, tables };
+	const results = await db.query(statements.join("\n"));
+	const wranglerRows = tables.has(migrationsTable) ? (results[0]?.results ?? []) : [];
+	const auditRows = tables.has(AUDIT_TABLE) ? (results.at(-1)?.results ?? []) : [];
+	return { ledger: parseLedger(wranglerRows, auditRows), schema, tables };
+}
+
+/** Reads only wrangler's ledger names: the question asked after a request with no clear answer. */
+export async function readAppliedNames(
+	db: SqlExecutor,
+	migrationsTable: string,
+): Promise<Set<string>> {
+	const [result] = await db.query(`SELECT name FROM ${quoteIdentifier(migrationsTable)};`);
+	return new Set((result?.results ?? []).map((r) => String(r.name)));
+}
+
+/**
+ * Retries a read until it gets a clear answer; only reads are retried like this. Gives up after
+ * `attempts`, throwing the last error.
+ */
+export async function readWithRetry<T>(
+	read: () => Promise<T>,
+	{
+		attempts = 6,
+		baseDelayMs = 250,
+		signal,
+	}: { attempts?: number; baseDelayMs?: number; signal?: AbortSignal } = {},
+): Promise<T> {
+	let last: unknown;
+	for (let i = 0; i < attempts; i++) {
+		try {
+			return await read();
+		} catch (error) {
+			last = error;
+			if (!isAmbiguous(error)) throw error;
+			await sleep(Math.min(baseDelayMs * 2 ** i, 5000), signal);
+		}
+	}
+	throw last;
+}
+
+export interface LockHolder {
+	runId: string;
+	owner: string;
+	acquiredAt: number;
+	expiresAt: number;
+	now: number;
+}
+
+export type LockOutcome =
+	| { acquired: true; tookOverFrom: LockHolder | undefined }
+	| { acquired: false; holder: LockHolder | undefined };
+
+const toHolder = (row: Record<string, unknown> | undefined): LockHolder | undefined =>
+	row
+		? {
+				runId: String(row.run_id),
+				owner: String(row.owner),
+				acquiredAt: Number(row.acquired_at),
+				expiresAt: Number(row.expires_at),
+				now: Number(row.now),
+			}
+		: undefined;
+
+/** One request: create the pipeline tables if needed, take the lock if it is free or expired. */
+export async function tryClaimLock(
+	db: SqlExecutor,
+	{
+		migrationsTable,
+		runId,
+		owner,
+		ttlSeconds,
+	}: { migrationsTable: string; runId: string; owner: string; ttlSeconds: number },
+): Promise<LockOutcome> {
+	const sql = `${setupSql(migrationsTable)}\n${claimLockSql(runId, owner, ttlSeconds)}`;
+	let results: Awaited<ReturnType<SqlExecutor["query"]>>;
+	try {
+		results = await db.query(sql, { write: true });
+	} catch (error) {
+		if (!isAmbiguous(error)) throw error;
+		// No clear answer: ask who holds the lock now; if it is us, the claim went through.
+		const [row] =
+			(await readWithRetry(() =>
+				db.query(
+					`SELECT run_id, owner, acquired_at, expires_at, CAST(strftime('%s', 'now') AS INTEGER) AS now FROM workers_pipeline_lock WHERE id = 1;`,
+				),
+			)) ?? [];
+		const holder = toHolder(row?.results[0]);
+		return holder?.runId === runId
+			? { acquired: true, tookOverFrom: undefined }
+			: { acquired: false, holder };
+	}
+	const stale = toHolder(results.at(-4)?.results[0]);
+	const holder = toHolder(results.at(-1)?.results[0]);
+	if (holder?.runId === runId) return { acquired: true, tookOverFrom: stale };
+	return { acquired: false, holder };
+}
+
+export class LockHeldError extends CiError {
+	readonly holder: LockHolder | undefined;
+	constructor(holder: LockHolder | undefined, waitedSeconds: number) {
+		super(
+			`the migration lock is held by ${holder ? `${holder.owner} (run ${holder.runId}, expires in ${Math.max(0, holder.expiresAt - holder.now)} s)` : "another run"}; waited ${waitedSeconds} s. Wait for it to finish, or raise --lock-timeout.`,
+			"E_CHECKS_FAILED",
+		);
+		this.name = "LockHeldError";
+		this.holder = holder;
+	}
+}
+
+/** Claims the lock, polling until `timeoutMs`; throws LockHeldError naming the holder. */
+export async function acquireLock(
+	db: SqlExecutor,
+	options: {
+		migrationsTable: string;
+		runId: string;
+		owner: string;
+		ttlSeconds: number;
+		timeoutMs: number;
+		pollMs?: number;
+		signal?: AbortSignal;
+		onWait?: (holder: LockHolder | undefined) => void;
+	},
+): Promise<{ tookOverFrom: LockHolder | undefined }> {
+	const started = Date.now();
+	for (;;) {
+		const outcome = await tryClaimLock(db, options);
+		if (outcome.acquired) return { tookOverFrom: outcome.tookOverFrom };
+		const waited = Date.now() - started;
+		if (waited >= options.timeoutMs)
+			throw new LockHeldError(outcome.holder, Math.round(waited / 1000));
+		options.onWait?.(outcome.holder);
+		await sleep(
+			Math.min(options.pollMs ?? 1000, Math.max(50, options.timeoutMs - waited)),
+			options.signal,
+		);
+	}
+}
+
+export async function releaseLock(db: SqlExecutor, runId: string): Promise<void> {
+	await readWithRetry(() => db.query(releaseLockSql(runId), { write: true }), { attempts: 4 });
+}

@@ -1,0 +1,98 @@
+import { execFileSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import os from "node:os";
+import { D1Client } from "../cloudflare/d1-client.ts";
+import { resolveEnvironment, selectDatabase } from "../config/load.ts";
+import type { D1Database, ProjectConfig, ResolvedEnvironment } from "../config/schema.ts";
+import { UserError } from "../errors.ts";
+import type { StepContext } from "./_step.ts";
+
+export interface RemoteArgs {
+	project: ProjectConfig;
+	env: string;
+	binding?: string;
+}
+
+export interface RemoteTarget {
+	environment: ResolvedEnvironment;
+	database: D1Database & { databaseId: string };
+	client: D1Client;
+	apiToken: string;
+}
+
+/** Resolves env + binding + credentials, before any request; every problem is a UserError (exit 2). */
+export function openRemote(ctx: StepContext, { project, env, binding }: RemoteArgs): RemoteTarget {
+	const environment = resolveEnvironment(project, env);
+	const database = selectDatabase(project, environment, binding);
+	if (!database.databaseId) {
+		throw new UserError(
+			`${project.wranglerPath}: env.${env}.d1_databases binding "${database.binding}" has no database_id; add the id shown by \`wrangler d1 list\`.`,
+			"E_CONFIG_INVALID",
+		);
+	}
+	const apiToken = ctx.env.CLOUDFLARE_API_TOKEN;
+	const accountId = ctx.env.CLOUDFLARE_ACCOUNT_ID;
+	const missing = [
+		!apiToken && "CLOUDFLARE_API_TOKEN",
+		!accountId && "CLOUDFLARE_ACCOUNT_ID",
+	].filter(Boolean);
+	if (!apiToken || !accountId) {
+		throw new UserError(
+			`${missing.join(" and ")} ${missing.length > 1 ? "are" : "is"} not set. Export an API token with D1 Edit permission and the account id (in CI, from secrets); nothing was sent.`,
+			"E_CONFIG_MISSING",
+		);
+	}
+	const client = new D1Client({
+		apiToken,
+		accountId,
+		databaseId: database.databaseId,
+		baseURL: ctx.env.CLOUDFLARE_API_BASE_URL || undefined,
+		timeoutMs: Number(ctx.env.WORKERS_PIPELINE_REQUEST_TIMEOUT_MS) || 60_000,
+	});
+	return {
+		environment,
+		database: { ...database, databaseId: database.databaseId },
+		client,
+		apiToken,
+	};
+}
+
+/** Who is running: the CI actor and run when known, else user@host. */
+export function describeOwner(env: StepContext["env"]): string {
+	if (env.GITHUB_ACTIONS && env.GITHUB_ACTOR) {
+		return `${env.GITHUB_ACTOR} via GitHub Actions ${env.GITHUB_REPOSITORY ?? ""} run ${env.GITHUB_RUN_ID ?? "?"}`.trim();
+	}
+	let user = env.USER ?? env.USERNAME;
+	if (!user) {
+		try {
+			user = os.userInfo().username;
+		} catch {
+			user = "unknown";
+		}
+	}
+	return `${user}@${os.hostname()} pid ${process.pid}`;
+}
+
+export function gitSha(root: string, env: StepContext["env"]): string | null {
+	if (env.GITHUB_SHA) return env.GITHUB_SHA;
+	try {
+		return execFileSync("git", ["rev-parse", "HEAD"], {
+			cwd: root,
+			stdio: ["ignore", "pipe", "ignore"],
+		})
+			.toString()
+			.trim();
+	} catch {
+		return null;
+	}
+}
+
+export const newRunId = () => randomUUID();
+
+/** The two ways to put the database back, printed wherever a restore may be needed. */
+export function restoreCommands(envName: string, database: D1Database, bookmark: string): string[] {
+	return [
+		`workers-pipeline restore --env ${envName} --binding ${database.binding} --bookmark ${bookmark}`,
+		`wrangler d1 time-travel restore ${database.databaseName ?? database.binding} --env ${envName} --bookmark=${bookmark}`,
+	];
+}
