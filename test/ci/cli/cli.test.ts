@@ -1,0 +1,449 @@
+import { spawnSync } from "node:child_process";
+import {
+	chmodSync,
+	cpSync,
+	mkdirSync,
+	mkdtempSync,
+	readFileSync,
+	rmSync,
+	writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { GLOBAL_FLAGS } from "../../../ci/cli/args.ts";
+import { COMMANDS } from "../../../ci/cli/commands.ts";
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, runCli } from "../../../ci/cli/main.ts";
+
+const REPO = path.resolve(import.meta.dirname, "../../..");
+const TEMPLATE = path.join(REPO, "test/fixtures/projects/basic");
+const BIN = path.join(REPO, "bin/workers-pipeline.js");
+const STACK_LINE = /^\s+at /m;
+
+const dirs: string[] = [];
+afterEach(() => {
+	for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+type Files = Record<string, string | Buffer | null>;
+
+/**
+ * A copy of the basic fixture project (wrangler.jsonc, workers-pipeline.jsonc without a real
+ * toolchain, two migrations and their snapshot); `files` adds, replaces (string/bytes) or deletes (null).
+ */
+function fixture(files: Files = {}): string {
+	const dir = mkdtempSync(path.join(tmpdir(), "wp-cli-"));
+	dirs.push(dir);
+	cpSync(TEMPLATE, dir, { recursive: true });
+	for (const [name, content] of Object.entries(files)) {
+		const file = path.join(dir, name);
+		if (content === null) rmSync(file, { recursive: true, force: true });
+		else writeFileSync(file, content);
+	}
+	return dir;
+}
+
+/** Runs the CLI in-process with captured output; `--cwd <dir>` is added when a dir is given. */
+async function cli(argv: string[], dir?: string) {
+	let stdout = "";
+	let stderr = "";
+	const code = await runCli(dir ? [...argv, "--cwd", dir] : argv, {
+		stdout: (text) => {
+			stdout += text;
+		},
+		stderr: (text) => {
+			stderr += text;
+		},
+		// No CI / GITHUB_STEP_SUMMARY: no report files are written into the fixture.
+		env: { PATH: process.env.PATH },
+		cwd: dir ?? REPO,
+		isTTY: false,
+	});
+	return { code, stdout, stderr };
+}
+
+interface JsonReport {
+	ok: boolean;
+	command: string;
+	findings: {
+		step: string;
+		code: string;
+		severity: string;
+		file: string | null;
+		line: number | null;
+		message: string;
+	}[];
+	migrations: { name: string; checksum: string | null; status: string }[];
+	steps: { name: string; ok: boolean }[];
+	timings: { totalMs: number; steps: Record<string, number> };
+}
+
+const SETTINGS_TEST_FAILS = `{
+	"lint": { "biome": false, "typecheck": false },
+	"test": { "command": ["node", "-e", "console.log('1 assertion failed'); process.exit(3)"] },
+}`;
+
+describe("runCli()", () => {
+	it("should pass the clean fixture (exit 0)", async () => {
+		const result = await cli(["migration-test"], fixture());
+		expect(result.code).toBe(EXIT_OK);
+		expect(result.stdout).toContain("2 migration(s) replayed");
+		expect(result.stdout).toContain("snapshot matches");
+		expect(result.stderr).toBe("");
+	});
+
+	// Bad input never crashes: a clear message, the right exit code, no stack trace.
+	it.each<{ label: string; files: Files; argv: string[]; code: number; stderr: RegExp[] }>([
+		{
+			label: "a missing migrations dir",
+			files: { migrations: null },
+			argv: ["migration-test"],
+			code: EXIT_USAGE,
+			stderr: [/Migrations directory migrations not found in .* \(D1 binding "DB"\)/],
+		},
+		{
+			label: "an invalid wrangler.jsonc",
+			files: { "wrangler.jsonc": `{\n\t"name": "x",\n\t"d1_databases": [}\n}` },
+			argv: ["migration-test"],
+			code: EXIT_USAGE,
+			stderr: [/wrangler\.jsonc:3:19: invalid JSONC/],
+		},
+		{
+			label: "an invalid workers-pipeline.jsonc",
+			files: { "workers-pipeline.jsonc": `{"lint": {"biome": "yes"}}` },
+			argv: ["lint"],
+			code: EXIT_USAGE,
+			stderr: [
+				/workers-pipeline\.jsonc: invalid configuration/,
+				/\$\.lint\.biome: expected boolean, found string "yes"/,
+			],
+		},
+		{
+			label: "an unknown env",
+			files: {},
+			argv: ["migration-test", "--env", "prod"],
+			code: EXIT_USAGE,
+			stderr: [/Unknown environment "prod"/, /Known environments: staging, production\./],
+		},
+		{
+			label: "an unknown flag",
+			files: {},
+			argv: ["migration-test", "--update-snapshots"],
+			code: EXIT_USAGE,
+			stderr: [
+				/Unknown option --update-snapshots for `migration-test`\. Did you mean --update-snapshot\?/,
+			],
+		},
+		{
+			label: "a flag missing its value",
+			files: {},
+			argv: ["migration-test", "--env"],
+			code: EXIT_USAGE,
+			stderr: [/Option --env needs a value: --env <env>\./],
+		},
+		{
+			label: "a flag followed by another flag instead of its value",
+			files: {},
+			argv: ["migration-test", "--binding", "--update-snapshot"],
+			code: EXIT_USAGE,
+			stderr: [/Option --binding needs a value/],
+		},
+		{
+			label: "a positional argument",
+			files: {},
+			argv: ["migration-test", "migrations"],
+			code: EXIT_USAGE,
+			stderr: [/Unexpected argument "migrations"/],
+		},
+		{
+			label: "a value given to a switch",
+			files: {},
+			argv: ["migration-test", "--parity=yes"],
+			code: EXIT_USAGE,
+			stderr: [/--parity is a switch/],
+		},
+		{
+			label: "an unknown binding",
+			files: {},
+			argv: ["migration-test", "--binding", "OTHER"],
+			code: EXIT_USAGE,
+			stderr: [/has no binding "OTHER" \(has: DB\)/],
+		},
+	])("should exit $code with a clear message for $label", async ({ files, argv, code, stderr }) => {
+		const result = await cli(argv, fixture(files));
+		expect(result.code).toBe(code);
+		for (const pattern of stderr) expect(result.stderr).toMatch(pattern);
+		expect(result.stderr).not.toMatch(STACK_LINE);
+		expect(result.stderr).not.toContain("internal error");
+		expect(result.stdout).toBe("");
+	});
+
+	it("should suggest the closest command for an unknown one (exit 2)", async () => {
+		const result = await cli(["migraton-test"]);
+		expect(result.code).toBe(EXIT_USAGE);
+		expect(result.stderr).toContain(
+			'unknown command "migraton-test". Did you mean `migration-test`?',
+		);
+	});
+
+	it("should print the overview and exit 2 without a command, 0 with --help", async () => {
+		const bare = await cli([]);
+		const help = await cli(["--help"]);
+		expect(bare.code).toBe(EXIT_USAGE);
+		expect(help.code).toBe(EXIT_OK);
+		expect(help.stdout).toBe(bare.stdout);
+		for (const command of COMMANDS) expect(help.stdout).toContain(`  ${command.name} `);
+	});
+
+	it.each(COMMANDS.map((c) => [c.name, c] as const))(
+		"should list every flag of `%s --help`",
+		async (_, command) => {
+			const result = await cli([command.name, "--help"]);
+			expect(result.code).toBe(EXIT_OK);
+			expect(result.stdout).toContain(`Usage: workers-pipeline ${command.name} [options]`);
+			for (const flag of [...command.flags, ...GLOBAL_FLAGS]) {
+				expect(result.stdout).toContain(`--${flag.name}${flag.value ? ` ${flag.value}` : ""}`);
+			}
+		},
+	);
+
+	it("should show migration-test's own flags in its help", async () => {
+		const { stdout } = await cli(["migration-test", "--help"]);
+		for (const flag of [
+			"--dir <dir>",
+			"--env <env>",
+			"--binding <binding>",
+			"--update-snapshot",
+			"--parity",
+		]) {
+			expect(stdout).toContain(flag);
+		}
+	});
+
+	it("should pass an empty migrations dir with a CATALOG_EMPTY warning (exit 0)", async () => {
+		const dir = fixture({ "migrations.schema.sql": null, migrations: null });
+		mkdirSync(path.join(dir, "migrations"));
+		const result = await cli(["migration-test", "--json"], dir);
+		expect(result.code).toBe(EXIT_OK);
+		const report = JSON.parse(result.stdout) as JsonReport;
+		expect(report.ok).toBe(true);
+		expect(report.findings.map((f) => [f.code, f.severity, f.file])).toEqual([
+			["CATALOG_EMPTY", "warning", "migrations"],
+		]);
+		expect(report.migrations).toEqual([]);
+	});
+
+	it("should fail (exit 1) on a migration that is not valid UTF-8, with file and line", async () => {
+		const bytes = Buffer.concat([
+			Buffer.from("CREATE TABLE t (x);\nINSERT INTO t VALUES ('"),
+			Buffer.from([0xff]),
+			Buffer.from("');\n"),
+		]);
+		const result = await cli(["migration-test"], fixture({ "migrations/0003_latin1.sql": bytes }));
+		expect(result.code).toBe(EXIT_FAILED);
+		expect(result.stdout).toContain("CATALOG_INVALID_UTF8 migrations/0003_latin1.sql:2:");
+		expect(result.stdout).toContain("REPLAY_FAILED migrations/0003_latin1.sql:1:");
+		expect(result.stderr).not.toMatch(STACK_LINE);
+	});
+
+	const isRoot = process.getuid?.() === 0;
+	it.skipIf(isRoot)("should fail (exit 1) on an unreadable migration file", async () => {
+		const dir = fixture({ "migrations/0003_secret.sql": "CREATE TABLE s (x);\n" });
+		chmodSync(path.join(dir, "migrations/0003_secret.sql"), 0o000);
+		const result = await cli(["migration-test"], dir);
+		expect(result.code).toBe(EXIT_FAILED);
+		expect(result.stdout).toContain("CATALOG_UNREADABLE migrations/0003_secret.sql");
+	});
+	if (isRoot)
+		console.info("cli unreadable-file test skipped: running as root, which reads chmod 000 files");
+
+	it("should print exactly one JSON document with findings, migrations and timings on failure", async () => {
+		const dir = fixture({
+			"migrations/0003_broken.sql":
+				"CREATE TABLE tags (name TEXT);\nINSERT INTO tag (name) VALUES ('x');\n",
+			"migrations/0000_first.sql.retired": "SELECT 1;\n",
+		});
+		const result = await cli(["migration-test", "--json"], dir);
+		expect(result.code).toBe(EXIT_FAILED);
+		const report = JSON.parse(result.stdout) as JsonReport;
+		expect(report.ok).toBe(false);
+		expect(report.command).toBe("migration-test");
+		expect(report.findings).toEqual([
+			{
+				step: "migration-test",
+				code: "REPLAY_FAILED",
+				severity: "error",
+				file: "migrations/0003_broken.sql",
+				line: 2,
+				column: null,
+				message: expect.stringContaining("no such table: tag"),
+			},
+		]);
+		expect(report.migrations.map((m) => [m.name, m.status])).toEqual([
+			["0001_create_users.sql", "applied"],
+			["0002_create_notes.sql", "applied"],
+			["0003_broken.sql", "failed"],
+			["0000_first.sql.retired", "retired"],
+		]);
+		for (const m of report.migrations.slice(0, 3)) expect(m.checksum).toMatch(/^[0-9a-f]{64}$/);
+		expect(report.migrations[3]).toHaveProperty("checksum", null);
+		expect(report.timings.totalMs).toBeGreaterThanOrEqual(0);
+		expect(Object.keys(report.timings.steps)).toEqual(["migration-test"]);
+	});
+
+	it("should print one JSON document with the same keys for a usage error (exit 2)", async () => {
+		const result = await cli(["migration-test", "--json", "--env", "prod"], fixture());
+		expect(result.code).toBe(EXIT_USAGE);
+		const report = JSON.parse(result.stdout) as JsonReport & { error: { code: string } };
+		expect(report.ok).toBe(false);
+		expect(report.error.code).toBe("E_CONFIG_INVALID");
+		expect(report.findings).toEqual([
+			expect.objectContaining({
+				code: "E_CONFIG_INVALID",
+				severity: "error",
+				message: expect.stringContaining('Unknown environment "prod"'),
+			}),
+		]);
+		expect(report.migrations).toEqual([]);
+		expect(report.timings.totalMs).toBeGreaterThanOrEqual(0);
+		expect(result.stderr).toContain('Unknown environment "prod"');
+	});
+
+	it("should fail on snapshot drift with the diff, and pass after --update-snapshot", async () => {
+		const dir = fixture();
+		const notes = path.join(dir, "migrations/0002_create_notes.sql");
+		writeFileSync(
+			notes,
+			readFileSync(notes, "utf8").replace("body TEXT NOT NULL DEFAULT ''", "body TEXT"),
+		);
+
+		const drift = await cli(["migration-test"], dir);
+		expect(drift.code).toBe(EXIT_FAILED);
+		expect(drift.stdout).toContain("SNAPSHOT_DRIFT migrations.schema.sql");
+		expect(drift.stdout).toContain("table notes changed:");
+		expect(drift.stdout).toContain("- \tbody TEXT NOT NULL DEFAULT ''");
+		expect(drift.stdout).toContain("+ \tbody TEXT\n");
+		expect(drift.stdout).toContain("--update-snapshot");
+
+		const update = await cli(["migration-test", "--update-snapshot"], dir);
+		expect(update.code).toBe(EXIT_OK);
+		expect(update.stdout).toContain("snapshot updated");
+		expect(readFileSync(path.join(dir, "migrations.schema.sql"), "utf8")).toContain(
+			"\tbody TEXT\n",
+		);
+
+		const after = await cli(["migration-test"], dir);
+		expect(after.code).toBe(EXIT_OK);
+		expect(after.stdout).toContain("snapshot matches");
+	});
+
+	it("should fail (exit 1) when no snapshot is committed for a non-empty schema", async () => {
+		const result = await cli(["migration-test"], fixture({ "migrations.schema.sql": null }));
+		expect(result.code).toBe(EXIT_FAILED);
+		expect(result.stdout).toContain("SNAPSHOT_MISSING migrations.schema.sql");
+	});
+
+	it("should fail `lint` on a D1 rule violation, printing file:line:col", async () => {
+		const dir = fixture({
+			"migrations/0003_tune.sql": "CREATE TABLE cache (k TEXT);\nPRAGMA journal_mode = WAL;\n",
+		});
+		const result = await cli(["lint"], dir);
+		expect(result.code).toBe(EXIT_FAILED);
+		expect(result.stdout).toMatch(/^error\s+D1_PRAGMA migrations\/0003_tune\.sql:2:8: /m);
+		expect(result.stdout).toContain("✘ lint failed");
+	});
+
+	it("should pass `lint` when the violation is suppressed with a reason", async () => {
+		const dir = fixture({
+			"migrations/0003_tune.sql":
+				"CREATE TABLE cache (k TEXT);\n-- workers-pipeline-disable D1_PRAGMA: measured on a local copy, harmless on D1\nPRAGMA journal_mode = WAL;\n",
+		});
+		const result = await cli(["lint"], dir);
+		expect(result.code).toBe(EXIT_OK);
+		expect(result.stdout).not.toContain("D1_PRAGMA");
+		expect(result.stdout).toContain("✔ lint passed");
+	});
+
+	it("should honour acknowledgements from workers-pipeline.jsonc", async () => {
+		const dir = fixture({
+			"migrations/3_legacy.sql": "CREATE TABLE legacy (x);\n",
+			"workers-pipeline.jsonc": `{
+				"lint": { "biome": false, "typecheck": false },
+				"migrations": { "acknowledge": [
+					{ "code": "CATALOG_BAD_NAME", "files": ["3_legacy.sql"], "reason": "applied to production in 2024" },
+				] },
+			}`,
+		});
+		const result = await cli(["lint", "--json"], dir);
+		expect(result.code).toBe(EXIT_OK);
+		const report = JSON.parse(result.stdout) as JsonReport;
+		expect(report.findings).toEqual([
+			expect.objectContaining({
+				code: "CATALOG_BAD_NAME",
+				file: "migrations/3_legacy.sql",
+				acknowledged: "applied to production in 2024",
+			}),
+		]);
+	});
+
+	it("should run lint, test and migration-test for `ci --no-parity` with one summary (exit 0)", async () => {
+		const result = await cli(["ci", "--no-parity"], fixture());
+		expect(result.code).toBe(EXIT_OK);
+		expect(result.stdout).toMatch(/^lint\s+✔ ok /m);
+		expect(result.stdout).toMatch(/^test\s+✔ ok .*node -e process\.exit\(0\): ok/m);
+		expect(result.stdout).toMatch(/^migration-test\s+✔ ok .*snapshot matches/m);
+		expect(result.stdout.match(/^[✔✘] ci /gm)).toEqual(["✔ ci "]);
+		expect(result.stdout).not.toContain("parity");
+	});
+
+	it("should exit 1 for `ci` when the test command fails, still running the other steps", async () => {
+		const dir = fixture({
+			"workers-pipeline.jsonc": SETTINGS_TEST_FAILS,
+			"migrations/0003_bad.sql": "PRAGMA journal_mode = WAL;\n",
+		});
+		const result = await cli(["ci", "--no-parity", "--json"], dir);
+		expect(result.code).toBe(EXIT_FAILED);
+		const report = JSON.parse(result.stdout) as JsonReport;
+		expect(report.steps.map((s) => [s.name, s.ok])).toEqual([
+			["lint", false],
+			["test", false],
+			["migration-test", true],
+		]);
+		expect(report.findings.map((f) => [f.step, f.code])).toEqual([
+			["lint", "D1_PRAGMA"],
+			["test", "TESTS_FAILED"],
+		]);
+		expect(report.findings[1]?.message).toContain("exited with 3");
+		expect(report.findings[1]?.message).toContain("1 assertion failed");
+		expect(Object.keys(report.timings.steps)).toEqual(["lint", "test", "migration-test"]);
+	});
+});
+
+describe("bin/workers-pipeline.js", () => {
+	const run = (args: string[]) => {
+		const env = { ...process.env };
+		delete env.CI;
+		delete env.GITHUB_STEP_SUMMARY;
+		return spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", env, timeout: 30_000 });
+	};
+
+	it("should print a parseable JSON report on stdout for migration-test --json", () => {
+		const dir = fixture();
+		const child = run(["migration-test", "--cwd", dir, "--json"]);
+		expect(child.status).toBe(EXIT_OK);
+		const report = JSON.parse(child.stdout) as JsonReport;
+		expect(report.ok).toBe(true);
+		expect(report.migrations.map((m) => [m.name, m.status])).toEqual([
+			["0001_create_users.sql", "applied"],
+			["0002_create_notes.sql", "applied"],
+		]);
+	});
+
+	it("should exit 2 for an unknown env with a message and no stack trace", () => {
+		const child = run(["migration-test", "--cwd", fixture(), "--env", "nope"]);
+		expect(child.status).toBe(EXIT_USAGE);
+		expect(child.stderr).toContain('Unknown environment "nope"');
+		expect(child.stderr).not.toMatch(STACK_LINE);
+		expect(child.stdout).toBe("");
+	});
+});

@@ -1,0 +1,369 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+	loadProjectConfig,
+	resolveEnvironment,
+	selectDatabase,
+	snapshotPathFor,
+} from "../../../ci/config/load.ts";
+import { UserError } from "../../../ci/errors.ts";
+
+const dirs: string[] = [];
+afterEach(() => {
+	for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A throwaway project directory holding the given files (name → content). */
+function project(files: Record<string, string>): string {
+	const dir = mkdtempSync(path.join(tmpdir(), "wp-config-"));
+	dirs.push(dir);
+	for (const [name, content] of Object.entries(files)) writeFileSync(path.join(dir, name), content);
+	return dir;
+}
+
+const load = (files: Record<string, string>) => loadProjectConfig({ cwd: project(files) });
+
+/** The UserError a call throws; fails the test when it does not throw one. */
+function userErrorOf(fn: () => unknown): UserError {
+	try {
+		fn();
+	} catch (error) {
+		expect(error).toBeInstanceOf(UserError);
+		return error as UserError;
+	}
+	throw new Error("expected a UserError, nothing was thrown");
+}
+
+const WRANGLER_WITH_ENVS = `// top-level comment
+{
+	"name": "app", // trailing comment
+	/* block comment */
+	"d1_databases": [
+		{ "binding": "DB", "database_id": "top-id", },
+	],
+	"env": {
+		"staging": {
+			"d1_databases": [{ "binding": "DB", "database_id": "staging-id", "migrations_dir": "db/migrations/" }],
+		},
+		"preview": { "vars": { "X": "1" } },
+		"multi": {
+			"name": "app-multi-custom",
+			"d1_databases": [{ "binding": "A" }, { "binding": "B", "migrations_table": "ledger" }],
+		},
+	},
+}
+`;
+
+describe("loadProjectConfig()", () => {
+	it("should load JSONC with comments and trailing commas", () => {
+		const config = load({ "wrangler.jsonc": WRANGLER_WITH_ENVS });
+		expect(config.wrangler.name).toBe("app");
+		expect(config.wrangler.d1_databases?.[0]?.database_id).toBe("top-id");
+		expect(config.environments).toEqual(["staging", "preview", "multi"]);
+		expect(config.settingsPath).toBeUndefined();
+	});
+
+	it("should fall back to wrangler.json when there is no wrangler.jsonc", () => {
+		const config = load({ "wrangler.json": `{"name": "from-json"}` });
+		expect(config.wrangler.name).toBe("from-json");
+		expect(path.basename(config.wranglerPath)).toBe("wrangler.json");
+	});
+
+	it("should apply the pipeline settings' defaults when workers-pipeline.jsonc is absent", () => {
+		const config = load({ "wrangler.jsonc": `{"name": "app"}` });
+		expect(config.settings.lint).toEqual({ biome: true, typecheck: true });
+		expect(config.settings.test.command).toEqual(["npm", "test"]);
+		expect(config.settings.migrations.acknowledge).toEqual([]);
+	});
+
+	it("should read workers-pipeline.jsonc with comments and trailing commas", () => {
+		const config = load({
+			"wrangler.jsonc": `{"name": "app"}`,
+			"workers-pipeline.jsonc": `{
+				// no toolchain in this project
+				"lint": { "biome": false, "typecheck": false, },
+				"test": { "command": ["node", "-e", "0"], },
+			}`,
+		});
+		expect(config.settingsPath).toBe(path.join(config.root, "workers-pipeline.jsonc"));
+		expect(config.settings.lint).toEqual({ biome: false, typecheck: false });
+		expect(config.settings.test.command).toEqual(["node", "-e", "0"]);
+	});
+
+	it("should refuse a directory without a wrangler config and say what it looked for", () => {
+		const error = userErrorOf(() => load({}));
+		expect(error.code).toBe("E_CONFIG_MISSING");
+		expect(error.message).toContain("wrangler.jsonc or wrangler.json");
+		expect(error.message).toContain("--cwd");
+	});
+
+	it("should refuse a project directory that does not exist", () => {
+		const missing = path.join(project({}), "nope");
+		const error = userErrorOf(() => loadProjectConfig({ cwd: missing }));
+		expect(error.code).toBe("E_CONFIG_MISSING");
+		expect(error.message).toContain(missing);
+	});
+
+	// Each broken config: the file, the JSON path, what was expected and what was found.
+	it.each([
+		{
+			label: "wrong type",
+			file: "wrangler.jsonc",
+			wrangler: `{"name": "app", "env": {"staging": {"d1_databases": [{"binding": 12}]}}}`,
+			settings: undefined,
+			parts: ["$.env.staging.d1_databases[0].binding", "expected string", "found number 12"],
+		},
+		{
+			label: "missing name",
+			file: "wrangler.jsonc",
+			wrangler: `{"d1_databases": []}`,
+			settings: undefined,
+			parts: ["$.name", "expected string", "found nothing (missing)"],
+		},
+		{
+			label: "env that is not an object",
+			file: "wrangler.jsonc",
+			wrangler: `{"name": "app", "env": {"staging": []}}`,
+			settings: undefined,
+			parts: ["$.env.staging", "expected object", "found an array of 0"],
+		},
+		{
+			label: "migrations_table that is not an identifier",
+			file: "wrangler.jsonc",
+			wrangler: `{"name": "app", "d1_databases": [{"binding": "DB", "migrations_table": "my table"}]}`,
+			settings: undefined,
+			parts: [
+				"$.d1_databases[0].migrations_table",
+				"expected a plain SQL identifier",
+				'found string "my table"',
+			],
+		},
+		{
+			label: "unknown key in workers-pipeline.jsonc",
+			file: "workers-pipeline.jsonc",
+			wrangler: `{"name": "app"}`,
+			settings: `{"lint": {"biome": false, "typcheck": false}}`,
+			parts: ["$.lint", 'unknown key "typcheck"', "check the spelling"],
+		},
+		{
+			label: "acknowledgement without reason",
+			file: "workers-pipeline.jsonc",
+			wrangler: `{"name": "app"}`,
+			settings: `{"migrations": {"acknowledge": [{"code": "CATALOG_BAD_NAME", "files": ["1_x.sql"]}]}}`,
+			parts: ["$.migrations.acknowledge[0].reason", "expected string", "found nothing (missing)"],
+		},
+		{
+			label: "acknowledgement with a too short reason",
+			file: "workers-pipeline.jsonc",
+			wrangler: `{"name": "app"}`,
+			settings: `{"migrations": {"acknowledge": [{"code": "CATALOG_BAD_NAME", "files": ["1_x.sql"], "reason": "old"}]}}`,
+			parts: [
+				"$.migrations.acknowledge[0].reason",
+				"expected a reason of at least 10 characters",
+				'found string "old"',
+			],
+		},
+	])(
+		"should name file, path, expectation and value for a $label",
+		({ file, wrangler, settings, parts }) => {
+			const dir = project({
+				"wrangler.jsonc": wrangler,
+				...(settings ? { "workers-pipeline.jsonc": settings } : {}),
+			});
+			const error = userErrorOf(() => loadProjectConfig({ cwd: dir }));
+			expect(error.code).toBe("E_CONFIG_INVALID");
+			expect(error.message.startsWith(`${path.join(dir, file)}: invalid configuration\n`)).toBe(
+				true,
+			);
+			for (const part of parts) expect(error.message).toContain(part);
+		},
+	);
+
+	it.each([
+		["wrangler.jsonc", `{\n\t"name": "app",\n\t"d1_databases": [ { "binding": "DB" } }\n}`, 3, 40],
+		["wrangler.jsonc", `{\n  "name": "app"\n  "main": "x.js"\n}`, 3, 3],
+		["workers-pipeline.jsonc", `{ "lint": { "biome": false `, 1, 28],
+	])("should point at line:col of invalid JSONC in %s (%#)", (file, text, line, column) => {
+		const dir = project({
+			"wrangler.jsonc": file === "wrangler.jsonc" ? text : `{"name": "app"}`,
+			...(file === "workers-pipeline.jsonc" ? { [file]: text } : {}),
+		});
+		const error = userErrorOf(() => loadProjectConfig({ cwd: dir }));
+		expect(error.code).toBe("E_CONFIG_INVALID");
+		expect(error.message).toMatch(
+			new RegExp(
+				`^${escapeRegExp(path.join(dir, file))}:${line}:${column}: invalid JSONC \\(\\w+\\)`,
+			),
+		);
+	});
+
+	it("should refuse migrations_pattern without migrations_dir, naming the binding's path", () => {
+		const error = userErrorOf(() =>
+			load({
+				"wrangler.jsonc": `{"name": "app", "d1_databases": [{"binding": "DB", "migrations_pattern": "migrations/*.sql"}]}`,
+			}),
+		);
+		expect(error.code).toBe("E_CONFIG_INVALID");
+		expect(error.message).toContain("wrangler.jsonc: $.d1_databases[0].migrations_pattern");
+		expect(error.message).toContain("migrations_dir is not");
+	});
+
+	it("should refuse a migrations_pattern that is not under migrations_dir", () => {
+		const error = userErrorOf(() =>
+			load({
+				"wrangler.jsonc": `{"name": "app", "env": {"prod": {"d1_databases": [
+					{"binding": "DB", "migrations_dir": "db", "migrations_pattern": "migrations/*.sql"}
+				]}}}`,
+			}),
+		);
+		expect(error.code).toBe("E_CONFIG_INVALID");
+		expect(error.message).toContain(
+			'$.env.prod.d1_databases[0].migrations_pattern: expected a glob starting with "db/", found "migrations/*.sql"',
+		);
+	});
+
+	it("should accept a nested pattern under migrations_dir (drizzle-kit layout)", () => {
+		const config = load({
+			"wrangler.jsonc": `{"name": "app", "d1_databases": [
+				{"binding": "DB", "migrations_dir": "./drizzle/", "migrations_pattern": "drizzle/*/migration.sql"}
+			]}`,
+		});
+		const [db] = resolveEnvironment(config, undefined).databases;
+		expect(db?.migrationsDir).toBe("drizzle");
+		expect(db?.migrationsPattern).toBe("drizzle/*/migration.sql");
+	});
+});
+
+describe("resolveEnvironment()", () => {
+	const config = () => load({ "wrangler.jsonc": WRANGLER_WITH_ENVS });
+
+	it("should apply defaults: migrations dir, ledger table and pattern", () => {
+		const top = resolveEnvironment(config(), undefined);
+		expect(top).toEqual({
+			name: undefined,
+			workerName: "app",
+			databases: [
+				{
+					binding: "DB",
+					databaseName: undefined,
+					databaseId: "top-id",
+					migrationsDir: "migrations",
+					migrationsTable: "d1_migrations",
+					migrationsPattern: "migrations/*.sql",
+				},
+			],
+		});
+	});
+
+	it("should use the environment's own bindings, normalising migrations_dir", () => {
+		const staging = resolveEnvironment(config(), "staging");
+		expect(staging.workerName).toBe("app-staging");
+		expect(
+			staging.databases.map((d) => [d.databaseId, d.migrationsDir, d.migrationsPattern]),
+		).toEqual([["staging-id", "db/migrations", "db/migrations/*.sql"]]);
+	});
+
+	it("should not inherit top-level D1 bindings into an env without d1_databases", () => {
+		expect(resolveEnvironment(config(), "preview").databases).toEqual([]);
+	});
+
+	it("should keep an environment's explicit worker name and per-binding ledger table", () => {
+		const multi = resolveEnvironment(config(), "multi");
+		expect(multi.workerName).toBe("app-multi-custom");
+		expect(multi.databases.map((d) => [d.binding, d.migrationsTable])).toEqual([
+			["A", "d1_migrations"],
+			["B", "ledger"],
+		]);
+	});
+
+	it("should treat an empty env name as the top level", () => {
+		expect(resolveEnvironment(config(), "").name).toBeUndefined();
+	});
+
+	it("should list the known environments for an unknown one", () => {
+		const error = userErrorOf(() => resolveEnvironment(config(), "prod"));
+		expect(error.code).toBe("E_CONFIG_INVALID");
+		expect(error.message).toContain('Unknown environment "prod"');
+		expect(error.message).toContain("Known environments: staging, preview, multi.");
+	});
+
+	it("should say there are no environments when the config defines none", () => {
+		const error = userErrorOf(() =>
+			resolveEnvironment(load({ "wrangler.jsonc": `{"name": "app"}` }), "staging"),
+		);
+		expect(error.message).toContain("defines no environments");
+	});
+});
+
+describe("selectDatabase()", () => {
+	const config = () => load({ "wrangler.jsonc": WRANGLER_WITH_ENVS });
+
+	it("should pick the only binding without --binding", () => {
+		const cfg = config();
+		expect(selectDatabase(cfg, resolveEnvironment(cfg, "staging"), undefined).databaseId).toBe(
+			"staging-id",
+		);
+	});
+
+	it("should say D1 bindings are not inherited when an env has none", () => {
+		const cfg = config();
+		const error = userErrorOf(() =>
+			selectDatabase(cfg, resolveEnvironment(cfg, "preview"), undefined),
+		);
+		expect(error.code).toBe("E_CONFIG_INVALID");
+		expect(error.message).toContain("env.preview.d1_databases has no D1 binding");
+		expect(error.message).toContain("not inherited from the top level");
+	});
+
+	it("should not mention inheritance at the top level", () => {
+		const cfg = load({ "wrangler.jsonc": `{"name": "app"}` });
+		const error = userErrorOf(() =>
+			selectDatabase(cfg, resolveEnvironment(cfg, undefined), undefined),
+		);
+		expect(error.message).toContain(": d1_databases has no D1 binding.");
+		expect(error.message).not.toContain("inherited");
+	});
+
+	it("should require --binding when there are several, listing them", () => {
+		const cfg = config();
+		const error = userErrorOf(() =>
+			selectDatabase(cfg, resolveEnvironment(cfg, "multi"), undefined),
+		);
+		expect(error.code).toBe("E_USAGE");
+		expect(error.message).toContain("has 2 D1 bindings (A, B); choose one with --binding");
+	});
+
+	it.each(["A", "B"])("should pick binding %s by name", (binding) => {
+		const cfg = config();
+		expect(selectDatabase(cfg, resolveEnvironment(cfg, "multi"), binding).binding).toBe(binding);
+	});
+
+	it("should refuse an unknown binding name, listing the known ones", () => {
+		const cfg = config();
+		const error = userErrorOf(() => selectDatabase(cfg, resolveEnvironment(cfg, "multi"), "C"));
+		expect(error.message).toContain('no binding "C" (has: A, B)');
+	});
+});
+
+describe("snapshotPathFor()", () => {
+	it("should default to <migrations_dir>.schema.sql", () => {
+		const cfg = load({ "wrangler.jsonc": WRANGLER_WITH_ENVS });
+		const staging = selectDatabase(cfg, resolveEnvironment(cfg, "staging"), undefined);
+		expect(snapshotPathFor(cfg, staging)).toBe("db/migrations.schema.sql");
+	});
+
+	it("should use migrations.snapshot from the settings when set", () => {
+		const cfg = load({
+			"wrangler.jsonc": WRANGLER_WITH_ENVS,
+			"workers-pipeline.jsonc": `{"migrations": {"snapshot": "schema/d1.sql"}}`,
+		});
+		const top = selectDatabase(cfg, resolveEnvironment(cfg, undefined), undefined);
+		expect(snapshotPathFor(cfg, top)).toBe("schema/d1.sql");
+	});
+});
+
+function escapeRegExp(text: string): string {
+	return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}

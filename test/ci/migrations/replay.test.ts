@@ -1,0 +1,336 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { type CatalogFile, parseCatalog, readCatalog } from "../../../ci/migrations/catalog.ts";
+import {
+	openD1LikeDatabase,
+	replayMigrations,
+	wranglerMigrationQuery,
+} from "../../../ci/migrations/replay.ts";
+import { diffSchema, parseSnapshot } from "../../../ci/migrations/schema.ts";
+
+const ROOT = path.resolve(import.meta.dirname, "../../..");
+
+/** Migrations parsed from name → SQL, in wrangler's order. */
+const migrations = (files: Record<string, string>) =>
+	parseCatalog({
+		dir: "migrations",
+		pattern: "migrations/*.sql",
+		retired: [],
+		files: Object.entries(files).map(
+			([name, sql]): CatalogFile => ({ name, bytes: Buffer.from(sql) }),
+		),
+	}).migrations;
+
+const replay = (files: Record<string, string>) => replayMigrations(migrations(files));
+const objectNames = (result: ReturnType<typeof replayMigrations>) =>
+	result.schema.objects.map((o) => `${o.type} ${o.name}`);
+
+describe("replayMigrations()", () => {
+	it("should replay the example migrations clean, matching the committed snapshot", () => {
+		const catalog = parseCatalog(
+			readCatalog({
+				root: ROOT,
+				database: {
+					binding: "DB",
+					databaseName: undefined,
+					databaseId: undefined,
+					migrationsDir: "migrations",
+					migrationsTable: "d1_migrations",
+					migrationsPattern: "migrations/*.sql",
+				},
+			}),
+		);
+		const result = replayMigrations(catalog.migrations);
+		expect(result.failure).toBeUndefined();
+		expect(result.ok).toBe(true);
+		expect(result.applied.map((a) => a.name)).toEqual(catalog.migrations.map((m) => m.name));
+		expect(result.dqsFallbacks).toEqual([]);
+		const snapshot = parseSnapshot(readFileSync(path.join(ROOT, "migrations.schema.sql"), "utf8"));
+		expect(snapshot.objects.length).toBeGreaterThan(0);
+		expect(diffSchema(snapshot, result.schema)).toEqual([]);
+	});
+
+	it("should record every migration in wrangler's ledger table", () => {
+		const db = openD1LikeDatabase();
+		try {
+			const result = replayMigrations(
+				migrations({
+					"0002_b.sql": "CREATE TABLE b (x);\n",
+					"0001_a.sql": "CREATE TABLE a (x);\n",
+				}),
+				{ database: db, migrationsTable: "ledger" },
+			);
+			expect(result.ok).toBe(true);
+			expect(db.prepare("SELECT id, name FROM ledger ORDER BY id").all()).toEqual([
+				{ id: 1, name: "0001_a.sql" },
+				{ id: 2, name: "0002_b.sql" },
+			]);
+			expect(objectNames(result)).toEqual(["table a", "table b"]);
+		} finally {
+			db.close();
+		}
+	});
+
+	it("should stop at a failing statement with its file, line and SQLite's message", () => {
+		const result = replay({
+			"0001_ok.sql": "CREATE TABLE kept (id INTEGER PRIMARY KEY);\n",
+			"0002_bad.sql":
+				"CREATE TABLE partial (x);\n\n-- the typo\nINSERT INTO nope\n  VALUES (1);\nCREATE TABLE after_failure (x);\n",
+			"0003_next.sql": "CREATE TABLE never (x);\n",
+		});
+		expect(result.ok).toBe(false);
+		expect(result.failure).toEqual({
+			migration: "0002_bad.sql",
+			path: "migrations/0002_bad.sql",
+			line: 4,
+			statement: expect.stringContaining("INSERT INTO nope"),
+			message: "no such table: nope",
+			code: "SQLITE_ERROR",
+		});
+		expect(result.applied.map((a) => a.name)).toEqual(["0001_ok.sql"]);
+		// Its own transaction: nothing of 0002 stays, and 0003 never ran.
+		expect(objectNames(result)).toEqual(["table kept"]);
+	});
+
+	it("should leave no ledger row for a failed migration", () => {
+		const db = openD1LikeDatabase();
+		try {
+			replayMigrations(
+				migrations({
+					"0001_a.sql": "CREATE TABLE a (x);\n",
+					"0002_b.sql": "CREATE TABLE b (x);\nSELECT * FROM missing;\n",
+				}),
+				{ database: db },
+			);
+			expect(db.prepare("SELECT name FROM d1_migrations").pluck().all()).toEqual(["0001_a.sql"]);
+			expect(db.inTransaction).toBe(false);
+		} finally {
+			db.close();
+		}
+	});
+
+	it("should enforce foreign keys, as D1 does", () => {
+		const result = replay({
+			"0001_a.sql":
+				"CREATE TABLE p (id INTEGER PRIMARY KEY);\nCREATE TABLE c (p INTEGER REFERENCES p (id));\nINSERT INTO c VALUES (42);\n",
+		});
+		expect(result.failure).toMatchObject({
+			migration: "0001_a.sql",
+			line: 3,
+			message: "FOREIGN KEY constraint failed",
+			code: "SQLITE_CONSTRAINT_FOREIGNKEY",
+		});
+		expect(result.schema.objects).toEqual([]);
+	});
+
+	it("should fail a deferred foreign key violation at commit, pointing at the file's end", () => {
+		const result = replay({
+			"0001_a.sql": [
+				"PRAGMA defer_foreign_keys = ON;",
+				"CREATE TABLE p (id INTEGER PRIMARY KEY);",
+				"CREATE TABLE c (p INTEGER REFERENCES p (id));",
+				"INSERT INTO c VALUES (42);",
+				"CREATE TABLE z (x);",
+				"",
+				"",
+			].join("\n"),
+			"0002_b.sql": "CREATE TABLE never (x);\n",
+		});
+		expect(result.failure).toEqual({
+			migration: "0001_a.sql",
+			path: "migrations/0001_a.sql",
+			line: 5,
+			statement: "(at commit)",
+			message: "FOREIGN KEY constraint failed",
+			code: "SQLITE_CONSTRAINT_FOREIGNKEY",
+		});
+		expect(result.applied).toEqual([]);
+		expect(result.schema.objects).toEqual([]);
+	});
+
+	// SQLite and D1 alike: deferring checks does not stop DROP TABLE's implicit DELETE, so a
+	// parent-table rebuild with children either fails at commit or cascades (cloudflare-docs#16396).
+	const rebuild = (onDelete: string) => ({
+		"0001_a.sql": `CREATE TABLE p (id INTEGER PRIMARY KEY);\nCREATE TABLE c (p INTEGER REFERENCES p (id)${onDelete});\nINSERT INTO p VALUES (1);\nINSERT INTO c VALUES (1);\n`,
+		"0002_rebuild.sql": [
+			"PRAGMA defer_foreign_keys = ON;",
+			"CREATE TABLE p_new (id INTEGER PRIMARY KEY, name TEXT);",
+			"INSERT INTO p_new (id) SELECT id FROM p;",
+			"DROP TABLE p;",
+			"ALTER TABLE p_new RENAME TO p;",
+			"",
+		].join("\n"),
+	});
+
+	it("should fail a parent rebuild with NO ACTION children at commit despite defer_foreign_keys", () => {
+		const result = replay(rebuild(""));
+		expect(result.failure).toMatchObject({
+			migration: "0002_rebuild.sql",
+			statement: "(at commit)",
+			code: "SQLITE_CONSTRAINT_FOREIGNKEY",
+		});
+		expect(result.applied.map((a) => a.name)).toEqual(["0001_a.sql"]);
+	});
+
+	it("should cascade-delete ON DELETE CASCADE children in a parent rebuild despite defer_foreign_keys", () => {
+		const db = openD1LikeDatabase();
+		try {
+			const result = replayMigrations(migrations(rebuild(" ON DELETE CASCADE")), { database: db });
+			expect(result.ok).toBe(true);
+			expect(db.prepare("SELECT count(*) FROM c").pluck().get()).toBe(0);
+		} finally {
+			db.close();
+		}
+	});
+
+	it('should fail a last statement without ";" like D1 does (near "INSERT")', () => {
+		const result = replay({
+			"0001_a.sql": "CREATE TABLE a (x);\nCREATE TABLE b (y) -- no semicolon\n",
+		});
+		expect(result.failure).toMatchObject({
+			migration: "0001_a.sql",
+			line: 2,
+			message: 'near "INSERT": syntax error',
+		});
+		expect(result.schema.objects).toEqual([]);
+	});
+
+	it.each([
+		["BEGIN TRANSACTION;", 2],
+		["BEGIN;", 2],
+	])("should fail a migration that opens a transaction (%s)", (begin, line) => {
+		const result = replay({
+			"0001_a.sql": `CREATE TABLE a (x);\n${begin}\nCREATE TABLE b (x);\nCOMMIT;\n`,
+		});
+		expect(result.failure).toMatchObject({
+			line,
+			message: "cannot start a transaction within a transaction",
+		});
+		expect(result.schema.objects).toEqual([]);
+	});
+
+	it('should replay `SELECT "nope"` as the string D1 reads, reporting the fallback line', () => {
+		const db = openD1LikeDatabase();
+		try {
+			const result = replayMigrations(
+				migrations({
+					"0001_a.sql":
+						'CREATE TABLE t (a);\nCREATE TABLE t2 (b);\nINSERT INTO t VALUES (1);\n\nINSERT INTO t2 SELECT "nope" FROM t;\n',
+					"0002_b.sql": "CREATE TABLE after (x);\n",
+				}),
+				{ database: db },
+			);
+			expect(result.ok).toBe(true);
+			expect(result.dqsFallbacks).toEqual([
+				{ migration: "0001_a.sql", path: "migrations/0001_a.sql", line: 5, identifier: "nope" },
+			]);
+			expect(db.prepare("SELECT b FROM t2").pluck().all()).toEqual(["nope"]);
+			expect(result.applied.map((a) => a.name)).toEqual(["0001_a.sql", "0002_b.sql"]);
+		} finally {
+			db.close();
+		}
+	});
+
+	it("should not fall back for a double-quoted name that is a real column", () => {
+		const result = replay({
+			"0001_a.sql":
+				'CREATE TABLE t (a);\nINSERT INTO t VALUES (1);\nCREATE VIEW v AS SELECT "a" FROM t;\n',
+		});
+		expect(result.ok).toBe(true);
+		expect(result.dqsFallbacks).toEqual([]);
+	});
+
+	it("should still fail when the DQS fallback cannot make the migration pass", () => {
+		const result = replay({
+			"0001_a.sql": 'CREATE TABLE t (a);\nINSERT INTO t SELECT "nope" FROM missing_table;\n',
+		});
+		expect(result.ok).toBe(false);
+		expect(result.dqsFallbacks).toEqual([]);
+		expect(result.failure?.message).toContain("no such table: missing_table");
+		expect(result.failure?.line).toBe(2);
+	});
+
+	it("should run trigger bodies containing ';' as one statement", () => {
+		const db = openD1LikeDatabase();
+		try {
+			const result = replayMigrations(
+				migrations({
+					"0001_a.sql": [
+						"CREATE TABLE t (a);",
+						"CREATE TABLE log (m);",
+						"CREATE TRIGGER t_log AFTER INSERT ON t BEGIN",
+						"  INSERT INTO log VALUES ('a;b');",
+						"  INSERT INTO log VALUES (NEW.a);",
+						"END;",
+						"INSERT INTO t VALUES (7);",
+						"",
+					].join("\n"),
+				}),
+				{ database: db },
+			);
+			expect(result.failure).toBeUndefined();
+			expect(db.prepare("SELECT m FROM log ORDER BY rowid").pluck().all()).toEqual(["a;b", 7]);
+			expect(objectNames(result)).toEqual(["table log", "table t", "trigger t_log"]);
+		} finally {
+			db.close();
+		}
+	});
+
+	it("should locate a failure inside a later statement after a trigger body", () => {
+		const result = replay({
+			"0001_a.sql": [
+				"CREATE TABLE t (a);",
+				"CREATE TRIGGER tr AFTER INSERT ON t BEGIN",
+				"  SELECT 1; SELECT 2;",
+				"END;",
+				"INSERT INTO t (missing_col) VALUES (1);",
+				"",
+			].join("\n"),
+		});
+		expect(result.failure).toMatchObject({
+			line: 5,
+			message: expect.stringContaining("missing_col"),
+		});
+	});
+
+	it("should stop at an unreadable migration without running it or the rest", () => {
+		const list = parseCatalog({
+			dir: "migrations",
+			pattern: "migrations/*.sql",
+			retired: [],
+			files: [
+				{ name: "0001_a.sql", bytes: Buffer.from("CREATE TABLE a (x);\n") },
+				{ name: "0002_b.sql", bytes: Buffer.from([0x43, 0xff, 0x3b]) },
+				{ name: "0003_c.sql", bytes: Buffer.from("CREATE TABLE c (x);\n") },
+			],
+		}).migrations;
+		const result = replayMigrations(list);
+		expect(result.failure).toMatchObject({ migration: "0002_b.sql", line: 1 });
+		expect(result.applied.map((a) => a.name)).toEqual(["0001_a.sql"]);
+		expect(objectNames(result)).toEqual(["table a"]);
+	});
+
+	it("should report migrations as they start", () => {
+		const seen: string[] = [];
+		replayMigrations(migrations({ "0001_a.sql": "SELECT 1;\n", "0002_b.sql": "SELECT 2;\n" }), {
+			onMigration: (name, index, total) => seen.push(`${index + 1}/${total} ${name}`),
+		});
+		expect(seen).toEqual(["1/2 0001_a.sql", "2/2 0002_b.sql"]);
+	});
+});
+
+describe("wranglerMigrationQuery()", () => {
+	it("should append wrangler's ledger INSERT after a newline, quoting the name", () => {
+		expect(
+			wranglerMigrationQuery(
+				{ name: "0001_it's.sql", sql: "CREATE TABLE a (x);" },
+				"d1_migrations",
+			),
+		).toMatchInlineSnapshot(`
+			"CREATE TABLE a (x);
+			INSERT INTO "d1_migrations" (name)
+			values ('0001_it''s.sql');"
+		`);
+	});
+});
