@@ -1,4 +1,4 @@
--- Schema of D1 binding "DB" after replaying migrations/*.sql (through 0007_seed_demo_content.sql).
+-- Schema of D1 binding "DB" after replaying migrations/*.sql (through 0008_seed_demo_content.sql).
 -- Written by `workers-pipeline migration-test --update-snapshot`; review changes, never edit by hand.
 
 CREATE TABLE content (
@@ -17,19 +17,19 @@ CREATE TABLE content_metrics (
 	likes INTEGER NOT NULL DEFAULT 0 CHECK (likes >= 0)
 );
 
-CREATE TABLE "projects" (
+CREATE TABLE projects (
 	id INTEGER PRIMARY KEY,
 	owner_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
 	name TEXT NOT NULL,
 	slug TEXT NOT NULL UNIQUE,
-	archived INTEGER NOT NULL DEFAULT 0 CHECK (archived IN (0, 1)),
-	created_at TEXT NOT NULL DEFAULT (strftime ('%Y-%m-%dT%H:%M:%fZ', 'now'))
+	created_at TEXT NOT NULL DEFAULT (strftime ('%Y-%m-%dT%H:%M:%fZ', 'now')),
+	archived INTEGER NOT NULL DEFAULT 0 CHECK (archived IN (0, 1))
 );
 
-CREATE TABLE sessions (
+CREATE TABLE "sessions" (
 	id TEXT PRIMARY KEY,
 	user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
-	expires_at TEXT NOT NULL,
+	expires_at INTEGER NOT NULL CHECK (expires_at > 0),
 	created_at TEXT NOT NULL DEFAULT (strftime ('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
 

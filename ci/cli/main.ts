@@ -1,6 +1,6 @@
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { type CiError, isUserError, type UserError } from "../errors.ts";
+import { CiError, isUserError, type UserError } from "../errors.ts";
 import { renderJson } from "../report/json.ts";
 import { renderMarkdown } from "../report/markdown.ts";
 import type { RunReport } from "../report/run-report.ts";
@@ -176,10 +176,13 @@ export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<num
 		return report.ok ? EXIT_OK : EXIT_FAILED;
 	} catch (error) {
 		const usage = isUserError(error);
-		const message = usage
+		// A D1 API or wrangler failure (bad token, unknown database, 5xx…) carries its own clear
+		// message: a failed run (exit 1), not a bug in workers-pipeline.
+		const known = usage || (error instanceof CiError && error.code !== "E_INTERNAL");
+		const message = known
 			? (error as UserError).message
 			: `internal error: ${(error as Error)?.message ?? String(error)}\nThis is a bug in workers-pipeline; please report it with the command you ran.${io.env.WORKERS_PIPELINE_DEBUG ? `\n${(error as Error)?.stack}` : ""}`;
-		const code = usage ? (error as CiError).code : "E_INTERNAL";
+		const code = known ? (error as CiError).code : "E_INTERNAL";
 		if (json) {
 			// Same keys as a report (report/json.ts), so consumers can read .findings on any failure.
 			const totalMs = Math.round(performance.now() - started);

@@ -199,7 +199,8 @@ export function toD1ApiError(error: unknown, operation: string): D1ApiError {
 }
 
 function hintFor(status: number | undefined, code: number | undefined): string {
-	if (status === 401 || code === 10000 || code === 9109) {
+	// Cloudflare answers a token without access to the account with 403 and code 10000 too.
+	if (status === 401 || (status !== 403 && (code === 10000 || code === 9109))) {
 		return " — check CLOUDFLARE_API_TOKEN (it needs D1 Edit on this account) and CLOUDFLARE_ACCOUNT_ID";
 	}
 	if (status === 403 || code === 7403) {

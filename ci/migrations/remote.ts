@@ -73,7 +73,8 @@ export async function readWithRetry<T>(
 		} catch (error) {
 			last = error;
 			if (!isAmbiguous(error)) throw error;
-			await sleep(Math.min(baseDelayMs * 2 ** i, 5000), signal);
+			// No pause after the last attempt: it would only delay the failure.
+			if (i < attempts - 1) await sleep(Math.min(baseDelayMs * 2 ** i, 5000), signal);
 		}
 	}
 	throw last;

@@ -23,9 +23,19 @@ export interface DqsFallback {
 	identifier: string;
 }
 
+/** A DROP TABLE whose rows' removal would cascade into child tables on a populated database. */
+export interface DropCascade {
+	migration: string;
+	path: string;
+	line: number;
+	table: string;
+	children: { table: string; onDelete: string }[];
+}
+
 export interface ReplayResult {
 	ok: boolean;
 	dqsFallbacks: DqsFallback[];
+	dropCascades: DropCascade[];
 	applied: { name: string; durationMs: number }[];
 	failure: ReplayFailure | undefined;
 	/** Schema after the last migration that applied, ledger tables excluded. */
@@ -82,6 +92,7 @@ export function replayMigrations(
 	const db = options.database ?? openD1LikeDatabase();
 	const applied: ReplayResult["applied"] = [];
 	const dqsFallbacks: DqsFallback[] = [];
+	const dropCascades: DropCascade[] = [];
 	let failure: ReplayFailure | undefined;
 	try {
 		db.exec(ledgerTableSql(table));
@@ -100,6 +111,8 @@ export function replayMigrations(
 			}
 			const t0 = performance.now();
 			const query = wranglerMigrationQuery(migration, table);
+			if (DROP_TABLE.test(migration.sql))
+				dropCascades.push(...findDropCascades(db, migration, query));
 			try {
 				db.exec("BEGIN");
 				db.exec(query);
@@ -120,6 +133,7 @@ export function replayMigrations(
 		return {
 			ok: failure === undefined,
 			dqsFallbacks,
+			dropCascades,
 			applied,
 			failure,
 			schema: readSchema(db, [table]),
@@ -128,6 +142,53 @@ export function replayMigrations(
 	} finally {
 		if (!options.database) db.close();
 	}
+}
+
+const DROP_TABLE = /\bdrop\s+table\b/i;
+const CHILDREN_QUERY = `SELECT m.name AS child, f.on_delete AS on_delete FROM sqlite_master m, pragma_foreign_key_list(m.name) f
+WHERE m.type = 'table' AND lower(f."table") = lower(?) AND lower(m.name) <> lower(?) AND f.on_delete IN ('CASCADE', 'SET NULL', 'SET DEFAULT')`;
+
+/**
+ * DROP TABLE deletes every row first, which fires ON DELETE actions in the children; on D1
+ * PRAGMA foreign_keys=OFF is a no-op and defer_foreign_keys does not stop it, so a parent-table
+ * rebuild wipes (or nulls) child rows on a populated database. An empty replay cannot see that,
+ * so look at the foreign keys at the moment of each DROP (in a pass that is rolled back).
+ */
+function findDropCascades(
+	db: Database.Database,
+	migration: Migration,
+	query: string,
+): DropCascade[] {
+	const found: DropCascade[] = [];
+	const children = db.prepare(CHILDREN_QUERY);
+	db.exec("BEGIN");
+	try {
+		for (const statement of splitStatements(query)) {
+			const words = statement.tokens.slice(0, 5).map((t) => t.text.toUpperCase());
+			if (words[0] === "DROP" && words[1] === "TABLE") {
+				const nameToken = words[2] === "IF" ? statement.tokens[4] : statement.tokens[2];
+				const tableName = nameToken?.value;
+				if (tableName) {
+					const rows = children.all(tableName, tableName) as { child: string; on_delete: string }[];
+					if (rows.length) {
+						found.push({
+							migration: migration.name,
+							path: migration.path,
+							line: statement.line,
+							table: tableName,
+							children: rows.map((r) => ({ table: r.child, onDelete: r.on_delete })),
+						});
+					}
+				}
+			}
+			db.exec(statement.text + (statement.terminated ? ";" : ""));
+		}
+	} catch {
+		// The real run reports the failure.
+	} finally {
+		if (db.inTransaction) db.exec("ROLLBACK");
+	}
+	return found;
 }
 
 // SQLite's hint when a double-quoted name matches no column and DQS is off (better-sqlite3's build).

@@ -56,6 +56,8 @@ export type MigrationOutcome =
 	| "recorded"
 	| "verified"
 	| "unrecorded"
+	/** Applied, and its file is now `.sql.retired` on purpose. */
+	| "retired"
 	| "not-run";
 
 interface MigrationRow {
@@ -85,12 +87,12 @@ export function planRows(plan: MigrationPlan): MigrationRow[] {
 		...plan.applied.map((a) => ({
 			name: a.name,
 			checksum: a.checksum,
-			status: (a.status === "verified"
-				? "verified"
-				: a.status === "unrecorded"
-					? "unrecorded"
-					: "failed") as MigrationOutcome,
-			...(a.status !== "verified" && a.status !== "unrecorded" ? { note: a.status } : {}),
+			status: (a.status === "verified" || a.status === "unrecorded" || a.status === "retired"
+				? a.status
+				: "failed") as MigrationOutcome,
+			...(a.status === "checksum-mismatch" || a.status === "missing-file"
+				? { note: a.status }
+				: {}),
 		})),
 		...plan.pending.map((p) => ({
 			name: p.migration.name,

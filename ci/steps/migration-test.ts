@@ -84,6 +84,18 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 			});
 		}
 
+		for (const cascade of replay.dropCascades) {
+			const cascading = cascade.children.filter((c) => c.onDelete === "CASCADE");
+			const list = cascade.children.map((c) => `${c.table} (ON DELETE ${c.onDelete})`).join(", ");
+			findings.push({
+				code: "REPLAY_DROP_CASCADE",
+				severity: cascading.length ? "error" : "warning",
+				file: cascade.path,
+				line: cascade.line,
+				message: `DROP TABLE ${cascade.table} ${cascading.length ? "deletes" : "changes"} the referencing rows of ${list} on a populated database: D1 ignores PRAGMA foreign_keys=OFF and defer_foreign_keys does not stop ON DELETE actions. Copy the child rows aside and restore them after the rebuild (or rebuild the children too); an empty-database replay cannot show this loss.`,
+			});
+		}
+
 		const snapshotRel = snapshotPathFor(project, database);
 		const snapshotFile = path.join(project.root, snapshotRel);
 		let snapshot: "matches" | "updated" | "drift" | "missing" | "not-checked" = "not-checked";

@@ -231,7 +231,15 @@ export const restoreStep = defineStep<
 			});
 		}
 		ctx.progress(`restoring bookmark ${args.bookmark}`);
-		const result = await client.restore(args.bookmark);
+		let result: Awaited<ReturnType<typeof client.restore>>;
+		try {
+			result = await client.restore(args.bookmark);
+		} catch (error) {
+			// A refused restore (bad bookmark, no access) must not leave our lock blocking every
+			// migrate for the lock's whole lease.
+			await client.query(releaseLockSql(runId), { write: true }).catch(() => undefined);
+			throw error;
+		}
 		// The restored state may hold the lock row of the run that took the bookmark; we held the
 		// lock until the restore, so no run is active: clear it.
 		await client.query(`DELETE FROM ${LOCK_TABLE};`, { write: true }).catch(() => undefined);

@@ -184,6 +184,46 @@ describe("replayMigrations()", () => {
 		}
 	});
 
+	it.each([
+		[" ON DELETE CASCADE", "CASCADE"],
+		[" ON DELETE SET NULL", "SET NULL"],
+	])(
+		"should report the children a parent rebuild's DROP TABLE touches (%s)",
+		(onDelete, action) => {
+			const result = replay(rebuild(onDelete));
+			expect(result.dropCascades).toEqual([
+				{
+					migration: "0002_rebuild.sql",
+					path: "migrations/0002_rebuild.sql",
+					line: 4,
+					table: "p",
+					children: [{ table: "c", onDelete: action }],
+				},
+			]);
+		},
+	);
+
+	it.each([
+		[
+			"a leaf table (nothing references it)",
+			"CREATE TABLE p (id INTEGER PRIMARY KEY);\nCREATE TABLE c (p INTEGER REFERENCES p (id) ON DELETE CASCADE);\nDROP TABLE c;\n",
+		],
+		[
+			"children dropped first",
+			"CREATE TABLE p (id INTEGER PRIMARY KEY);\nCREATE TABLE c (p INTEGER REFERENCES p (id) ON DELETE CASCADE);\nDROP TABLE c;\nDROP TABLE p;\n",
+		],
+		[
+			"a NO ACTION child",
+			"CREATE TABLE p (id INTEGER PRIMARY KEY);\nCREATE TABLE c (p INTEGER REFERENCES p (id));\nDROP TABLE c;\nDROP TABLE IF EXISTS p;\n",
+		],
+		[
+			"a DROP TABLE inside a string",
+			"CREATE TABLE p (id INTEGER PRIMARY KEY);\nCREATE TABLE c (p INTEGER REFERENCES p (id) ON DELETE CASCADE, note TEXT DEFAULT 'DROP TABLE p');\n",
+		],
+	])("should not report a DROP TABLE that cascades nowhere: %s", (_label, sql) => {
+		expect(replay({ "0001_a.sql": sql }).dropCascades).toEqual([]);
+	});
+
 	it('should fail a last statement without ";" like D1 does (near "INSERT")', () => {
 		const result = replay({
 			"0001_a.sql": "CREATE TABLE a (x);\nCREATE TABLE b (y) -- no semicolon\n",
