@@ -15,10 +15,18 @@ import {
 	dumpSnapshot,
 } from "./d1-database.ts";
 import { type Fault, type FaultHook, FaultInjector, type FaultRequest } from "./faults.ts";
+import { createWorkersApi, type WorkersControl } from "./workers-api.ts";
 
 export { D1_NOT_AUTHORIZED_MESSAGE, D1_TRANSACTION_MESSAGE } from "./d1-sql.ts";
 export type { Fault, FaultHook, FaultRequest, FaultRule } from "./faults.ts";
 export { FaultInjector, randomFaultHook, seededRandom } from "./faults.ts";
+export type {
+	DeployFailure,
+	WorkerBinding,
+	WorkerDeployment,
+	WorkersControl,
+	WorkerVersion,
+} from "./workers-api.ts";
 
 export const API_BASE_PATH = "/client/v4";
 
@@ -32,6 +40,8 @@ export interface CloudflareApiOptions {
 	accountId: string;
 	accountName?: string;
 	databases?: D1DatabaseSpec[];
+	// The account's workers.dev subdomain (default "loopback": https://<script>.loopback.workers.dev).
+	workersSubdomain?: string;
 	// Where unknown routes are reported (default: console.warn); they also land in `unknownRoutes`.
 	log?: (line: string) => void;
 }
@@ -57,6 +67,8 @@ export interface CloudflareApi {
 	currentBookmark(uuid: string): string;
 	requests: RequestRecord[];
 	unknownRoutes: string[];
+	// Workers scripts, versions, deployments, secrets and assets (see workers-api.ts).
+	workers: WorkersControl;
 	faults: FaultInjector;
 	setFaultHook(hook: FaultHook | undefined): void;
 	close(): Promise<void>;
@@ -194,6 +206,11 @@ export async function startCloudflareApi(options: CloudflareApiOptions): Promise
 	const uploads = new Map<string, { uuid: string; filename: string; content?: Buffer }>();
 	const imports = new Map<string, ImportJob>();
 	const log = options.log ?? ((line: string) => console.warn(line));
+	const workers = createWorkersApi({
+		accountId: options.accountId,
+		subdomain: options.workersSubdomain,
+		hasD1Database: (id) => databases.has(id),
+	});
 	const accountName = options.accountName ?? "Loopback Account";
 	let origin = "";
 
@@ -548,9 +565,12 @@ export async function startCloudflareApi(options: CloudflareApiOptions): Promise
 		const underApi = url.pathname === API_BASE_PATH || url.pathname.startsWith(`${API_BASE_PATH}/`);
 		const path = underApi ? url.pathname.slice(API_BASE_PATH.length) || "/" : url.pathname;
 		const text = body.length > 0 ? body.toString("utf8") : undefined;
-		const record: RequestRecord = { method, path, query: url.search, body: text, status: 0 };
+		// Secret values (Workers uploads, secret bodies) never reach the request log or fault records.
+		const logged =
+			text === undefined ? undefined : workers.redact(path, req.headers["content-type"], text);
+		const record: RequestRecord = { method, path, query: url.search, body: logged, status: 0 };
 		requests.push(record);
-		const request: FaultRequest = { method, path, query: url.search, body: text };
+		const request: FaultRequest = { method, path, query: url.search, body: logged };
 		const fault = faults.take(request);
 		if (fault !== undefined) record.fault = fault.kind;
 		if (fault?.kind === "reset-before") {
@@ -571,8 +591,19 @@ export async function startCloudflareApi(options: CloudflareApiOptions): Promise
 			if (!underApi) {
 				reply = segments[0] === "__signed" ? routeSigned(method, segments, body) : undefined;
 			} else {
-				reply = authenticate(req, segments);
-				if (reply === undefined) {
+				reply = workers.usesAssetsJwt(segments)
+					? workers.authenticateAssetsUpload(req.headers.authorization)
+					: authenticate(req, segments);
+				if (reply === undefined && segments[0] === "accounts" && segments[2] === "workers") {
+					reply = await workers.route({
+						method,
+						segments,
+						params: url.searchParams,
+						body,
+						contentType: req.headers["content-type"],
+						authorization: req.headers.authorization,
+					});
+				} else if (reply === undefined) {
 					const json = () => {
 						try {
 							const parsed: unknown = text === undefined ? {} : JSON.parse(text);
@@ -630,6 +661,7 @@ export async function startCloudflareApi(options: CloudflareApiOptions): Promise
 		currentBookmark: (uuid) => stateOf(uuid).currentBookmark(),
 		requests,
 		unknownRoutes,
+		workers: workers.control,
 		faults,
 		setFaultHook: (hook) => faults.setHook(hook),
 		close: async () => {
