@@ -5,6 +5,7 @@ import { type ProjectConfig, pipelineSettingsSchema } from "../config/schema.ts"
 import { UserError } from "../errors.ts";
 import type { StepResult } from "../report/model.ts";
 import type { StepContext } from "../steps/_step.ts";
+import { buildStep } from "../steps/build.ts";
 import { runCi, runStepSafely } from "../steps/ci.ts";
 import { lintStep } from "../steps/lint.ts";
 import { DEFAULT_LOCK_TIMEOUT_SECONDS, migrateStep } from "../steps/migrate.ts";
@@ -60,6 +61,17 @@ function loadProjectForDir(input: CommandInput): ProjectConfig {
 	};
 }
 
+const CACHE_FLAG: FlagDef = {
+	name: "cache",
+	type: "boolean",
+	description:
+		"reuse results of unchanged inputs (build, wrangler parity verdicts); --no-cache to redo everything",
+};
+const cacheDir = (input: CommandInput, project: ProjectConfig) =>
+	input.flags.cache === false
+		? undefined
+		: path.join(project.root, "node_modules", ".cache", "workers-pipeline");
+
 const ENV_FLAG: FlagDef = {
 	name: "env",
 	type: "string",
@@ -77,7 +89,7 @@ export const COMMANDS: CommandDef[] = [
 	{
 		name: "ci",
 		summary:
-			"Everything a pull request needs, concurrently: lint (D1 lint, biome, tsc), tests, migration test with wrangler parity.",
+			"Everything a pull request needs, concurrently: lint (D1 lint, biome, tsc), tests, OpenNext build, migration test with wrangler parity.",
 		flags: [
 			{
 				name: "parity",
@@ -85,10 +97,40 @@ export const COMMANDS: CommandDef[] = [
 				description:
 					"compare the migration replay with real wrangler (default: on; --no-parity to skip)",
 			},
+			{
+				name: "build",
+				type: "boolean",
+				description: "include the OpenNext build (default: on; --no-build to skip)",
+			},
+			CACHE_FLAG,
 		],
-		examples: ["workers-pipeline ci", "workers-pipeline ci --json --no-parity"],
-		run: (input) =>
-			runCi(input.context, { project: loadProject(input), parity: input.flags.parity !== false }),
+		examples: [
+			"workers-pipeline ci",
+			"workers-pipeline ci --json --no-parity",
+			"workers-pipeline ci --no-cache",
+		],
+		run: (input) => {
+			const project = loadProject(input);
+			return runCi(input.context, {
+				project,
+				parity: input.flags.parity !== false,
+				build: input.flags.build !== false,
+				cacheDir: cacheDir(input, project),
+			});
+		},
+	},
+	{
+		name: "build",
+		summary:
+			"Builds the app with `opennextjs-cloudflare build` into .open-next/ and checks the Worker upload size (raw, gzip) against the budget and the Workers limits.",
+		flags: [CACHE_FLAG],
+		examples: ["workers-pipeline build", "workers-pipeline build --no-cache --json"],
+		run: async (input) => [
+			await runStepSafely(buildStep, input.context("build"), {
+				project: loadProject(input),
+				force: input.flags.cache === false,
+			}),
+		],
 	},
 	{
 		name: "lint",
@@ -133,6 +175,11 @@ export const COMMANDS: CommandDef[] = [
 				description:
 					"also apply with `wrangler d1 migrations apply --local` and require the same outcome",
 			},
+			{
+				name: "cache",
+				type: "boolean",
+				description: "reuse wrangler's parity verdict for an unchanged set of files (default: off)",
+			},
 		],
 		examples: [
 			"workers-pipeline migration-test",
@@ -148,6 +195,15 @@ export const COMMANDS: CommandDef[] = [
 				dir: str(input.flags, "dir"),
 				updateSnapshot: input.flags["update-snapshot"] === true,
 				parity: input.flags.parity === true,
+				cacheDir:
+					input.flags.cache === true
+						? path.join(
+								path.resolve(input.cwd, str(input.flags, "cwd") ?? "."),
+								"node_modules",
+								".cache",
+								"workers-pipeline",
+							)
+						: undefined,
 			}),
 		],
 	},

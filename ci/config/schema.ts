@@ -54,6 +54,19 @@ export const pipelineSettingsSchema = z.strictObject({
 			typecheck: z.boolean().default(true),
 		})
 		.default({ biome: true, typecheck: true }),
+	build: z
+		.strictObject({
+			/** Fail the build when the Worker upload (gzip) is larger; Workers limits: 3 MiB free, 10 MiB paid. */
+			budgetGzipKiB: z.number().positive().max(10_240).default(3072),
+		})
+		.default({ budgetGzipKiB: 3072 }),
+	deploy: z
+		.strictObject({
+			healthPath: z.string().startsWith("/").default("/api/health"),
+			/** Per environment: a full health URL, when the Worker is not served on workers.dev. */
+			healthUrls: z.record(z.string(), z.url()).default({}),
+		})
+		.default({ healthPath: "/api/health", healthUrls: {} }),
 	test: z
 		.strictObject({
 			command: z.array(z.string().min(1)).min(1).default(["npm", "test"]),

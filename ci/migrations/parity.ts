@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import {
 	cpSync,
 	type Dirent,
@@ -11,7 +11,7 @@ import {
 import { tmpdir } from "node:os";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { runWrangler } from "../cloudflare/wrangler.ts";
+import { runWrangler, wranglerVersion } from "../cloudflare/wrangler.ts";
 import type { D1Database } from "../config/schema.ts";
 import type { Catalog } from "./catalog.ts";
 import type { ReplayResult } from "./replay.ts";
@@ -27,6 +27,8 @@ export interface WranglerReplay {
 	schema: Schema;
 	durationMs: number;
 	exitCode: number | null;
+	/** True when this verdict came from the cache of an identical earlier run. */
+	cached?: boolean;
 }
 
 export interface ParityResult {
@@ -44,6 +46,8 @@ export interface RunWranglerReplayOptions {
 	env: Readonly<Record<string, string | undefined>>;
 	signal?: AbortSignal;
 	onOutput?: (chunk: string) => void;
+	/** Where verdicts are kept between runs; no caching when unset. */
+	cacheDir?: string;
 }
 
 /**

@@ -1,4 +1,9 @@
-import { isAmbiguous, type SqlExecutor, sleep } from "../cloudflare/d1-client.ts";
+import {
+	isAmbiguous,
+	type SqlExecutor,
+	type StatementResult,
+	sleep,
+} from "../cloudflare/d1-client.ts";
 import { CiError } from "../errors.ts";
 import {
 	AUDIT_TABLE,
@@ -39,10 +44,17 @@ export async function readRemoteState(
 		);
 	}
 	if (statements.length === 0) return { ledger: parseLedger([], []), schema, tables };
-	const results = await db.query(statements.join("\n"));
-	const wranglerRows = tables.has(migrationsTable) ? (results[0]?.results ?? []) : [];
+	// The schema is read again in the ledger's request: one request is one consistent snapshot, so
+	// a migration another run applies between the two requests cannot look like schema drift.
+	const results = await db.query(`${SCHEMA_QUERY};\n${statements.join("\n")}`);
+	const current = (results[0]?.results ?? []) as unknown as SchemaRow[];
+	const wranglerRows = tables.has(migrationsTable) ? (results[1]?.results ?? []) : [];
 	const auditRows = tables.has(AUDIT_TABLE) ? (results.at(-1)?.results ?? []) : [];
-	return { ledger: parseLedger(wranglerRows, auditRows), schema, tables };
+	return {
+		ledger: parseLedger(wranglerRows, auditRows),
+		schema: makeSchema(current, [migrationsTable, ...PIPELINE_TABLES]),
+		tables: new Set(current.filter((r) => r.type === "table").map((r) => r.name)),
+	};
 }
 
 /** Reads only wrangler's ledger names: the question asked after a request with no clear answer. */
@@ -120,12 +132,18 @@ export async function tryClaimLock(
 	} catch (error) {
 		if (!isAmbiguous(error)) throw error;
 		// No clear answer: ask who holds the lock now; if it is us, the claim went through.
-		const [row] =
-			(await readWithRetry(() =>
+		let row: StatementResult | undefined;
+		try {
+			[row] = await readWithRetry(() =>
 				db.query(
 					`SELECT run_id, owner, acquired_at, expires_at, CAST(strftime('%s', 'now') AS INTEGER) AS now FROM workers_pipeline_lock WHERE id = 1;`,
 				),
-			)) ?? [];
+			);
+		} catch (readError) {
+			// On a fresh database the claim that created the table did not land (yet): not held;
+			// the caller claims again (a late landing of this claim then reads as ours).
+			if (!/no such table/.test((readError as Error).message)) throw readError;
+		}
 		const holder = toHolder(row?.results[0]);
 		return holder?.runId === runId
 			? { acquired: true, tookOverFrom: undefined }

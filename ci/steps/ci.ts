@@ -1,6 +1,7 @@
 import type { ProjectConfig } from "../config/schema.ts";
 import type { StepResult } from "../report/model.ts";
 import type { Step, StepContext } from "./_step.ts";
+import { buildStep } from "./build.ts";
 import { lintStep } from "./lint.ts";
 import { migrationTestStep } from "./migration-test.ts";
 import { testStep } from "./test.ts";
@@ -8,6 +9,9 @@ import { testStep } from "./test.ts";
 export interface CiArgs {
 	project: ProjectConfig;
 	parity: boolean;
+	build: boolean;
+	/** Where unchanged results are reused from; undefined redoes everything. */
+	cacheDir: string | undefined;
 }
 
 /** Runs one step and turns an unexpected throw into a failed result, so one step never hides the others. */
@@ -30,18 +34,22 @@ export async function runStepSafely<A>(
 	}
 }
 
-/** lint (D1 lint, biome, tsc), tests and the migration test are independent: run them concurrently. */
+/** lint (D1 lint, biome, tsc), tests, build and the migration test are independent: run them concurrently. */
 export async function runCi(
 	ctx: (step: string) => StepContext,
-	{ project, parity }: CiArgs,
+	{ project, parity, build, cacheDir }: CiArgs,
 ): Promise<StepResult[]> {
 	return Promise.all([
-		runStepSafely(lintStep, ctx("lint"), { project }),
+		runStepSafely(lintStep, ctx("lint"), { project, cacheDir }),
 		runStepSafely(testStep, ctx("test"), { project }),
+		...(build
+			? [runStepSafely(buildStep, ctx("build"), { project, force: cacheDir === undefined })]
+			: []),
 		runStepSafely(migrationTestStep, ctx("migration-test"), {
 			project,
 			parity,
 			includeLint: false,
+			cacheDir,
 		}),
 	]);
 }

@@ -10,6 +10,8 @@ import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
 
 export interface LintArgs {
 	project: ProjectConfig;
+	/** tsc keeps its incremental build info here; undefined checks from scratch. */
+	cacheDir?: string;
 }
 
 /** Every distinct migrations set the project's environments use (bindings are per environment). */
@@ -56,7 +58,7 @@ const tail = (text: string, lines = 40) => text.trimEnd().split("\n").slice(-lin
 
 export const lintStep = defineStep<LintArgs>({
 	name: "lint",
-	async run(ctx, { project }) {
+	async run(ctx, { project, cacheDir }) {
 		const started = performance.now();
 		const findings: Finding[] = [];
 		const parts: string[] = [];
@@ -98,6 +100,9 @@ export const lintStep = defineStep<LintArgs>({
 					"tsconfig.json",
 					"--pretty",
 					"false",
+					...(cacheDir
+						? ["--incremental", "--tsBuildInfoFile", path.join(cacheDir, "tsconfig.tsbuildinfo")]
+						: []),
 				]).then((result) => {
 					parts.push(`typecheck ${result.failed ? "failed" : "ok"}`);
 					if (result.failed) {

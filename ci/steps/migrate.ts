@@ -159,6 +159,22 @@ async function applyMigration(
 			return { ok: true, durationMs: Math.round(performance.now() - t0), attempts: attempt };
 		} catch (error) {
 			if (!isAmbiguous(error)) {
+				// After an unclear attempt, a refusal (table exists, UNIQUE on the ledger name) can
+				// mean that attempt landed after the ledger read: the ledger says which.
+				if (attempt > 1) {
+					const applied = await readWithRetry(
+						() => readAppliedNames(client, database.migrationsTable),
+						{ signal: run.ctx.signal },
+					).catch(() => undefined);
+					if (applied?.has(migration.name)) {
+						return {
+							ok: true,
+							durationMs: Math.round(performance.now() - t0),
+							attempts: attempt,
+							note: `an earlier attempt landed late (after: ${lastError}); the retry was refused and the ledger confirms it applied once`,
+						};
+					}
+				}
 				return {
 					ok: false,
 					error: describeD1Failure(migration, error as D1ApiError),
@@ -189,7 +205,9 @@ async function applyMigration(
 					note: `confirmed applied by a ledger read after: ${lastError}`,
 				};
 			}
-			await sleep(250 * 2 ** (attempt - 1), run.ctx.signal);
+			// No wait after the last attempt: the ledger read just made must stay the last word
+			// before the lock (whose fence refuses a late landing) is released.
+			if (attempt < MAX_WRITE_ATTEMPTS) await sleep(250 * 2 ** (attempt - 1), run.ctx.signal);
 		}
 	}
 	return {
@@ -380,10 +398,11 @@ export const migrateStep = defineStep<MigrateArgs>({
 			data.bookmark = bookmark;
 			data.restore = { commands: restoreCommands(args.env, database, bookmark), performed: false };
 			const oldHead = plan.head;
-			await client.query(
-				`${fenceSql(run.runId, run.ttl)}\n${runRecordSql({ runId: run.runId, owner: run.owner, environment: args.env, gitSha: run.sha, bookmark, status: "running", detail: null })}`,
-				{ write: true },
-			);
+			// Idempotent (fence + upsert), so an unclear answer is simply retried.
+			const runningSql = `${fenceSql(run.runId, run.ttl)}\n${runRecordSql({ runId: run.runId, owner: run.owner, environment: args.env, gitSha: run.sha, bookmark, status: "running", detail: null })}`;
+			await readWithRetry(() => client.query(runningSql, { write: true }), {
+				signal: ctx.signal,
+			});
 
 			if (args.rehearse && plan.pending.length) {
 				const rehearsal = await rehearse(
@@ -406,28 +425,29 @@ export const migrateStep = defineStep<MigrateArgs>({
 			// now produce the database as it is, so their checksums can be recorded.
 			if (plan.toRecord.length) {
 				const byName = new Map(catalog.migrations.map((m) => [m.name, m]));
-				await client.query(
-					[
-						fenceSql(run.runId, run.ttl),
-						...plan.toRecord.map((a) =>
-							recordSql(
-								database.migrationsTable,
-								{
-									name: a.name,
-									checksum: byName.get(a.name)?.checksum ?? "",
-									gitSha: run.sha,
-									appliedBy: `wrangler (recorded by ${run.owner})`,
-									durationMs: null,
-									bookmark: bookmark ?? null,
-									runId: run.runId,
-									recordedBy: "adopted",
-								},
-								{ wrangler: false },
-							),
+				// Idempotent (fence + INSERT OR REPLACE), so an unclear answer is simply retried.
+				const recordAdopted = [
+					fenceSql(run.runId, run.ttl),
+					...plan.toRecord.map((a) =>
+						recordSql(
+							database.migrationsTable,
+							{
+								name: a.name,
+								checksum: byName.get(a.name)?.checksum ?? "",
+								gitSha: run.sha,
+								appliedBy: `wrangler (recorded by ${run.owner})`,
+								durationMs: null,
+								bookmark: bookmark ?? null,
+								runId: run.runId,
+								recordedBy: "adopted",
+							},
+							{ wrangler: false },
 						),
-					].join("\n"),
-					{ write: true },
-				);
+					),
+				].join("\n");
+				await readWithRetry(() => client.query(recordAdopted, { write: true }), {
+					signal: ctx.signal,
+				});
 				for (const a of plan.toRecord)
 					rows.set(a.name, {
 						...(rows.get(a.name) as MigrationRow),

@@ -24,6 +24,8 @@ export interface MigrationTestArgs {
 	parity?: boolean;
 	/** False when `lint` already reports catalog and lint findings (in `ci`). */
 	includeLint?: boolean;
+	/** Where wrangler's parity verdicts are cached (keyed by the files and wrangler's version). */
+	cacheDir?: string;
 }
 
 export type MigrationStatus = "applied" | "failed" | "not-run" | "retired";
@@ -151,6 +153,7 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 				database,
 				env: ctx.env,
 				signal: ctx.signal,
+				cacheDir: args.cacheDir,
 			});
 			parity = compareWithWrangler(replay, wrangler);
 			if (!parity.agree) {
@@ -186,7 +189,9 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 				? `${replay.applied.length} migration(s) replayed in ${replay.durationMs.toFixed(0)} ms`
 				: `replay failed at ${replay.failure?.migration}:${replay.failure?.line}`,
 			`snapshot ${snapshot}`,
-			parity ? `parity: ${parity.summary}` : undefined,
+			parity
+				? `parity: ${parity.summary}${parity.wrangler.cached ? " (cached verdict)" : ""}`
+				: undefined,
 		]
 			.filter(Boolean)
 			.join("; ");
@@ -213,6 +218,7 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 						failedAt: parity.wrangler.failedAt,
 						message: parity.wrangler.message,
 						durationMs: parity.wrangler.durationMs,
+						cached: parity.wrangler.cached ?? false,
 					},
 				},
 			},
