@@ -7,6 +7,7 @@ import type { StepResult } from "../report/model.ts";
 import type { StepContext } from "../steps/_step.ts";
 import { buildStep } from "../steps/build.ts";
 import { runCi, runStepSafely } from "../steps/ci.ts";
+import { DEFAULT_HEALTH_TIMEOUT_SECONDS, deployStep, rollbackStep } from "../steps/deploy.ts";
 import { lintStep } from "../steps/lint.ts";
 import { DEFAULT_LOCK_TIMEOUT_SECONDS, migrateStep } from "../steps/migrate.ts";
 import { migrationTestStep } from "../steps/migration-test.ts";
@@ -361,6 +362,92 @@ COMMANDS.push(
 				...remoteArgs(input),
 				bookmark: str(input.flags, "bookmark") as string,
 				lockTimeoutSeconds: seconds(input.flags, "lock-timeout"),
+			}),
+		],
+	},
+);
+
+COMMANDS.push(
+	{
+		name: "deploy",
+		alwaysReport: true,
+		summary:
+			"Deploys this commit's build: records the live version, migrates D1, `wrangler deploy --tag <sha>`, polls the health endpoint, and rolls back to the recorded version when it is unhealthy.",
+		flags: [
+			REQUIRED_ENV_FLAG,
+			BINDING_FLAG,
+			{
+				name: "skip-migrate",
+				type: "boolean",
+				description: "do not run migrate first (e.g. it ran in an earlier job)",
+			},
+			{
+				name: "health-timeout",
+				type: "string",
+				value: "<seconds>",
+				description: `how long to wait for a healthy new version (default ${DEFAULT_HEALTH_TIMEOUT_SECONDS})`,
+			},
+			{
+				name: "secrets-file",
+				type: "string",
+				value: "<file>",
+				description: "JSON or .env file of Worker secrets to upload with the version",
+			},
+			{
+				name: "secrets-from-env",
+				type: "string",
+				value: "<NAME,...>",
+				description: "environment variables to upload as Worker secrets",
+			},
+			{
+				name: "auto-restore",
+				type: "boolean",
+				description: "passed to migrate: restore the bookmark if a migration fails",
+			},
+			LOCK_TIMEOUT_FLAG,
+		],
+		examples: [
+			"workers-pipeline deploy --env staging",
+			"workers-pipeline deploy --env production --skip-migrate --health-timeout 120",
+		],
+		run: async (input) => [
+			await deployStep.run(input.context("deploy"), {
+				...remoteArgs(input),
+				skipMigrate: input.flags["skip-migrate"] === true,
+				healthTimeoutSeconds: seconds(input.flags, "health-timeout"),
+				secretsFile: str(input.flags, "secrets-file"),
+				secretsFromEnv: str(input.flags, "secrets-from-env")
+					?.split(",")
+					.map((s) => s.trim())
+					.filter(Boolean),
+				autoRestore: input.flags["auto-restore"] === true,
+				lockTimeoutSeconds: seconds(input.flags, "lock-timeout"),
+			}),
+		],
+	},
+	{
+		name: "rollback",
+		alwaysReport: true,
+		summary:
+			"Rolls the Worker back (to --to <version-id>, else the previous version) and confirms what is live. D1 is not touched.",
+		flags: [
+			REQUIRED_ENV_FLAG,
+			{
+				name: "to",
+				type: "string",
+				value: "<version-id>",
+				description: "the version to make live (default: the previous one)",
+			},
+		],
+		examples: [
+			"workers-pipeline rollback --env production",
+			"workers-pipeline rollback --env staging --to <version-id>",
+		],
+		run: async (input) => [
+			await rollbackStep.run(input.context("rollback"), {
+				project: loadProject(input),
+				env: str(input.flags, "env") as string,
+				to: str(input.flags, "to"),
 			}),
 		],
 	},
