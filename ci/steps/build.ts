@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import {
 	existsSync,
+	mkdirSync,
 	mkdtempSync,
 	readdirSync,
 	readFileSync,
@@ -10,6 +11,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { stripVTControlCharacters } from "node:util";
 import { gzipSync } from "node:zlib";
 import { runWrangler } from "../cloudflare/wrangler.ts";
 import type { ProjectConfig } from "../config/schema.ts";
@@ -85,8 +87,10 @@ async function measureUpload(
 			env: { ...env, WRANGLER_LOG_PATH: path.join(outdir, ".logs") },
 			timeoutMs: 5 * 60_000,
 		});
-		if (result.failed)
-			return { error: (result.stderr || result.stdout).trim().split("\n").slice(-10).join("\n") };
+		if (result.failed) {
+			const output = stripVTControlCharacters(result.stderr || result.stdout);
+			return { error: output.trim().split("\n").slice(-10).join("\n") };
+		}
 		let rawBytes = 0;
 		let gzipBytes = 0;
 		let files = 0;
@@ -158,8 +162,19 @@ export const buildStep = defineStep<BuildArgs>({
 				data: { cached: true, ...previous },
 			});
 		}
-		const opennext = localBin(project.root, "opennextjs-cloudflare");
-		if (!opennext) {
+		const isOpenNext = readdirSync(project.root).some((f) =>
+			/^open-next\.config\.(ts|js|mjs|cjs)$/.test(f),
+		);
+		if (!isOpenNext && !project.wrangler.main) {
+			return makeStepResult("build", started, {
+				ok: true,
+				skipped: true,
+				summary: "nothing to build: no open-next.config and no `main` in the wrangler config",
+				findings: [],
+			});
+		}
+		const opennext = isOpenNext ? localBin(project.root, "opennextjs-cloudflare") : undefined;
+		if (isOpenNext && !opennext) {
 			return makeStepResult("build", started, {
 				ok: false,
 				summary: "@opennextjs/cloudflare is not installed",
@@ -173,28 +188,30 @@ export const buildStep = defineStep<BuildArgs>({
 				],
 			});
 		}
-		ctx.progress("opennextjs-cloudflare build");
-		const result = await runTool(
-			{
-				...ctx,
-				env: { ...ctx.env, NEXT_TELEMETRY_DISABLED: "1", WORKERS_PIPELINE_VERSION: version },
-			},
-			project.root,
-			opennext,
-			["build"],
-		);
-		if (result.failed || !existsSync(path.join(project.root, BUILD_DIR, "worker.js"))) {
-			return makeStepResult("build", started, {
-				ok: false,
-				summary: `opennextjs-cloudflare build failed (exit ${result.exitCode ?? result.signal})`,
-				findings: [
-					{
-						code: "BUILD_FAILED",
-						severity: "error",
-						message: (result.stdout + result.stderr).trimEnd().split("\n").slice(-40).join("\n"),
-					},
-				],
-			});
+		if (opennext) {
+			ctx.progress("opennextjs-cloudflare build");
+			const result = await runTool(
+				{
+					...ctx,
+					env: { ...ctx.env, NEXT_TELEMETRY_DISABLED: "1", WORKERS_PIPELINE_VERSION: version },
+				},
+				project.root,
+				opennext,
+				["build"],
+			);
+			if (result.failed || !existsSync(path.join(project.root, BUILD_DIR, "worker.js"))) {
+				return makeStepResult("build", started, {
+					ok: false,
+					summary: `opennextjs-cloudflare build failed (exit ${result.exitCode ?? result.signal})`,
+					findings: [
+						{
+							code: "BUILD_FAILED",
+							severity: "error",
+							message: (result.stdout + result.stderr).trimEnd().split("\n").slice(-40).join("\n"),
+						},
+					],
+				});
+			}
 		}
 		ctx.progress("measuring the upload (wrangler deploy --dry-run)");
 		const upload = await measureUpload(project, ctx.env);
@@ -208,12 +225,14 @@ export const buildStep = defineStep<BuildArgs>({
 			});
 		}
 		const stamp: BuildStamp = { version, inputsHash, builtAt: new Date().toISOString(), upload };
+		mkdirSync(path.join(project.root, BUILD_DIR), { recursive: true });
 		writeFileSync(path.join(project.root, BUILD_STAMP), `${JSON.stringify(stamp, null, 2)}\n`);
 		const findings = judgeBundleSize(upload.gzipBytes, budget);
-		const workerBytes = statSync(path.join(project.root, BUILD_DIR, "worker.js")).size;
+		const entry = path.join(project.root, BUILD_DIR, "worker.js");
+		const workerBytes = existsSync(entry) ? statSync(entry).size : undefined;
 		return makeStepResult("build", started, {
 			ok: !findings.some((f) => f.severity === "error"),
-			summary: `built ${version.slice(0, 12)} into ${BUILD_DIR}/; upload ${kib(upload.rawBytes)} raw, ${kib(upload.gzipBytes)} gzip (budget ${budget} KiB; limits 3 MiB free, 10 MiB paid)`,
+			summary: `built ${version.slice(0, 12)}${opennext ? ` into ${BUILD_DIR}/` : " (wrangler bundle)"}; upload ${kib(upload.rawBytes)} raw, ${kib(upload.gzipBytes)} gzip (budget ${budget} KiB; limits 3 MiB free, 10 MiB paid)`,
 			findings,
 			data: { cached: false, ...stamp, workerEntryBytes: workerBytes },
 		});

@@ -43,7 +43,7 @@ export function parseSecretsFile(text: string): Record<string, string> {
 	}
 	const out: Record<string, string> = {};
 	for (const line of text.split(/\r?\n/)) {
-		const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)\s*$/.exec(line);
+		const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
 		if (!match) continue;
 		out[match[1] as string] = (match[2] as string).replace(/^(["'])(.*)\1$/, "$2");
 	}

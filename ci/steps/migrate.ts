@@ -210,10 +210,12 @@ async function applyMigration(
 			if (attempt < MAX_WRITE_ATTEMPTS) await sleep(250 * 2 ** (attempt - 1), run.ctx.signal);
 		}
 	}
+	// The ledger read cannot rule out that the last attempt is still in flight: it can land until
+	// this run releases the lock (after that, the fence refuses it). So the outcome is unknown.
 	return {
 		ok: false,
-		ambiguous: false,
-		error: `${migration.name}: ${MAX_WRITE_ATTEMPTS} attempts got no clear answer (last: ${lastError}); the ledger confirms it was NOT applied. Retry later.`,
+		ambiguous: true,
+		error: `${migration.name}: ${MAX_WRITE_ATTEMPTS} attempts got no clear answer (last: ${lastError}); the ledger did not show it after the last one, but that attempt may still have landed before this run released its lock. Run \`workers-pipeline plan\` to see whether it applied, then rerun migrate.`,
 	};
 }
 

@@ -386,10 +386,11 @@ describe("runCli()", () => {
 		]);
 	});
 
-	it("should run lint, test and migration-test for `ci --no-parity` with one summary (exit 0)", async () => {
+	it("should run lint, test, build and migration-test for `ci --no-parity` with one summary (exit 0)", async () => {
 		const result = await cli(["ci", "--no-parity"], fixture());
 		expect(result.code).toBe(EXIT_OK);
 		expect(result.stdout).toMatch(/^lint\s+✔ ok /m);
+		expect(result.stdout).toMatch(/^build\s+✔ ok .*wrangler bundle.*gzip/m);
 		expect(result.stdout).toMatch(/^test\s+✔ ok .*node -e process\.exit\(0\): ok/m);
 		expect(result.stdout).toMatch(/^migration-test\s+✔ ok .*snapshot matches/m);
 		expect(result.stdout.match(/^[✔✘] ci /gm)).toEqual(["✔ ci "]);
@@ -401,7 +402,7 @@ describe("runCli()", () => {
 			"workers-pipeline.jsonc": SETTINGS_TEST_FAILS,
 			"migrations/0003_bad.sql": "PRAGMA journal_mode = WAL;\n",
 		});
-		const result = await cli(["ci", "--no-parity", "--json"], dir);
+		const result = await cli(["ci", "--no-parity", "--no-build", "--json"], dir);
 		expect(result.code).toBe(EXIT_FAILED);
 		const report = JSON.parse(result.stdout) as JsonReport;
 		expect(report.steps.map((s) => [s.name, s.ok])).toEqual([

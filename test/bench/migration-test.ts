@@ -1,0 +1,96 @@
+// migration-test replay vs wrangler's local apply vs the raw better-sqlite3 floor.
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import Database from "better-sqlite3";
+import { loadProjectConfig, resolveEnvironment } from "../../ci/config/load.ts";
+import { parseCatalog, readCatalog } from "../../ci/migrations/catalog.ts";
+import { runWranglerReplay } from "../../ci/migrations/parity.ts";
+import { replayMigrations } from "../../ci/migrations/replay.ts";
+import { generateMigrations } from "./generate.ts";
+
+const median = (values: number[]) => {
+	const sorted = [...values].sort((a, b) => a - b);
+	return sorted[Math.floor(sorted.length / 2)] as number;
+};
+
+/** Runs the candidates interleaved, so drift in machine load hits each alike; medians per candidate. */
+function timeInterleaved(candidates: (() => void)[], runs: number): number[] {
+	for (const fn of candidates) fn(); // warm-up
+	const samples = candidates.map(() => [] as number[]);
+	for (let i = 0; i < runs; i++) {
+		for (const [index, fn] of candidates.entries()) {
+			const t0 = performance.now();
+			fn();
+			samples[index]?.push(performance.now() - t0);
+		}
+	}
+	return samples.map(median);
+}
+
+const RUNS = 21;
+
+const fmt = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
+
+export async function benchMigrationTest(): Promise<void> {
+	const project = mkdtempSync(path.join(tmpdir(), "wp-bench-"));
+	try {
+		const count = 200;
+		generateMigrations(path.join(project, "migrations"), count);
+		writeFileSync(
+			path.join(project, "wrangler.jsonc"),
+			JSON.stringify({ name: "bench", d1_databases: [{ binding: "DB", database_id: "bench" }] }),
+		);
+		const config = loadProjectConfig({ cwd: project });
+		const database = resolveEnvironment(config, undefined).databases[0];
+		if (!database) throw new Error("no database");
+
+		// Ours: read + order + checksum the files, replay each migration atomically, read the schema.
+		const oursRun = () => {
+			const catalog = parseCatalog(readCatalog({ root: project, database }));
+			const result = replayMigrations(catalog.migrations, {
+				migrationsTable: database.migrationsTable,
+			});
+			if (!result.ok) throw new Error(`replay failed: ${JSON.stringify(result.failure)}`);
+		};
+
+		// The floor: raw better-sqlite3 exec of every file in one transaction.
+		const dir = path.join(project, "migrations");
+		const floorRun = () => {
+			const files = readdirSync(dir).sort();
+			const db = new Database(":memory:");
+			db.pragma("foreign_keys = ON");
+			db.exec("BEGIN");
+			for (const file of files) db.exec(readFileSync(path.join(dir, file), "utf8"));
+			db.exec("COMMIT");
+			db.close();
+		};
+		const [ours, floor] = timeInterleaved([oursRun, floorRun], RUNS) as [number, number];
+
+		// What users run today: wrangler d1 migrations apply --local (one run: it takes seconds).
+		const catalog = parseCatalog(readCatalog({ root: project, database }));
+		const wrangler = await runWranglerReplay({
+			root: project,
+			catalog,
+			database,
+			env: process.env,
+		});
+		if (!wrangler.ok) throw new Error(`wrangler failed: ${wrangler.message}`);
+
+		console.log(
+			`migration-test replay of ${count} generated migrations (median of ${RUNS} interleaved runs; wrangler 1 run)`,
+		);
+		console.log(`  ours (catalog + per-migration transactions + schema):  ${fmt(ours)}`);
+		console.log(
+			`  wrangler d1 migrations apply --local:                  ${fmt(wrangler.durationMs)}`,
+		);
+		console.log(`  raw better-sqlite3 exec, one transaction (floor):      ${fmt(floor)}`);
+		console.log(
+			`  wrangler / ours = ${(wrangler.durationMs / ours).toFixed(0)}x   (target >= 30x)`,
+		);
+		console.log(`  ours / floor    = ${(ours / floor).toFixed(2)}x  (target <= 1.5x)`);
+	} finally {
+		rmSync(project, { recursive: true, force: true });
+	}
+}
+
