@@ -66,7 +66,7 @@ const CACHE_FLAG: FlagDef = {
 	name: "cache",
 	type: "boolean",
 	description:
-		"reuse results of unchanged inputs (build, wrangler parity verdicts); --no-cache to redo everything",
+		"reuse results of unchanged inputs (a passing test run, the build, wrangler parity verdicts, tsc); --no-cache to redo everything",
 };
 const cacheDir = (input: CommandInput, project: ProjectConfig) =>
 	input.flags.cache === false

@@ -41,7 +41,7 @@ export async function runCi(
 ): Promise<StepResult[]> {
 	return Promise.all([
 		runStepSafely(lintStep, ctx("lint"), { project, cacheDir }),
-		runStepSafely(testStep, ctx("test"), { project }),
+		runStepSafely(testStep, ctx("test"), { project, cacheDir }),
 		...(build
 			? [runStepSafely(buildStep, ctx("build"), { project, force: cacheDir === undefined })]
 			: []),

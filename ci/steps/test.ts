@@ -1,11 +1,21 @@
 import path from "node:path";
 import { stripVTControlCharacters } from "node:util";
 import type { ProjectConfig } from "../config/schema.ts";
+import { hashProjectFiles, readCacheEntry, writeCacheEntry } from "./_cache.ts";
 import { defineStep, makeStepResult } from "./_step.ts";
 import { runTool } from "./lint.ts";
 
 export interface TestArgs {
 	project: ProjectConfig;
+	/** When set, a passing run is remembered by the hash of every project file and reused. */
+	cacheDir?: string;
+}
+
+interface CachedTestRun {
+	inputsHash: string;
+	summary: string;
+	counts: { passed?: number; failed?: number };
+	at: string;
 }
 
 /** Pulls "N passed" / "N failed" out of common runners' closing lines (vitest, jest, node:test). */
@@ -21,18 +31,35 @@ export function parseTestCounts(output: string): { passed?: number; failed?: num
 /** Runs the project's unit tests: settings.test.command (default `npm test`). */
 export const testStep = defineStep<TestArgs>({
 	name: "test",
-	async run(ctx, { project }) {
+	async run(ctx, { project, cacheDir }) {
 		const started = performance.now();
 		const [file, ...args] = project.settings.test.command as [string, ...string[]];
+		const inputsHash = cacheDir
+			? hashProjectFiles(project.root, JSON.stringify([file, ...args, process.version]))
+			: undefined;
+		const cached = cacheDir ? readCacheEntry<CachedTestRun>(cacheDir, "test") : undefined;
+		if (inputsHash && cached?.inputsHash === inputsHash) {
+			return makeStepResult("test", started, {
+				ok: true,
+				summary: `${cached.summary} (cached: no file changed since the passing run at ${cached.at})`,
+				findings: [],
+				data: { ...cached.counts, cached: true },
+			});
+		}
 		ctx.progress(`running ${[file, ...args].join(" ")}`);
 		const resolved = file.includes("/") ? path.resolve(project.root, file) : file;
 		const result = await runTool(ctx, project.root, resolved, args);
 		const counts = parseTestCounts(result.stdout + result.stderr);
 		const countText =
 			counts.passed !== undefined ? `${counts.passed} passed, ${counts.failed ?? 0} failed` : "";
+		const summary = `${[file, ...args].join(" ")}: ${result.failed ? `failed (exit ${result.exitCode ?? result.signal})` : "ok"}${countText ? ` (${countText})` : ""}`;
+		if (cacheDir && inputsHash && !result.failed) {
+			const entry: CachedTestRun = { inputsHash, summary, counts, at: new Date().toISOString() };
+			writeCacheEntry(cacheDir, "test", entry);
+		}
 		return makeStepResult("test", started, {
 			ok: !result.failed,
-			summary: `${[file, ...args].join(" ")}: ${result.failed ? `failed (exit ${result.exitCode ?? result.signal})` : "ok"}${countText ? ` (${countText})` : ""}`,
+			summary,
 			findings: result.failed
 				? [
 						{

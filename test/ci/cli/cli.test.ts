@@ -2,6 +2,7 @@ import { spawnSync } from "node:child_process";
 import {
 	chmodSync,
 	cpSync,
+	existsSync,
 	mkdirSync,
 	mkdtempSync,
 	readFileSync,
@@ -446,5 +447,30 @@ describe("bin/workers-pipeline.js", () => {
 		expect(child.stderr).toContain('Unknown environment "nope"');
 		expect(child.stderr).not.toMatch(STACK_LINE);
 		expect(child.stdout).toBe("");
+	});
+
+	it("should reuse a passing test run in `ci` until a project file changes, and never cache a failure", async () => {
+		const counter = path.join(mkdtempSync(path.join(tmpdir(), "wp-counter-")), "runs");
+		const settings = (exitCode: number) => `{
+	"lint": { "biome": false, "typecheck": false },
+	"test": { "command": ["node", "-e", "require('fs').appendFileSync('${counter}', 'x'); process.exit(${exitCode})"] },
+}`;
+		const dir = fixture({ "workers-pipeline.jsonc": settings(0) });
+		const runs = () => (existsSync(counter) ? readFileSync(counter, "utf8").length : 0);
+		expect((await cli(["ci", "--no-parity", "--no-build"], dir)).code).toBe(EXIT_OK);
+		expect(runs()).toBe(1);
+		const second = await cli(["ci", "--no-parity", "--no-build"], dir);
+		expect(second.code).toBe(EXIT_OK);
+		expect(second.stdout).toMatch(/^test\s+✔ ok .*cached: no file changed/m);
+		expect(runs()).toBe(1);
+		expect((await cli(["ci", "--no-parity", "--no-build", "--no-cache"], dir)).code).toBe(EXIT_OK);
+		expect(runs()).toBe(2);
+		writeFileSync(path.join(dir, "src", "index.ts"), "export default {};\n");
+		expect((await cli(["ci", "--no-parity", "--no-build"], dir)).code).toBe(EXIT_OK);
+		expect(runs()).toBe(3);
+		writeFileSync(path.join(dir, "workers-pipeline.jsonc"), settings(1));
+		expect((await cli(["ci", "--no-parity", "--no-build"], dir)).code).toBe(EXIT_FAILED);
+		expect((await cli(["ci", "--no-parity", "--no-build"], dir)).code).toBe(EXIT_FAILED);
+		expect(runs()).toBe(5);
 	});
 });
