@@ -2,9 +2,11 @@ import { createHash, randomUUID } from "node:crypto";
 import {
 	cpSync,
 	type Dirent,
+	existsSync,
 	mkdirSync,
 	mkdtempSync,
 	readdirSync,
+	readFileSync,
 	rmSync,
 	writeFileSync,
 } from "node:fs";
@@ -57,6 +59,38 @@ export interface RunWranglerReplayOptions {
 export async function runWranglerReplay(
 	options: RunWranglerReplayOptions,
 ): Promise<WranglerReplay> {
+	const { catalog, database } = options;
+	// wrangler's verdict depends only on the files, the ledger settings and wrangler's version:
+	// keep it, so an unchanged set is not re-applied with wrangler on every run.
+	const key = parityCacheKey(catalog, database, wranglerVersion(options.root));
+	const cacheFile = options.cacheDir
+		? path.join(options.cacheDir, `parity-${key}.json`)
+		: undefined;
+	if (cacheFile && existsSync(cacheFile)) {
+		try {
+			return { ...(JSON.parse(readFileSync(cacheFile, "utf8")) as WranglerReplay), cached: true };
+		} catch {
+			// A damaged entry: run wrangler again.
+		}
+	}
+	const fresh = await applyWithWrangler(options);
+	if (cacheFile && fresh.exitCode !== null) {
+		mkdirSync(path.dirname(cacheFile), { recursive: true });
+		writeFileSync(cacheFile, JSON.stringify(fresh));
+	}
+	return fresh;
+}
+
+/** Everything wrangler's verdict depends on. */
+export function parityCacheKey(catalog: Catalog, database: D1Database, version: string): string {
+	const hash = createHash("sha256").update(
+		`wrangler ${version}\n${database.migrationsTable}\n${database.migrationsPattern}\n`,
+	);
+	for (const m of catalog.migrations) hash.update(`${m.name} ${m.checksum}\n`);
+	return hash.digest("hex").slice(0, 32);
+}
+
+async function applyWithWrangler(options: RunWranglerReplayOptions): Promise<WranglerReplay> {
 	const { catalog, database } = options;
 	const work = mkdtempSync(path.join(tmpdir(), "wp-parity-"));
 	try {

@@ -2,6 +2,7 @@ import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } f
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { runCli } from "../../../ci/cli/main.ts";
 import { loadProjectConfig } from "../../../ci/config/load.ts";
 import { migrationTestStep } from "../../../ci/steps/migration-test.ts";
 
@@ -65,6 +66,47 @@ describe("migration-test --parity on the D1 corpus", () => {
 		expect(result.findings).toEqual([]);
 		expect(result.ok).toBe(true);
 		expect((result.data as { parity: { agree: boolean } }).parity.agree).toBe(true);
+	});
+
+	it("should reuse wrangler's verdict with --cache only while the files are unchanged", {
+		timeout: 300_000,
+	}, async () => {
+		const dir = mkdtempSync(path.join(tmpdir(), "wp-parity-cache-"));
+		temps.push(dir);
+		cpSync(path.join(repoRoot, "migrations"), path.join(dir, "migrations"), { recursive: true });
+		cpSync(path.join(repoRoot, "migrations.schema.sql"), path.join(dir, "migrations.schema.sql"));
+		writeFileSync(
+			path.join(dir, "wrangler.jsonc"),
+			JSON.stringify({ name: "cache", d1_databases: [{ binding: "DB", database_id: "x" }] }),
+		);
+		const run = async () => {
+			let out = "";
+			const code = await runCli(["migration-test", "--parity", "--cache"], {
+				stdout: (t) => {
+					out += t;
+				},
+				stderr: () => {},
+				env: process.env,
+				cwd: dir,
+				isTTY: false,
+			});
+			return { code, out };
+		};
+		const first = await run();
+		expect(first.code).toBe(0);
+		expect(first.out).toContain("wrangler agrees: clean");
+		expect(first.out).not.toContain("cached verdict");
+		const second = await run();
+		expect(second.out).toContain("wrangler agrees: clean (cached verdict)");
+		// A changed file is a new question for wrangler: here one that fails on both sides.
+		writeFileSync(
+			path.join(dir, "migrations", "0009_broken.sql"),
+			"CREATE INDEX x ON missing_table (id);\n",
+		);
+		const third = await run();
+		expect(third.code).toBe(1);
+		expect(third.out).toContain("wrangler agrees: fails at 0009_broken.sql");
+		expect(third.out).not.toContain("cached verdict");
 	});
 
 	it.each(sets)("should reach wrangler's verdict on %s", { timeout: 300_000 }, async (set) => {
