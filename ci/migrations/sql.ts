@@ -81,21 +81,18 @@ const scanQuoted = (
 	doubling: boolean,
 ): { end: number; value: string; unterminated: boolean } => {
 	let value = "";
-	let i = start + 1;
-	while (i < sql.length) {
-		const c = sql.charAt(i);
-		if (c === close) {
-			if (doubling && sql.charAt(i + 1) === close) {
-				value += close;
-				i += 2;
-				continue;
-			}
-			return { end: i + 1, value, unterminated: false };
+	let from = start + 1;
+	for (;;) {
+		const at = sql.indexOf(close, from);
+		if (at === -1) return { end: sql.length, value: value + sql.slice(from), unterminated: true };
+		value += sql.slice(from, at);
+		if (doubling && sql.charCodeAt(at + 1) === close.charCodeAt(0)) {
+			value += close;
+			from = at + 2;
+			continue;
 		}
-		value += c;
-		i++;
+		return { end: at + 1, value, unterminated: false };
 	}
-	return { end: sql.length, value, unterminated: true };
 };
 
 const scanNumber = (sql: string, start: number): number => {
@@ -127,93 +124,113 @@ const scanNumber = (sql: string, start: number): number => {
 	return i;
 };
 
-type RawToken = Omit<SqlToken, "line" | "column">;
+/** What scanToken found; filled in place to keep tokenizing allocation-light. */
+interface Scan {
+	kind: SqlTokenKind;
+	end: number;
+	value: string | undefined;
+	unterminated: boolean;
+}
 
-/** Reads the one token that starts at `i` (never whitespace). */
-const scanToken = (sql: string, i: number): RawToken => {
+/** Reads the one token that starts at `i` (never whitespace) into `out`. */
+const scanToken = (sql: string, i: number, out: Scan): void => {
 	const c = sql.charAt(i);
 	const next = sql.charAt(i + 1);
-	const make = (kind: SqlTokenKind, end: number, extra: Partial<RawToken> = {}): RawToken => {
-		const text = sql.slice(i, end);
-		return { kind, text, value: text, offset: i, ...extra };
+	out.value = undefined;
+	out.unterminated = false;
+	const set = (kind: SqlTokenKind, end: number) => {
+		out.kind = kind;
+		out.end = end;
+	};
+	const quoted = (kind: SqlTokenKind, q: { end: number; value: string; unterminated: boolean }) => {
+		set(kind, q.end);
+		out.value = q.value;
+		out.unterminated = q.unterminated;
 	};
 
 	if (c === "-" && next === "-") {
 		const newline = sql.indexOf("\n", i);
 		const end = newline === -1 ? sql.length : newline;
 		// Keep a CRLF file's `\r` out of the comment text.
-		return make("line-comment", sql.charAt(end - 1) === "\r" ? end - 1 : end);
+		return set("line-comment", sql.charAt(end - 1) === "\r" ? end - 1 : end);
 	}
 	if (c === "/" && next === "*") {
 		const close = sql.indexOf("*/", i + 2);
-		if (close === -1) return make("block-comment", sql.length, { unterminated: true });
-		return make("block-comment", close + 2);
+		if (close === -1) {
+			set("block-comment", sql.length);
+			out.unterminated = true;
+			return;
+		}
+		return set("block-comment", close + 2);
 	}
-	if (c === "'") {
-		const q = scanQuoted(sql, i, "'", true);
-		return make("string", q.end, { value: q.value, ...(q.unterminated && { unterminated: true }) });
-	}
+	if (c === "'") return quoted("string", scanQuoted(sql, i, "'", true));
 	if (c === '"' || c === "`" || c === "[") {
-		const q = scanQuoted(sql, i, c === "[" ? "]" : c, c !== "[");
-		return make("quoted-identifier", q.end, {
-			value: q.value,
-			...(q.unterminated && { unterminated: true }),
-		});
+		return quoted("quoted-identifier", scanQuoted(sql, i, c === "[" ? "]" : c, c !== "["));
 	}
-	if ((c === "x" || c === "X") && next === "'") {
-		const q = scanQuoted(sql, i + 1, "'", false);
-		return make("blob", q.end, { value: q.value, ...(q.unterminated && { unterminated: true }) });
-	}
-	if (isDigit(c) || (c === "." && isDigit(next))) return make("number", scanNumber(sql, i));
+	if ((c === "x" || c === "X") && next === "'") return quoted("blob", scanQuoted(sql, i + 1, "'", false));
+	if (isDigit(c) || (c === "." && isDigit(next))) return set("number", scanNumber(sql, i));
 	if (isIdentStart(c)) {
 		let end = i + 1;
 		while (end < sql.length && isIdentPart(sql.charAt(end))) end++;
 		const word = sql.slice(i, end);
-		return make(SQLITE_KEYWORDS.has(word.toUpperCase()) ? "keyword" : "identifier", end);
+		return set(SQLITE_KEYWORDS.has(word.toUpperCase()) ? "keyword" : "identifier", end);
 	}
 	if (c === "?") {
 		let end = i + 1;
 		while (isDigit(sql.charAt(end))) end++;
-		return make("parameter", end);
+		return set("parameter", end);
 	}
 	if ((c === ":" || c === "@" || c === "$") && isIdentPart(next)) {
 		let end = i + 1;
 		while (end < sql.length && isIdentPart(sql.charAt(end))) end++;
-		return make("parameter", end);
+		return set("parameter", end);
 	}
-	if (c === ";") return make("semicolon", i + 1);
-	const three = sql.slice(i, i + 3);
-	if (THREE_CHAR_OPERATORS.has(three)) return make("operator", i + 3);
-	if (TWO_CHAR_OPERATORS.has(sql.slice(i, i + 2))) return make("operator", i + 2);
-	if (ONE_CHAR_OPERATORS.has(c)) return make("operator", i + 1);
+	if (c === ";") return set("semicolon", i + 1);
+	if (THREE_CHAR_OPERATORS.has(sql.slice(i, i + 3))) return set("operator", i + 3);
+	if (TWO_CHAR_OPERATORS.has(sql.slice(i, i + 2))) return set("operator", i + 2);
+	if (ONE_CHAR_OPERATORS.has(c)) return set("operator", i + 1);
 	// Keep surrogate pairs whole so an odd character never splits into two tokens.
 	const width = (c.codePointAt(0) ?? 0) > 0xffff ? 2 : 1;
-	return make("unknown", i + width);
+	return set("unknown", i + width);
 };
 
 /** Splits SQLite source into tokens, comments included and whitespace dropped. */
 export function tokenizeSql(sql: string): SqlToken[] {
 	const tokens: SqlToken[] = [];
+	const scan: Scan = { kind: "unknown", end: 0, value: undefined, unterminated: false };
 	let i = 0;
 	let line = 1;
 	let lineStart = 0;
-	let counted = 0;
 	while (i < sql.length) {
-		if (isSpace(sql.charAt(i))) {
+		const code = sql.charCodeAt(i);
+		if (code === 10) {
+			line++;
+			lineStart = i + 1;
 			i++;
 			continue;
 		}
-		const raw = scanToken(sql, i);
-		// Advance the line counter only over text not yet counted, so this stays linear.
-		for (let p = counted; p < raw.offset; p++) {
-			if (sql.charCodeAt(p) === 10) {
-				line++;
-				lineStart = p + 1;
-			}
+		if (code === 32 || code === 9 || code === 13 || code === 12 || code === 11 || code === 0xfeff) {
+			i++;
+			continue;
 		}
-		counted = raw.offset;
-		tokens.push({ ...raw, line, column: raw.offset - lineStart + 1 });
-		i = raw.offset + raw.text.length;
+		scanToken(sql, i, scan);
+		const text = sql.slice(i, scan.end);
+		const token: SqlToken = {
+			kind: scan.kind,
+			text,
+			value: scan.value ?? text,
+			offset: i,
+			line,
+			column: i - lineStart + 1,
+		};
+		if (scan.unterminated) token.unterminated = true;
+		tokens.push(token);
+		// Newlines inside a token (block comments, strings) still count for the lines after it.
+		for (let p = text.indexOf("\n"); p !== -1; p = text.indexOf("\n", p + 1)) {
+			line++;
+			lineStart = i + p + 1;
+		}
+		i = scan.end;
 	}
 	return tokens;
 }

@@ -1,0 +1,175 @@
+// Real wrangler and workers-pipeline on the same remote database, both ways, through the loopback
+// Cloudflare API: each must see the other's work as its own.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type CloudflareApi, startCloudflareApi } from "../../support/cloudflare-api.ts";
+import {
+	ACCOUNT_ID,
+	auditChecksums,
+	createMigrateProject,
+	ENV,
+	EXAMPLE_FILES,
+	EXAMPLE_MIGRATIONS,
+	type JsonReport,
+	ledgerNames,
+	type MigrateProject,
+	newToken,
+} from "./_support.ts";
+
+const token = newToken();
+let api: CloudflareApi;
+const projects: MigrateProject[] = [];
+
+beforeAll(async () => {
+	api = await startCloudflareApi({ token, accountId: ACCOUNT_ID });
+});
+afterAll(async () => {
+	await api?.close();
+});
+afterEach(() => {
+	const open = projects.splice(0);
+	try {
+		for (const project of open) project.assertNoTokenLeak();
+	} finally {
+		for (const project of open) project.dispose();
+	}
+});
+
+const project = (migrations: readonly string[] = EXAMPLE_MIGRATIONS) => {
+	const p = createMigrateProject({ api, token, migrations });
+	projects.push(p);
+	return p;
+};
+
+const FIRST = EXAMPLE_MIGRATIONS.slice(0, 4);
+const REST = EXAMPLE_MIGRATIONS.slice(4);
+
+const wranglerArgs = (command: "list" | "apply") => [
+	"d1",
+	"migrations",
+	command,
+	"DB",
+	"--remote",
+	"--env",
+	ENV,
+];
+
+const parseJson = (stdout: string) => JSON.parse(stdout) as JsonReport;
+const statuses = (report: JsonReport) =>
+	Object.fromEntries(report.migrations.map((m) => [m.name, m.status]));
+const expectStatuses = (report: JsonReport, names: readonly string[], status: string) =>
+	expect(statuses(report)).toEqual(
+		expect.objectContaining(Object.fromEntries(names.map((n) => [n, status]))),
+	);
+
+interface LedgerRow {
+	id: number;
+	name: string;
+	applied_at: string;
+}
+const ledgerRows = (p: MigrateProject) =>
+	p.db().prepare("SELECT id, name, applied_at FROM d1_migrations ORDER BY id").all() as LedgerRow[];
+const ledgerColumns = (p: MigrateProject) =>
+	p
+		.db()
+		.prepare(
+			"SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_xinfo('d1_migrations')",
+		)
+		.all();
+
+describe("workers-pipeline migrate, then wrangler", () => {
+	it("leaves wrangler nothing pending, with ledger rows in wrangler's own format", async () => {
+		const ours = project();
+		const migrate = await ours.cli(["migrate", "--env", ENV]);
+		expect(migrate.code, migrate.stdout + migrate.stderr).toBe(0);
+
+		const list = await ours.wrangler(wranglerArgs("list"));
+		expect(list.code, list.stdout + list.stderr).toBe(0);
+		expect(list.stdout).toContain("No migrations to apply");
+		for (const name of EXAMPLE_MIGRATIONS) expect(list.stdout).not.toContain(name);
+		// A second wrangler apply must not re-run anything either.
+		const apply = await ours.wrangler(wranglerArgs("apply"));
+		expect(apply.code, apply.stdout + apply.stderr).toBe(0);
+		expect(apply.stdout).toContain("No migrations to apply");
+
+		// The same files applied by wrangler alone, on a second database: the ledgers must match.
+		const theirs = project();
+		const reference = await theirs.wrangler(wranglerArgs("apply"));
+		expect(reference.code, reference.stdout + reference.stderr).toBe(0);
+
+		expect(ledgerColumns(ours)).toEqual(ledgerColumns(theirs));
+		const strip = (rows: LedgerRow[]) => rows.map(({ id, name }) => ({ id, name }));
+		expect(strip(ledgerRows(ours))).toEqual(strip(ledgerRows(theirs)));
+		expect(strip(ledgerRows(ours))).toEqual(
+			EXAMPLE_MIGRATIONS.map((name, i) => ({ id: i + 1, name })),
+		);
+		// wrangler's ledger default: CURRENT_TIMESTAMP, "YYYY-MM-DD HH:MM:SS" in UTC.
+		const timestamp = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/;
+		for (const row of [...ledgerRows(ours), ...ledgerRows(theirs)])
+			expect(row.applied_at).toMatch(timestamp);
+		// wrangler never writes checksums; ours are recorded beside its table.
+		expect([...auditChecksums(ours.db()).keys()].sort()).toEqual([...EXAMPLE_MIGRATIONS]);
+		expect(auditChecksums(theirs.db()).size).toBe(0);
+	});
+});
+
+describe("wrangler migrations apply, then workers-pipeline", () => {
+	it("records wrangler's migrations, applies the rest, and then verifies them all", async () => {
+		const p = project(FIRST);
+		const applied = await p.wrangler(wranglerArgs("apply"));
+		expect(applied.code, applied.stdout + applied.stderr).toBe(0);
+		expect(ledgerNames(p.db())).toEqual(FIRST);
+		for (const name of REST) p.writeMigration(name, EXAMPLE_FILES[name] ?? "");
+
+		const before = await p.cli(["plan", "--env", ENV, "--json"]);
+		expect(before.code, before.stdout + before.stderr).toBe(0);
+		const planned = parseJson(before.stdout);
+		expect(planned.migrations.map((m) => m.name)).toEqual([...EXAMPLE_MIGRATIONS]);
+		expectStatuses(planned, FIRST, "unrecorded");
+		expectStatuses(planned, REST, "pending");
+		expect(planned.steps[0]?.summary).toContain(`${FIRST.length} without checksum yet`);
+
+		const migrate = await p.cli(["migrate", "--env", ENV, "--json"]);
+		expect(migrate.code, migrate.stdout + migrate.stderr).toBe(0);
+		const migrated = parseJson(migrate.stdout);
+		expectStatuses(migrated, FIRST, "recorded");
+		expectStatuses(migrated, REST, "applied");
+		expect(ledgerNames(p.db())).toEqual([...EXAMPLE_MIGRATIONS]);
+		// The checksums recorded for wrangler's migrations are those of the files.
+		const recorded = auditChecksums(p.db());
+		for (const m of migrated.migrations) expect(recorded.get(m.name)).toBe(m.checksum);
+
+		const after = await p.cli(["plan", "--env", ENV, "--json"]);
+		expect(after.code, after.stdout + after.stderr).toBe(0);
+		expectStatuses(parseJson(after.stdout), EXAMPLE_MIGRATIONS, "verified");
+
+		const list = await p.wrangler(wranglerArgs("list"));
+		expect(list.code, list.stdout + list.stderr).toBe(0);
+		expect(list.stdout).toContain("No migrations to apply");
+	});
+
+	it("refuses to record a wrangler-applied migration edited since, and writes nothing", async () => {
+		const p = project(FIRST);
+		const applied = await p.wrangler(wranglerArgs("apply"));
+		expect(applied.code, applied.stdout + applied.stderr).toBe(0);
+		for (const name of REST) p.writeMigration(name, EXAMPLE_FILES[name] ?? "");
+		// An edit that changes what the file creates: the database no longer matches the files.
+		const edited = FIRST[2] as string;
+		p.writeMigration(
+			edited,
+			`${EXAMPLE_FILES[edited]}\nCREATE TABLE edited_after_apply (id INTEGER PRIMARY KEY);\n`,
+		);
+		const bytes = api.serialize(p.uuid);
+
+		const migrate = await p.cli(["migrate", "--env", ENV, "--json"]);
+		expect(migrate.code, migrate.stdout + migrate.stderr).toBe(1);
+		const report = parseJson(migrate.stdout);
+		const drift = report.findings.find((f) => f.code === "PREFLIGHT_SCHEMA_DRIFT");
+		expect(drift?.severity).toBe("error");
+		expect(drift?.message).toContain("edited_after_apply");
+		expect(drift?.message).toContain(edited);
+		expect(report.steps[0]?.summary).toContain("nothing was written");
+		expect(api.serialize(p.uuid).equals(bytes)).toBe(true);
+		// The report files say the same as stdout.
+		expect(p.report("migrate").findings.map((f) => f.code)).toContain("PREFLIGHT_SCHEMA_DRIFT");
+	});
+});

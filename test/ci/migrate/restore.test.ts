@@ -1,0 +1,289 @@
+// Time Travel in migrate: --auto-restore after a failed apply or a failed validation, the printed
+// restore command and the `restore` command itself, and --rehearse stopping data-dependent failures
+// before production is touched. All against the loopback Cloudflare API.
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import {
+	type CloudflareApi,
+	type FaultRequest,
+	startCloudflareApi,
+} from "../../support/cloudflare-api.ts";
+import {
+	ACCOUNT_ID,
+	auditChecksums,
+	createMigrateProject,
+	ENV,
+	EXAMPLE_FILES,
+	EXAMPLE_MIGRATIONS,
+	hasTable,
+	type JsonReport,
+	ledgerNames,
+	type MigrateProject,
+	newToken,
+	nextMigrationName,
+	userState,
+} from "./_support.ts";
+
+const token = newToken();
+let api: CloudflareApi;
+const projects: MigrateProject[] = [];
+
+beforeAll(async () => {
+	api = await startCloudflareApi({ token, accountId: ACCOUNT_ID });
+});
+afterAll(async () => {
+	await api?.close();
+});
+afterEach(() => {
+	api.setFaultHook(undefined);
+	const open = projects.splice(0);
+	try {
+		for (const project of open) project.assertNoTokenLeak();
+	} finally {
+		for (const project of open) project.dispose();
+	}
+});
+
+// Applied in the first run, then given duplicate labels directly in the remote data.
+const TAGS = nextMigrationName("create_tags", 1);
+// Pending in the second run: a harmless one first, then one that fails only on that data.
+const LABELS = nextMigrationName("create_labels", 2);
+const UNIQUE_LABEL = nextMigrationName("unique_tag_label", 3);
+const NOT_NULL_WEIGHT = nextMigrationName("add_tag_weight", 3);
+const FILES: Record<string, string> = {
+	[TAGS]: "CREATE TABLE tags (id INTEGER PRIMARY KEY, label TEXT NOT NULL);\n",
+	[LABELS]: "CREATE TABLE labels (id INTEGER PRIMARY KEY, name TEXT NOT NULL);\n",
+	[UNIQUE_LABEL]: "CREATE UNIQUE INDEX tags_label_uq ON tags (label);\n",
+	// Fine on an empty table; SQLite refuses it on a table with rows.
+	[NOT_NULL_WEIGHT]: "ALTER TABLE tags ADD COLUMN weight INTEGER NOT NULL;\n",
+};
+const APPLIED_FIRST = [...EXAMPLE_MIGRATIONS, TAGS];
+
+/** A database migrated through TAGS, whose tags hold a duplicate label; `pending` files added after. */
+async function migratedWithDuplicates(pending: string[]): Promise<MigrateProject> {
+	const p = createMigrateProject({
+		api,
+		token,
+		migrations: { ...EXAMPLE_FILES, [TAGS]: FILES[TAGS] ?? "" },
+	});
+	projects.push(p);
+	const first = await p.cli(["migrate", "--env", ENV]);
+	expect(first.code, first.stdout + first.stderr).toBe(0);
+	expect(ledgerNames(p.db())).toEqual(APPLIED_FIRST);
+	p.db().exec("INSERT INTO tags (label) VALUES ('dup'), ('other'), ('dup');");
+	for (const name of pending) p.writeMigration(name, FILES[name] ?? "");
+	return p;
+}
+
+const json = (stdout: string) => JSON.parse(stdout) as JsonReport;
+const stepData = (report: JsonReport) => report.steps[0]?.data ?? {};
+const statusOf = (report: JsonReport, name: string) =>
+	report.migrations.find((m) => m.name === name)?.status;
+
+/** The `/query` requests this project's database received, as [status, sql]. */
+const queries = (p: MigrateProject) =>
+	api.requests
+		.filter((r) => r.path.endsWith(`/${p.uuid}/query`))
+		.map((r) => [r.status, String(JSON.parse(r.body ?? "{}").sql ?? "")] as const);
+const appliedRequest = (p: MigrateProject, name: string) =>
+	queries(p).find(([, sql]) => sql.includes(`values ('${name}')`));
+
+/**
+ * Serializes the database when the bookmark is read (nothing else runs then, so these are the
+ * bookmark's bytes) and again on the first request after a Time Travel restore.
+ */
+function watchRestore(p: MigrateProject, onRequest?: (request: FaultRequest) => void) {
+	const seen: { atBookmark?: Buffer; afterRestore?: Buffer; restored: boolean } = {
+		restored: false,
+	};
+	api.setFaultHook((request) => {
+		if (!request.path.includes(`/${p.uuid}/`)) return undefined;
+		onRequest?.(request);
+		if (request.path.endsWith("/time_travel/bookmark")) seen.atBookmark = api.serialize(p.uuid);
+		else if (request.path.endsWith("/time_travel/restore")) seen.restored = true;
+		else if (seen.restored && seen.afterRestore === undefined)
+			seen.afterRestore = api.serialize(p.uuid);
+		return undefined;
+	});
+	return seen;
+}
+
+describe("migrate --auto-restore", () => {
+	it("restores the bookmark after a migration fails on remote data, undoing the earlier ones", async () => {
+		const p = await migratedWithDuplicates([LABELS, UNIQUE_LABEL]);
+		const before = userState(p.db());
+		const seen = watchRestore(p);
+
+		const run = await p.cli(["migrate", "--env", ENV, "--auto-restore", "--json"]);
+		expect(run.code, run.stderr).toBe(1);
+
+		// LABELS really was applied in this run before UNIQUE_LABEL failed.
+		expect(appliedRequest(p, LABELS)?.[0]).toBe(200);
+		expect(appliedRequest(p, UNIQUE_LABEL)?.[0]).toBe(400);
+		// Right after the restore the database is the bookmark's, byte for byte.
+		expect(seen.atBookmark).toBeDefined();
+		expect(seen.afterRestore?.equals(seen.atBookmark as Buffer)).toBe(true);
+		// And after the run (which then released its lock): everything as before the run.
+		expect(userState(p.db())).toEqual(before);
+		expect(ledgerNames(p.db()).at(-1)).toBe(TAGS);
+		expect(hasTable(p.db(), "labels")).toBe(false);
+
+		const report = json(run.stdout);
+		const failed = report.findings.find((f) => f.code === "APPLY_FAILED");
+		expect(failed?.file).toBe(`migrations/${UNIQUE_LABEL}`);
+		expect(failed?.message).toContain("UNIQUE constraint failed");
+		expect(stepData(report).restore).toMatchObject({
+			performed: true,
+			confirmed: true,
+			headAfterRestore: TAGS,
+		});
+		expect(report.steps[0]?.summary).toContain("database restored to the bookmark");
+		expect(statusOf(report, LABELS)).toBe("not-run");
+		expect(statusOf(report, UNIQUE_LABEL)).toBe("failed");
+		// The written reports say the same.
+		expect(p.report("migrate").steps[0]?.data.restore).toMatchObject({ confirmed: true });
+		const runs = p.db().prepare("SELECT status FROM workers_pipeline_runs").pluck().all();
+		expect(runs).toEqual(["succeeded", "restored"]);
+	});
+
+	it("restores when the remote schema differs from the replay after applying", async () => {
+		const p = await migratedWithDuplicates([LABELS]);
+		const before = userState(p.db());
+		// Someone changes the schema by hand right after the last migration commits, before the
+		// validation reads it back.
+		let lastApplied = false;
+		let altered = false;
+		const seen = watchRestore(p, (request) => {
+			if (!request.path.endsWith("/query")) return;
+			if (lastApplied && !altered) {
+				p.db().exec("CREATE TABLE made_by_hand (id INTEGER PRIMARY KEY);");
+				altered = true;
+			}
+			if (request.body?.includes(`values ('${LABELS}')`)) lastApplied = true;
+		});
+
+		const run = await p.cli(["migrate", "--env", ENV, "--auto-restore", "--json"]);
+		expect(run.code, run.stderr).toBe(1);
+		expect(altered).toBe(true);
+		expect(appliedRequest(p, LABELS)?.[0]).toBe(200);
+		const report = json(run.stdout);
+		const mismatch = report.findings.find((f) => f.code === "VALIDATE_SCHEMA_MISMATCH");
+		expect(mismatch?.message).toContain("made_by_hand");
+		expect(stepData(report).restore).toMatchObject({
+			performed: true,
+			confirmed: true,
+			headAfterRestore: TAGS,
+		});
+		expect(seen.afterRestore?.equals(seen.atBookmark as Buffer)).toBe(true);
+		expect(userState(p.db())).toEqual(before);
+		expect(hasTable(p.db(), "made_by_hand")).toBe(false);
+		expect(hasTable(p.db(), "labels")).toBe(false);
+	});
+});
+
+describe("migrate without --auto-restore, then `restore`", () => {
+	it("prints the exact restore command, which puts the database back and shows the head", async () => {
+		const p = await migratedWithDuplicates([LABELS, UNIQUE_LABEL]);
+		const before = userState(p.db());
+
+		const run = await p.cli(["migrate", "--env", ENV]);
+		expect(run.code, run.stderr).toBe(1);
+		// Nothing was restored: LABELS stays applied, the failure left the rest.
+		expect(ledgerNames(p.db())).toEqual([...APPLIED_FIRST, LABELS]);
+		const report = p.report("migrate");
+		const bookmark = stepData(report).bookmark as string;
+		expect(bookmark).toMatch(/\S{20,}/);
+		const command = `workers-pipeline restore --env ${ENV} --binding DB --bookmark ${bookmark}`;
+		expect(stepData(report).restore).toMatchObject({ performed: false });
+		const available = report.findings.find((f) => f.code === "RESTORE_AVAILABLE");
+		expect(available?.message).toContain(command);
+		expect(available?.message).toContain(
+			`wrangler d1 time-travel restore ${p.databaseName} --env ${ENV} --bookmark=${bookmark}`,
+		);
+		expect(run.stdout + run.stderr).toContain(command);
+		expect(readFileSync(path.join(p.dir, ".reports/migrate.md"), "utf8")).toContain(command);
+
+		// Run exactly what was printed (minus the program name).
+		const argv = command.split(" ").slice(1);
+		const restore = await p.cli(argv);
+		expect(restore.code, restore.stdout + restore.stderr).toBe(0);
+		expect(restore.stdout).toContain(`ledger head is now ${TAGS}`);
+		expect(p.report("restore").steps[0]?.data).toMatchObject({ bookmark, head: TAGS });
+		expect(userState(p.db())).toEqual(before);
+		expect(p.db().prepare("SELECT count(*) FROM workers_pipeline_lock").pluck().get()).toBe(0);
+		// The restored database migrates again once the data is fixed.
+		p.db().exec("DELETE FROM tags WHERE id = 3;");
+		const again = await p.cli(["migrate", "--env", ENV]);
+		expect(again.code, again.stdout + again.stderr).toBe(0);
+		expect(ledgerNames(p.db())).toEqual([...APPLIED_FIRST, LABELS, UNIQUE_LABEL]);
+	});
+});
+
+describe("migrate --rehearse", () => {
+	const cases = [
+		{ title: "duplicate rows under a new UNIQUE index", failing: UNIQUE_LABEL, error: "UNIQUE" },
+		{
+			title: "a NOT NULL column without default on a table with rows",
+			failing: NOT_NULL_WEIGHT,
+			error: "NOT NULL",
+		},
+	] as const;
+	for (const { title, failing, error } of cases) {
+		it(`stops before production on ${title}`, async () => {
+			const p = await migratedWithDuplicates([LABELS, failing]);
+			const before = userState(p.db());
+			const runsBefore = p.db().prepare("SELECT count(*) FROM workers_pipeline_runs").pluck().get();
+			const requestsBefore = api.requests.length;
+
+			const run = await p.cli(["migrate", "--env", ENV, "--rehearse", "--json"]);
+			expect(run.code, run.stderr).toBe(1);
+			const report = json(run.stdout);
+			const rehearsal = report.findings.find((f) => f.code === "REHEARSAL_FAILED");
+			expect(rehearsal?.file).toBe(`migrations/${failing}`);
+			expect(rehearsal?.message).toContain(error);
+			expect(report.steps[0]?.summary).toContain("production was not touched");
+			expect(stepData(report).rehearsal).toEqual({ ok: false });
+
+			// The export endpoint was used, and no migration request was ever sent.
+			const mine = api.requests.slice(requestsBefore).filter((r) => r.path.includes(p.uuid));
+			expect(mine.some((r) => r.method === "POST" && r.path.endsWith("/export"))).toBe(true);
+			expect(appliedRequest(p, LABELS)).toBeUndefined();
+			expect(appliedRequest(p, failing)).toBeUndefined();
+			// User data, schema and both ledgers are untouched; the only trace is the run record.
+			expect(userState(p.db())).toEqual(before);
+			expect(ledgerNames(p.db())).toEqual(APPLIED_FIRST);
+			expect([...auditChecksums(p.db()).keys()].sort()).toEqual([...APPLIED_FIRST].sort());
+			const runs = p
+				.db()
+				.prepare("SELECT status, detail FROM workers_pipeline_runs ORDER BY started_at")
+				.all();
+			expect(runs).toHaveLength(Number(runsBefore) + 1);
+			expect(runs.at(-1)).toEqual({ status: "failed", detail: "rehearsal failed" });
+		});
+	}
+});
+
+describe("the API token", () => {
+	it("is redacted even where D1's own error quotes it, in output and in reports", async () => {
+		const bad = nextMigrationName("quotes_the_token", 1);
+		const p = createMigrateProject({
+			api,
+			token,
+			migrations: { ...EXAMPLE_FILES, [bad]: `INSERT INTO "${token}" (id) VALUES (1);\n` },
+		});
+		projects.push(p);
+		const run = await p.cli(["migrate", "--env", ENV]);
+		expect(run.code).toBe(1);
+		expect(run.stdout).toContain("no such table: ***");
+		expect(p.report("migrate").findings.map((f) => f.code)).toContain("REPLAY_FAILED");
+		// The scan every test ends with finds nothing here, and does find a planted leak.
+		p.assertNoTokenLeak();
+		p.outputs.push(`leaked ${token}`);
+		expect(() => p.assertNoTokenLeak()).toThrow("captured output");
+		p.outputs.pop();
+		writeFileSync(path.join(p.dir, ".reports/planted.txt"), token);
+		expect(() => p.assertNoTokenLeak()).toThrow(".reports/planted.txt");
+		rmSync(path.join(p.dir, ".reports/planted.txt"));
+	});
+});
