@@ -4,7 +4,7 @@ import {
 	type StatementResult,
 	sleep,
 } from "../cloudflare/d1-client.ts";
-import { CiError } from "../errors.ts";
+import { CiError, D1ApiError } from "../errors.ts";
 import {
 	AUDIT_TABLE,
 	claimLockSql,
@@ -24,36 +24,72 @@ export interface RemoteState {
 	tables: Set<string>;
 }
 
-/** Reads the schema and both ledgers without writing anything (missing tables read as empty). */
+const ledgerStatements = (
+	migrationsTable: string,
+	tables: { wrangler: boolean; audit: boolean },
+) => [
+	...(tables.wrangler
+		? [`SELECT id, name, applied_at FROM ${quoteIdentifier(migrationsTable)} ORDER BY id;`]
+		: []),
+	...(tables.audit
+		? [
+				`SELECT name, checksum, git_sha, applied_by, duration_ms, bookmark, run_id, recorded_by, recorded_at FROM ${AUDIT_TABLE};`,
+			]
+		: []),
+];
+
+/** The state-reading statements, for folding into another request (e.g. the lock claim). */
+export const stateSql = (migrationsTable: string) =>
+	`${SCHEMA_QUERY};\n${ledgerStatements(migrationsTable, { wrangler: true, audit: true }).join("\n")}`;
+
+/** Maps the results of stateSql (the last three results of a request). */
+export function parseState(
+	results: readonly StatementResult[],
+	migrationsTable: string,
+): RemoteState {
+	const [schemaResult, wranglerResult, auditResult] = results.slice(-3);
+	const rows = (schemaResult?.results ?? []) as unknown as SchemaRow[];
+	return {
+		ledger: parseLedger(wranglerResult?.results ?? [], auditResult?.results ?? []),
+		schema: makeSchema(rows, [migrationsTable, ...PIPELINE_TABLES]),
+		tables: new Set(rows.filter((r) => r.type === "table").map((r) => r.name)),
+	};
+}
+
+/**
+ * Reads the schema and both ledgers without writing anything, in one request (one consistent
+ * snapshot). A database that has never been migrated lacks the ledger tables: then the tables
+ * that exist are read in a second request, and missing ones read as empty.
+ */
 export async function readRemoteState(
 	db: SqlExecutor,
 	migrationsTable: string,
 ): Promise<RemoteState> {
-	const [schemaResult] = await db.query(SCHEMA_QUERY);
-	const rows = (schemaResult?.results ?? []) as unknown as SchemaRow[];
-	const tables = new Set(rows.filter((r) => r.type === "table").map((r) => r.name));
-	const schema = makeSchema(rows, [migrationsTable, ...PIPELINE_TABLES]);
-	const statements: string[] = [];
-	if (tables.has(migrationsTable))
-		statements.push(
-			`SELECT id, name, applied_at FROM ${quoteIdentifier(migrationsTable)} ORDER BY id;`,
-		);
-	if (tables.has(AUDIT_TABLE)) {
-		statements.push(
-			`SELECT name, checksum, git_sha, applied_by, duration_ms, bookmark, run_id, recorded_by, recorded_at FROM ${AUDIT_TABLE};`,
-		);
+	try {
+		return parseState(await db.query(stateSql(migrationsTable)), migrationsTable);
+	} catch (error) {
+		if (
+			!(error instanceof D1ApiError) ||
+			isAmbiguous(error) ||
+			!/no such table/i.test(error.message)
+		)
+			throw error;
 	}
-	if (statements.length === 0) return { ledger: parseLedger([], []), schema, tables };
-	// The schema is read again in the ledger's request: one request is one consistent snapshot, so
-	// a migration another run applies between the two requests cannot look like schema drift.
+	const [schemaResult] = await db.query(SCHEMA_QUERY);
+	const names = new Set(
+		((schemaResult?.results ?? []) as unknown as SchemaRow[]).map((r) => r.name),
+	);
+	const present = { wrangler: names.has(migrationsTable), audit: names.has(AUDIT_TABLE) };
+	const statements = ledgerStatements(migrationsTable, present);
 	const results = await db.query(`${SCHEMA_QUERY};\n${statements.join("\n")}`);
-	const current = (results[0]?.results ?? []) as unknown as SchemaRow[];
-	const wranglerRows = tables.has(migrationsTable) ? (results[1]?.results ?? []) : [];
-	const auditRows = tables.has(AUDIT_TABLE) ? (results.at(-1)?.results ?? []) : [];
+	const rows = (results[0]?.results ?? []) as unknown as SchemaRow[];
 	return {
-		ledger: parseLedger(wranglerRows, auditRows),
-		schema: makeSchema(current, [migrationsTable, ...PIPELINE_TABLES]),
-		tables: new Set(current.filter((r) => r.type === "table").map((r) => r.name)),
+		ledger: parseLedger(
+			present.wrangler ? (results[1]?.results ?? []) : [],
+			present.audit ? (results.at(-1)?.results ?? []) : [],
+		),
+		schema: makeSchema(rows, [migrationsTable, ...PIPELINE_TABLES]),
+		tables: new Set(rows.filter((r) => r.type === "table").map((r) => r.name)),
 	};
 }
 
@@ -101,7 +137,7 @@ export interface LockHolder {
 }
 
 export type LockOutcome =
-	| { acquired: true; tookOverFrom: LockHolder | undefined }
+	| { acquired: true; tookOverFrom: LockHolder | undefined; state?: RemoteState }
 	| { acquired: false; holder: LockHolder | undefined };
 
 const toHolder = (row: Record<string, unknown> | undefined): LockHolder | undefined =>
@@ -125,7 +161,8 @@ export async function tryClaimLock(
 		ttlSeconds,
 	}: { migrationsTable: string; runId: string; owner: string; ttlSeconds: number },
 ): Promise<LockOutcome> {
-	const sql = `${setupSql(migrationsTable)}\n${claimLockSql(runId, owner, ttlSeconds)}`;
+	// The state is read in the same request, so the caller plans on exactly what it locked.
+	const sql = `${setupSql(migrationsTable)}\n${claimLockSql(runId, owner, ttlSeconds)}\n${stateSql(migrationsTable)}`;
 	let results: Awaited<ReturnType<SqlExecutor["query"]>>;
 	try {
 		results = await db.query(sql, { write: true });
@@ -149,9 +186,11 @@ export async function tryClaimLock(
 			? { acquired: true, tookOverFrom: undefined }
 			: { acquired: false, holder };
 	}
-	const stale = toHolder(results.at(-4)?.results[0]);
-	const holder = toHolder(results.at(-1)?.results[0]);
-	if (holder?.runId === runId) return { acquired: true, tookOverFrom: stale };
+	const stale = toHolder(results.at(-7)?.results[0]);
+	const holder = toHolder(results.at(-4)?.results[0]);
+	if (holder?.runId === runId) {
+		return { acquired: true, tookOverFrom: stale, state: parseState(results, migrationsTable) };
+	}
 	return { acquired: false, holder };
 }
 
@@ -180,11 +219,11 @@ export async function acquireLock(
 		signal?: AbortSignal;
 		onWait?: (holder: LockHolder | undefined) => void;
 	},
-): Promise<{ tookOverFrom: LockHolder | undefined }> {
+): Promise<{ tookOverFrom: LockHolder | undefined; state: RemoteState | undefined }> {
 	const started = Date.now();
 	for (;;) {
 		const outcome = await tryClaimLock(db, options);
-		if (outcome.acquired) return { tookOverFrom: outcome.tookOverFrom };
+		if (outcome.acquired) return { tookOverFrom: outcome.tookOverFrom, state: outcome.state };
 		const waited = Date.now() - started;
 		if (waited >= options.timeoutMs)
 			throw new LockHeldError(outcome.holder, Math.round(waited / 1000));

@@ -167,7 +167,8 @@ const scanToken = (sql: string, i: number, out: Scan): void => {
 	if (c === '"' || c === "`" || c === "[") {
 		return quoted("quoted-identifier", scanQuoted(sql, i, c === "[" ? "]" : c, c !== "["));
 	}
-	if ((c === "x" || c === "X") && next === "'") return quoted("blob", scanQuoted(sql, i + 1, "'", false));
+	if ((c === "x" || c === "X") && next === "'")
+		return quoted("blob", scanQuoted(sql, i + 1, "'", false));
 	if (isDigit(c) || (c === "." && isDigit(next))) return set("number", scanNumber(sql, i));
 	if (isIdentStart(c)) {
 		let end = i + 1;

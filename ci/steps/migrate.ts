@@ -17,6 +17,7 @@ import {
 	acquireLock,
 	LockHeldError,
 	type LockHolder,
+	type RemoteState,
 	readAppliedNames,
 	readRemoteState,
 	readWithRetry,
@@ -333,8 +334,9 @@ export const migrateStep = defineStep<MigrateArgs>({
 			ttl: args.lockTtlSeconds ?? DEFAULT_LOCK_TTL_SECONDS,
 		};
 		let tookOverFrom: LockHolder | undefined;
+		let lockedState: RemoteState | undefined;
 		try {
-			({ tookOverFrom } = await acquireLock(client, {
+			({ tookOverFrom, state: lockedState } = await acquireLock(client, {
 				migrationsTable: database.migrationsTable,
 				runId: run.runId,
 				owner: run.owner,
@@ -366,10 +368,13 @@ export const migrateStep = defineStep<MigrateArgs>({
 		let detail: string | null = null;
 		const durations: [string, number][] = [];
 		try {
-			// Another run may have migrated while we waited: plan again under the lock.
-			state = await readWithRetry(() => readRemoteState(client, database.migrationsTable), {
-				signal: ctx.signal,
-			});
+			// Another run may have migrated while we waited: plan again on the state read under the
+			// lock (in the claim's own request; read again only if that answer was lost).
+			state =
+				lockedState ??
+				(await readWithRetry(() => readRemoteState(client, database.migrationsTable), {
+					signal: ctx.signal,
+				}));
 			plan = planMigrations(catalog, state.ledger, { allowOutOfOrder: args.allowOutOfOrder });
 			for (const row of planRows(plan)) rows.set(row.name, row);
 			const replanFindings = [
@@ -561,6 +566,21 @@ export const migrateStep = defineStep<MigrateArgs>({
 				? `${failed ? `failed at ${failed}` : "validation failed"}${status === "restored" ? "; database restored to the bookmark" : ""} (bookmark ${bookmark})`
 				: `applied ${applied} migration(s)${plan.toRecord.length ? `, recorded ${plan.toRecord.length} applied by wrangler` : ""}; schema validated; bookmark ${bookmark}`;
 			return finish(!hasErrors(findings), summary, [...rows.values()]);
+		} catch (error) {
+			// Whatever went wrong after the lock, the report must still carry the bookmark and the
+			// way back: this is exactly when someone needs them.
+			const restore = bookmark
+				? `\nIf the database is in a bad state, put it back as it was before this run:\n  ${restoreCommands(args.env, database, bookmark).join("\n  ")}`
+				: "";
+			findings.push({
+				code: "MIGRATE_ERROR",
+				severity: "error",
+				message: `${(error as Error).message}${wroteMigrations ? restore : ""}`,
+			});
+			detail = `error: ${(error as Error).message.split("\n")[0]}`;
+			return finish(false, `stopped by an error${bookmark ? ` (bookmark ${bookmark})` : ""}`, [
+				...rows.values(),
+			]);
 		} finally {
 			// Durations, the run's final status and the lock release in one request; a restore may
 			// have removed earlier rows, so these are upserts.
