@@ -21,5 +21,5 @@ if (major < 22) {
 
 const { register } = await import("tsx/esm/api");
 register();
-const { runMain } = await import("../ci/cli/main.ts");
+const { runMain } = await import("../ci/index.ts");
 await runMain();

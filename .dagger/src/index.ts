@@ -22,6 +22,7 @@ export const NPM_CACHE = "workers-pipeline-npm";
 export const PIPELINE_DIR = "/pipeline";
 export const APP_DIR = "/app";
 export const REPORT_DIR = `${APP_DIR}/.reports`;
+export const BUILD_DIR = `${APP_DIR}/.open-next`;
 const SECRETS_FILE = "/run/secrets/workers-pipeline-secrets";
 
 // Never uploaded from the caller's checkout: dependencies, build output, local state, reports.
@@ -48,6 +49,10 @@ export const PIPELINE_ONLY = [
 
 // Off-by-default switches are left off the command line rather than spelled `--no-x`.
 const on = (flag: boolean): true | undefined => (flag ? true : undefined);
+// On-by-default switches are turned off with `--no-x` (the CLI negates any boolean).
+const off = (noFlag: boolean): false | undefined => (noFlag ? false : undefined);
+// Names a Worker secret may not take: they would replace the module's own credentials.
+const RESERVED_ENV = /^(CLOUDFLARE_|WP_|GITHUB_SHA$|CI$|PATH$)/;
 
 /** Deployment environment, as named in wrangler.jsonc `env`. */
 export enum DeployEnv {
@@ -60,6 +65,7 @@ export class WorkersPipeline {
 	source: Directory;
 	pipeline: Directory;
 	wranglerConfig?: string;
+	commit?: string;
 
 	constructor(
 		/** The app to work on (defaults to this repository). */
@@ -68,10 +74,13 @@ export class WorkersPipeline {
 		@argument({ defaultPath: "/", ignore: PIPELINE_ONLY }) pipeline: Directory,
 		/** Wrangler config file inside the app (CLI default: wrangler.jsonc). */
 		wranglerConfig?: string,
+		/** The commit being built and deployed (the Worker version's tag); default "dev". */
+		commit?: string,
 	) {
 		this.source = source;
 		this.pipeline = pipeline;
 		this.wranglerConfig = wranglerConfig;
+		this.commit = commit;
 	}
 
 	/** Lint and typecheck the app. */
@@ -88,8 +97,8 @@ export class WorkersPipeline {
 
 	/** Build the app with OpenNext and return the .open-next directory. */
 	@func()
-	build(): Directory {
-		return this.run(this.toolchain(true), "build", {}).directory(`${APP_DIR}/.open-next`);
+	build(noCache = false): Directory {
+		return this.run(this.toolchain(true), "build", { cache: off(noCache) }).directory(BUILD_DIR);
 	}
 
 	/** Replay every migration on a fresh database and return the JSON report. */
@@ -100,6 +109,7 @@ export class WorkersPipeline {
 		binding?: string,
 		updateSnapshot = false,
 		parity = false,
+		cache = false,
 	): File {
 		const out = `${REPORT_DIR}/migration-test.json`;
 		const ctr = this.toolchain(false).withExec(["mkdir", "-p", REPORT_DIR]);
@@ -110,14 +120,16 @@ export class WorkersPipeline {
 			binding,
 			"update-snapshot": on(updateSnapshot),
 			parity: on(parity),
+			cache: on(cache),
 		};
 		return this.run(ctr, "migrationTest", flags, out).file(out);
 	}
 
 	/** Lint, test, build and migration-test in one go; returns the summary. */
 	@func()
-	async ci(noParity = false): Promise<string> {
-		return this.run(this.toolchain(true), "ci", { parity: noParity ? false : undefined }).stdout();
+	async ci(noParity = false, noBuild = false, noCache = false): Promise<string> {
+		const flags = { parity: off(noParity), build: off(noBuild), cache: off(noCache) };
+		return this.run(this.toolchain(true), "ci", flags).stdout();
 	}
 
 	/** Show what migrate would apply to the remote D1 database. */
@@ -126,53 +138,116 @@ export class WorkersPipeline {
 		env: DeployEnv,
 		cloudflareApiToken: Secret,
 		cloudflareAccountId: string,
+		binding?: string,
+		allowOutOfOrder = false,
 	): Promise<string> {
 		const ctr = this.cloudflare(this.toolchain(false), cloudflareApiToken, cloudflareAccountId);
-		return this.run(ctr, "plan", { env }).stdout();
+		const flags = { env, binding, "allow-out-of-order": on(allowOutOfOrder) };
+		return this.run(ctr, "plan", flags).stdout();
 	}
 
-	/** Apply pending D1 migrations and return the reports directory. */
+	/** Apply pending D1 migrations and return the reports directory (with the bookmark). */
 	@func({ cache: "never" })
 	migrate(
 		env: DeployEnv,
 		cloudflareApiToken: Secret,
 		cloudflareAccountId: string,
+		binding?: string,
 		dryRun = false,
 		autoRestore = false,
 		rehearse = false,
 		allowOutOfOrder = false,
 		lockTimeout?: number,
+		lockTtl?: number,
 	): Directory {
 		const ctr = this.cloudflare(this.toolchain(false), cloudflareApiToken, cloudflareAccountId);
 		const flags = {
 			env,
+			binding,
 			"dry-run": on(dryRun),
 			"auto-restore": on(autoRestore),
 			rehearse: on(rehearse),
 			"allow-out-of-order": on(allowOutOfOrder),
 			"lock-timeout": lockTimeout,
+			"lock-ttl": lockTtl,
 		};
 		return this.run(ctr, "migrate", flags).directory(REPORT_DIR);
 	}
 
-	/** Migrate, deploy, verify health (rolling back on failure); returns the reports directory. */
+	/** Record migrations 0001..through as applied on an existing database; returns the reports. */
+	@func({ cache: "never" })
+	baseline(
+		env: DeployEnv,
+		cloudflareApiToken: Secret,
+		cloudflareAccountId: string,
+		through: string,
+		binding?: string,
+		lockTimeout?: number,
+	): Directory {
+		const ctr = this.cloudflare(this.toolchain(false), cloudflareApiToken, cloudflareAccountId);
+		const flags = { env, binding, through, "lock-timeout": lockTimeout };
+		return this.run(ctr, "baseline", flags).directory(REPORT_DIR);
+	}
+
+	/** Restore D1 to a Time Travel bookmark (from a migrate report); returns the reports. */
+	@func({ cache: "never" })
+	restore(
+		env: DeployEnv,
+		cloudflareApiToken: Secret,
+		cloudflareAccountId: string,
+		bookmark: string,
+		binding?: string,
+		lockTimeout?: number,
+	): Directory {
+		const ctr = this.cloudflare(this.toolchain(false), cloudflareApiToken, cloudflareAccountId);
+		const flags = { env, binding, bookmark, "lock-timeout": lockTimeout };
+		return this.run(ctr, "restore", flags).directory(REPORT_DIR);
+	}
+
+	/**
+	 * Deploy this build (migrating first unless skipMigrate), verify health, roll back when
+	 * unhealthy; returns the reports directory. Worker secrets come as a secrets file and/or as
+	 * secretsFromEnv names with their secretValues (same order), all Secrets end to end.
+	 */
 	@func({ cache: "never" })
 	deploy(
 		env: DeployEnv,
 		cloudflareApiToken: Secret,
 		cloudflareAccountId: string,
+		binding?: string,
 		skipMigrate = false,
 		healthTimeout?: number,
 		secretsFile?: Secret,
+		secretsFromEnv?: string[],
+		secretValues?: Secret[],
+		autoRestore = false,
+		lockTimeout?: number,
 	): Directory {
-		let ctr = this.cloudflare(this.toolchain(true), cloudflareApiToken, cloudflareAccountId);
-		// Worker secrets stay a Secret end to end: mounted as a file, never an env value or argument.
+		const names = secretsFromEnv ?? [];
+		const values = secretValues ?? [];
+		if (names.length !== values.length)
+			throw new Error(
+				`deploy: ${names.length} secretsFromEnv names but ${values.length} secretValues`,
+			);
+		const bad = names.find((n) => !/^[A-Za-z_]\w*$/.test(n) || RESERVED_ENV.test(n));
+		if (bad !== undefined) throw new Error(`deploy: "${bad}" cannot be a Worker secret name here`);
+		// The build comes from build() (cached by the engine), so deploy checks the stamp it wrote.
+		let ctr = this.toolchain(true).withDirectory(BUILD_DIR, this.build());
+		// Worker secrets stay Secrets end to end: a mounted file, secret variables; never a plain value.
 		if (secretsFile) ctr = ctr.withMountedSecret(SECRETS_FILE, secretsFile);
+		names.forEach((name, i) => {
+			ctr = ctr.withSecretVariable(name, values[i] as Secret);
+		});
+		ctr = this.cloudflare(ctr, cloudflareApiToken, cloudflareAccountId);
 		const flags = {
 			env,
+			binding,
 			"skip-migrate": on(skipMigrate),
 			"health-timeout": healthTimeout,
 			"secrets-file": secretsFile ? SECRETS_FILE : undefined,
+			"secrets-from-env": names.length ? names.join(",") : undefined,
+			"auto-restore": on(autoRestore),
+			"lock-timeout": lockTimeout,
 		};
 		return this.run(ctr, "deploy", flags).directory(REPORT_DIR);
 	}
@@ -202,7 +277,10 @@ export class WorkersPipeline {
 			.withExec(["npm", "ci", "--no-audit", "--no-fund"])
 			.withMountedDirectory(APP_DIR, this.source)
 			.withWorkdir(APP_DIR);
-		return withAppDeps ? ctr.withExec(["npm", "ci", "--no-audit", "--no-fund"]) : ctr;
+		const ready = withAppDeps ? ctr.withExec(["npm", "ci", "--no-audit", "--no-fund"]) : ctr;
+		// The CLI stamps builds and tags versions with GITHUB_SHA; after the installs, so a new
+		// commit reuses them.
+		return this.commit ? ready.withEnvVariable("GITHUB_SHA", this.commit) : ready;
 	}
 
 	// Credentials go in after every install step, so no install script ever sees the token; the

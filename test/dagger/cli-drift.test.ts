@@ -1,54 +1,67 @@
-// Holds the module's CLI invocations against the CLI's own command table. Commands the CLI
-// doesn't have yet are `it.todo`; the ones it has must match flag for flag.
-import { existsSync } from "node:fs";
-import { join } from "node:path";
-import { pathToFileURL } from "node:url";
+// Holds the module's CLI invocations against the CLI's own command table (ci/cli/commands.ts):
+// every function passes exactly its command's flags, with the CLI's types, and every command
+// is either a function or listed in NOT_EXPOSED with a reason.
 import { describe, expect, it } from "vitest";
-import { type CliFlag, cliInvocations, GLOBAL_FLAGS, NOT_EXPOSED } from "../../.dagger/src/cli.ts";
-import { ROOT } from "./support.ts";
+import {
+	type CliFlag,
+	cliArgs,
+	cliInvocations,
+	type FunctionName,
+	GLOBAL_FLAGS,
+	NOT_EXPOSED,
+} from "../../.dagger/src/cli.ts";
+import { GLOBAL_FLAGS as CLI_GLOBAL_FLAGS, parseFlags } from "../../ci/cli/args.ts";
+import { COMMANDS } from "../../ci/cli/commands.ts";
 
-interface CliTable {
-	COMMANDS: { name: string; flags: CliFlag[] }[];
-}
-
-const commandsFile = join(ROOT, "ci/cli/commands.ts");
-const argsFile = join(ROOT, "ci/cli/args.ts");
-// Imported by computed URL so the typecheck doesn't depend on the CLI having landed.
-const load = async <T>(file: string): Promise<T | undefined> =>
-	existsSync(file) ? ((await import(pathToFileURL(file).href)) as T) : undefined;
-
-const table = await load<CliTable>(commandsFile);
-const cliGlobals = (await load<{ GLOBAL_FLAGS: CliFlag[] }>(argsFile))?.GLOBAL_FLAGS;
-const byName = new Map((table?.COMMANDS ?? []).map((c) => [c.name, c]));
+const byName = new Map(COMMANDS.map((c) => [c.name, c]));
 const shape = (flags: readonly CliFlag[]) =>
 	flags.map((f) => `--${f.name} ${f.type}${f.required ? " (required)" : ""}`).sort();
 
 describe("module ↔ CLI command table", () => {
 	for (const [fn, invocation] of Object.entries(cliInvocations)) {
-		const cli = byName.get(invocation.command);
-		if (!cli) {
-			it.todo(`${fn} → \`${invocation.command}\` (not in ci/cli/commands.ts COMMANDS yet)`);
-			continue;
-		}
 		it(`${fn} → \`${invocation.command}\` passes exactly the CLI's flags`, () => {
-			expect(shape(invocation.flags)).toEqual(shape(cli.flags));
+			const cli = byName.get(invocation.command);
+			expect(cli, `${invocation.command} is not a CLI command`).toBeDefined();
+			expect(shape(invocation.flags)).toEqual(shape(cli?.flags ?? []));
+		});
+
+		// Every flag set at once (true, then false for switches): the CLI's own parser accepts the
+		// argv the module builds and reads back the same values.
+		it.each([true, false])(`${fn}: the CLI parses the module's argv (switches %s)`, (on) => {
+			const cli = byName.get(invocation.command);
+			const values: Record<string, string | boolean> = {};
+			for (const f of [...GLOBAL_FLAGS, ...invocation.flags] as CliFlag[])
+				values[f.name] = f.type === "boolean" ? on : `v-${f.name}`;
+			const [command, ...argv] = cliArgs(fn as FunctionName, values);
+			expect(command).toBe(invocation.command);
+			const parsed = parseFlags(
+				argv,
+				[...CLI_GLOBAL_FLAGS, ...(cli?.flags ?? [])],
+				String(command),
+			);
+			expect(parsed).toEqual(values);
 		});
 	}
 
-	if (cliGlobals) {
-		it("uses only global flags the CLI accepts", () => {
-			const known = new Set(shape(cliGlobals));
-			for (const flag of shape(GLOBAL_FLAGS)) expect(known).toContain(flag);
-		});
-	} else it.todo("global flags (ci/cli/args.ts GLOBAL_FLAGS not there yet)");
+	it("uses only global flags the CLI accepts", () => {
+		const known = new Set(shape(CLI_GLOBAL_FLAGS));
+		for (const flag of shape(GLOBAL_FLAGS)) expect(known).toContain(flag);
+	});
 
-	if (table) {
-		it("leaves no CLI command unaccounted for (exposed, or listed in NOT_EXPOSED)", () => {
-			const exposed = new Set<string>([
-				...Object.values(cliInvocations).map((i) => i.command),
-				...NOT_EXPOSED,
-			]);
-			expect(table.COMMANDS.map((c) => c.name).filter((n) => !exposed.has(n))).toEqual([]);
-		});
-	} else it.todo("every CLI command accounted for (ci/cli/commands.ts not there yet)");
+	it("leaves no CLI command unaccounted for (exposed, or in NOT_EXPOSED with a reason)", () => {
+		const exposed = new Set<string>(Object.values(cliInvocations).map((i) => i.command));
+		const missing = COMMANDS.map((c) => c.name).filter(
+			(n) => !exposed.has(n) && !(n in NOT_EXPOSED),
+		);
+		expect(missing).toEqual([]);
+		for (const [name, reason] of Object.entries(NOT_EXPOSED)) {
+			expect(byName.has(name), `NOT_EXPOSED names ${name}, not a CLI command`).toBe(true);
+			expect(exposed.has(name), `${name} is both exposed and NOT_EXPOSED`).toBe(false);
+			expect(reason.length).toBeGreaterThan(10);
+		}
+	});
+
+	it("refuses to build a command line without a required flag", () => {
+		expect(() => cliArgs("restore", { env: "staging" })).toThrow(/--bookmark is required/);
+	});
 });

@@ -13,14 +13,17 @@ export interface WorkersPipelineOpts {
 	source?: Directory;
 	pipeline?: Directory;
 	wranglerConfig?: string;
+	commit?: string;
 }
 
 export interface WorkersPipeline {
 	migrationTest(opts?: {
 		dir?: string;
 		env?: "staging" | "production";
+		binding?: string;
 		updateSnapshot?: boolean;
 		parity?: boolean;
+		cache?: boolean;
 	}): File;
-	ci(opts?: { noParity?: boolean }): Promise<string>;
+	ci(opts?: { noParity?: boolean; noBuild?: boolean; noCache?: boolean }): Promise<string>;
 }

@@ -35,9 +35,14 @@ describe("typecheck", () => {
 });
 
 // What `dagger call <fn> --help` will show: names, types, optionality, defaults.
+type TypeRef = IntrospectedArg["type"] & { typeDef?: TypeRef };
+const typeName = (t?: TypeRef): string | undefined =>
+	t?.kind === "LIST_KIND"
+		? `[${typeName(t.typeDef)}]`
+		: (t?.name ?? t?.kind.replace("_KIND", "").toLowerCase());
 const signature = (args: Record<string, IntrospectedArg>) =>
 	Object.values(args).map((a) => {
-		const type = a.type?.name ?? a.type?.kind.replace("_KIND", "").toLowerCase();
+		const type = typeName(a.type);
 		const optional = a.isOptional || a.defaultValue !== undefined || a.defaultPath !== undefined;
 		const dflt = a.defaultValue !== undefined ? ` = ${String(a.defaultValue)}` : "";
 		const path = a.defaultPath !== undefined ? ` (defaultPath ${a.defaultPath})` : "";
@@ -66,6 +71,7 @@ describe("introspection (the SDK's own scanner)", () => {
 			"source?: Directory (defaultPath /)",
 			"pipeline?: Directory (defaultPath /)",
 			"wranglerConfig?: string",
+			"commit?: string",
 		]);
 		expect(ctor.source?.ignore).toEqual([
 			"**/node_modules",
@@ -102,7 +108,7 @@ describe("introspection (the SDK's own scanner)", () => {
 		expect(table).toEqual({
 			lint: { returns: "STRING_KIND", cache: "default", args: [] },
 			test: { returns: "STRING_KIND", cache: "default", args: [] },
-			build: { returns: "Directory", cache: "default", args: [] },
+			build: { returns: "Directory", cache: "default", args: ["noCache?: boolean = false"] },
 			migrationTest: {
 				returns: "File",
 				cache: "default",
@@ -112,30 +118,60 @@ describe("introspection (the SDK's own scanner)", () => {
 					"binding?: string",
 					"updateSnapshot?: boolean = false",
 					"parity?: boolean = false",
+					"cache?: boolean = false",
 				],
 			},
-			ci: { returns: "STRING_KIND", cache: "default", args: ["noParity?: boolean = false"] },
-			plan: { returns: "STRING_KIND", cache: "never", args: cf },
+			ci: {
+				returns: "STRING_KIND",
+				cache: "default",
+				args: [
+					"noParity?: boolean = false",
+					"noBuild?: boolean = false",
+					"noCache?: boolean = false",
+				],
+			},
+			plan: {
+				returns: "STRING_KIND",
+				cache: "never",
+				args: [...cf, "binding?: string", "allowOutOfOrder?: boolean = false"],
+			},
 			migrate: {
 				returns: "Directory",
 				cache: "never",
 				args: [
 					...cf,
+					"binding?: string",
 					"dryRun?: boolean = false",
 					"autoRestore?: boolean = false",
 					"rehearse?: boolean = false",
 					"allowOutOfOrder?: boolean = false",
 					"lockTimeout?: integer",
+					"lockTtl?: integer",
 				],
+			},
+			baseline: {
+				returns: "Directory",
+				cache: "never",
+				args: [...cf, "through: string", "binding?: string", "lockTimeout?: integer"],
+			},
+			restore: {
+				returns: "Directory",
+				cache: "never",
+				args: [...cf, "bookmark: string", "binding?: string", "lockTimeout?: integer"],
 			},
 			deploy: {
 				returns: "Directory",
 				cache: "never",
 				args: [
 					...cf,
+					"binding?: string",
 					"skipMigrate?: boolean = false",
 					"healthTimeout?: integer",
 					"secretsFile?: Secret",
+					"secretsFromEnv?: [string]",
+					"secretValues?: [Secret]",
+					"autoRestore?: boolean = false",
+					"lockTimeout?: integer",
 				],
 			},
 			rollback: { returns: "Directory", cache: "never", args: [...cf, "to?: string"] },
@@ -160,6 +196,8 @@ interface ModuleExports {
 
 const TOKEN_ID = "cloudflare-api-token-secret-id";
 const SECRETS_ID = "worker-secrets-file-secret-id";
+const WORKER_SECRET_IDS = ["worker-secret-api-key-id", "worker-secret-session-id"];
+const SECRET_IDS = [TOKEN_ID, SECRETS_ID, ...WORKER_SECRET_IDS];
 const ACCOUNT = "0123456789abcdef0123456789abcdef";
 
 interface Case {
@@ -168,16 +206,24 @@ interface Case {
 	argv: string[];
 	cloudflare: boolean;
 	appDeps: boolean;
+	/** Secret variables besides the API token, in order. */
+	workerSecrets?: { name: string; secret: string }[];
 }
 
 const cf = (s: Sdk["dag"]) => [s.loadSecretFromID(TOKEN_ID), ACCOUNT];
 const cases: Case[] = [
 	{ fn: "lint", args: () => [], argv: ["lint", ...GLOBALS], cloudflare: false, appDeps: true },
 	{ fn: "test", args: () => [], argv: ["test", ...GLOBALS], cloudflare: false, appDeps: true },
-	{ fn: "build", args: () => [], argv: ["build", ...GLOBALS], cloudflare: false, appDeps: true },
+	{
+		fn: "build",
+		args: () => [true],
+		argv: ["build", ...GLOBALS, "--no-cache"],
+		cloudflare: false,
+		appDeps: true,
+	},
 	{
 		fn: "migrationTest",
-		args: (_, e) => ["migrations", e.staging, "DB", false, true],
+		args: (_, e) => ["migrations", e.staging, "DB", false, true, true],
 		argv: ["migration-test", "--cwd", "/app", "--json", "--report-dir", "/app/.reports"].concat([
 			"--dir",
 			"migrations",
@@ -186,48 +232,81 @@ const cases: Case[] = [
 			"--binding",
 			"DB",
 			"--parity",
+			"--cache",
 		]),
 		cloudflare: false,
 		appDeps: false,
 	},
 	{
 		fn: "ci",
-		args: () => [true],
-		argv: ["ci", ...GLOBALS, "--no-parity"],
+		args: () => [true, true, true],
+		argv: ["ci", ...GLOBALS, "--no-parity", "--no-build", "--no-cache"],
 		cloudflare: false,
 		appDeps: true,
 	},
 	{
 		fn: "plan",
-		args: (s, e) => [e.production, ...cf(s)],
-		argv: ["plan", ...GLOBALS, "--env", "production"],
+		args: (s, e) => [e.production, ...cf(s), "DB", true],
+		argv: ["plan", ...GLOBALS, "--env", "production", "--binding", "DB", "--allow-out-of-order"],
 		cloudflare: true,
 		appDeps: false,
 	},
 	{
 		fn: "migrate",
-		args: (s, e) => [e.production, ...cf(s), false, true, true, false, 120],
+		args: (s, e) => [e.production, ...cf(s), undefined, false, true, true, false, 120, 600],
 		argv: ["migrate", ...GLOBALS, "--env", "production", "--auto-restore", "--rehearse"].concat([
 			"--lock-timeout",
 			"120",
+			"--lock-ttl",
+			"600",
+		]),
+		cloudflare: true,
+		appDeps: false,
+	},
+	{
+		fn: "baseline",
+		args: (s, e) => [e.production, ...cf(s), "0007", undefined, 60],
+		argv: ["baseline", ...GLOBALS, "--env", "production", "--through", "0007"].concat([
+			"--lock-timeout",
+			"60",
+		]),
+		cloudflare: true,
+		appDeps: false,
+	},
+	{
+		fn: "restore",
+		args: (s, e) => [e.production, ...cf(s), "00000085-0000024c-00004c6d-8e61", "DB"],
+		argv: ["restore", ...GLOBALS, "--env", "production", "--binding", "DB"].concat([
+			"--bookmark",
+			"00000085-0000024c-00004c6d-8e61",
 		]),
 		cloudflare: true,
 		appDeps: false,
 	},
 	{
 		fn: "deploy",
-		args: (s, e) => [e.staging, ...cf(s), true, 90, s.loadSecretFromID(SECRETS_ID)],
-		argv: [
-			"deploy",
-			...GLOBALS,
-			"--env",
-			"staging",
-			"--skip-migrate",
-			"--health-timeout",
-			"90",
-		].concat(["--secrets-file", "/run/secrets/workers-pipeline-secrets"]),
+		args: (s, e) => [
+			e.staging,
+			...cf(s),
+			undefined,
+			true,
+			90,
+			s.loadSecretFromID(SECRETS_ID),
+			["API_KEY", "SESSION_SECRET"],
+			WORKER_SECRET_IDS.map((id) => s.loadSecretFromID(id)),
+			true,
+			30,
+		],
+		argv: ["deploy", ...GLOBALS, "--env", "staging", "--skip-migrate", "--health-timeout", "90"]
+			.concat(["--secrets-file", "/run/secrets/workers-pipeline-secrets"])
+			.concat(["--secrets-from-env", "API_KEY,SESSION_SECRET", "--auto-restore"])
+			.concat(["--lock-timeout", "30"]),
 		cloudflare: true,
 		appDeps: true,
+		workerSecrets: [
+			{ name: "API_KEY", secret: "worker-secret-api-key-id" },
+			{ name: "SESSION_SECRET", secret: "worker-secret-session-id" },
+		],
 	},
 	{
 		fn: "rollback",
@@ -256,13 +335,14 @@ describe("execution against a loopback engine", () => {
 		await engine.close();
 	});
 
-	const run = async (c: Case): Promise<string[]> => {
+	const run = async (c: Case, commit?: string): Promise<string[]> => {
 		const start = engine.queries.length;
 		await sdk.connection(async () => {
 			const pipeline = new mod.WorkersPipeline(
 				sdk.dag.loadDirectoryFromID("app-source-dir-id"),
 				sdk.dag.loadDirectoryFromID("pipeline-code-dir-id"),
 				undefined,
+				commit,
 			);
 			const result = pipeline[c.fn]?.(...c.args(sdk.dag, mod.DeployEnv));
 			// Lazy Directory/File results are forced the way the runtime does: by asking for an ID.
@@ -273,7 +353,8 @@ describe("execution against a loopback engine", () => {
 
 	it.each(cases)("$fn sends the expected queries", async (c) => {
 		const queries = await run(c);
-		const final = queries.find((q) => q.includes("/pipeline/bin/workers-pipeline.js"));
+		// The last query runs the function's own CLI call (deploy first resolves its build).
+		const final = queries.findLast((q) => q.includes("/pipeline/bin/workers-pipeline.js"));
 		expect(final, "no query runs the CLI").toBeDefined();
 		const chain = chainOf(final ?? "");
 		const execs = chain.filter((s) => s.field === "withExec");
@@ -305,14 +386,16 @@ describe("execution against a loopback engine", () => {
 		for (const e of envs) expect(String(e.name)).not.toMatch(/TOKEN|SECRET|PASSWORD/);
 		for (const s of chain) {
 			if (s.field === "withSecretVariable" || s.field === "withMountedSecret") continue;
-			expect(JSON.stringify(s.args)).not.toContain(TOKEN_ID);
-			expect(JSON.stringify(s.args)).not.toContain(SECRETS_ID);
+			for (const id of SECRET_IDS) expect(JSON.stringify(s.args)).not.toContain(id);
 		}
 		const secretVar = chain.filter((s) => s.field === "withSecretVariable").map((s) => s.args);
 		const buster = at((s) => s.field === "withEnvVariable" && s.args.name === "WP_CACHE_BUSTER");
 		const lastInstall = chain.lastIndexOf(npmCi.at(-1) as Call);
 		if (c.cloudflare) {
-			expect(secretVar).toEqual([{ name: "CLOUDFLARE_API_TOKEN", secret: TOKEN_ID }]);
+			expect(secretVar).toEqual([
+				...(c.workerSecrets ?? []),
+				{ name: "CLOUDFLARE_API_TOKEN", secret: TOKEN_ID },
+			]);
 			expect(envs).toContainEqual({ name: "CLOUDFLARE_ACCOUNT_ID", value: ACCOUNT });
 			// Credentials arrive after every install; the buster sits right before the remote call.
 			expect(at((s) => s.field === "withSecretVariable")).toBeGreaterThan(lastInstall);
@@ -331,10 +414,63 @@ describe("execution against a loopback engine", () => {
 	it("passes the Worker secrets file as a mounted secret", async () => {
 		const deploy = cases.find((c) => c.fn === "deploy") as Case;
 		const queries = await run(deploy);
-		const chain = chainOf(queries.find((q) => q.includes("workers-pipeline.js")) ?? "");
+		const chain = chainOf(queries.findLast((q) => q.includes("workers-pipeline.js")) ?? "");
 		expect(chain.filter((s) => s.field === "withMountedSecret").map((s) => s.args)).toEqual([
 			{ path: "/run/secrets/workers-pipeline-secrets", source: SECRETS_ID },
 		]);
+	});
+
+	it("deploys the build made by build(), stamped with the commit it was given", async () => {
+		const deploy = cases.find((c) => c.fn === "deploy") as Case;
+		const queries = await run(deploy, "0123456789abcdef0123456789abcdef01234567");
+		const cliQueries = queries.filter((q) => q.includes("workers-pipeline.js"));
+		expect(cliQueries).toHaveLength(2);
+		const [build, ship] = cliQueries.map(chainOf) as [Call[], Call[]];
+		const argv = (chain: Call[]) =>
+			((chain.filter((s) => s.field === "withExec").at(-1)?.args.args ?? []) as string[]).slice(2);
+		expect(argv(build)).toEqual(["build", ...GLOBALS]);
+		expect(build.at(-2)).toEqual({ field: "directory", args: { path: "/app/.open-next" } });
+		const copied = ship.filter((s) => s.field === "withDirectory").map((s) => s.args);
+		expect(copied).toHaveLength(1);
+		expect(copied[0]?.path).toBe("/app/.open-next");
+		for (const chain of [build, ship]) {
+			const sha = chain.filter(
+				(s) => s.field === "withEnvVariable" && s.args.name === "GITHUB_SHA",
+			);
+			expect(sha.map((s) => s.args.value)).toEqual(["0123456789abcdef0123456789abcdef01234567"]);
+			// After the installs, so a new commit reuses them.
+			const shaAt = chain.indexOf(sha[0] as Call);
+			const installs = chain.filter(
+				(s) => s.field === "withExec" && (s.args.args as string[])[0] === "npm",
+			);
+			expect(shaAt).toBeGreaterThan(chain.lastIndexOf(installs.at(-1) as Call));
+		}
+	});
+
+	it("refuses Worker secret names it cannot pass safely", async () => {
+		const attempt = (names: string[], ids: string[]) =>
+			sdk.connection(async () => {
+				const pipeline = new mod.WorkersPipeline(
+					sdk.dag.loadDirectoryFromID("app-source-dir-id"),
+					sdk.dag.loadDirectoryFromID("pipeline-code-dir-id"),
+				);
+				const secrets = ids.map((id) => sdk.dag.loadSecretFromID(id));
+				const token = sdk.dag.loadSecretFromID(TOKEN_ID);
+				pipeline.deploy?.(
+					"staging",
+					token,
+					ACCOUNT,
+					undefined,
+					false,
+					undefined,
+					undefined,
+					names,
+					secrets,
+				);
+			});
+		await expect(attempt(["API_KEY"], [])).rejects.toThrow(/1 secretsFromEnv names but 0/);
+		await expect(attempt(["CLOUDFLARE_API_TOKEN"], ["x"])).rejects.toThrow(/cannot be a Worker/);
+		await expect(attempt(["A,B"], ["x"])).rejects.toThrow(/cannot be a Worker secret name/);
 	});
 
 	it("busts the cache on every Cloudflare call", async () => {

@@ -163,3 +163,107 @@ export const normalizeQuery = (query: string): string =>
 	print(parse(query))
 		.replace(/"\d{13}-[0-9a-f-]{36}"/g, '"<cache-buster>"')
 		.replace(/"id-\d+"/g, '"<id>"');
+
+// ---- `dagger call` command lines (docs, workflows) checked against the introspected module ----
+
+const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+const isPlaceholder = (v: string) => /^<.*>$/.test(v) || /^"?\$\{?[A-Z_]+\}?"?$/.test(v);
+// Where a Secret may come from on the command line: a provider reference, never a value.
+const SECRET_REF = /^(env|file|cmd|op|vault):(\/\/)?\S+$/;
+// Core functions a Directory/File result may be chained into.
+const CHAINABLE: Record<string, string[]> = {
+	Directory: ["export", "entries", "file", "directory", "sync"],
+	File: ["export", "contents", "sync"],
+};
+
+type ArgType = IntrospectedArg["type"] & { typeDef?: ArgType };
+
+// Reads `--flag value` / `--flag=value` / bare boolean switches against one argument table.
+const readFlags = (
+	tokens: string[],
+	args: Record<string, IntrospectedArg>,
+	where: string,
+	enums: IntrospectedModule["enums"],
+	problems: string[],
+): { rest: string[]; given: Set<string> } => {
+	const byFlag = new Map(Object.values(args).map((a) => [kebab(a.name), a]));
+	const given = new Set<string>();
+	let i = 0;
+	while (i < tokens.length && (tokens[i] as string).startsWith("--")) {
+		const [flag, inline] = (tokens[i] as string).slice(2).split(/=(.*)/s) as [string, string?];
+		const arg = byFlag.get(flag);
+		i++;
+		if (!arg) {
+			problems.push(`${where}: unknown flag --${flag} (known: ${[...byFlag.keys()].join(", ")})`);
+			continue;
+		}
+		given.add(arg.name);
+		const type = arg.type as ArgType;
+		if (type?.kind === "BOOLEAN_KIND") {
+			if (inline !== undefined && !["true", "false"].includes(inline))
+				problems.push(`${where}: --${flag} is a switch, not --${flag}=${inline}`);
+			continue;
+		}
+		const value = inline ?? tokens[i++];
+		if (value === undefined || value.startsWith("--")) {
+			problems.push(`${where}: --${flag} needs a value`);
+			continue;
+		}
+		if (isPlaceholder(value)) continue;
+		const item = type?.kind === "LIST_KIND" ? type.typeDef : type;
+		for (const v of type?.kind === "LIST_KIND" ? value.split(",") : [value]) {
+			if (item?.name === "Secret" && !SECRET_REF.test(v))
+				problems.push(`${where}: --${flag} must be a secret reference (env://NAME), not ${v}`);
+			if (item?.kind === "INTEGER_KIND" && !/^\d+$/.test(v))
+				problems.push(`${where}: --${flag} expects an integer, not ${v}`);
+			const values = item?.kind === "ENUM_KIND" && item.name ? enums[item.name]?.values : undefined;
+			if (values && !Object.values(values).some((e) => e.name === v))
+				problems.push(`${where}: --${flag} ${v} is not one of the ${item?.name} values`);
+		}
+	}
+	return { rest: tokens.slice(i), given };
+};
+
+/** Problems with one `dagger call …` argv (the words after `call`); empty when it is valid. */
+export const checkDaggerCall = (tokens: string[], mod: IntrospectedModule): string[] => {
+	const problems: string[] = [];
+	const obj = mod.objects.WorkersPipeline;
+	if (!obj) return ["no WorkersPipeline object"];
+	const ctor = readFlags(
+		tokens,
+		obj._constructor?.arguments ?? {},
+		"constructor",
+		mod.enums,
+		problems,
+	);
+	const [name, ...after] = ctor.rest;
+	const fn = Object.values(obj.methods).find((m) => kebab(m.name) === name);
+	if (!fn) return [...problems, `no function ${name ?? "(none)"} in the module`];
+	const call = readFlags(after, fn.arguments, name as string, mod.enums, problems);
+	for (const arg of Object.values(fn.arguments)) {
+		const optional = arg.isOptional || arg.defaultValue !== undefined || arg.defaultPath;
+		if (!optional && !call.given.has(arg.name))
+			problems.push(`${name}: missing required --${kebab(arg.name)}`);
+	}
+	const [chained] = call.rest;
+	if (chained !== undefined) {
+		const allowed = CHAINABLE[fn.returnType?.name ?? ""] ?? [];
+		if (!allowed.includes(chained))
+			problems.push(
+				`${name} returns ${fn.returnType?.name ?? fn.returnType?.kind}: cannot chain ${chained}`,
+			);
+	}
+	return problems;
+};
+
+/** Shell-ish words: quotes removed, `<placeholders with spaces>` kept as one word. */
+export const shellWords = (line: string): string[] => {
+	const words: string[] = [];
+	const re = /<[^>]*>|"[^"]*"|'[^']*'|\S+/g;
+	for (const m of line.matchAll(re)) {
+		let w = m[0];
+		if (/^".*"$|^'.*'$/s.test(w)) w = w.slice(1, -1);
+		words.push(w);
+	}
+	return words;
+};

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { ROOT } from "./support.ts";
+import { checkDaggerCall, introspectModule, ROOT, shellWords } from "./support.ts";
 
 const read = (name: string) => readFileSync(join(ROOT, ".github/workflows", name), "utf8");
 const ci = read("ci.yml");
@@ -70,6 +70,21 @@ describe("workflows", () => {
 		);
 	});
 
+	it("every `call:` is a valid call of the module (functions, flags, secret references)", async () => {
+		const mod = await introspectModule();
+		const calls = [ci, deploy].flatMap((text) =>
+			[...text.matchAll(/^ +call: (?:>-\n((?: {12}\S.*\n)+)|(.+)\n)/gm)].map((m) =>
+				(m[1] ?? m[2] ?? "").replace(/\s+/g, " ").trim(),
+			),
+		);
+		expect(calls).toHaveLength(3);
+		for (const call of calls) expect(checkDaggerCall(shellWords(call), mod), call).toEqual([]);
+		// The checker is live: a typo and a plain-text token are reported.
+		expect(checkDaggerCall(shellWords("deploy --env staging --skip-migrat"), mod)).not.toEqual([]);
+		const plain = "plan --env staging --cloudflare-api-token abc --cloudflare-account-id x";
+		expect(checkDaggerCall(shellWords(plain), mod).join()).toMatch(/secret reference/);
+	});
+
 	it("ci.yml runs `dagger call ci` on pull requests and pushes, one run per ref", () => {
 		expect(ci).toMatch(/^on:\n {2}pull_request:\n {2}push:/m);
 		expect(ci).toMatch(/^ {10}call: ci$/m);
@@ -86,14 +101,19 @@ describe("workflows", () => {
 		expect(deploy).toContain(`      group: deploy-${env}\n      cancel-in-progress: false\n`);
 		expect(deploy).toContain("if: github.ref == 'refs/heads/main'");
 		// Migrate first, then deploy without migrating twice.
-		const migrate = deploy.indexOf("call: >-\n            migrate --env");
-		const ship = deploy.indexOf("call: >-\n            deploy --env");
+		const call = (fn: string) =>
+			`call: >-\n            --commit "$GITHUB_SHA"\n            ${fn} --env`;
+		const migrate = deploy.indexOf(call("migrate"));
+		const ship = deploy.indexOf(call("deploy"));
 		expect(migrate).toBeGreaterThan(0);
 		expect(ship).toBeGreaterThan(migrate);
 		expect(deploy).toContain("--skip-migrate");
 	});
 
 	it("deploy.yml passes the token only as an env:// secret reference", () => {
+		expect(deploy).toMatch(
+			/^ {6}CLOUDFLARE_ACCOUNT_ID: \$\{\{ secrets\.CLOUDFLARE_ACCOUNT_ID \}\}$/m,
+		);
 		const refs = deploy.match(/--cloudflare-api-token \S+/g) ?? [];
 		expect(refs).toEqual(Array(2).fill("--cloudflare-api-token env://CLOUDFLARE_API_TOKEN"));
 		expect(deploy.match(/\$\{\{ secrets\.CLOUDFLARE_API_TOKEN \}\}/g)).toHaveLength(2);

@@ -1,0 +1,24 @@
+// The public surface of workers-pipeline: everything other code (the bin, tests of other
+// projects, future packages) may import. Modules not re-exported here are internal.
+export { GLOBAL_FLAGS, parseFlags } from "./cli/args.ts";
+export { COMMANDS, findCommand } from "./cli/commands.ts";
+export { EXIT_FAILED, EXIT_OK, EXIT_USAGE, runCli, runMain } from "./cli/main.ts";
+export { D1Client, isAmbiguous, type SqlExecutor } from "./cloudflare/d1-client.ts";
+export { runWrangler } from "./cloudflare/wrangler.ts";
+export { loadProjectConfig, resolveEnvironment, selectDatabase } from "./config/load.ts";
+export { defineConfig, type PipelineSettings, type ProjectConfig } from "./config/schema.ts";
+export { CiError, D1ApiError, UserError, WranglerError } from "./errors.ts";
+export { checksumOf, parseCatalog, readCatalog } from "./migrations/catalog.ts";
+export { LINT_RULES, lintMigration } from "./migrations/lint.ts";
+export { type MigrationPlan, planMigrations } from "./migrations/plan.ts";
+export { replayMigrations } from "./migrations/replay.ts";
+export { diffSchema, makeSchema, renderSnapshot } from "./migrations/schema.ts";
+export type { Finding, StepResult } from "./report/model.ts";
+export { buildStep } from "./steps/build.ts";
+export { runCi } from "./steps/ci.ts";
+export { deployStep, rollbackStep } from "./steps/deploy.ts";
+export { lintStep } from "./steps/lint.ts";
+export { migrateStep } from "./steps/migrate.ts";
+export { migrationTestStep } from "./steps/migration-test.ts";
+export { baselineStep, planStep, restoreStep } from "./steps/remote-admin.ts";
+export { testStep } from "./steps/test.ts";
