@@ -45,7 +45,9 @@ export async function runTool(
 		cwd: root,
 		env: {
 			...ctx.env,
-			PATH: `${bin}${path.delimiter}${ctx.env.PATH ?? ""}`,
+			// The project's tools first, then the Node running this CLI, so a `#!/usr/bin/env node`
+			// tool gets the same Node (and native-module ABI) even when the system Node is older.
+			PATH: [bin, path.dirname(process.execPath), ctx.env.PATH ?? ""].join(path.delimiter),
 			FORCE_COLOR: "0",
 			NO_COLOR: "1",
 		},
