@@ -45,7 +45,7 @@ function fixture(files: Files = {}): string {
 }
 
 /** Runs the CLI in-process with captured output; `--cwd <dir>` is added when a dir is given. */
-async function cli(argv: string[], dir?: string) {
+async function cli(argv: string[], dir?: string, env: Record<string, string> = {}) {
 	let stdout = "";
 	let stderr = "";
 	const code = await runCli(dir ? [...argv, "--cwd", dir] : argv, {
@@ -56,7 +56,7 @@ async function cli(argv: string[], dir?: string) {
 			stderr += text;
 		},
 		// No CI / GITHUB_STEP_SUMMARY: no report files are written into the fixture.
-		env: { PATH: process.env.PATH },
+		env: { PATH: process.env.PATH, ...env },
 		cwd: dir ?? REPO,
 		isTTY: false,
 	});
@@ -472,5 +472,18 @@ describe("bin/workers-pipeline.js", () => {
 		expect((await cli(["ci", "--no-parity", "--no-build"], dir)).code).toBe(EXIT_FAILED);
 		expect((await cli(["ci", "--no-parity", "--no-build"], dir)).code).toBe(EXIT_FAILED);
 		expect(runs()).toBe(5);
+	});
+
+	it("should run the project's tools on the CLI's own Node even when PATH finds an older one first", async () => {
+		const dir = fixture({
+			"workers-pipeline.jsonc": `{
+	"lint": { "biome": false, "typecheck": false },
+	"test": { "command": ["node", "-e", "process.exit(process.version === '${process.version}' ? 0 : 3)"] },
+}`,
+		});
+		// PATH without this Node's directory: a bare \`node\` would be the machine's own.
+		const result = await cli(["test"], dir, { PATH: "/usr/local/bin:/usr/bin:/bin" });
+		expect(result.stdout).toMatch(/^test\s+✔ ok /m);
+		expect(result.code).toBe(EXIT_OK);
 	});
 });
