@@ -226,6 +226,15 @@ function seconds(flags: ParsedFlags, name: string): number | undefined {
 	return Number(raw);
 }
 
+function atLeast(value: number | undefined, min: number, name: string): number | undefined {
+	if (value !== undefined && value < min) {
+		throw new UserError(
+			`--${name} must be at least ${min} seconds (a shorter lease would be taken over mid-run).`,
+		);
+	}
+	return value;
+}
+
 const remoteArgs = (input: CommandInput) => ({
 	project: loadProject(input),
 	env: str(input.flags, "env") as string,
@@ -307,7 +316,7 @@ COMMANDS.push(
 				rehearse: input.flags.rehearse === true,
 				allowOutOfOrder: input.flags["allow-out-of-order"] === true,
 				lockTimeoutSeconds: seconds(input.flags, "lock-timeout"),
-				lockTtlSeconds: seconds(input.flags, "lock-ttl"),
+				lockTtlSeconds: atLeast(seconds(input.flags, "lock-ttl"), 2, "lock-ttl"),
 			}),
 		],
 	},

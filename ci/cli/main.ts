@@ -1,6 +1,6 @@
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { CiError, isUserError, type UserError } from "../errors.ts";
+import { CiError, D1ApiError, isUserError, type UserError } from "../errors.ts";
 import { renderJson } from "../report/json.ts";
 import { renderMarkdown } from "../report/markdown.ts";
 import type { RunReport } from "../report/run-report.ts";
@@ -199,7 +199,9 @@ export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<num
 			io.stdout(`${JSON.stringify(document, null, 2)}\n`);
 		}
 		io.stderr(`workers-pipeline ${command.name}: ${message}\n`);
-		return usage ? EXIT_USAGE : EXIT_FAILED;
+		// Credentials the API refuses and a database id it does not know are configuration, too.
+		const config = error instanceof D1ApiError && [401, 403, 404].includes(error.status ?? 0);
+		return usage || config ? EXIT_USAGE : EXIT_FAILED;
 	} finally {
 		for (const stop of stoppers) stop();
 	}

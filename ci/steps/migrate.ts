@@ -333,6 +333,23 @@ export const migrateStep = defineStep<MigrateArgs>({
 			sha: gitSha(args.project.root, ctx.env),
 			ttl: args.lockTtlSeconds ?? DEFAULT_LOCK_TTL_SECONDS,
 		};
+		// Before the lock: a rehearsal only reads, so a failing one leaves the database untouched.
+		if (args.rehearse && plan.pending.length) {
+			const rehearsal = await rehearse(
+				run,
+				plan.pending.map((p) => p.migration),
+			);
+			findings.push(...rehearsal);
+			data.rehearsal = { ok: rehearsal.length === 0 };
+			if (rehearsal.length) {
+				return finish(
+					false,
+					"rehearsal on a copy of the data failed: production was not touched",
+					planRows(plan),
+				);
+			}
+		}
+
 		let tookOverFrom: LockHolder | undefined;
 		let lockedState: RemoteState | undefined;
 		try {
@@ -410,23 +427,6 @@ export const migrateStep = defineStep<MigrateArgs>({
 			await readWithRetry(() => client.query(runningSql, { write: true }), {
 				signal: ctx.signal,
 			});
-
-			if (args.rehearse && plan.pending.length) {
-				const rehearsal = await rehearse(
-					run,
-					plan.pending.map((p) => p.migration),
-				);
-				findings.push(...rehearsal);
-				data.rehearsal = { ok: rehearsal.length === 0 };
-				if (rehearsal.length) {
-					detail = "rehearsal failed";
-					return finish(
-						false,
-						"rehearsal on a copy of the data failed: production was not touched",
-						[...rows.values()],
-					);
-				}
-			}
 
 			// Migrations wrangler applied alone: the drift check above proved the files as they are
 			// now produce the database as it is, so their checksums can be recorded.

@@ -149,7 +149,7 @@ export const baselineStep = defineStep<
 			});
 		}
 		try {
-			const bookmark = await client.getBookmark();
+			const bookmark = await readWithRetry(() => client.getBookmark(), { signal: ctx.signal });
 			const already = new Set(state.ledger.applied.map((r) => r.name));
 			const table = quoteIdentifier(database.migrationsTable);
 			const sha = gitSha(args.project.root, ctx.env);

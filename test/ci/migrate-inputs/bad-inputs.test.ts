@@ -419,7 +419,7 @@ const CASES: Case[] = [
 	{
 		label: "a wrong token (401)",
 		env: { CLOUDFLARE_API_TOKEN: "wrong-token-abcdef0123456789" },
-		code: EXIT_FAILED,
+		code: EXIT_USAGE,
 		output: [
 			/D1 query failed \(HTTP 401\) \[9109\]: Invalid access token — check CLOUDFLARE_API_TOKEN/,
 		],
@@ -430,7 +430,7 @@ const CASES: Case[] = [
 		label: "a wrong token with --json (one document, the API's error code)",
 		env: { CLOUDFLARE_API_TOKEN: "wrong-token-abcdef0123456789" },
 		argv: [...MIGRATE, "--json"],
-		code: EXIT_FAILED,
+		code: EXIT_USAGE,
 		output: [/HTTP 401/],
 		absent: [...NOT_A_BUG, /wrong-token-abcdef0123456789/],
 		remote: "untouched",
@@ -443,7 +443,7 @@ const CASES: Case[] = [
 	{
 		label: "a token of another account / a wrong account id (403)",
 		env: { CLOUDFLARE_ACCOUNT_ID: "fedcba9876543210fedcba9876543210" },
-		code: EXIT_FAILED,
+		code: EXIT_USAGE,
 		output: [
 			/HTTP 403\) \[10000\]: Authentication error — the token has no access to this account/,
 		],
@@ -455,7 +455,7 @@ const CASES: Case[] = [
 		files: (p) => ({
 			"wrangler.jsonc": JSON.stringify(stagingWrangler(randomUUID(), p.databaseName)),
 		}),
-		code: EXIT_FAILED,
+		code: EXIT_USAGE,
 		output: [/HTTP 404\) \[7404\]: The database [0-9a-f-]+ could not be found — check database_id/],
 		absent: NOT_A_BUG,
 		remote: "untouched",
