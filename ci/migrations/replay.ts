@@ -111,6 +111,11 @@ export function replayMigrations(
 			}
 			const t0 = performance.now();
 			const query = wranglerMigrationQuery(migration, table);
+			const refused = ATTACH_WORD.test(migration.sql) ? findRefusedStatement(migration) : undefined;
+			if (refused) {
+				failure = refused;
+				break;
+			}
 			if (DROP_TABLE.test(migration.sql))
 				dropCascades.push(...findDropCascades(db, migration, query));
 			try {
@@ -142,6 +147,29 @@ export function replayMigrations(
 	} finally {
 		if (!options.database) db.close();
 	}
+}
+
+const ATTACH_WORD = /\b(attach|detach)\b/i;
+
+/**
+ * D1 refuses ATTACH/DETACH ("not authorized"); SQLite would run them, and ATTACH would even
+ * create a database file next to the process. Refuse them here as D1 does, without executing.
+ */
+function findRefusedStatement(migration: Migration): ReplayFailure | undefined {
+	for (const statement of splitStatements(migration.sql)) {
+		const first = statement.tokens[0]?.text.toUpperCase();
+		if (first === "ATTACH" || first === "DETACH") {
+			return {
+				migration: migration.name,
+				path: migration.path,
+				line: statement.line,
+				statement: statement.text,
+				message: "not authorized (D1 does not allow ATTACH or DETACH)",
+				code: "SQLITE_AUTH",
+			};
+		}
+	}
+	return undefined;
 }
 
 const DROP_TABLE = /\bdrop\s+table\b/i;

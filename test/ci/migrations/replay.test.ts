@@ -1,4 +1,5 @@
-import { readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { type CatalogFile, parseCatalog, readCatalog } from "../../../ci/migrations/catalog.ts";
@@ -372,5 +373,27 @@ describe("wranglerMigrationQuery()", () => {
 			INSERT INTO "d1_migrations" (name)
 			values ('0001_it''s.sql');"
 		`);
+	});
+
+	it("should refuse ATTACH as D1 does, without creating the attached file", () => {
+		const cwd = process.cwd();
+		const dir = mkdtempSync(path.join(tmpdir(), "wp-attach-"));
+		process.chdir(dir);
+		try {
+			const result = replay({
+				"0001_a.sql": "CREATE TABLE a (x);\n",
+				"0002_attach.sql": "-- copy\nATTACH DATABASE 'other.db' AS other;\nCREATE TABLE b (y);\n",
+			});
+			expect(result.failure).toMatchObject({
+				migration: "0002_attach.sql",
+				line: 2,
+				code: "SQLITE_AUTH",
+			});
+			expect(result.applied.map((a) => a.name)).toEqual(["0001_a.sql"]);
+			expect(existsSync(path.join(dir, "other.db"))).toBe(false);
+		} finally {
+			process.chdir(cwd);
+			rmSync(dir, { recursive: true, force: true });
+		}
 	});
 });
