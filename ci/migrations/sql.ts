@@ -70,9 +70,6 @@ const isHexDigit = (c: string) => isDigit(c) || (c >= "a" && c <= "f") || (c >= 
 const isIdentStart = (c: string) =>
 	(c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || c === "_" || c > "\x7f";
 const isIdentPart = (c: string) => isIdentStart(c) || isDigit(c) || c === "$";
-const isSpace = (c: string) =>
-	c === " " || c === "\t" || c === "\n" || c === "\r" || c === "\f" || c === "\v" || c === "\uFEFF";
-
 /** Reads a quoted run starting at `start`; a doubled closing quote is an escaped quote. */
 const scanQuoted = (
 	sql: string,
@@ -124,28 +121,27 @@ const scanNumber = (sql: string, start: number): number => {
 	return i;
 };
 
-/** What scanToken found; filled in place to keep tokenizing allocation-light. */
+/** Where scanToken's token ends, and its value; filled in place to keep tokenizing allocation-light. */
 interface Scan {
-	kind: SqlTokenKind;
 	end: number;
 	value: string | undefined;
 	unterminated: boolean;
 }
 
-/** Reads the one token that starts at `i` (never whitespace) into `out`. */
-const scanToken = (sql: string, i: number, out: Scan): void => {
+/** Reads the one token that starts at `i` (never whitespace) into `out`; returns its kind. */
+const scanToken = (sql: string, i: number, out: Scan): SqlTokenKind => {
 	const c = sql.charAt(i);
 	const next = sql.charAt(i + 1);
 	out.value = undefined;
 	out.unterminated = false;
-	const set = (kind: SqlTokenKind, end: number) => {
-		out.kind = kind;
+	const set = (kind: SqlTokenKind, end: number): SqlTokenKind => {
 		out.end = end;
+		return kind;
 	};
 	const quoted = (kind: SqlTokenKind, q: { end: number; value: string; unterminated: boolean }) => {
-		set(kind, q.end);
 		out.value = q.value;
 		out.unterminated = q.unterminated;
+		return set(kind, q.end);
 	};
 
 	if (c === "-" && next === "-") {
@@ -157,9 +153,8 @@ const scanToken = (sql: string, i: number, out: Scan): void => {
 	if (c === "/" && next === "*") {
 		const close = sql.indexOf("*/", i + 2);
 		if (close === -1) {
-			set("block-comment", sql.length);
 			out.unterminated = true;
-			return;
+			return set("block-comment", sql.length);
 		}
 		return set("block-comment", close + 2);
 	}
@@ -198,7 +193,7 @@ const scanToken = (sql: string, i: number, out: Scan): void => {
 /** Splits SQLite source into tokens, comments included and whitespace dropped. */
 export function tokenizeSql(sql: string): SqlToken[] {
 	const tokens: SqlToken[] = [];
-	const scan: Scan = { kind: "unknown", end: 0, value: undefined, unterminated: false };
+	const scan: Scan = { end: 0, value: undefined, unterminated: false };
 	let i = 0;
 	let line = 1;
 	let lineStart = 0;
@@ -214,10 +209,10 @@ export function tokenizeSql(sql: string): SqlToken[] {
 			i++;
 			continue;
 		}
-		scanToken(sql, i, scan);
+		const kind = scanToken(sql, i, scan);
 		const text = sql.slice(i, scan.end);
 		const token: SqlToken = {
-			kind: scan.kind,
+			kind,
 			text,
 			value: scan.value ?? text,
 			offset: i,

@@ -7,8 +7,16 @@ import { runProcess } from "../../ci/process.ts";
 const root = path.resolve(import.meta.dirname, "../..");
 const BASELINE_SCRIPTS = ["lint:biome", "lint:types", "test:unit", "build:app", "db:migrate:local"];
 
-async function timed(file: string, args: string[]): Promise<{ ms: number; ok: boolean; tail: string }> {
-	const result = await runProcess({ file, args, cwd: root, env: { ...process.env, CI: "", FORCE_COLOR: "0" } });
+async function timed(
+	file: string,
+	args: string[],
+): Promise<{ ms: number; ok: boolean; tail: string }> {
+	const result = await runProcess({
+		file,
+		args,
+		cwd: root,
+		env: { ...process.env, CI: "", FORCE_COLOR: "0" },
+	});
 	return {
 		ms: result.durationMs,
 		ok: !result.failed,
@@ -17,7 +25,12 @@ async function timed(file: string, args: string[]): Promise<{ ms: number; ok: bo
 }
 
 const clearCaches = () => {
-	for (const dir of ["node_modules/.cache/workers-pipeline", ".open-next", ".next", ".wrangler/state-bench"]) {
+	for (const dir of [
+		"node_modules/.cache/workers-pipeline",
+		".open-next",
+		".next",
+		".wrangler/state-bench",
+	]) {
 		rmSync(path.join(root, dir), { recursive: true, force: true });
 	}
 };
@@ -39,9 +52,15 @@ export async function benchCi(): Promise<void> {
 	}
 	const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 	console.log("host ci on this repository vs the same checks as sequential npm scripts");
-	console.log(`  ci cold (--no-cache):       ${s(cold.ms)}${cold.ok ? "" : `  (failed: ${cold.tail})`}`);
-	console.log(`  ci warm (nothing changed):  ${s(warm.ms)}${warm.ok ? "" : `  (failed: ${warm.tail})`}`);
-	console.log(`  sequential npm scripts:     ${s(sequentialMs)}${sequentialOk ? "" : "  (a script failed)"}`);
+	console.log(
+		`  ci cold (--no-cache):       ${s(cold.ms)}${cold.ok ? "" : `  (failed: ${cold.tail})`}`,
+	);
+	console.log(
+		`  ci warm (nothing changed):  ${s(warm.ms)}${warm.ok ? "" : `  (failed: ${warm.tail})`}`,
+	);
+	console.log(
+		`  sequential npm scripts:     ${s(sequentialMs)}${sequentialOk ? "" : "  (a script failed)"}`,
+	);
 	console.log(`    ${parts.join("; ")}`);
 	console.log(`  cold / sequential = ${(cold.ms / sequentialMs).toFixed(2)}x`);
 	console.log(`  warm / sequential = ${(warm.ms / sequentialMs).toFixed(2)}x  (target <= 0.6x)`);

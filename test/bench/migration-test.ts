@@ -93,4 +93,3 @@ export async function benchMigrationTest(): Promise<void> {
 		rmSync(project, { recursive: true, force: true });
 	}
 }
-
