@@ -1,17 +1,6 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
-
-/** A small deterministic PRNG so every run benchmarks the same set. */
-export function makeRandom(seed: number): () => number {
-	let state = seed >>> 0;
-	return () => {
-		state = (state + 0x6d2b79f5) >>> 0;
-		let t = state;
-		t = Math.imul(t ^ (t >>> 15), t | 1);
-		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-	};
-}
+import { seededRandom } from "../support/faults.ts";
 
 /**
  * Writes `count` migrations shaped like a growing app's history: new tables with foreign keys,
@@ -19,7 +8,7 @@ export function makeRandom(seed: number): () => number {
  */
 export function generateMigrations(dir: string, count = 200, seed = 42): string[] {
 	mkdirSync(dir, { recursive: true });
-	const random = makeRandom(seed);
+	const random = seededRandom(seed);
 	const tables: string[] = [];
 	const names: string[] = [];
 	const pick = () => tables[Math.floor(random() * tables.length)] as string;
