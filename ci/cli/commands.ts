@@ -68,10 +68,8 @@ const CACHE_FLAG: FlagDef = {
 	description:
 		"reuse results of unchanged inputs (a passing test run, the build, wrangler parity verdicts, tsc); --no-cache to redo everything",
 };
-const cacheDir = (input: CommandInput, project: ProjectConfig) =>
-	input.flags.cache === false
-		? undefined
-		: path.join(project.root, "node_modules", ".cache", "workers-pipeline");
+const cacheDir = (project: ProjectConfig) =>
+	path.join(project.root, "node_modules", ".cache", "workers-pipeline");
 
 const ENV_FLAG: FlagDef = {
 	name: "env",
@@ -116,7 +114,8 @@ export const COMMANDS: CommandDef[] = [
 				project,
 				parity: input.flags.parity !== false,
 				build: input.flags.build !== false,
-				cacheDir: cacheDir(input, project),
+				cacheDir: cacheDir(project),
+				reuse: input.flags.cache !== false,
 			});
 		},
 	},

@@ -50,6 +50,8 @@ export interface RunWranglerReplayOptions {
 	onOutput?: (chunk: string) => void;
 	/** Where verdicts are kept between runs; no caching when unset. */
 	cacheDir?: string;
+	/** False: run wrangler even when a verdict is cached, and keep the new one. */
+	reuse?: boolean;
 }
 
 /**
@@ -66,7 +68,7 @@ export async function runWranglerReplay(
 	const cacheFile = options.cacheDir
 		? path.join(options.cacheDir, `parity-${key}.json`)
 		: undefined;
-	if (cacheFile && existsSync(cacheFile)) {
+	if (cacheFile && options.reuse !== false && existsSync(cacheFile)) {
 		try {
 			return { ...(JSON.parse(readFileSync(cacheFile, "utf8")) as WranglerReplay), cached: true };
 		} catch {

@@ -81,6 +81,17 @@ export async function readRemoteState(
 	);
 	const present = { wrangler: names.has(migrationsTable), audit: names.has(AUDIT_TABLE) };
 	const statements = ledgerStatements(migrationsTable, present);
+	if (statements.length === 0) {
+		// Never migrated: the schema just read is the whole state.
+		return parseState(
+			[
+				schemaResult ?? { results: [], success: true },
+				{ results: [], success: true },
+				{ results: [], success: true },
+			],
+			migrationsTable,
+		);
+	}
 	const results = await db.query(`${SCHEMA_QUERY};\n${statements.join("\n")}`);
 	const rows = (results[0]?.results ?? []) as unknown as SchemaRow[];
 	return {

@@ -11,7 +11,9 @@ export interface CiArgs {
 	parity: boolean;
 	build: boolean;
 	/** Where unchanged results are reused from; undefined redoes everything. */
-	cacheDir: string | undefined;
+	cacheDir: string;
+	/** False (--no-cache) redoes every step; fresh results are still kept for the next run. */
+	reuse: boolean;
 }
 
 /** Runs one step and turns an unexpected throw into a failed result, so one step never hides the others. */
@@ -37,19 +39,18 @@ export async function runStepSafely<A>(
 /** lint (D1 lint, biome, tsc), tests, build and the migration test are independent: run them concurrently. */
 export async function runCi(
 	ctx: (step: string) => StepContext,
-	{ project, parity, build, cacheDir }: CiArgs,
+	{ project, parity, build, cacheDir, reuse }: CiArgs,
 ): Promise<StepResult[]> {
 	return Promise.all([
-		runStepSafely(lintStep, ctx("lint"), { project, cacheDir }),
-		runStepSafely(testStep, ctx("test"), { project, cacheDir }),
-		...(build
-			? [runStepSafely(buildStep, ctx("build"), { project, force: cacheDir === undefined })]
-			: []),
+		runStepSafely(lintStep, ctx("lint"), { project, cacheDir: reuse ? cacheDir : undefined }),
+		runStepSafely(testStep, ctx("test"), { project, cacheDir, reuse }),
+		...(build ? [runStepSafely(buildStep, ctx("build"), { project, force: !reuse })] : []),
 		runStepSafely(migrationTestStep, ctx("migration-test"), {
 			project,
 			parity,
 			includeLint: false,
 			cacheDir,
+			reuse,
 		}),
 	]);
 }

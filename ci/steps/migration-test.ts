@@ -26,6 +26,8 @@ export interface MigrationTestArgs {
 	includeLint?: boolean;
 	/** Where wrangler's parity verdicts are cached (keyed by the files and wrangler's version). */
 	cacheDir?: string;
+	/** False: ask wrangler again even for a cached set (the new verdict is still kept). */
+	reuse?: boolean;
 }
 
 export type MigrationStatus = "applied" | "failed" | "not-run" | "retired";
@@ -154,6 +156,7 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 				env: ctx.env,
 				signal: ctx.signal,
 				cacheDir: args.cacheDir,
+				reuse: args.reuse,
 			});
 			parity = compareWithWrangler(replay, wrangler);
 			if (!parity.agree) {

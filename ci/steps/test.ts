@@ -9,6 +9,8 @@ export interface TestArgs {
 	project: ProjectConfig;
 	/** When set, a passing run is remembered by the hash of every project file and reused. */
 	cacheDir?: string;
+	/** False: run even if a passing result is cached (the new result is still kept). */
+	reuse?: boolean;
 }
 
 interface CachedTestRun {
@@ -31,13 +33,13 @@ export function parseTestCounts(output: string): { passed?: number; failed?: num
 /** Runs the project's unit tests: settings.test.command (default `npm test`). */
 export const testStep = defineStep<TestArgs>({
 	name: "test",
-	async run(ctx, { project, cacheDir }) {
+	async run(ctx, { project, cacheDir, reuse = true }) {
 		const started = performance.now();
 		const [file, ...args] = project.settings.test.command as [string, ...string[]];
 		const inputsHash = cacheDir
 			? hashProjectFiles(project.root, JSON.stringify([file, ...args, process.version]))
 			: undefined;
-		const cached = cacheDir ? readCacheEntry<CachedTestRun>(cacheDir, "test") : undefined;
+		const cached = cacheDir && reuse ? readCacheEntry<CachedTestRun>(cacheDir, "test") : undefined;
 		if (inputsHash && cached?.inputsHash === inputsHash) {
 			return makeStepResult("test", started, {
 				ok: true,
