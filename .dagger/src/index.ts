@@ -19,6 +19,7 @@ import { cliArgs, type FlagValues, type FunctionName } from "./cli.js";
 export const NODE_IMAGE =
 	"node:24.21.0-bookworm-slim@sha256:0e0ff40c39bc087845bfb27465a0df4ea419520094bc35842ff83dd8cbe6f9b6";
 export const NPM_CACHE = "workers-pipeline-npm";
+const INSTALL = ["npm", "install", "--no-save", "--no-audit", "--no-fund"];
 export const PIPELINE_DIR = "/pipeline";
 export const APP_DIR = "/app";
 export const REPORT_DIR = `${APP_DIR}/.reports`;
@@ -274,10 +275,11 @@ export class WorkersPipeline {
 			.withEnvVariable("CI", "true")
 			.withMountedDirectory(PIPELINE_DIR, this.pipeline)
 			.withWorkdir(PIPELINE_DIR)
-			.withExec(["npm", "ci", "--no-audit", "--no-fund"])
+			// `npm install --no-save`: exactly the locked tree, as on the host (scripts/ensure-deps.sh).
+			.withExec(INSTALL)
 			.withMountedDirectory(APP_DIR, this.source)
 			.withWorkdir(APP_DIR);
-		const ready = withAppDeps ? ctr.withExec(["npm", "ci", "--no-audit", "--no-fund"]) : ctr;
+		const ready = withAppDeps ? ctr.withExec(INSTALL) : ctr;
 		// The CLI stamps builds and tags versions with GITHUB_SHA; after the installs, so a new
 		// commit reuses them.
 		return this.commit ? ready.withEnvVariable("GITHUB_SHA", this.commit) : ready;
