@@ -1,4 +1,5 @@
 import type { ProjectConfig } from "../config/schema.ts";
+import { isUserError } from "../errors.ts";
 import type { StepResult } from "../report/model.ts";
 import type { Step, StepContext } from "./_step.ts";
 import { buildStep } from "./build.ts";
@@ -26,6 +27,8 @@ export async function runStepSafely<A>(
 	try {
 		return await step.run(ctx, args);
 	} catch (error) {
+		// Bad usage or configuration concerns the whole run (exit 2), not one step.
+		if (isUserError(error)) throw error;
 		return {
 			name: step.name,
 			ok: false,

@@ -103,6 +103,20 @@ describe("runCli()", () => {
 			stderr: [/Migrations directory migrations not found in .* \(D1 binding "DB"\)/],
 		},
 		{
+			label: "a missing migrations dir, in `lint`",
+			files: { migrations: null },
+			argv: ["lint"],
+			code: EXIT_USAGE,
+			stderr: [/Migrations directory migrations not found in .* \(D1 binding "DB"\)/],
+		},
+		{
+			label: "a missing migrations dir, in `ci`",
+			files: { migrations: null },
+			argv: ["ci", "--no-parity", "--no-build"],
+			code: EXIT_USAGE,
+			stderr: [/Migrations directory migrations not found/],
+		},
+		{
 			label: "an invalid wrangler.jsonc",
 			files: { "wrangler.jsonc": `{\n\t"name": "x",\n\t"d1_databases": [}\n}` },
 			argv: ["migration-test"],
