@@ -44,7 +44,9 @@ export async function runCi(
 	ctx: (step: string) => StepContext,
 	{ project, parity, build, cacheDir, reuse }: CiArgs,
 ): Promise<StepResult[]> {
-	return Promise.all([
+	// allSettled, not all: a configuration error in one step must not return (and exit) while
+	// the others still run their processes in the background.
+	const settled = await Promise.allSettled([
 		runStepSafely(lintStep, ctx("lint"), { project, cacheDir: reuse ? cacheDir : undefined }),
 		runStepSafely(testStep, ctx("test"), { project, cacheDir, reuse }),
 		...(build ? [runStepSafely(buildStep, ctx("build"), { project, force: !reuse })] : []),
@@ -56,4 +58,7 @@ export async function runCi(
 			reuse,
 		}),
 	]);
+	const failed = settled.find((r) => r.status === "rejected");
+	if (failed) throw failed.reason;
+	return settled.map((r) => (r as PromiseFulfilledResult<StepResult>).value);
 }

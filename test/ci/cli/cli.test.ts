@@ -464,7 +464,9 @@ describe("bin/workers-pipeline.js", () => {
 	});
 
 	it("should reuse a passing test run in `ci` until a project file changes, and never cache a failure", async () => {
-		const counter = path.join(mkdtempSync(path.join(tmpdir(), "wp-counter-")), "runs");
+		const counterDir = mkdtempSync(path.join(tmpdir(), "wp-counter-"));
+		dirs.push(counterDir);
+		const counter = path.join(counterDir, "runs");
 		const settings = (exitCode: number) => `{
 	"lint": { "biome": false, "typecheck": false },
 	"test": { "command": ["node", "-e", "require('fs').appendFileSync('${counter}', 'x'); process.exit(${exitCode})"] },
@@ -499,5 +501,22 @@ describe("bin/workers-pipeline.js", () => {
 		const result = await cli(["test"], dir, { PATH: "/usr/local/bin:/usr/bin:/bin" });
 		expect(result.stdout).toMatch(/^test\s+✔ ok /m);
 		expect(result.code).toBe(EXIT_OK);
+	});
+
+	it("should let every step finish before `ci` exits on a configuration error in one of them", async () => {
+		const markerDir = mkdtempSync(path.join(tmpdir(), "wp-marker-"));
+		dirs.push(markerDir);
+		const marker = path.join(markerDir, "test-finished");
+		const dir = fixture({
+			migrations: null,
+			"workers-pipeline.jsonc": `{
+	"lint": { "biome": false, "typecheck": false },
+	"test": { "command": ["node", "-e", "setTimeout(() => require('fs').writeFileSync('${marker}', 'x'), 1500)"] },
+}`,
+		});
+		const result = await cli(["ci", "--no-parity", "--no-build"], dir);
+		expect(result.code).toBe(EXIT_USAGE);
+		// The test step's process had finished: nothing of this run is left running.
+		expect(existsSync(marker)).toBe(true);
 	});
 });
