@@ -1,7 +1,7 @@
 // Shared by the Dagger module tests: the SDK instance the module itself loads, its introspector,
 // and a loopback GraphQL endpoint standing in for the engine.
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdtempSync, readdirSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
@@ -64,7 +64,8 @@ export interface IntrospectedModule {
 // client.gen.ts (what `dagger develop` generates), so the package's declarations stand in for it.
 export const introspectModule = async (): Promise<IntrospectedModule> => {
 	const entry = sdkEntry();
-	const clientGen = join(mkdtempSync(join(tmpdir(), "wp-dagger-")), "client.gen.ts");
+	const dir = mkdtempSync(join(tmpdir(), "wp-dagger-"));
+	const clientGen = join(dir, "client.gen.ts");
 	copyFileSync(new URL("./api/client.gen.d.ts", pathToFileURL(entry)), clientGen);
 	const introspector = new URL("./module/introspector/index.js", pathToFileURL(entry));
 	const { scan } = (await import(introspector.href)) as {
@@ -73,7 +74,11 @@ export const introspectModule = async (): Promise<IntrospectedModule> => {
 	const files = readdirSync(MODULE_SRC)
 		.filter((f) => f.endsWith(".ts"))
 		.map((f) => join(MODULE_SRC, f));
-	return scan([...files, clientGen], "workers-pipeline", false);
+	try {
+		return await scan([...files, clientGen], "workers-pipeline", false);
+	} finally {
+		rmSync(dir, { recursive: true, force: true });
+	}
 };
 
 export interface Call {
