@@ -45,9 +45,23 @@ export function parseSecretsFile(text: string): Record<string, string> {
 	for (const line of text.split(/\r?\n/)) {
 		const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
 		if (!match) continue;
-		out[match[1] as string] = (match[2] as string).replace(/^(["'])(.*)\1$/, "$2");
+		const raw = match[2] as string;
+		// As dotenv reads it: a quoted value ends at its closing quote; an unquoted one at ` #`.
+		const quoted = /^(["'])(.*?)\1\s*(?:#.*)?$/.exec(raw);
+		out[match[1] as string] = quoted ? (quoted[2] as string) : raw.replace(/\s+#.*$/, "");
 	}
 	return out;
+}
+
+function readSecrets(text: string, file: string): Record<string, string> {
+	try {
+		return parseSecretsFile(text);
+	} catch (error) {
+		throw new UserError(
+			`--secrets-file ${file} is not valid JSON (${(error as Error).message}); use a JSON object or KEY=value lines.`,
+			"E_USAGE",
+		);
+	}
 }
 
 const redactWith = (secrets: readonly string[]) => (text: string) =>
@@ -252,7 +266,7 @@ export const deployStep = defineStep<DeployArgs>({
 					"E_USAGE",
 				);
 			}
-			secretValues.push(...Object.values(parseSecretsFile(text)));
+			secretValues.push(...Object.values(readSecrets(text, args.secretsFile as string)));
 		}
 		if (args.secretsFromEnv?.length) {
 			const fromEnv: Record<string, string> = {};
@@ -265,7 +279,12 @@ export const deployStep = defineStep<DeployArgs>({
 					);
 				fromEnv[name] = value;
 			}
-			if (secretsFile) Object.assign(fromEnv, parseSecretsFile(readFileSync(secretsFile, "utf8")));
+			if (secretsFile) {
+				Object.assign(
+					fromEnv,
+					readSecrets(readFileSync(secretsFile, "utf8"), args.secretsFile as string),
+				);
+			}
 			secretValues.push(...Object.values(fromEnv));
 			tempSecrets = mkdtempSync(path.join(tmpdir(), "wp-secrets-"));
 			secretsFile = path.join(tempSecrets, "secrets.json");

@@ -139,6 +139,16 @@ describe("parseSecretsFile", () => {
 		});
 	});
 
+	it("ends an unquoted value at an inline ` #` comment and a quoted one at its quote, as dotenv does", () => {
+		expect(
+			parseSecretsFile(
+				["PLAIN=value # rotated 2026-11", "HASH=abc#def", 'QUOTED="a # b" # note', "SQ='x#y'"].join(
+					"\n",
+				),
+			),
+		).toEqual({ PLAIN: "value", HASH: "abc#def", QUOTED: "a # b", SQ: "x#y" });
+	});
+
 	it("keeps mismatched quotes as part of the value", () => {
 		expect(parseSecretsFile(`A="open\nB='mixed"`)).toEqual({ A: '"open', B: `'mixed"` });
 	});

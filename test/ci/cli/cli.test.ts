@@ -519,4 +519,28 @@ describe("bin/workers-pipeline.js", () => {
 		// The test step's process had finished: nothing of this run is left running.
 		expect(existsSync(marker)).toBe(true);
 	});
+
+	it("should refuse an unreadable or invalid --secrets-file with exit 2 before any request", async () => {
+		const dir = fixture({ "secrets.json": '{ "API_KEY": ' });
+		const env = {
+			CLOUDFLARE_API_TOKEN: "tok-unused-0000",
+			CLOUDFLARE_ACCOUNT_ID: "acc",
+			CLOUDFLARE_API_BASE_URL: "http://127.0.0.1:9/client/v4",
+		};
+		const invalid = await cli(
+			["deploy", "--env", "staging", "--secrets-file", "secrets.json"],
+			dir,
+			env,
+		);
+		expect(invalid.code).toBe(EXIT_USAGE);
+		expect(invalid.stderr).toMatch(/--secrets-file secrets\.json is not valid JSON/);
+		expect(invalid.stderr).not.toMatch(STACK_LINE);
+		const missing = await cli(
+			["deploy", "--env", "staging", "--secrets-file", "nope.env"],
+			dir,
+			env,
+		);
+		expect(missing.code).toBe(EXIT_USAGE);
+		expect(missing.stderr).toMatch(/cannot read --secrets-file nope\.env: ENOENT/);
+	});
 });
