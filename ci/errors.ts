@@ -44,34 +44,3 @@ export class D1ApiError extends CiError {
 }
 
 export const isUserError = (error: unknown): error is UserError => error instanceof UserError;
-
-/** One shape for a finished wrangler process, failed or not. */
-export interface ProcessResult {
-	command: string;
-	cwd: string;
-	exitCode: number | null;
-	signal: string | null;
-	stdout: string;
-	stderr: string;
-	durationMs: number;
-	failed: boolean;
-	timedOut: boolean;
-}
-
-/** A wrangler run that failed; carries the same fields as a success plus a short message. */
-export class WranglerError extends CiError {
-	readonly result: ProcessResult;
-	readonly shortMessage: string;
-	constructor(shortMessage: string, result: ProcessResult, options?: { cause?: unknown }) {
-		super(
-			`${shortMessage}\n${lastLines(result.stderr || result.stdout, 15)}`,
-			"E_WRANGLER",
-			options,
-		);
-		this.name = "WranglerError";
-		this.result = result;
-		this.shortMessage = shortMessage;
-	}
-}
-
-const lastLines = (text: string, n: number) => text.trimEnd().split("\n").slice(-n).join("\n");

@@ -6,8 +6,8 @@ export { EXIT_FAILED, EXIT_OK, EXIT_USAGE, runCli, runMain } from "./cli/main.ts
 export { D1Client, isAmbiguous, type SqlExecutor } from "./cloudflare/d1-client.ts";
 export { runWrangler } from "./cloudflare/wrangler.ts";
 export { loadProjectConfig, resolveEnvironment, selectDatabase } from "./config/load.ts";
-export { defineConfig, type PipelineSettings, type ProjectConfig } from "./config/schema.ts";
-export { CiError, D1ApiError, UserError, WranglerError } from "./errors.ts";
+export type { PipelineSettings, ProjectConfig } from "./config/schema.ts";
+export { CiError, D1ApiError, UserError } from "./errors.ts";
 export { checksumOf, parseCatalog, readCatalog } from "./migrations/catalog.ts";
 export { LINT_RULES, lintMigration } from "./migrations/lint.ts";
 export { type MigrationPlan, planMigrations } from "./migrations/plan.ts";

@@ -1,5 +1,17 @@
 import { spawn } from "node:child_process";
-import type { ProcessResult } from "./errors.ts";
+
+/** One shape for a finished process, failed or not. */
+export interface ProcessResult {
+	command: string;
+	cwd: string;
+	exitCode: number | null;
+	signal: string | null;
+	stdout: string;
+	stderr: string;
+	durationMs: number;
+	failed: boolean;
+	timedOut: boolean;
+}
 
 export interface RunProcessOptions {
 	file: string;

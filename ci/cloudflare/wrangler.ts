@@ -1,8 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
-import type { ProcessResult } from "../errors.ts";
-import { runProcess } from "../process.ts";
+import { type ProcessResult, runProcess } from "../process.ts";
 
 export interface RunWranglerOptions {
 	args: readonly string[];

@@ -78,9 +78,6 @@ export type PipelineSettings = z.infer<typeof pipelineSettingsSchema>;
 export type PipelineSettingsInput = z.input<typeof pipelineSettingsSchema>;
 export type Acknowledgement = z.infer<typeof acknowledgementSchema>;
 
-/** Typed identity for workers-pipeline settings written in TypeScript. */
-export const defineConfig = (settings: PipelineSettingsInput): PipelineSettingsInput => settings;
-
 /** One D1 binding as the pipeline uses it, defaults applied. */
 export interface D1Database {
 	binding: string;

@@ -81,10 +81,7 @@ export function setupSql(migrationsTable: string): string {
 	].join("\n");
 }
 
-export const readLedgerSql = (migrationsTable: string) =>
-	`SELECT id, name, applied_at FROM ${quoteIdentifier(migrationsTable)} ORDER BY id;\nSELECT name, checksum, git_sha, applied_by, duration_ms, bookmark, run_id, recorded_by, recorded_at FROM ${AUDIT_TABLE};`;
-
-/** Maps the two result sets of readLedgerSql. */
+/** Maps wrangler's ledger rows and the audit rows. */
 export function parseLedger(
 	wranglerRows: readonly Record<string, unknown>[],
 	auditRows: readonly Record<string, unknown>[],

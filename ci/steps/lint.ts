@@ -2,9 +2,8 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { resolveEnvironment } from "../config/load.ts";
 import type { D1Database, ProjectConfig } from "../config/schema.ts";
-import type { ProcessResult } from "../errors.ts";
 import { checkMigrations } from "../migrations/check.ts";
-import { runProcess } from "../process.ts";
+import { type ProcessResult, runProcess } from "../process.ts";
 import { type Finding, hasErrors } from "../report/model.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
 

@@ -34,7 +34,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { runCli } from "../../ci/cli/main.ts";
 import { resolveWranglerBin, runWrangler } from "../../ci/cloudflare/wrangler.ts";
-import type { ProcessResult } from "../../ci/errors.ts";
+import type { ProcessResult } from "../../ci/process.ts";
 import { gitSha } from "../../ci/steps/_remote.ts";
 import {
 	BUILD_DIR,
