@@ -81,27 +81,21 @@ export async function readRemoteState(
 	);
 	const present = { wrangler: names.has(migrationsTable), audit: names.has(AUDIT_TABLE) };
 	const statements = ledgerStatements(migrationsTable, present);
-	if (statements.length === 0) {
-		// Never migrated: the schema just read is the whole state.
-		return parseState(
-			[
-				schemaResult ?? { results: [], success: true },
-				{ results: [], success: true },
-				{ results: [], success: true },
-			],
-			migrationsTable,
-		);
-	}
-	const results = await db.query(`${SCHEMA_QUERY};\n${statements.join("\n")}`);
-	const rows = (results[0]?.results ?? []) as unknown as SchemaRow[];
-	return {
-		ledger: parseLedger(
-			present.wrangler ? (results[1]?.results ?? []) : [],
-			present.audit ? (results.at(-1)?.results ?? []) : [],
-		),
-		schema: makeSchema(rows, [migrationsTable, ...PIPELINE_TABLES]),
-		tables: new Set(rows.filter((r) => r.type === "table").map((r) => r.name)),
-	};
+	const empty: StatementResult = { results: [], success: true };
+	// Never migrated: the schema just read is the whole state.
+	const results = statements.length
+		? await db.query(`${SCHEMA_QUERY};\n${statements.join("\n")}`)
+		: [schemaResult ?? empty];
+	// Line the results up as stateSql's (schema, wrangler's ledger, audit), missing tables empty.
+	const [schema, ...ledgers] = results;
+	return parseState(
+		[
+			schema ?? empty,
+			present.wrangler ? (ledgers.shift() ?? empty) : empty,
+			present.audit ? (ledgers.shift() ?? empty) : empty,
+		],
+		migrationsTable,
+	);
 }
 
 /** Reads only wrangler's ledger names: the question asked after a request with no clear answer. */
