@@ -9,7 +9,14 @@ import { migrationTestStep } from "../../../ci/steps/migration-test.ts";
 // Real D1 migration histories from public projects (see shared/corpus/d1/SOURCES.md): our replay
 // and real `wrangler d1 migrations apply --local` must reach the same verdict on each.
 const repoRoot = path.resolve(import.meta.dirname, "../../..");
-const corpusDir = path.resolve(repoRoot, "../shared/corpus/d1");
+// The corpus lives beside the repository (shared/ next to the clone, as in CI), or where
+// WORKERS_PIPELINE_CORPUS points.
+const corpusDir = path.resolve(
+	repoRoot,
+	process.env.WORKERS_PIPELINE_CORPUS ?? "../shared/corpus/d1",
+);
+// Under CI the corpus must be there; on a machine without it the corpus cases are skipped, saying so.
+const corpusRequired = Boolean(process.env.CI);
 const sets = existsSync(corpusDir)
 	? readdirSync(corpusDir, { withFileTypes: true })
 			.filter((e) => e.isDirectory())
@@ -53,6 +60,12 @@ afterAll(() => {
 
 describe("migration-test --parity on the D1 corpus", () => {
 	it("should find the corpus beside the repository", () => {
+		if (sets.length === 0 && !corpusRequired) {
+			console.warn(
+				`corpus parity skipped: no corpus at ${corpusDir} (put shared/ beside the clone or set WORKERS_PIPELINE_CORPUS; under CI it is required)`,
+			);
+			return;
+		}
 		expect(sets.length, `no corpus at ${corpusDir}`).toBeGreaterThanOrEqual(15);
 	});
 
