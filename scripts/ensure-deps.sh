@@ -8,10 +8,10 @@ stamp="$root/node_modules/.workers-pipeline-install"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "workers-pipeline: installing the locked dependencies with Node $(node --version)" >&2
   if [ -n "${WORKERS_PIPELINE_NODEDIR:-}" ]; then export npm_config_nodedir="$WORKERS_PIPELINE_NODEDIR"; fi
-  # `npm install --no-save` installs exactly the locked tree and never rewrites the lockfile.
-  # (`npm ci` refuses this lockfile: the registry here lacks some optional per-platform builds
-  # for other systems, e.g. @biomejs/cli-android-arm64@2.6.8, so npm cannot record them.)
-  (cd "$root" && npm install --no-save --no-audit --no-fund --loglevel=error)
+  # `npm ci` installs exactly the locked tree and fails if package.json and the lockfile disagree.
+  # The lockfile records every platform's optional builds (workerd, esbuild, biome, ...), so
+  # the same command works on macOS, Windows and Linux; test/pkg/lockfile.test.ts guards it.
+  (cd "$root" && npm ci --no-audit --no-fund --loglevel=error)
   echo "$want" >"$stamp"
 fi
 [ "$#" -eq 0 ] || exec "$@"
