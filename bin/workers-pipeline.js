@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-// Entry point: makes sure a Node >= 22 runs the CLI, then loads the TypeScript sources with tsx.
+// Entry point: makes sure a Node >= 22 runs the CLI, then runs the compiled CLI in dist/. In a
+// source checkout whose dist/ is missing or older than ci/, the TypeScript runs through tsx
+// (a devDependency), so an edit is never tested against a stale build.
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { delimiter, dirname } from "node:path";
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const major = Number(process.versions.node.split(".")[0]);
@@ -18,12 +20,36 @@ if (major < 22) {
 		process.exit(child.status ?? 1);
 	}
 	process.stderr.write(
-		`workers-pipeline needs Node >= 22 (this is ${process.version}). Run \`npm run setup\` in the workers-pipeline checkout (it fetches Node 24 from the npm registry), or install Node 24.\n`,
+		`workers-pipeline needs Node >= 22 (this is ${process.version}). Install Node 24, or run \`npm run setup\` in a workers-pipeline checkout (it fetches Node 24 from the npm registry).\n`,
 	);
 	process.exit(2);
 }
 
-const { register } = await import("tsx/esm/api");
-register();
-const { runMain } = await import("../ci/index.ts");
-await runMain();
+const root = fileURLToPath(new URL("..", import.meta.url));
+const sources = join(root, "ci");
+
+function newestSource(dir) {
+	let newest = 0;
+	for (const entry of readdirSync(dir, { withFileTypes: true })) {
+		const full = join(dir, entry.name);
+		newest = Math.max(newest, entry.isDirectory() ? newestSource(full) : statSync(full).mtimeMs);
+	}
+	return newest;
+}
+
+// The published package has dist/ and no ci/: the first test is all it ever pays.
+function distIsCurrent() {
+	if (!existsSync(sources)) return true;
+	const stamp = join(root, "dist", ".build-stamp");
+	return existsSync(stamp) && statSync(stamp).mtimeMs >= newestSource(sources);
+}
+
+if (distIsCurrent()) {
+	const { runMain } = await import("../dist/ci/cli/main.js");
+	await runMain();
+} else {
+	const { register } = await import("tsx/esm/api");
+	register();
+	const { runMain } = await import("../ci/cli/main.ts");
+	await runMain();
+}

@@ -23,13 +23,18 @@ export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 
+// ci/cli/main.ts in a checkout, dist/ci/cli/main.js in the package: the first package.json up.
 const VERSION = (() => {
-	try {
-		const pkg = new URL("../../package.json", import.meta.url);
-		return (JSON.parse(readFileSync(pkg, "utf8")) as { version: string }).version;
-	} catch {
-		return "unknown";
+	for (const up of ["../../package.json", "../../../package.json"]) {
+		try {
+			const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), "utf8")) as {
+				name?: string;
+				version: string;
+			};
+			if (pkg.name === "workers-pipeline") return pkg.version;
+		} catch {}
 	}
+	return "unknown";
 })();
 
 export function renderHelp(command?: CommandDef): string {

@@ -1,6 +1,8 @@
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { CiError } from "../errors.ts";
 import { type ProcessResult, runProcess } from "../process.ts";
 
 export interface RunWranglerOptions {
@@ -18,20 +20,35 @@ export interface RunWranglerOptions {
 let ownWranglerBin: string | undefined;
 
 /**
- * The project's own wrangler when it has one (the version its team pinned), else the one this
+ * The project's own wrangler when it has one (the version its team pinned, found as Node finds
+ * it from the project directory, so a hoisted monorepo install counts), else the one this
  * package depends on; never a global install.
  */
 export function resolveWranglerBin(projectRoot?: string): string {
-	if (projectRoot) {
-		const local = path.join(projectRoot, "node_modules", "wrangler", "bin", "wrangler.js");
-		if (existsSync(local)) return local;
-	}
+	const local = projectRoot ? wranglerBinFrom(path.join(projectRoot, "package.json")) : undefined;
+	if (local) return local;
+	ownWranglerBin ??= wranglerBinFrom(fileURLToPath(import.meta.url));
 	if (!ownWranglerBin) {
-		const require = createRequire(import.meta.url);
-		const pkg = require.resolve("wrangler/package.json");
-		ownWranglerBin = path.join(path.dirname(pkg), "bin", "wrangler.js");
+		throw new CiError(
+			"wrangler is not installed next to workers-pipeline; reinstall it (npm i -D workers-pipeline).",
+			"E_INTERNAL",
+		);
 	}
 	return ownWranglerBin;
+}
+
+// wrangler's package.json names its CLI in "bin" (bin/wrangler.js today).
+function wranglerBinFrom(from: string): string | undefined {
+	try {
+		const manifest = createRequire(from).resolve("wrangler/package.json");
+		const pkg = JSON.parse(readFileSync(manifest, "utf8")) as {
+			bin?: string | Record<string, string>;
+		};
+		const bin = typeof pkg.bin === "string" ? pkg.bin : pkg.bin?.wrangler;
+		return path.resolve(path.dirname(manifest), bin ?? "bin/wrangler.js");
+	} catch {
+		return undefined;
+	}
 }
 
 /** The version of the wrangler resolveWranglerBin picks, for cache keys and reports. */

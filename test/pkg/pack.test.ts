@@ -1,0 +1,147 @@
+import { type SpawnSyncReturns, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { installEnv, packWorkersPipeline, REPO } from "../support/package.ts";
+
+// The package as a user gets it (issue 9, item 1): `npm pack`, installed into another project
+// with its own package manager, run as `npx workers-pipeline`, imported as a library.
+
+const VERSION = (
+	JSON.parse(readFileSync(path.join(REPO, "package.json"), "utf8")) as { version: string }
+).version;
+const HAS_HEALTH = existsSync(path.join(REPO, "ci/health/index.ts"));
+
+let tarball: string;
+const dirs: string[] = [];
+beforeAll(() => {
+	tarball = packWorkersPipeline();
+}, 300_000);
+afterAll(() => {
+	for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function run(cwd: string, file: string, args: string[]): SpawnSyncReturns<string> {
+	return spawnSync(file, args, { cwd, env: installEnv(), encoding: "utf8", timeout: 240_000 });
+}
+
+function consumerProject(): string {
+	const dir = mkdtempSync(path.join(tmpdir(), "wp-consumer-"));
+	dirs.push(dir);
+	writeFileSync(
+		path.join(dir, "package.json"),
+		JSON.stringify({ name: "consumer-app", private: true, type: "module" }, null, 2),
+	);
+	writeFileSync(
+		path.join(dir, "wrangler.jsonc"),
+		'{ "name": "consumer", "main": "src/index.ts", "d1_databases": [{ "binding": "DB" }] }\n',
+	);
+	mkdirSync(path.join(dir, "migrations"));
+	writeFileSync(
+		path.join(dir, "migrations/0001_init.sql"),
+		"CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);\n",
+	);
+	return dir;
+}
+
+const MANAGERS: [string, string, string[]][] = [
+	["npm", "npm", ["install", "-D", "--prefer-offline", "--loglevel=error"]],
+	["pnpm", "npx", ["-y", "pnpm@9", "add", "-D", "--prefer-offline"]],
+	[
+		"yarn",
+		"npx",
+		["-y", "yarn@1", "add", "-D", "--prefer-offline", "--non-interactive", "--no-progress"],
+	],
+];
+
+describe.each(MANAGERS)("installed from the tarball with %s", (manager, file, args) => {
+	let app: string;
+	beforeAll(() => {
+		app = consumerProject();
+		const spec = manager === "yarn" ? `file:${tarball}` : tarball;
+		const install = run(app, file, [...args, spec]);
+		expect(install.status, `${manager} install failed:\n${install.stdout}\n${install.stderr}`).toBe(
+			0,
+		);
+	}, 300_000);
+
+	it("runs as `npx workers-pipeline` from compiled JavaScript", () => {
+		const version = run(app, "npx", ["workers-pipeline", "--version"]);
+		expect(version.stdout.trim()).toBe(VERSION);
+		const help = run(app, "npx", ["workers-pipeline", "--help"]);
+		expect(help.status).toBe(0);
+		expect(help.stdout).toContain("Usage: workers-pipeline <command> [options]");
+		const installed = path.join(app, "node_modules", "workers-pipeline");
+		expect(existsSync(path.join(installed, "dist/ci/cli/main.js"))).toBe(true);
+		expect(existsSync(path.join(installed, "ci")), "TypeScript sources are not shipped").toBe(
+			false,
+		);
+	});
+
+	it("lints the project's migrations: green, then red on a D1 violation", () => {
+		const ok = run(app, "npx", ["workers-pipeline", "lint", "--json"]);
+		expect(ok.status, ok.stderr).toBe(0);
+		expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, command: "lint" });
+		const bad = path.join(app, "migrations/0002_tx.sql");
+		writeFileSync(
+			bad,
+			"BEGIN TRANSACTION;\nCREATE TABLE tags (id INTEGER PRIMARY KEY);\nCOMMIT;\n",
+		);
+		try {
+			const red = run(app, "npx", ["workers-pipeline", "lint", "--json"]);
+			expect(red.status).toBe(1);
+			const report = JSON.parse(red.stdout) as { findings: { code: string; file: string }[] };
+			expect(report.findings).toContainEqual(
+				expect.objectContaining({ code: "D1_TRANSACTION", file: "migrations/0002_tx.sql" }),
+			);
+		} finally {
+			rmSync(bad);
+		}
+	});
+	it.runIf(manager === "npm")(
+		"brings no TypeScript loader and none of the example app's dependencies",
+		() => {
+			const lock = JSON.parse(readFileSync(path.join(app, "package-lock.json"), "utf8")) as {
+				packages: Record<string, unknown>;
+			};
+			const names = Object.keys(lock.packages).map((p) => p.replace(/^.*node_modules\//, ""));
+			for (const unwanted of [
+				"tsx",
+				"next",
+				"react",
+				"@opennextjs/cloudflare",
+				"typescript",
+				"vitest",
+			]) {
+				expect(names, unwanted).not.toContain(unwanted);
+			}
+			for (const wanted of ["wrangler", "better-sqlite3", "zod"]) expect(names).toContain(wanted);
+		},
+	);
+
+	it.runIf(manager === "npm")("exports the library surface", () => {
+		const probe = run(app, process.execPath, [
+			"--input-type=module",
+			"-e",
+			`const m = await import("workers-pipeline");
+			 console.log(JSON.stringify({ runCli: typeof m.runCli, checksum: m.checksumOf("x\\r\\n") }));`,
+		]);
+		expect(probe.status, probe.stderr).toBe(0);
+		// sha256("x\n"): line endings normalised, as the catalog checksums them.
+		expect(JSON.parse(probe.stdout)).toEqual({
+			runCli: "function",
+			checksum: createHash("sha256").update("x\n").digest("hex"),
+		});
+	});
+
+	it.runIf(manager === "npm" && HAS_HEALTH)("exports workers-pipeline/health", () => {
+		const probe = run(app, process.execPath, [
+			"--input-type=module",
+			"-e",
+			'const m = await import("workers-pipeline/health"); console.log(typeof m.handleHealth);',
+		]);
+		expect(probe.stdout.trim()).toBe("function");
+	});
+});
