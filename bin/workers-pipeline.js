@@ -4,6 +4,7 @@
 // (a devDependency), so an edit is never tested against a stale build.
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
+import { enableCompileCache } from "node:module";
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -24,6 +25,10 @@ if (major < 22) {
 	);
 	process.exit(2);
 }
+
+// V8's code cache on disk (Node >= 22.1): later runs skip compiling zod, the steps, wrangler's
+// client code. NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+enableCompileCache?.();
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const sources = join(root, "ci");

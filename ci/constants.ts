@@ -9,3 +9,7 @@ export const MIGRATION_NAME_PATTERN = /^(\d{4})_([a-z0-9_]+)\.sql$/;
 export const RETIRED_SUFFIX = ".sql.retired";
 /** D1 rejects a single statement over 100 KB. */
 export const D1_MAX_STATEMENT_BYTES = 100_000;
+/** How long migrate waits for a lock held by another run. */
+export const DEFAULT_LOCK_TIMEOUT_SECONDS = 60;
+/** How long deploy waits for the new version to report healthy. */
+export const DEFAULT_HEALTH_TIMEOUT_SECONDS = 60;

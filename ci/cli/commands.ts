@@ -1,19 +1,19 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { loadProjectConfig } from "../config/load.ts";
-import { type ProjectConfig, pipelineSettingsSchema } from "../config/schema.ts";
+import type { ProjectConfig } from "../config/schema.ts";
+import {
+	DEFAULT_HEALTH_TIMEOUT_SECONDS,
+	DEFAULT_LOCK_TIMEOUT_SECONDS,
+	WRANGLER_CONFIG_CANDIDATES,
+} from "../constants.ts";
 import { UserError } from "../errors.ts";
 import type { StepResult } from "../report/model.ts";
 import type { StepContext } from "../steps/_step.ts";
-import { buildStep } from "../steps/build.ts";
-import { runCi, runStepSafely } from "../steps/ci.ts";
-import { DEFAULT_HEALTH_TIMEOUT_SECONDS, deployStep, rollbackStep } from "../steps/deploy.ts";
-import { lintStep } from "../steps/lint.ts";
-import { DEFAULT_LOCK_TIMEOUT_SECONDS, migrateStep } from "../steps/migrate.ts";
-import { migrationTestStep } from "../steps/migration-test.ts";
-import { baselineStep, planStep, restoreStep } from "../steps/remote-admin.ts";
-import { testStep } from "../steps/test.ts";
 import type { FlagDef, ParsedFlags } from "./args.ts";
+
+// Step modules (and with them zod, the Cloudflare SDK, better-sqlite3) load when a command runs,
+// never at start-up: `--help` stays fast. Import them inside `run`, as below; a static import of
+// a step here fails test/ci/cli/startup.test.ts.
 
 export interface CommandInput {
 	flags: ParsedFlags;
@@ -35,7 +35,8 @@ export interface CommandDef {
 
 const str = (flags: ParsedFlags, name: string) => flags[name] as string | undefined;
 
-function loadProject({ flags, cwd }: CommandInput): ProjectConfig {
+async function loadProject({ flags, cwd }: CommandInput): Promise<ProjectConfig> {
+	const { loadProjectConfig } = await import("../config/load.ts");
 	return loadProjectConfig({
 		cwd: path.resolve(cwd, str(flags, "cwd") ?? "."),
 		config: str(flags, "config"),
@@ -43,15 +44,15 @@ function loadProject({ flags, cwd }: CommandInput): ProjectConfig {
 }
 
 // `migration-test --dir x` works in a directory with no wrangler config: defaults apply.
-function loadProjectForDir(input: CommandInput): ProjectConfig {
+async function loadProjectForDir(input: CommandInput): Promise<ProjectConfig> {
 	const { flags, cwd } = input;
 	const root = path.resolve(cwd, str(flags, "cwd") ?? ".");
 	const hasConfig =
-		str(flags, "config") ||
-		["wrangler.jsonc", "wrangler.json"].some((f) => existsSync(path.join(root, f)));
+		str(flags, "config") || WRANGLER_CONFIG_CANDIDATES.some((f) => existsSync(path.join(root, f)));
 	if (hasConfig || !str(flags, "dir")) return loadProject(input);
 	if (!existsSync(root))
 		throw new UserError(`Project directory ${root} does not exist.`, "E_CONFIG_MISSING");
+	const { pipelineSettingsSchema } = await import("../config/schema.ts");
 	return {
 		root,
 		wranglerPath: path.join(root, "wrangler.jsonc"),
@@ -108,8 +109,9 @@ export const COMMANDS: CommandDef[] = [
 			"workers-pipeline ci --json --no-parity",
 			"workers-pipeline ci --no-cache",
 		],
-		run: (input) => {
-			const project = loadProject(input);
+		run: async (input) => {
+			const project = await loadProject(input);
+			const { runCi } = await import("../steps/ci.ts");
 			return runCi(input.context, {
 				project,
 				parity: input.flags.parity !== false,
@@ -125,12 +127,18 @@ export const COMMANDS: CommandDef[] = [
 			"Builds the app with `opennextjs-cloudflare build` into .open-next/ and checks the Worker upload size (raw, gzip) against the budget and the Workers limits.",
 		flags: [CACHE_FLAG],
 		examples: ["workers-pipeline build", "workers-pipeline build --no-cache --json"],
-		run: async (input) => [
-			await runStepSafely(buildStep, input.context("build"), {
-				project: loadProject(input),
-				force: input.flags.cache === false,
-			}),
-		],
+		run: async (input) => {
+			const [{ runStepSafely }, { buildStep }] = await Promise.all([
+				import("../steps/ci.ts"),
+				import("../steps/build.ts"),
+			]);
+			return [
+				await runStepSafely(buildStep, input.context("build"), {
+					project: await loadProject(input),
+					force: input.flags.cache === false,
+				}),
+			];
+		},
 	},
 	{
 		name: "lint",
@@ -138,18 +146,30 @@ export const COMMANDS: CommandDef[] = [
 			"D1 migration lint (naming, order, DEPENDS, D1-specific rules), biome check and tsc --noEmit.",
 		flags: [],
 		examples: ["workers-pipeline lint", "workers-pipeline lint --json"],
-		run: async (input) => [
-			await runStepSafely(lintStep, input.context("lint"), { project: loadProject(input) }),
-		],
+		run: async (input) => {
+			const [{ runStepSafely }, { lintStep }] = await Promise.all([
+				import("../steps/ci.ts"),
+				import("../steps/lint.ts"),
+			]);
+			return [
+				await runStepSafely(lintStep, input.context("lint"), { project: await loadProject(input) }),
+			];
+		},
 	},
 	{
 		name: "test",
 		summary: "Runs the project's tests (workers-pipeline.jsonc test.command, default `npm test`).",
 		flags: [],
 		examples: ["workers-pipeline test"],
-		run: async (input) => [
-			await runStepSafely(testStep, input.context("test"), { project: loadProject(input) }),
-		],
+		run: async (input) => {
+			const [{ runStepSafely }, { testStep }] = await Promise.all([
+				import("../steps/ci.ts"),
+				import("../steps/test.ts"),
+			]);
+			return [
+				await runStepSafely(testStep, input.context("test"), { project: await loadProject(input) }),
+			];
+		},
 	},
 	{
 		name: "migration-test",
@@ -188,23 +208,26 @@ export const COMMANDS: CommandDef[] = [
 		],
 		// Config errors are usage errors (exit 2), so this step is not wrapped in runStepSafely.
 		run: async (input) => [
-			await migrationTestStep.run(input.context("migration-test"), {
-				project: loadProjectForDir(input),
-				env: str(input.flags, "env"),
-				binding: str(input.flags, "binding"),
-				dir: str(input.flags, "dir"),
-				updateSnapshot: input.flags["update-snapshot"] === true,
-				parity: input.flags.parity === true,
-				cacheDir:
-					input.flags.cache === true
-						? path.join(
-								path.resolve(input.cwd, str(input.flags, "cwd") ?? "."),
-								"node_modules",
-								".cache",
-								"workers-pipeline",
-							)
-						: undefined,
-			}),
+			await (await import("../steps/migration-test.ts")).migrationTestStep.run(
+				input.context("migration-test"),
+				{
+					project: await loadProjectForDir(input),
+					env: str(input.flags, "env"),
+					binding: str(input.flags, "binding"),
+					dir: str(input.flags, "dir"),
+					updateSnapshot: input.flags["update-snapshot"] === true,
+					parity: input.flags.parity === true,
+					cacheDir:
+						input.flags.cache === true
+							? path.join(
+									path.resolve(input.cwd, str(input.flags, "cwd") ?? "."),
+									"node_modules",
+									".cache",
+									"workers-pipeline",
+								)
+							: undefined,
+				},
+			),
 		],
 	},
 ];
@@ -234,8 +257,8 @@ function atLeast(value: number | undefined, min: number, name: string): number |
 	return value;
 }
 
-const remoteArgs = (input: CommandInput) => ({
-	project: loadProject(input),
+const remoteArgs = async (input: CommandInput) => ({
+	project: await loadProject(input),
 	env: str(input.flags, "env") as string,
 	binding: str(input.flags, "binding"),
 });
@@ -259,8 +282,8 @@ COMMANDS.push(
 			"workers-pipeline plan --env production --json",
 		],
 		run: async (input) => [
-			await planStep.run(input.context("plan"), {
-				...remoteArgs(input),
+			await (await import("../steps/remote-admin.ts")).planStep.run(input.context("plan"), {
+				...(await remoteArgs(input)),
 				allowOutOfOrder: input.flags["allow-out-of-order"] === true,
 			}),
 		],
@@ -308,8 +331,8 @@ COMMANDS.push(
 			"workers-pipeline migrate --env production --dry-run --json",
 		],
 		run: async (input) => [
-			await migrateStep.run(input.context("migrate"), {
-				...remoteArgs(input),
+			await (await import("../steps/migrate.ts")).migrateStep.run(input.context("migrate"), {
+				...(await remoteArgs(input)),
 				dryRun: input.flags["dry-run"] === true,
 				autoRestore: input.flags["auto-restore"] === true,
 				rehearse: input.flags.rehearse === true,
@@ -338,8 +361,8 @@ COMMANDS.push(
 		],
 		examples: ["workers-pipeline baseline --env production --through 0007"],
 		run: async (input) => [
-			await baselineStep.run(input.context("baseline"), {
-				...remoteArgs(input),
+			await (await import("../steps/remote-admin.ts")).baselineStep.run(input.context("baseline"), {
+				...(await remoteArgs(input)),
 				through: str(input.flags, "through") as string,
 				lockTimeoutSeconds: seconds(input.flags, "lock-timeout"),
 			}),
@@ -366,8 +389,8 @@ COMMANDS.push(
 			"workers-pipeline restore --env production --bookmark <bookmark from the migrate report>",
 		],
 		run: async (input) => [
-			await restoreStep.run(input.context("restore"), {
-				...remoteArgs(input),
+			await (await import("../steps/remote-admin.ts")).restoreStep.run(input.context("restore"), {
+				...(await remoteArgs(input)),
 				bookmark: str(input.flags, "bookmark") as string,
 				lockTimeoutSeconds: seconds(input.flags, "lock-timeout"),
 			}),
@@ -419,8 +442,8 @@ COMMANDS.push(
 			"workers-pipeline deploy --env production --skip-migrate --health-timeout 120",
 		],
 		run: async (input) => [
-			await deployStep.run(input.context("deploy"), {
-				...remoteArgs(input),
+			await (await import("../steps/deploy.ts")).deployStep.run(input.context("deploy"), {
+				...(await remoteArgs(input)),
 				skipMigrate: input.flags["skip-migrate"] === true,
 				healthTimeoutSeconds: seconds(input.flags, "health-timeout"),
 				secretsFile: str(input.flags, "secrets-file"),
@@ -452,8 +475,8 @@ COMMANDS.push(
 			"workers-pipeline rollback --env staging --to <version-id>",
 		],
 		run: async (input) => [
-			await rollbackStep.run(input.context("rollback"), {
-				project: loadProject(input),
+			await (await import("../steps/deploy.ts")).rollbackStep.run(input.context("rollback"), {
+				project: await loadProject(input),
 				env: str(input.flags, "env") as string,
 				to: str(input.flags, "to"),
 			}),

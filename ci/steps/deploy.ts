@@ -5,6 +5,7 @@ import { sleep } from "../cloudflare/d1-client.ts";
 import { runWrangler } from "../cloudflare/wrangler.ts";
 import { resolveEnvironment } from "../config/load.ts";
 import type { ProjectConfig } from "../config/schema.ts";
+import { DEFAULT_HEALTH_TIMEOUT_SECONDS } from "../constants.ts";
 import { UserError } from "../errors.ts";
 import { type Finding, hasErrors, type StepResult } from "../report/model.ts";
 import { describeOwner, gitSha } from "./_remote.ts";
@@ -12,7 +13,7 @@ import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
 import { readBuildStamp } from "./build.ts";
 import { migrateStep } from "./migrate.ts";
 
-export const DEFAULT_HEALTH_TIMEOUT_SECONDS = 60;
+export { DEFAULT_HEALTH_TIMEOUT_SECONDS };
 
 export interface DeployArgs {
 	project: ProjectConfig;

@@ -1,6 +1,7 @@
 import Database from "better-sqlite3";
 import { type D1Client, isAmbiguous, sleep } from "../cloudflare/d1-client.ts";
 import type { D1Database } from "../config/schema.ts";
+import { DEFAULT_LOCK_TIMEOUT_SECONDS } from "../constants.ts";
 import type { D1ApiError } from "../errors.ts";
 import type { Catalog, Migration } from "../migrations/catalog.ts";
 import { checkMigrations } from "../migrations/check.ts";
@@ -46,7 +47,7 @@ export interface MigrateArgs extends RemoteArgs {
 	lockTtlSeconds?: number;
 }
 
-export const DEFAULT_LOCK_TIMEOUT_SECONDS = 60;
+export { DEFAULT_LOCK_TIMEOUT_SECONDS };
 export const DEFAULT_LOCK_TTL_SECONDS = 300;
 const MAX_WRITE_ATTEMPTS = 3;
 

@@ -1,10 +1,12 @@
 // `npm run bench [-- <name>...]`: side-by-side timings in one run. Targets are printed beside the
-// figures, never asserted in tests. Names: migration-test, migrate, ci (default: all).
+// figures, never asserted in tests. Names: startup, migration-test, migrate, ci (default: all).
 import { benchCi } from "./ci.ts";
 import { benchMigrate } from "./migrate.ts";
 import { benchMigrationTest } from "./migration-test.ts";
+import { benchStartup } from "./startup.ts";
 
 const BENCHES: Record<string, () => Promise<void>> = {
+	startup: benchStartup,
 	"migration-test": benchMigrationTest,
 	migrate: benchMigrate,
 	ci: benchCi,

@@ -1,0 +1,67 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+
+// `workers-pipeline --help` must not load the steps, zod, the Cloudflare SDK, wrangler or
+// better-sqlite3 (issue 9, item 2): the command table imports steps inside `run`. This walks the
+// static imports from the CLI's entry, as Node loads them before any code runs.
+
+const REPO = path.resolve(import.meta.dirname, "../../..");
+const ENTRY = "ci/cli/main.ts";
+
+/** Static value imports and re-exports of a module; `import type` is erased, everything else loads. */
+function staticImports(source: string): string[] {
+	const found: string[] = [];
+	const pattern =
+		/^\s*(?:import|export)\s+(type\s+)?(?:[\w*\s{},$]*?\s+from\s+)?["']([^"']+)["']/gm;
+	for (const match of source.matchAll(pattern)) {
+		if (!match[1]) found.push(match[2] as string);
+	}
+	return found;
+}
+
+function startupGraph(): { files: string[]; packages: string[] } {
+	const files = new Set<string>();
+	const packages = new Set<string>();
+	const visit = (file: string) => {
+		if (files.has(file)) return;
+		files.add(file);
+		for (const spec of staticImports(readFileSync(path.join(REPO, file), "utf8"))) {
+			if (spec.startsWith(".")) visit(path.posix.join(path.posix.dirname(file), spec));
+			else if (!spec.startsWith("node:")) packages.add(spec);
+		}
+	};
+	visit(ENTRY);
+	return { files: [...files].sort(), packages: [...packages].sort() };
+}
+
+describe("staticImports()", () => {
+	it.each([
+		['import { a } from "./a.ts";', ["./a.ts"]],
+		['import type { A } from "./a.ts";', []],
+		['import { type A, b } from "./a.ts";', ["./a.ts"]],
+		['import {\n\ta,\n\tb,\n} from "zod";', ["zod"]],
+		['export { x } from "./x.ts";', ["./x.ts"]],
+		['export type { X } from "./x.ts";', []],
+		['import "./side-effect.ts";', ["./side-effect.ts"]],
+		['const m = await import("./lazy.ts");', []],
+	])("%j → %j", (source, expected) => {
+		expect(staticImports(source)).toEqual(expected);
+	});
+});
+
+describe("the CLI's start-up import graph", () => {
+	const graph = startupGraph();
+
+	it("loads no step module (steps are imported when their command runs)", () => {
+		expect(graph.files.filter((f) => f.startsWith("ci/steps/"))).toEqual([]);
+	});
+
+	it("loads no npm package", () => {
+		expect(graph.packages).toEqual([]);
+	});
+
+	it("still reaches the command table", () => {
+		expect(graph.files).toContain("ci/cli/commands.ts");
+	});
+});
