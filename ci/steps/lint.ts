@@ -4,6 +4,7 @@ import { resolveEnvironment } from "../config/load.ts";
 import type { D1Database, ProjectConfig } from "../config/schema.ts";
 import { checkMigrations } from "../migrations/check.ts";
 import { type ProcessResult, runProcess } from "../process.ts";
+import type { TypeScriptCode } from "../report/codes.ts";
 import { type Finding, hasErrors } from "../report/model.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
 
@@ -111,7 +112,7 @@ export const lintStep = defineStep<LintArgs>({
 							const m = /^(.+?)\((\d+),(\d+)\): error (TS\d+): (.*)$/.exec(line);
 							if (m) {
 								findings.push({
-									code: m[4] as string,
+									code: m[4] as TypeScriptCode,
 									severity: "error",
 									file: m[1],
 									line: Number(m[2]),
