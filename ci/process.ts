@@ -1,4 +1,6 @@
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
 
 /** One shape for a finished process, failed or not. */
 export interface ProcessResult {
@@ -84,5 +86,42 @@ export function runProcess(options: RunProcessOptions): Promise<ProcessResult> {
 		};
 		child.on("error", (error) => finish(null, null, `\n${error.message}`));
 		child.on("close", (code, signal) => finish(code, signal));
+	});
+}
+
+/** A tool from the project's own node_modules/.bin, when it has one. */
+export function localBin(root: string, name: string): string | undefined {
+	const file = path.join(root, "node_modules", ".bin", name);
+	return existsSync(file) ? file : undefined;
+}
+
+export interface RunToolOptions {
+	file: string;
+	args: readonly string[];
+	/** The project root: the tool runs there, with its node_modules/.bin first on PATH. */
+	cwd: string;
+	env: Readonly<Record<string, string | undefined>>;
+	signal?: AbortSignal;
+	/** Default 15 minutes: a hung tool must not hold a CI job for hours. */
+	timeoutMs?: number;
+}
+
+/** Runs a project tool (biome, tsc, the test command, a build) without colour, as runProcess does. */
+export function runTool(options: RunToolOptions): Promise<ProcessResult> {
+	const bin = path.join(options.cwd, "node_modules", ".bin");
+	return runProcess({
+		file: options.file,
+		args: options.args,
+		cwd: options.cwd,
+		env: {
+			...options.env,
+			// The project's tools first, then the Node running this CLI, so a `#!/usr/bin/env node`
+			// tool gets the same Node (and native-module ABI) even when the system Node is older.
+			PATH: [bin, path.dirname(process.execPath), options.env.PATH ?? ""].join(path.delimiter),
+			FORCE_COLOR: "0",
+			NO_COLOR: "1",
+		},
+		signal: options.signal,
+		timeoutMs: options.timeoutMs ?? 15 * 60_000,
 	});
 }

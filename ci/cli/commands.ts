@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { loadProjectConfig } from "../config/load.ts";
 import { type ProjectConfig, pipelineSettingsSchema } from "../config/schema.ts";
+import { DEFAULT_WRANGLER_CONFIG, WRANGLER_CONFIG_CANDIDATES } from "../constants.ts";
 import { UserError } from "../errors.ts";
 import type { StepResult } from "../report/model.ts";
 import type { StepContext } from "../steps/_step.ts";
@@ -30,7 +31,7 @@ export interface CommandDef {
 	/** Command-specific flags; the global ones (see args.ts) come on top. */
 	flags: FlagDef[];
 	examples: string[];
-	run: (input: CommandInput) => Promise<StepResult[]>;
+	run: (input: CommandInput) => Promise<StepResult<object>[]>;
 }
 
 const str = (flags: ParsedFlags, name: string) => flags[name] as string | undefined;
@@ -47,14 +48,13 @@ function loadProjectForDir(input: CommandInput): ProjectConfig {
 	const { flags, cwd } = input;
 	const root = path.resolve(cwd, str(flags, "cwd") ?? ".");
 	const hasConfig =
-		str(flags, "config") ||
-		["wrangler.jsonc", "wrangler.json"].some((f) => existsSync(path.join(root, f)));
+		str(flags, "config") || WRANGLER_CONFIG_CANDIDATES.some((f) => existsSync(path.join(root, f)));
 	if (hasConfig || !str(flags, "dir")) return loadProject(input);
 	if (!existsSync(root))
 		throw new UserError(`Project directory ${root} does not exist.`, "E_CONFIG_MISSING");
 	return {
 		root,
-		wranglerPath: path.join(root, "wrangler.jsonc"),
+		wranglerPath: path.join(root, DEFAULT_WRANGLER_CONFIG),
 		settingsPath: undefined,
 		wrangler: { name: path.basename(root), d1_databases: [{ binding: "DB" }] },
 		settings: pipelineSettingsSchema.parse({}),

@@ -34,8 +34,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { runCli } from "../../ci/cli/main.ts";
 import { resolveWranglerBin, runWrangler } from "../../ci/cloudflare/wrangler.ts";
+import { readGitSha } from "../../ci/git.ts";
 import type { ProcessResult } from "../../ci/process.ts";
-import { gitSha } from "../../ci/steps/_remote.ts";
 import {
 	BUILD_DIR,
 	type BuildStamp,
@@ -93,7 +93,7 @@ function buildEnv(): Record<string, string | undefined> {
 }
 
 /** The version `build` stamps in the repository right now (GITHUB_SHA wins, as in the step). */
-export const currentVersion = (): string => gitSha(REPO, buildEnv()) ?? "dev";
+export const currentVersion = (): string => readGitSha(REPO, buildEnv()) ?? "dev";
 
 /** The vitest run this worker belongs to: the parent process, with its start time against PID reuse. */
 function testRunId(): string {
