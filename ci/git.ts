@@ -36,7 +36,8 @@ export function readGitVersion(root: string, env: Env): string | null {
 /** Who is running: the CI actor and run when known, else user@host and the pid. */
 export function describeOwner(env: Env): string {
 	if (env.GITHUB_ACTIONS && env.GITHUB_ACTOR) {
-		return `${env.GITHUB_ACTOR} via GitHub Actions ${env.GITHUB_REPOSITORY ?? ""} run ${env.GITHUB_RUN_ID ?? "?"}`.trim();
+		const repository = env.GITHUB_REPOSITORY ? ` ${env.GITHUB_REPOSITORY}` : "";
+		return `${env.GITHUB_ACTOR} via GitHub Actions${repository} run ${env.GITHUB_RUN_ID ?? "?"}`;
 	}
 	let user = env.USER ?? env.USERNAME;
 	if (!user) {
