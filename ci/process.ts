@@ -24,6 +24,8 @@ export interface RunProcessOptions {
 	signal?: AbortSignal;
 	/** Called with each chunk of output as it arrives (progress). */
 	onOutput?: (chunk: string) => void;
+	/** Called once the process has a PID (its process group id too), e.g. to track it. */
+	onSpawn?: (pid: number) => void;
 }
 
 /** Runs a process to completion and never throws: success and failure have one shape. */
@@ -38,6 +40,7 @@ export function runProcess(options: RunProcessOptions): Promise<ProcessResult> {
 			// Own process group, so a timeout or abort stops its children too (by PID, never by name).
 			detached: true,
 		});
+		if (child.pid !== undefined) options.onSpawn?.(child.pid);
 		let stdout = "";
 		let stderr = "";
 		let timedOut = false;
