@@ -3,8 +3,11 @@ export const WRANGLER_CONFIG_CANDIDATES = ["wrangler.jsonc", "wrangler.json"] as
 export const DEFAULT_PIPELINE_CONFIG = "workers-pipeline.jsonc";
 export const DEFAULT_MIGRATIONS_DIR = "migrations";
 export const DEFAULT_MIGRATIONS_TABLE = "d1_migrations";
-export const DEFAULT_SNAPSHOT_FILE = "schema.sql";
+/** The default snapshot is `<migrations_dir>` + this suffix, e.g. `migrations.schema.sql`. */
+export const DEFAULT_SNAPSHOT_SUFFIX = ".schema.sql";
 export const DEFAULT_REPORT_DIR = ".reports";
+/** deploy points WRANGLER_OUTPUT_FILE_PATH at this file (ND-JSON) to read the version id and URL. */
+export const WRANGLER_OUTPUT_FILE = "wrangler-output.ndjson";
 export const MIGRATION_NAME_PATTERN = /^(\d{4})_([a-z0-9_]+)\.sql$/;
 export const RETIRED_SUFFIX = ".sql.retired";
 /** D1 rejects a single statement over 100 KB. */

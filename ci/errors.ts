@@ -1,15 +1,7 @@
-/** Machine-readable codes; the CLI maps them to exit codes (see cli/main.ts). */
-export type CiErrorCode =
-	| "E_USAGE"
-	| "E_CONFIG_INVALID"
-	| "E_CONFIG_MISSING"
-	| "E_MIGRATIONS_DIR"
-	| "E_MIGRATION_READ"
-	| "E_MIGRATION_DRIFT"
-	| "E_CHECKS_FAILED"
-	| "E_D1_API"
-	| "E_WRANGLER"
-	| "E_INTERNAL";
+import type { ErrorCode } from "./report/codes.ts";
+
+/** Machine-readable codes, registered in report/codes.ts; exitCodeFor(code) maps them to exit codes. */
+export type CiErrorCode = ErrorCode;
 
 export class CiError extends Error {
 	readonly code: CiErrorCode;
@@ -20,7 +12,7 @@ export class CiError extends Error {
 	}
 }
 
-/** A problem the user can fix: bad usage, bad config, unreadable input. Exit code 2. */
+/** A problem the user can fix (bad usage, bad config, unreadable input): no "internal error" wording. */
 export class UserError extends CiError {
 	constructor(message: string, code: CiErrorCode = "E_USAGE", options?: { cause?: unknown }) {
 		super(message, code, options);
@@ -28,18 +20,47 @@ export class UserError extends CiError {
 	}
 }
 
+/** No answer from a server (refused, reset, DNS, timeout): names the URL it tried. */
+export class NetworkError extends CiError {
+	readonly url: string;
+	constructor(message: string, details: { url: string; cause?: unknown }) {
+		super(message.includes(details.url) ? message : `${message} (${details.url})`, "E_NETWORK", {
+			cause: details.cause,
+		});
+		this.name = "NetworkError";
+		this.url = details.url;
+	}
+}
+
+// Credentials the API refuses and a database id it does not know are configuration (exit 2); a
+// request with no answer at a known URL is the network (exit 1); anything else the API said is a
+// failed run (exit 1).
+const d1CodeFor = (status: number | undefined, url: string | undefined): CiErrorCode =>
+	status === 401 || status === 403
+		? "E_D1_AUTH"
+		: status === 404
+			? "E_D1_NOT_FOUND"
+			: status === undefined && url
+				? "E_NETWORK"
+				: "E_D1_API";
+
 /** A D1 REST API failure, with D1's own error code when it gave one. */
 export class D1ApiError extends CiError {
 	readonly status: number | undefined;
 	readonly d1Code: number | undefined;
+	/** The URL the request went to, when known (named in network failures). */
+	readonly url: string | undefined;
 	constructor(
 		message: string,
-		details: { status?: number; d1Code?: number; cause?: unknown } = {},
+		details: { status?: number; d1Code?: number; url?: string; cause?: unknown } = {},
 	) {
-		super(message, "E_D1_API", { cause: details.cause });
+		const code = d1CodeFor(details.status, details.url);
+		const named = code === "E_NETWORK" && details.url && !message.includes(details.url);
+		super(named ? `${message} (${details.url})` : message, code, { cause: details.cause });
 		this.name = "D1ApiError";
 		this.status = details.status;
 		this.d1Code = details.d1Code;
+		this.url = details.url;
 	}
 }
 

@@ -7,12 +7,21 @@ export { D1Client, isAmbiguous, type SqlExecutor } from "./cloudflare/d1-client.
 export { runWrangler } from "./cloudflare/wrangler.ts";
 export { loadProjectConfig, resolveEnvironment, selectDatabase } from "./config/load.ts";
 export type { PipelineSettings, ProjectConfig } from "./config/schema.ts";
-export { CiError, D1ApiError, UserError } from "./errors.ts";
+export { CiError, D1ApiError, NetworkError, UserError } from "./errors.ts";
+export { describeOwner, readGitSha, readGitVersion } from "./git.ts";
 export { checksumOf, parseCatalog, readCatalog } from "./migrations/catalog.ts";
 export { LINT_RULES, lintMigration } from "./migrations/lint.ts";
 export { type MigrationPlan, planMigrations } from "./migrations/plan.ts";
 export { replayMigrations } from "./migrations/replay.ts";
 export { diffSchema, makeSchema, renderSnapshot } from "./migrations/schema.ts";
+export {
+	ERROR_CODES,
+	type ErrorCode,
+	EXIT_INTERRUPTED,
+	exitCodeFor,
+	FINDING_CODES,
+	type FindingCode,
+} from "./report/codes.ts";
 export type { Finding, StepResult } from "./report/model.ts";
 export { buildStep } from "./steps/build.ts";
 export { runCi } from "./steps/ci.ts";

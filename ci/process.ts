@@ -1,4 +1,6 @@
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import path from "node:path";
 
 /** One shape for a finished process, failed or not. */
 export interface ProcessResult {
@@ -22,6 +24,8 @@ export interface RunProcessOptions {
 	signal?: AbortSignal;
 	/** Called with each chunk of output as it arrives (progress). */
 	onOutput?: (chunk: string) => void;
+	/** Called once the process has a PID (its process group id too), e.g. to track it. */
+	onSpawn?: (pid: number) => void;
 }
 
 /** Runs a process to completion and never throws: success and failure have one shape. */
@@ -36,6 +40,7 @@ export function runProcess(options: RunProcessOptions): Promise<ProcessResult> {
 			// Own process group, so a timeout or abort stops its children too (by PID, never by name).
 			detached: true,
 		});
+		if (child.pid !== undefined) options.onSpawn?.(child.pid);
 		let stdout = "";
 		let stderr = "";
 		let timedOut = false;
@@ -84,5 +89,42 @@ export function runProcess(options: RunProcessOptions): Promise<ProcessResult> {
 		};
 		child.on("error", (error) => finish(null, null, `\n${error.message}`));
 		child.on("close", (code, signal) => finish(code, signal));
+	});
+}
+
+/** A tool from the project's own node_modules/.bin, when it has one. */
+export function localBin(root: string, name: string): string | undefined {
+	const file = path.join(root, "node_modules", ".bin", name);
+	return existsSync(file) ? file : undefined;
+}
+
+export interface RunToolOptions {
+	file: string;
+	args: readonly string[];
+	/** The project root: the tool runs there, with its node_modules/.bin first on PATH. */
+	cwd: string;
+	env: Readonly<Record<string, string | undefined>>;
+	signal?: AbortSignal;
+	/** Default 15 minutes: a hung tool must not hold a CI job for hours. */
+	timeoutMs?: number;
+}
+
+/** Runs a project tool (biome, tsc, the test command, a build) without colour, as runProcess does. */
+export function runTool(options: RunToolOptions): Promise<ProcessResult> {
+	const bin = path.join(options.cwd, "node_modules", ".bin");
+	return runProcess({
+		file: options.file,
+		args: options.args,
+		cwd: options.cwd,
+		env: {
+			...options.env,
+			// The project's tools first, then the Node running this CLI, so a `#!/usr/bin/env node`
+			// tool gets the same Node (and native-module ABI) even when the system Node is older.
+			PATH: [bin, path.dirname(process.execPath), options.env.PATH ?? ""].join(path.delimiter),
+			FORCE_COLOR: "0",
+			NO_COLOR: "1",
+		},
+		signal: options.signal,
+		timeoutMs: options.timeoutMs ?? 15 * 60_000,
 	});
 }

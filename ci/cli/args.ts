@@ -1,3 +1,4 @@
+import { DEFAULT_REPORT_DIR } from "../constants.ts";
 import { UserError } from "../errors.ts";
 
 export interface FlagDef {
@@ -34,7 +35,7 @@ export const GLOBAL_FLAGS: FlagDef[] = [
 		name: "report-dir",
 		type: "string",
 		value: "<dir>",
-		description: "where report files are written (default: .reports)",
+		description: `where report files are written (default: ${DEFAULT_REPORT_DIR})`,
 	},
 	{ name: "help", type: "boolean", description: "show help" },
 ];

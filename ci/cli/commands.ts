@@ -4,6 +4,7 @@ import type { ProjectConfig } from "../config/schema.ts";
 import {
 	DEFAULT_HEALTH_TIMEOUT_SECONDS,
 	DEFAULT_LOCK_TIMEOUT_SECONDS,
+	DEFAULT_WRANGLER_CONFIG,
 	WRANGLER_CONFIG_CANDIDATES,
 } from "../constants.ts";
 import { UserError } from "../errors.ts";
@@ -30,7 +31,7 @@ export interface CommandDef {
 	/** Command-specific flags; the global ones (see args.ts) come on top. */
 	flags: FlagDef[];
 	examples: string[];
-	run: (input: CommandInput) => Promise<StepResult[]>;
+	run: (input: CommandInput) => Promise<StepResult<object>[]>;
 }
 
 const str = (flags: ParsedFlags, name: string) => flags[name] as string | undefined;
@@ -55,7 +56,7 @@ async function loadProjectForDir(input: CommandInput): Promise<ProjectConfig> {
 	const { pipelineSettingsSchema } = await import("../config/schema.ts");
 	return {
 		root,
-		wranglerPath: path.join(root, "wrangler.jsonc"),
+		wranglerPath: path.join(root, DEFAULT_WRANGLER_CONFIG),
 		settingsPath: undefined,
 		wrangler: { name: path.basename(root), d1_databases: [{ binding: "DB" }] },
 		settings: pipelineSettingsSchema.parse({}),

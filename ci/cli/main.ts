@@ -1,6 +1,15 @@
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { CiError, D1ApiError, isUserError, type UserError } from "../errors.ts";
+import { DEFAULT_REPORT_DIR } from "../constants.ts";
+import { CiError } from "../errors.ts";
+import {
+	type ErrorCode,
+	EXIT_FAILED,
+	EXIT_INTERRUPTED,
+	EXIT_OK,
+	EXIT_USAGE,
+	exitCodeFor,
+} from "../report/codes.ts";
 import { renderJson } from "../report/json.ts";
 import { renderMarkdown } from "../report/markdown.ts";
 import type { RunReport } from "../report/run-report.ts";
@@ -19,9 +28,7 @@ export interface CliIo {
 	signal?: AbortSignal;
 }
 
-export const EXIT_OK = 0;
-export const EXIT_FAILED = 1;
-export const EXIT_USAGE = 2;
+export { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE };
 
 // ci/cli/main.ts in a checkout, dist/ci/cli/main.js in the package: the first package.json up.
 const VERSION = (() => {
@@ -52,7 +59,7 @@ export function renderHelp(command?: CommandDef): string {
 			"Global options:",
 			...flagLines(GLOBAL_FLAGS),
 			"",
-			"Exit codes: 0 ok, 1 failed checks, 2 bad usage or configuration.",
+			"Exit codes: 0 ok, 1 failed checks, 2 bad usage or configuration, 130 interrupted.",
 			"Run `workers-pipeline <command> --help` for a command's options.",
 			"",
 		].join("\n");
@@ -173,21 +180,15 @@ export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<num
 		const reportDir = flags["report-dir"] as string | undefined;
 		if (reportDir || command.alwaysReport || io.env.CI || io.env.GITHUB_STEP_SUMMARY) {
 			const root = path.resolve(io.cwd, (flags.cwd as string | undefined) ?? ".");
-			writeReports(report, path.resolve(root, reportDir ?? ".reports"), io.env);
+			writeReports(report, path.resolve(root, reportDir ?? DEFAULT_REPORT_DIR), io.env);
 		}
 		io.stdout(
 			json ? renderJson(report) : renderText(report, { color: io.isTTY && !io.env.NO_COLOR }),
 		);
+		if (io.signal?.aborted) return exitCodeFor("E_INTERRUPTED");
 		return report.ok ? EXIT_OK : EXIT_FAILED;
 	} catch (error) {
-		const usage = isUserError(error);
-		// A D1 API or wrangler failure (bad token, unknown database, 5xx…) carries its own clear
-		// message: a failed run (exit 1), not a bug in workers-pipeline.
-		const known = usage || (error instanceof CiError && error.code !== "E_INTERNAL");
-		const message = known
-			? (error as UserError).message
-			: `internal error: ${(error as Error)?.message ?? String(error)}\nThis is a bug in workers-pipeline; please report it with the command you ran.${io.env.WORKERS_PIPELINE_DEBUG ? `\n${(error as Error)?.stack}` : ""}`;
-		const code = known ? (error as CiError).code : "E_INTERNAL";
+		const { code, message } = describeFailure(error, { aborted: io.signal?.aborted, env: io.env });
 		if (json) {
 			// Same keys as a report (report/json.ts), so consumers can read .findings on any failure.
 			const totalMs = Math.round(performance.now() - started);
@@ -204,12 +205,28 @@ export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<num
 			io.stdout(`${JSON.stringify(document, null, 2)}\n`);
 		}
 		io.stderr(`workers-pipeline ${command.name}: ${message}\n`);
-		// Credentials the API refuses and a database id it does not know are configuration, too.
-		const config = error instanceof D1ApiError && [401, 403, 404].includes(error.status ?? 0);
-		return usage || config ? EXIT_USAGE : EXIT_FAILED;
+		return exitCodeFor(code);
 	} finally {
 		for (const stop of stoppers) stop();
 	}
+}
+
+/** A thrown error as the CLI reports it: a registered code, and a message that says what to do. */
+export function describeFailure(
+	error: unknown,
+	{ aborted, env }: { aborted?: boolean; env: CliIo["env"] },
+): { code: ErrorCode; message: string } {
+	const text = (error as Error)?.message ?? String(error);
+	if (aborted) return { code: "E_INTERRUPTED", message: `interrupted: ${text}` };
+	// Every CiError carries its own clear message (bad token, unknown database, 5xx…).
+	if (error instanceof CiError && error.code !== "E_INTERNAL") {
+		return { code: error.code, message: error.message };
+	}
+	const stack = env.WORKERS_PIPELINE_DEBUG ? `\n${(error as Error)?.stack}` : "";
+	return {
+		code: "E_INTERNAL",
+		message: `internal error: ${text}\nThis is a bug in workers-pipeline; please report it with the command you ran.${stack}`,
+	};
 }
 
 /** The process edge: argv, env, TTY, exit code, Ctrl-C. */

@@ -1,5 +1,6 @@
 import path from "node:path";
 import type { D1Database, ProjectConfig } from "../config/schema.ts";
+import { DEFAULT_PIPELINE_CONFIG } from "../constants.ts";
 import type { Finding } from "../report/model.ts";
 import { applyAcknowledgements, type Catalog, parseCatalog, readCatalog } from "./catalog.ts";
 import { lintMigration } from "./lint.ts";
@@ -11,7 +12,7 @@ export interface CheckedCatalog {
 }
 
 /** Reads the catalog of one D1 binding and runs every static check on it (names, order, DEPENDS, D1 lint). */
-export function checkMigrations(project: ProjectConfig, database: D1Database): CheckedCatalog {
+export function readCheckedCatalog(project: ProjectConfig, database: D1Database): CheckedCatalog {
 	const catalog = parseCatalog(readCatalog({ root: project.root, database }));
 	const findings = [...catalog.findings];
 	if (catalog.migrations.length === 0) {
@@ -26,7 +27,7 @@ export function checkMigrations(project: ProjectConfig, database: D1Database): C
 		if (!migration.readable) continue;
 		findings.push(...lintMigration({ name: migration.path, content: migration.sql }));
 	}
-	const configFile = path.relative(project.root, project.settingsPath ?? "workers-pipeline.jsonc");
+	const configFile = path.relative(project.root, project.settingsPath ?? DEFAULT_PIPELINE_CONFIG);
 	return {
 		catalog,
 		findings: applyAcknowledgements(findings, project.settings.migrations.acknowledge, {
@@ -35,3 +36,6 @@ export function checkMigrations(project: ProjectConfig, database: D1Database): C
 		}),
 	};
 }
+
+/** The old name, kept for migrate.ts and remote-admin.ts until they move to readCheckedCatalog. */
+export const checkMigrations = readCheckedCatalog;

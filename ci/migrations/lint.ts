@@ -381,7 +381,7 @@ const commentBody = (token: SqlToken): string => {
 	return token.text.slice(2, token.unterminated ? undefined : -2);
 };
 
-const readSuppressions = (tokens: readonly SqlToken[], file: string): Suppressions => {
+const parseSuppressions = (tokens: readonly SqlToken[], file: string): Suppressions => {
 	const codes = new Set<string>();
 	const findings: Finding[] = [];
 	const report = (code: LintCode, token: SqlToken, message: string) =>
@@ -471,7 +471,7 @@ export function lintMigration(file: { name: string; content: string }): Finding[
 		}
 	}
 
-	const suppressions = readSuppressions(tokens, file.name);
+	const suppressions = parseSuppressions(tokens, file.name);
 	return [
 		...findings.filter((f) => !suppressions.codes.has(f.code)),
 		...suppressions.findings,

@@ -16,6 +16,7 @@ import Database from "better-sqlite3";
 import { runWrangler, wranglerVersion } from "../cloudflare/wrangler.ts";
 import type { D1Database } from "../config/schema.ts";
 import type { Catalog } from "./catalog.ts";
+import { quoteIdentifier } from "./literals.ts";
 import type { ReplayResult } from "./replay.ts";
 import { readSchema } from "./replay.ts";
 import { diffSchema, type Schema, type SchemaDifference } from "./schema.ts";
@@ -151,7 +152,7 @@ async function applyWithWrangler(options: RunWranglerReplayOptions): Promise<Wra
 		if (sqliteFile) {
 			const db = new Database(sqliteFile, { readonly: true, fileMustExist: true });
 			try {
-				const table = `"${database.migrationsTable.replace(/"/g, '""')}"`;
+				const table = quoteIdentifier(database.migrationsTable);
 				applied = (
 					db.prepare(`SELECT name FROM ${table} ORDER BY id`).all() as { name: string }[]
 				).map((r) => r.name);

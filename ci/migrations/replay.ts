@@ -1,6 +1,7 @@
 import Database from "better-sqlite3";
 import { DEFAULT_MIGRATIONS_TABLE } from "../constants.ts";
 import type { Migration } from "./catalog.ts";
+import { quoteIdentifier, sqlString } from "./literals.ts";
 import { makeSchema, SCHEMA_QUERY, type Schema, type SchemaRow } from "./schema.ts";
 import { splitStatements, tokenizeSql } from "./sql.ts";
 
@@ -50,9 +51,6 @@ export interface ReplayOptions {
 	onMigration?: (name: string, index: number, total: number) => void;
 }
 
-const quoteIdentifier = (name: string) => `"${name.replace(/"/g, '""')}"`;
-const quoteString = (text: string) => `'${text.replace(/'/g, "''")}'`;
-
 /** wrangler's ledger DDL, so a replayed database has the same tables a real one has. */
 export const ledgerTableSql = (table: string) =>
 	`CREATE TABLE IF NOT EXISTS ${quoteIdentifier(table)}(
@@ -66,7 +64,7 @@ export const ledgerTableSql = (table: string) =>
  * A last statement without `;` therefore fails here as it does on D1 (`near "INSERT"`).
  */
 export const wranglerMigrationQuery = (migration: Pick<Migration, "name" | "sql">, table: string) =>
-	`${migration.sql}\nINSERT INTO ${quoteIdentifier(table)} (name)\nvalues (${quoteString(migration.name)});`;
+	`${migration.sql}\nINSERT INTO ${quoteIdentifier(table)} (name)\nvalues (${sqlString(migration.name)});`;
 
 /** Opens a database with D1's defaults: foreign keys enforced. */
 export function openD1LikeDatabase(file = ":memory:"): Database.Database {

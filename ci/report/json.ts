@@ -1,10 +1,8 @@
-import { allFindings, type RunReport } from "./run-report.ts";
+import { allFindings, migrationRows, type RunReport } from "./run-report.ts";
 
 /** The `--json` document: stable keys, one object, nothing else on stdout. */
 export function renderJson(report: RunReport): string {
-	const migrations = report.steps.flatMap((s) =>
-		Array.isArray(s.data?.migrations) ? (s.data.migrations as unknown[]) : [],
-	);
+	const migrations = report.steps.flatMap(migrationRows);
 	const document = {
 		ok: report.ok,
 		command: report.command,

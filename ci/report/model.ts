@@ -1,8 +1,11 @@
+import type { FindingCode } from "./codes.ts";
+
 export type Severity = "error" | "warning";
 
 /** One problem found by a check: a rule code, where, and what to do about it. */
 export interface Finding {
-	code: string;
+	/** Registered in report/codes.ts. */
+	code: FindingCode;
 	severity: Severity;
 	message: string;
 	file?: string;
@@ -12,8 +15,8 @@ export interface Finding {
 	acknowledged?: string;
 }
 
-/** What every step returns; rendering happens once, in report/. */
-export interface StepResult {
+/** What every step returns; rendering happens once, in report/. `TData` is the step's own data. */
+export interface StepResult<TData extends object = Record<string, unknown>> {
 	name: string;
 	ok: boolean;
 	/** Set when the step did not run (e.g. nothing to do, or a dependency failed). */
@@ -21,7 +24,7 @@ export interface StepResult {
 	durationMs: number;
 	summary: string;
 	findings: Finding[];
-	data?: Record<string, unknown>;
+	data?: TData;
 }
 
 /** Acknowledged findings are reported but never counted. */

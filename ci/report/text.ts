@@ -1,16 +1,8 @@
 import { countBySeverity } from "./model.ts";
-import { allFindings, formatLocation, type RunReport } from "./run-report.ts";
+import { allFindings, formatLocation, migrationRows, type RunReport } from "./run-report.ts";
 
 export interface TextOptions {
 	color: boolean;
-}
-
-interface MigrationLine {
-	name: string;
-	status: string;
-	checksum?: string;
-	durationMs?: number;
-	note?: string;
 }
 
 const paint = (on: boolean, code: number, text: string) =>
@@ -41,9 +33,7 @@ export function renderText(report: RunReport, { color }: TextOptions): string {
 		);
 	}
 	for (const step of report.steps) {
-		const rows = Array.isArray(step.data?.migrations)
-			? (step.data.migrations as MigrationLine[])
-			: [];
+		const rows = migrationRows(step);
 		if (rows.length === 0 || rows.length > 500) continue;
 		lines.push("", `${step.name}: migrations`);
 		for (const row of rows) {

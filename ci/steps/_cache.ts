@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { DEFAULT_REPORT_DIR } from "../constants.ts";
 
 const SKIP_DIRS = new Set([
 	"node_modules",
@@ -9,7 +10,7 @@ const SKIP_DIRS = new Set([
 	".next",
 	".open-next",
 	".wrangler",
-	".reports",
+	DEFAULT_REPORT_DIR,
 	".tools",
 	".dagger",
 ]);

@@ -1,6 +1,4 @@
-import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import os from "node:os";
 import { D1Client } from "../cloudflare/d1-client.ts";
 import { resolveEnvironment, selectDatabase } from "../config/load.ts";
 import type { D1Database, ProjectConfig, ResolvedEnvironment } from "../config/schema.ts";
@@ -57,35 +55,9 @@ export function openRemote(ctx: StepContext, { project, env, binding }: RemoteAr
 	};
 }
 
-/** Who is running: the CI actor and run when known, else user@host. */
-export function describeOwner(env: StepContext["env"]): string {
-	if (env.GITHUB_ACTIONS && env.GITHUB_ACTOR) {
-		return `${env.GITHUB_ACTOR} via GitHub Actions ${env.GITHUB_REPOSITORY ?? ""} run ${env.GITHUB_RUN_ID ?? "?"}`.trim();
-	}
-	let user = env.USER ?? env.USERNAME;
-	if (!user) {
-		try {
-			user = os.userInfo().username;
-		} catch {
-			user = "unknown";
-		}
-	}
-	return `${user}@${os.hostname()} pid ${process.pid}`;
-}
-
-export function gitSha(root: string, env: StepContext["env"]): string | null {
-	if (env.GITHUB_SHA) return env.GITHUB_SHA;
-	try {
-		return execFileSync("git", ["rev-parse", "HEAD"], {
-			cwd: root,
-			stdio: ["ignore", "pipe", "ignore"],
-		})
-			.toString()
-			.trim();
-	} catch {
-		return null;
-	}
-}
+// migrate.ts, deploy.ts and remote-admin.ts import these from here while they are restructured;
+// new code imports ci/git.ts (readGitSha is the honest name: it runs git).
+export { describeOwner, readGitSha as gitSha } from "../git.ts";
 
 export const newRunId = () => randomUUID();
 

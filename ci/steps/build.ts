@@ -15,10 +15,10 @@ import { stripVTControlCharacters } from "node:util";
 import { gzipSync } from "node:zlib";
 import { runWrangler } from "../cloudflare/wrangler.ts";
 import type { ProjectConfig } from "../config/schema.ts";
+import { readGitSha } from "../git.ts";
+import { localBin, runTool } from "../process.ts";
 import type { Finding } from "../report/model.ts";
-import { gitSha } from "./_remote.ts";
 import { defineStep, makeStepResult } from "./_step.ts";
-import { localBin, runTool } from "./lint.ts";
 
 export interface BuildArgs {
 	project: ProjectConfig;
@@ -145,7 +145,7 @@ export const buildStep = defineStep<BuildArgs>({
 	name: "build",
 	async run(ctx, { project, force }) {
 		const started = performance.now();
-		const version = gitSha(project.root, ctx.env) ?? "dev";
+		const version = readGitSha(project.root, ctx.env) ?? "dev";
 		const inputsHash = hashBuildInputs(project.root, version);
 		const previous = readBuildStamp(project.root);
 		const budget = project.settings.build.budgetGzipKiB;
@@ -190,15 +190,13 @@ export const buildStep = defineStep<BuildArgs>({
 		}
 		if (opennext) {
 			ctx.progress("opennextjs-cloudflare build");
-			const result = await runTool(
-				{
-					...ctx,
-					env: { ...ctx.env, NEXT_TELEMETRY_DISABLED: "1", WORKERS_PIPELINE_VERSION: version },
-				},
-				project.root,
-				opennext,
-				["build"],
-			);
+			const result = await runTool({
+				file: opennext,
+				args: ["build"],
+				cwd: project.root,
+				env: { ...ctx.env, NEXT_TELEMETRY_DISABLED: "1", WORKERS_PIPELINE_VERSION: version },
+				signal: ctx.signal,
+			});
 			if (result.failed || !existsSync(path.join(project.root, BUILD_DIR, "worker.js"))) {
 				return makeStepResult("build", started, {
 					ok: false,

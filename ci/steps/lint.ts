@@ -2,10 +2,11 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { resolveEnvironment } from "../config/load.ts";
 import type { D1Database, ProjectConfig } from "../config/schema.ts";
-import { checkMigrations } from "../migrations/check.ts";
-import { type ProcessResult, runProcess } from "../process.ts";
+import { readCheckedCatalog } from "../migrations/check.ts";
+import { localBin, runTool } from "../process.ts";
+import type { TypeScriptCode } from "../report/codes.ts";
 import { type Finding, hasErrors } from "../report/model.ts";
-import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
+import { defineStep, makeStepResult } from "./_step.ts";
 
 export interface LintArgs {
 	project: ProjectConfig;
@@ -25,36 +26,6 @@ export function distinctDatabases(project: ProjectConfig): D1Database[] {
 	return [...seen.values()];
 }
 
-/** A tool from the project's own node_modules/.bin, when it has one. */
-export function localBin(root: string, name: string): string | undefined {
-	const file = path.join(root, "node_modules", ".bin", name);
-	return existsSync(file) ? file : undefined;
-}
-
-export async function runTool(
-	ctx: StepContext,
-	root: string,
-	file: string,
-	args: readonly string[],
-): Promise<ProcessResult> {
-	const bin = path.join(root, "node_modules", ".bin");
-	return runProcess({
-		file,
-		args,
-		cwd: root,
-		env: {
-			...ctx.env,
-			// The project's tools first, then the Node running this CLI, so a `#!/usr/bin/env node`
-			// tool gets the same Node (and native-module ABI) even when the system Node is older.
-			PATH: [bin, path.dirname(process.execPath), ctx.env.PATH ?? ""].join(path.delimiter),
-			FORCE_COLOR: "0",
-			NO_COLOR: "1",
-		},
-		signal: ctx.signal,
-		timeoutMs: 15 * 60_000,
-	});
-}
-
 const tail = (text: string, lines = 40) => text.trimEnd().split("\n").slice(-lines).join("\n");
 
 export const lintStep = defineStep<LintArgs>({
@@ -66,7 +37,7 @@ export const lintStep = defineStep<LintArgs>({
 		const databases = distinctDatabases(project);
 		let files = 0;
 		for (const database of databases) {
-			const checked = checkMigrations(project, database);
+			const checked = readCheckedCatalog(project, database);
 			files += checked.catalog.migrations.length;
 			findings.push(...checked.findings);
 		}
@@ -77,7 +48,13 @@ export const lintStep = defineStep<LintArgs>({
 		if (biome) {
 			ctx.progress("biome check");
 			tools.push(
-				runTool(ctx, project.root, biome, ["check", "--colors=off", "."]).then((result) => {
+				runTool({
+					file: biome,
+					args: ["check", "--colors=off", "."],
+					cwd: project.root,
+					env: ctx.env,
+					signal: ctx.signal,
+				}).then((result) => {
 					parts.push(`biome ${result.failed ? "failed" : "ok"}`);
 					if (result.failed) {
 						findings.push({
@@ -95,23 +72,29 @@ export const lintStep = defineStep<LintArgs>({
 		if (tsc && existsSync(path.join(project.root, "tsconfig.json"))) {
 			ctx.progress("tsc --noEmit");
 			tools.push(
-				runTool(ctx, project.root, tsc, [
-					"--noEmit",
-					"-p",
-					"tsconfig.json",
-					"--pretty",
-					"false",
-					...(cacheDir
-						? ["--incremental", "--tsBuildInfoFile", path.join(cacheDir, "tsconfig.tsbuildinfo")]
-						: []),
-				]).then((result) => {
+				runTool({
+					file: tsc,
+					cwd: project.root,
+					env: ctx.env,
+					signal: ctx.signal,
+					args: [
+						"--noEmit",
+						"-p",
+						"tsconfig.json",
+						"--pretty",
+						"false",
+						...(cacheDir
+							? ["--incremental", "--tsBuildInfoFile", path.join(cacheDir, "tsconfig.tsbuildinfo")]
+							: []),
+					],
+				}).then((result) => {
 					parts.push(`typecheck ${result.failed ? "failed" : "ok"}`);
 					if (result.failed) {
 						for (const line of (result.stdout + result.stderr).split("\n")) {
 							const m = /^(.+?)\((\d+),(\d+)\): error (TS\d+): (.*)$/.exec(line);
 							if (m) {
 								findings.push({
-									code: m[4] as string,
+									code: m[4] as TypeScriptCode,
 									severity: "error",
 									file: m[1],
 									line: Number(m[2]),

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { resolveEnvironment, selectDatabase, snapshotPathFor } from "../config/load.ts";
 import type { D1Database, ProjectConfig } from "../config/schema.ts";
-import { checkMigrations } from "../migrations/check.ts";
+import { readCheckedCatalog } from "../migrations/check.ts";
 import { compareWithWrangler, type ParityResult, runWranglerReplay } from "../migrations/parity.ts";
 import { replayMigrations } from "../migrations/replay.ts";
 import {
@@ -57,7 +57,7 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 		const started = performance.now();
 		const { project } = args;
 		const database = pickDatabase(project, args);
-		const { catalog, findings: staticFindings } = checkMigrations(project, database);
+		const { catalog, findings: staticFindings } = readCheckedCatalog(project, database);
 		const findings: Finding[] = args.includeLint === false ? [] : [...staticFindings];
 		const total = catalog.migrations.length;
 		ctx.progress(

@@ -1,9 +1,9 @@
 import path from "node:path";
 import { stripVTControlCharacters } from "node:util";
 import type { ProjectConfig } from "../config/schema.ts";
+import { runTool } from "../process.ts";
 import { hashProjectFiles, readCacheEntry, writeCacheEntry } from "./_cache.ts";
 import { defineStep, makeStepResult } from "./_step.ts";
-import { runTool } from "./lint.ts";
 
 export interface TestArgs {
 	project: ProjectConfig;
@@ -50,7 +50,13 @@ export const testStep = defineStep<TestArgs>({
 		}
 		ctx.progress(`running ${[file, ...args].join(" ")}`);
 		const resolved = file.includes("/") ? path.resolve(project.root, file) : file;
-		const result = await runTool(ctx, project.root, resolved, args);
+		const result = await runTool({
+			file: resolved,
+			args,
+			cwd: project.root,
+			env: ctx.env,
+			signal: ctx.signal,
+		});
 		const counts = parseTestCounts(result.stdout + result.stderr);
 		const countText =
 			counts.passed !== undefined ? `${counts.passed} passed, ${counts.failed ?? 0} failed` : "";

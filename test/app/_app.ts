@@ -32,16 +32,16 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { runCli } from "../../ci/cli/main.ts";
 import { resolveWranglerBin, runWrangler } from "../../ci/cloudflare/wrangler.ts";
+import { readGitSha } from "../../ci/git.ts";
 import type { ProcessResult } from "../../ci/process.ts";
-import { gitSha } from "../../ci/steps/_remote.ts";
 import {
 	BUILD_DIR,
 	type BuildStamp,
 	hashBuildInputs,
 	readBuildStamp,
 } from "../../ci/steps/build.ts";
+import { captureCli } from "../support/cli.ts";
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 export const BUILD_TIMEOUT_MS = 15 * 60_000;
@@ -93,7 +93,7 @@ function buildEnv(): Record<string, string | undefined> {
 }
 
 /** The version `build` stamps in the repository right now (GITHUB_SHA wins, as in the step). */
-export const currentVersion = (): string => gitSha(REPO, buildEnv()) ?? "dev";
+export const currentVersion = (): string => readGitSha(REPO, buildEnv()) ?? "dev";
 
 /** The vitest run this worker belongs to: the parent process, with its start time against PID reuse. */
 function testRunId(): string {
@@ -171,18 +171,9 @@ function readRecord(): BuildRecord | undefined {
 
 /** `workers-pipeline build --no-cache` in the repository root, through the CLI in-process. */
 async function buildNow(runId: string): Promise<SharedBuild> {
-	let stdout = "";
-	let stderr = "";
-	const code = await runCli(["build", "--no-cache"], {
-		stdout: (text) => {
-			stdout += text;
-		},
-		stderr: (text) => {
-			stderr += text;
-		},
+	const { code, stdout, stderr } = await captureCli(["build", "--no-cache"], {
 		env: buildEnv(),
 		cwd: REPO,
-		isTTY: false,
 	});
 	const stamp = readBuildStamp(REPO);
 	if (code !== 0 || !stamp)

@@ -17,7 +17,6 @@ import {
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { runCli } from "../../ci/cli/main.ts";
 import { BUILD_STAMP } from "../../ci/steps/build.ts";
 import {
 	BUILD_TIMEOUT_MS,
@@ -30,6 +29,7 @@ import {
 	READY_TIMEOUT_MS,
 	type SharedBuild,
 } from "../app/_app.ts";
+import { type CliRun, captureCli } from "../support/cli.ts";
 import { type CloudflareApi, startCloudflareApi } from "../support/cloudflare-api.ts";
 
 const ACCOUNT_ID = "0123456789abcdef0123456789abcdef";
@@ -53,11 +53,6 @@ interface Report {
 	command: string;
 	findings: Finding[];
 	steps: { name: string; ok: boolean; summary: string; data: Record<string, unknown> }[];
-}
-interface CliRun {
-	code: number;
-	stdout: string;
-	stderr: string;
 }
 
 /** Every file under `dir`, recursively. */
@@ -114,8 +109,6 @@ class DeployProject {
 	}
 
 	async cli(argv: readonly string[], extraEnv: Record<string, string> = {}): Promise<CliRun> {
-		let stdout = "";
-		let stderr = "";
 		const reports = path.join(this.dir, ".reports");
 		for (const file of filesUnder(reports))
 			this.earlierReports.push({
@@ -123,19 +116,12 @@ class DeployProject {
 				text: readFileSync(file, "utf8"),
 			});
 		rmSync(reports, { recursive: true, force: true });
-		const code = await runCli([...argv, "--cwd", this.dir], {
-			stdout: (text) => {
-				stdout += text;
-			},
-			stderr: (text) => {
-				stderr += text;
-			},
+		const run = await captureCli([...argv, "--cwd", this.dir], {
 			env: { ...this.env, ...extraEnv },
 			cwd: this.dir,
-			isTTY: false,
 		});
-		this.outputs.push(stdout, stderr);
-		return { code, stdout, stderr };
+		this.outputs.push(run.stdout, run.stderr);
+		return run;
 	}
 
 	report(command: string): Report {

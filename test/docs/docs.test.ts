@@ -1,7 +1,8 @@
 // Every command shown in README.md and docs/*.md is real: `workers-pipeline` subcommands and
 // flags against the CLI's own table and parser, `dagger call` lines against the introspected
-// module, `wrangler` lines against wrangler's own --help. Finding codes named in
-// docs/troubleshooting.md exist in ci/, and each command's --help lists all its flags.
+// module, `wrangler` lines against wrangler's own --help. Every code in the registry
+// (ci/report/codes.ts) is documented and every documented code is registered, and each command's
+// --help lists all its flags.
 import { execFile } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -10,6 +11,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { GLOBAL_FLAGS, parseFlags } from "../../ci/cli/args.ts";
 import { COMMANDS, findCommand } from "../../ci/cli/commands.ts";
 import { runCli } from "../../ci/cli/main.ts";
+import { ERROR_CODES, FINDING_CODES } from "../../ci/report/codes.ts";
 import {
 	checkDaggerCall,
 	type IntrospectedModule,
@@ -222,5 +224,43 @@ describe("docs/troubleshooting.md", () => {
 			message.slice(i, i + 24),
 		);
 		expect(runs.some((run) => flat.includes(run))).toBe(true);
+	});
+});
+
+// A code is documented where a reader looks it up: a row of a table whose first cell is the
+// code, or a troubleshooting heading naming it (`## LOCK_HELD: …`, `## … (HTTP 401, E_D1_AUTH)`).
+const CODE = /\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b/g;
+const documentedCodes = (markdown: string): string[] => [
+	...new Set([
+		...[...markdown.matchAll(/^\| *`([A-Z][A-Z0-9_]+)` *\|/gm)].map((m) => m[1] as string),
+		...[...markdown.matchAll(/^## .*/gm)].flatMap((m) => m[0].match(CODE) ?? []),
+	]),
+];
+
+describe("the code registry (ci/report/codes.ts) and docs/", () => {
+	const docs = ["docs/troubleshooting.md", "docs/migrations.md"];
+	const documented = new Map(
+		docs.flatMap((doc) => documentedCodes(text(join(ROOT, doc))).map((c) => [c, doc] as const)),
+	);
+	const registered = [...Object.keys(FINDING_CODES), ...Object.keys(ERROR_CODES)];
+
+	it("reads table rows and headings (the extractor is live)", () => {
+		const sample =
+			"## LOCK_HELD: x\n## D1 error (HTTP 401, E_D1_AUTH)\n| `BIOME` | error |\nsee `NOT_A_ROW`\n";
+		expect(documentedCodes(sample).sort()).toEqual(["BIOME", "E_D1_AUTH", "LOCK_HELD"]);
+		expect(documented.size).toBeGreaterThan(60);
+	});
+
+	it.each(registered)(
+		"%s is documented in docs/troubleshooting.md or docs/migrations.md",
+		(code) => {
+			expect(documented.has(code), `add a row for ${code} with what to do`).toBe(true);
+		},
+	);
+
+	it.each([...documented])("%s (%s) is registered", (code) => {
+		expect(registered, `register ${code} in ci/report/codes.ts or drop it from the docs`).toContain(
+			code,
+		);
 	});
 });

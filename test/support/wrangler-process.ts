@@ -1,10 +1,10 @@
 // Runs the real wrangler CLI against the loopback API in an isolated temp project and HOME,
-// tracking every child by PID so a test can always stop what it started.
-import { spawn } from "node:child_process";
+// tracking every child by PID (test/support/processes.ts) so a test can always stop what it started.
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { trackProcesses } from "./processes.ts";
 
 export const WRANGLER_BIN = fileURLToPath(
 	new URL("../../node_modules/.bin/wrangler", import.meta.url),
@@ -14,7 +14,7 @@ export interface WranglerRun {
 	args: string[];
 	pid: number | undefined;
 	exitCode: number | null;
-	signal: NodeJS.Signals | null;
+	signal: string | null;
 	stdout: string;
 	stderr: string;
 	durationMs: number;
@@ -76,48 +76,26 @@ export async function createWranglerProject(
 		NO_COLOR: "1",
 		FORCE_COLOR: "0",
 	};
-	const running = new Set<number>();
+	const processes = trackProcesses();
 
-	const run = (args: string[], { timeoutMs = 60_000 } = {}) =>
-		new Promise<WranglerRun>((resolvePromise, reject) => {
-			const started = performance.now();
-			// Own process group, so a timeout can take down anything wrangler itself started.
-			const child = spawn(WRANGLER_BIN, args, { cwd: dir, env, detached: true });
-			const pid = child.pid;
-			if (pid !== undefined) running.add(pid);
-			let stdout = "";
-			let stderr = "";
-			let timedOut = false;
-			child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
-				stdout += chunk;
-			});
-			child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
-				stderr += chunk;
-			});
-			const timer = setTimeout(() => {
-				timedOut = true;
-				if (pid !== undefined) killTree(pid);
-			}, timeoutMs);
-			child.once("error", (error) => {
-				clearTimeout(timer);
-				if (pid !== undefined) running.delete(pid);
-				reject(error);
-			});
-			child.once("close", (exitCode, signal) => {
-				clearTimeout(timer);
-				if (pid !== undefined) running.delete(pid);
-				resolvePromise({
-					args,
-					pid,
-					exitCode,
-					signal,
-					stdout,
-					stderr,
-					durationMs: performance.now() - started,
-					timedOut,
-				});
-			});
+	const run = async (args: string[], { timeoutMs = 60_000 } = {}): Promise<WranglerRun> => {
+		let pid: number | undefined;
+		const result = await processes.run({
+			file: WRANGLER_BIN,
+			args,
+			cwd: dir,
+			env,
+			timeoutMs,
+			onSpawn: (p) => {
+				pid = p;
+			},
 		});
+		if (result.exitCode === null && result.signal === null && !result.timedOut) {
+			throw new Error(`cannot start ${WRANGLER_BIN}: ${result.stderr.trim()}`);
+		}
+		const { exitCode, signal, stdout, stderr, durationMs, timedOut } = result;
+		return { args, pid, exitCode, signal, stdout, stderr, durationMs, timedOut };
+	};
 
 	return {
 		dir,
@@ -125,22 +103,9 @@ export async function createWranglerProject(
 		env,
 		run,
 		dispose: async () => {
-			for (const pid of running) killTree(pid);
-			running.clear();
+			processes.stopAll();
 			await rm(dir, { recursive: true, force: true });
 			await rm(home, { recursive: true, force: true });
 		},
 	};
-}
-
-function killTree(pid: number): void {
-	try {
-		process.kill(-pid, "SIGKILL");
-	} catch {
-		try {
-			process.kill(pid, "SIGKILL");
-		} catch {
-			// Already gone.
-		}
-	}
 }

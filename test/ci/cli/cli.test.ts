@@ -1,67 +1,31 @@
-import { spawnSync } from "node:child_process";
-import {
-	chmodSync,
-	cpSync,
-	existsSync,
-	mkdirSync,
-	mkdtempSync,
-	readFileSync,
-	rmSync,
-	writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { GLOBAL_FLAGS } from "../../../ci/cli/args.ts";
 import { COMMANDS } from "../../../ci/cli/commands.ts";
-import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, runCli } from "../../../ci/cli/main.ts";
+import { EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE } from "../../../ci/cli/main.ts";
+import { captureCli, REPO, STACK_LINE, spawnCli, startCli } from "../../support/cli.ts";
+import { isAlive, trackProcesses } from "../../support/processes.ts";
+import { type Files, makeProject, makeTempDir, removeProjects } from "../../support/project.ts";
 
-const REPO = path.resolve(import.meta.dirname, "../../..");
-const TEMPLATE = path.join(REPO, "test/fixtures/projects/basic");
-const BIN = path.join(REPO, "bin/workers-pipeline.js");
-const STACK_LINE = /^\s+at /m;
-
-const dirs: string[] = [];
+const processes = trackProcesses();
 afterEach(() => {
-	for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+	processes.stopAll();
+	removeProjects();
 });
-
-type Files = Record<string, string | Buffer | null>;
+afterAll(() => processes.stopAll());
 
 /**
  * A copy of the basic fixture project (wrangler.jsonc, workers-pipeline.jsonc without a real
  * toolchain, two migrations and their snapshot); `files` adds, replaces (string/bytes) or deletes (null).
  */
-function fixture(files: Files = {}): string {
-	const dir = mkdtempSync(path.join(tmpdir(), "wp-cli-"));
-	dirs.push(dir);
-	cpSync(TEMPLATE, dir, { recursive: true });
-	for (const [name, content] of Object.entries(files)) {
-		const file = path.join(dir, name);
-		if (content === null) rmSync(file, { recursive: true, force: true });
-		else writeFileSync(file, content);
-	}
-	return dir;
-}
+const fixture = (files: Files = {}): string =>
+	makeProject({ from: "basic", files, prefix: "wp-cli-" });
 
 /** Runs the CLI in-process with captured output; `--cwd <dir>` is added when a dir is given. */
-async function cli(argv: string[], dir?: string, env: Record<string, string> = {}) {
-	let stdout = "";
-	let stderr = "";
-	const code = await runCli(dir ? [...argv, "--cwd", dir] : argv, {
-		stdout: (text) => {
-			stdout += text;
-		},
-		stderr: (text) => {
-			stderr += text;
-		},
-		// No CI / GITHUB_STEP_SUMMARY: no report files are written into the fixture.
-		env: { PATH: process.env.PATH, ...env },
-		cwd: dir ?? REPO,
-		isTTY: false,
-	});
-	return { code, stdout, stderr };
-}
+const cli = (argv: string[], dir?: string, env: Record<string, string> = {}) =>
+	// No CI / GITHUB_STEP_SUMMARY: no report files are written into the fixture.
+	captureCli(dir ? [...argv, "--cwd", dir] : argv, { cwd: dir ?? REPO, env });
 
 interface JsonReport {
 	ok: boolean;
@@ -436,17 +400,14 @@ describe("runCli()", () => {
 });
 
 describe("bin/workers-pipeline.js", () => {
-	const run = (args: string[]) => {
-		const env = { ...process.env };
-		delete env.CI;
-		delete env.GITHUB_STEP_SUMMARY;
-		return spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8", env, timeout: 30_000 });
-	};
+	// The test runner's environment minus CI and GITHUB_STEP_SUMMARY (no report files written).
+	const { CI: _ci, GITHUB_STEP_SUMMARY: _summary, ...env } = process.env;
+	const run = (args: string[]) => spawnCli(processes, args, { env, timeoutMs: 30_000 });
 
-	it("should print a parseable JSON report on stdout for migration-test --json", () => {
+	it("should print a parseable JSON report on stdout for migration-test --json", async () => {
 		const dir = fixture();
-		const child = run(["migration-test", "--cwd", dir, "--json"]);
-		expect(child.status).toBe(EXIT_OK);
+		const child = await run(["migration-test", "--cwd", dir, "--json"]);
+		expect(child.code).toBe(EXIT_OK);
 		const report = JSON.parse(child.stdout) as JsonReport;
 		expect(report.ok).toBe(true);
 		expect(report.migrations.map((m) => [m.name, m.status])).toEqual([
@@ -455,17 +416,36 @@ describe("bin/workers-pipeline.js", () => {
 		]);
 	});
 
-	it("should exit 2 for an unknown env with a message and no stack trace", () => {
-		const child = run(["migration-test", "--cwd", fixture(), "--env", "nope"]);
-		expect(child.status).toBe(EXIT_USAGE);
+	it("should exit 2 for an unknown env with a message and no stack trace", async () => {
+		const child = await run(["migration-test", "--cwd", fixture(), "--env", "nope"]);
+		expect(child.code).toBe(EXIT_USAGE);
 		expect(child.stderr).toContain('Unknown environment "nope"');
 		expect(child.stderr).not.toMatch(STACK_LINE);
 		expect(child.stdout).toBe("");
 	});
 
+	it("should exit 130 on Ctrl-C, stopping the tool it runs", async () => {
+		const markerDir = makeTempDir("wp-sigint-");
+		const pidFile = path.join(markerDir, "pid");
+		// The test command records its PID, then idles until it is killed.
+		const dir = fixture({
+			"workers-pipeline.jsonc": `{
+	"lint": { "biome": false, "typecheck": false },
+	"test": { "command": ["node", "-e", "require('fs').writeFileSync('${pidFile}', String(process.pid)); setInterval(() => {}, 1000)"] },
+}`,
+		});
+		const started = await startCli(processes, ["test", "--cwd", dir], { env, timeoutMs: 60_000 });
+		await expect.poll(() => existsSync(pidFile), { timeout: 30_000 }).toBe(true);
+		const tool = Number(readFileSync(pidFile, "utf8"));
+		process.kill(started.pid, "SIGINT");
+		const result = await started.done;
+		expect(result.exitCode, result.stdout + result.stderr).toBe(EXIT_INTERRUPTED);
+		expect(result.stderr).not.toMatch(STACK_LINE);
+		await expect.poll(() => isAlive(tool)).toBe(false);
+	});
+
 	it("should reuse a passing test run in `ci` until a project file changes, and never cache a failure", async () => {
-		const counterDir = mkdtempSync(path.join(tmpdir(), "wp-counter-"));
-		dirs.push(counterDir);
+		const counterDir = makeTempDir("wp-counter-");
 		const counter = path.join(counterDir, "runs");
 		const settings = (exitCode: number) => `{
 	"lint": { "biome": false, "typecheck": false },
@@ -504,8 +484,7 @@ describe("bin/workers-pipeline.js", () => {
 	});
 
 	it("should let every step finish before `ci` exits on a configuration error in one of them", async () => {
-		const markerDir = mkdtempSync(path.join(tmpdir(), "wp-marker-"));
-		dirs.push(markerDir);
+		const markerDir = makeTempDir("wp-marker-");
 		const marker = path.join(markerDir, "test-finished");
 		const dir = fixture({
 			migrations: null,

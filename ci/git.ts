@@ -1,0 +1,51 @@
+// Who is running and on which commit: the git and owner lookups every remote step records.
+import { execFileSync } from "node:child_process";
+import os from "node:os";
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const git = (root: string, args: readonly string[]): string | null => {
+	try {
+		return execFileSync("git", args, { cwd: root, stdio: ["ignore", "pipe", "ignore"] })
+			.toString()
+			.trim();
+	} catch {
+		return null;
+	}
+};
+
+/** The commit being built or deployed: GITHUB_SHA in Actions, else HEAD; null outside a repository. */
+export function readGitSha(root: string, env: Env): string | null {
+	if (env.GITHUB_SHA) return env.GITHUB_SHA;
+	return git(root, ["rev-parse", "HEAD"]) || null;
+}
+
+/** True when tracked files differ from HEAD or untracked, unignored files exist; null outside a repository. */
+export function readGitDirty(root: string): boolean | null {
+	const status = git(root, ["status", "--porcelain"]);
+	return status === null ? null : status.length > 0;
+}
+
+/** The version a build is stamped with: the sha, `<sha>-dirty` for a dirty tree, null outside git. */
+export function readGitVersion(root: string, env: Env): string | null {
+	const sha = readGitSha(root, env);
+	if (sha === null) return null;
+	return readGitDirty(root) ? `${sha}-dirty` : sha;
+}
+
+/** Who is running: the CI actor and run when known, else user@host and the pid. */
+export function describeOwner(env: Env): string {
+	if (env.GITHUB_ACTIONS && env.GITHUB_ACTOR) {
+		const repository = env.GITHUB_REPOSITORY ? ` ${env.GITHUB_REPOSITORY}` : "";
+		return `${env.GITHUB_ACTOR} via GitHub Actions${repository} run ${env.GITHUB_RUN_ID ?? "?"}`;
+	}
+	let user = env.USER ?? env.USERNAME;
+	if (!user) {
+		try {
+			user = os.userInfo().username;
+		} catch {
+			user = "unknown";
+		}
+	}
+	return `${user}@${os.hostname()} pid ${process.pid}`;
+}

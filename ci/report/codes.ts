@@ -1,0 +1,132 @@
+// The registry of every code workers-pipeline reports. Registering a code is one line here plus
+// its row in docs/ (test/docs/docs.test.ts checks both directions).
+
+/** How a finding counts: "error" fails the check, "warning" does not, "either" depends on the case. */
+export type CodeSeverity = "error" | "warning" | "either";
+
+export interface FindingCodeInfo {
+	severity: CodeSeverity;
+	meaning: string;
+}
+
+const f = (severity: CodeSeverity, meaning: string): FindingCodeInfo => ({ severity, meaning });
+
+/** Finding codes: what a check found, in reports, `--json` `findings[].code` and acknowledgements. */
+export const FINDING_CODES = {
+	// catalog
+	CATALOG_BAD_NAME: f("error", "a migration's name breaks the project's naming rule"),
+	CATALOG_DUPLICATE_NUMBER: f("error", "two migrations share a number"),
+	CATALOG_NUMBER_GAP: f("warning", "the numbering skips a number"),
+	CATALOG_DEPENDS_MISSING: f("error", "-- DEPENDS: names a file that is not a migration"),
+	CATALOG_DEPENDS_ORDER: f("error", "-- DEPENDS: names this migration or a later one"),
+	CATALOG_EMPTY_FILE: f("warning", "a migration file has no statements"),
+	CATALOG_EMPTY: f("warning", "no file matches the binding's migrations pattern"),
+	CATALOG_INVALID_UTF8: f("error", "a migration file is not UTF-8"),
+	CATALOG_UNREADABLE: f("error", "a migration file cannot be read"),
+	CONFIG_UNUSED_ACKNOWLEDGEMENT: f("warning", "an acknowledgement matches no finding any more"),
+	// D1 lint
+	D1_TRANSACTION: f("error", "an explicit transaction statement, which D1 refuses"),
+	D1_PRAGMA: f("error", "a PRAGMA outside D1's allow-list"),
+	D1_FOREIGN_KEYS_OFF: f("error", "PRAGMA foreign_keys = OFF, a no-op on D1"),
+	D1_RESERVED_NAME: f("error", "a name with D1's reserved _cf_ prefix"),
+	D1_ATTACH: f("error", "ATTACH/DETACH; D1 has a single database"),
+	D1_TEMP_OBJECT: f("error", "a TEMP table, view or trigger"),
+	D1_VIRTUAL_TABLE: f("error", "a virtual table module D1 does not offer"),
+	D1_STATEMENT_TOO_LARGE: f("error", "a statement over D1's 100 KB limit"),
+	D1_DESTRUCTIVE: f("warning", "a statement that loses data (DROP, DELETE/UPDATE without WHERE)"),
+	D1_MISSING_SEMICOLON: f("error", "the last statement has no `;`"),
+	SQL_UNTERMINATED: f("error", "an unterminated string, identifier, blob or comment"),
+	LINT_SUPPRESSION_REASON: f("error", "a workers-pipeline-disable comment without a reason"),
+	LINT_SUPPRESSION_UNKNOWN: f("error", "a workers-pipeline-disable comment naming no rule"),
+	// replay, snapshot, parity
+	REPLAY_FAILED: f("error", "a migration fails on a fresh database"),
+	REPLAY_DQS_STRING: f("warning", "a double-quoted name was taken as a string"),
+	REPLAY_DROP_CASCADE: f("either", "a DROP TABLE would fire ON DELETE actions of child tables"),
+	SNAPSHOT_MISSING: f("error", "no committed schema snapshot"),
+	SNAPSHOT_DRIFT: f("error", "the migrations produce another schema than the snapshot"),
+	PARITY_MISMATCH: f("error", "wrangler's local apply reached another verdict or schema"),
+	// remote migrate
+	LEDGER_FILE_MISSING: f("error", "an applied migration's file is gone"),
+	LEDGER_CHECKSUM_MISMATCH: f("error", "an applied migration was edited"),
+	PLAN_OUT_OF_ORDER: f("either", "a pending migration is numbered below the newest applied one"),
+	PREFLIGHT_SCHEMA_DRIFT: f("error", "the remote schema differs from what the applied files make"),
+	LOCK_HELD: f("error", "another run holds the migration lock"),
+	LOCK_TAKEN_OVER: f("warning", "an expired lock of a dead run was taken over"),
+	LOCK_RELEASE_FAILED: f("warning", "the lock could not be released; it expires by itself"),
+	REHEARSAL_FAILED: f("error", "a pending migration fails on a copy of the remote data"),
+	APPLY_FAILED: f("error", "D1 refused a migration; nothing of it was applied"),
+	APPLY_OUTCOME_UNKNOWN: f("error", "no clear answer and the ledger could not settle it"),
+	VALIDATE_SCHEMA_MISMATCH: f("error", "after applying, the remote schema differs from the replay"),
+	RESTORE_AVAILABLE: f("warning", "how to restore the Time Travel bookmark"),
+	RESTORE_UNCONFIRMED: f("error", "the restore ran but the ledger head is not the old one"),
+	MIGRATE_ERROR: f("error", "an unexpected error after the lock was taken"),
+	BASELINE_SCHEMA_MISSING: f("error", "baseline refused: the database lacks what the files create"),
+	// lint, test, build, ci
+	BIOME: f("error", "biome check failed"),
+	TYPECHECK: f("error", "tsc failed without a located TSxxxx error"),
+	TESTS_FAILED: f("error", "the test command exited non-zero or timed out"),
+	BUILD_TOOL_MISSING: f("error", "the project lacks its build tool (opennextjs-cloudflare)"),
+	BUILD_FAILED: f("error", "the build command failed"),
+	BUNDLE_FAILED: f("error", "wrangler could not bundle the build (deploy --dry-run)"),
+	BUNDLE_TOO_LARGE: f("error", "the Worker upload is over the gzip budget"),
+	BUNDLE_NEAR_BUDGET: f("warning", "the Worker upload is over 80% of the gzip budget"),
+	STEP_ERROR: f("error", "a step of `ci` threw unexpectedly; the others still ran"),
+	// deploy, rollback
+	BUILD_MISSING: f("error", "no build of this commit to deploy"),
+	DEPLOY_FAILED: f("error", "wrangler deploy failed"),
+	HEALTH_NO_URL: f("error", "no URL to check the new version's health at"),
+	HEALTH_FAILED: f("error", "the new version did not become healthy in time"),
+	ROLLED_BACK: f("error", "the deploy failed and the recorded version is live again"),
+	ROLLBACK_FAILED: f("error", "the rollback could not be confirmed"),
+	ROLLBACK_IMPOSSIBLE: f("error", "there is no earlier version to roll back to"),
+	ROLLBACK_NOOP: f("error", "rollback left the live version unchanged"),
+} as const satisfies Record<string, FindingCodeInfo>;
+
+export type RegisteredFindingCode = keyof typeof FINDING_CODES;
+/** tsc's own diagnostics (`TS2322`), reported with file:line as tsc gives them. */
+export type TypeScriptCode = `TS${number}`;
+export type FindingCode = RegisteredFindingCode | TypeScriptCode;
+
+export const EXIT_OK = 0;
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 2;
+/** 128 + SIGINT, as shells report a Ctrl-C. */
+export const EXIT_INTERRUPTED = 130;
+export type ExitCode =
+	| typeof EXIT_OK
+	| typeof EXIT_FAILED
+	| typeof EXIT_USAGE
+	| typeof EXIT_INTERRUPTED;
+
+export interface ErrorCodeInfo {
+	exit: ExitCode;
+	meaning: string;
+}
+
+const e = (exit: ExitCode, meaning: string): ErrorCodeInfo => ({ exit, meaning });
+
+/** Error codes: why a command stopped before it could report findings (`--json` `error.code`). */
+export const ERROR_CODES = {
+	E_USAGE: e(EXIT_USAGE, "bad command-line usage"),
+	E_CONFIG_INVALID: e(EXIT_USAGE, "the wrangler or pipeline config is invalid"),
+	E_CONFIG_MISSING: e(EXIT_USAGE, "a config file or a required credential is missing"),
+	E_MIGRATIONS_DIR: e(EXIT_USAGE, "the migrations directory does not exist"),
+	E_D1_AUTH: e(EXIT_USAGE, "the D1 API refused the credentials (HTTP 401/403)"),
+	E_D1_NOT_FOUND: e(EXIT_USAGE, "the D1 API does not know the database (HTTP 404)"),
+	E_D1_API: e(EXIT_FAILED, "the D1 API failed (5xx, 429, a refused request)"),
+	E_NETWORK: e(EXIT_FAILED, "no answer from the Cloudflare API at the URL named"),
+	E_WRANGLER: e(EXIT_FAILED, "a wrangler command failed"),
+	E_CHECKS_FAILED: e(EXIT_FAILED, "a remote check failed before any write (e.g. the lock)"),
+	E_INTERRUPTED: e(EXIT_INTERRUPTED, "interrupted (Ctrl-C, SIGTERM)"),
+	E_INTERNAL: e(EXIT_FAILED, "a bug in workers-pipeline"),
+} as const satisfies Record<string, ErrorCodeInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** The one place that decides a failed command's exit code. */
+export const exitCodeFor = (code: ErrorCode): ExitCode => ERROR_CODES[code].exit;
+
+export const isFindingCode = (code: string): code is FindingCode =>
+	Object.hasOwn(FINDING_CODES, code) || /^TS\d+$/.test(code);
+
+export const isErrorCode = (code: string): code is ErrorCode => Object.hasOwn(ERROR_CODES, code);

@@ -1,0 +1,91 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { describeOwner, readGitDirty, readGitSha, readGitVersion } from "../../ci/git.ts";
+
+const dirs: string[] = [];
+afterEach(() => {
+	for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+const tempDir = () => {
+	const dir = mkdtempSync(path.join(tmpdir(), "wp-git-"));
+	dirs.push(dir);
+	return dir;
+};
+const git = (cwd: string, ...args: string[]) =>
+	execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@example.com", ...args], {
+		cwd,
+		stdio: ["ignore", "pipe", "ignore"],
+	})
+		.toString()
+		.trim();
+
+/** A repository with one commit of a.txt and .gitignore (ignoring *.log). */
+function repo(): { root: string; sha: string } {
+	const root = tempDir();
+	git(root, "init", "-q");
+	writeFileSync(path.join(root, "a.txt"), "a\n");
+	writeFileSync(path.join(root, ".gitignore"), "*.log\n");
+	git(root, "add", "-A");
+	git(root, "commit", "-q", "-m", "one");
+	return { root, sha: git(root, "rev-parse", "HEAD") };
+}
+
+describe("readGitSha()", () => {
+	it("reads HEAD", () => {
+		const { root, sha } = repo();
+		expect(readGitSha(root, {})).toMatch(/^[0-9a-f]{40}$/);
+		expect(readGitSha(root, {})).toBe(sha);
+	});
+
+	it("prefers GITHUB_SHA (Actions checks out a merge commit)", () => {
+		expect(readGitSha(repo().root, { GITHUB_SHA: "f".repeat(40) })).toBe("f".repeat(40));
+	});
+
+	it("is null outside a repository", () => {
+		expect(readGitSha(tempDir(), {})).toBeNull();
+	});
+});
+
+describe("readGitDirty() / readGitVersion()", () => {
+	it.each<[string, (root: string) => void, boolean]>([
+		["a clean checkout", () => {}, false],
+		["an ignored file", (r) => writeFileSync(path.join(r, "debug.log"), "x"), false],
+		["an edited tracked file", (r) => writeFileSync(path.join(r, "a.txt"), "b\n"), true],
+		["a new untracked file", (r) => writeFileSync(path.join(r, "b.txt"), "b\n"), true],
+	])("%s → dirty %s", (_, change, dirty) => {
+		const { root, sha } = repo();
+		change(root);
+		expect(readGitDirty(root)).toBe(dirty);
+		expect(readGitVersion(root, {})).toBe(dirty ? `${sha}-dirty` : sha);
+	});
+
+	it("is null outside a repository", () => {
+		const dir = tempDir();
+		expect(readGitDirty(dir)).toBeNull();
+		expect(readGitVersion(dir, {})).toBeNull();
+	});
+});
+
+describe("describeOwner()", () => {
+	it.each([
+		[
+			{
+				GITHUB_ACTIONS: "true",
+				GITHUB_ACTOR: "alice",
+				GITHUB_REPOSITORY: "acme/shop",
+				GITHUB_RUN_ID: "9813",
+			},
+			"alice via GitHub Actions acme/shop run 9813",
+		],
+		[{ GITHUB_ACTIONS: "true", GITHUB_ACTOR: "alice" }, "alice via GitHub Actions run ?"],
+		[{ USER: "bob" }, `bob@${hostname()} pid ${process.pid}`],
+		[{ USERNAME: "carol" }, `carol@${hostname()} pid ${process.pid}`],
+		// An actor without GITHUB_ACTIONS is not trusted to be CI.
+		[{ GITHUB_ACTOR: "mallory", USER: "bob" }, `bob@${hostname()} pid ${process.pid}`],
+	])("%j → %s", (env, owner) => {
+		expect(describeOwner(env)).toBe(owner);
+	});
+});
