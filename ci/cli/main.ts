@@ -22,6 +22,7 @@ export interface CliIo {
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
+export const EXIT_INTERRUPTED = 130;
 
 const VERSION = (() => {
 	try {
@@ -173,6 +174,8 @@ export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<num
 		io.stdout(
 			json ? renderJson(report) : renderText(report, { color: io.isTTY && !io.env.NO_COLOR }),
 		);
+		// Ctrl-C / SIGTERM: a step that stopped cleanly on the signal says so; exit 130.
+		if (steps.some((s) => s.data?.interrupted === true)) return EXIT_INTERRUPTED;
 		return report.ok ? EXIT_OK : EXIT_FAILED;
 	} catch (error) {
 		const usage = isUserError(error);
