@@ -185,7 +185,12 @@ export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<num
 		io.stdout(
 			json ? renderJson(report) : renderText(report, { color: io.isTTY && !io.env.NO_COLOR }),
 		);
-		if (io.signal?.aborted) return exitCodeFor("E_INTERRUPTED");
+		// Ctrl-C / SIGTERM: a step that stopped cleanly on the signal says so; exit 130.
+		if (
+			io.signal?.aborted ||
+			steps.some((s) => (s.data as { interrupted?: boolean } | undefined)?.interrupted === true)
+		)
+			return exitCodeFor("E_INTERRUPTED");
 		return report.ok ? EXIT_OK : EXIT_FAILED;
 	} catch (error) {
 		const { code, message } = describeFailure(error, { aborted: io.signal?.aborted, env: io.env });

@@ -1,23 +1,8 @@
 import Cloudflare, { APIConnectionError, APIError } from "cloudflare";
 import { D1ApiError } from "../errors.ts";
+import type { QueryOptions, SqlExecutor, StatementResult } from "../migrations/executor.ts";
 
-export interface StatementResult {
-	results: Record<string, unknown>[];
-	success: boolean;
-	meta?: {
-		changes?: number;
-		duration?: number;
-		last_row_id?: number;
-		rows_read?: number;
-		rows_written?: number;
-	};
-}
-
-/** What the migrate logic needs from a database; implemented by D1 over REST and by better-sqlite3. */
-export interface SqlExecutor {
-	/** Runs one request; several statements run atomically, one result per statement. */
-	query(sql: string, options?: { params?: unknown[]; write?: boolean }): Promise<StatementResult[]>;
-}
+export type { QueryOptions, SqlExecutor, StatementResult } from "../migrations/executor.ts";
 
 export interface D1ClientOptions {
 	apiToken: string;
@@ -41,11 +26,14 @@ export class D1Client implements SqlExecutor {
 	readonly accountId: string;
 	#reader: Cloudflare;
 	#writer: Cloudflare;
+	/** Where requests go, named in every "no answer" error. */
+	readonly baseURL: string;
 	#requests = 0;
 
 	constructor(options: D1ClientOptions) {
 		this.databaseId = options.databaseId;
 		this.accountId = options.accountId;
+		this.baseURL = options.baseURL ?? "https://api.cloudflare.com/client/v4";
 		const common = {
 			apiToken: options.apiToken,
 			baseURL: options.baseURL,
@@ -58,15 +46,16 @@ export class D1Client implements SqlExecutor {
 		this.#writer = new Cloudflare({ ...common, maxRetries: 0 });
 	}
 
+	#url(action: string): string {
+		return `${this.baseURL.replace(/\/+$/, "")}/accounts/${this.accountId}/d1/database/${this.databaseId}/${action}`;
+	}
+
 	/** How many HTTP requests this client has started (for reports and benchmarks). */
 	get requestCount(): number {
 		return this.#requests;
 	}
 
-	async query(
-		sql: string,
-		options: { params?: unknown[]; write?: boolean } = {},
-	): Promise<StatementResult[]> {
+	async query(sql: string, options: QueryOptions = {}): Promise<StatementResult[]> {
 		const client = options.write ? this.#writer : this.#reader;
 		this.#requests++;
 		try {
@@ -81,7 +70,7 @@ export class D1Client implements SqlExecutor {
 				meta: r.meta,
 			}));
 		} catch (error) {
-			throw toD1ApiError(error, "query");
+			throw toD1ApiError(error, "query", this.#url("query"));
 		}
 	}
 
@@ -95,7 +84,7 @@ export class D1Client implements SqlExecutor {
 			if (!response.bookmark) throw new D1ApiError("D1 returned no Time Travel bookmark");
 			return response.bookmark;
 		} catch (error) {
-			throw toD1ApiError(error, "time_travel/bookmark");
+			throw toD1ApiError(error, "time_travel/bookmark", this.#url("time_travel/bookmark"));
 		}
 	}
 
@@ -114,7 +103,7 @@ export class D1Client implements SqlExecutor {
 				message: response.message,
 			};
 		} catch (error) {
-			throw toD1ApiError(error, "time_travel/restore");
+			throw toD1ApiError(error, "time_travel/restore", this.#url("time_travel/restore"));
 		}
 	}
 
@@ -134,7 +123,7 @@ export class D1Client implements SqlExecutor {
 					...(currentBookmark ? { current_bookmark: currentBookmark } : {}),
 				});
 			} catch (error) {
-				throw toD1ApiError(error, "export");
+				throw toD1ApiError(error, "export", this.#url("export"));
 			}
 			if (response.status === "error" || response.error) {
 				throw new D1ApiError(`D1 export failed: ${response.error ?? "unknown error"}`);
@@ -170,34 +159,89 @@ export const sleep = (ms: number, signal?: AbortSignal) =>
 	});
 
 /**
+ * A 429: Cloudflare's API allows 1,200 requests per 5 minutes and then blocks for minutes
+ * (developers.cloudflare.com/fundamentals/api/reference/limits), saying when in `Retry-After`.
+ */
+export class D1RateLimitError extends D1ApiError {
+	/** From `Retry-After` (seconds or an HTTP date); undefined when the API sent none. */
+	readonly retryAfterMs: number | undefined;
+	constructor(
+		message: string,
+		details: { d1Code?: number; retryAfterMs?: number; cause?: unknown },
+	) {
+		super(message, { status: 429, d1Code: details.d1Code, cause: details.cause });
+		this.name = "D1RateLimitError";
+		this.retryAfterMs = details.retryAfterMs;
+	}
+}
+
+/** `Retry-After` as milliseconds: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
+export function parseRetryAfter(
+	value: string | null | undefined,
+	now = Date.now(),
+): number | undefined {
+	if (value === null || value === undefined || value.trim() === "") return undefined;
+	if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+	const at = Date.parse(value);
+	return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/** "in 90 s (at 12:01:30 UTC)": when a rate-limited caller may try again. */
+export function formatRetryAfter(ms: number | undefined, now = Date.now()): string {
+	if (ms === undefined) return "in a few minutes (the API sent no Retry-After)";
+	const at = new Date(now + ms).toISOString().slice(11, 19);
+	return `in ${Math.ceil(ms / 1000)} s (at ${at} UTC)`;
+}
+
+/**
  * True when a failed request may or may not have been applied: no response (timeout, reset) or a
- * 5xx/429. Only a ledger read can tell which.
+ * 5xx/429. Only a ledger read can tell which. Anything that is not a D1 API error (a TypeError in
+ * our own code) is a definite failure: retrying it would only repeat it.
  */
 export function isAmbiguous(error: unknown): boolean {
-	if (!(error instanceof D1ApiError)) return true;
+	if (!(error instanceof D1ApiError)) return false;
 	return error.status === undefined || error.status >= 500 || error.status === 429;
 }
 
 /** Keeps D1's own error code and message; never includes request headers (the token). */
-export function toD1ApiError(error: unknown, operation: string): D1ApiError {
+export function toD1ApiError(error: unknown, operation: string, url?: string): D1ApiError {
 	if (error instanceof D1ApiError) return error;
 	if (error instanceof APIConnectionError) {
-		return new D1ApiError(`D1 ${operation}: no answer from the API (${error.message})`, {
-			cause: undefined,
-		});
+		return new D1ApiError(
+			`D1 ${operation}: no answer from the API${url ? ` at ${url}` : ""} (${error.message}${causeText(error)})`,
+			{ cause: undefined },
+		);
 	}
 	if (error instanceof APIError) {
 		const first = (error.errors as { code?: number; message?: string }[] | undefined)?.[0];
 		const status = typeof error.status === "number" ? error.status : undefined;
 		const detail = first?.message ?? error.message;
+		if (status === 429) {
+			const retryAfterMs = parseRetryAfter(
+				(error.headers as Headers | undefined)?.get?.("retry-after") ?? undefined,
+			);
+			return new D1RateLimitError(
+				`D1 ${operation} was rate limited by the Cloudflare API (HTTP 429${first?.code ? ` [${first.code}]` : ""}: ${detail}); retry ${formatRetryAfter(retryAfterMs)}. Nothing of this request was applied.`,
+				{ d1Code: first?.code, retryAfterMs },
+			);
+		}
 		return new D1ApiError(
 			`D1 ${operation} failed${status ? ` (HTTP ${status})` : ""}${first?.code ? ` [${first.code}]` : ""}: ${detail}${hintFor(status, first?.code)}`,
 			{ status, d1Code: first?.code },
 		);
 	}
-	return new D1ApiError(`D1 ${operation}: ${(error as Error)?.message ?? String(error)}`);
+	// Not the API's answer: a bug or a broken runtime. Kept as it is, so it is never retried.
+	throw error;
 }
 
+// The SDK's "Connection error." hides the reason (ECONNREFUSED, ENOTFOUND) in its cause.
+function causeText(error: Error): string {
+	const cause = error.cause as
+		| { message?: string; code?: string; cause?: { code?: string } }
+		| undefined;
+	const code = cause?.code ?? cause?.cause?.code;
+	return code ? `: ${code}` : cause?.message ? `: ${cause.message}` : "";
+}
 function hintFor(status: number | undefined, code: number | undefined): string {
 	// Cloudflare answers a token without access to the account with 403 and code 10000 too.
 	if (status === 401 || (status !== 403 && (code === 10000 || code === 9109))) {

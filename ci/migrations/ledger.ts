@@ -1,4 +1,7 @@
+import { CiError } from "../errors.ts";
+import type { StatementResult } from "./executor.ts";
 import { ledgerTableSql } from "./replay.ts";
+import { splitStatements } from "./sql.ts";
 
 // workers-pipeline's own tables live beside wrangler's ledger, which stays the record of what is
 // applied (so `wrangler d1 migrations list` keeps working). They are left out of schema checks.
@@ -7,7 +10,16 @@ export const LOCK_TABLE = "workers_pipeline_lock";
 export const RUNS_TABLE = "workers_pipeline_runs";
 // A table whose CHECK refuses every row: inserting into it aborts the whole request.
 export const FENCE_TABLE = "workers_pipeline_fence";
-export const PIPELINE_TABLES = [AUDIT_TABLE, LOCK_TABLE, RUNS_TABLE, FENCE_TABLE] as const;
+// The same technique for "never twice": a row here means the ledger already names the migration,
+// so the request fails whether or not wrangler's table has its UNIQUE on name.
+export const GUARD_TABLE = "workers_pipeline_guard";
+export const PIPELINE_TABLES = [
+	AUDIT_TABLE,
+	LOCK_TABLE,
+	RUNS_TABLE,
+	FENCE_TABLE,
+	GUARD_TABLE,
+] as const;
 
 export const quoteIdentifier = (name: string) => `"${name.replace(/"/g, '""')}"`;
 export const sqlString = (value: string | null | undefined) =>
@@ -78,6 +90,7 @@ export function setupSql(migrationsTable: string): string {
 	finished_at TEXT
 );`,
 		`CREATE TABLE IF NOT EXISTS ${FENCE_TABLE} (lock_lost INTEGER CHECK (lock_lost IS NULL));`,
+		`CREATE TABLE IF NOT EXISTS ${GUARD_TABLE} (already_applied TEXT CHECK (already_applied IS NULL));`,
 	].join("\n");
 }
 
@@ -123,6 +136,10 @@ export function fenceSql(runId: string, ttlSeconds: number): string {
 	].join("\n");
 }
 
+/** Fails the whole request when wrangler's ledger already names `name`: never applied twice. */
+export const guardSql = (migrationsTable: string, name: string) =>
+	`INSERT INTO ${GUARD_TABLE} (already_applied) SELECT name FROM ${quoteIdentifier(migrationsTable)} WHERE name = ${sqlString(name)};`;
+
 /** The ledger rows written in the same request as the migration. */
 export function recordSql(
 	migrationsTable: string,
@@ -150,15 +167,60 @@ export function recordSql(
 	return lines.join("\n");
 }
 
-/** The lock claim, in one request: take it if free or expired, then report who holds it. */
-export function claimLockSql(runId: string, owner: string, ttlSeconds: number): string {
-	const now = "CAST(strftime('%s', 'now') AS INTEGER)";
-	return [
-		`SELECT run_id, owner, acquired_at, expires_at, ${now} AS now FROM ${LOCK_TABLE} WHERE id = 1 AND expires_at < ${now};`,
-		`DELETE FROM ${LOCK_TABLE} WHERE id = 1 AND expires_at < ${now};`,
-		`INSERT OR IGNORE INTO ${LOCK_TABLE} (id, run_id, owner, acquired_at, expires_at) VALUES (1, ${sqlString(runId)}, ${sqlString(owner)}, ${now}, ${now} + ${sqlInteger(ttlSeconds)});`,
-		`SELECT run_id, owner, acquired_at, expires_at, ${now} AS now FROM ${LOCK_TABLE} WHERE id = 1;`,
-	].join("\n");
+const NOW = "CAST(strftime('%s', 'now') AS INTEGER)";
+/** Who holds the lock, with the database's clock (so expiry is judged on one clock). */
+export const lockHolderSql = `SELECT run_id, owner, acquired_at, expires_at, ${NOW} AS now FROM ${LOCK_TABLE} WHERE id = 1;`;
+
+/** The lock claim as named parts: the stale holder it removes, the claim, and who holds it after. */
+export function claimLockParts(
+	runId: string,
+	owner: string,
+	ttlSeconds: number,
+): { stale: string; claim: string; holder: string } {
+	return {
+		stale: `SELECT run_id, owner, acquired_at, expires_at, ${NOW} AS now FROM ${LOCK_TABLE} WHERE id = 1 AND expires_at < ${NOW};`,
+		claim: [
+			`DELETE FROM ${LOCK_TABLE} WHERE id = 1 AND expires_at < ${NOW};`,
+			`INSERT OR IGNORE INTO ${LOCK_TABLE} (id, run_id, owner, acquired_at, expires_at) VALUES (1, ${sqlString(runId)}, ${sqlString(owner)}, ${NOW}, ${NOW} + ${sqlInteger(ttlSeconds)});`,
+		].join("\n"),
+		holder: lockHolderSql,
+	};
+}
+
+/** One request built from named parts; its results are read by part name, never by position. */
+export interface ComposedRequest<K extends string> {
+	sql: string;
+	/** How many statements (and so results) each part has. */
+	counts: Record<K, number>;
+	/** The results of part `name`, one per statement. */
+	part(results: readonly StatementResult[], name: K): StatementResult[];
+}
+
+/** Joins named SQL parts into one request; D1 answers one result per statement, in order. */
+export function composeRequest<K extends string>(
+	parts: readonly (readonly [K, string])[],
+): ComposedRequest<K> {
+	const offsets = new Map<K, [number, number]>();
+	let total = 0;
+	for (const [name, sql] of parts) {
+		const count = splitStatements(sql).length;
+		offsets.set(name, [total, count]);
+		total += count;
+	}
+	return {
+		sql: parts.map(([, sql]) => sql).join("\n"),
+		counts: Object.fromEntries([...offsets].map(([k, [, n]]) => [k, n])) as Record<K, number>,
+		part(results, name) {
+			if (results.length !== total) {
+				throw new CiError(
+					`D1 answered ${results.length} result(s) for a request of ${total} statement(s); the answer cannot be matched to the request.`,
+					"E_D1_API",
+				);
+			}
+			const [start, count] = offsets.get(name) ?? [0, 0];
+			return results.slice(start, start + count);
+		},
+	};
 }
 
 export const releaseLockSql = (runId: string) =>

@@ -92,8 +92,19 @@ export function planMigrations(
 		const n = byName.get(a.name)?.number;
 		return n !== undefined && (max === undefined || n > max) ? n : max;
 	}, undefined);
+	// Applied means applied: an audit row says this migration ran, so a missing wrangler row is a
+	// damaged ledger, never a reason to run it again (its seed rows would double).
+	for (const m of catalog.migrations) {
+		if (appliedNames.has(m.name) || !ledger.audit.has(m.name)) continue;
+		findings.push({
+			code: "LEDGER_ROW_MISSING",
+			severity: "error",
+			file: m.path,
+			message: `${m.name} is recorded as applied in workers_pipeline_migrations (${ledger.audit.get(m.name)?.recordedBy ?? "?"}, run ${ledger.audit.get(m.name)?.runId ?? "?"}) but its row in wrangler's ledger is missing; it will not be applied again. Put the row back (INSERT INTO the migrations table (name) VALUES ('${m.name}')) after checking the database has its changes.`,
+		});
+	}
 	const pending: PendingMigration[] = catalog.migrations
-		.filter((m) => !appliedNames.has(m.name))
+		.filter((m) => !appliedNames.has(m.name) && !ledger.audit.has(m.name))
 		.map((migration) => ({
 			migration,
 			outOfOrder:

@@ -1,4 +1,5 @@
 import {
+	D1RateLimitError,
 	isAmbiguous,
 	type SqlExecutor,
 	type StatementResult,
@@ -7,8 +8,11 @@ import {
 import { CiError, D1ApiError } from "../errors.ts";
 import {
 	AUDIT_TABLE,
-	claimLockSql,
+	claimLockParts,
+	composeRequest,
 	type LedgerState,
+	LOCK_TABLE,
+	lockHolderSql,
 	PIPELINE_TABLES,
 	parseLedger,
 	quoteIdentifier,
@@ -22,6 +26,8 @@ export interface RemoteState {
 	/** Schema without wrangler's ledger and the pipeline's tables. */
 	schema: Schema;
 	tables: Set<string>;
+	/** False when wrangler's ledger exists without a UNIQUE name (not the table wrangler creates). */
+	ledgerUnique: boolean;
 }
 
 const ledgerStatements = (
@@ -38,21 +44,41 @@ const ledgerStatements = (
 		: []),
 ];
 
-/** The state-reading statements, for folding into another request (e.g. the lock claim). */
+/** The state-reading statements (schema, wrangler's ledger, audit), for folding into another request. */
 export const stateSql = (migrationsTable: string) =>
 	`${SCHEMA_QUERY};\n${ledgerStatements(migrationsTable, { wrangler: true, audit: true }).join("\n")}`;
 
-/** Maps the results of stateSql (the last three results of a request). */
+/** True when wrangler's ledger refuses a second row with the same name (the shape wrangler creates). */
+export function ledgerHasUniqueName(rows: readonly SchemaRow[], migrationsTable: string): boolean {
+	const table = migrationsTable.toLowerCase();
+	const own = rows.find((r) => r.type === "table" && r.name.toLowerCase() === table);
+	if (!own?.sql) return false;
+	const compact = own.sql.replace(/\s+/g, " ");
+	if (/["`[]?\bname\b["`\]]? [^,]*\bUNIQUE\b/i.test(compact)) return true;
+	if (/\bUNIQUE ?\( ?["`[]?name["`\]]? ?\)/i.test(compact)) return true;
+	return rows.some(
+		(r) =>
+			r.type === "index" &&
+			r.tbl_name.toLowerCase() === table &&
+			/^CREATE UNIQUE INDEX .*\( ?["`[]?name["`\]]? ?\)$/i.test(
+				(r.sql ?? "").replace(/\s+/g, " ").trim(),
+			),
+	);
+}
+
+/** Maps the three results of stateSql: schema, wrangler's ledger, audit rows. */
 export function parseState(
 	results: readonly StatementResult[],
 	migrationsTable: string,
 ): RemoteState {
-	const [schemaResult, wranglerResult, auditResult] = results.slice(-3);
+	const [schemaResult, wranglerResult, auditResult] = results;
 	const rows = (schemaResult?.results ?? []) as unknown as SchemaRow[];
+	const tables = new Set(rows.filter((r) => r.type === "table").map((r) => r.name));
 	return {
 		ledger: parseLedger(wranglerResult?.results ?? [], auditResult?.results ?? []),
 		schema: makeSchema(rows, [migrationsTable, ...PIPELINE_TABLES]),
-		tables: new Set(rows.filter((r) => r.type === "table").map((r) => r.name)),
+		tables,
+		ledgerUnique: !tables.has(migrationsTable) || ledgerHasUniqueName(rows, migrationsTable),
 	};
 }
 
@@ -66,7 +92,8 @@ export async function readRemoteState(
 	migrationsTable: string,
 ): Promise<RemoteState> {
 	try {
-		return parseState(await db.query(stateSql(migrationsTable)), migrationsTable);
+		const request = composeRequest([["state", stateSql(migrationsTable)]]);
+		return parseState(request.part(await db.query(request.sql), "state"), migrationsTable);
 	} catch (error) {
 		if (
 			!(error instanceof D1ApiError) ||
@@ -107,6 +134,9 @@ export async function readAppliedNames(
 	return new Set((result?.results ?? []).map((r) => String(r.name)));
 }
 
+/** A Retry-After longer than this is not waited out: the run stops and says when to retry. */
+export const MAX_RETRY_AFTER_MS = 30_000;
+
 /**
  * Retries a read until it gets a clear answer; only reads are retried like this. Gives up after
  * `attempts`, throwing the last error.
@@ -126,8 +156,12 @@ export async function readWithRetry<T>(
 		} catch (error) {
 			last = error;
 			if (!isAmbiguous(error)) throw error;
+			// A rate limit says when to come back: wait that long if it is short, else give up now.
+			const retryAfter = error instanceof D1RateLimitError ? error.retryAfterMs : undefined;
+			if (retryAfter !== undefined && retryAfter > MAX_RETRY_AFTER_MS) throw error;
 			// No pause after the last attempt: it would only delay the failure.
-			if (i < attempts - 1) await sleep(Math.min(baseDelayMs * 2 ** i, 5000), signal);
+			if (i < attempts - 1)
+				await sleep(Math.max(retryAfter ?? 0, Math.min(baseDelayMs * 2 ** i, 5000)), signal);
 		}
 	}
 	throw last;
@@ -166,21 +200,24 @@ export async function tryClaimLock(
 		ttlSeconds,
 	}: { migrationsTable: string; runId: string; owner: string; ttlSeconds: number },
 ): Promise<LockOutcome> {
+	const lock = claimLockParts(runId, owner, ttlSeconds);
 	// The state is read in the same request, so the caller plans on exactly what it locked.
-	const sql = `${setupSql(migrationsTable)}\n${claimLockSql(runId, owner, ttlSeconds)}\n${stateSql(migrationsTable)}`;
-	let results: Awaited<ReturnType<SqlExecutor["query"]>>;
+	const request = composeRequest([
+		["setup", setupSql(migrationsTable)],
+		["stale", lock.stale],
+		["claim", lock.claim],
+		["holder", lock.holder],
+		["state", stateSql(migrationsTable)],
+	]);
+	let results: StatementResult[];
 	try {
-		results = await db.query(sql, { write: true });
+		results = await db.query(request.sql, { write: true });
 	} catch (error) {
 		if (!isAmbiguous(error)) throw error;
 		// No clear answer: ask who holds the lock now; if it is us, the claim went through.
 		let row: StatementResult | undefined;
 		try {
-			[row] = await readWithRetry(() =>
-				db.query(
-					`SELECT run_id, owner, acquired_at, expires_at, CAST(strftime('%s', 'now') AS INTEGER) AS now FROM workers_pipeline_lock WHERE id = 1;`,
-				),
-			);
+			[row] = await readWithRetry(() => db.query(lockHolderSql));
 		} catch (readError) {
 			// On a fresh database the claim that created the table did not land (yet): not held;
 			// the caller claims again (a late landing of this claim then reads as ours).
@@ -191,10 +228,14 @@ export async function tryClaimLock(
 			? { acquired: true, tookOverFrom: undefined }
 			: { acquired: false, holder };
 	}
-	const stale = toHolder(results.at(-7)?.results[0]);
-	const holder = toHolder(results.at(-4)?.results[0]);
+	const stale = toHolder(request.part(results, "stale")[0]?.results[0]);
+	const holder = toHolder(request.part(results, "holder")[0]?.results[0]);
 	if (holder?.runId === runId) {
-		return { acquired: true, tookOverFrom: stale, state: parseState(results, migrationsTable) };
+		return {
+			acquired: true,
+			tookOverFrom: stale,
+			state: parseState(request.part(results, "state"), migrationsTable),
+		};
 	}
 	return { acquired: false, holder };
 }
@@ -242,4 +283,82 @@ export async function acquireLock(
 
 export async function releaseLock(db: SqlExecutor, runId: string): Promise<void> {
 	await readWithRetry(() => db.query(releaseLockSql(runId), { write: true }), { attempts: 4 });
+}
+
+export interface MigrationLockOptions {
+	migrationsTable: string;
+	runId: string;
+	owner: string;
+	ttlSeconds: number;
+	timeoutMs: number;
+	pollMs?: number;
+	signal?: AbortSignal;
+	onWait?: (holder: LockHolder | undefined) => void;
+}
+
+/** What the body of withMigrationLock sees, and how it shapes the one release request. */
+export interface HeldLock {
+	runId: string;
+	ttlSeconds: number;
+	tookOverFrom: LockHolder | undefined;
+	/** The state read in the claim's own request (undefined when that answer was lost). */
+	state: RemoteState | undefined;
+	/** Statements sent in the release request, before the release itself (run record, durations). */
+	finalStatements: string[];
+	/** After a Time Travel restore the lock row is the bookmark's: clear it whoever it names. */
+	clearAll: boolean;
+}
+
+export interface LockRelease {
+	released: boolean;
+	/** Set when neither the release request nor a bare release got through. */
+	error?: string;
+}
+
+/**
+ * The one lock lifecycle (migrate, baseline, restore): claim (throws LockHeldError), run `fn`,
+ * then release in one request with the body's final statements, whatever `fn` did.
+ */
+export async function withMigrationLock<T>(
+	db: SqlExecutor,
+	options: MigrationLockOptions,
+	fn: (lock: HeldLock) => Promise<T>,
+): Promise<{ value: T; release: LockRelease }> {
+	const claimed = await acquireLock(db, options);
+	const lock: HeldLock = {
+		runId: options.runId,
+		ttlSeconds: options.ttlSeconds,
+		tookOverFrom: claimed.tookOverFrom,
+		state: claimed.state,
+		finalStatements: [],
+		clearAll: false,
+	};
+	let outcome: { ok: true; value: T } | { ok: false; error: unknown };
+	try {
+		outcome = { ok: true, value: await fn(lock) };
+	} catch (error) {
+		outcome = { ok: false, error };
+	}
+	// Whatever fn did: a lock left behind blocks every migrate for its whole lease.
+	const release = await releaseMigrationLock(db, lock);
+	if (!outcome.ok) throw outcome.error;
+	return { value: outcome.value, release };
+}
+
+async function releaseMigrationLock(db: SqlExecutor, lock: HeldLock): Promise<LockRelease> {
+	const releaseSql = lock.clearAll ? `DELETE FROM ${LOCK_TABLE};` : releaseLockSql(lock.runId);
+	const sql = [...lock.finalStatements, releaseSql].join("\n");
+	try {
+		await readWithRetry(() => db.query(sql, { write: true }), { attempts: 4 });
+		return { released: true };
+	} catch (error) {
+		if (lock.finalStatements.length === 0)
+			return { released: false, error: (error as Error).message };
+	}
+	try {
+		await readWithRetry(() => db.query(releaseSql, { write: true }), { attempts: 4 });
+		return { released: true };
+	} catch (error) {
+		return { released: false, error: (error as Error).message };
+	}
 }

@@ -1,19 +1,14 @@
 import { UserError } from "../errors.ts";
 import { checkMigrations } from "../migrations/check.ts";
-import {
-	fenceSql,
-	LOCK_TABLE,
-	quoteIdentifier,
-	recordSql,
-	releaseLockSql,
-	sqlString,
-} from "../migrations/ledger.ts";
+import { checkDrift, planRows, readRetiredMigrations } from "../migrations/drift.ts";
+import { fenceSql, quoteIdentifier, recordSql, sqlString } from "../migrations/ledger.ts";
 import { planMigrations } from "../migrations/plan.ts";
 import {
-	acquireLock,
 	LockHeldError,
+	type MigrationLockOptions,
 	readRemoteState,
 	readWithRetry,
+	withMigrationLock,
 } from "../migrations/remote.ts";
 import { replayMigrations } from "../migrations/replay.ts";
 import {
@@ -30,13 +25,22 @@ import {
 	type RemoteArgs,
 	restoreCommands,
 } from "./_remote.ts";
-import { defineStep, makeStepResult } from "./_step.ts";
-import {
-	checkDrift,
-	DEFAULT_LOCK_TIMEOUT_SECONDS,
-	DEFAULT_LOCK_TTL_SECONDS,
-	planRows,
-} from "./migrate.ts";
+import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
+import { DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_LOCK_TTL_SECONDS } from "./migrate.ts";
+
+/** The lock options of an admin command (baseline, restore): default lease, the user's timeout. */
+const adminLock = (
+	ctx: StepContext,
+	migrationsTable: string,
+	lockTimeoutSeconds: number | undefined,
+): MigrationLockOptions => ({
+	migrationsTable,
+	runId: newRunId(),
+	owner: describeOwner(ctx.env),
+	ttlSeconds: DEFAULT_LOCK_TTL_SECONDS,
+	timeoutMs: (lockTimeoutSeconds ?? DEFAULT_LOCK_TIMEOUT_SECONDS) * 1000,
+	signal: ctx.signal,
+});
 
 /** `plan`: what is applied (with checksum status), what is pending, what is wrong. Reads only. */
 export const planStep = defineStep<RemoteArgs & { allowOutOfOrder?: boolean }>({
@@ -51,7 +55,10 @@ export const planStep = defineStep<RemoteArgs & { allowOutOfOrder?: boolean }>({
 		const plan = planMigrations(catalog, state.ledger, { allowOutOfOrder: args.allowOutOfOrder });
 		findings.push(
 			...plan.findings,
-			...checkDrift(catalog, plan, state.schema, database.migrationsTable),
+			...checkDrift(catalog, plan, state.schema, {
+				table: database.migrationsTable,
+				retired: readRetiredMigrations(args.project.root, catalog),
+			}),
 		);
 		const verified = plan.applied.filter((a) => a.status === "verified").length;
 		return makeStepResult("plan", started, {
@@ -127,56 +134,41 @@ export const baselineStep = defineStep<
 				findings,
 			});
 		}
-		const runId = newRunId();
-		const owner = describeOwner(ctx.env);
-		const ttl = DEFAULT_LOCK_TTL_SECONDS;
+		const lockOptions = adminLock(ctx, database.migrationsTable, args.lockTimeoutSeconds);
+		const { runId, owner, ttlSeconds: ttl } = lockOptions;
 		try {
-			await acquireLock(client, {
-				migrationsTable: database.migrationsTable,
-				runId,
-				owner,
-				ttlSeconds: ttl,
-				timeoutMs: (args.lockTimeoutSeconds ?? DEFAULT_LOCK_TIMEOUT_SECONDS) * 1000,
-				signal: ctx.signal,
-			});
-		} catch (error) {
-			if (!(error instanceof LockHeldError)) throw error;
-			findings.push({ code: "LOCK_HELD", severity: "error", message: error.message });
-			return makeStepResult("baseline", started, {
-				ok: false,
-				summary: "lock held: nothing was written",
-				findings,
-			});
-		}
-		try {
-			const bookmark = await readWithRetry(() => client.getBookmark(), { signal: ctx.signal });
-			const already = new Set(state.ledger.applied.map((r) => r.name));
-			const table = quoteIdentifier(database.migrationsTable);
-			const sha = gitSha(args.project.root, ctx.env);
-			const statements = [fenceSql(runId, ttl)];
-			for (const m of adopted) {
-				if (!already.has(m.name))
-					statements.push(`INSERT INTO ${table} (name) values (${sqlString(m.name)});`);
-				if (!state.ledger.audit.has(m.name)) {
-					statements.push(
-						recordSql(
-							database.migrationsTable,
-							{
-								name: m.name,
-								checksum: m.checksum,
-								gitSha: sha,
-								appliedBy: owner,
-								durationMs: null,
-								bookmark,
-								runId,
-								recordedBy: "baseline",
-							},
-							{ wrangler: false },
-						),
-					);
+			const { value } = await withMigrationLock(client, lockOptions, async () => {
+				const bookmark = await readWithRetry(() => client.getBookmark(), { signal: ctx.signal });
+				const already = new Set(state.ledger.applied.map((r) => r.name));
+				const table = quoteIdentifier(database.migrationsTable);
+				const sha = gitSha(args.project.root, ctx.env);
+				const statements = [fenceSql(runId, ttl)];
+				for (const m of adopted) {
+					if (!already.has(m.name))
+						statements.push(`INSERT INTO ${table} (name) values (${sqlString(m.name)});`);
+					if (!state.ledger.audit.has(m.name)) {
+						statements.push(
+							recordSql(
+								database.migrationsTable,
+								{
+									name: m.name,
+									checksum: m.checksum,
+									gitSha: sha,
+									appliedBy: owner,
+									durationMs: null,
+									bookmark,
+									runId,
+									recordedBy: "baseline",
+								},
+								{ wrangler: false },
+							),
+						);
+					}
 				}
-			}
-			await client.query(statements.join("\n"), { write: true });
+				await client.query(statements.join("\n"), { write: true });
+				return { bookmark, already };
+			});
+			const { bookmark, already } = value;
 			return makeStepResult("baseline", started, {
 				ok: true,
 				summary: `recorded ${adopted.length} migration(s) through ${adopted.at(-1)?.name} as applied; bookmark before: ${bookmark}`,
@@ -192,8 +184,14 @@ export const baselineStep = defineStep<
 					})),
 				},
 			});
-		} finally {
-			await client.query(releaseLockSql(runId), { write: true }).catch(() => undefined);
+		} catch (error) {
+			if (!(error instanceof LockHeldError)) throw error;
+			findings.push({ code: "LOCK_HELD", severity: "error", message: error.message });
+			return makeStepResult("baseline", started, {
+				ok: false,
+				summary: "lock held: nothing was written",
+				findings,
+			});
 		}
 	},
 });
@@ -207,15 +205,35 @@ export const restoreStep = defineStep<
 		const started = performance.now();
 		const { client, database } = openRemote(ctx, args);
 		const findings: Finding[] = [];
-		const runId = newRunId();
 		try {
-			await acquireLock(client, {
-				migrationsTable: database.migrationsTable,
-				runId,
-				owner: describeOwner(ctx.env),
-				ttlSeconds: DEFAULT_LOCK_TTL_SECONDS,
-				timeoutMs: (args.lockTimeoutSeconds ?? DEFAULT_LOCK_TIMEOUT_SECONDS) * 1000,
-				signal: ctx.signal,
+			const { value } = await withMigrationLock(
+				client,
+				adminLock(ctx, database.migrationsTable, args.lockTimeoutSeconds),
+				async (lock) => {
+					ctx.progress(`restoring bookmark ${args.bookmark}`);
+					// A refused restore (bad bookmark, no access) throws: the lock is still ours and is
+					// released as usual. After a restore the lock row is the bookmark's (maybe the row
+					// of the run that took it); we held the lock until the restore, so clear it.
+					const result = await client.restore(args.bookmark);
+					lock.clearAll = true;
+					const state = await readWithRetry(
+						() => readRemoteState(client, database.migrationsTable),
+						{ signal: ctx.signal },
+					);
+					return { result, head: state.ledger.applied.at(-1)?.name ?? null };
+				},
+			);
+			const { result, head } = value;
+			return makeStepResult("restore", started, {
+				ok: true,
+				summary: `restored ${database.databaseName ?? database.databaseId} to bookmark ${args.bookmark}; ledger head is now ${head ?? "(empty)"}`,
+				findings,
+				data: {
+					environment: args.env,
+					bookmark: args.bookmark,
+					previousBookmark: result.previousBookmark ?? null,
+					head,
+				},
 			});
 		} catch (error) {
 			if (!(error instanceof LockHeldError)) throw error;
@@ -230,33 +248,5 @@ export const restoreStep = defineStep<
 				findings,
 			});
 		}
-		ctx.progress(`restoring bookmark ${args.bookmark}`);
-		let result: Awaited<ReturnType<typeof client.restore>>;
-		try {
-			result = await client.restore(args.bookmark);
-		} catch (error) {
-			// A refused restore (bad bookmark, no access) must not leave our lock blocking every
-			// migrate for the lock's whole lease.
-			await client.query(releaseLockSql(runId), { write: true }).catch(() => undefined);
-			throw error;
-		}
-		// The restored state may hold the lock row of the run that took the bookmark; we held the
-		// lock until the restore, so no run is active: clear it.
-		await client.query(`DELETE FROM ${LOCK_TABLE};`, { write: true }).catch(() => undefined);
-		const state = await readWithRetry(() => readRemoteState(client, database.migrationsTable), {
-			signal: ctx.signal,
-		});
-		const head = state.ledger.applied.at(-1)?.name ?? null;
-		return makeStepResult("restore", started, {
-			ok: true,
-			summary: `restored ${database.databaseName ?? database.databaseId} to bookmark ${args.bookmark}; ledger head is now ${head ?? "(empty)"}`,
-			findings,
-			data: {
-				environment: args.env,
-				bookmark: args.bookmark,
-				previousBookmark: result.previousBookmark ?? null,
-				head,
-			},
-		});
 	},
 });

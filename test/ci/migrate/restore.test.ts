@@ -100,7 +100,8 @@ function watchRestore(p: MigrateProject, onRequest?: (request: FaultRequest) => 
 	api.setFaultHook((request) => {
 		if (!request.path.includes(`/${p.uuid}/`)) return undefined;
 		onRequest?.(request);
-		if (request.path.endsWith("/time_travel/bookmark")) seen.atBookmark = api.serialize(p.uuid);
+		// The run's bookmark is its first; later reads (the restore-safety check) compare, not record.
+		if (request.path.endsWith("/time_travel/bookmark")) seen.atBookmark ??= api.serialize(p.uuid);
 		else if (request.path.endsWith("/time_travel/restore")) seen.restored = true;
 		else if (seen.restored && seen.afterRestore === undefined)
 			seen.afterRestore = api.serialize(p.uuid);
@@ -150,17 +151,16 @@ describe("migrate --auto-restore", () => {
 	it("restores when the remote schema differs from the replay after applying", async () => {
 		const p = await migratedWithDuplicates([LABELS]);
 		const before = userState(p.db());
-		// Someone changes the schema by hand right after the last migration commits, before the
-		// validation reads it back.
-		let lastApplied = false;
+		// Someone changes the schema by hand after the preflight, just before the last migration's
+		// request (which reads the schema back for validation) runs: after it nothing else writes,
+		// so restoring undoes only this run's window.
 		let altered = false;
 		const seen = watchRestore(p, (request) => {
 			if (!request.path.endsWith("/query")) return;
-			if (lastApplied && !altered) {
+			if (!altered && request.body?.includes(`values ('${LABELS}')`)) {
 				p.db().exec("CREATE TABLE made_by_hand (id INTEGER PRIMARY KEY);");
 				altered = true;
 			}
-			if (request.body?.includes(`values ('${LABELS}')`)) lastApplied = true;
 		});
 
 		const run = await p.cli(["migrate", "--env", ENV, "--auto-restore", "--json"]);

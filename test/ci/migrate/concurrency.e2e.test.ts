@@ -23,7 +23,7 @@ import {
 	stopSpawned,
 	TOKEN,
 	writeFiles,
-} from "./harness.ts";
+} from "./_inputs.ts";
 
 const SEVEN = readdirSync(MIGRATIONS_DIR)
 	.filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f))

@@ -31,7 +31,7 @@ import {
 	TOKEN,
 	tableNames,
 	writeFiles,
-} from "./harness.ts";
+} from "./_inputs.ts";
 
 /** The example migrations, in order; a prefix of a valid history is always a valid history. */
 const EXAMPLES = readdirSync(MIGRATIONS_DIR)

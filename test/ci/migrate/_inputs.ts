@@ -1,4 +1,4 @@
-// Shared setup for the migrate bad-input and concurrency tests: temp projects holding copies of
+// Shared setup for the migrate bad-input and concurrency tests (beside _support.ts): temp projects holding copies of
 // the example migrations, and in-process / spawned CLI runs against the loopback Cloudflare API.
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";

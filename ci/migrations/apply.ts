@@ -1,0 +1,317 @@
+import { isAmbiguous, sleep } from "../cloudflare/d1-client.ts";
+import { D1ApiError } from "../errors.ts";
+import type { Migration } from "./catalog.ts";
+import type { SqlExecutor, StatementResult } from "./executor.ts";
+import { composeRequest, fenceSql, guardSql, recordSql } from "./ledger.ts";
+import type { MigrationPlan } from "./plan.ts";
+import {
+	parseState,
+	type RemoteState,
+	readAppliedNames,
+	readWithRetry,
+	stateSql,
+} from "./remote.ts";
+
+export const MAX_WRITE_ATTEMPTS = 3;
+
+export type MigrationOutcome =
+	| "applied"
+	| "failed"
+	| "pending"
+	| "recorded"
+	| "verified"
+	| "unrecorded"
+	/** Applied, and its file is now `.sql.retired` on purpose. */
+	| "retired"
+	| "not-run";
+
+/** One line of a migrate/plan report. */
+export interface MigrationRow {
+	name: string;
+	checksum: string | undefined;
+	status: MigrationOutcome;
+	durationMs?: number;
+	attempts?: number;
+	note?: string;
+}
+
+/** Who writes, under which lock, from which bookmark: stamped on every ledger row. */
+export interface ApplyRun {
+	migrationsTable: string;
+	runId: string;
+	ttlSeconds: number;
+	owner: string;
+	gitSha: string | null;
+	bookmark: string;
+}
+
+export interface ApplyHooks {
+	run: ApplyRun;
+	/** Statements sent with the first write of the run (its "running" record): no extra request. */
+	firstWrite?: string[];
+	progress?: (message: string) => void;
+	/** Asked before each migration: true applies no more (Ctrl-C); the one in flight finishes. */
+	stopRequested?: () => boolean;
+	/** Pause before the retry of attempt `attempt` (1-based). */
+	retryDelayMs?: (attempt: number) => number;
+}
+
+export interface ApplyFailure {
+	migration: Migration;
+	message: string;
+	/** Whether it applied is unknown (no clear answer, and the ledger could not settle it). */
+	ambiguous: boolean;
+	/** Refused by the fence: this run no longer holds the lock. */
+	lockLost: boolean;
+}
+
+export interface ApplyOutcome {
+	/** One row per migration the plan touched: recorded, applied, failed or not run. */
+	rows: MigrationRow[];
+	applied: { name: string; durationMs: number }[];
+	recorded: string[];
+	failure?: ApplyFailure;
+	interrupted: boolean;
+	/** True once a request that may have changed the database was sent. */
+	wrote: boolean;
+	/** The state read in the last migration's own request, when that answer arrived. */
+	stateAfter?: RemoteState;
+	/** Date.now() when the last write of this run was answered. */
+	lastWriteAt?: number;
+}
+
+export const isLockLost = (error: unknown) =>
+	error instanceof D1ApiError && /lock_lost|workers_pipeline_fence/.test(error.message);
+
+/** Describes a definite D1 failure of one migration, with D1's code and message. */
+export function describeD1Failure(migration: Migration, error: D1ApiError): string {
+	if (isLockLost(error)) {
+		return `${migration.name} was not applied: this run lost the migration lock (its lease expired and another run took over, or the database was restored under it). Nothing was written by this request; check the other run's report, then rerun migrate.`;
+	}
+	const code = error.d1Code ? ` (D1 error ${error.d1Code})` : "";
+	return `${migration.name} failed on D1${code}: ${error.message}. The request was atomic: nothing of this migration was applied.`;
+}
+
+type AttemptResult =
+	| { ok: true; durationMs: number; attempts: number; note?: string; state?: StatementResult[] }
+	| { ok: false; error: string; ambiguous: boolean; lockLost: boolean };
+
+const defaultDelay = (attempt: number) => 250 * 2 ** (attempt - 1);
+
+/** Applies a plan: records what wrangler applied alone, then each pending migration as one request. */
+export async function applyPlan(
+	plan: MigrationPlan,
+	db: SqlExecutor,
+	hooks: ApplyHooks,
+): Promise<ApplyOutcome> {
+	const outcome: ApplyOutcome = {
+		rows: [],
+		applied: [],
+		recorded: [],
+		interrupted: false,
+		wrote: false,
+	};
+	let firstWrite = hooks.firstWrite ?? [];
+	const wrote = () => {
+		outcome.wrote = true;
+		outcome.lastWriteAt = Date.now();
+		firstWrite = [];
+	};
+	if (plan.toRecord.length) {
+		// Idempotent (fence + INSERT OR REPLACE), so an unclear answer is simply retried.
+		const sql = [
+			fenceSql(hooks.run.runId, hooks.run.ttlSeconds),
+			...firstWrite,
+			recordAdoptedSql(plan, hooks.run),
+		].join("\n");
+		await readWithRetry(() => db.query(sql, { write: true }));
+		wrote();
+		for (const a of plan.toRecord) {
+			outcome.recorded.push(a.name);
+			outcome.rows.push({
+				name: a.name,
+				checksum: a.checksum,
+				status: "recorded",
+				note: "applied by wrangler; checksum recorded",
+			});
+		}
+	}
+	for (const [index, p] of plan.pending.entries()) {
+		const rest = plan.pending.slice(index);
+		if (hooks.stopRequested?.()) {
+			outcome.interrupted = true;
+			outcome.rows.push(...notRun(rest.map((r) => r.migration)));
+			break;
+		}
+		hooks.progress?.(`applying ${index + 1}/${plan.pending.length}: ${p.migration.name}`);
+		const last = index === plan.pending.length - 1;
+		const result = await applyMigration(db, p.migration, {
+			hooks,
+			firstWrite,
+			readState: last,
+		});
+		wrote();
+		if (result.ok) {
+			outcome.applied.push({ name: p.migration.name, durationMs: result.durationMs });
+			outcome.rows.push({
+				name: p.migration.name,
+				checksum: p.migration.checksum,
+				status: "applied",
+				durationMs: result.durationMs,
+				attempts: result.attempts,
+				...(result.note ? { note: result.note } : {}),
+			});
+			if (result.state) outcome.stateAfter = parseState(result.state, hooks.run.migrationsTable);
+			continue;
+		}
+		outcome.failure = {
+			migration: p.migration,
+			message: result.error,
+			ambiguous: result.ambiguous,
+			lockLost: result.lockLost,
+		};
+		outcome.rows.push({
+			name: p.migration.name,
+			checksum: p.migration.checksum,
+			status: "failed",
+			note: result.error,
+		});
+		outcome.rows.push(...notRun(rest.slice(1).map((r) => r.migration)));
+		break;
+	}
+	return outcome;
+}
+
+const notRun = (migrations: readonly Migration[]): MigrationRow[] =>
+	migrations.map((m) => ({ name: m.name, checksum: m.checksum, status: "not-run" }));
+
+function recordAdoptedSql(plan: MigrationPlan, run: ApplyRun): string {
+	return plan.toRecord
+		.map((a) =>
+			recordSql(
+				run.migrationsTable,
+				{
+					name: a.name,
+					checksum: a.checksum ?? "",
+					gitSha: run.gitSha,
+					appliedBy: `wrangler (recorded by ${run.owner})`,
+					durationMs: null,
+					bookmark: run.bookmark,
+					runId: run.runId,
+					recordedBy: "adopted",
+				},
+				{ wrangler: false },
+			),
+		)
+		.join("\n");
+}
+
+/** The request that applies one migration: fence, never-twice guard, SQL, ledger rows (+ state read). */
+export function migrationRequest(
+	migration: Migration,
+	run: ApplyRun,
+	{ firstWrite = [], readState = false }: { firstWrite?: string[]; readState?: boolean } = {},
+) {
+	return composeRequest([
+		["fence", fenceSql(run.runId, run.ttlSeconds)],
+		["guard", guardSql(run.migrationsTable, migration.name)],
+		["first", firstWrite.join("\n")],
+		["migration", migration.sql],
+		[
+			"ledger",
+			recordSql(
+				run.migrationsTable,
+				{
+					name: migration.name,
+					checksum: migration.checksum,
+					gitSha: run.gitSha,
+					appliedBy: run.owner,
+					durationMs: null,
+					bookmark: run.bookmark,
+					runId: run.runId,
+					recordedBy: "migrate",
+				},
+				{ wrangler: true },
+			),
+		],
+		["state", readState ? stateSql(run.migrationsTable) : ""],
+	]);
+}
+
+/** One migration as ONE request; an unclear answer is settled by a ledger read before any retry. */
+async function applyMigration(
+	db: SqlExecutor,
+	migration: Migration,
+	{ hooks, firstWrite, readState }: { hooks: ApplyHooks; firstWrite: string[]; readState: boolean },
+): Promise<AttemptResult> {
+	const { run } = hooks;
+	const request = migrationRequest(migration, run, { firstWrite, readState });
+	const readApplied = () => readWithRetry(() => readAppliedNames(db, run.migrationsTable));
+	let lastError = "";
+	for (let attempt = 1; attempt <= MAX_WRITE_ATTEMPTS; attempt++) {
+		const t0 = performance.now();
+		const elapsed = () => Math.round(performance.now() - t0);
+		try {
+			const results = await db.query(request.sql, { write: true });
+			const state = readState ? request.part(results, "state") : undefined;
+			return { ok: true, durationMs: elapsed(), attempts: attempt, state };
+		} catch (error) {
+			if (!isAmbiguous(error)) {
+				if (!(error instanceof D1ApiError)) throw error;
+				// After an unclear attempt, a refusal (the never-twice guard, a table that exists) can
+				// mean that attempt landed after the ledger read: the ledger says which.
+				if (attempt > 1) {
+					const applied = await readApplied().catch(() => undefined);
+					if (applied?.has(migration.name)) {
+						return {
+							ok: true,
+							durationMs: elapsed(),
+							attempts: attempt,
+							note: `an earlier attempt landed late (after: ${lastError}); the retry was refused and the ledger confirms it applied once`,
+						};
+					}
+				}
+				return {
+					ok: false,
+					error: describeD1Failure(migration, error),
+					ambiguous: false,
+					lockLost: isLockLost(error),
+				};
+			}
+			lastError = (error as Error).message;
+			hooks.progress?.(
+				`${migration.name}: no clear answer (${lastError}); reading the ledger before any retry`,
+			);
+			let applied: Set<string>;
+			try {
+				applied = await readApplied();
+			} catch (readError) {
+				return {
+					ok: false,
+					ambiguous: true,
+					lockLost: false,
+					error: `${migration.name}: the apply request got no clear answer (${lastError}) and the ledger could not be read (${(readError as Error).message}). Whether it applied is unknown; run \`workers-pipeline plan\` before anything else.`,
+				};
+			}
+			if (applied.has(migration.name)) {
+				return {
+					ok: true,
+					durationMs: elapsed(),
+					attempts: attempt,
+					note: `confirmed applied by a ledger read after: ${lastError}`,
+				};
+			}
+			// No wait after the last attempt: the ledger read just made must stay the last word
+			// before the lock (whose fence refuses a late landing) is released.
+			if (attempt < MAX_WRITE_ATTEMPTS) await sleep((hooks.retryDelayMs ?? defaultDelay)(attempt));
+		}
+	}
+	// The ledger read cannot rule out that the last attempt is still in flight: it can land until
+	// this run releases the lock (after that, the fence refuses it). So the outcome is unknown.
+	return {
+		ok: false,
+		ambiguous: true,
+		lockLost: false,
+		error: `${migration.name}: ${MAX_WRITE_ATTEMPTS} attempts got no clear answer (last: ${lastError}); the ledger did not show it after the last one, but that attempt may still have landed before this run released its lock. Run \`workers-pipeline plan\` to see whether it applied, then rerun migrate.`,
+	};
+}

@@ -1,0 +1,215 @@
+// The invariants of issue 13 §4, each against the loopback Cloudflare API: a run that lost its
+// lock never restores, a restore never undoes writes that are not this run's, applied means
+// applied, and a retired file never switches the schema checks off.
+import { renameSync } from "node:fs";
+import path from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../../../ci/cli/main.ts";
+import { type CloudflareApi, startCloudflareApi } from "../../support/cloudflare-api.ts";
+import {
+	ACCOUNT_ID,
+	createMigrateProject,
+	ENV,
+	EXAMPLE_FILES,
+	type JsonReport,
+	ledgerNames,
+	type MigrateProject,
+	newToken,
+	nextMigrationName,
+} from "./_support.ts";
+
+const token = newToken();
+let api: CloudflareApi;
+const projects: MigrateProject[] = [];
+beforeAll(async () => {
+	api = await startCloudflareApi({ token, accountId: ACCOUNT_ID, log: () => {} });
+});
+afterAll(async () => {
+	await api?.close();
+});
+afterEach(() => {
+	api.setFaultHook(undefined);
+	for (const p of projects.splice(0)) p.dispose();
+});
+
+const NOTES = nextMigrationName("create_notes", 1);
+const TAGS = nextMigrationName("create_tags", 2);
+const UNIQUE_BODY = nextMigrationName("unique_note_body", 3);
+const SQL: Record<string, string> = {
+	[NOTES]: "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);\n",
+	[TAGS]: "CREATE TABLE tags (id INTEGER PRIMARY KEY, label TEXT NOT NULL);\n",
+	// Fine on the fresh replay; fails on the remote data seeded with duplicate bodies.
+	[UNIQUE_BODY]: "CREATE UNIQUE INDEX notes_body_uq ON notes (body);\n",
+};
+
+/** A database migrated through the examples and NOTES, then `pending` files added. */
+async function migrated(pending: string[]): Promise<MigrateProject> {
+	const p = createMigrateProject({
+		api,
+		token,
+		migrations: { ...EXAMPLE_FILES, [NOTES]: SQL[NOTES] ?? "" },
+	});
+	projects.push(p);
+	const first = await p.cli(["migrate", "--env", ENV]);
+	expect(first.code, first.stdout + first.stderr).toBe(0);
+	for (const name of pending) p.writeMigration(name, SQL[name] ?? "");
+	return p;
+}
+
+const report = (stdout: string) => JSON.parse(stdout) as JsonReport;
+const codes = (r: JsonReport) => r.findings.map((f) => f.code);
+const restores = (p: MigrateProject) =>
+	api.requests.filter((r) => r.path.endsWith(`/${p.uuid}/time_travel/restore`)).length;
+const notes = (p: MigrateProject) =>
+	p.db().prepare("SELECT body FROM notes ORDER BY id").pluck().all() as string[];
+
+/** When the request applying `name` arrives, another run takes the lock over and writes. */
+function takeOverAt(p: MigrateProject, name: string) {
+	api.setFaultHook((request) => {
+		if (!request.path.endsWith(`/${p.uuid}/query`) || !request.body?.includes(`values ('${name}')`))
+			return undefined;
+		p.db().exec(
+			"UPDATE workers_pipeline_lock SET run_id = 'other-run', owner = 'the other run', expires_at = expires_at + 600;",
+		);
+		p.db().exec("INSERT INTO notes (body) VALUES ('written after the takeover');");
+		return undefined;
+	});
+}
+
+describe("a run that has lost its lock", () => {
+	it("never restores with --auto-restore, and names the lost lock", async () => {
+		const p = await migrated([TAGS, UNIQUE_BODY]);
+		takeOverAt(p, UNIQUE_BODY);
+		const run = await p.cli(["migrate", "--env", ENV, "--auto-restore", "--json"]);
+		expect(run.code, run.stderr).toBe(1);
+		const r = report(run.stdout);
+		expect(codes(r)).toContain("LOCK_LOST");
+		expect(codes(r)).toContain("RESTORE_REFUSED");
+		const lost = r.findings.find((f) => f.code === "LOCK_LOST");
+		expect(lost?.message).toMatch(/lost the migration lock/);
+		expect(lost?.message).not.toMatch(/CHECK constraint failed/);
+		expect(restores(p)).toBe(0);
+		// The other run's write and its lock survive.
+		expect(notes(p)).toEqual(["written after the takeover"]);
+		expect(p.db().prepare("SELECT run_id FROM workers_pipeline_lock").pluck().all()).toEqual([
+			"other-run",
+		]);
+	});
+
+	it("without --auto-restore, advises against the restore instead of printing it", async () => {
+		const p = await migrated([TAGS, UNIQUE_BODY]);
+		takeOverAt(p, UNIQUE_BODY);
+		const run = await p.cli(["migrate", "--env", ENV, "--json"]);
+		expect(run.code).toBe(1);
+		const r = report(run.stdout);
+		expect(codes(r)).toContain("RESTORE_UNSAFE");
+		expect(codes(r)).not.toContain("RESTORE_AVAILABLE");
+	});
+});
+
+describe("an automatic restore", () => {
+	it("is refused when something else wrote after this run's last write", async () => {
+		const p = await migrated([TAGS, UNIQUE_BODY]);
+		p.db().exec("INSERT INTO notes (body) VALUES ('dup'), ('dup');");
+		let failed = false;
+		let wrote = false;
+		api.setFaultHook((request) => {
+			if (!request.path.includes(`/${p.uuid}/`)) return undefined;
+			if (request.body?.includes("notes_body_uq")) failed = true;
+			else if (failed && !wrote && request.path.endsWith("/time_travel/bookmark")) {
+				p.db().exec("INSERT INTO notes (body) VALUES ('the app kept writing');");
+				wrote = true;
+			}
+			return undefined;
+		});
+		const run = await p.cli(["migrate", "--env", ENV, "--auto-restore", "--json"]);
+		expect(run.code, run.stderr).toBe(1);
+		const refused = report(run.stdout).findings.find((f) => f.code === "RESTORE_REFUSED");
+		expect(refused?.message).toMatch(/written after this run's last write/);
+		expect(restores(p)).toBe(0);
+		expect(notes(p)).toContain("the app kept writing");
+		expect(ledgerNames(p.db())).toContain(TAGS);
+	});
+});
+
+describe("applied means applied", () => {
+	it("refuses, never re-applies, a migration whose audit row stayed but whose ledger row is gone", async () => {
+		const p = await migrated([]);
+		p.db().exec(`DELETE FROM d1_migrations WHERE name = '${NOTES}';`);
+		const run = await p.cli(["migrate", "--env", ENV, "--json"]);
+		expect(run.code).toBe(1);
+		const missing = report(run.stdout).findings.find((f) => f.code === "LEDGER_ROW_MISSING");
+		expect(missing?.file).toBe(`migrations/${NOTES}`);
+		expect(ledgerNames(p.db())).not.toContain(NOTES);
+	});
+
+	it("refuses a ledger table without wrangler's UNIQUE on name, writing nothing", async () => {
+		const p = createMigrateProject({ api, token, migrations: { [NOTES]: SQL[NOTES] ?? "" } });
+		projects.push(p);
+		p.db().exec(
+			"CREATE TABLE d1_migrations (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, applied_at TEXT);",
+		);
+		const before = api.serialize(p.uuid);
+		const run = await p.cli(["migrate", "--env", ENV, "--json"]);
+		expect(run.code).toBe(1);
+		expect(codes(report(run.stdout))).toContain("LEDGER_TABLE_SHAPE");
+		expect(api.serialize(p.uuid).equals(before)).toBe(true);
+	});
+});
+
+describe("a retired file", () => {
+	it("keeps the drift check on: a table dropped by hand is still found", async () => {
+		const p = await migrated([]);
+		renameSync(
+			path.join(p.dir, "migrations", NOTES),
+			path.join(p.dir, "migrations", `${NOTES}.retired`),
+		);
+		p.db().exec("DROP TABLE notes;");
+		const run = await p.cli(["migrate", "--env", ENV, "--json"]);
+		expect(run.code).toBe(1);
+		const drift = report(run.stdout).findings.find((f) => f.code === "PREFLIGHT_SCHEMA_DRIFT");
+		expect(drift?.message).toContain("notes");
+	});
+});
+
+describe("Ctrl-C / SIGTERM", () => {
+	/** migrate in-process with a signal aborted when `when` matches a request of this database. */
+	async function interrupted(p: MigrateProject, when: (body: string) => boolean) {
+		const controller = new AbortController();
+		api.setFaultHook((request) => {
+			if (request.path.includes(`/${p.uuid}/`) && when(request.body ?? "")) controller.abort();
+			return undefined;
+		});
+		let stdout = "";
+		const code = await runCli(["migrate", "--env", ENV, "--json", "--cwd", p.dir], {
+			stdout: (t) => {
+				stdout += t;
+			},
+			stderr: () => {},
+			env: p.env,
+			cwd: p.dir,
+			isTTY: false,
+			signal: controller.signal,
+		});
+		return { code, report: report(stdout) };
+	}
+
+	it("before the first write: nothing written, exit 130", async () => {
+		const p = await migrated([TAGS]);
+		const before = api.serialize(p.uuid);
+		const run = await interrupted(p, () => true);
+		expect(run.code).toBe(130);
+		expect(codes(run.report)).toContain("INTERRUPTED");
+		expect(api.serialize(p.uuid).equals(before)).toBe(true);
+	});
+
+	it("during apply: the migration in flight finishes, no more, the lock is released, exit 130", async () => {
+		const p = await migrated([TAGS, UNIQUE_BODY]);
+		const run = await interrupted(p, (body) => body.includes(`values ('${TAGS}')`));
+		expect(run.code).toBe(130);
+		expect(ledgerNames(p.db())).toContain(TAGS);
+		expect(ledgerNames(p.db())).not.toContain(UNIQUE_BODY);
+		expect(run.report.migrations.find((m) => m.name === UNIQUE_BODY)?.status).toBe("not-run");
+		expect(p.db().prepare("SELECT count(*) FROM workers_pipeline_lock").pluck().get()).toBe(0);
+	});
+});
