@@ -4,7 +4,9 @@
 // (a devDependency), so an edit is never tested against a stale build.
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { enableCompileCache } from "node:module";
+// A namespace import: Node 20 has no enableCompileCache, and a named import would fail to link
+// before the version check below could say what to do.
+import * as nodeModule from "node:module";
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -28,7 +30,7 @@ if (major < 22) {
 
 // V8's code cache on disk (Node >= 22.1): later runs skip compiling zod, the steps, wrangler's
 // client code. NODE_DISABLE_COMPILE_CACHE=1 turns it off.
-enableCompileCache?.();
+nodeModule.enableCompileCache?.();
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const sources = join(root, "ci");

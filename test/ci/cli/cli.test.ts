@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
@@ -470,6 +471,17 @@ describe("bin/workers-pipeline.js", () => {
 		expect(runs()).toBe(5);
 	});
 
+	// The machine's own Node here is 20: the bin must link on it and hand over to Node 24.
+	it.skipIf(!olderNode())("should start on a Node older than 22 and hand over to Node 24", () => {
+		const node = olderNode() as string;
+		const result = spawnSync(node, [path.join(REPO, "bin/workers-pipeline.js"), "--version"], {
+			encoding: "utf8",
+		});
+		expect(result.stderr).not.toMatch(/SyntaxError/);
+		expect(result.status, result.stderr).toBe(EXIT_OK);
+		expect(result.stdout).toMatch(/^\d+\.\d+\.\d+/);
+	});
+
 	it("should run the project's tools on the CLI's own Node even when PATH finds an older one first", async () => {
 		const dir = fixture({
 			"workers-pipeline.jsonc": `{
@@ -523,3 +535,13 @@ describe("bin/workers-pipeline.js", () => {
 		expect(missing.stderr).toMatch(/cannot read --secrets-file nope\.env: ENOENT/);
 	});
 });
+
+/** A Node older than 22 on this machine (/usr/bin/node), if any. */
+function olderNode(): string | undefined {
+	const candidate = "/usr/bin/node";
+	if (!existsSync(candidate)) return undefined;
+	const version = spawnSync(candidate, ["-p", "process.versions.node"], {
+		encoding: "utf8",
+	}).stdout;
+	return Number(version.split(".")[0]) < 22 ? candidate : undefined;
+}
