@@ -257,7 +257,9 @@ export class D1DatabaseState {
 		for (;;) {
 			const text = sql.slice(first.start, (segments[end] as StatementSegment).end);
 			const tokens = tokenizeSql(text);
-			if (Buffer.byteLength(text, "utf8") > D1_MAX_STATEMENT_BYTES) {
+			// workerd util/sqlite.c++ prepareSql(MULTI) prepares the whole remaining text of the
+			// request, and SQLite refuses more than SQLITE_LIMIT_SQL_LENGTH bytes there (workers-sdk#6347).
+			if (Buffer.byteLength(sql.slice(first.start), "utf8") > D1_MAX_STATEMENT_BYTES) {
 				throw new D1Error("statement too long: SQLITE_TOOBIG");
 			}
 			let statement: Database.Statement | undefined;
@@ -275,7 +277,7 @@ export class D1DatabaseState {
 			if (failure !== undefined && SYNTAX_ERROR.test(message)) {
 				throw this.toD1Error(failure, { text, tokens });
 			}
-			const authorization = authorizeStatement(tokens);
+			const authorization = authorizeStatement(text);
 			if (!authorization.ok) throw new D1Error(authorization.message);
 			if (failure !== undefined || statement === undefined) {
 				throw this.toD1Error(failure, { text, tokens });

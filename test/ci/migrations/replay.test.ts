@@ -246,7 +246,8 @@ describe("replayMigrations()", () => {
 		});
 		expect(result.failure).toMatchObject({
 			line,
-			message: "cannot start a transaction within a transaction",
+			code: "SQLITE_AUTH",
+			message: expect.stringContaining("To execute a transaction, please use"),
 		});
 		expect(result.schema.objects).toEqual([]);
 	});
