@@ -70,7 +70,8 @@ export type D1PragmaSignature =
 
 /**
  * workerd util/sqlite.c++ ALLOWED_PRAGMAS plus the table_list / table_info / table_xinfo cases of
- * isAuthorized(). Names compare case-sensitively: SQLite hands the name over as written.
+ * isAuthorized(). SQLite hands the authorizer its canonical lower-case name, so `PRAGMA
+ * Foreign_Keys` passes (checked on workerd through Miniflare).
  */
 export const D1_PRAGMAS: ReadonlyMap<string, D1PragmaSignature> = new Map([
 	["table_list", "any"],
@@ -122,7 +123,7 @@ export function isD1AllowedPragma(pragma: {
 	value?: string | undefined;
 }): boolean {
 	if (pragma.schema !== undefined && pragma.schema !== "main") return false;
-	const signature = D1_PRAGMAS.get(pragma.name);
+	const signature = D1_PRAGMAS.get(pragma.name.toLowerCase());
 	const value = pragma.value;
 	switch (signature) {
 		case undefined:
@@ -147,8 +148,16 @@ export function isD1AllowedPragma(pragma: {
 	}
 }
 
-const isInt32 = (text: string) =>
-	/^[+-]?\d+$/.test(text) && Number(text) >= -(2 ** 31) && Number(text) < 2 ** 31;
+// kj's tryParseAs<int32_t>() reads decimal and 0x hex (workerd accepts `PRAGMA optimize(0x10002)`).
+const isInt32 = (text: string) => {
+	const hex = /^([+-]?)0x([0-9a-f]+)$/i.exec(text);
+	const value = hex
+		? Number.parseInt(`${hex[1]}${hex[2]}`, 16)
+		: /^[+-]?\d+$/.test(text)
+			? Number(text)
+			: Number.NaN;
+	return value >= -(2 ** 31) && value < 2 ** 31;
+};
 
 /** The D1 rule a statement breaks; messages are SQLite's / workerd's own. */
 export type D1Rule =
@@ -339,25 +348,27 @@ const CHAIN_BREAKS = [
 ];
 
 /**
- * SQLITE_LIMIT_EXPR_DEPTH, estimated: a chain of binary operators at one level is a left-deep
- * tree, as tall as its longest same-precedence run plus one level per other class plus the leaf
- * (`a OR b OR ...` with 100 ORs fails on workerd, 98 pass).
+ * SQLITE_LIMIT_EXPR_DEPTH, estimated: operators at one level build a left-deep tree, as tall as
+ * the current run of each precedence class (a lower-precedence operator starts new operands)
+ * plus the leaf. On workerd `a=0 OR ... OR a=98` passes and one more term fails.
  */
 function checkExpressionDepth(tokens: readonly SqlToken[]): D1Refusal | undefined {
-	const levels: Map<number, number>[] = [new Map()];
+	const fresh = () => OPERATOR_CLASSES.map(() => 0);
+	const levels: number[][] = [fresh()];
 	for (const token of tokens) {
 		const text = token.kind === "operator" ? token.text : token.text.toUpperCase();
-		if (text === "(") levels.push(new Map());
+		if (text === "(") levels.push(fresh());
 		else if (text === ")") levels.length > 1 && levels.pop();
 		else if (text === "," || token.kind === "semicolon" || isWord(token, ...CHAIN_BREAKS)) {
-			levels[levels.length - 1] = new Map();
+			levels[levels.length - 1] = fresh();
 		} else {
 			const cls =
 				token.kind === "operator" || isWord(token, text) ? OPERATOR_CLASS.get(text) : undefined;
 			if (cls === undefined) continue;
-			const level = levels[levels.length - 1] as Map<number, number>;
-			level.set(cls, (level.get(cls) ?? 0) + 1);
-			const depth = Math.max(...level.values()) + level.size;
+			const runs = levels[levels.length - 1] as number[];
+			runs[cls] = (runs[cls] ?? 0) + 1;
+			for (let k = cls + 1; k < runs.length; k++) runs[k] = 0;
+			const depth = runs.reduce((a, b) => a + b, 1);
 			if (depth > D1_SQLITE_LIMITS.exprDepth) {
 				return refuse(
 					"expression-depth",
@@ -365,6 +376,41 @@ function checkExpressionDepth(tokens: readonly SqlToken[]): D1Refusal | undefine
 					token,
 				);
 			}
+		}
+	}
+	return undefined;
+}
+
+const RESULT_LIST_ENDS = [
+	"FROM",
+	"WHERE",
+	"GROUP",
+	"ORDER",
+	"LIMIT",
+	"UNION",
+	"INTERSECT",
+	"EXCEPT",
+	"WINDOW",
+	"HAVING",
+];
+
+/** SQLITE_LIMIT_COLUMN on a SELECT's result list: more than 100 comma-separated terms. */
+function checkResultColumns(tokens: readonly SqlToken[]): D1Refusal | undefined {
+	for (let n = 0; n < tokens.length; n++) {
+		if (!isWord(tokens[n], "SELECT")) continue;
+		let depth = 0;
+		let columns = 1;
+		for (let i = n + 1; i < tokens.length; i++) {
+			const token = tokens[i] as SqlToken;
+			if (token.text === "(") depth++;
+			else if (token.text === ")") {
+				if (--depth < 0) break;
+			} else if (depth === 0 && (token.kind === "semicolon" || isWord(token, ...RESULT_LIST_ENDS)))
+				break;
+			else if (depth === 0 && token.text === ",") columns++;
+		}
+		if (columns > D1_SQLITE_LIMITS.column) {
+			return refuse("columns", "too many columns in result set", tokens[n]);
 		}
 	}
 	return undefined;
@@ -381,7 +427,8 @@ function checkFunctions(tokens: readonly SqlToken[]): D1Refusal | undefined {
 		if (before !== undefined && (before.text === "." || isWord(before, ...NOT_A_CALL_AFTER))) {
 			continue;
 		}
-		return refuse("function", D1_NOT_AUTHORIZED, token);
+		// SQLite's own wording for a denied SQLITE_FUNCTION (a SQLITE_ERROR, not SQLITE_AUTH).
+		return refuse("function", `not authorized to use function: ${token.text}`, token);
 	}
 	return undefined;
 }
@@ -432,6 +479,7 @@ export function checkD1Statement(statement: Pick<SqlStatement, "tokens">): D1Ref
 		checkReservedNames(tokens) ??
 		checkFunctions(tokens) ??
 		checkCompound(tokens) ??
+		checkResultColumns(tokens) ??
 		checkExpressionDepth(tokens)
 	);
 }

@@ -282,14 +282,6 @@ const lintPragma = (statement: SqlStatement, emit: Emit) => {
 		);
 		return;
 	}
-	if (written !== name) {
-		emit(
-			"D1_PRAGMA",
-			nameToken,
-			`D1 compares PRAGMA names case-sensitively, so \`PRAGMA ${written}\` is refused ("not authorized"). Write it in lower case: \`PRAGMA ${name}\`.`,
-		);
-		return;
-	}
 	const refusal = checkD1Statement(statement);
 	if (refusal?.rule === "pragma") {
 		emit(

@@ -111,11 +111,11 @@ export function installD1Limits(db: Database.Database): void {
 }
 
 const ADD_COLUMN = /\badd\b/i;
-const WIDE_TABLES = `SELECT name FROM sqlite_schema WHERE type = 'table' AND sql NOT LIKE 'CREATE VIRTUAL%'
-AND (SELECT count(*) FROM pragma_table_xinfo(name)) > ${D1_SQLITE_LIMITS.column}`;
+const WIDE_TABLES = `SELECT m.name FROM sqlite_schema m WHERE m.type = 'table' AND m.sql NOT LIKE 'CREATE VIRTUAL%'
+AND (SELECT count(*) FROM pragma_table_xinfo(m.name)) > ${D1_SQLITE_LIMITS.column}`;
 
 /** SQLITE_LIMIT_COLUMN for ALTER TABLE ADD COLUMN, which no static check can see: the first wide table. */
-function findWideTable(db: Database.Database): string | undefined {
+export function findWideTable(db: Database.Database): string | undefined {
 	return db.prepare(WIDE_TABLES).pluck().get() as string | undefined;
 }
 

@@ -3,7 +3,12 @@ import path from "node:path";
 import { resolveEnvironment, selectDatabase, snapshotPathFor } from "../config/load.ts";
 import type { D1Database, ProjectConfig } from "../config/schema.ts";
 import { checkMigrations } from "../migrations/check.ts";
-import { compareWithWrangler, type ParityResult, runWranglerReplay } from "../migrations/parity.ts";
+import {
+	compareWithWrangler,
+	type ParityEngine,
+	type ParityResult,
+	runWranglerReplay,
+} from "../migrations/parity.ts";
 import { replayMigrations } from "../migrations/replay.ts";
 import {
 	diffSchema,
@@ -28,6 +33,8 @@ export interface MigrationTestArgs {
 	cacheDir?: string;
 	/** False: ask wrangler again even for a cached set (the new verdict is still kept). */
 	reuse?: boolean;
+	/** Parity judge: workerd's D1 through wrangler's Miniflare (default) or the wrangler CLI. */
+	parityEngine?: ParityEngine;
 }
 
 export type MigrationStatus = "applied" | "failed" | "not-run" | "retired";
@@ -147,7 +154,9 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 		let parity: ParityResult | undefined;
 		if (args.parity) {
 			ctx.progress(
-				"parity: applying the same migrations with wrangler d1 migrations apply --local",
+				args.parityEngine === "wrangler"
+					? "parity: applying the same migrations with wrangler d1 migrations apply --local"
+					: "parity: applying the same migrations to workerd's D1 through wrangler's Miniflare, as wrangler d1 migrations apply --local does",
 			);
 			const wrangler = await runWranglerReplay({
 				root: project.root,
@@ -157,6 +166,7 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 				signal: ctx.signal,
 				cacheDir: args.cacheDir,
 				reuse: args.reuse,
+				engine: args.parityEngine,
 			});
 			parity = compareWithWrangler(replay, wrangler);
 			if (!parity.agree) {
@@ -222,6 +232,7 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 						message: parity.wrangler.message,
 						durationMs: parity.wrangler.durationMs,
 						cached: parity.wrangler.cached ?? false,
+						engine: parity.wrangler.engine ?? "miniflare",
 					},
 				},
 			},
