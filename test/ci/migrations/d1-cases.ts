@@ -177,8 +177,14 @@ export const D1_CASES: readonly D1Case[] = [
 	},
 	{
 		name: "101 result columns",
-		sql: `CREATE VIEW v AS SELECT ${Array.from({ length: 101 }, (_, i) => i).join(", ")};`,
+		sql: `CREATE TABLE t (a);\nINSERT INTO t (a) SELECT count(*) FROM (SELECT ${Array.from({ length: 101 }, (_, i) => i).join(", ")});`,
 		d1: "refuses",
 		lint: "D1_LIMIT",
+	},
+	{
+		// A view's columns are resolved when it is used, not when it is created.
+		name: "a view of 101 columns",
+		sql: `CREATE VIEW v AS SELECT ${Array.from({ length: 101 }, (_, i) => i).join(", ")};`,
+		d1: "accepts",
 	},
 ];
