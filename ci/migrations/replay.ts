@@ -2,6 +2,7 @@ import Database from "better-sqlite3";
 import { DEFAULT_MIGRATIONS_TABLE } from "../constants.ts";
 import type { Migration } from "./catalog.ts";
 import { D1_LIKE_PATTERN_MESSAGE, D1_SQLITE_LIMITS, findD1Refusal } from "./d1-rules.ts";
+import { fillTables } from "./fill.ts";
 import { makeSchema, SCHEMA_QUERY, type Schema, type SchemaRow } from "./schema.ts";
 import { splitStatements, tokenizeSql } from "./sql.ts";
 
@@ -49,6 +50,8 @@ export interface ReplayOptions {
 	/** An existing database (e.g. a copy of production for a rehearsal); default a fresh :memory:. */
 	database?: Database.Database;
 	onMigration?: (name: string, index: number, total: number) => void;
+	/** Data-carrying replay: after each migration, give every new or changed table this many rows. */
+	fillRows?: number;
 }
 
 const quoteIdentifier = (name: string) => `"${name.replace(/"/g, '""')}"`;
@@ -160,6 +163,7 @@ export function replayMigrations(
 	const dqsFallbacks: DqsFallback[] = [];
 	const dropCascades: DropCascade[] = [];
 	let failure: ReplayFailure | undefined;
+	const filled = new Set<string>();
 	try {
 		db.exec(ledgerTableSql(table));
 		for (const [index, migration] of migrations.entries()) {
@@ -204,6 +208,9 @@ export function replayMigrations(
 					break;
 				}
 				dqsFallbacks.push(...fallbacks);
+			}
+			if (options.fillRows) {
+				fillTables(db, { rows: options.fillRows, exclude: [table], seen: filled });
 			}
 			applied.push({ name: migration.name, durationMs: performance.now() - t0 });
 		}

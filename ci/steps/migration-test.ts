@@ -33,6 +33,8 @@ export interface MigrationTestArgs {
 	cacheDir?: string;
 	/** False: ask wrangler again even for a cached set (the new verdict is still kept). */
 	reuse?: boolean;
+	/** False: skip the data-carrying replay (rows in every table between migrations). */
+	data?: boolean;
 	/** Parity judge: workerd's D1 through wrangler's Miniflare (default) or the wrangler CLI. */
 	parityEngine?: ParityEngine;
 }
@@ -82,6 +84,26 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 				file: f.path,
 				line: f.line,
 				message: `${f.message}${f.code ? ` (${f.code})` : ""} — in: ${truncate(f.statement, 160)}. Fix this migration (if it is already applied somewhere, add a new migration instead).`,
+			});
+		}
+
+		// The same files again with a few rows in every table between migrations: what an empty
+		// database cannot show (NOT NULL added, CHECK tightened, UNIQUE over existing rows).
+		const withData =
+			replay.ok && args.data !== false && total > 0
+				? replayMigrations(catalog.migrations, {
+						migrationsTable: database.migrationsTable,
+						fillRows: DATA_ROWS,
+					})
+				: undefined;
+		if (withData?.failure) {
+			const f = withData.failure;
+			findings.push({
+				code: "REPLAY_DATA_FAILED",
+				severity: "error",
+				file: f.path,
+				line: f.line,
+				message: `${f.message}${f.code ? ` (${f.code})` : ""} — in: ${truncate(f.statement, 160)}. This migration works on an empty database but fails once the tables have rows (the data-carrying replay put ${DATA_ROWS} valid rows in each table after every earlier migration), as it would on a populated production database. Give new NOT NULL columns a DEFAULT, clean existing rows before tightening a CHECK or adding a UNIQUE index (or use --no-data to skip this replay).`,
 			});
 		}
 
@@ -222,6 +244,11 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 					durationMs: Math.round(replay.durationMs),
 					failure: replay.failure,
 				},
+				dataReplay: withData && {
+					ok: withData.ok,
+					durationMs: Math.round(withData.durationMs),
+					failure: withData.failure,
+				},
 				parity: parity && {
 					agree: parity.agree,
 					summary: parity.summary,
@@ -239,6 +266,8 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 		});
 	},
 });
+
+const DATA_ROWS = 3;
 
 const truncate = (text: string, max: number) => {
 	const flat = text.replace(/\s+/g, " ").trim();
