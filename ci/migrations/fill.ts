@@ -17,6 +17,11 @@ interface ForeignKey {
 	to: string | null;
 }
 
+const FILL_ID_BASE = 1_000_000_000;
+// Text columns that hold a point in time (`expires_at`, `createdOn`, `birth_date`): a date string,
+// so a later migration converting them (strftime, unixepoch) sees what production holds.
+const DATE_LIKE_NAME = /(?:_at|At|_on|date|time|timestamp)$|^(?:date|time)|_date_|_time_/i;
+
 const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 // Tables the fill leaves alone: SQLite's, D1's, virtual tables and their shadow tables.
@@ -41,7 +46,7 @@ function valueFor(column: ColumnInfo, seq: number): string {
 	const type = column.type.toUpperCase();
 	if (type.includes("INT")) return String(seq);
 	if (/CHAR|CLOB|TEXT/.test(type)) {
-		if (/DATE|TIME/.test(column.name.toUpperCase()) || /DATE|TIME/.test(type)) {
+		if (DATE_LIKE_NAME.test(column.name) || /DATE|TIME/.test(type)) {
 			return `'2026-01-${String((seq % 28) + 1).padStart(2, "0")} 00:00:00'`;
 		}
 		return `'${column.name.replace(/'/g, "''")}-${seq}'`;
@@ -94,6 +99,21 @@ export function fillTables(db: Database.Database, options: FillOptions): number 
 	return written;
 }
 
+/** A key of an existing parent row (the same row for each column of a composite key); none: no parent row. */
+function parentValue(db: Database.Database, fk: ForeignKey, seq: number): string | undefined {
+	try {
+		const parent = db
+			.prepare(
+				`SELECT quote(${quote(fk.to ?? "rowid")}) FROM ${quote(fk.table)} ORDER BY rowid LIMIT 1 OFFSET ?`,
+			)
+			.pluck();
+		return (parent.get(seq % 3) ?? parent.get(0)) as string | undefined;
+	} catch {
+		// The parent table does not exist (SQLite allows that until a row needs it).
+		return undefined;
+	}
+}
+
 function insertRow(
 	db: Database.Database,
 	table: { name: string; sql: string },
@@ -110,16 +130,11 @@ function insertRow(
 		const fk = fks.find((f) => f.from === column.name);
 		let value: string | undefined;
 		if (fk) {
-			const target = fk.to ?? "rowid";
-			const parent = db
-				.prepare(
-					`SELECT quote(${quote(target)}) FROM ${quote(fk.table)} ORDER BY rowid LIMIT 1 OFFSET ?`,
-				)
-				.pluck();
-			value = (parent.get(seq % 3) ?? parent.get(0)) as string | undefined;
+			value = parentValue(db, fk, seq);
 			if (value === undefined && column.notnull) return false;
-		} else if (column.pk > 0 && integerKey && /^INTEGER$/i.test(column.type)) {
-			continue;
+		} else if (column.pk > 0 && integerKey && /INT/i.test(column.type)) {
+			// Far from the small ids a later migration's seed rows use, so they never collide.
+			value = String(FILL_ID_BASE + seq);
 		} else if (column.dflt_value !== null && !column.pk && !/\bUNIQUE\b/i.test(table.sql)) {
 			continue;
 		} else {

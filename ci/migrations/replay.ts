@@ -114,6 +114,7 @@ export function installD1Limits(db: Database.Database): void {
 }
 
 const ADD_COLUMN = /\badd\b/i;
+const SCHEMA_CHANGE = /\b(create|alter)\b/i;
 const WIDE_TABLES = `SELECT m.name FROM sqlite_schema m WHERE m.type = 'table' AND m.sql NOT LIKE 'CREATE VIRTUAL%'
 AND (SELECT count(*) FROM pragma_table_xinfo(m.name)) > ${D1_SQLITE_LIMITS.column}`;
 
@@ -209,7 +210,8 @@ export function replayMigrations(
 				}
 				dqsFallbacks.push(...fallbacks);
 			}
-			if (options.fillRows) {
+			// Only CREATE and ALTER make a table new or change it (a rebuild copies its rows).
+			if (options.fillRows && SCHEMA_CHANGE.test(migration.sql)) {
 				fillTables(db, { rows: options.fillRows, exclude: [table], seen: filled });
 			}
 			applied.push({ name: migration.name, durationMs: performance.now() - t0 });

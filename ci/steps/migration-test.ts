@@ -72,10 +72,33 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 		ctx.progress(
 			`replaying ${total} migration(s) from ${database.migrationsDir} on a fresh database`,
 		);
-		const replay = replayMigrations(catalog.migrations, {
+		// With data on (the default) the replay puts a few rows in every table between migrations,
+		// which shows what an empty database cannot (NOT NULL added, CHECK tightened); only when
+		// that fails is the empty replay run too, to tell a data failure from a plain one.
+		const data = args.data !== false;
+		const first = replayMigrations(catalog.migrations, {
 			migrationsTable: database.migrationsTable,
 			onMigration: (name, index) => ctx.progress(`replay ${index + 1}/${total}: ${name}`),
+			fillRows: data ? DATA_ROWS : undefined,
 		});
+		const replay =
+			data && first.failure
+				? replayMigrations(catalog.migrations, { migrationsTable: database.migrationsTable })
+				: first;
+		const dataFailure =
+			replay !== first && first.failure && replay.failure?.migration !== first.failure.migration
+				? first.failure
+				: undefined;
+		if (dataFailure) {
+			const f = dataFailure;
+			findings.push({
+				code: "REPLAY_DATA_FAILED",
+				severity: "error",
+				file: f.path,
+				line: f.line,
+				message: `${f.message}${f.code ? ` (${f.code})` : ""} — in: ${truncate(f.statement, 160)}. This migration works on an empty database but fails once the tables have rows (the data-carrying replay put ${DATA_ROWS} valid rows in each table after every earlier migration), as it would on a populated production database. Give new NOT NULL columns a DEFAULT, clean existing rows before tightening a CHECK or adding a UNIQUE index (or use --no-data to skip this replay).`,
+			});
+		}
 		if (replay.failure) {
 			const f = replay.failure;
 			findings.push({
@@ -84,26 +107,6 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 				file: f.path,
 				line: f.line,
 				message: `${f.message}${f.code ? ` (${f.code})` : ""} — in: ${truncate(f.statement, 160)}. Fix this migration (if it is already applied somewhere, add a new migration instead).`,
-			});
-		}
-
-		// The same files again with a few rows in every table between migrations: what an empty
-		// database cannot show (NOT NULL added, CHECK tightened, UNIQUE over existing rows).
-		const withData =
-			replay.ok && args.data !== false && total > 0
-				? replayMigrations(catalog.migrations, {
-						migrationsTable: database.migrationsTable,
-						fillRows: DATA_ROWS,
-					})
-				: undefined;
-		if (withData?.failure) {
-			const f = withData.failure;
-			findings.push({
-				code: "REPLAY_DATA_FAILED",
-				severity: "error",
-				file: f.path,
-				line: f.line,
-				message: `${f.message}${f.code ? ` (${f.code})` : ""} — in: ${truncate(f.statement, 160)}. This migration works on an empty database but fails once the tables have rows (the data-carrying replay put ${DATA_ROWS} valid rows in each table after every earlier migration), as it would on a populated production database. Give new NOT NULL columns a DEFAULT, clean existing rows before tightening a CHECK or adding a UNIQUE index (or use --no-data to skip this replay).`,
 			});
 		}
 
@@ -244,11 +247,7 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 					durationMs: Math.round(replay.durationMs),
 					failure: replay.failure,
 				},
-				dataReplay: withData && {
-					ok: withData.ok,
-					durationMs: Math.round(withData.durationMs),
-					failure: withData.failure,
-				},
+				data: { rows: data ? DATA_ROWS : 0, failure: dataFailure },
 				parity: parity && {
 					agree: parity.agree,
 					summary: parity.summary,
