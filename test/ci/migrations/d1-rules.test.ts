@@ -33,3 +33,28 @@ describe("D1's rules through lint, the replay and the loopback D1", () => {
 		}
 	});
 });
+
+describe("a request over 100 KB (workerd prepareSql(MULTI) prepares the remaining text; workers-sdk#6347)", () => {
+	const insert = (n: number) =>
+		`INSERT INTO t (a) VALUES ${Array.from({ length: n }, (_, i) => `('${String(i).padStart(8, "0")}')`).join(", ")};`;
+	// Three statements of ~40 KB: each under the statement limit, together over it.
+	const big = `CREATE TABLE t (a);\n${insert(3000)}\n${insert(3000)}\n${insert(3000)}\n`;
+	const small = `CREATE TABLE t (a);\n${insert(3000)}\n${insert(3000)}\n`;
+
+	it.each([
+		[big, true],
+		[small, false],
+	])("loopback D1 and lint agree on %#", (sql, refused) => {
+		const state = new D1DatabaseState({ uuid: "size", name: "size" });
+		try {
+			const run = () => state.execute([{ sql }]);
+			if (refused) expect(run).toThrow("statement too long: SQLITE_TOOBIG");
+			else run();
+		} finally {
+			state.close();
+		}
+		const codes = lintMigration({ name: "0001_big.sql", content: sql }).map((f) => f.code);
+		expect(codes.includes("D1_REQUEST_TOO_LARGE")).toBe(refused);
+		expect(codes).not.toContain("D1_STATEMENT_TOO_LARGE");
+	});
+});
