@@ -201,6 +201,12 @@ export const COMMANDS: CommandDef[] = [
 				type: "boolean",
 				description: "reuse wrangler's parity verdict for an unchanged set of files (default: off)",
 			},
+			{
+				name: "data",
+				type: "boolean",
+				description:
+					"also replay with a few rows in every table between migrations (default: on; --no-data to skip)",
+			},
 		],
 		examples: [
 			"workers-pipeline migration-test",
@@ -218,6 +224,7 @@ export const COMMANDS: CommandDef[] = [
 					dir: str(input.flags, "dir"),
 					updateSnapshot: input.flags["update-snapshot"] === true,
 					parity: input.flags.parity === true,
+					data: input.flags.data !== false,
 					cacheDir:
 						input.flags.cache === true
 							? path.join(

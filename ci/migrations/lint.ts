@@ -1,6 +1,14 @@
 import { D1_MAX_STATEMENT_BYTES } from "../constants.ts";
 import type { Finding, Severity } from "../report/model.ts";
 import {
+	checkD1Statement,
+	D1_PRAGMAS,
+	D1_SQLITE_LIMITS,
+	D1_VIRTUAL_TABLE_MODULES,
+	exceedsD1RequestLength,
+	isD1VirtualTableModule,
+} from "./d1-rules.ts";
+import {
 	findTopLevelWord,
 	identifierName,
 	isCommentToken,
@@ -35,14 +43,37 @@ export const LINT_RULES = [
 	{
 		code: "D1_RESERVED_NAME",
 		severity: "error",
-		summary: "table, index, view, trigger or column named with D1's reserved _cf_ prefix",
+		summary: "table, index, view or trigger named with D1's reserved _cf_ prefix",
 	},
 	{ code: "D1_ATTACH", severity: "error", summary: "ATTACH/DETACH; D1 has a single database" },
 	{ code: "D1_TEMP_OBJECT", severity: "error", summary: "CREATE TEMP table, view or trigger" },
 	{
 		code: "D1_VIRTUAL_TABLE",
 		severity: "error",
-		summary: "virtual table module other than fts5 or rtree",
+		summary: "virtual table module other than fts5, fts5vocab, rtree or rtree_i32",
+	},
+	{
+		code: "D1_FUNCTION",
+		severity: "error",
+		summary:
+			"SQLite function outside D1's allow-list (e.g. sqlite_version(), power(), json_pretty())",
+	},
+	{
+		code: "D1_LIMIT",
+		severity: "error",
+		summary:
+			"over a SQLite limit D1 sets: more than 100 columns, more than 5 compound SELECT terms, expression depth over 100",
+	},
+	{
+		code: "D1_REQUEST_TOO_LARGE",
+		severity: "warning",
+		summary: `migration over ${D1_SQLITE_LIMITS.sqlLength} bytes: one D1 request cannot carry it (wrangler --remote fails with SQLITE_TOOBIG)`,
+	},
+	{
+		code: "D1_ADD_NOT_NULL",
+		severity: "warning",
+		summary:
+			"ALTER TABLE ... ADD COLUMN ... NOT NULL without a non-NULL DEFAULT fails on a table with rows",
 	},
 	{
 		code: "D1_STATEMENT_TOO_LARGE",
@@ -78,29 +109,9 @@ export const LINT_RULES = [
 
 export type LintCode = (typeof LINT_RULES)[number]["code"];
 
-// From developers.cloudflare.com/d1/sql-api/sql-statements/ ("Compatible PRAGMA statements");
-// `optimize` was added to that page in cloudflare-docs PR #19996 (Feb 2025).
-export const D1_ALLOWED_PRAGMAS: ReadonlySet<string> = new Set([
-	"table_list",
-	"table_info",
-	"table_xinfo",
-	"index_list",
-	"index_info",
-	"index_xinfo",
-	"quick_check",
-	"foreign_key_check",
-	"foreign_key_list",
-	"case_sensitive_like",
-	"ignore_check_constraints",
-	"legacy_alter_table",
-	"recursive_triggers",
-	"reverse_unordered_selects",
-	"foreign_keys",
-	"defer_foreign_keys",
-	"optimize",
-]);
+/** D1's PRAGMA allow-list (workerd util/sqlite.c++ ALLOWED_PRAGMAS; see d1-rules.ts). */
+export const D1_ALLOWED_PRAGMAS: ReadonlySet<string> = new Set(D1_PRAGMAS.keys());
 
-const D1_VIRTUAL_TABLE_MODULES = new Set(["fts5", "rtree", "rtree_i32"]);
 const TRANSACTION_WORDS = ["BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"];
 const FALSE_VALUES = new Set(["off", "0", "false", "no"]);
 const RESERVED_PREFIX = "_cf_";
@@ -154,38 +165,6 @@ const checkReservedName = (token: SqlToken | undefined, what: string, emit: Emit
 	);
 };
 
-const CONSTRAINT_WORDS = ["CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"];
-
-/** Column-definition name tokens of a CREATE TABLE (...) starting at the `(` index. */
-const columnNameTokens = (tokens: readonly SqlToken[], open: number): SqlToken[] => {
-	const names: SqlToken[] = [];
-	let depth = 0;
-	let expectName = false;
-	for (let n = open; n < tokens.length; n++) {
-		const token = tokens[n];
-		if (token === undefined) break;
-		if (token.text === "(") {
-			depth++;
-			expectName = depth === 1;
-			continue;
-		}
-		if (token.text === ")") {
-			depth--;
-			if (depth === 0) break;
-			continue;
-		}
-		if (depth === 1 && token.text === ",") {
-			expectName = true;
-			continue;
-		}
-		if (expectName) {
-			if (!isWord(token, ...CONSTRAINT_WORDS)) names.push(token);
-			expectName = false;
-		}
-	}
-	return names;
-};
-
 const lintCreate = (statement: SqlStatement, emit: Emit) => {
 	const tokens = statement.tokens;
 	let n = 1;
@@ -217,20 +196,13 @@ const lintCreate = (statement: SqlStatement, emit: Emit) => {
 		const moduleToken = using === -1 ? undefined : tokens[using + 1];
 		const module = identifierName(moduleToken);
 		if (moduleToken !== undefined && module !== undefined) {
-			if (!D1_VIRTUAL_TABLE_MODULES.has(module.toLowerCase())) {
+			if (!isD1VirtualTableModule(module)) {
 				emit(
 					"D1_VIRTUAL_TABLE",
 					moduleToken,
-					`Virtual table module "${module}" is not available on D1, which supports fts5 (full-text search) and rtree. Use one of those, or a regular table.`,
+					`Virtual table module "${module}" is not available on D1, which allows only ${D1_VIRTUAL_TABLE_MODULES.join(", ")}. Use one of those, or a regular table.`,
 				);
 			}
-		}
-		return;
-	}
-
-	if (kind === "table" && tokens[target.next]?.text === "(") {
-		for (const column of columnNameTokens(tokens, target.next)) {
-			checkReservedName(column, "column", emit);
 		}
 	}
 };
@@ -248,16 +220,9 @@ const lintAlter = (statement: SqlStatement, emit: Emit) => {
 			checkReservedName(tokens[n + 1], "table", emit);
 			return;
 		}
-		if (isWord(tokens[n], "COLUMN")) n++;
-		if (isWord(tokens[n + 1], "TO")) checkReservedName(tokens[n + 2], "column", emit);
 		return;
 	}
-	if (isWord(action, "ADD")) {
-		n++;
-		if (isWord(tokens[n], "COLUMN")) n++;
-		checkReservedName(tokens[n], "column", emit);
-		return;
-	}
+	if (isWord(action, "ADD")) return lintAddColumn(statement, n + 1, tableName, emit);
 	if (isWord(action, "DROP") && action !== undefined) {
 		n++;
 		if (isWord(tokens[n], "COLUMN")) n++;
@@ -306,13 +271,23 @@ const lintPragma = (statement: SqlStatement, emit: Emit) => {
 	const tokens = statement.tokens;
 	const target = readQualifiedName(tokens, 1);
 	const nameToken = target.name;
-	const name = identifierName(nameToken)?.toLowerCase();
-	if (nameToken === undefined || name === undefined) return;
+	const written = identifierName(nameToken);
+	if (nameToken === undefined || written === undefined) return;
+	const name = written.toLowerCase();
 	if (!D1_ALLOWED_PRAGMAS.has(name)) {
 		emit(
 			"D1_PRAGMA",
 			nameToken,
 			`PRAGMA ${name} is not on D1's list of supported PRAGMAs, so D1 rejects the migration. Remove it (D1 manages journaling, sync and page settings itself); supported: ${[...D1_ALLOWED_PRAGMAS].join(", ")}.`,
+		);
+		return;
+	}
+	const refusal = checkD1Statement(statement);
+	if (refusal?.rule === "pragma") {
+		emit(
+			"D1_PRAGMA",
+			refusal.token ?? nameToken,
+			`D1 refuses this PRAGMA ${name} ("not authorized"): ${target.schema !== undefined && target.schema !== "main" ? `only the main schema may be named, not "${target.schema}"` : "its argument is not one D1 accepts (a boolean, a table name not starting with _cf_, or a number, depending on the PRAGMA)"}.`,
 		);
 		return;
 	}
@@ -327,6 +302,32 @@ const lintPragma = (statement: SqlStatement, emit: Emit) => {
 		"D1_FOREIGN_KEYS_OFF",
 		valueToken,
 		"PRAGMA foreign_keys = OFF is a no-op on D1 (each migration runs inside a transaction, where SQLite ignores it), so foreign keys stay enforced and a table rebuild's DROP TABLE fails or cascades deletes into child tables. Put `PRAGMA defer_foreign_keys = ON;` at the start of the migration instead (`= OFF` at the end is optional); it defers checks to commit but does not stop ON DELETE CASCADE, so copy child rows aside before dropping a parent table.",
+	);
+};
+
+/** The column definition after ALTER TABLE t ADD [COLUMN]: NOT NULL needs a non-NULL DEFAULT. */
+const lintAddColumn = (statement: SqlStatement, n: number, table: string, emit: Emit) => {
+	const tokens = statement.tokens;
+	const at = isWord(tokens[n], "COLUMN") ? n + 1 : n;
+	const column = identifierName(tokens[at]) ?? "?";
+	let notNull: SqlToken | undefined;
+	let defaultValue: SqlToken | undefined;
+	let depth = 0;
+	for (let i = at + 1; i < tokens.length; i++) {
+		const token = tokens[i] as SqlToken;
+		if (token.text === "(") depth++;
+		else if (token.text === ")") depth--;
+		else if (depth > 0) continue;
+		else if (isWord(token, "NOT") && isWord(tokens[i + 1], "NULL")) notNull = token;
+		else if (isWord(token, "DEFAULT")) defaultValue = tokens[i + 1];
+		else if (isWord(token, "AS", "GENERATED")) return;
+	}
+	if (notNull === undefined) return;
+	if (defaultValue !== undefined && !isWord(defaultValue, "NULL")) return;
+	emit(
+		"D1_ADD_NOT_NULL",
+		notNull,
+		`ALTER TABLE ${table} ADD COLUMN ${column} ... NOT NULL has no non-NULL DEFAULT: it works on an empty database (and in a fresh replay) but SQLite refuses it on a table that has rows ("Cannot add a NOT NULL column with default value NULL"). Give it a DEFAULT, or add it nullable, backfill, then rebuild the table with NOT NULL.`,
 	);
 };
 
@@ -350,10 +351,40 @@ const lintStatement = (statement: SqlStatement, emit: Emit, renamedTo: ReadonlyS
 		return;
 	}
 	if (isWord(first, "PRAGMA")) return lintPragma(statement, emit);
+	lintD1Refusal(statement, emit);
 	if (isWord(first, "CREATE")) return lintCreate(statement, emit);
 	if (isWord(first, "ALTER")) return lintAlter(statement, emit);
 	if (isWord(first, "DROP")) return lintDrop(statement, emit, renamedTo);
 	lintUnfilteredWrite(statement, emit);
+};
+
+/** The refusals of d1-rules.ts that no other rule here reports: functions and SQLite limits. */
+const lintD1Refusal = (statement: SqlStatement, emit: Emit) => {
+	const refusal = checkD1Statement(statement);
+	if (refusal === undefined) return;
+	const at = refusal.token ?? statement;
+	if (refusal.rule === "function") {
+		const name = refusal.token?.text ?? "?";
+		emit(
+			"D1_FUNCTION",
+			at,
+			`${name}() is a SQLite function D1 does not allow (workerd's function allow-list), so D1 refuses the statement ("not authorized"). Remove the call or compute the value in the application.`,
+		);
+		return;
+	}
+	if (
+		refusal.rule === "compound-select" ||
+		refusal.rule === "columns" ||
+		refusal.rule === "expression-depth"
+	) {
+		const advice =
+			refusal.rule === "columns"
+				? `D1 allows at most ${D1_SQLITE_LIMITS.column} columns per table: split the table.`
+				: refusal.rule === "compound-select"
+					? `D1 allows at most ${D1_SQLITE_LIMITS.compoundSelect} SELECTs joined by UNION/INTERSECT/EXCEPT: use a multi-row VALUES list or several statements.`
+					: `D1 allows expressions at most ${D1_SQLITE_LIMITS.exprDepth} levels deep: use IN (...) instead of long OR chains, or split the statement.`;
+		emit("D1_LIMIT", at, `D1 refuses this statement ("${refusal.message}"). ${advice}`);
+	}
 };
 
 /** Lower-cased names that some ALTER TABLE ... RENAME TO gives a table in this file. */
@@ -457,6 +488,19 @@ export function lintMigration(file: { name: string; content: string }): Finding[
 			);
 		}
 		lintStatement(statement, emit, renamedTo);
+	}
+
+	// The request wrangler sends: the file, then its ledger INSERT (ci/migrations/replay.ts).
+	const ledgerInsert = `\nINSERT INTO "d1_migrations" (name)\nvalues ('${file.name.split("/").pop() ?? ""}');`;
+	if (exceedsD1RequestLength(file.content + ledgerInsert)) {
+		const first = statements[0];
+		if (first !== undefined) {
+			emit(
+				"D1_REQUEST_TOO_LARGE",
+				first,
+				`This migration is ${Buffer.byteLength(file.content, "utf8")} bytes. D1 prepares a request's remaining SQL as one input and refuses it over ${D1_SQLITE_LIMITS.sqlLength} bytes ("statement too long", workers-sdk#6347), so \`wrangler d1 migrations apply --remote\` fails on it although --local works. Split it into several migrations, or load bulk data with \`wrangler d1 execute --file\` (D1's import API).`,
+			);
+		}
 	}
 
 	const last = statements[statements.length - 1];

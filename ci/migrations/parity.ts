@@ -10,16 +10,29 @@ import {
 	rmSync,
 	writeFileSync,
 } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 import Database from "better-sqlite3";
-import { runWrangler, wranglerVersion } from "../cloudflare/wrangler.ts";
+import { resolveWranglerBin, runWrangler, wranglerVersion } from "../cloudflare/wrangler.ts";
 import type { D1Database } from "../config/schema.ts";
 import type { Catalog } from "./catalog.ts";
 import { quoteIdentifier } from "./literals.ts";
 import type { ReplayResult } from "./replay.ts";
-import { readSchema } from "./replay.ts";
-import { diffSchema, type Schema, type SchemaDifference } from "./schema.ts";
+import { ledgerTableSql, readSchema, wranglerMigrationQuery } from "./replay.ts";
+import {
+	diffSchema,
+	makeSchema,
+	SCHEMA_QUERY,
+	type Schema,
+	type SchemaDifference,
+	type SchemaRow,
+} from "./schema.ts";
+import { splitStatements } from "./sql.ts";
+
+/** Who gave the parity verdict: workerd's D1 through wrangler's own Miniflare, or the wrangler CLI. */
+export type ParityEngine = "miniflare" | "wrangler";
 
 export interface WranglerReplay {
 	ok: boolean;
@@ -32,6 +45,7 @@ export interface WranglerReplay {
 	exitCode: number | null;
 	/** True when this verdict came from the cache of an identical earlier run. */
 	cached?: boolean;
+	engine?: ParityEngine;
 }
 
 export interface ParityResult {
@@ -53,6 +67,8 @@ export interface RunWranglerReplayOptions {
 	cacheDir?: string;
 	/** False: run wrangler even when a verdict is cached, and keep the new one. */
 	reuse?: boolean;
+	/** Default "miniflare": the same workerd D1 as `wrangler d1 migrations apply --local`, in-process. */
+	engine?: ParityEngine;
 }
 
 /**
@@ -65,18 +81,24 @@ export async function runWranglerReplay(
 	const { catalog, database } = options;
 	// wrangler's verdict depends only on the files, the ledger settings and wrangler's version:
 	// keep it, so an unchanged set is not re-applied with wrangler on every run.
-	const key = parityCacheKey(catalog, database, wranglerVersion(options.root));
+	const engine = options.engine ?? "miniflare";
+	const key = parityCacheKey(catalog, database, `${engine} ${wranglerVersion(options.root)}`);
 	const cacheFile = options.cacheDir
 		? path.join(options.cacheDir, `parity-${key}.json`)
 		: undefined;
 	if (cacheFile && options.reuse !== false && existsSync(cacheFile)) {
 		try {
-			return { ...(JSON.parse(readFileSync(cacheFile, "utf8")) as WranglerReplay), cached: true };
+			return {
+				...(JSON.parse(readFileSync(cacheFile, "utf8")) as WranglerReplay),
+				cached: true,
+				engine,
+			};
 		} catch {
 			// A damaged entry: run wrangler again.
 		}
 	}
-	const fresh = await applyWithWrangler(options);
+	const fresh =
+		engine === "wrangler" ? await applyWithWrangler(options) : await applyWithMiniflare(options);
 	if (cacheFile && fresh.exitCode !== null) {
 		mkdirSync(path.dirname(cacheFile), { recursive: true });
 		writeFileSync(cacheFile, JSON.stringify(fresh));
@@ -176,9 +198,88 @@ async function applyWithWrangler(options: RunWranglerReplayOptions): Promise<Wra
 			schema,
 			durationMs: result.durationMs,
 			exitCode: result.exitCode,
+			engine: "wrangler",
 		};
 	} finally {
 		rmSync(work, { recursive: true, force: true });
+	}
+}
+
+// The slice of Miniflare's API the parity run uses (miniflare's dist/src/index.d.ts).
+interface MiniflareD1 {
+	prepare(sql: string): unknown;
+	batch(statements: unknown[]): Promise<unknown[]>;
+}
+interface MiniflareModule {
+	Miniflare: new (
+		options: unknown,
+	) => { getD1Database(binding: string): Promise<MiniflareD1>; dispose(): Promise<void> };
+	convertV4MiniflareOptions(options: unknown): unknown;
+}
+
+/** The miniflare that the project's wrangler itself depends on, so the engine is wrangler's own. */
+async function importWranglersMiniflare(root: string): Promise<MiniflareModule> {
+	const wranglerRequire = createRequire(resolveWranglerBin(root));
+	return (await import(
+		pathToFileURL(wranglerRequire.resolve("miniflare")).href
+	)) as MiniflareModule;
+}
+
+/**
+ * Applies the files as `wrangler d1 migrations apply --local` does (wrangler d1/migrations/apply.ts
+ * and d1/execute.ts executeLocally(): the ledger DDL, then per file the file plus the ledger INSERT,
+ * split into statements and sent as one D1 batch) to an in-memory D1 of wrangler's own Miniflare,
+ * started once for the whole set instead of once per file.
+ */
+async function applyWithMiniflare(options: RunWranglerReplayOptions): Promise<WranglerReplay> {
+	const started = performance.now();
+	const { catalog, database } = options;
+	const table = database.migrationsTable;
+	const { Miniflare, convertV4MiniflareOptions } = await importWranglersMiniflare(options.root);
+	const mf = new Miniflare(
+		convertV4MiniflareOptions({ modules: true, script: "", d1Databases: { DB: "parity" } }),
+	);
+	try {
+		const db = await mf.getD1Database("DB");
+		const run = async (sql: string) => {
+			const statements = splitStatements(sql).map((s) => s.text);
+			if (statements.length) await db.batch(statements.map((text) => db.prepare(text)));
+		};
+		await run(ledgerTableSql(table));
+		let failedAt: string | undefined;
+		let message: string | undefined;
+		for (const migration of catalog.migrations) {
+			if (options.signal?.aborted) throw options.signal.reason;
+			try {
+				await run(wranglerMigrationQuery(migration, table));
+			} catch (error) {
+				const cause = ((error as { cause?: unknown }).cause ?? error) as { message?: string };
+				failedAt = migration.name;
+				message = cause.message ?? String(cause);
+				break;
+			}
+		}
+		const quoted = `"${table.replace(/"/g, '""')}"`;
+		const [ledger, objects] = (await db.batch([
+			db.prepare(`SELECT name FROM ${quoted} ORDER BY id`),
+			db.prepare(SCHEMA_QUERY),
+		])) as { results: unknown[] }[];
+		const applied = ((ledger?.results ?? []) as { name: string }[]).map((r) => r.name);
+		const ok = failedAt === undefined && applied.length === catalog.migrations.length;
+		return {
+			ok,
+			applied,
+			failedAt: ok
+				? undefined
+				: (failedAt ?? catalog.migrations.find((m) => !applied.includes(m.name))?.name),
+			message,
+			schema: makeSchema((objects?.results ?? []) as SchemaRow[], [table]),
+			durationMs: performance.now() - started,
+			exitCode: ok ? 0 : 1,
+			engine: "miniflare",
+		};
+	} finally {
+		await mf.dispose();
 	}
 }
 

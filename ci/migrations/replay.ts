@@ -1,6 +1,8 @@
 import Database from "better-sqlite3";
 import { DEFAULT_MIGRATIONS_TABLE } from "../constants.ts";
 import type { Migration } from "./catalog.ts";
+import { D1_LIKE_PATTERN_MESSAGE, D1_SQLITE_LIMITS, findD1Refusal } from "./d1-rules.ts";
+import { fillTables } from "./fill.ts";
 import { quoteIdentifier, sqlString } from "./literals.ts";
 import { makeSchema, SCHEMA_QUERY, type Schema, type SchemaRow } from "./schema.ts";
 import { splitStatements, tokenizeSql } from "./sql.ts";
@@ -49,6 +51,8 @@ export interface ReplayOptions {
 	/** An existing database (e.g. a copy of production for a rehearsal); default a fresh :memory:. */
 	database?: Database.Database;
 	onMigration?: (name: string, index: number, total: number) => void;
+	/** Data-carrying replay: after each migration, give every new or changed table this many rows. */
+	fillRows?: number;
 }
 
 /** wrangler's ledger DDL, so a replayed database has the same tables a real one has. */
@@ -66,11 +70,76 @@ export const ledgerTableSql = (table: string) =>
 export const wranglerMigrationQuery = (migration: Pick<Migration, "name" | "sql">, table: string) =>
 	`${migration.sql}\nINSERT INTO ${quoteIdentifier(table)} (name)\nvalues (${sqlString(migration.name)});`;
 
-/** Opens a database with D1's defaults: foreign keys enforced. */
+/** Opens a database with D1's defaults: foreign keys enforced, D1's LIKE/GLOB pattern limit. */
 export function openD1LikeDatabase(file = ":memory:"): Database.Database {
 	const db = new Database(file);
 	db.pragma("foreign_keys = ON");
+	installD1Limits(db);
 	return db;
+}
+
+let patternHelper:
+	| { like2: Database.Statement; like3: Database.Statement; glob: Database.Statement }
+	| undefined;
+
+/**
+ * The runtime limits of workerd's setupSecurity() (util/sqlite.c++) that better-sqlite3 cannot
+ * set: LIKE/GLOB patterns over SQLITE_LIMIT_LIKE_PATTERN_LENGTH bytes fail as SQLite fails them.
+ * The pattern is matched by a second, plain connection so LIKE keeps SQLite's own semantics.
+ */
+export function installD1Limits(db: Database.Database): void {
+	if (patternHelper === undefined) {
+		const helper = new Database(":memory:");
+		patternHelper = {
+			like2: helper.prepare("SELECT like(?, ?)").pluck(),
+			like3: helper.prepare("SELECT like(?, ?, ?)").pluck(),
+			glob: helper.prepare("SELECT glob(?, ?)").pluck(),
+		};
+	}
+	const helper = patternHelper;
+	const checked = (pattern: unknown) => {
+		const bytes = pattern === null ? 0 : Buffer.byteLength(String(pattern), "utf8");
+		if (bytes > D1_SQLITE_LIMITS.likePatternLength) throw new Error(D1_LIKE_PATTERN_MESSAGE);
+	};
+	db.function("like", { varargs: true, deterministic: true }, (...args: unknown[]) => {
+		checked(args[0]);
+		return (args.length === 3 ? helper.like3 : helper.like2).get(...args) as number | null;
+	});
+	db.function("glob", { deterministic: true }, (pattern: unknown, value: unknown) => {
+		checked(pattern);
+		return helper.glob.get(pattern, value) as number | null;
+	});
+}
+
+const ADD_COLUMN = /\badd\b/i;
+const SCHEMA_CHANGE = /\b(create|alter)\b/i;
+const WIDE_TABLES = `SELECT m.name FROM sqlite_schema m WHERE m.type = 'table' AND m.sql NOT LIKE 'CREATE VIRTUAL%'
+AND (SELECT count(*) FROM pragma_table_xinfo(m.name)) > ${D1_SQLITE_LIMITS.column}`;
+
+/** SQLITE_LIMIT_COLUMN for ALTER TABLE ADD COLUMN, which no static check can see: the first wide table. */
+export function findWideTable(db: Database.Database): string | undefined {
+	return db.prepare(WIDE_TABLES).pluck().get() as string | undefined;
+}
+
+/** The failure D1 reports for the ALTER TABLE ... ADD that took `table` over 100 columns. */
+function wideTableFailure(migration: Migration, table: string): ReplayFailure {
+	const statements = splitStatements(migration.sql);
+	const alter =
+		statements.findLast(
+			(s) =>
+				s.tokens[0]?.text.toUpperCase() === "ALTER" &&
+				s.tokens[2]?.value.toLowerCase() === table.toLowerCase() &&
+				/\badd\b/i.test(s.text),
+		) ?? statements[0];
+	return {
+		migration: migration.name,
+		path: migration.path,
+		line: alter?.line ?? 1,
+		statement: alter?.text ?? "",
+		// SQLite names the working copy of the table in this message.
+		message: `too many columns on sqlite_altertab_${table}`,
+		code: "SQLITE_ERROR",
+	};
 }
 
 export function readSchema(db: Database.Database, ledgerTables: readonly string[]): Schema {
@@ -88,10 +157,12 @@ export function replayMigrations(
 	const started = performance.now();
 	const table = options.migrationsTable ?? DEFAULT_MIGRATIONS_TABLE;
 	const db = options.database ?? openD1LikeDatabase();
+	if (options.database) installD1Limits(db);
 	const applied: ReplayResult["applied"] = [];
 	const dqsFallbacks: DqsFallback[] = [];
 	const dropCascades: DropCascade[] = [];
 	let failure: ReplayFailure | undefined;
+	const filled = new Set<string>();
 	try {
 		db.exec(ledgerTableSql(table));
 		for (const [index, migration] of migrations.entries()) {
@@ -109,7 +180,7 @@ export function replayMigrations(
 			}
 			const t0 = performance.now();
 			const query = wranglerMigrationQuery(migration, table);
-			const refused = ATTACH_WORD.test(migration.sql) ? findRefusedStatement(migration) : undefined;
+			const refused = findRefusedStatement(migration);
 			if (refused) {
 				failure = refused;
 				break;
@@ -119,6 +190,12 @@ export function replayMigrations(
 			try {
 				db.exec("BEGIN");
 				db.exec(query);
+				const wide = ADD_COLUMN.test(migration.sql) ? findWideTable(db) : undefined;
+				if (wide !== undefined) {
+					db.exec("ROLLBACK");
+					failure = wideTableFailure(migration, wide);
+					break;
+				}
 				db.exec("COMMIT");
 			} catch (error) {
 				if (db.inTransaction) db.exec("ROLLBACK");
@@ -130,6 +207,10 @@ export function replayMigrations(
 					break;
 				}
 				dqsFallbacks.push(...fallbacks);
+			}
+			// Only CREATE and ALTER make a table new or change it (a rebuild copies its rows).
+			if (options.fillRows && SCHEMA_CHANGE.test(migration.sql)) {
+				fillTables(db, { rows: options.fillRows, exclude: [table], seen: filled });
 			}
 			applied.push({ name: migration.name, durationMs: performance.now() - t0 });
 		}
@@ -147,27 +228,27 @@ export function replayMigrations(
 	}
 }
 
-const ATTACH_WORD = /\b(attach|detach)\b/i;
-
 /**
- * D1 refuses ATTACH/DETACH ("not authorized"); SQLite would run them, and ATTACH would even
- * create a database file next to the process. Refuse them here as D1 does, without executing.
+ * What D1 refuses before running a statement (workerd's authorizer and parse-time limits, from
+ * d1-rules.ts): refused here without executing, as SQLite would run it (ATTACH would even
+ * create a file next to the process).
  */
 function findRefusedStatement(migration: Migration): ReplayFailure | undefined {
-	for (const statement of splitStatements(migration.sql)) {
-		const first = statement.tokens[0]?.text.toUpperCase();
-		if (first === "ATTACH" || first === "DETACH") {
-			return {
-				migration: migration.name,
-				path: migration.path,
-				line: statement.line,
-				statement: statement.text,
-				message: "not authorized (D1 does not allow ATTACH or DETACH)",
-				code: "SQLITE_AUTH",
-			};
-		}
-	}
-	return undefined;
+	const found = findD1Refusal(migration.sql);
+	if (found === undefined) return undefined;
+	const { statement, refusal } = found;
+	const authorizer = refusal.message === "not authorized" || refusal.rule === "transaction";
+	return {
+		migration: migration.name,
+		path: migration.path,
+		line: statement.line,
+		statement: statement.text,
+		message:
+			refusal.rule === "attach"
+				? "not authorized (D1 does not allow ATTACH or DETACH)"
+				: refusal.message,
+		code: authorizer ? "SQLITE_AUTH" : "SQLITE_ERROR",
+	};
 }
 
 const DROP_TABLE = /\bdrop\s+table\b/i;

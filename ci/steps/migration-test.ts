@@ -3,7 +3,12 @@ import path from "node:path";
 import { resolveEnvironment, selectDatabase, snapshotPathFor } from "../config/load.ts";
 import type { D1Database, ProjectConfig } from "../config/schema.ts";
 import { readCheckedCatalog } from "../migrations/check.ts";
-import { compareWithWrangler, type ParityResult, runWranglerReplay } from "../migrations/parity.ts";
+import {
+	compareWithWrangler,
+	type ParityEngine,
+	type ParityResult,
+	runWranglerReplay,
+} from "../migrations/parity.ts";
 import { replayMigrations } from "../migrations/replay.ts";
 import {
 	diffSchema,
@@ -28,6 +33,10 @@ export interface MigrationTestArgs {
 	cacheDir?: string;
 	/** False: ask wrangler again even for a cached set (the new verdict is still kept). */
 	reuse?: boolean;
+	/** False: skip the data-carrying replay (rows in every table between migrations). */
+	data?: boolean;
+	/** Parity judge: workerd's D1 through wrangler's Miniflare (default) or the wrangler CLI. */
+	parityEngine?: ParityEngine;
 }
 
 export type MigrationStatus = "applied" | "failed" | "not-run" | "retired";
@@ -63,10 +72,33 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 		ctx.progress(
 			`replaying ${total} migration(s) from ${database.migrationsDir} on a fresh database`,
 		);
-		const replay = replayMigrations(catalog.migrations, {
+		// With data on (the default) the replay puts a few rows in every table between migrations,
+		// which shows what an empty database cannot (NOT NULL added, CHECK tightened); only when
+		// that fails is the empty replay run too, to tell a data failure from a plain one.
+		const data = args.data !== false;
+		const first = replayMigrations(catalog.migrations, {
 			migrationsTable: database.migrationsTable,
 			onMigration: (name, index) => ctx.progress(`replay ${index + 1}/${total}: ${name}`),
+			fillRows: data ? DATA_ROWS : undefined,
 		});
+		const replay =
+			data && first.failure
+				? replayMigrations(catalog.migrations, { migrationsTable: database.migrationsTable })
+				: first;
+		const dataFailure =
+			replay !== first && first.failure && replay.failure?.migration !== first.failure.migration
+				? first.failure
+				: undefined;
+		if (dataFailure) {
+			const f = dataFailure;
+			findings.push({
+				code: "REPLAY_DATA_FAILED",
+				severity: "error",
+				file: f.path,
+				line: f.line,
+				message: `${f.message}${f.code ? ` (${f.code})` : ""} — in: ${truncate(f.statement, 160)}. This migration works on an empty database but fails once the tables have rows (the data-carrying replay put ${DATA_ROWS} valid rows in each table after every earlier migration), as it would on a populated production database. Give new NOT NULL columns a DEFAULT, clean existing rows before tightening a CHECK or adding a UNIQUE index (or use --no-data to skip this replay).`,
+			});
+		}
 		if (replay.failure) {
 			const f = replay.failure;
 			findings.push({
@@ -147,7 +179,9 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 		let parity: ParityResult | undefined;
 		if (args.parity) {
 			ctx.progress(
-				"parity: applying the same migrations with wrangler d1 migrations apply --local",
+				args.parityEngine === "wrangler"
+					? "parity: applying the same migrations with wrangler d1 migrations apply --local"
+					: "parity: applying the same migrations to workerd's D1 through wrangler's Miniflare, as wrangler d1 migrations apply --local does",
 			);
 			const wrangler = await runWranglerReplay({
 				root: project.root,
@@ -157,6 +191,7 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 				signal: ctx.signal,
 				cacheDir: args.cacheDir,
 				reuse: args.reuse,
+				engine: args.parityEngine,
 			});
 			parity = compareWithWrangler(replay, wrangler);
 			if (!parity.agree) {
@@ -212,6 +247,7 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 					durationMs: Math.round(replay.durationMs),
 					failure: replay.failure,
 				},
+				data: { rows: data ? DATA_ROWS : 0, failure: dataFailure },
 				parity: parity && {
 					agree: parity.agree,
 					summary: parity.summary,
@@ -222,12 +258,15 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 						message: parity.wrangler.message,
 						durationMs: parity.wrangler.durationMs,
 						cached: parity.wrangler.cached ?? false,
+						engine: parity.wrangler.engine ?? "miniflare",
 					},
 				},
 			},
 		});
 	},
 });
+
+const DATA_ROWS = 3;
 
 const truncate = (text: string, max: number) => {
 	const flat = text.replace(/\s+/g, " ").trim();

@@ -2,6 +2,7 @@
 // Time Travel bookmarks backed by byte-exact snapshots.
 import { createHash } from "node:crypto";
 import Database from "better-sqlite3";
+import { findWideTable, installD1Limits } from "../../ci/migrations/replay.ts";
 import {
 	authorizeStatement,
 	byteOffset,
@@ -78,6 +79,8 @@ function openConnection(source: string | Buffer): Database.Database {
 	const db = new Database(source as string);
 	// D1 always enforces foreign keys; inside a request's transaction a user's OFF is a no-op.
 	db.pragma("foreign_keys = ON");
+	// workerd setupSecurity() (util/sqlite.c++): the LIKE/GLOB pattern limit, as the replay has it.
+	installD1Limits(db);
 	return db;
 }
 
@@ -257,7 +260,9 @@ export class D1DatabaseState {
 		for (;;) {
 			const text = sql.slice(first.start, (segments[end] as StatementSegment).end);
 			const tokens = tokenizeSql(text);
-			if (Buffer.byteLength(text, "utf8") > D1_MAX_STATEMENT_BYTES) {
+			// workerd util/sqlite.c++ prepareSql(MULTI) prepares the whole remaining text of the
+			// request, and SQLite refuses more than SQLITE_LIMIT_SQL_LENGTH bytes there (workers-sdk#6347).
+			if (Buffer.byteLength(sql.slice(first.start), "utf8") > D1_MAX_STATEMENT_BYTES) {
 				throw new D1Error("statement too long: SQLITE_TOOBIG");
 			}
 			let statement: Database.Statement | undefined;
@@ -275,7 +280,7 @@ export class D1DatabaseState {
 			if (failure !== undefined && SYNTAX_ERROR.test(message)) {
 				throw this.toD1Error(failure, { text, tokens });
 			}
-			const authorization = authorizeStatement(tokens);
+			const authorization = authorizeStatement(text);
 			if (!authorization.ok) throw new D1Error(authorization.message);
 			if (failure !== undefined || statement === undefined) {
 				throw this.toD1Error(failure, { text, tokens });
@@ -298,6 +303,13 @@ export class D1DatabaseState {
 				);
 			} else {
 				changes = statement.run(...params).changes;
+			}
+			// SQLITE_LIMIT_COLUMN (workerd setupSecurity()) for ALTER TABLE ADD COLUMN, with SQLite's wording.
+			const wide = /^\s*alter\b[\s\S]*\badd\b/i.test(prepared.text)
+				? findWideTable(this.connection)
+				: undefined;
+			if (wide !== undefined) {
+				throw new D1Error(`too many columns on sqlite_altertab_${wide}: SQLITE_ERROR`);
 			}
 		} catch (error) {
 			throw this.toD1Error(error, prepared);

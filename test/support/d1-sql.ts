@@ -1,6 +1,13 @@
 // Pure SQL helpers for the loopback D1: a SQLite-shaped tokenizer, statement splitting, and an
 // emulation of the authorizer D1 runs (workerd src/workerd/util/sqlite.c++, SqliteDatabase::isAuthorized),
 // because better-sqlite3 does not expose sqlite3_set_authorizer.
+import {
+	D1_NOT_AUTHORIZED,
+	D1_SQLITE_LIMITS,
+	D1_TRANSACTION_MESSAGE,
+	findD1Refusal,
+	isD1AllowedName,
+} from "../../ci/migrations/d1-rules.ts";
 
 export type TokenKind =
 	| "space"
@@ -31,48 +38,14 @@ export interface StatementSegment {
 
 export type Authorization = { ok: true } | { ok: false; message: string };
 
-// workerd SqlStorage::allowTransactions(): the tailored error D1 returns for BEGIN/SAVEPOINT & co.
-export const D1_TRANSACTION_MESSAGE =
-	"To execute a transaction, please use the state.storage.transaction() or state.storage.transactionSync() APIs instead of the SQL BEGIN TRANSACTION or SAVEPOINT statements. The JavaScript API is safer because it will automatically roll back on exceptions, and because it interacts correctly with Durable Objects' automatic atomic write coalescing.";
+export { D1_TRANSACTION_MESSAGE };
 
 // SQLITE_AUTH without a tailored error surfaces as sqlite3_errmsg() plus the primary code name.
 export const D1_NOT_AUTHORIZED_MESSAGE = "not authorized: SQLITE_AUTH";
 
 // workerd setupSecurity(): SQLITE_LIMIT_SQL_LENGTH and SQLITE_LIMIT_VARIABLE_NUMBER.
-export const D1_MAX_STATEMENT_BYTES = 100_000;
-export const D1_MAX_BOUND_PARAMETERS = 100;
-
-type PragmaSignature =
-	| "no-arg"
-	| "boolean"
-	| "object-name"
-	| "optional-object-name"
-	| "null-or-number"
-	| "null-number-or-object-name";
-
-// workerd ALLOWED_PRAGMAS (plus table_list / table_info / table_xinfo handled inline there).
-const ALLOWED_PRAGMAS: ReadonlyMap<string, PragmaSignature> = new Map([
-	["data_version", "no-arg"],
-	["case_sensitive_like", "boolean"],
-	["foreign_keys", "boolean"],
-	["defer_foreign_keys", "boolean"],
-	["ignore_check_constraints", "boolean"],
-	["legacy_alter_table", "boolean"],
-	["recursive_triggers", "boolean"],
-	["reverse_unordered_selects", "boolean"],
-	["foreign_key_check", "optional-object-name"],
-	["foreign_key_list", "object-name"],
-	["index_info", "object-name"],
-	["index_list", "object-name"],
-	["index_xinfo", "object-name"],
-	["quick_check", "null-number-or-object-name"],
-	["optimize", "null-or-number"],
-	["table_list", "no-arg"],
-	["table_info", "object-name"],
-	["table_xinfo", "object-name"],
-]);
-
-const ALLOWED_VIRTUAL_TABLE_MODULES = new Set(["fts5", "fts5vocab"]);
+export const D1_MAX_STATEMENT_BYTES = D1_SQLITE_LIMITS.sqlLength;
+export const D1_MAX_BOUND_PARAMETERS = D1_SQLITE_LIMITS.variableNumber;
 
 const isSpace = (c: string) => c === " " || c === "\t" || c === "\n" || c === "\f" || c === "\r";
 const isDigit = (c: string) => c >= "0" && c <= "9";
@@ -185,8 +158,8 @@ export function dequote(text: string): string {
 	return text;
 }
 
-// workerd SqlStorage::isAllowedName(): D1 reserves every `_cf_` name (e.g. `_cf_KV`).
-export const isAllowedName = (name: string) => !name.startsWith("_cf_");
+// workerd SqlStorageRegulator::isAllowedName() (api/sql.c++): D1 reserves every `_cf_` name, any case.
+export const isAllowedName = isD1AllowedName;
 
 // Counts distinct bind parameters the way sqlite3_bind_parameter_count() would.
 export function countParameters(tokens: Token[]): number {
@@ -204,79 +177,17 @@ export function countParameters(tokens: Token[]): number {
 	return count;
 }
 
-const upper = (t: Token | undefined) => (t?.kind === "word" ? t.text.toUpperCase() : "");
-
-function authorizePragma(words: Token[]): Authorization {
-	const deny = { ok: false as const, message: D1_NOT_AUTHORIZED_MESSAGE };
-	let i = 1;
-	let name = words[i];
-	if (words[i + 1]?.text === ".") {
-		// Only "main" may be named; temp and attached schemas are refused.
-		if (name === undefined || dequote(name.text).toLowerCase() !== "main") return deny;
-		i += 2;
-		name = words[i];
-	}
-	if (name === undefined) return deny;
-	// SQLite passes the pragma name to the authorizer as written; workerd compares case-sensitively.
-	const pragma = dequote(name.text);
-	const signature = ALLOWED_PRAGMAS.get(pragma);
-	if (signature === undefined) return deny;
-	const rest = words.slice(i + 1).filter((t) => t.text !== "(" && t.text !== ")" && t.text !== "=");
-	const value =
-		rest.length === 0
-			? undefined
-			: rest[0]?.text === "-" || rest[0]?.text === "+"
-				? rest.map((t) => t.text).join("")
-				: dequote(rest[0]?.text ?? "");
-	switch (signature) {
-		case "no-arg":
-			return value === undefined ? { ok: true } : deny;
-		case "boolean":
-			return value === undefined || /^(true|false|yes|no|on|off|1|0)/i.test(value)
-				? { ok: true }
-				: deny;
-		case "object-name":
-			return value !== undefined && isAllowedName(value) ? { ok: true } : deny;
-		case "optional-object-name":
-			return value === undefined || isAllowedName(value) ? { ok: true } : deny;
-		case "null-or-number":
-			return value === undefined || /^[+-]?\d+$/.test(value) ? { ok: true } : deny;
-		case "null-number-or-object-name":
-			return value === undefined || /^\d+$/.test(value) || isAllowedName(value)
-				? { ok: true }
-				: deny;
-	}
-}
-
-// Decides, like D1's SQLite authorizer, whether one statement may run. Approximations: `_cf_`
-// is checked on every identifier (not only table names) and the function allow-list is not applied.
-export function authorizeStatement(tokens: Token[]): Authorization {
-	const words = tokens.filter(isSignificant);
-	const deny = { ok: false as const, message: D1_NOT_AUTHORIZED_MESSAGE };
-	let first = 0;
-	if (upper(words[0]) === "EXPLAIN") {
-		first = upper(words[1]) === "QUERY" && upper(words[2]) === "PLAN" ? 3 : 1;
-	}
-	const verb = upper(words[first]);
-	if (["BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"].includes(verb)) {
-		return { ok: false, message: D1_TRANSACTION_MESSAGE };
-	}
-	if (verb === "ATTACH" || verb === "DETACH") return deny;
-	if (verb === "PRAGMA") return authorizePragma(words.slice(first));
-	if (verb === "CREATE") {
-		const kind = upper(words[first + 1]);
-		if (kind === "TEMP" || kind === "TEMPORARY") return deny;
-		if (kind === "VIRTUAL") {
-			const using = words.findIndex((t) => upper(t) === "USING");
-			const module = words[using + 1];
-			if (using === -1 || module === undefined) return deny;
-			if (!ALLOWED_VIRTUAL_TABLE_MODULES.has(dequote(module.text).toLowerCase())) return deny;
-		}
-	}
-	for (const t of words) {
-		if ((t.kind === "word" || t.kind === "ident") && !isAllowedName(dequote(t.text))) return deny;
-	}
-	return { ok: true };
+// Decides, like D1's SQLite authorizer and parse-time limits, whether one statement may run;
+// the rules live in ci/migrations/d1-rules.ts (read from workerd util/sqlite.c++).
+export function authorizeStatement(text: string): Authorization {
+	const found = findD1Refusal(text);
+	if (found === undefined) return { ok: true };
+	const { refusal } = found;
+	if (refusal.rule === "transaction") return { ok: false, message: D1_TRANSACTION_MESSAGE };
+	if (refusal.message === D1_NOT_AUTHORIZED)
+		return { ok: false, message: D1_NOT_AUTHORIZED_MESSAGE };
+	// A limit SQLite enforces while parsing fails as a plain SQLITE_ERROR.
+	return { ok: false, message: `${refusal.message}: SQLITE_ERROR` };
 }
 
 // Byte offset of `index` in `text`, as sqlite3_error_offset() counts (UTF-8).

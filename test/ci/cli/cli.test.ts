@@ -388,11 +388,13 @@ describe("runCli()", () => {
 		expect(report.steps.map((s) => [s.name, s.ok])).toEqual([
 			["lint", false],
 			["test", false],
-			["migration-test", true],
+			["migration-test", false],
 		]);
+		// D1 refuses the PRAGMA, so the replay (which refuses what D1 refuses) fails on it too.
 		expect(report.findings.map((f) => [f.step, f.code])).toEqual([
 			["lint", "D1_PRAGMA"],
 			["test", "TESTS_FAILED"],
+			["migration-test", "REPLAY_FAILED"],
 		]);
 		expect(report.findings[1]?.message).toContain("exited with 3");
 		expect(report.findings[1]?.message).toContain("1 assertion failed");

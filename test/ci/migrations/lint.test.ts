@@ -28,15 +28,34 @@ describe("lintMigration()", () => {
 		["D1_FOREIGN_KEYS_OFF", "error", "PRAGMA foreign_keys = OFF;", 1, 23],
 		["D1_FOREIGN_KEYS_OFF", "error", "PRAGMA foreign_keys=0;", 1, 21],
 		["D1_FOREIGN_KEYS_OFF", "error", "pragma FOREIGN_KEYS = false;", 1, 23],
+		["D1_PRAGMA", "error", "PRAGMA temp.foreign_keys = ON;", 1, 13],
+		["D1_PRAGMA", "error", "PRAGMA table_info;", 1, 8],
+		["D1_PRAGMA", "error", "PRAGMA table_info(_cf_KV);", 1, 8],
+		["D1_PRAGMA", "error", "PRAGMA foreign_keys = maybe;", 1, 8],
 		["D1_FOREIGN_KEYS_OFF", "error", "PRAGMA foreign_keys('no');", 1, 21],
 		["D1_RESERVED_NAME", "error", "CREATE TABLE _cf_stuff (x);", 1, 14],
 		["D1_RESERVED_NAME", "error", 'CREATE TABLE IF NOT EXISTS main."_CF_kv" (x);', 1, 33],
 		["D1_RESERVED_NAME", "error", "CREATE UNIQUE INDEX _cf_i ON t (x);", 1, 21],
 		["D1_RESERVED_NAME", "error", "CREATE VIEW _Cf_v AS SELECT 1;", 1, 13],
-		["D1_RESERVED_NAME", "error", "CREATE TABLE t (\n  id INTEGER,\n  [_cf_col] TEXT\n);", 3, 3],
 		["D1_RESERVED_NAME", "error", "ALTER TABLE t RENAME TO _cf_t;", 1, 25],
-		["D1_RESERVED_NAME", "error", "ALTER TABLE t ADD COLUMN _cf_c TEXT;", 1, 26],
-		["D1_RESERVED_NAME", "error", "ALTER TABLE t RENAME COLUMN a TO _cf_a;", 1, 34],
+		["D1_FUNCTION", "error", "INSERT INTO meta (v) SELECT sqlite_version();", 1, 29],
+		["D1_FUNCTION", "error", "UPDATE t SET x = POWER(2, 3) WHERE 1;", 1, 18],
+		[
+			"D1_LIMIT",
+			"error",
+			`CREATE TABLE wide (${Array.from({ length: 101 }, (_, n) => `c${n}`).join(", ")});`,
+			1,
+			14,
+		],
+		[
+			"D1_LIMIT",
+			"error",
+			`INSERT INTO t (x) ${Array.from({ length: 7 }, (_, n) => `SELECT ${n}`).join(" UNION ALL ")};`,
+			1,
+			104,
+		],
+		["D1_ADD_NOT_NULL", "warning", "ALTER TABLE users ADD COLUMN plan TEXT NOT NULL;", 1, 40],
+		["D1_ADD_NOT_NULL", "warning", "ALTER TABLE users ADD plan TEXT NOT NULL DEFAULT NULL;", 1, 33],
 		["D1_ATTACH", "error", "ATTACH DATABASE 'x.db' AS x;", 1, 1],
 		["D1_ATTACH", "error", "DETACH x;", 1, 1],
 		["D1_TEMP_OBJECT", "error", "CREATE TEMP TABLE scratch (x);", 1, 8],
@@ -88,9 +107,12 @@ describe("lintMigration()", () => {
 		const rows = Array.from({ length: 4000 }, (_, n) => `(${n}, '${"x".repeat(30)}')`);
 		const sql = `CREATE TABLE t (id, v);\n  INSERT INTO t VALUES ${rows.join(",\n")};`;
 		const findings = lint(sql);
-		expect(findings.map(where)).toEqual([["D1_STATEMENT_TOO_LARGE", "error", 2, 3]]);
-		expect(findings[0]?.message).toContain(`${D1_MAX_STATEMENT_BYTES} bytes`);
-		expect(findings[0]?.message).toMatch(/split/i);
+		expect(findings.map(where)).toEqual([
+			["D1_REQUEST_TOO_LARGE", "warning", 1, 1],
+			["D1_STATEMENT_TOO_LARGE", "error", 2, 3],
+		]);
+		expect(findings[1]?.message).toContain(`${D1_MAX_STATEMENT_BYTES} bytes`);
+		expect(findings[1]?.message).toMatch(/split/i);
 	});
 
 	it.each(["fts5", "FTS5", "rtree", "rtree_i32", "RTree"])(
@@ -101,7 +123,22 @@ describe("lintMigration()", () => {
 	);
 
 	it.each([...D1_ALLOWED_PRAGMAS])("accepts PRAGMA %s", (name) => {
-		expect(codes(`PRAGMA ${name};`)).toEqual([]);
+		expect(codes(`PRAGMA ${name}(users);`).filter((c) => c !== "D1_PRAGMA")).toEqual([]);
+		expect([codes(`PRAGMA ${name};`), codes(`PRAGMA ${name}(users);`)]).toContainEqual([]);
+	});
+
+	it.each([
+		"CREATE TABLE t (\n  id INTEGER,\n  [_cf_col] TEXT\n);",
+		"ALTER TABLE t ADD COLUMN _cf_c TEXT;",
+		"ALTER TABLE t RENAME COLUMN a TO _cf_a;",
+		"ALTER TABLE users ADD COLUMN plan TEXT NOT NULL DEFAULT 'free';",
+		"ALTER TABLE users ADD COLUMN total INT NOT NULL GENERATED ALWAYS AS (a + b) VIRTUAL;",
+		`CREATE TABLE wide (${Array.from({ length: 100 }, (_, n) => `c${n}`).join(", ")});`,
+		`INSERT INTO t (x) ${Array.from({ length: 5 }, (_, n) => `SELECT ${n}`).join(" UNION ALL ")};`,
+		"SELECT json_extract(data, '$.a'), coalesce(a, b), count(*) FROM t WHERE 1;",
+		"CREATE VIRTUAL TABLE v USING fts5vocab(docs, 'row');",
+	])("accepts what D1 accepts: %s", (sql) => {
+		expect(lint(sql)).toEqual([]);
 	});
 
 	it.each([

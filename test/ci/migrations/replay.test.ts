@@ -246,7 +246,8 @@ describe("replayMigrations()", () => {
 		});
 		expect(result.failure).toMatchObject({
 			line,
-			message: "cannot start a transaction within a transaction",
+			code: "SQLITE_AUTH",
+			message: expect.stringContaining("To execute a transaction, please use"),
 		});
 		expect(result.schema.objects).toEqual([]);
 	});
@@ -394,6 +395,43 @@ describe("wranglerMigrationQuery()", () => {
 		} finally {
 			process.chdir(cwd);
 			rmSync(dir, { recursive: true, force: true });
+		}
+	});
+});
+
+describe("replayMigrations() with fillRows (the data-carrying replay)", () => {
+	const files = (second: string) =>
+		migrations({
+			"0001_users.sql":
+				"CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, plan TEXT CHECK (plan IN ('free', 'pro')), score INT);\nCREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id), body TEXT);\n",
+			"0002_change.sql": second,
+		});
+
+	it.each([
+		["ALTER TABLE users ADD COLUMN team TEXT NOT NULL;\n", "Cannot add a NOT NULL column"],
+		[
+			"CREATE TABLE users_new (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, plan TEXT, score INT CHECK (score > 1000000000));\nINSERT INTO users_new SELECT id, email, plan, score FROM users;\n",
+			"CHECK constraint failed",
+		],
+	])("fails %j only once the tables have rows", (sql, message) => {
+		expect(replayMigrations(files(sql)).ok).toBe(true);
+		const result = replayMigrations(files(sql), { fillRows: 3 });
+		expect(result.failure?.migration).toBe("0002_change.sql");
+		expect(result.failure?.message).toContain(message);
+	});
+
+	it("fills parents and children with rows that satisfy NOT NULL, UNIQUE, CHECK and foreign keys", () => {
+		const db = openD1LikeDatabase();
+		try {
+			const result = replayMigrations(files("SELECT 1;\n"), { database: db, fillRows: 3 });
+			expect(result.ok).toBe(true);
+			expect(db.prepare("SELECT count(*) FROM users").pluck().get()).toBe(3);
+			expect(db.prepare("SELECT count(*) FROM posts").pluck().get()).toBe(3);
+			expect(db.prepare("SELECT DISTINCT plan FROM users").pluck().all()).toEqual(["free"]);
+			expect(db.prepare("SELECT count(*) FROM pragma_foreign_key_check").pluck().get()).toBe(0);
+			expect(db.prepare("SELECT count(*) FROM d1_migrations").pluck().get()).toBe(2);
+		} finally {
+			db.close();
 		}
 	});
 });

@@ -1,0 +1,73 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { loadProjectConfig } from "../../../ci/config/load.ts";
+import { migrationTestStep } from "../../../ci/steps/migration-test.ts";
+
+const temps: string[] = [];
+afterAll(() => {
+	for (const dir of temps) rmSync(dir, { recursive: true, force: true });
+});
+
+function project(files: Record<string, string>): string {
+	const dir = mkdtempSync(path.join(tmpdir(), "wp-mt-"));
+	temps.push(dir);
+	mkdirSync(path.join(dir, "migrations"));
+	writeFileSync(
+		path.join(dir, "wrangler.jsonc"),
+		JSON.stringify({ name: "mt", d1_databases: [{ binding: "DB", database_id: "x" }] }),
+	);
+	for (const [name, sql] of Object.entries(files)) {
+		writeFileSync(path.join(dir, "migrations", name), sql);
+	}
+	return dir;
+}
+
+const run = (dir: string, args: { data?: boolean } = {}) =>
+	migrationTestStep.run(
+		{ cwd: dir, env: {}, progress: () => {} },
+		{ project: loadProjectConfig({ cwd: dir }), updateSnapshot: true, ...args },
+	);
+
+const NOT_NULL = {
+	"0001_users.sql": "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE);\n",
+	"0002_plan.sql": "ALTER TABLE users ADD COLUMN plan TEXT NOT NULL;\n",
+};
+
+describe("migrationTestStep (the data-carrying replay)", () => {
+	it("reports a migration that fails only on populated tables as REPLAY_DATA_FAILED", async () => {
+		const result = await run(project(NOT_NULL));
+		expect(result.ok).toBe(false);
+		const codes = result.findings.map((f) => [f.code, f.file]);
+		expect(codes).toContainEqual(["REPLAY_DATA_FAILED", "migrations/0002_plan.sql"]);
+		expect(codes.map(([code]) => code)).not.toContain("REPLAY_FAILED");
+		// The lint warning says the same before any replay.
+		expect(codes).toContainEqual(["D1_ADD_NOT_NULL", "migrations/0002_plan.sql"]);
+	});
+
+	it("skips it with data: false (--no-data)", async () => {
+		const result = await run(project(NOT_NULL), { data: false });
+		expect(result.findings.map((f) => f.code)).not.toContain("REPLAY_DATA_FAILED");
+		expect(result.ok).toBe(true);
+	});
+
+	it("reports a plain failure once, as REPLAY_FAILED", async () => {
+		const result = await run(project({ "0001_bad.sql": "CREATE INDEX i ON missing (id);\n" }));
+		const codes = result.findings.map((f) => f.code);
+		expect(codes).toContain("REPLAY_FAILED");
+		expect(codes).not.toContain("REPLAY_DATA_FAILED");
+	});
+
+	it("passes seed rows with small ids after the fill, as production keeps them", async () => {
+		const result = await run(
+			project({
+				"0001_roles.sql":
+					"CREATE TABLE roles (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);\nINSERT INTO roles (id, name) VALUES (1, 'admin');\n",
+				"0002_more.sql": "INSERT INTO roles (id, name) VALUES (2, 'editor');\n",
+			}),
+		);
+		expect(result.findings).toEqual([]);
+		expect(result.ok).toBe(true);
+	});
+});
