@@ -71,6 +71,11 @@ export function renderText(report: RunReport, { color }: TextOptions): string {
 			);
 		}
 	}
+	for (const step of report.steps) {
+		// Free-form lines a step wants shown (init: the files it wrote and what to do next).
+		const extra = Array.isArray(step.data?.lines) ? (step.data.lines as string[]) : [];
+		if (extra.length) lines.push("", `${step.name}:`, ...extra);
+	}
 	const findings = allFindings(report);
 	// Acknowledged findings are known and accepted: one line per run, each one in --json.
 	const open = findings.filter((f) => !f.acknowledged);
