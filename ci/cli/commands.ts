@@ -125,7 +125,7 @@ export const COMMANDS: CommandDef[] = [
 	{
 		name: "build",
 		summary:
-			"Builds the app with `opennextjs-cloudflare build` into .open-next/ and checks the Worker upload size (raw, gzip) against the budget and the Workers limits.",
+			"Builds the app (`opennextjs-cloudflare build`, build.command, or a Vite/Remix/Astro app's build script) and checks the Worker upload size (raw, gzip) against the budget and the Workers limits.",
 		flags: [CACHE_FLAG],
 		examples: ["workers-pipeline build", "workers-pipeline build --no-cache --json"],
 		run: async (input) => {
@@ -144,7 +144,7 @@ export const COMMANDS: CommandDef[] = [
 	{
 		name: "lint",
 		summary:
-			"D1 migration lint (naming, order, DEPENDS, D1-specific rules), biome check and tsc --noEmit.",
+			"D1 migration lint (naming, order, DEPENDS, D1-specific rules), then the project's own lint, format check and typecheck (its scripts, else biome/prettier/tsc), saying which ran.",
 		flags: [],
 		examples: ["workers-pipeline lint", "workers-pipeline lint --json"],
 		run: async (input) => {
@@ -159,7 +159,8 @@ export const COMMANDS: CommandDef[] = [
 	},
 	{
 		name: "test",
-		summary: "Runs the project's tests (workers-pipeline.jsonc test.command, default `npm test`).",
+		summary:
+			"Runs the project's tests: test.command, default its `test` script with its package manager (skipped when it has none).",
 		flags: [],
 		examples: ["workers-pipeline test"],
 		run: async (input) => {
@@ -169,6 +170,39 @@ export const COMMANDS: CommandDef[] = [
 			]);
 			return [
 				await runStepSafely(testStep, input.context("test"), { project: await loadProject(input) }),
+			];
+		},
+	},
+	{
+		name: "init",
+		summary:
+			"Sets up workers-pipeline in an existing project: workers-pipeline.jsonc (naming and acknowledgements of the existing history), the health route, the version_metadata binding, a GitHub workflow calling the Dagger module, the schema snapshot. Never prompts; keeps existing files unless --force.",
+		flags: [
+			{
+				name: "force",
+				type: "boolean",
+				description: "rewrite files init wrote before (settings, health route, workflow, snapshot)",
+			},
+			{
+				name: "module",
+				type: "string",
+				value: "<ref>",
+				description:
+					"the Dagger module the workflow calls (github.com/<owner>/workers-pipeline@<ref>)",
+			},
+		],
+		examples: [
+			"workers-pipeline init",
+			"workers-pipeline init --force --module github.com/acme/workers-pipeline@v0.1.0",
+		],
+		run: async (input) => {
+			const { initStep } = await import("../steps/init.ts");
+			return [
+				await initStep.run(input.context("init"), {
+					project: await loadProject(input),
+					force: input.flags.force === true,
+					module: str(input.flags, "module"),
+				}),
 			];
 		},
 	},

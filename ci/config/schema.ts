@@ -32,10 +32,69 @@ export type WranglerConfig = z.infer<typeof wranglerConfigSchema>;
 export type WranglerD1Binding = z.infer<typeof d1BindingSchema>;
 
 const acknowledgementSchema = z.strictObject({
-	code: z.string().regex(/^[A-Z][A-Z0-9_]+$/, "a finding code such as CATALOG_DUPLICATE_NUMBER"),
-	files: z.array(z.string().min(1)).min(1),
+	/** A finding code, or a glob of codes (`D1_*`). */
+	code: z
+		.string()
+		.regex(/^[A-Z0-9_*?]+$/, "a finding code such as CATALOG_DUPLICATE_NUMBER, or a glob (D1_*)"),
+	/** Globs relative to the migrations dir or the project; omitted: every file. */
+	files: z.array(z.string().min(1)).min(1).optional(),
 	reason: z.string().trim().min(10, "a reason of at least 10 characters"),
 });
+
+/** Layouts of the tools teams generate migrations with; each is a rule for a migration's name. */
+export const NAMING_PRESETS = {
+	strict: {
+		pattern: "^\\d{4}_[a-z0-9_]+\\.sql$",
+		description:
+			"NNNN_snake_case.sql (four digits, underscore, lower-case letters, digits, underscores)",
+	},
+	wrangler: {
+		pattern: "^\\d{4}_[A-Za-z0-9_.-]+\\.sql$",
+		description: "NNNN_name.sql as `wrangler d1 migrations create` writes it",
+	},
+	"drizzle-kit": {
+		pattern: "^\\d{4}_[A-Za-z0-9_-]+\\.sql$",
+		description: "drizzle-kit's flat NNNN_adjective_name.sql (with meta/_journal.json)",
+	},
+	"drizzle-kit-v1": {
+		pattern: "^\\d{14}_[A-Za-z0-9_-]+/migration\\.sql$",
+		description: "drizzle-kit v1's <14-digit timestamp>_<name>/migration.sql",
+	},
+	prisma: {
+		pattern: "^\\d{14}_[A-Za-z0-9_-]+/migration\\.sql$",
+		description: "Prisma's <14-digit timestamp>_<name>/migration.sql",
+	},
+	timestamp: {
+		pattern: "^\\d{10,14}_[A-Za-z0-9_-]+\\.sql$",
+		description: "<unix or YYYYMMDDHHMMSS timestamp>_<name>.sql",
+	},
+} as const satisfies Record<string, NamingRule>;
+
+export type NamingPreset = keyof typeof NAMING_PRESETS;
+
+export interface NamingRule {
+	/** A regular expression over the migration's name relative to the migrations dir. */
+	pattern: string;
+	description: string;
+}
+
+const namingSchema = z.union([
+	z.enum(Object.keys(NAMING_PRESETS) as [NamingPreset, ...NamingPreset[]]),
+	z.strictObject({
+		pattern: z.string().refine((source) => {
+			try {
+				new RegExp(source);
+				return true;
+			} catch {
+				return false;
+			}
+		}, "a valid regular expression"),
+		description: z.string().min(1),
+	}),
+]);
+
+/** A command as an argv array (no shell): ["pnpm", "run", "lint"]. */
+const command = z.array(z.string().min(1)).min(1);
 
 // The pipeline's own settings (workers-pipeline.jsonc); every key is optional.
 export const pipelineSettingsSchema = z.strictObject({
@@ -44,20 +103,34 @@ export const pipelineSettingsSchema = z.strictObject({
 		.strictObject({
 			/** Schema snapshot path, relative to the project; default `<migrations_dir>.schema.sql`. */
 			snapshot: z.string().min(1).optional(),
-			/** Existing violations a team keeps on purpose; each names exact files and a reason. */
+			/** The rule every migration's name follows: a preset (default `strict`) or a regex. */
+			naming: namingSchema.default("strict"),
+			/** Existing violations a team keeps on purpose; each names a code, files and a reason. */
 			acknowledge: z.array(acknowledgementSchema).default([]),
 		})
-		.default({ acknowledge: [] }),
+		.default({ naming: "strict", acknowledge: [] }),
 	lint: z
 		.strictObject({
+			/** Without a `lint` script or lint.command: biome check, when biome is installed. */
 			biome: z.boolean().default(true),
+			/** False: no typecheck (the `typecheck` script, else tsc --noEmit). */
 			typecheck: z.boolean().default(true),
+			/** The project's linter; default: its `lint` script. */
+			command: command.optional(),
+			/** A format check; default: a `format:check` script, else prettier --check when installed. */
+			formatCommand: command.optional(),
+			/** Default: a `typecheck` script, else tsc --noEmit -p tsconfig.json (after next typegen in a Next app). */
+			typecheckCommand: command.optional(),
 		})
 		.default({ biome: true, typecheck: true }),
 	build: z
 		.strictObject({
 			/** Fail the build when the Worker upload (gzip) is larger; Workers limits: 3 MiB free, 10 MiB paid. */
 			budgetGzipKiB: z.number().positive().max(10_240).default(3072),
+			/** The app's build for frameworks other than OpenNext (e.g. ["vite", "build"]); default: none, wrangler bundles `main`. */
+			command: command.optional(),
+			/** What the build writes, relative to the project (e.g. "dist"); kept out of the build's input hash. */
+			output: z.string().min(1).optional(),
 		})
 		.default({ budgetGzipKiB: 3072 }),
 	deploy: z
@@ -77,6 +150,11 @@ export const pipelineSettingsSchema = z.strictObject({
 export type PipelineSettings = z.infer<typeof pipelineSettingsSchema>;
 export type PipelineSettingsInput = z.input<typeof pipelineSettingsSchema>;
 export type Acknowledgement = z.infer<typeof acknowledgementSchema>;
+export type Naming = z.infer<typeof namingSchema>;
+
+/** The preset's rule, or the project's own. */
+export const resolveNamingRule = (naming: Naming = "strict"): NamingRule =>
+	typeof naming === "string" ? NAMING_PRESETS[naming] : naming;
 
 /** One D1 binding as the pipeline uses it, defaults applied. */
 export interface D1Database {

@@ -1,8 +1,14 @@
 import { createHash } from "node:crypto";
 import { type Dirent, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
-import type { Acknowledgement, D1Database } from "../config/schema.ts";
-import { MIGRATION_NAME_PATTERN, RETIRED_SUFFIX } from "../constants.ts";
+import {
+	type Acknowledgement,
+	type D1Database,
+	NAMING_PRESETS,
+	type NamingPreset,
+	type NamingRule,
+} from "../config/schema.ts";
+import { RETIRED_SUFFIX } from "../constants.ts";
 import { UserError } from "../errors.ts";
 import type { Finding } from "../report/model.ts";
 
@@ -201,8 +207,17 @@ function decode(bytes: Buffer): { text: string; invalidAt?: number } {
 	}
 }
 
+export interface ParseCatalogOptions {
+	/** The project's rule for migration names (`migrations.naming`); default strict NNNN_snake_case. */
+	naming?: NamingRule;
+}
+
 /** Orders, hashes and checks the files; pure. */
-export function parseCatalog(input: CatalogInput): Catalog {
+export function parseCatalog(
+	input: CatalogInput,
+	{ naming = NAMING_PRESETS.strict }: ParseCatalogOptions = {},
+): Catalog {
+	const namePattern = new RegExp(naming.pattern);
 	const findings: Finding[] = [];
 	const sorted = [...input.files].sort((a, b) => compareMigrationNames(a.name, b.name));
 	const migrations: Migration[] = sorted.map((file) => {
@@ -233,12 +248,12 @@ export function parseCatalog(input: CatalogInput): Catalog {
 	const seenNumbers = new Map<number, Migration>();
 	let previous: Migration | undefined;
 	for (const migration of migrations) {
-		if (!MIGRATION_NAME_PATTERN.test(migration.name)) {
+		if (!namePattern.test(migration.name)) {
 			findings.push({
 				code: "CATALOG_BAD_NAME",
 				severity: "error",
 				file: migration.path,
-				message: `"${migration.name}" does not follow NNNN_snake_case.sql (four digits, underscore, lower-case letters, digits and underscores); rename it before it is applied anywhere, or acknowledge it in workers-pipeline.jsonc if it is already applied.`,
+				message: `"${migration.name}" does not follow ${naming.description}; rename it before it is applied anywhere, or acknowledge it in workers-pipeline.jsonc if it is already applied (or set migrations.naming to your tool's layout).`,
 			});
 		}
 		if (migration.number !== undefined) {
@@ -326,33 +341,99 @@ function makeMigration(name: string, filePath: string, text: string, readable: b
 	};
 }
 
+/** The order init tries presets in: the strictest that fits every existing name wins. */
+const DETECT_ORDER = ["strict", "wrangler", "drizzle-kit-v1", "timestamp"] as const;
+
 /**
- * Marks findings the project acknowledged (exact code + file) and reports acknowledgements
- * that no longer match anything, so the list cannot silently rot.
+ * The naming preset an existing history follows: the strictest under which every name fits, else
+ * the one most names fit (the rest are acknowledged); `strict` for an empty history. Pure.
  */
-export function applyAcknowledgements(
+export function detectNaming(
+	names: readonly string[],
+	{
+		drizzleJournal = false,
+		prismaLock = false,
+	}: { drizzleJournal?: boolean; prismaLock?: boolean } = {},
+): NamingPreset {
+	if (names.length === 0) return "strict";
+	const fits = (preset: NamingPreset) =>
+		names.filter((n) => new RegExp(NAMING_PRESETS[preset].pattern).test(n)).length;
+	let best: NamingPreset = "strict";
+	for (const preset of DETECT_ORDER) {
+		if (fits(preset) === names.length) {
+			best = preset;
+			break;
+		}
+		if (fits(preset) > fits(best)) best = preset;
+	}
+	// drizzle-kit's `--name` and Prisma's layout are recognised by their tools' files.
+	if (
+		drizzleJournal &&
+		(best === "strict" || best === "wrangler") &&
+		fits("drizzle-kit") === names.length
+	)
+		return "drizzle-kit";
+	if (best === "drizzle-kit-v1" && prismaLock) return "prisma";
+	return best;
+}
+
+export interface AcknowledgeOptions {
+	/** Migrations dirs (relative to the project) that file globs may be relative to. */
+	dirs: readonly string[];
+	configFile: string;
+	/**
+	 * Which unmatched acknowledgements this caller reports as unused: the ones whose codes it
+	 * checks. Default: all.
+	 */
+	reportsUnused?: (ack: Acknowledgement) => boolean;
+}
+
+/** A finding code or glob (`D1_*`, `*`) against a code; codes hold no `/`, so a path glob does. */
+export const codeMatches = (glob: string, code: string): boolean =>
+	glob === code || (/[*?]/.test(glob) && path.posix.matchesGlob(code, glob));
+
+/** A file glob given relative to a migrations dir or to the project, against a finding's file. */
+export function fileMatches(
+	glob: string,
+	file: string | undefined,
+	dirs: readonly string[],
+): boolean {
+	if (file === undefined) return glob === "*" || glob === "**";
+	const candidates = [glob, ...dirs.filter((d) => d !== ".").map((d) => `${d}/${glob}`)];
+	return candidates.some((g) => g === file || path.posix.matchesGlob(file, g));
+}
+
+/**
+ * Marks the findings the project acknowledged (code glob + file glob) with the reason, and
+ * reports each acknowledged file glob that matches nothing, so the list cannot silently rot.
+ * Every acknowledgement a finding matches counts as used, not only the first.
+ */
+export function acknowledgeFindings(
 	findings: readonly Finding[],
 	acknowledgements: readonly Acknowledgement[],
-	{ dir, configFile }: { dir: string; configFile: string },
-): Finding[] {
+	{ dirs, configFile, reportsUnused = () => true }: AcknowledgeOptions,
+): { findings: Finding[]; unused: Finding[] } {
 	const used = new Set<string>();
-	const resolveFile = (name: string) =>
-		name.includes("/") && name.startsWith(`${dir}/`) ? name : `${dir}/${name}`;
 	const marked = findings.map((finding) => {
+		let reason: string | undefined;
 		for (const [i, ack] of acknowledgements.entries()) {
-			if (ack.code !== finding.code) continue;
-			const j = ack.files.findIndex((f) => resolveFile(f) === finding.file);
-			if (j >= 0) {
-				used.add(`${i}:${j}`);
-				return { ...finding, acknowledged: ack.reason };
+			if (!codeMatches(ack.code, finding.code)) continue;
+			const files = ack.files ?? ["**"];
+			for (const [j, glob] of files.entries()) {
+				if (ack.files === undefined || fileMatches(glob, finding.file, dirs)) {
+					used.add(`${i}:${j}`);
+					reason ??= ack.reason;
+				}
 			}
 		}
-		return finding;
+		return reason === undefined ? finding : { ...finding, acknowledged: reason };
 	});
+	const unused: Finding[] = [];
 	for (const [i, ack] of acknowledgements.entries()) {
-		for (const [j, file] of ack.files.entries()) {
+		if (!reportsUnused(ack)) continue;
+		for (const [j, file] of (ack.files ?? ["(every file)"]).entries()) {
 			if (used.has(`${i}:${j}`)) continue;
-			marked.push({
+			unused.push({
 				code: "CONFIG_UNUSED_ACKNOWLEDGEMENT",
 				severity: "warning",
 				file: configFile,
@@ -360,5 +441,15 @@ export function applyAcknowledgements(
 			});
 		}
 	}
-	return marked;
+	return { findings: marked, unused };
+}
+
+/** acknowledgeFindings with the unused acknowledgements appended, for one migrations dir. */
+export function applyAcknowledgements(
+	findings: readonly Finding[],
+	acknowledgements: readonly Acknowledgement[],
+	{ dir, configFile }: { dir: string; configFile: string },
+): Finding[] {
+	const result = acknowledgeFindings(findings, acknowledgements, { dirs: [dir], configFile });
+	return [...result.findings, ...result.unused];
 }

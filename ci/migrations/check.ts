@@ -1,22 +1,75 @@
 import path from "node:path";
-import type { D1Database, ProjectConfig } from "../config/schema.ts";
+import {
+	type Acknowledgement,
+	type D1Database,
+	type ProjectConfig,
+	resolveNamingRule,
+} from "../config/schema.ts";
 import { DEFAULT_PIPELINE_CONFIG } from "../constants.ts";
 import type { Finding } from "../report/model.ts";
-import { applyAcknowledgements, type Catalog, parseCatalog, readCatalog } from "./catalog.ts";
+import {
+	acknowledgeFindings,
+	type Catalog,
+	codeMatches,
+	parseCatalog,
+	readCatalog,
+} from "./catalog.ts";
 import { lintMigration } from "./lint.ts";
 
 export interface CheckedCatalog {
 	catalog: Catalog;
-	/** Catalog and lint findings, acknowledgements applied. */
+	/** Catalog and lint findings, acknowledgements applied (unused ones of static codes appended). */
 	findings: Finding[];
+	/** The same findings before acknowledgements, for a caller that adds its own (replay) findings. */
+	raw: Finding[];
+}
+
+/** Codes only a replay (migration-test, migrate) can produce; lint alone cannot judge their acknowledgements. */
+export const REPLAY_FINDING_CODES = [
+	"REPLAY_FAILED",
+	"REPLAY_DATA_FAILED",
+	"REPLAY_DQS_STRING",
+	"REPLAY_DROP_CASCADE",
+	"SNAPSHOT_DRIFT",
+	"SNAPSHOT_MISSING",
+	"PARITY_MISMATCH",
+] as const;
+
+/** True when the acknowledgement's code (or glob) covers a replay finding code. */
+export const acknowledgesReplay = (ack: Acknowledgement): boolean =>
+	REPLAY_FINDING_CODES.some((code) => codeMatches(ack.code, code));
+
+export interface AcknowledgeProjectOptions {
+	/** The migrations dirs the findings come from (file globs may be relative to them). */
+	dirs: readonly string[];
+	/** Which acknowledgements an unmatched one is reported for; default all. */
+	reportsUnused?: (ack: Acknowledgement) => boolean;
+}
+
+/** The project's `migrations.acknowledge` over any findings: marked findings, then unused acknowledgements. */
+export function acknowledgeProjectFindings(
+	project: ProjectConfig,
+	findings: readonly Finding[],
+	{ dirs, reportsUnused }: AcknowledgeProjectOptions,
+): { findings: Finding[]; unused: Finding[] } {
+	const configFile = project.settingsPath
+		? path.relative(project.root, project.settingsPath).replaceAll(path.sep, "/")
+		: DEFAULT_PIPELINE_CONFIG;
+	return acknowledgeFindings(findings, project.settings.migrations.acknowledge, {
+		dirs,
+		configFile,
+		reportsUnused,
+	});
 }
 
 /** Reads the catalog of one D1 binding and runs every static check on it (names, order, DEPENDS, D1 lint). */
 export function readCheckedCatalog(project: ProjectConfig, database: D1Database): CheckedCatalog {
-	const catalog = parseCatalog(readCatalog({ root: project.root, database }));
-	const findings = [...catalog.findings];
+	const catalog = parseCatalog(readCatalog({ root: project.root, database }), {
+		naming: resolveNamingRule(project.settings.migrations.naming),
+	});
+	const raw = [...catalog.findings];
 	if (catalog.migrations.length === 0) {
-		findings.push({
+		raw.push({
 			code: "CATALOG_EMPTY",
 			severity: "warning",
 			file: database.migrationsDir,
@@ -25,16 +78,13 @@ export function readCheckedCatalog(project: ProjectConfig, database: D1Database)
 	}
 	for (const migration of catalog.migrations) {
 		if (!migration.readable) continue;
-		findings.push(...lintMigration({ name: migration.path, content: migration.sql }));
+		raw.push(...lintMigration({ name: migration.path, content: migration.sql }));
 	}
-	const configFile = path.relative(project.root, project.settingsPath ?? DEFAULT_PIPELINE_CONFIG);
-	return {
-		catalog,
-		findings: applyAcknowledgements(findings, project.settings.migrations.acknowledge, {
-			dir: database.migrationsDir,
-			configFile,
-		}),
-	};
+	const acknowledged = acknowledgeProjectFindings(project, raw, {
+		dirs: [database.migrationsDir],
+		reportsUnused: (ack) => !acknowledgesReplay(ack),
+	});
+	return { catalog, raw, findings: [...acknowledged.findings, ...acknowledged.unused] };
 }
 
 /** The old name, kept for migrate.ts and remote-admin.ts until they move to readCheckedCatalog. */

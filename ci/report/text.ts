@@ -1,4 +1,4 @@
-import { countBySeverity } from "./model.ts";
+import { countBySeverity, type Finding } from "./model.ts";
 import { allFindings, formatLocation, migrationRows, type RunReport } from "./run-report.ts";
 
 export interface TextOptions {
@@ -16,6 +16,19 @@ export const formatDuration = (ms: number): string =>
 			: `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
 
 const pad = (text: string, width: number) => text + " ".repeat(Math.max(0, width - text.length));
+
+/** `ack     12 acknowledged finding(s) (D1_DESTRUCTIVE ×9, CATALOG_BAD_NAME ×3): ...`, or undefined. */
+export function formatAcknowledgedSummary(findings: readonly Finding[]): string | undefined {
+	const counts = new Map<string, number>();
+	for (const f of findings) if (f.acknowledged) counts.set(f.code, (counts.get(f.code) ?? 0) + 1);
+	if (counts.size === 0) return undefined;
+	const total = [...counts.values()].reduce((a, b) => a + b, 0);
+	const list = [...counts.entries()]
+		.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+		.map(([code, n]) => `${code} ×${n}`)
+		.join(", ");
+	return `ack     ${total} acknowledged finding(s) (${list}): accepted in migrations.acknowledge; --json lists each with its reason.`;
+}
 
 /** Human output: a status table, then every finding with where and what to do, then one verdict line. */
 export function renderText(report: RunReport, { color }: TextOptions): string {
@@ -48,27 +61,29 @@ export function renderText(report: RunReport, { color }: TextOptions): string {
 			);
 		}
 	}
-	const findings = allFindings(report);
-	if (findings.length) {
-		lines.push("");
-		const ordered = [...findings].sort(
-			(a, b) =>
-				Number(Boolean(a.acknowledged)) - Number(Boolean(b.acknowledged)) ||
-				(a.severity === b.severity ? 0 : a.severity === "error" ? -1 : 1),
-		);
-		for (const f of ordered) {
-			const severity = f.acknowledged
-				? paint(color, 90, "ack    ")
-				: f.severity === "error"
-					? paint(color, 31, "error  ")
-					: paint(color, 33, "warning");
-			const where = formatLocation(f);
-			const [first, ...rest] = f.message.split("\n");
-			lines.push(`${severity} ${f.code}${where ? ` ${where}` : ""}: ${first}`);
-			for (const line of rest) lines.push(`        ${line}`);
-			if (f.acknowledged) lines.push(`        acknowledged: ${f.acknowledged}`);
-		}
+	for (const step of report.steps) {
+		// Free-form lines a step wants shown (init: the files it wrote and what to do next).
+		const data = step.data as { lines?: unknown } | undefined;
+		const extra = Array.isArray(data?.lines) ? (data.lines as string[]) : [];
+		if (extra.length) lines.push("", `${step.name}:`, ...extra);
 	}
+	const findings = allFindings(report);
+	// Acknowledged findings are known and accepted: one line per run, each one in --json.
+	const open = findings.filter((f) => !f.acknowledged);
+	const acknowledgedLine = formatAcknowledgedSummary(findings);
+	if (open.length || acknowledgedLine) lines.push("");
+	const ordered = [...open].sort((a, b) =>
+		a.severity === b.severity ? 0 : a.severity === "error" ? -1 : 1,
+	);
+	for (const f of ordered) {
+		const severity =
+			f.severity === "error" ? paint(color, 31, "error  ") : paint(color, 33, "warning");
+		const where = formatLocation(f);
+		const [first, ...rest] = f.message.split("\n");
+		lines.push(`${severity} ${f.code}${where ? ` ${where}` : ""}: ${first}`);
+		for (const line of rest) lines.push(`        ${line}`);
+	}
+	if (acknowledgedLine) lines.push(paint(color, 90, acknowledgedLine));
 	const counts = countBySeverity(findings);
 	const tally = `${counts.errors} error(s), ${counts.warnings} warning(s)${counts.acknowledged ? `, ${counts.acknowledged} acknowledged` : ""}`;
 	lines.push("");

@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
 	existsSync,
@@ -18,7 +19,18 @@ import type { ProjectConfig } from "../config/schema.ts";
 import { readGitSha } from "../git.ts";
 import { localBin, runTool } from "../process.ts";
 import type { Finding } from "../report/model.ts";
-import { defineStep, makeStepResult } from "./_step.ts";
+import { listProjectFiles } from "./_cache.ts";
+import { gitSha } from "./_remote.ts";
+import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
+import {
+	detectFramework,
+	type Framework,
+	LOCKFILES,
+	type PackageManager,
+	readPackageJson,
+	readPackageManager,
+	scriptCommand,
+} from "./_toolchain.ts";
 
 export interface BuildArgs {
 	project: ProjectConfig;
@@ -38,39 +50,69 @@ export interface BuildStamp {
 	upload: { rawBytes: number; gzipBytes: number; files: number };
 }
 
-// What a build depends on; anything else (tests, docs, ci/) cannot change the Worker.
-const INPUT_DIRS = ["src", "app", "pages", "public", "migrations"];
-const INPUT_FILES =
-	/^(next\.config\.\w+|open-next\.config\.\w+|wrangler\.jsonc?|package-lock\.json|tsconfig(\.\w+)?\.json|middleware\.\w+)$/;
+/** Where a build that is not OpenNext's keeps its stamp (.wrangler is wrangler's own state dir). */
+export const OTHER_BUILD_STAMP = ".wrangler/workers-pipeline-build.json";
 
-function listInputs(root: string): string[] {
-	const files = readdirSync(root).filter((f) => INPUT_FILES.test(f));
-	const walk = (dir: string): string[] =>
-		readdirSync(path.join(root, dir), { withFileTypes: true }).flatMap((e) => {
-			const rel = `${dir}/${e.name}`;
-			if (e.isDirectory())
-				return e.name === "node_modules" || e.name.startsWith(".") ? [] : walk(rel);
-			return e.isFile() ? [rel] : [];
-		});
-	for (const dir of INPUT_DIRS) if (existsSync(path.join(root, dir))) files.push(...walk(dir));
-	return files.sort();
+// Build outputs and tool state: never inputs of a build (a build must not invalidate itself).
+const OUTPUT_DIRS = [".open-next", ".next", ".wrangler", ".reports", "node_modules", ".git"];
+
+/**
+ * The project's files as git sees them (tracked, and untracked not ignored), every lockfile even
+ * when ignored, minus build outputs: what a build's cache keys on.
+ */
+export function listBuildInputs(root: string, output?: string): string[] {
+	const outputs = [
+		...OUTPUT_DIRS,
+		...(output ? [output.replace(/^\.\//, "").replace(/\/$/, "")] : []),
+	];
+	const isOutput = (file: string) =>
+		outputs.some((dir) => file === dir || file.startsWith(`${dir}/`));
+	const files = new Set(listProjectFiles(root).filter((file) => !isOutput(file)));
+	for (const [lockfile] of LOCKFILES)
+		if (existsSync(path.join(root, lockfile))) files.add(lockfile);
+	return [...files].sort();
 }
 
-/** A hash of every build input's path and bytes, plus the version the build inlines. */
-export function hashBuildInputs(root: string, version: string): string {
+/** A hash of every build input's path and bytes, plus the version the build stamps. */
+export function hashBuildInputs(root: string, version: string, output?: string): string {
 	const hash = createHash("sha256").update(`version:${version}\n`);
-	for (const file of listInputs(root)) {
-		hash.update(`${file}\n`).update(readFileSync(path.join(root, file)));
+	for (const file of listBuildInputs(root, output)) {
+		hash.update(`${file}\n`);
+		try {
+			hash.update(readFileSync(path.join(root, file)));
+		} catch {
+			hash.update("<missing>");
+		}
 	}
 	return hash.digest("hex");
 }
 
-export function readBuildStamp(root: string): BuildStamp | undefined {
+/** The commit the build is of; `<sha>-dirty` when tracked or untracked (not ignored) files differ from it. */
+export function buildVersion(root: string, env: StepContext["env"]): string {
+	const sha = gitSha(root, env);
+	if (!sha) return "dev";
 	try {
-		return JSON.parse(readFileSync(path.join(root, BUILD_STAMP), "utf8")) as BuildStamp;
+		const status = execFileSync("git", ["status", "--porcelain", "--untracked-files=normal"], {
+			cwd: root,
+			stdio: ["ignore", "pipe", "ignore"],
+		}).toString();
+		return status.trim() ? `${sha}-dirty` : sha;
 	} catch {
-		return undefined;
+		// Not a repository (GITHUB_SHA given for a plain directory): nothing to compare with.
+		return sha;
 	}
+}
+
+/** The newest stamp: OpenNext's (in .open-next) or another build's (in .wrangler). */
+export function readBuildStamp(root: string): BuildStamp | undefined {
+	const stamps = [BUILD_STAMP, OTHER_BUILD_STAMP].flatMap((file) => {
+		try {
+			return [JSON.parse(readFileSync(path.join(root, file), "utf8")) as BuildStamp];
+		} catch {
+			return [];
+		}
+	});
+	return stamps.sort((a, b) => (a.builtAt < b.builtAt ? 1 : -1))[0];
 }
 
 /** What `wrangler deploy` would upload: bundle with --dry-run, then measure raw and gzip sizes. */
@@ -140,20 +182,106 @@ export function judgeBundleSize(gzipBytes: number, budgetGzipKiB: number): Findi
 	return [];
 }
 
-/** `build`: `opennextjs-cloudflare build`, then the upload size against the budget. */
+type Argv = [string, ...string[]];
+
+/** How this project is built: OpenNext, its own command, or only wrangler's bundle of `main`. */
+export type BuildPlan =
+	| { kind: "opennext"; argv: Argv; output: string; entry: string }
+	| { kind: "command"; argv: Argv; source: string; output: string | undefined }
+	| { kind: "wrangler" }
+	| { kind: "none"; reason: string };
+
+// Frameworks whose Worker exists only after their own build (a `main` in dist/, or a generated config).
+const BUILT_FRAMEWORKS = new Set<Framework>(["vite", "remix", "astro"]);
+
+/** Pure: build.command, else OpenNext, else the `build` script of a Vite/Remix/Astro app, else wrangler alone. */
+export function planBuild(inputs: {
+	settings: ProjectConfig["settings"]["build"];
+	isOpenNext: boolean;
+	framework: Framework;
+	scripts: Record<string, string>;
+	hasMain: boolean;
+	pm: PackageManager;
+	envPath: string | undefined;
+}): BuildPlan {
+	const { settings } = inputs;
+	if (settings.command) {
+		return {
+			kind: "command",
+			argv: settings.command as Argv,
+			source: "build.command",
+			output: settings.output,
+		};
+	}
+	if (inputs.isOpenNext) {
+		// Never the project's `build` script: OpenNext runs that one itself (endless recursion).
+		return {
+			kind: "opennext",
+			argv: ["opennextjs-cloudflare", "build"],
+			output: BUILD_DIR,
+			entry: `${BUILD_DIR}/worker.js`,
+		};
+	}
+	if (BUILT_FRAMEWORKS.has(inputs.framework) && inputs.scripts.build) {
+		return {
+			kind: "command",
+			argv: scriptCommand(inputs.pm, "build", inputs.envPath),
+			source: "build script",
+			output: settings.output,
+		};
+	}
+	if (inputs.hasMain) return { kind: "wrangler" };
+	return {
+		kind: "none",
+		reason:
+			"nothing to build: no open-next.config, no build.command and no `main` in the wrangler config",
+	};
+}
+
+function readBuildPlan(project: ProjectConfig, envPath: string | undefined): BuildPlan {
+	const pkg = readPackageJson(project.root);
+	return planBuild({
+		settings: project.settings.build,
+		isOpenNext: readdirSync(project.root).some((f) =>
+			/^open-next\.config\.(ts|js|mjs|cjs)$/.test(f),
+		),
+		framework: detectFramework(pkg),
+		scripts: pkg?.scripts ?? {},
+		hasMain: Boolean(project.wrangler.main),
+		pm: readPackageManager(project.root),
+		envPath,
+	});
+}
+
+const failed = (started: number, summary: string, findings: Finding[]) =>
+	makeStepResult("build", started, { ok: false, summary, findings });
+
+/** `build`: the app's build (OpenNext, build.command, a framework's build script), then the upload size against the budget. */
 export const buildStep = defineStep<BuildArgs>({
 	name: "build",
 	async run(ctx, { project, force }) {
 		const started = performance.now();
-		const version = readGitSha(project.root, ctx.env) ?? "dev";
-		const inputsHash = hashBuildInputs(project.root, version);
+		const plan = readBuildPlan(project, ctx.env.PATH);
+		if (plan.kind === "none") {
+			return makeStepResult("build", started, {
+				ok: true,
+				skipped: true,
+				summary: plan.reason,
+				findings: [],
+			});
+		}
+		const output = plan.kind === "opennext" || plan.kind === "command" ? plan.output : undefined;
+		const version = buildVersion(project.root, ctx.env);
+		const inputsHash = hashBuildInputs(project.root, version, output);
 		const previous = readBuildStamp(project.root);
 		const budget = project.settings.build.budgetGzipKiB;
-		if (
-			!force &&
-			previous?.inputsHash === inputsHash &&
-			existsSync(path.join(project.root, BUILD_DIR, "worker.js"))
-		) {
+		const built = (p: BuildPlan) =>
+			p.kind === "opennext"
+				? existsSync(path.join(project.root, p.entry))
+				: p.kind === "command" && p.output
+					? existsSync(path.join(project.root, p.output))
+					: true;
+		if (!force && previous?.inputsHash === inputsHash && built(plan)) {
 			const findings = judgeBundleSize(previous.upload.gzipBytes, budget);
 			return makeStepResult("build", started, {
 				ok: !findings.some((f) => f.severity === "error"),
@@ -162,75 +290,69 @@ export const buildStep = defineStep<BuildArgs>({
 				data: { cached: true, ...previous },
 			});
 		}
-		const isOpenNext = readdirSync(project.root).some((f) =>
-			/^open-next\.config\.(ts|js|mjs|cjs)$/.test(f),
-		);
-		if (!isOpenNext && !project.wrangler.main) {
-			return makeStepResult("build", started, {
-				ok: true,
-				skipped: true,
-				summary: "nothing to build: no open-next.config and no `main` in the wrangler config",
-				findings: [],
-			});
+		if (plan.kind === "opennext" && !localBin(project.root, "opennextjs-cloudflare")) {
+			return failed(started, "@opennextjs/cloudflare is not installed", [
+				{
+					code: "BUILD_TOOL_MISSING",
+					severity: "error",
+					message:
+						"no node_modules/.bin/opennextjs-cloudflare in the project; install the project's dependencies (it needs @opennextjs/cloudflare).",
+				},
+			]);
 		}
-		const opennext = isOpenNext ? localBin(project.root, "opennextjs-cloudflare") : undefined;
-		if (isOpenNext && !opennext) {
-			return makeStepResult("build", started, {
-				ok: false,
-				summary: "@opennextjs/cloudflare is not installed",
-				findings: [
-					{
-						code: "BUILD_TOOL_MISSING",
-						severity: "error",
-						message:
-							"no node_modules/.bin/opennextjs-cloudflare in the project; run `npm install` (the project needs @opennextjs/cloudflare).",
-					},
-				],
-			});
-		}
-		if (opennext) {
-			ctx.progress("opennextjs-cloudflare build");
+		if (plan.kind === "opennext" || plan.kind === "command") {
+			ctx.progress(plan.argv.join(" "));
+			const [file, ...args] = plan.argv;
 			const result = await runTool({
-				file: opennext,
-				args: ["build"],
+				file,
+				args,
 				cwd: project.root,
 				env: { ...ctx.env, NEXT_TELEMETRY_DISABLED: "1", WORKERS_PIPELINE_VERSION: version },
 				signal: ctx.signal,
 			});
-			if (result.failed || !existsSync(path.join(project.root, BUILD_DIR, "worker.js"))) {
-				return makeStepResult("build", started, {
-					ok: false,
-					summary: `opennextjs-cloudflare build failed (exit ${result.exitCode ?? result.signal})`,
-					findings: [
+			const missing =
+				plan.kind === "opennext" ? !built(plan) : plan.output !== undefined && !built(plan);
+			if (result.failed || missing) {
+				return failed(
+					started,
+					`${plan.argv.join(" ")} failed (exit ${result.exitCode ?? result.signal})`,
+					[
 						{
 							code: "BUILD_FAILED",
 							severity: "error",
-							message: (result.stdout + result.stderr).trimEnd().split("\n").slice(-40).join("\n"),
+							message: `${missing && !result.failed ? `${plan.argv.join(" ")} succeeded but wrote no ${plan.kind === "opennext" ? plan.entry : plan.output}; set build.output to where the build writes.\n` : ""}${(result.stdout + result.stderr).trimEnd().split("\n").slice(-40).join("\n")}`,
 						},
 					],
-				});
+				);
 			}
 		}
 		ctx.progress("measuring the upload (wrangler deploy --dry-run)");
 		const upload = await measureUpload(project, ctx.env);
 		if ("error" in upload) {
-			return makeStepResult("build", started, {
-				ok: false,
-				summary: "wrangler could not bundle the build",
-				findings: [
-					{ code: "BUNDLE_FAILED", severity: "error", message: upload.error ?? "unknown error" },
-				],
-			});
+			return failed(started, "wrangler could not bundle the build", [
+				{ code: "BUNDLE_FAILED", severity: "error", message: upload.error ?? "unknown error" },
+			]);
 		}
 		const stamp: BuildStamp = { version, inputsHash, builtAt: new Date().toISOString(), upload };
-		mkdirSync(path.join(project.root, BUILD_DIR), { recursive: true });
-		writeFileSync(path.join(project.root, BUILD_STAMP), `${JSON.stringify(stamp, null, 2)}\n`);
+		const stampFile = path.join(
+			project.root,
+			plan.kind === "opennext" ? BUILD_STAMP : OTHER_BUILD_STAMP,
+		);
+		mkdirSync(path.dirname(stampFile), { recursive: true });
+		writeFileSync(stampFile, `${JSON.stringify(stamp, null, 2)}\n`);
 		const findings = judgeBundleSize(upload.gzipBytes, budget);
 		const entry = path.join(project.root, BUILD_DIR, "worker.js");
-		const workerBytes = existsSync(entry) ? statSync(entry).size : undefined;
+		const workerBytes =
+			plan.kind === "opennext" && existsSync(entry) ? statSync(entry).size : undefined;
+		const how =
+			plan.kind === "opennext"
+				? ` into ${BUILD_DIR}/`
+				: plan.kind === "command"
+					? ` with ${plan.argv.join(" ")} (${plan.source})${plan.output ? ` into ${plan.output}/` : ""}`
+					: " (wrangler bundle)";
 		return makeStepResult("build", started, {
 			ok: !findings.some((f) => f.severity === "error"),
-			summary: `built ${version.slice(0, 12)}${opennext ? ` into ${BUILD_DIR}/` : " (wrangler bundle)"}; upload ${kib(upload.rawBytes)} raw, ${kib(upload.gzipBytes)} gzip (budget ${budget} KiB; limits 3 MiB free, 10 MiB paid)`,
+			summary: `built ${version.slice(0, 12)}${version.endsWith("-dirty") ? "-dirty" : ""}${how}; upload ${kib(upload.rawBytes)} raw, ${kib(upload.gzipBytes)} gzip (budget ${budget} KiB; limits 3 MiB free, 10 MiB paid)`,
 			findings,
 			data: { cached: false, ...stamp, workerEntryBytes: workerBytes },
 		});

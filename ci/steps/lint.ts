@@ -1,12 +1,24 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { resolveEnvironment } from "../config/load.ts";
-import type { D1Database, ProjectConfig } from "../config/schema.ts";
-import { readCheckedCatalog } from "../migrations/check.ts";
+import type { D1Database, PipelineSettings, ProjectConfig } from "../config/schema.ts";
+import {
+	acknowledgeProjectFindings,
+	acknowledgesReplay,
+	readCheckedCatalog,
+} from "../migrations/check.ts";
 import { localBin, runTool } from "../process.ts";
 import type { TypeScriptCode } from "../report/codes.ts";
 import { type Finding, hasErrors } from "../report/model.ts";
-import { defineStep, makeStepResult } from "./_step.ts";
+import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
+import {
+	detectFramework,
+	type Framework,
+	type PackageManager,
+	readPackageJson,
+	readPackageManager,
+	scriptCommand,
+} from "./_toolchain.ts";
 
 export interface LintArgs {
 	project: ProjectConfig;
@@ -28,6 +40,199 @@ export function distinctDatabases(project: ProjectConfig): D1Database[] {
 
 const tail = (text: string, lines = 40) => text.trimEnd().split("\n").slice(-lines).join("\n");
 
+type Argv = [string, ...string[]];
+
+/** One tool lint runs: what it is, its command, and the generators that must run first. */
+export interface LintTool {
+	kind: "lint" | "format" | "typecheck";
+	argv: Argv;
+	/** Where the command came from, for the summary (`lint script`, `lint.command`, `tsc`). */
+	source: string;
+	/** Type generation first (next typegen, the cf-typegen script), so a fresh clone is not red. */
+	before: Argv[];
+}
+
+export interface LintToolInputs {
+	settings: PipelineSettings["lint"];
+	scripts: Record<string, string>;
+	pm: PackageManager;
+	framework: Framework;
+	/** Local binaries present in node_modules/.bin (biome, tsc, prettier, next). */
+	bins: ReadonlySet<string>;
+	hasTsconfig: boolean;
+	envPath: string | undefined;
+	/** For tsc's incremental build info. */
+	cacheDir?: string;
+}
+
+const FORMAT_SCRIPTS = ["format:check", "check:format", "fmt:check", "prettier:check"];
+const TYPECHECK_SCRIPTS = ["typecheck", "type-check", "check-types", "types:check", "tsc"];
+
+/** Which lint, format check and typecheck to run for this project, and why each other is skipped. Pure. */
+export function planLintTools(inputs: LintToolInputs): { tools: LintTool[]; skipped: string[] } {
+	const { settings, scripts, pm, bins, envPath } = inputs;
+	const tools: LintTool[] = [];
+	const skipped: string[] = [];
+	const script = (name: string): LintTool["argv"] => scriptCommand(pm, name, envPath);
+
+	if (settings.command) {
+		tools.push({
+			kind: "lint",
+			argv: settings.command as Argv,
+			source: "lint.command",
+			before: [],
+		});
+	} else if (scripts.lint) {
+		tools.push({ kind: "lint", argv: script("lint"), source: "lint script", before: [] });
+	} else if (settings.biome && bins.has("biome")) {
+		tools.push({
+			kind: "lint",
+			argv: ["biome", "check", "--colors=off", "."],
+			source: "biome",
+			before: [],
+		});
+	} else {
+		skipped.push("lint skipped (no lint script, no lint.command, no biome)");
+	}
+
+	const formatScript = FORMAT_SCRIPTS.find((name) => scripts[name]);
+	if (settings.formatCommand) {
+		tools.push({
+			kind: "format",
+			argv: settings.formatCommand as Argv,
+			source: "lint.formatCommand",
+			before: [],
+		});
+	} else if (formatScript) {
+		tools.push({
+			kind: "format",
+			argv: script(formatScript),
+			source: `${formatScript} script`,
+			before: [],
+		});
+	} else if (bins.has("prettier")) {
+		tools.push({
+			kind: "format",
+			argv: ["prettier", "--check", "."],
+			source: "prettier",
+			before: [],
+		});
+	} else {
+		skipped.push(
+			tools[0]?.source === "biome"
+				? "format check in biome check"
+				: "format check skipped (no format:check script, no prettier)",
+		);
+	}
+
+	if (!settings.typecheck) {
+		skipped.push("typecheck off (lint.typecheck: false)");
+		return { tools, skipped };
+	}
+	const before: Argv[] = [];
+	if (inputs.framework === "next" && bins.has("next")) before.push(["next", "typegen"]);
+	if (scripts["cf-typegen"]) before.push(script("cf-typegen"));
+	const typecheckScript = TYPECHECK_SCRIPTS.find((name) => scripts[name]);
+	if (settings.typecheckCommand) {
+		tools.push({
+			kind: "typecheck",
+			argv: settings.typecheckCommand as Argv,
+			source: "lint.typecheckCommand",
+			before,
+		});
+	} else if (typecheckScript) {
+		tools.push({
+			kind: "typecheck",
+			argv: script(typecheckScript),
+			source: `${typecheckScript} script`,
+			before,
+		});
+	} else if (bins.has("tsc") && inputs.hasTsconfig) {
+		const incremental = inputs.cacheDir
+			? ["--incremental", "--tsBuildInfoFile", path.join(inputs.cacheDir, "tsconfig.tsbuildinfo")]
+			: [];
+		tools.push({
+			kind: "typecheck",
+			argv: ["tsc", "--noEmit", "-p", "tsconfig.json", "--pretty", "false", ...incremental],
+			source: "tsc",
+			before,
+		});
+	} else {
+		skipped.push("typecheck skipped (no typecheck script, no tsc with tsconfig.json)");
+	}
+	return { tools, skipped };
+}
+
+/** tsc's `file(line,col): error TSnnnn: message` lines as findings; one TYPECHECK finding otherwise. */
+export function parseTypecheckOutput(output: string): Finding[] {
+	const findings: Finding[] = [];
+	for (const line of output.split("\n")) {
+		const m = /^(.+?)\((\d+),(\d+)\): error (TS\d+): (.*)$/.exec(line.trim());
+		if (m) {
+			findings.push({
+				code: m[4] as TypeScriptCode,
+				severity: "error",
+				file: m[1],
+				line: Number(m[2]),
+				column: Number(m[3]),
+				message: m[5] as string,
+			});
+		}
+	}
+	return findings.length
+		? findings
+		: [{ code: "TYPECHECK", severity: "error", message: tail(output) }];
+}
+
+const LINT_CODES = { lint: "LINT_FAILED", format: "FORMAT_CHECK_FAILED" } as const;
+
+async function runLintTool(
+	ctx: StepContext,
+	root: string,
+	tool: LintTool,
+): Promise<{ part: string; findings: Finding[] }> {
+	const label = `${tool.kind} (${tool.argv.join(" ")})`;
+	for (const argv of tool.before) {
+		ctx.progress(argv.join(" "));
+		const [file, ...args] = argv;
+		const result = await runTool({ file, args, cwd: root, env: ctx.env, signal: ctx.signal });
+		if (result.failed) {
+			return {
+				part: `${tool.kind} failed in ${argv.join(" ")}`,
+				findings: [
+					{
+						code: "TYPEGEN_FAILED",
+						severity: "error",
+						message: `${argv.join(" ")} (type generation before the typecheck) exited with ${result.exitCode ?? result.signal}:\n${tail(result.stdout + result.stderr)}`,
+					},
+				],
+			};
+		}
+	}
+	ctx.progress(tool.argv.join(" "));
+	const [file, ...args] = tool.argv;
+	const result = await runTool({ file, args, cwd: root, env: ctx.env, signal: ctx.signal });
+	const generated = tool.before.length
+		? ` after ${tool.before.map((a) => a.join(" ")).join(", ")}`
+		: "";
+	if (!result.failed) return { part: `${label}${generated} ok`, findings: [] };
+	const output = result.stdout + result.stderr;
+	if (tool.kind === "typecheck")
+		return { part: `${label} failed`, findings: parseTypecheckOutput(output) };
+	const fix =
+		tool.source === "biome" ? " (run `npx biome check --write .` to fix what it can)" : "";
+	return {
+		part: `${label} failed`,
+		findings: [
+			{
+				code: tool.source === "biome" ? "BIOME" : LINT_CODES[tool.kind],
+				severity: "error",
+				message: `${tool.argv.join(" ")} exited with ${result.exitCode ?? result.signal}${fix}:\n${tail(output)}`,
+			},
+		],
+	};
+}
+
 export const lintStep = defineStep<LintArgs>({
 	name: "lint",
 	async run(ctx, { project, cacheDir }) {
@@ -39,86 +244,42 @@ export const lintStep = defineStep<LintArgs>({
 		for (const database of databases) {
 			const checked = readCheckedCatalog(project, database);
 			files += checked.catalog.migrations.length;
-			findings.push(...checked.findings);
+			findings.push(...checked.raw);
 		}
 		parts.push(`D1 lint: ${files} migration(s) in ${databases.length} set(s)`);
 
-		const tools: Promise<void>[] = [];
-		const biome = project.settings.lint.biome ? localBin(project.root, "biome") : undefined;
-		if (biome) {
-			ctx.progress("biome check");
-			tools.push(
-				runTool({
-					file: biome,
-					args: ["check", "--colors=off", "."],
-					cwd: project.root,
-					env: ctx.env,
-					signal: ctx.signal,
-				}).then((result) => {
-					parts.push(`biome ${result.failed ? "failed" : "ok"}`);
-					if (result.failed) {
-						findings.push({
-							code: "BIOME",
-							severity: "error",
-							message: `biome check failed (run \`npx biome check --write .\` to fix what it can):\n${tail(result.stdout + result.stderr)}`,
-						});
-					}
-				}),
-			);
-		} else if (project.settings.lint.biome) {
-			parts.push("biome not installed (skipped)");
+		const pkg = readPackageJson(project.root);
+		const bins = new Set(
+			["biome", "tsc", "prettier", "next"].filter((name) => localBin(project.root, name)),
+		);
+		const plan = planLintTools({
+			settings: project.settings.lint,
+			scripts: pkg?.scripts ?? {},
+			pm: readPackageManager(project.root),
+			framework: detectFramework(pkg),
+			bins,
+			hasTsconfig: existsSync(path.join(project.root, "tsconfig.json")),
+			envPath: ctx.env.PATH,
+			cacheDir,
+		});
+		const results = await Promise.all(
+			plan.tools.map((tool) => runLintTool(ctx, project.root, tool)),
+		);
+		for (const result of results) {
+			parts.push(result.part);
+			findings.push(...result.findings);
 		}
-		const tsc = project.settings.lint.typecheck ? localBin(project.root, "tsc") : undefined;
-		if (tsc && existsSync(path.join(project.root, "tsconfig.json"))) {
-			ctx.progress("tsc --noEmit");
-			tools.push(
-				runTool({
-					file: tsc,
-					cwd: project.root,
-					env: ctx.env,
-					signal: ctx.signal,
-					args: [
-						"--noEmit",
-						"-p",
-						"tsconfig.json",
-						"--pretty",
-						"false",
-						...(cacheDir
-							? ["--incremental", "--tsBuildInfoFile", path.join(cacheDir, "tsconfig.tsbuildinfo")]
-							: []),
-					],
-				}).then((result) => {
-					parts.push(`typecheck ${result.failed ? "failed" : "ok"}`);
-					if (result.failed) {
-						for (const line of (result.stdout + result.stderr).split("\n")) {
-							const m = /^(.+?)\((\d+),(\d+)\): error (TS\d+): (.*)$/.exec(line);
-							if (m) {
-								findings.push({
-									code: m[4] as TypeScriptCode,
-									severity: "error",
-									file: m[1],
-									line: Number(m[2]),
-									column: Number(m[3]),
-									message: m[5] as string,
-								});
-							}
-						}
-						if (!findings.some((f) => f.code.startsWith("TS"))) {
-							findings.push({
-								code: "TYPECHECK",
-								severity: "error",
-								message: tail(result.stdout + result.stderr),
-							});
-						}
-					}
-				}),
-			);
-		}
-		await Promise.all(tools);
+		parts.push(...plan.skipped);
+		// Once over every set and tool, so an acknowledgement used by one set is not "unused" in another.
+		const acknowledged = acknowledgeProjectFindings(project, findings, {
+			dirs: databases.map((d) => d.migrationsDir),
+			reportsUnused: (ack) => !acknowledgesReplay(ack),
+		});
+		const reported = [...acknowledged.findings, ...acknowledged.unused];
 		return makeStepResult("lint", started, {
-			ok: !hasErrors(findings),
+			ok: !hasErrors(reported),
 			summary: parts.join("; "),
-			findings,
+			findings: reported,
 		});
 	},
 });

@@ -2,7 +2,11 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { resolveEnvironment, selectDatabase, snapshotPathFor } from "../config/load.ts";
 import type { D1Database, ProjectConfig } from "../config/schema.ts";
-import { readCheckedCatalog } from "../migrations/check.ts";
+import {
+	acknowledgeProjectFindings,
+	acknowledgesReplay,
+	readCheckedCatalog,
+} from "../migrations/check.ts";
 import {
 	compareWithWrangler,
 	type ParityEngine,
@@ -66,8 +70,9 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 		const started = performance.now();
 		const { project } = args;
 		const database = pickDatabase(project, args);
-		const { catalog, findings: staticFindings } = readCheckedCatalog(project, database);
-		const findings: Finding[] = args.includeLint === false ? [] : [...staticFindings];
+		const { catalog, raw: staticFindings } = readCheckedCatalog(project, database);
+		// Replay findings; the project's acknowledgements are applied to them and the static ones at the end.
+		const findings: Finding[] = [];
 		const total = catalog.migrations.length;
 		ctx.progress(
 			`replaying ${total} migration(s) from ${database.migrationsDir} on a fresh database`,
@@ -221,7 +226,12 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 				status: "retired" as MigrationStatus,
 			})),
 		];
-		const ok = !hasErrors(findings);
+		const reported = acknowledgeMigrationTest(project, database, {
+			staticFindings,
+			replayFindings: findings,
+			includeLint: args.includeLint !== false,
+		});
+		const ok = !hasErrors(reported);
 		const summary = [
 			replay.ok
 				? `${replay.applied.length} migration(s) replayed in ${replay.durationMs.toFixed(0)} ms`
@@ -236,7 +246,7 @@ export const migrationTestStep = defineStep<MigrationTestArgs>({
 		return makeStepResult("migration-test", started, {
 			ok,
 			summary,
-			findings,
+			findings: reported,
 			data: {
 				binding: database.binding,
 				migrationsDir: database.migrationsDir,
@@ -272,3 +282,25 @@ const truncate = (text: string, max: number) => {
 	const flat = text.replace(/\s+/g, " ").trim();
 	return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 };
+
+/**
+ * Acknowledgements over the static and replay findings together (so one for a replay code is
+ * used when it matches); without lint (in `ci`), only the replay findings and the unused
+ * acknowledgements of replay codes are reported, as lint reports the rest.
+ */
+function acknowledgeMigrationTest(
+	project: ProjectConfig,
+	database: D1Database,
+	{
+		staticFindings,
+		replayFindings,
+		includeLint,
+	}: { staticFindings: Finding[]; replayFindings: Finding[]; includeLint: boolean },
+): Finding[] {
+	const { findings, unused } = acknowledgeProjectFindings(
+		project,
+		[...staticFindings, ...replayFindings],
+		{ dirs: [database.migrationsDir], reportsUnused: includeLint ? undefined : acknowledgesReplay },
+	);
+	return [...(includeLint ? findings : findings.slice(staticFindings.length)), ...unused];
+}

@@ -4,6 +4,12 @@ import type { ProjectConfig } from "../config/schema.ts";
 import { runTool } from "../process.ts";
 import { hashProjectFiles, readCacheEntry, writeCacheEntry } from "./_cache.ts";
 import { defineStep, makeStepResult } from "./_step.ts";
+import {
+	type PackageManager,
+	readPackageJson,
+	readPackageManager,
+	scriptCommand,
+} from "./_toolchain.ts";
 
 export interface TestArgs {
 	project: ProjectConfig;
@@ -30,12 +36,53 @@ export function parseTestCounts(output: string): { passed?: number; failed?: num
 	return {};
 }
 
-/** Runs the project's unit tests: settings.test.command (default `npm test`). */
+// `npm init`'s placeholder script: a project with it has no tests yet.
+const PLACEHOLDER_TEST = /no test specified/;
+
+/**
+ * The test command: test.command when the project set one; the default (`npm test`) means the
+ * project's `test` script, run with its own package manager, or nothing when it has none. Pure.
+ */
+export function planTestCommand({
+	command,
+	scripts,
+	pm,
+	envPath,
+}: {
+	command: readonly string[];
+	scripts: Record<string, string> | undefined;
+	pm: PackageManager;
+	envPath: string | undefined;
+}): { argv: [string, ...string[]] } | { skip: string } {
+	const isDefault = command.length === 2 && command[0] === "npm" && command[1] === "test";
+	if (!isDefault) return { argv: command as [string, ...string[]] };
+	const script = scripts?.test;
+	if (!script) return { skip: "no test script in package.json (set test.command to run tests)" };
+	if (PLACEHOLDER_TEST.test(script))
+		return { skip: "the test script is npm init's placeholder (no tests yet)" };
+	return { argv: scriptCommand(pm, "test", envPath) };
+}
+
+/** Runs the project's unit tests: settings.test.command, default the `test` script. */
 export const testStep = defineStep<TestArgs>({
 	name: "test",
 	async run(ctx, { project, cacheDir, reuse = true }) {
 		const started = performance.now();
-		const [file, ...args] = project.settings.test.command as [string, ...string[]];
+		const planned = planTestCommand({
+			command: project.settings.test.command,
+			scripts: readPackageJson(project.root)?.scripts,
+			pm: readPackageManager(project.root),
+			envPath: ctx.env.PATH,
+		});
+		if ("skip" in planned) {
+			return makeStepResult("test", started, {
+				ok: true,
+				skipped: true,
+				summary: `skipped: ${planned.skip}`,
+				findings: [],
+			});
+		}
+		const [file, ...args] = planned.argv;
 		const inputsHash = cacheDir
 			? hashProjectFiles(project.root, JSON.stringify([file, ...args, process.version]))
 			: undefined;

@@ -3,18 +3,25 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { Minimatch } from "minimatch";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Acknowledgement, D1Database } from "../../../ci/config/schema.ts";
 import {
+	type Acknowledgement,
+	type D1Database,
+	NAMING_PRESETS,
+} from "../../../ci/config/schema.ts";
+import {
+	acknowledgeFindings,
 	applyAcknowledgements,
 	type CatalogFile,
 	checksumOf,
 	compareMigrationNames,
+	detectNaming,
 	leadingNumber,
 	normalizeMigrationText,
 	parseCatalog,
 	parseDepends,
 	readCatalog,
 } from "../../../ci/migrations/catalog.ts";
+import type { FindingCode } from "../../../ci/report/codes.ts";
 import type { Finding } from "../../../ci/report/model.ts";
 
 const file = (name: string, text = "CREATE TABLE t (x);\n"): CatalogFile => ({
@@ -517,5 +524,153 @@ describe("applyAcknowledgements()", () => {
 		const { findings } = parse([file("2_b.sql")]);
 		applyAcknowledgements(findings, [ack("CATALOG_BAD_NAME", ["2_b.sql"])], options);
 		expect(findings[0]?.acknowledged).toBeUndefined();
+	});
+});
+
+describe("acknowledgeFindings()", () => {
+	const finding = (code: string, file?: string): Finding => ({
+		code: code as FindingCode,
+		severity: "error",
+		message: "m",
+		...(file ? { file } : {}),
+	});
+	const reason = "applied to production before adoption";
+	const options = { dirs: ["migrations"], configFile: "workers-pipeline.jsonc" };
+
+	it.each([
+		["an exact code and file", "CATALOG_BAD_NAME", ["2_b.sql"], true],
+		["a code glob", "CATALOG_*", ["2_b.sql"], true],
+		["every code", "*", ["2_b.sql"], true],
+		["a file glob relative to the dir", "CATALOG_BAD_NAME", ["*_b.sql"], true],
+		["a file glob relative to the project", "CATALOG_BAD_NAME", ["migrations/**"], true],
+		["no files (every file)", "CATALOG_BAD_NAME", undefined, true],
+		["another code's glob", "D1_*", ["2_b.sql"], false],
+		["a glob for other files", "CATALOG_BAD_NAME", ["0*.sql"], false],
+	])("should match %s", (_, code, files, matches) => {
+		const { findings, unused } = acknowledgeFindings(
+			[finding("CATALOG_BAD_NAME", "migrations/2_b.sql")],
+			[{ code, ...(files ? { files } : {}), reason }],
+			options,
+		);
+		expect(findings[0]?.acknowledged).toBe(matches ? reason : undefined);
+		expect(unused).toHaveLength(matches ? 0 : 1);
+	});
+
+	it("should count every acknowledgement a finding matches as used, not only the first", () => {
+		const { findings, unused } = acknowledgeFindings(
+			[finding("REPLAY_DROP_CASCADE", "migrations/0004_rebuild.sql")],
+			[
+				{ code: "REPLAY_*", files: ["0004_rebuild.sql"], reason: "first: rebuilt before adoption" },
+				{ code: "REPLAY_DROP_CASCADE", reason: "second: the children were copied aside" },
+			],
+			options,
+		);
+		expect(findings[0]?.acknowledged).toBe("first: rebuilt before adoption");
+		expect(unused).toEqual([]);
+	});
+
+	it("should match files of any of several migrations dirs, and a finding without a file only by `*`", () => {
+		const { findings } = acknowledgeFindings(
+			[finding("D1_PRAGMA", "db/other/0001_a.sql"), finding("PARITY_MISMATCH"), finding("BIOME")],
+			[
+				{ code: "D1_PRAGMA", files: ["0001_a.sql"], reason },
+				{ code: "PARITY_MISMATCH", files: ["*"], reason },
+			],
+			{ ...options, dirs: ["migrations", "db/other"] },
+		);
+		expect(findings.map((f) => Boolean(f.acknowledged))).toEqual([true, true, false]);
+	});
+
+	it("should report unused acknowledgements only for those the caller judges", () => {
+		const { unused } = acknowledgeFindings(
+			[],
+			[
+				{ code: "REPLAY_DROP_CASCADE", files: ["0004_x.sql"], reason },
+				{ code: "CATALOG_BAD_NAME", files: ["1_x.sql"], reason },
+			],
+			{ ...options, reportsUnused: (ack) => !ack.code.startsWith("REPLAY_") },
+		);
+		expect(unused.map((f) => f.message)).toEqual([
+			expect.stringContaining("CATALOG_BAD_NAME for 1_x.sql matches no finding"),
+		]);
+	});
+});
+
+describe("parseCatalog() naming rules", () => {
+	const corpusNames: [string, string[]][] = [
+		["strict", ["0000_hard_nick_fury.sql", "0001_create_database.sql"]],
+		["wrangler", ["0001_add-unique-following.sql", "0008_add_server-settings.sql"]],
+		["drizzle-kit", ["0000_living_forge.sql", "0006_gigantic_shinko_yamashiro.sql"]],
+		[
+			"drizzle-kit-v1",
+			["20250110001634_init/migration.sql", "20250113063026_add_emailVerified/migration.sql"],
+		],
+		["prisma", ["20240101120000_init/migration.sql"]],
+		["timestamp", ["1700000000_init.sql", "20240101120000_add_users.sql"]],
+	];
+
+	it.each(corpusNames)("should accept %s names under that preset", (preset, names) => {
+		const catalog = parseCatalog(
+			{
+				dir: "migrations",
+				pattern: "migrations/**",
+				files: names.map((n) => file(n)),
+				retired: [],
+			},
+			{ naming: NAMING_PRESETS[preset as keyof typeof NAMING_PRESETS] },
+		);
+		expect(catalog.findings.filter((f) => f.code === "CATALOG_BAD_NAME")).toEqual([]);
+	});
+
+	it.each([
+		["strict", "0001_add-users.sql"],
+		["strict", "20250110001634_init/migration.sql"],
+		["drizzle-kit-v1", "0001_init.sql"],
+		["drizzle-kit-v1", "2025011000163_init/migration.sql"],
+		["timestamp", "0001_init.sql"],
+	])("should refuse under %s the name %s, naming the rule", (preset, name) => {
+		const catalog = parseCatalog(
+			{ dir: "migrations", pattern: "migrations/**", files: [file(name)], retired: [] },
+			{ naming: NAMING_PRESETS[preset as keyof typeof NAMING_PRESETS] },
+		);
+		const bad = catalog.findings.filter((f) => f.code === "CATALOG_BAD_NAME");
+		expect(bad).toHaveLength(1);
+		expect(bad[0]?.message).toContain(
+			NAMING_PRESETS[preset as keyof typeof NAMING_PRESETS].description,
+		);
+	});
+
+	it("should apply a project's own regular expression", () => {
+		const naming = { pattern: "^V\\d+__\\w+\\.sql$", description: "Flyway's V<n>__<name>.sql" };
+		const catalog = parseCatalog(
+			{
+				dir: "migrations",
+				pattern: "migrations/*.sql",
+				files: [file("V1__init.sql"), file("0002_x.sql")],
+				retired: [],
+			},
+			{ naming },
+		);
+		expect(
+			catalog.findings.filter((f) => f.code === "CATALOG_BAD_NAME").map((f) => f.file),
+		).toEqual(["migrations/0002_x.sql"]);
+	});
+});
+
+describe("detectNaming()", () => {
+	it.each([
+		[[], {}, "strict"],
+		[["0000_hard_nick_fury.sql", "0001_tiresome_squadron.sql"], {}, "strict"],
+		[["0000_hard_nick_fury.sql"], { drizzleJournal: true }, "drizzle-kit"],
+		[["0000_initial.sql", "0001_add-unique-following.sql"], {}, "wrangler"],
+		[["0000_initial.sql", "0001_add-users.sql"], { drizzleJournal: true }, "drizzle-kit"],
+		[["0000_initial.sql", "0008_add_server-settings.v2.sql"], {}, "wrangler"],
+		[["20250110001634_init/migration.sql"], {}, "drizzle-kit-v1"],
+		[["20250110001634_init/migration.sql"], { prismaLock: true }, "prisma"],
+		[["1700000000_init.sql"], {}, "timestamp"],
+		// matrix-workers: 3-digit names fit no preset; strict is kept and the names acknowledged.
+		[["002_rooms.sql", "schema.sql"], {}, "strict"],
+	] as const)("should pick for %j (%j) the preset %s", (names, hints, expected) => {
+		expect(detectNaming(names, hints)).toBe(expected);
 	});
 });

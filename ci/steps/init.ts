@@ -1,0 +1,526 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { applyEdits, modify, parse as parseJsonc } from "jsonc-parser";
+import { snapshotPathFor } from "../config/load.ts";
+import {
+	type Acknowledgement,
+	type D1Database,
+	type Naming,
+	type ProjectConfig,
+	pipelineSettingsSchema,
+} from "../config/schema.ts";
+import { DEFAULT_PIPELINE_CONFIG } from "../constants.ts";
+import { detectNaming } from "../migrations/catalog.ts";
+import { readCheckedCatalog } from "../migrations/check.ts";
+import type { Finding } from "../report/model.ts";
+import { defineStep, makeStepResult } from "./_step.ts";
+import {
+	detectFramework,
+	type Framework,
+	readPackageJson,
+	readPackageManager,
+	scriptCommand,
+} from "./_toolchain.ts";
+import { distinctDatabases } from "./lint.ts";
+import { migrationTestStep, pickDatabase } from "./migration-test.ts";
+
+export const VERSION_BINDING = "CF_VERSION_METADATA";
+export const WORKFLOW_FILE = ".github/workflows/workers-pipeline.yml";
+const DAGGER_VERSION = "0.21.9";
+
+export interface InitArgs {
+	project: ProjectConfig;
+	/** Rewrite files init wrote before (settings, health route, workflow, snapshot). */
+	force: boolean;
+	/** The Dagger module the workflow calls (`github.com/<owner>/workers-pipeline@<ref>`). */
+	module?: string;
+}
+
+export type FileAction = "created" | "updated" | "kept" | "overwritten";
+
+export interface InitFile {
+	path: string;
+	action: FileAction;
+	note: string;
+}
+
+// Never acknowledged: init writes the snapshot, and a history that does not replay must be fixed.
+const NOT_ACKNOWLEDGED = new Set(["SNAPSHOT_MISSING", "SNAPSHOT_DRIFT", "REPLAY_FAILED"]);
+
+/** What a team checks before keeping an acknowledgement init wrote; by code, else generic. */
+const REVIEW_HINTS: Record<string, string> = {
+	CATALOG_BAD_NAME: "the name is already recorded in d1_migrations, so renaming would re-apply it",
+	CATALOG_DUPLICATE_NUMBER:
+		"both files are applied everywhere; their relative order no longer matters",
+	D1_FOREIGN_KEYS_OFF:
+		"the rebuild already ran; check no child rows were lost (D1 ignores foreign_keys=OFF)",
+	REPLAY_DROP_CASCADE:
+		"the rebuild already ran; check the child tables kept their rows in production",
+	D1_DESTRUCTIVE: "the data loss was intended when it ran",
+};
+
+/**
+ * One acknowledgement per finding code, listing the files (relative to the migrations dir), with
+ * a reason that tells the team to review it. Pure.
+ */
+export function planAcknowledgements(
+	findings: readonly Finding[],
+	{ dirs, date }: { dirs: readonly string[]; date: string },
+): Acknowledgement[] {
+	const byCode = new Map<string, Set<string>>();
+	for (const f of findings) {
+		if (f.acknowledged || NOT_ACKNOWLEDGED.has(f.code) || f.code.startsWith("CONFIG_")) continue;
+		if (f.severity !== "error" && f.severity !== "warning") continue;
+		const files = byCode.get(f.code) ?? new Set<string>();
+		if (f.file) files.add(relativeToDirs(f.file, dirs));
+		byCode.set(f.code, files);
+	}
+	return [...byCode.entries()]
+		.sort(([a], [b]) => (a < b ? -1 : 1))
+		.map(([code, files]) => ({
+			code,
+			...(files.size ? { files: [...files].sort() } : {}),
+			reason: `REVIEW: existing history at adoption (workers-pipeline init, ${date}); ${REVIEW_HINTS[code] ?? "replace this with why it is safe to keep"}.`,
+		}));
+}
+
+function relativeToDirs(file: string, dirs: readonly string[]): string {
+	const dir = dirs.find((d) => d !== "." && file.startsWith(`${d}/`));
+	return dir ? file.slice(dir.length + 1) : file;
+}
+
+/** workers-pipeline.jsonc as init writes it: commented, naming and acknowledgements. Pure. */
+export function renderSettings({
+	naming,
+	acknowledge,
+	extra = {},
+}: {
+	naming: Naming;
+	acknowledge: readonly Acknowledgement[];
+	extra?: Record<string, unknown>;
+}): string {
+	const body = JSON.stringify({ migrations: { naming, acknowledge }, ...extra }, null, "\t");
+	const text = [
+		"// workers-pipeline settings (docs/configuration.md). Written by `workers-pipeline init`.",
+		"// Each acknowledgement keeps an existing finding on purpose: review every REVIEW reason,",
+		"// replace it with why the finding is safe to keep, or fix the migration instead.",
+		body,
+		"",
+	].join("\n");
+	// What init writes must load: a schema change here fails init's own tests, not a user's run.
+	pipelineSettingsSchema.parse(parseJsonc(text));
+	return text;
+}
+
+/** Adds `version_metadata` to the top level and every env of a JSONC config, keeping comments. Pure. */
+export function addVersionMetadataJsonc(text: string): string {
+	const config = (parseJsonc(text, [], { allowTrailingComma: true }) ?? {}) as {
+		version_metadata?: unknown;
+		env?: Record<string, { version_metadata?: unknown }>;
+	};
+	const paths: (string | number)[][] = [];
+	if (!config.version_metadata) paths.push(["version_metadata"]);
+	// Bindings are not inherited by environments (wrangler's config docs): each env needs its own.
+	for (const [name, env] of Object.entries(config.env ?? {})) {
+		if (!env?.version_metadata) paths.push(["env", name, "version_metadata"]);
+	}
+	let out = text;
+	for (const at of paths) {
+		const edits = modify(
+			out,
+			at,
+			{ binding: VERSION_BINDING },
+			{
+				formattingOptions: { insertSpaces: !/^\t/m.test(out), tabSize: 2, eol: "\n" },
+			},
+		);
+		out = applyEdits(out, edits);
+	}
+	return out;
+}
+
+/** The same for wrangler.toml, by text: new tables appended, nothing else touched. Pure. */
+export function addVersionMetadataToml(text: string): string {
+	const tables = [...text.matchAll(/^\s*\[\[?\s*([^\]]+?)\s*\]\]?/gm)].map((m) => m[1] as string);
+	const envs = new Set<string>();
+	for (const table of tables) {
+		const m = /^env\.("[^"]+"|[A-Za-z0-9_-]+)/.exec(table);
+		if (m) envs.add(m[1] as string);
+	}
+	const additions: string[] = [];
+	if (!tables.includes("version_metadata")) {
+		additions.push(`[version_metadata]\nbinding = "${VERSION_BINDING}"`);
+	}
+	for (const env of envs) {
+		if (!tables.includes(`env.${env}.version_metadata`)) {
+			additions.push(`[env.${env}.version_metadata]\nbinding = "${VERSION_BINDING}"`);
+		}
+	}
+	if (additions.length === 0) return text;
+	const base = text.endsWith("\n") ? text : `${text}\n`;
+	return `${base}\n# The running version for the health route (workers-pipeline init).\n${additions.join("\n\n")}\n`;
+}
+
+export interface HealthPlan {
+	file?: string;
+	content?: string;
+	/** For a file init edits (Hono's entry): the edited text. */
+	edit?: (text: string) => string | undefined;
+	note: string;
+}
+
+const NEXT_ROUTE = `import { createNextHealthRoute } from "workers-pipeline/health/next";
+
+// The health contract deploy checks: version, schema head and expected head, database reachable.
+export const { GET } = createNextHealthRoute();
+export const dynamic = "force-dynamic";
+`;
+
+/** Inserts `app.get(<path>, healthRoute())` after `const app = new Hono(...)`, and its import. Pure. */
+export function addHonoHealthRoute(text: string, healthPath: string): string | undefined {
+	if (text.includes("workers-pipeline/health")) return text;
+	const app = /^(?:export\s+)?const\s+(\w+)\s*=\s*new\s+Hono\b[^\n]*$/m.exec(text);
+	if (!app) return undefined;
+	const statementEnd = text.indexOf("\n", app.index);
+	const lineEnd = statementEnd === -1 ? text.length : statementEnd;
+	const route = `\n${app[1]}.get("${healthPath}", healthRoute());`;
+	let out = `${text.slice(0, lineEnd)}${route}${text.slice(lineEnd)}`;
+	const imports = [...out.matchAll(/^import\s[^;]*;[^\n]*$/gm)];
+	const last = imports.at(-1);
+	const importLine = `import { healthRoute } from "workers-pipeline/health/hono";`;
+	out = last
+		? `${out.slice(0, (last.index ?? 0) + last[0].length)}\n${importLine}${out.slice((last.index ?? 0) + last[0].length)}`
+		: `${importLine}\n${out}`;
+	return out;
+}
+
+/** Where the health route goes for this framework, or what to add by hand. Pure but for `exists`. */
+export function planHealthRoute({
+	framework,
+	root,
+	main,
+	healthPath,
+	exists,
+}: {
+	framework: Framework;
+	root: string;
+	main: string | undefined;
+	healthPath: string;
+	exists: (rel: string) => boolean;
+}): HealthPlan {
+	if (framework === "next") {
+		const appDir = exists("src/app") ? "src/app" : "app";
+		const ext = exists("tsconfig.json") ? "ts" : "js";
+		return {
+			file: `${appDir}${healthPath}/route.${ext}`,
+			content: NEXT_ROUTE,
+			note: "Next.js route handler (workers-pipeline/health/next)",
+		};
+	}
+	if (framework === "hono" && main) {
+		const rel = path.relative(root, path.resolve(root, main)).replaceAll(path.sep, "/");
+		return {
+			file: rel,
+			edit: (text) => addHonoHealthRoute(text, healthPath),
+			note: `Hono route ${healthPath} (workers-pipeline/health/hono)`,
+		};
+	}
+	return {
+		note: `add the health route by hand: in your fetch handler, \`if (new URL(request.url).pathname === "${healthPath}") return handleHealth(request, env);\` with \`import { handleHealth } from "workers-pipeline/health";\``,
+	};
+}
+
+/** The GitHub workflow: `dagger call ci` on every pull request and push to main. Pure. */
+export function renderWorkflow({ module }: { module: string }): string {
+	return `# Written by \`workers-pipeline init\`: the same \`ci\` a laptop runs, in the Dagger module.
+name: workers-pipeline
+
+on:
+  pull_request:
+  push:
+    branches: [main]
+
+permissions:
+  contents: read
+
+concurrency:
+  group: workers-pipeline-\${{ github.ref }}
+  cancel-in-progress: true
+
+jobs:
+  ci:
+    runs-on: ubuntu-latest
+    timeout-minutes: 30
+    steps:
+      - uses: actions/checkout@de0fac2e4500dabe0009e67214ff5f5447ce83dd # v6.0.2
+        with:
+          persist-credentials: false
+      - uses: dagger/dagger-for-github@27b130bf0f79a7f6fbbbe0fbca6760dc9bb40a77 # v8.4.1
+        with:
+          version: "${DAGGER_VERSION}"
+          module: ${module}
+          call: ci --source .
+`;
+}
+
+/** Detects the naming of each migrations set; the strictest preset every set fits. */
+function readNaming(project: ProjectConfig, databases: readonly D1Database[]): Naming {
+	const names: string[] = [];
+	let drizzleJournal = false;
+	let prismaLock = false;
+	for (const database of databases) {
+		const dir = path.join(project.root, database.migrationsDir);
+		drizzleJournal ||= existsSync(path.join(dir, "meta", "_journal.json"));
+		prismaLock ||= existsSync(path.join(dir, "migration_lock.toml"));
+		names.push(...readCheckedCatalog(project, database).catalog.migrations.map((m) => m.name));
+	}
+	return detectNaming(names, { drizzleJournal, prismaLock });
+}
+
+interface Writer {
+	files: InitFile[];
+	write(rel: string, content: string, note: string, opts?: { replace?: boolean }): void;
+}
+
+function makeWriter(root: string, force: boolean): Writer {
+	const files: InitFile[] = [];
+	return {
+		files,
+		write(rel, content, note, { replace = force } = {}) {
+			const abs = path.join(root, rel);
+			const existed = existsSync(abs);
+			if (existed && readFileSync(abs, "utf8") === content) {
+				files.push({ path: rel, action: "kept", note: `${note} (unchanged)` });
+				return;
+			}
+			if (existed && !replace) {
+				files.push({ path: rel, action: "kept", note: `${note} (exists; --force to rewrite)` });
+				return;
+			}
+			mkdirSync(path.dirname(abs), { recursive: true });
+			writeFileSync(abs, content);
+			files.push({
+				path: rel,
+				action: existed ? (force ? "overwritten" : "updated") : "created",
+				note,
+			});
+		},
+	};
+}
+
+/** `init`: settings with acknowledgements, health route, version binding, workflow, snapshot. */
+export const initStep = defineStep<InitArgs>({
+	name: "init",
+	async run(ctx, { project, force, module }) {
+		const started = performance.now();
+		const writer = makeWriter(project.root, force);
+		const next: string[] = [];
+		const findings: Finding[] = [];
+		const pkg = readPackageJson(project.root);
+		const framework = detectFramework(pkg);
+		const pm = readPackageManager(project.root);
+
+		// 1. Settings: the naming the history follows, and an acknowledgement per existing finding.
+		const databases = distinctDatabases(project);
+		const settingsRel = DEFAULT_PIPELINE_CONFIG;
+		const keepSettings = project.settingsPath !== undefined && !force;
+		let adopted = project;
+		if (keepSettings) {
+			writer.files.push({
+				path: settingsRel,
+				action: "kept",
+				note: "settings (exists; --force to rewrite with fresh acknowledgements)",
+			});
+		} else {
+			const base = pipelineSettingsSchema.parse({});
+			const naming = readNaming(project, databases);
+			const bare = {
+				...project,
+				settings: { ...base, migrations: { ...base.migrations, naming } },
+			};
+			const found = await collectFindings(ctx, bare);
+			const acknowledge = planAcknowledgements(found.findings, {
+				dirs: databases.map((d) => d.migrationsDir),
+				date: new Date().toISOString().slice(0, 10),
+			});
+			findings.push(...found.blocking);
+			writer.write(
+				settingsRel,
+				renderSettings({ naming, acknowledge }),
+				`naming "${typeof naming === "string" ? naming : "custom"}", ${acknowledge.length} acknowledgement(s) of the existing history`,
+				{ replace: true },
+			);
+			if (acknowledge.length)
+				next.push(
+					`Review the ${acknowledge.length} REVIEW reason(s) in ${settingsRel}: say why each finding is safe to keep.`,
+				);
+			adopted = {
+				...bare,
+				settingsPath: path.join(project.root, settingsRel),
+				settings: { ...bare.settings, migrations: { ...bare.settings.migrations, acknowledge } },
+			};
+		}
+
+		// 2. The health route for the framework.
+		writeHealthRoute(writer, next, { project: adopted, framework });
+
+		// 3. The version metadata binding, comments and layout kept.
+		writeVersionBinding(writer, project);
+
+		// 4. The workflow calling the Dagger module.
+		const moduleRef = module ?? "github.com/<owner>/workers-pipeline@<ref>";
+		writer.write(
+			WORKFLOW_FILE,
+			renderWorkflow({ module: moduleRef }),
+			"GitHub Actions: dagger call ci",
+		);
+		if (!module)
+			next.push(
+				`Set the module in ${WORKFLOW_FILE} (module: github.com/<owner>/workers-pipeline@<ref>), or rerun init with --module.`,
+			);
+
+		// 5. The schema snapshot, from the replay of the history.
+		await writeSnapshot(ctx, writer, findings, { project: adopted, force });
+
+		const run = (script: string) =>
+			scriptCommand(pm, script, ctx.env.PATH)
+				.join(" ")
+				.replace(/^npx --yes /, "npx ");
+		next.push(
+			`Run \`npx workers-pipeline ci\` (${pm.name}${pm.source === "default" ? "" : ` from ${pm.source}`}; scripts run as \`${run("<script>")}\`).`,
+			"Commit the files above.",
+		);
+		const written = writer.files.filter((f) => f.action !== "kept").length;
+		return makeStepResult("init", started, {
+			ok: !findings.some((f) => f.severity === "error"),
+			summary: `${written} file(s) written, ${writer.files.length - written} kept (${framework} app, ${pm.name})`,
+			findings,
+			data: {
+				framework,
+				packageManager: pm.name,
+				files: writer.files,
+				next,
+				lines: [
+					...writer.files.map((f) => `  ${f.action.padEnd(11)} ${f.path.padEnd(44)} ${f.note}`),
+					"",
+					"next:",
+					...next.map((line, i) => `  ${i + 1}. ${line}`),
+				],
+			},
+		});
+	},
+});
+
+/** The findings of a bare adoption (no acknowledgements): static for every set, replay for the tested one. */
+async function collectFindings(
+	ctx: Parameters<typeof migrationTestStep.run>[0],
+	project: ProjectConfig,
+): Promise<{ findings: Finding[]; blocking: Finding[] }> {
+	const findings: Finding[] = [];
+	for (const database of distinctDatabases(project))
+		findings.push(...readCheckedCatalog(project, database).raw);
+	const tested = await migrationTestStep.run(ctx, { project, includeLint: false });
+	findings.push(...tested.findings);
+	// A history that does not replay cannot be acknowledged away: the team must fix it first.
+	const blocking = tested.findings
+		.filter((f) => f.code === "REPLAY_FAILED")
+		.map((f) => ({
+			...f,
+			message: `${f.message} The existing history does not replay on a fresh database; fix the order or the SQL (a new migration if it is applied), then run init again.`,
+		}));
+	return { findings, blocking };
+}
+
+function writeHealthRoute(
+	writer: Writer,
+	next: string[],
+	{ project, framework }: { project: ProjectConfig; framework: Framework },
+): void {
+	const healthPath = project.settings.deploy.healthPath;
+	const plan = planHealthRoute({
+		framework,
+		root: project.root,
+		main: project.wrangler.main,
+		healthPath,
+		exists: (rel) => existsSync(path.join(project.root, rel)),
+	});
+	if (plan.file && plan.content) {
+		writer.write(plan.file, plan.content, plan.note);
+	} else if (plan.file && plan.edit) {
+		const abs = path.join(project.root, plan.file);
+		const text = existsSync(abs) ? readFileSync(abs, "utf8") : "";
+		const edited = plan.edit(text);
+		if (edited === undefined) {
+			next.push(
+				`Add \`app.get("${healthPath}", healthRoute())\` (import { healthRoute } from "workers-pipeline/health/hono") to ${plan.file}: init found no \`const app = new Hono()\` there.`,
+			);
+		} else {
+			writer.write(plan.file, edited, plan.note, { replace: true });
+		}
+	} else {
+		next.push(`Health route: ${plan.note}.`);
+	}
+	const deps = { ...readPackageJson(project.root)?.dependencies };
+	if (!deps["workers-pipeline"]) {
+		next.push(
+			"The health route imports workers-pipeline at run time: keep it in dependencies, not only devDependencies.",
+		);
+	}
+}
+
+function writeVersionBinding(writer: Writer, project: ProjectConfig): void {
+	const rel = path.relative(project.root, project.wranglerPath).replaceAll(path.sep, "/");
+	const text = readFileSync(project.wranglerPath, "utf8");
+	const edited = rel.endsWith(".toml")
+		? addVersionMetadataToml(text)
+		: addVersionMetadataJsonc(text);
+	writer.write(
+		rel,
+		edited,
+		`version_metadata binding ${VERSION_BINDING} (the health route's version)`,
+		{ replace: true },
+	);
+}
+
+async function writeSnapshot(
+	ctx: Parameters<typeof migrationTestStep.run>[0],
+	writer: Writer,
+	findings: Finding[],
+	{ project, force }: { project: ProjectConfig; force: boolean },
+): Promise<void> {
+	if (distinctDatabases(project).length === 0) return;
+	const database = pickDatabase(project, {});
+	const rel = snapshotPathFor(project, database);
+	const existed = existsSync(path.join(project.root, rel));
+	const check = await migrationTestStep.run(ctx, { project, includeLint: false });
+	const data = check.data as
+		| { snapshot?: { status?: string }; replay?: { ok?: boolean } }
+		| undefined;
+	if (!data?.replay?.ok) {
+		writer.files.push({
+			path: rel,
+			action: "kept",
+			note: "schema snapshot not written: the history does not replay",
+		});
+		return;
+	}
+	if (data.snapshot?.status === "matches") {
+		writer.files.push({ path: rel, action: "kept", note: "schema snapshot (unchanged)" });
+		return;
+	}
+	if (existed && !force) {
+		writer.files.push({
+			path: rel,
+			action: "kept",
+			note: "schema snapshot differs from the migrations (exists; --force to rewrite)",
+		});
+		findings.push(...check.findings.filter((f) => f.code === "SNAPSHOT_DRIFT"));
+		return;
+	}
+	await migrationTestStep.run(ctx, { project, includeLint: false, updateSnapshot: true });
+	writer.files.push({
+		path: rel,
+		action: existed ? "overwritten" : "created",
+		note: `schema snapshot of binding "${database.binding}"`,
+	});
+}

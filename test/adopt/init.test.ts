@@ -1,0 +1,256 @@
+import {
+	cpSync,
+	existsSync,
+	mkdirSync,
+	mkdtempSync,
+	readdirSync,
+	readFileSync,
+	rmSync,
+	writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { parse as parseJsonc } from "jsonc-parser";
+import { afterAll, describe, expect, it } from "vitest";
+import { runCli } from "../../ci/cli/main.ts";
+import {
+	addHonoHealthRoute,
+	addVersionMetadataJsonc,
+	addVersionMetadataToml,
+	planAcknowledgements,
+	renderSettings,
+} from "../../ci/steps/init.ts";
+
+const repoRoot = path.resolve(import.meta.dirname, "../..");
+const corpusDir = path.resolve(
+	repoRoot,
+	process.env.WORKERS_PIPELINE_CORPUS ?? "../shared/corpus/d1",
+);
+const corpusPresent = existsSync(corpusDir);
+if (!corpusPresent && process.env.CI)
+	throw new Error(`the D1 corpus is required under CI: ${corpusDir} is missing`);
+if (!corpusPresent) console.info(`init corpus tests skipped: no corpus at ${corpusDir}`);
+
+const temps: string[] = [];
+afterAll(() => {
+	for (const dir of temps) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("addVersionMetadataJsonc()", () => {
+	const config = `// the app
+{
+	"name": "app", // the Worker
+	"d1_databases": [{ "binding": "DB" }],
+	"env": {
+		/* staging */
+		"staging": { "name": "app-staging" },
+		"production": { "name": "app", "version_metadata": { "binding": "V" } },
+	},
+}
+`;
+	it("should add the binding at the top level and to each env without one, keeping comments", () => {
+		const out = addVersionMetadataJsonc(config);
+		for (const comment of ["// the app", "// the Worker", "/* staging */"])
+			expect(out).toContain(comment);
+		const parsed = parseJsonc(out) as {
+			version_metadata?: unknown;
+			env: Record<string, { version_metadata?: unknown }>;
+		};
+		expect(parsed.version_metadata).toEqual({ binding: "CF_VERSION_METADATA" });
+		expect(parsed.env.staging?.version_metadata).toEqual({ binding: "CF_VERSION_METADATA" });
+		expect(parsed.env.production?.version_metadata).toEqual({ binding: "V" });
+	});
+	it("should change nothing the second time", () => {
+		const once = addVersionMetadataJsonc(config);
+		expect(addVersionMetadataJsonc(once)).toBe(once);
+	});
+});
+
+describe("addVersionMetadataToml()", () => {
+	const toml = `name = "api" # the Worker
+main = "src/index.ts"
+
+[[d1_databases]]
+binding = "DB"
+migrations_dir = "drizzle"
+
+[env.staging]
+name = "api-staging"
+
+[[env.staging.d1_databases]]
+binding = "DB"
+`;
+	it("should append the top-level and per-env tables and leave every existing line as it was", () => {
+		const out = addVersionMetadataToml(toml);
+		expect(out.startsWith(toml)).toBe(true);
+		expect(out.slice(toml.length)).toContain('[version_metadata]\nbinding = "CF_VERSION_METADATA"');
+		expect(out.slice(toml.length)).toContain(
+			'[env.staging.version_metadata]\nbinding = "CF_VERSION_METADATA"',
+		);
+		expect(addVersionMetadataToml(out)).toBe(out);
+	});
+});
+
+describe("addHonoHealthRoute()", () => {
+	it("should register the route after `new Hono()` and import the adapter after the last import", () => {
+		const src = `import { Hono } from "hono";\nimport { users } from "./users";\n\nconst app = new Hono<{ Bindings: Env }>();\napp.route("/users", users);\n\nexport default app;\n`;
+		const out = addHonoHealthRoute(src, "/api/health") as string;
+		expect(out).toBe(
+			`import { Hono } from "hono";\nimport { users } from "./users";\nimport { healthRoute } from "workers-pipeline/health/hono";\n\nconst app = new Hono<{ Bindings: Env }>();\napp.get("/api/health", healthRoute());\napp.route("/users", users);\n\nexport default app;\n`,
+		);
+		expect(addHonoHealthRoute(out, "/api/health")).toBe(out);
+	});
+	it("should give up (undefined) when there is no `const app = new Hono()`", () => {
+		expect(addHonoHealthRoute("export default { fetch() {} };\n", "/api/health")).toBeUndefined();
+	});
+});
+
+describe("planAcknowledgements()", () => {
+	it("should group by code with files relative to the migrations dir, never acknowledging what init fixes", () => {
+		const acks = planAcknowledgements(
+			[
+				{ code: "D1_DESTRUCTIVE", severity: "warning", message: "", file: "drizzle/0002_b.sql" },
+				{ code: "D1_DESTRUCTIVE", severity: "warning", message: "", file: "drizzle/0001_a.sql" },
+				{
+					code: "CATALOG_DUPLICATE_NUMBER",
+					severity: "error",
+					message: "",
+					file: "drizzle/0006_x.sql",
+				},
+				{ code: "SNAPSHOT_MISSING", severity: "error", message: "", file: "drizzle.schema.sql" },
+				{ code: "REPLAY_FAILED", severity: "error", message: "", file: "drizzle/0007_y.sql" },
+			],
+			{ dirs: ["drizzle"], date: "2026-12-01" },
+		);
+		expect(acks.map((a) => [a.code, a.files])).toEqual([
+			["CATALOG_DUPLICATE_NUMBER", ["0006_x.sql"]],
+			["D1_DESTRUCTIVE", ["0001_a.sql", "0002_b.sql"]],
+		]);
+		expect(acks.every((a) => a.reason.startsWith("REVIEW: existing history at adoption"))).toBe(
+			true,
+		);
+		expect(() => renderSettings({ naming: "drizzle-kit", acknowledge: acks })).not.toThrow();
+	});
+});
+
+async function cli(argv: string[], dir: string) {
+	let stdout = "";
+	const code = await runCli([...argv, "--cwd", dir], {
+		stdout: (t) => {
+			stdout += t;
+		},
+		stderr: () => {},
+		env: { PATH: process.env.PATH },
+		cwd: dir,
+		isTTY: false,
+	});
+	return { code, stdout };
+}
+
+interface Json {
+	ok: boolean;
+	findings: { code: string; acknowledged?: string; severity: string; file: string | null }[];
+}
+
+// Every real set in the corpus: init acknowledges what is there, then lint and migration-test are
+// green, nothing is "unused", and the team's NEXT migration in its own layout needs nothing new.
+const sets = corpusPresent
+	? readdirSync(corpusDir, { withFileTypes: true })
+			.filter((e) => e.isDirectory())
+			.map((e) => e.name)
+			.sort()
+	: [];
+// These two do not replay as wrangler orders them (SOURCES.md): init must say so, not hide it.
+const NOT_REPLAYING = new Set(["nkuntz1934__matrix-workers", "openRin__Rin"]);
+
+function corpusProject(set: string): { dir: string; nested: boolean } {
+	const dir = mkdtempSync(path.join(tmpdir(), "wp-init-"));
+	temps.push(dir);
+	const nested = readdirSync(path.join(corpusDir, set)).every((n) => !n.endsWith(".sql"));
+	cpSync(path.join(corpusDir, set), path.join(dir, "migrations"), { recursive: true });
+	writeFileSync(
+		path.join(dir, "wrangler.jsonc"),
+		`// ${set}\n${JSON.stringify(
+			{
+				name: "corpus",
+				compatibility_date: "2026-06-01",
+				d1_databases: [
+					{
+						binding: "DB",
+						database_name: "corpus",
+						migrations_dir: "migrations",
+						...(nested ? { migrations_pattern: "migrations/*/migration.sql" } : {}),
+					},
+				],
+			},
+			null,
+			"\t",
+		)}\n`,
+	);
+	writeFileSync(path.join(dir, "package.json"), JSON.stringify({ name: "corpus" }));
+	return { dir, nested };
+}
+
+describe.skipIf(!corpusPresent)("init on the real histories of the corpus", () => {
+	it.each(sets.filter((s) => !NOT_REPLAYING.has(s)))(
+		"%s: green after init, and for its next migration",
+		async (set) => {
+			const { dir, nested } = corpusProject(set);
+			const before = await cli(["migration-test", "--json"], dir);
+			const init = await cli(["init", "--json"], dir);
+			expect(init.code).toBe(0);
+			for (const command of ["lint", "migration-test"]) {
+				const run = await cli([command, "--json"], dir);
+				const report = JSON.parse(run.stdout) as Json;
+				expect(report.findings.filter((f) => !f.acknowledged)).toEqual([]);
+				expect(run.code).toBe(0);
+			}
+			// What init acknowledged is exactly what was there (not the snapshot: it writes that)...
+			const settings = parseJsonc(
+				readFileSync(path.join(dir, "workers-pipeline.jsonc"), "utf8"),
+			) as {
+				migrations: { naming: string; acknowledge: { code: string }[] };
+			};
+			const was = (JSON.parse(before.stdout) as Json).findings
+				.map((f) => f.code)
+				.filter((code) => code !== "SNAPSHOT_MISSING");
+			// ...less the bad names a naming preset for the team's tool now accepts.
+			const expected = [...new Set(was)].filter(
+				(code) => code !== "CATALOG_BAD_NAME" || settings.migrations.naming === "strict",
+			);
+			expect(settings.migrations.acknowledge.map((a) => a.code).sort()).toEqual(expected.sort());
+
+			// The next migration, named as the team's tool names it.
+			const names = readdirSync(path.join(dir, "migrations")).filter(
+				(n) => !n.endsWith(".toml") && n !== "meta",
+			);
+			const next = nested
+				? "20991231235959_add_audit_log/migration.sql"
+				: settings.migrations.naming === "timestamp"
+					? "20991231235959_add_audit_log.sql"
+					: `${String(names.length + 100).padStart(4, "0")}_add_audit_log.sql`;
+			mkdirSync(path.dirname(path.join(dir, "migrations", next)), { recursive: true });
+			writeFileSync(
+				path.join(dir, "migrations", next),
+				"CREATE TABLE audit_log_next (id INTEGER PRIMARY KEY, at TEXT NOT NULL);\n",
+			);
+			await cli(["migration-test", "--update-snapshot"], dir);
+			const after = JSON.parse((await cli(["lint", "--json"], dir)).stdout) as Json;
+			expect(
+				after.findings.filter((f) => !f.acknowledged && f.code !== "CATALOG_NUMBER_GAP"),
+			).toEqual([]);
+		},
+	);
+
+	it.each([...NOT_REPLAYING].filter((s) => sets.includes(s)))(
+		"%s: init says the history does not replay (exit 1)",
+		async (set) => {
+			const { dir } = corpusProject(set);
+			const init = await cli(["init", "--json"], dir);
+			expect(init.code).toBe(1);
+			const report = JSON.parse(init.stdout) as Json;
+			expect(report.findings.map((f) => f.code)).toContain("REPLAY_FAILED");
+			expect(existsSync(path.join(dir, "workers-pipeline.jsonc"))).toBe(true);
+		},
+	);
+});

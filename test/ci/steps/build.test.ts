@@ -1,0 +1,126 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { PackageManager } from "../../../ci/steps/_toolchain.ts";
+import {
+	buildVersion,
+	hashBuildInputs,
+	listBuildInputs,
+	planBuild,
+} from "../../../ci/steps/build.ts";
+
+const npm: PackageManager = {
+	name: "npm",
+	version: undefined,
+	source: "lockfile",
+	lockfile: "package-lock.json",
+};
+const base = {
+	settings: { budgetGzipKiB: 3072 },
+	isOpenNext: false,
+	framework: "worker" as const,
+	scripts: {},
+	hasMain: true,
+	pm: npm,
+	envPath: "",
+};
+
+describe("planBuild()", () => {
+	it.each([
+		[
+			"build.command first, even in an OpenNext app",
+			{
+				settings: { budgetGzipKiB: 1, command: ["vite", "build"], output: "dist" },
+				isOpenNext: true,
+			},
+			{ kind: "command", argv: ["vite", "build"], source: "build.command", output: "dist" },
+		],
+		[
+			"OpenNext, never through the build script",
+			{ isOpenNext: true, scripts: { build: "next build" } },
+			{ kind: "opennext", argv: ["opennextjs-cloudflare", "build"] },
+		],
+		[
+			"a Vite app's build script",
+			{ framework: "vite" as const, scripts: { build: "vite build" } },
+			{ kind: "command", argv: ["npm", "run", "build"], source: "build script" },
+		],
+		["a plain Worker: wrangler bundles main", { scripts: { build: "tsc" } }, { kind: "wrangler" }],
+		["nothing without main", { hasMain: false }, { kind: "none" }],
+	])("should plan %s", (_, over, expected) => {
+		expect(planBuild({ ...base, ...over })).toMatchObject(expected);
+	});
+});
+
+const dirs: string[] = [];
+afterEach(() => {
+	for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+function repo(files: Record<string, string>): string {
+	const dir = mkdtempSync(path.join(tmpdir(), "wp-build-"));
+	dirs.push(dir);
+	for (const [name, text] of Object.entries(files)) {
+		mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+		writeFileSync(path.join(dir, name), text);
+	}
+	const git = (...args: string[]) =>
+		execFileSync("git", args, {
+			cwd: dir,
+			stdio: "pipe",
+			env: {
+				...process.env,
+				GIT_AUTHOR_NAME: "t",
+				GIT_AUTHOR_EMAIL: "t@t",
+				GIT_COMMITTER_NAME: "t",
+				GIT_COMMITTER_EMAIL: "t@t",
+			},
+		});
+	git("init", "-q");
+	git("add", "-A");
+	git("commit", "-qm", "init");
+	return dir;
+}
+const head = (dir: string) =>
+	execFileSync("git", ["rev-parse", "HEAD"], { cwd: dir }).toString().trim();
+
+describe("buildVersion()", () => {
+	it("should stamp the clean sha, and <sha>-dirty once a tracked file changes or a new file appears", () => {
+		const dir = repo({ "src/index.ts": "export default {};\n", ".gitignore": "dist/\n" });
+		const sha = head(dir);
+		expect(buildVersion(dir, {})).toBe(sha);
+		mkdirSync(path.join(dir, "dist"));
+		writeFileSync(path.join(dir, "dist/out.js"), "ignored output\n");
+		expect(buildVersion(dir, {})).toBe(sha);
+		writeFileSync(path.join(dir, "src/new.ts"), "export {};\n");
+		expect(buildVersion(dir, {})).toBe(`${sha}-dirty`);
+	});
+	it("should say dev outside a repository", () => {
+		const dir = mkdtempSync(path.join(tmpdir(), "wp-build-"));
+		dirs.push(dir);
+		expect(buildVersion(dir, {})).toBe("dev");
+	});
+});
+
+describe("listBuildInputs() / hashBuildInputs()", () => {
+	it("should key on every tracked file and every lockfile, never on build output", () => {
+		const dir = repo({
+			"src/index.ts": "a\n",
+			"docs/notes.md": "b\n",
+			".gitignore": "dist/\npnpm-lock.yaml\n",
+			"pnpm-lock.yaml": "lockfileVersion: '9.0'\n",
+		});
+		mkdirSync(path.join(dir, "dist"), { recursive: true });
+		mkdirSync(path.join(dir, "out"), { recursive: true });
+		writeFileSync(path.join(dir, "out/bundle.js"), "x");
+		const inputs = listBuildInputs(dir, "out");
+		expect(inputs).toEqual([".gitignore", "docs/notes.md", "pnpm-lock.yaml", "src/index.ts"]);
+		const before = hashBuildInputs(dir, "v", "out");
+		writeFileSync(path.join(dir, "out/bundle.js"), "changed output");
+		expect(hashBuildInputs(dir, "v", "out")).toBe(before);
+		writeFileSync(path.join(dir, "pnpm-lock.yaml"), "lockfileVersion: '9.1'\n");
+		expect(hashBuildInputs(dir, "v", "out")).not.toBe(before);
+	});
+});
