@@ -437,7 +437,7 @@ const CASES: Case[] = [
 		check: ({ run }) => {
 			const document = JSON.parse(run.stdout) as { ok: boolean; error: { code: string } };
 			expect(document.ok).toBe(false);
-			expect(document.error.code).toBe("E_D1_API");
+			expect(document.error.code).toBe("E_D1_AUTH");
 		},
 	},
 	{

@@ -32,8 +32,7 @@ describe("renderText()", () => {
 			        remove it
 			error   TS2322 src/a.ts:4:7: x | y
 			warning D1_DESTRUCTIVE migrations/0002_b.sql:3: DROP TABLE loses data
-			ack     CATALOG_DUPLICATE_NUMBER migrations/0002_b.sql: two migrations are numbered 0002
-			        acknowledged: applied in production before adoption
+			ack     1 acknowledged finding(s) (CATALOG_DUPLICATE_NUMBER ×1): accepted in migrations.acknowledge; --json lists each with its reason.
 
 			✘ ci failed in 1 min 5 s (2 error(s), 1 warning(s), 1 acknowledged)
 			"
