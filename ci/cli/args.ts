@@ -23,7 +23,8 @@ export const GLOBAL_FLAGS: FlagDef[] = [
 		name: "config",
 		type: "string",
 		value: "<file>",
-		description: "wrangler config file (default: wrangler.jsonc, then wrangler.json)",
+		description:
+			"wrangler config file (default: as wrangler finds it: wrangler.json, wrangler.jsonc, wrangler.toml, here or in a parent directory)",
 	},
 	{
 		name: "json",

@@ -4,7 +4,7 @@ import type { ProjectConfig } from "../config/schema.ts";
 import {
 	DEFAULT_HEALTH_TIMEOUT_SECONDS,
 	DEFAULT_LOCK_TIMEOUT_SECONDS,
-	WRANGLER_CONFIG_CANDIDATES,
+	DEFAULT_WRANGLER_CONFIG,
 } from "../constants.ts";
 import { UserError } from "../errors.ts";
 import type { StepResult } from "../report/model.ts";
@@ -47,15 +47,16 @@ async function loadProject({ flags, cwd }: CommandInput): Promise<ProjectConfig>
 async function loadProjectForDir(input: CommandInput): Promise<ProjectConfig> {
 	const { flags, cwd } = input;
 	const root = path.resolve(cwd, str(flags, "cwd") ?? ".");
-	const hasConfig =
-		str(flags, "config") || WRANGLER_CONFIG_CANDIDATES.some((f) => existsSync(path.join(root, f)));
-	if (hasConfig || !str(flags, "dir")) return loadProject(input);
+	const { findWranglerConfig } = await import("../config/load.ts");
+	if (str(flags, "config") || !str(flags, "dir") || findWranglerConfig(root)) {
+		return loadProject(input);
+	}
 	if (!existsSync(root))
 		throw new UserError(`Project directory ${root} does not exist.`, "E_CONFIG_MISSING");
 	const { pipelineSettingsSchema } = await import("../config/schema.ts");
 	return {
 		root,
-		wranglerPath: path.join(root, "wrangler.jsonc"),
+		wranglerPath: path.join(root, DEFAULT_WRANGLER_CONFIG),
 		settingsPath: undefined,
 		wrangler: { name: path.basename(root), d1_databases: [{ binding: "DB" }] },
 		settings: pipelineSettingsSchema.parse({}),

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { type ParseError, parse as parseJsonc, printParseErrorCode } from "jsonc-parser";
+import { parse as parseToml, TomlError } from "smol-toml";
 import type { z } from "zod";
 import {
 	DEFAULT_MIGRATIONS_DIR,
@@ -9,6 +10,8 @@ import {
 	WRANGLER_CONFIG_CANDIDATES,
 } from "../constants.ts";
 import { UserError } from "../errors.ts";
+import type { Finding } from "../report/model.ts";
+import { normalizeRelative } from "./paths.ts";
 import {
 	type D1Database,
 	type PipelineSettings,
@@ -21,23 +24,41 @@ import {
 
 export interface LoadProjectConfigOptions {
 	cwd: string;
-	/** Wrangler config file, relative to cwd; default: the first of wrangler.jsonc, wrangler.json. */
+	/** Wrangler config file, relative to cwd; default: found as wrangler finds it (below). */
 	config?: string;
 }
 
-/** Reads and validates wrangler.jsonc and workers-pipeline.jsonc; every failure is a UserError (exit 2). */
+/**
+ * wrangler's search (workers-utils config/config-helpers.ts, findWranglerConfig): the nearest
+ * wrangler.json up the tree from `from`, else the nearest wrangler.jsonc, else wrangler.toml.
+ */
+export function findWranglerConfig(from: string): string | undefined {
+	for (const name of WRANGLER_CONFIG_CANDIDATES) {
+		for (let dir = path.resolve(from); ; dir = path.dirname(dir)) {
+			const candidate = path.join(dir, name);
+			if (existsSync(candidate)) return candidate;
+			if (path.dirname(dir) === dir) break;
+		}
+	}
+	return undefined;
+}
+
+/**
+ * Reads and validates the wrangler config (wrangler.json, wrangler.jsonc or wrangler.toml) and
+ * workers-pipeline.jsonc; every failure is a UserError (exit 2).
+ */
 export function loadProjectConfig({ cwd, config }: LoadProjectConfigOptions): ProjectConfig {
 	const root = path.resolve(cwd);
 	if (!existsSync(root)) {
 		throw new UserError(`Project directory ${root} does not exist.`, "E_CONFIG_MISSING");
 	}
-	const wranglerPath = config
-		? path.resolve(root, config)
-		: WRANGLER_CONFIG_CANDIDATES.map((name) => path.join(root, name)).find((p) => existsSync(p));
+	const wranglerPath = config ? path.resolve(root, config) : findWranglerConfig(root);
 	if (!wranglerPath || !existsSync(wranglerPath)) {
-		const looked = config ? path.resolve(root, config) : WRANGLER_CONFIG_CANDIDATES.join(" or ");
+		const looked = config
+			? path.resolve(root, config)
+			: `${WRANGLER_CONFIG_CANDIDATES.join(", ")} in ${root} or a parent directory`;
 		throw new UserError(
-			`No wrangler config found (looked for ${looked} in ${root}). Run from the project directory, or pass --cwd <dir> / --config <file>. wrangler.toml is not supported: convert it to wrangler.jsonc.`,
+			`No wrangler config found (looked for ${looked}). Run from the project directory, or pass --cwd <dir> / --config <file>.`,
 			"E_CONFIG_MISSING",
 		);
 	}
@@ -65,14 +86,26 @@ export function loadProjectConfig({ cwd, config }: LoadProjectConfigOptions): Pr
 	};
 }
 
-function parseConfigFile<S extends z.ZodType>(file: string, schema: S): z.infer<S> {
-	let text: string;
-	try {
-		text = readFileSync(file, "utf8");
-	} catch (error) {
-		throw new UserError(`Cannot read ${file}: ${(error as Error).message}`, "E_CONFIG_MISSING", {
-			cause: error,
-		});
+/** The file's data: TOML for `.toml`, JSONC (comments, trailing commas) for `.json` and `.jsonc`, as wrangler reads them. */
+function parseConfigText(file: string, text: string): unknown {
+	if (file.endsWith(".toml")) {
+		try {
+			return parseToml(text);
+		} catch (error) {
+			if (!(error instanceof TomlError)) throw error;
+			const reason = error.message.split("\n")[0]?.replace(/^Invalid TOML document: /, "");
+			throw new UserError(
+				`${file}:${error.line}:${error.column}: invalid TOML (${reason}). Fix the syntax (see https://toml.io).`,
+				"E_CONFIG_INVALID",
+				{ cause: error },
+			);
+		}
+	}
+	if (!file.endsWith(".json") && !file.endsWith(".jsonc")) {
+		throw new UserError(
+			`${file}: a wrangler config must be wrangler.json, wrangler.jsonc or wrangler.toml (by extension: .json, .jsonc or .toml).`,
+			"E_CONFIG_INVALID",
+		);
 	}
 	const errors: ParseError[] = [];
 	const raw: unknown = parseJsonc(text, errors, { allowTrailingComma: true });
@@ -84,6 +117,19 @@ function parseConfigFile<S extends z.ZodType>(file: string, schema: S): z.infer<
 			"E_CONFIG_INVALID",
 		);
 	}
+	return raw;
+}
+
+function parseConfigFile<S extends z.ZodType>(file: string, schema: S): z.infer<S> {
+	let text: string;
+	try {
+		text = readFileSync(file, "utf8");
+	} catch (error) {
+		throw new UserError(`Cannot read ${file}: ${(error as Error).message}`, "E_CONFIG_MISSING", {
+			cause: error,
+		});
+	}
+	const raw = parseConfigText(file, text);
 	const result = schema.safeParse(raw);
 	if (!result.success) {
 		const lines = result.error.issues.map((issue) => formatIssue(issue, raw));
@@ -142,11 +188,6 @@ function lineAndColumn(text: string, offset: number) {
 	return { line: before.length, column: (before.at(-1)?.length ?? 0) + 1 };
 }
 
-function normalizeRelative(p: string): string {
-	const normalized = path.posix.normalize(p.replace(/\\/g, "/"));
-	return normalized.endsWith("/") && normalized !== "/" ? normalized.slice(0, -1) : normalized;
-}
-
 function checkMigrationsPattern(file: string, at: string, binding: WranglerD1Binding): void {
 	if (binding.migrations_pattern === undefined) return;
 	if (binding.migrations_dir === undefined) {
@@ -165,15 +206,26 @@ function checkMigrationsPattern(file: string, at: string, binding: WranglerD1Bin
 	}
 }
 
-function toDatabase(binding: WranglerD1Binding): D1Database {
-	const migrationsDir = normalizeRelative(binding.migrations_dir ?? DEFAULT_MIGRATIONS_DIR);
+/**
+ * One binding with defaults applied. wrangler resolves migrations_dir and migrations_pattern
+ * against the config file's directory (d1/migrations: `projectPath: path.dirname(config.configPath)`);
+ * they are re-expressed relative to the project root, where every reader joins them.
+ */
+function toDatabase(project: ProjectConfig, binding: WranglerD1Binding): D1Database {
+	const configDir = path.dirname(project.wranglerPath);
+	const fromRoot = (p: string) =>
+		normalizeRelative(path.relative(project.root, path.resolve(configDir, p)) || ".");
+	const ownDir = normalizeRelative(binding.migrations_dir ?? DEFAULT_MIGRATIONS_DIR);
+	const ownPattern = normalizeRelative(
+		binding.migrations_pattern ?? (ownDir === "." ? "*.sql" : `${ownDir}/*.sql`),
+	);
 	return {
 		binding: binding.binding,
 		databaseName: binding.database_name,
 		databaseId: binding.database_id,
-		migrationsDir,
+		migrationsDir: fromRoot(ownDir),
 		migrationsTable: binding.migrations_table ?? DEFAULT_MIGRATIONS_TABLE,
-		migrationsPattern: normalizeRelative(binding.migrations_pattern ?? `${migrationsDir}/*.sql`),
+		migrationsPattern: fromRoot(ownPattern),
 	};
 }
 
@@ -187,7 +239,7 @@ export function resolveEnvironment(
 		return {
 			name: undefined,
 			workerName: wrangler.name,
-			databases: (wrangler.d1_databases ?? []).map(toDatabase),
+			databases: (wrangler.d1_databases ?? []).map((b) => toDatabase(project, b)),
 		};
 	}
 	const env = wrangler.env?.[envName];
@@ -203,7 +255,7 @@ export function resolveEnvironment(
 	return {
 		name: envName,
 		workerName: env.name ?? `${wrangler.name}-${envName}`,
-		databases: (env.d1_databases ?? []).map(toDatabase),
+		databases: (env.d1_databases ?? []).map((b) => toDatabase(project, b)),
 	};
 }
 

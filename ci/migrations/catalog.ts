@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { type Dirent, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
+import { patternWithinDir } from "../config/paths.ts";
 import type { Acknowledgement, D1Database } from "../config/schema.ts";
 import { MIGRATION_NAME_PATTERN, RETIRED_SUFFIX } from "../constants.ts";
 import { UserError } from "../errors.ts";
@@ -74,10 +75,7 @@ export function readCatalog({
 			"E_MIGRATIONS_DIR",
 		);
 	}
-	const relativePattern =
-		database.migrationsDir === "."
-			? database.migrationsPattern
-			: database.migrationsPattern.slice(database.migrationsDir.length + 1);
+	const relativePattern = patternWithinDir(database);
 	const files: CatalogFile[] = [];
 	const retired: string[] = [];
 	for (const name of listFilesRelative(absDir)) {
