@@ -77,7 +77,8 @@ const ENV_FLAG: FlagDef = {
 	name: "env",
 	type: "string",
 	value: "<env>",
-	description: "wrangler environment (env.<name> in wrangler.jsonc)",
+	description:
+		"wrangler environment (env.<name> in the wrangler config; default: the top-level Worker, as in wrangler)",
 };
 const BINDING_FLAG: FlagDef = {
 	name: "binding",
@@ -260,7 +261,7 @@ function atLeast(value: number | undefined, min: number, name: string): number |
 
 const remoteArgs = async (input: CommandInput) => ({
 	project: await loadProject(input),
-	env: str(input.flags, "env") as string,
+	env: str(input.flags, "env"),
 	binding: str(input.flags, "binding"),
 });
 
@@ -270,7 +271,7 @@ COMMANDS.push(
 		summary:
 			"Reads the remote D1 ledger: what is applied (with checksum status), what is pending, what is wrong. Writes nothing.",
 		flags: [
-			REQUIRED_ENV_FLAG,
+			ENV_FLAG,
 			BINDING_FLAG,
 			{
 				name: "allow-out-of-order",
@@ -295,7 +296,7 @@ COMMANDS.push(
 		summary:
 			"Applies pending D1 migrations over the Cloudflare API: preflight, lock, Time Travel bookmark, one atomic request per migration with its ledger rows, validation after.",
 		flags: [
-			REQUIRED_ENV_FLAG,
+			ENV_FLAG,
 			BINDING_FLAG,
 			{
 				name: "dry-run",
@@ -349,7 +350,7 @@ COMMANDS.push(
 		summary:
 			"Adopts an existing database: records 0001..NNNN as applied, after checking the remote schema contains what they create.",
 		flags: [
-			REQUIRED_ENV_FLAG,
+			ENV_FLAG,
 			BINDING_FLAG,
 			{
 				name: "through",
@@ -375,7 +376,7 @@ COMMANDS.push(
 		summary:
 			"Restores the D1 database to a Time Travel bookmark (e.g. from a migrate report), then shows the ledger head.",
 		flags: [
-			REQUIRED_ENV_FLAG,
+			ENV_FLAG,
 			BINDING_FLAG,
 			{
 				name: "bookmark",
@@ -442,9 +443,16 @@ COMMANDS.push(
 			"workers-pipeline deploy --env staging",
 			"workers-pipeline deploy --env production --skip-migrate --health-timeout 120",
 		],
-		run: async (input) => [
-			await (await import("../steps/deploy.ts")).deployStep.run(input.context("deploy"), {
-				...(await remoteArgs(input)),
+		run: async (input) => {
+			const [{ deployStep }, { lintEnvironment }] = await Promise.all([
+				import("../steps/deploy.ts"),
+				import("../config/load.ts"),
+			]);
+			const args = await remoteArgs(input);
+			const result = await deployStep.run(input.context("deploy"), {
+				...args,
+				// deploy still requires --env (REQUIRED_ENV_FLAG): its wrangler calls name one.
+				env: str(input.flags, "env") as string,
 				skipMigrate: input.flags["skip-migrate"] === true,
 				healthTimeoutSeconds: seconds(input.flags, "health-timeout"),
 				secretsFile: str(input.flags, "secrets-file"),
@@ -454,8 +462,11 @@ COMMANDS.push(
 					.filter(Boolean),
 				autoRestore: input.flags["auto-restore"] === true,
 				lockTimeoutSeconds: seconds(input.flags, "lock-timeout"),
-			}),
-		],
+			});
+			// An environment without its own name deploys a different Worker than the user may think.
+			result.findings.unshift(...lintEnvironment(args.project, args.env));
+			return [result];
+		},
 	},
 	{
 		name: "rollback",

@@ -297,3 +297,50 @@ export function selectDatabase(
 export function snapshotPathFor(project: ProjectConfig, database: D1Database): string {
 	return project.settings.migrations.snapshot ?? `${database.migrationsDir}.schema.sql`;
 }
+
+/**
+ * The account to work on: the environment's `account_id`, else the top level's (wrangler lets
+ * environments inherit it), else CLOUDFLARE_ACCOUNT_ID. Both set and different is refused before
+ * any request: wrangler would deploy to the config's account while the API calls went to the other.
+ */
+export function resolveAccountId(
+	project: ProjectConfig,
+	envName: string | undefined,
+	fromEnv: string | undefined,
+): string | undefined {
+	const own: unknown = envName ? project.wrangler.env?.[envName]?.account_id : undefined;
+	const at = own !== undefined ? `$.env.${envName}.account_id` : "$.account_id";
+	const raw: unknown = own ?? project.wrangler.account_id;
+	const configured = typeof raw === "string" && raw !== "" ? raw : undefined;
+	if (raw !== undefined && configured === undefined) {
+		throw new UserError(
+			`${project.wranglerPath}: invalid configuration\n  ${at}: expected a non-empty string, found ${describeValue(raw)}`,
+			"E_CONFIG_INVALID",
+		);
+	}
+	const env = fromEnv || undefined;
+	if (configured && env && configured !== env) {
+		throw new UserError(
+			`CLOUDFLARE_ACCOUNT_ID (${env}) is not the account in ${project.wranglerPath} (${at}: ${configured}). wrangler uses the config's; unset CLOUDFLARE_ACCOUNT_ID or make them agree. Nothing was sent.`,
+			"E_CONFIG_INVALID",
+		);
+	}
+	return configured ?? env;
+}
+
+/**
+ * A warning wrangler does not give: an environment without its own `name` deploys as a separate
+ * Worker `<name>-<env>` (a new one on its first deploy), not the top-level Worker.
+ */
+export function lintEnvironment(project: ProjectConfig, envName: string | undefined): Finding[] {
+	if (!envName || project.wrangler.env?.[envName]?.name !== undefined) return [];
+	const top = project.wrangler.name;
+	return [
+		{
+			code: "CONFIG_ENV_UNNAMED",
+			severity: "warning",
+			file: path.basename(project.wranglerPath),
+			message: `env.${envName} has no "name": wrangler deploys it as a separate Worker "${top}-${envName}" (a new Worker on its first deploy), not "${top}". Set env.${envName}.name to the Worker it should update, or to "${top}-${envName}" to keep it separate on purpose.`,
+		},
+	];
+}

@@ -424,7 +424,7 @@ export const migrateStep = defineStep<MigrateArgs>({
 			data.restore = { commands: restoreCommands(args.env, database, bookmark), performed: false };
 			const oldHead = plan.head;
 			// Idempotent (fence + upsert), so an unclear answer is simply retried.
-			const runningSql = `${fenceSql(run.runId, run.ttl)}\n${runRecordSql({ runId: run.runId, owner: run.owner, environment: args.env, gitSha: run.sha, bookmark, status: "running", detail: null })}`;
+			const runningSql = `${fenceSql(run.runId, run.ttl)}\n${runRecordSql({ runId: run.runId, owner: run.owner, environment: args.env ?? null, gitSha: run.sha, bookmark, status: "running", detail: null })}`;
 			await readWithRetry(() => client.query(runningSql, { write: true }), {
 				signal: ctx.signal,
 			});
@@ -590,7 +590,7 @@ export const migrateStep = defineStep<MigrateArgs>({
 				runRecordSql({
 					runId: run.runId,
 					owner: run.owner,
-					environment: args.env,
+					environment: args.env ?? null,
 					gitSha: run.sha,
 					bookmark: bookmark ?? null,
 					status,

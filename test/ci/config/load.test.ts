@@ -3,7 +3,9 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import {
+	lintEnvironment,
 	loadProjectConfig,
+	resolveAccountId,
 	resolveEnvironment,
 	selectDatabase,
 	snapshotPathFor,
@@ -473,3 +475,61 @@ describe("snapshotPathFor()", () => {
 function escapeRegExp(text: string): string {
 	return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
+
+describe("resolveAccountId()", () => {
+	const config = (wrangler: string) => load({ "wrangler.jsonc": wrangler });
+	const WITH_ACCOUNTS = `{"name": "app", "account_id": "top", "env": {"own": {"account_id": "own"}, "inherits": {}}}`;
+
+	it.each([
+		// config, env name, CLOUDFLARE_ACCOUNT_ID, expected
+		[`{"name": "app"}`, undefined, "from-env", "from-env"],
+		[`{"name": "app"}`, undefined, undefined, undefined],
+		[WITH_ACCOUNTS, undefined, undefined, "top"],
+		[WITH_ACCOUNTS, "inherits", undefined, "top"],
+		[WITH_ACCOUNTS, "own", undefined, "own"],
+		[WITH_ACCOUNTS, "own", "own", "own"],
+		[WITH_ACCOUNTS, "inherits", "", "top"],
+	])("%s, env %s, CLOUDFLARE_ACCOUNT_ID %j → %j", (wrangler, env, fromEnv, expected) => {
+		expect(resolveAccountId(config(wrangler), env, fromEnv)).toBe(expected);
+	});
+
+	it.each([
+		[undefined, "$.account_id: top"],
+		["own", "$.env.own.account_id: own"],
+	])("should refuse a CLOUDFLARE_ACCOUNT_ID that differs from the config (env %s)", (env, at) => {
+		const error = userErrorOf(() => resolveAccountId(config(WITH_ACCOUNTS), env, "other"));
+		expect(error.code).toBe("E_CONFIG_INVALID");
+		expect(error.message).toContain("CLOUDFLARE_ACCOUNT_ID (other)");
+		expect(error.message).toContain(at);
+		expect(error.message).toContain("Nothing was sent");
+	});
+
+	it("should refuse an account_id that is not a string, with path and value", () => {
+		const error = userErrorOf(() =>
+			resolveAccountId(config(`{"name": "app", "account_id": 42}`), undefined, undefined),
+		);
+		expect(error.message).toContain("$.account_id: expected a non-empty string, found number 42");
+	});
+});
+
+describe("lintEnvironment()", () => {
+	const config = () => load({ "wrangler.jsonc": WRANGLER_WITH_ENVS });
+
+	it("should warn that an environment without a name deploys a separate Worker", () => {
+		expect(lintEnvironment(config(), "staging")).toEqual([
+			expect.objectContaining({
+				code: "CONFIG_ENV_UNNAMED",
+				severity: "warning",
+				file: "wrangler.jsonc",
+				message: expect.stringContaining('separate Worker "app-staging"'),
+			}),
+		]);
+	});
+
+	it.each([["multi"], [undefined]])(
+		"should say nothing for env %s (named, or the top level)",
+		(env) => {
+			expect(lintEnvironment(config(), env)).toEqual([]);
+		},
+	);
+});
