@@ -69,7 +69,7 @@ describe("runWrangler()", () => {
 		});
 		const all = `${result.stdout}${result.stderr}`;
 		expect(all).toContain("Resource location");
-		expect(all).not.toMatch(/\u001b\[/);
-		expect(chunks.join("")).not.toMatch(/\u001b\[/);
+		expect(all.includes("\u001b[")).toBe(false);
+		expect(chunks.join("").includes("\u001b[")).toBe(false);
 	});
 });
