@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
 import { type ParseError, parse as parseJsonc, printParseErrorCode } from "jsonc-parser";
-import { parse as parseToml, TomlError } from "smol-toml";
 import type { z } from "zod";
 import {
 	DEFAULT_MIGRATIONS_DIR,
@@ -89,10 +89,12 @@ export function loadProjectConfig({ cwd, config }: LoadProjectConfigOptions): Pr
 /** The file's data: TOML for `.toml`, JSONC (comments, trailing commas) for `.json` and `.jsonc`, as wrangler reads them. */
 function parseConfigText(file: string, text: string): unknown {
 	if (file.endsWith(".toml")) {
+		// Loaded only for TOML projects (its CommonJS build, so this stays synchronous).
+		const toml = createRequire(import.meta.url)("smol-toml") as typeof import("smol-toml");
 		try {
-			return parseToml(text);
+			return toml.parse(text);
 		} catch (error) {
-			if (!(error instanceof TomlError)) throw error;
+			if (!(error instanceof toml.TomlError)) throw error;
 			const reason = error.message.split("\n")[0]?.replace(/^Invalid TOML document: /, "");
 			throw new UserError(
 				`${file}:${error.line}:${error.column}: invalid TOML (${reason}). Fix the syntax (see https://toml.io).`,
