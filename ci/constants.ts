@@ -1,5 +1,10 @@
 export const DEFAULT_WRANGLER_CONFIG = "wrangler.jsonc";
-export const WRANGLER_CONFIG_CANDIDATES = ["wrangler.jsonc", "wrangler.json"] as const;
+// wrangler's order (workers-utils config/config-helpers.ts, findWranglerConfig).
+export const WRANGLER_CONFIG_CANDIDATES = [
+	"wrangler.json",
+	"wrangler.jsonc",
+	"wrangler.toml",
+] as const;
 export const DEFAULT_PIPELINE_CONFIG = "workers-pipeline.jsonc";
 export const DEFAULT_MIGRATIONS_DIR = "migrations";
 export const DEFAULT_MIGRATIONS_TABLE = "d1_migrations";

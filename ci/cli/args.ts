@@ -24,7 +24,8 @@ export const GLOBAL_FLAGS: FlagDef[] = [
 		name: "config",
 		type: "string",
 		value: "<file>",
-		description: "wrangler config file (default: wrangler.jsonc, then wrangler.json)",
+		description:
+			"wrangler config file (default: as wrangler finds it: wrangler.json, wrangler.jsonc, wrangler.toml, here or in a parent directory)",
 	},
 	{
 		name: "json",
@@ -126,4 +127,71 @@ export function parseFlags(
 function splitOnce(text: string, sep: string): [string, string | undefined] {
 	const i = text.indexOf(sep);
 	return i < 0 ? [text, undefined] : [text.slice(0, i), text.slice(i + 1)];
+}
+
+// --help rendering: pure, for a given width (main.ts passes the terminal's, default 80).
+
+export const DEFAULT_HELP_WIDTH = 80;
+
+/** Greedy word wrap; lines after the first are indented by `indent` spaces. Words never split. */
+export function wrapText(text: string, width: number, indent = 0): string[] {
+	const lines: string[] = [];
+	let line = "";
+	for (const word of text.split(/\s+/).filter(Boolean)) {
+		const room = width - (lines.length ? indent : 0);
+		if (line && line.length + 1 + word.length > room) {
+			lines.push(line);
+			line = word;
+		} else {
+			line = line ? `${line} ${word}` : word;
+		}
+	}
+	if (line || lines.length === 0) lines.push(line);
+	return lines.map((l, i) => (i > 0 && indent ? " ".repeat(indent) + l : l));
+}
+
+/** Two columns, the second wrapped under itself: `  --lock-ttl <seconds>  lease of the lock; …`. */
+export function formatRows(
+	rows: readonly [string, string][],
+	width: number,
+	labels: readonly string[] = rows.map(([l]) => l),
+): string[] {
+	const left = Math.min(Math.max(0, ...labels.map((l) => l.length)) + 4, Math.floor(width / 2));
+	const out: string[] = [];
+	for (const [label, text] of rows) {
+		const head = `  ${label}`;
+		if (head.length + 2 > left) {
+			// A label wider than the column gets its own line; the text goes under the column.
+			out.push(head);
+			out.push(...wrapText(text, width - left, 0).map((l) => " ".repeat(left) + l));
+			continue;
+		}
+		const [first = "", ...rest] = wrapText(text, width - left, 0);
+		out.push(head.padEnd(left) + first, ...rest.map((l) => " ".repeat(left) + l));
+	}
+	return out;
+}
+
+/** The label of a flag in --help: `--env <env>`. */
+export const flagLabel = (flag: FlagDef): string =>
+	`--${flag.name}${flag.type === "string" ? ` ${flag.value ?? "<value>"}` : ""}`;
+
+/** `--through <NNNN>` for each required flag, for the usage line. */
+export const requiredUsage = (flags: readonly FlagDef[]): string =>
+	flags
+		.filter((f) => f.required)
+		.map((f) => ` ${flagLabel(f)}`)
+		.join("");
+
+/** Flag rows; `alignWith` sizes the label column (e.g. a command's flags and the global ones). */
+export function formatFlagRows(
+	flags: readonly FlagDef[],
+	width: number,
+	alignWith: readonly FlagDef[] = flags,
+): string[] {
+	return formatRows(
+		flags.map((f) => [flagLabel(f), f.required ? `${f.description} (required)` : f.description]),
+		width,
+		alignWith.map(flagLabel),
+	);
 }

@@ -5,7 +5,6 @@ import {
 	DEFAULT_HEALTH_TIMEOUT_SECONDS,
 	DEFAULT_LOCK_TIMEOUT_SECONDS,
 	DEFAULT_WRANGLER_CONFIG,
-	WRANGLER_CONFIG_CANDIDATES,
 } from "../constants.ts";
 import { UserError } from "../errors.ts";
 import type { StepResult } from "../report/model.ts";
@@ -48,9 +47,10 @@ async function loadProject({ flags, cwd }: CommandInput): Promise<ProjectConfig>
 async function loadProjectForDir(input: CommandInput): Promise<ProjectConfig> {
 	const { flags, cwd } = input;
 	const root = path.resolve(cwd, str(flags, "cwd") ?? ".");
-	const hasConfig =
-		str(flags, "config") || WRANGLER_CONFIG_CANDIDATES.some((f) => existsSync(path.join(root, f)));
-	if (hasConfig || !str(flags, "dir")) return loadProject(input);
+	const { findWranglerConfig } = await import("../config/load.ts");
+	if (str(flags, "config") || !str(flags, "dir") || findWranglerConfig(root)) {
+		return loadProject(input);
+	}
 	if (!existsSync(root))
 		throw new UserError(`Project directory ${root} does not exist.`, "E_CONFIG_MISSING");
 	const { pipelineSettingsSchema } = await import("../config/schema.ts");
@@ -77,7 +77,8 @@ const ENV_FLAG: FlagDef = {
 	name: "env",
 	type: "string",
 	value: "<env>",
-	description: "wrangler environment (env.<name> in wrangler.jsonc)",
+	description:
+		"wrangler environment (env.<name> in the wrangler config; default: the top-level Worker, as in wrangler)",
 };
 const BINDING_FLAG: FlagDef = {
 	name: "binding",
@@ -301,7 +302,7 @@ function atLeast(value: number | undefined, min: number, name: string): number |
 
 const remoteArgs = async (input: CommandInput) => ({
 	project: await loadProject(input),
-	env: str(input.flags, "env") as string,
+	env: str(input.flags, "env"),
 	binding: str(input.flags, "binding"),
 });
 
@@ -311,7 +312,7 @@ COMMANDS.push(
 		summary:
 			"Reads the remote D1 ledger: what is applied (with checksum status), what is pending, what is wrong. Writes nothing.",
 		flags: [
-			REQUIRED_ENV_FLAG,
+			ENV_FLAG,
 			BINDING_FLAG,
 			{
 				name: "allow-out-of-order",
@@ -336,7 +337,7 @@ COMMANDS.push(
 		summary:
 			"Applies pending D1 migrations over the Cloudflare API: preflight, lock, Time Travel bookmark, one atomic request per migration with its ledger rows, validation after.",
 		flags: [
-			REQUIRED_ENV_FLAG,
+			ENV_FLAG,
 			BINDING_FLAG,
 			{
 				name: "dry-run",
@@ -390,7 +391,7 @@ COMMANDS.push(
 		summary:
 			"Adopts an existing database: records 0001..NNNN as applied, after checking the remote schema contains what they create.",
 		flags: [
-			REQUIRED_ENV_FLAG,
+			ENV_FLAG,
 			BINDING_FLAG,
 			{
 				name: "through",
@@ -416,7 +417,7 @@ COMMANDS.push(
 		summary:
 			"Restores the D1 database to a Time Travel bookmark (e.g. from a migrate report), then shows the ledger head.",
 		flags: [
-			REQUIRED_ENV_FLAG,
+			ENV_FLAG,
 			BINDING_FLAG,
 			{
 				name: "bookmark",
@@ -483,9 +484,16 @@ COMMANDS.push(
 			"workers-pipeline deploy --env staging",
 			"workers-pipeline deploy --env production --skip-migrate --health-timeout 120",
 		],
-		run: async (input) => [
-			await (await import("../steps/deploy.ts")).deployStep.run(input.context("deploy"), {
-				...(await remoteArgs(input)),
+		run: async (input) => {
+			const [{ deployStep }, { lintEnvironment }] = await Promise.all([
+				import("../steps/deploy.ts"),
+				import("../config/load.ts"),
+			]);
+			const args = await remoteArgs(input);
+			const result = await deployStep.run(input.context("deploy"), {
+				...args,
+				// deploy still requires --env (REQUIRED_ENV_FLAG): its wrangler calls name one.
+				env: str(input.flags, "env") as string,
 				skipMigrate: input.flags["skip-migrate"] === true,
 				healthTimeoutSeconds: seconds(input.flags, "health-timeout"),
 				secretsFile: str(input.flags, "secrets-file"),
@@ -495,8 +503,11 @@ COMMANDS.push(
 					.filter(Boolean),
 				autoRestore: input.flags["auto-restore"] === true,
 				lockTimeoutSeconds: seconds(input.flags, "lock-timeout"),
-			}),
-		],
+			});
+			// An environment without its own name deploys a different Worker than the user may think.
+			result.findings.unshift(...lintEnvironment(args.project, args.env));
+			return [result];
+		},
 	},
 	{
 		name: "rollback",

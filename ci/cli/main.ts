@@ -15,7 +15,16 @@ import { renderMarkdown } from "../report/markdown.ts";
 import type { RunReport } from "../report/run-report.ts";
 import { renderText } from "../report/text.ts";
 import type { StepContext } from "../steps/_step.ts";
-import { GLOBAL_FLAGS, parseFlags, suggest } from "./args.ts";
+import {
+	DEFAULT_HELP_WIDTH,
+	formatFlagRows,
+	formatRows,
+	GLOBAL_FLAGS,
+	parseFlags,
+	requiredUsage,
+	suggest,
+	wrapText,
+} from "./args.ts";
 import { COMMANDS, type CommandDef, findCommand } from "./commands.ts";
 
 export interface CliIo {
@@ -44,39 +53,61 @@ const VERSION = (() => {
 	return "unknown";
 })();
 
-export function renderHelp(command?: CommandDef): string {
-	const flagLines = (defs: CommandDef["flags"]) =>
-		defs.map((f) => `  --${f.name}${f.value ? ` ${f.value}` : ""}`.padEnd(30) + f.description);
+export function renderHelp(command?: CommandDef, width = DEFAULT_HELP_WIDTH): string {
 	if (!command) {
 		return [
-			`workers-pipeline ${VERSION}: pipeline-as-code for Cloudflare Workers apps on D1`,
+			...wrapText(
+				`workers-pipeline ${VERSION}: pipeline-as-code for Cloudflare Workers apps on D1`,
+				width,
+			),
 			"",
 			"Usage: workers-pipeline <command> [options]",
 			"",
 			"Commands:",
-			...COMMANDS.map((c) => `  ${c.name.padEnd(16)}${c.summary}`),
+			...formatRows(
+				COMMANDS.map((c) => [c.name, c.summary]),
+				width,
+			),
 			"",
 			"Global options:",
-			...flagLines(GLOBAL_FLAGS),
+			...formatFlagRows(GLOBAL_FLAGS, width),
 			"",
-			"Exit codes: 0 ok, 1 failed checks, 2 bad usage or configuration, 130 interrupted.",
-			"Run `workers-pipeline <command> --help` for a command's options.",
+			...wrapText(
+				"Exit codes: 0 ok, 1 failed checks, 2 bad usage or configuration, 130 interrupted.",
+				width,
+			),
+			...wrapText("Run `workers-pipeline <command> --help` for a command's options.", width),
 			"",
 		].join("\n");
 	}
 	return [
-		`Usage: workers-pipeline ${command.name} [options]`,
+		`Usage: workers-pipeline ${command.name}${requiredUsage(command.flags)} [options]`,
 		"",
-		command.summary,
+		...wrapText(command.summary, width),
 		"",
-		...(command.flags.length ? ["Options:", ...flagLines(command.flags), ""] : []),
+		// One column for both lists, so the descriptions line up.
+		...(command.flags.length
+			? [
+					"Options:",
+					...formatFlagRows(command.flags, width, [...command.flags, ...GLOBAL_FLAGS]),
+					"",
+				]
+			: []),
 		"Global options:",
-		...flagLines(GLOBAL_FLAGS),
+		...formatFlagRows(GLOBAL_FLAGS, width, [...command.flags, ...GLOBAL_FLAGS]),
 		"",
 		"Examples:",
 		...command.examples.map((e) => `  ${e}`),
 		"",
 	].join("\n");
+}
+
+/** The terminal's width for --help (COLUMNS), within reason; 80 when unknown. */
+export function helpWidth(env: CliIo["env"]): number {
+	const columns = Number(env.COLUMNS);
+	return Number.isFinite(columns) && columns > 0
+		? Math.min(Math.max(columns, 60), 120)
+		: DEFAULT_HELP_WIDTH;
 }
 
 // Live progress: a step's messages appear once it has run for more than a second, then at most
@@ -138,7 +169,7 @@ export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<num
 	};
 	const [name, ...rest] = argv;
 	if (name === undefined || name === "--help" || name === "-h" || name === "help") {
-		io.stdout(renderHelp());
+		io.stdout(renderHelp(undefined, helpWidth(io.env)));
 		return name === undefined ? EXIT_USAGE : EXIT_OK;
 	}
 	if (name === "--version" || name === "-v") {
@@ -162,7 +193,7 @@ export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<num
 	try {
 		const flags = parseFlags(rest, [...command.flags, ...GLOBAL_FLAGS], command.name);
 		if (flags.help) {
-			io.stdout(renderHelp(command));
+			io.stdout(renderHelp(command, helpWidth(io.env)));
 			return EXIT_OK;
 		}
 		const context = (step: string): StepContext => {

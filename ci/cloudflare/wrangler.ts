@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { stripVTControlCharacters } from "node:util";
 import { CiError } from "../errors.ts";
 import { type ProcessResult, runProcess } from "../process.ts";
 
@@ -65,9 +66,15 @@ export function wranglerVersion(projectRoot?: string): string {
 	}
 }
 
-/** Runs wrangler with metrics off and stdin closed (so it never prompts); the caller judges the result. */
-export function runWrangler(options: RunWranglerOptions): Promise<ProcessResult> {
-	return runProcess({
+/**
+ * Runs wrangler with metrics off and stdin closed (so it never prompts); the caller judges the
+ * result. Colour is off whatever the caller's environment says (a CI's FORCE_COLOR=1 makes
+ * wrangler's chalk print escape codes), and any left are stripped, so no message, report or
+ * --json document carries ANSI codes.
+ */
+export async function runWrangler(options: RunWranglerOptions): Promise<ProcessResult> {
+	const onOutput = options.onOutput;
+	const result = await runProcess({
 		file: process.execPath,
 		args: [resolveWranglerBin(options.projectRoot), ...options.args],
 		cwd: options.cwd,
@@ -75,12 +82,17 @@ export function runWrangler(options: RunWranglerOptions): Promise<ProcessResult>
 			CI: "true",
 			WRANGLER_SEND_METRICS: "false",
 			WRANGLER_HIDE_BANNER: "true",
+			...options.env,
 			NO_COLOR: "1",
 			FORCE_COLOR: "0",
-			...options.env,
 		},
 		timeoutMs: options.timeoutMs,
 		signal: options.signal,
-		onOutput: options.onOutput,
+		onOutput: onOutput && ((chunk) => onOutput(stripVTControlCharacters(chunk))),
 	});
+	return {
+		...result,
+		stdout: stripVTControlCharacters(result.stdout),
+		stderr: stripVTControlCharacters(result.stderr),
+	};
 }

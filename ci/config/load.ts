@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
 import { type ParseError, parse as parseJsonc, printParseErrorCode } from "jsonc-parser";
 import type { z } from "zod";
@@ -9,6 +10,8 @@ import {
 	WRANGLER_CONFIG_CANDIDATES,
 } from "../constants.ts";
 import { UserError } from "../errors.ts";
+import type { Finding } from "../report/model.ts";
+import { normalizeRelative } from "./paths.ts";
 import {
 	type D1Database,
 	type PipelineSettings,
@@ -21,23 +24,41 @@ import {
 
 export interface LoadProjectConfigOptions {
 	cwd: string;
-	/** Wrangler config file, relative to cwd; default: the first of wrangler.jsonc, wrangler.json. */
+	/** Wrangler config file, relative to cwd; default: found as wrangler finds it (below). */
 	config?: string;
 }
 
-/** Reads and validates wrangler.jsonc and workers-pipeline.jsonc; every failure is a UserError (exit 2). */
+/**
+ * wrangler's search (workers-utils config/config-helpers.ts, findWranglerConfig): the nearest
+ * wrangler.json up the tree from `from`, else the nearest wrangler.jsonc, else wrangler.toml.
+ */
+export function findWranglerConfig(from: string): string | undefined {
+	for (const name of WRANGLER_CONFIG_CANDIDATES) {
+		for (let dir = path.resolve(from); ; dir = path.dirname(dir)) {
+			const candidate = path.join(dir, name);
+			if (existsSync(candidate)) return candidate;
+			if (path.dirname(dir) === dir) break;
+		}
+	}
+	return undefined;
+}
+
+/**
+ * Reads and validates the wrangler config (wrangler.json, wrangler.jsonc or wrangler.toml) and
+ * workers-pipeline.jsonc; every failure is a UserError (exit 2).
+ */
 export function loadProjectConfig({ cwd, config }: LoadProjectConfigOptions): ProjectConfig {
 	const root = path.resolve(cwd);
 	if (!existsSync(root)) {
 		throw new UserError(`Project directory ${root} does not exist.`, "E_CONFIG_MISSING");
 	}
-	const wranglerPath = config
-		? path.resolve(root, config)
-		: WRANGLER_CONFIG_CANDIDATES.map((name) => path.join(root, name)).find((p) => existsSync(p));
+	const wranglerPath = config ? path.resolve(root, config) : findWranglerConfig(root);
 	if (!wranglerPath || !existsSync(wranglerPath)) {
-		const looked = config ? path.resolve(root, config) : WRANGLER_CONFIG_CANDIDATES.join(" or ");
+		const looked = config
+			? path.resolve(root, config)
+			: `${WRANGLER_CONFIG_CANDIDATES.join(", ")} in ${root} or a parent directory`;
 		throw new UserError(
-			`No wrangler config found (looked for ${looked} in ${root}). Run from the project directory, or pass --cwd <dir> / --config <file>. wrangler.toml is not supported: convert it to wrangler.jsonc.`,
+			`No wrangler config found (looked for ${looked}). Run from the project directory, or pass --cwd <dir> / --config <file>.`,
 			"E_CONFIG_MISSING",
 		);
 	}
@@ -65,14 +86,28 @@ export function loadProjectConfig({ cwd, config }: LoadProjectConfigOptions): Pr
 	};
 }
 
-function parseConfigFile<S extends z.ZodType>(file: string, schema: S): z.infer<S> {
-	let text: string;
-	try {
-		text = readFileSync(file, "utf8");
-	} catch (error) {
-		throw new UserError(`Cannot read ${file}: ${(error as Error).message}`, "E_CONFIG_MISSING", {
-			cause: error,
-		});
+/** The file's data: TOML for `.toml`, JSONC (comments, trailing commas) for `.json` and `.jsonc`, as wrangler reads them. */
+function parseConfigText(file: string, text: string): unknown {
+	if (file.endsWith(".toml")) {
+		// Loaded only for TOML projects (its CommonJS build, so this stays synchronous).
+		const toml = createRequire(import.meta.url)("smol-toml") as typeof import("smol-toml");
+		try {
+			return toml.parse(text);
+		} catch (error) {
+			if (!(error instanceof toml.TomlError)) throw error;
+			const reason = error.message.split("\n")[0]?.replace(/^Invalid TOML document: /, "");
+			throw new UserError(
+				`${file}:${error.line}:${error.column}: invalid TOML (${reason}). Fix the syntax (see https://toml.io).`,
+				"E_CONFIG_INVALID",
+				{ cause: error },
+			);
+		}
+	}
+	if (!file.endsWith(".json") && !file.endsWith(".jsonc")) {
+		throw new UserError(
+			`${file}: a wrangler config must be wrangler.json, wrangler.jsonc or wrangler.toml (by extension: .json, .jsonc or .toml).`,
+			"E_CONFIG_INVALID",
+		);
 	}
 	const errors: ParseError[] = [];
 	const raw: unknown = parseJsonc(text, errors, { allowTrailingComma: true });
@@ -84,6 +119,19 @@ function parseConfigFile<S extends z.ZodType>(file: string, schema: S): z.infer<
 			"E_CONFIG_INVALID",
 		);
 	}
+	return raw;
+}
+
+function parseConfigFile<S extends z.ZodType>(file: string, schema: S): z.infer<S> {
+	let text: string;
+	try {
+		text = readFileSync(file, "utf8");
+	} catch (error) {
+		throw new UserError(`Cannot read ${file}: ${(error as Error).message}`, "E_CONFIG_MISSING", {
+			cause: error,
+		});
+	}
+	const raw = parseConfigText(file, text);
 	const result = schema.safeParse(raw);
 	if (!result.success) {
 		const lines = result.error.issues.map((issue) => formatIssue(issue, raw));
@@ -142,11 +190,6 @@ function lineAndColumn(text: string, offset: number) {
 	return { line: before.length, column: (before.at(-1)?.length ?? 0) + 1 };
 }
 
-function normalizeRelative(p: string): string {
-	const normalized = path.posix.normalize(p.replace(/\\/g, "/"));
-	return normalized.endsWith("/") && normalized !== "/" ? normalized.slice(0, -1) : normalized;
-}
-
 function checkMigrationsPattern(file: string, at: string, binding: WranglerD1Binding): void {
 	if (binding.migrations_pattern === undefined) return;
 	if (binding.migrations_dir === undefined) {
@@ -165,15 +208,26 @@ function checkMigrationsPattern(file: string, at: string, binding: WranglerD1Bin
 	}
 }
 
-function toDatabase(binding: WranglerD1Binding): D1Database {
-	const migrationsDir = normalizeRelative(binding.migrations_dir ?? DEFAULT_MIGRATIONS_DIR);
+/**
+ * One binding with defaults applied. wrangler resolves migrations_dir and migrations_pattern
+ * against the config file's directory (d1/migrations: `projectPath: path.dirname(config.configPath)`);
+ * they are re-expressed relative to the project root, where every reader joins them.
+ */
+function toDatabase(project: ProjectConfig, binding: WranglerD1Binding): D1Database {
+	const configDir = path.dirname(project.wranglerPath);
+	const fromRoot = (p: string) =>
+		normalizeRelative(path.relative(project.root, path.resolve(configDir, p)) || ".");
+	const ownDir = normalizeRelative(binding.migrations_dir ?? DEFAULT_MIGRATIONS_DIR);
+	const ownPattern = normalizeRelative(
+		binding.migrations_pattern ?? (ownDir === "." ? "*.sql" : `${ownDir}/*.sql`),
+	);
 	return {
 		binding: binding.binding,
 		databaseName: binding.database_name,
 		databaseId: binding.database_id,
-		migrationsDir,
+		migrationsDir: fromRoot(ownDir),
 		migrationsTable: binding.migrations_table ?? DEFAULT_MIGRATIONS_TABLE,
-		migrationsPattern: normalizeRelative(binding.migrations_pattern ?? `${migrationsDir}/*.sql`),
+		migrationsPattern: fromRoot(ownPattern),
 	};
 }
 
@@ -187,7 +241,7 @@ export function resolveEnvironment(
 		return {
 			name: undefined,
 			workerName: wrangler.name,
-			databases: (wrangler.d1_databases ?? []).map(toDatabase),
+			databases: (wrangler.d1_databases ?? []).map((b) => toDatabase(project, b)),
 		};
 	}
 	const env = wrangler.env?.[envName];
@@ -203,7 +257,7 @@ export function resolveEnvironment(
 	return {
 		name: envName,
 		workerName: env.name ?? `${wrangler.name}-${envName}`,
-		databases: (env.d1_databases ?? []).map(toDatabase),
+		databases: (env.d1_databases ?? []).map((b) => toDatabase(project, b)),
 	};
 }
 
@@ -244,4 +298,51 @@ export function selectDatabase(
 /** Where the committed schema snapshot for a binding lives, relative to the project. */
 export function snapshotPathFor(project: ProjectConfig, database: D1Database): string {
 	return project.settings.migrations.snapshot ?? `${database.migrationsDir}.schema.sql`;
+}
+
+/**
+ * The account to work on: the environment's `account_id`, else the top level's (wrangler lets
+ * environments inherit it), else CLOUDFLARE_ACCOUNT_ID. Both set and different is refused before
+ * any request: wrangler would deploy to the config's account while the API calls went to the other.
+ */
+export function resolveAccountId(
+	project: ProjectConfig,
+	envName: string | undefined,
+	fromEnv: string | undefined,
+): string | undefined {
+	const own: unknown = envName ? project.wrangler.env?.[envName]?.account_id : undefined;
+	const at = own !== undefined ? `$.env.${envName}.account_id` : "$.account_id";
+	const raw: unknown = own ?? project.wrangler.account_id;
+	const configured = typeof raw === "string" && raw !== "" ? raw : undefined;
+	if (raw !== undefined && configured === undefined) {
+		throw new UserError(
+			`${project.wranglerPath}: invalid configuration\n  ${at}: expected a non-empty string, found ${describeValue(raw)}`,
+			"E_CONFIG_INVALID",
+		);
+	}
+	const env = fromEnv || undefined;
+	if (configured && env && configured !== env) {
+		throw new UserError(
+			`CLOUDFLARE_ACCOUNT_ID (${env}) is not the account in ${project.wranglerPath} (${at}: ${configured}). wrangler uses the config's; unset CLOUDFLARE_ACCOUNT_ID or make them agree. Nothing was sent.`,
+			"E_CONFIG_INVALID",
+		);
+	}
+	return configured ?? env;
+}
+
+/**
+ * A warning wrangler does not give: an environment without its own `name` deploys as a separate
+ * Worker `<name>-<env>` (a new one on its first deploy), not the top-level Worker.
+ */
+export function lintEnvironment(project: ProjectConfig, envName: string | undefined): Finding[] {
+	if (!envName || project.wrangler.env?.[envName]?.name !== undefined) return [];
+	const top = project.wrangler.name;
+	return [
+		{
+			code: "CONFIG_ENV_UNNAMED",
+			severity: "warning",
+			file: path.basename(project.wranglerPath),
+			message: `env.${envName} has no "name": wrangler deploys it as a separate Worker "${top}-${envName}" (a new Worker on its first deploy), not "${top}". Set env.${envName}.name to the Worker it should update, or to "${top}-${envName}" to keep it separate on purpose.`,
+		},
+	];
 }

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { type Dirent, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
+import { patternWithinDir } from "../config/paths.ts";
 import {
 	type Acknowledgement,
 	type D1Database,
@@ -80,10 +81,7 @@ export function readCatalog({
 			"E_MIGRATIONS_DIR",
 		);
 	}
-	const relativePattern =
-		database.migrationsDir === "."
-			? database.migrationsPattern
-			: database.migrationsPattern.slice(database.migrationsDir.length + 1);
+	const relativePattern = patternWithinDir(database);
 	const files: CatalogFile[] = [];
 	const retired: string[] = [];
 	for (const name of listFilesRelative(absDir)) {

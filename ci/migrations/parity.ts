@@ -16,6 +16,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import Database from "better-sqlite3";
 import { resolveWranglerBin, runWrangler, wranglerVersion } from "../cloudflare/wrangler.ts";
+import { patternWithinDir } from "../config/paths.ts";
 import type { D1Database } from "../config/schema.ts";
 import type { Catalog } from "./catalog.ts";
 import { quoteIdentifier } from "./literals.ts";
@@ -126,10 +127,7 @@ async function applyWithWrangler(options: RunWranglerReplayOptions): Promise<Wra
 			mkdirSync(path.dirname(target), { recursive: true });
 			cpSync(path.resolve(options.root, migration.path), target);
 		}
-		const relativePattern =
-			database.migrationsDir === "."
-				? database.migrationsPattern
-				: database.migrationsPattern.slice(database.migrationsDir.length + 1);
+		const relativePattern = patternWithinDir(database);
 		const config = {
 			name: "workers-pipeline-parity",
 			compatibility_date: "2025-01-01",

@@ -23,6 +23,7 @@ export const FINDING_CODES = {
 	CATALOG_EMPTY: f("warning", "no file matches the binding's migrations pattern"),
 	CATALOG_INVALID_UTF8: f("error", "a migration file is not UTF-8"),
 	CATALOG_UNREADABLE: f("error", "a migration file cannot be read"),
+	CONFIG_ENV_UNNAMED: f("warning", "an environment without its own name deploys a separate Worker"),
 	CONFIG_UNUSED_ACKNOWLEDGEMENT: f("warning", "an acknowledgement matches no finding any more"),
 	// D1 lint
 	D1_TRANSACTION: f("error", "an explicit transaction statement, which D1 refuses"),

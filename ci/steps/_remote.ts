@@ -1,13 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { D1Client } from "../cloudflare/d1-client.ts";
-import { resolveEnvironment, selectDatabase } from "../config/load.ts";
+import { resolveAccountId, resolveEnvironment, selectDatabase } from "../config/load.ts";
 import type { D1Database, ProjectConfig, ResolvedEnvironment } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
 import type { StepContext } from "./_step.ts";
 
 export interface RemoteArgs {
 	project: ProjectConfig;
-	env: string;
+	env?: string;
 	binding?: string;
 }
 
@@ -24,19 +24,19 @@ export function openRemote(ctx: StepContext, { project, env, binding }: RemoteAr
 	const database = selectDatabase(project, environment, binding);
 	if (!database.databaseId) {
 		throw new UserError(
-			`${project.wranglerPath}: env.${env}.d1_databases binding "${database.binding}" has no database_id; add the id shown by \`wrangler d1 list\`.`,
+			`${project.wranglerPath}: ${env ? `env.${env}.` : ""}d1_databases binding "${database.binding}" has no database_id; add the id shown by \`wrangler d1 list\`.`,
 			"E_CONFIG_INVALID",
 		);
 	}
 	const apiToken = ctx.env.CLOUDFLARE_API_TOKEN;
-	const accountId = ctx.env.CLOUDFLARE_ACCOUNT_ID;
+	const accountId = resolveAccountId(project, env, ctx.env.CLOUDFLARE_ACCOUNT_ID);
 	const missing = [
 		!apiToken && "CLOUDFLARE_API_TOKEN",
 		!accountId && "CLOUDFLARE_ACCOUNT_ID",
 	].filter(Boolean);
 	if (!apiToken || !accountId) {
 		throw new UserError(
-			`${missing.join(" and ")} ${missing.length > 1 ? "are" : "is"} not set. Export an API token with D1 Edit permission and the account id (in CI, from secrets); nothing was sent.`,
+			`${missing.join(" and ")} ${missing.length > 1 ? "are" : "is"} not set. Export an API token with D1 Edit permission and the account id (in CI, from secrets; the account may also be account_id in the wrangler config); nothing was sent.`,
 			"E_CONFIG_MISSING",
 		);
 	}
@@ -62,9 +62,18 @@ export { describeOwner, readGitSha as gitSha } from "../git.ts";
 export const newRunId = () => randomUUID();
 
 /** The two ways to put the database back, printed wherever a restore may be needed. */
-export function restoreCommands(envName: string, database: D1Database, bookmark: string): string[] {
+export function restoreCommands(
+	envName: string | undefined,
+	database: D1Database,
+	bookmark: string,
+): string[] {
+	const env = envFlag(envName);
 	return [
-		`workers-pipeline restore --env ${envName} --binding ${database.binding} --bookmark ${bookmark}`,
-		`wrangler d1 time-travel restore ${database.databaseName ?? database.binding} --env ${envName} --bookmark=${bookmark}`,
+		`workers-pipeline restore${env} --binding ${database.binding} --bookmark ${bookmark}`,
+		`wrangler d1 time-travel restore ${database.databaseName ?? database.binding}${env} --bookmark=${bookmark}`,
 	];
 }
+
+/** ` --env <name>` for a command line, or nothing for the top-level Worker (as in wrangler). */
+export const envFlag = (envName: string | undefined): string =>
+	envName ? ` --env ${envName}` : "";

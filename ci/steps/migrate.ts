@@ -58,7 +58,7 @@ export const DEFAULT_LOCK_TTL_SECONDS = 300;
 
 /** What a migrate report carries (`data` of its step), as one typed value. */
 export type MigrateData = {
-	environment: string;
+	environment: string | null;
 	database: { binding: string; name: string | null; id: string };
 	dryRun: boolean;
 	head?: string | null;
@@ -268,7 +268,7 @@ function confirmPlan(
 const runRecord = (s: Session, status: RunRecord["status"], detail: string | null): RunRecord => ({
 	runId: s.runId,
 	owner: s.owner,
-	environment: s.args.env,
+	environment: s.args.env ?? null,
 	gitSha: s.sha,
 	bookmark: s.data.bookmark,
 	status,
@@ -569,7 +569,7 @@ function openSession(ctx: StepContext, args: MigrateArgs): Session {
 		retired: new Map(),
 		sha: null,
 		data: {
-			environment: args.env,
+			environment: args.env ?? null,
 			database: {
 				binding: database.binding,
 				name: database.databaseName ?? null,

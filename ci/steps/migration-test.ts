@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { resolveEnvironment, selectDatabase, snapshotPathFor } from "../config/load.ts";
+import { withMigrationsDir } from "../config/paths.ts";
 import type { D1Database, ProjectConfig } from "../config/schema.ts";
 import {
 	acknowledgeProjectFindings,
@@ -58,10 +59,7 @@ export function pickDatabase(
 		if (withD1) env = resolveEnvironment(project, withD1);
 	}
 	const database = selectDatabase(project, env, args.binding);
-	if (args.dir === undefined) return database;
-	const dir = path.posix.normalize(args.dir.replace(/\\/g, "/")).replace(/\/$/, "");
-	const relativePattern = database.migrationsPattern.slice(database.migrationsDir.length + 1);
-	return { ...database, migrationsDir: dir, migrationsPattern: `${dir}/${relativePattern}` };
+	return args.dir === undefined ? database : withMigrationsDir(database, args.dir);
 }
 
 export const migrationTestStep = defineStep<MigrationTestArgs>({

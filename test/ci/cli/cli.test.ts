@@ -180,7 +180,12 @@ describe("runCli()", () => {
 		async (_, command) => {
 			const result = await cli([command.name, "--help"]);
 			expect(result.code).toBe(EXIT_OK);
-			expect(result.stdout).toContain(`Usage: workers-pipeline ${command.name} [options]`);
+			const required = command.flags
+				.filter((f) => f.required)
+				.map((f) => ` --${f.name} ${f.value}`);
+			expect(result.stdout).toContain(
+				`Usage: workers-pipeline ${command.name}${required.join("")} [options]`,
+			);
 			for (const flag of [...command.flags, ...GLOBAL_FLAGS]) {
 				expect(result.stdout).toContain(`--${flag.name}${flag.value ? ` ${flag.value}` : ""}`);
 			}

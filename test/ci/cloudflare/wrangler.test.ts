@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { resolveWranglerBin } from "../../../ci/cloudflare/wrangler.ts";
+import { resolveWranglerBin, runWrangler } from "../../../ci/cloudflare/wrangler.ts";
 
 const REPO = path.resolve(import.meta.dirname, "../../..");
 const dirs: string[] = [];
@@ -50,5 +50,26 @@ describe("resolveWranglerBin()", () => {
 			path.join(REPO, "node_modules/wrangler/bin/wrangler.js"),
 		);
 		expect(resolveWranglerBin()).toBe(path.join(REPO, "node_modules/wrangler/bin/wrangler.js"));
+	});
+});
+
+describe("runWrangler()", () => {
+	// wrangler colours its output through chalk whenever FORCE_COLOR=1 is set (as some CI runners
+	// do), TTY or not: "Resource location:" comes red and bold.
+	it("returns no ANSI codes even when the caller's environment forces colour", async () => {
+		const cwd = mkdtempSync(path.join(tmpdir(), "wp-wrangler-color-"));
+		dirs.push(cwd);
+		const chunks: string[] = [];
+		const result = await runWrangler({
+			args: ["d1", "migrations", "apply", "DB", "--local"],
+			cwd,
+			env: { PATH: process.env.PATH, HOME: cwd, FORCE_COLOR: "1", WRANGLER_HIDE_BANNER: "false" },
+			onOutput: (chunk) => chunks.push(chunk),
+			timeoutMs: 60_000,
+		});
+		const all = `${result.stdout}${result.stderr}`;
+		expect(all).toContain("Resource location");
+		expect(all.includes("\u001b[")).toBe(false);
+		expect(chunks.join("").includes("\u001b[")).toBe(false);
 	});
 });

@@ -1,9 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import {
+	lintEnvironment,
 	loadProjectConfig,
+	resolveAccountId,
 	resolveEnvironment,
 	selectDatabase,
 	snapshotPathFor,
@@ -65,10 +67,59 @@ describe("loadProjectConfig()", () => {
 		expect(config.settingsPath).toBeUndefined();
 	});
 
-	it("should fall back to wrangler.json when there is no wrangler.jsonc", () => {
-		const config = load({ "wrangler.json": `{"name": "from-json"}` });
-		expect(config.wrangler.name).toBe("from-json");
-		expect(path.basename(config.wranglerPath)).toBe("wrangler.json");
+	// wrangler's order (workers-utils config/config-helpers.ts): json, then jsonc, then toml.
+	it.each([
+		[["wrangler.toml"], "wrangler.toml"],
+		[["wrangler.jsonc", "wrangler.toml"], "wrangler.jsonc"],
+		[["wrangler.json", "wrangler.jsonc"], "wrangler.json"],
+		[["wrangler.json", "wrangler.jsonc", "wrangler.toml"], "wrangler.json"],
+	])("should pick as wrangler does among %j: %s", (names, picked) => {
+		const files = Object.fromEntries(
+			names.map((n) => [n, n.endsWith(".toml") ? `name = "${n}"\n` : `{"name": "${n}"}`]),
+		);
+		const config = load(files);
+		expect(path.basename(config.wranglerPath)).toBe(picked);
+		expect(config.wrangler.name).toBe(picked);
+	});
+
+	it("should find the config up the tree, as wrangler does, from a subdirectory", () => {
+		const dir = project({ "wrangler.toml": `name = "up"\n` });
+		const sub = path.join(dir, "src", "deep");
+		mkdirSync(sub, { recursive: true });
+		const config = loadProjectConfig({ cwd: sub });
+		expect(config.wranglerPath).toBe(path.join(dir, "wrangler.toml"));
+		expect(config.root).toBe(sub);
+	});
+
+	it("should read wrangler.toml as wrangler.jsonc: names, envs, D1 arrays of tables", () => {
+		const config = load({
+			"wrangler.toml": [
+				'name = "app"',
+				'account_id = "acc"',
+				"[[d1_databases]]",
+				'binding = "DB"',
+				'database_id = "top-id"',
+				'migrations_dir = "db/migrations"',
+				"[env.staging]",
+				'name = "app-staging"',
+				"[[env.staging.d1_databases]]",
+				'binding = "DB"',
+				'database_id = "staging-id"',
+				"",
+			].join("\n"),
+		});
+		expect(config.environments).toEqual(["staging"]);
+		const top = resolveEnvironment(config, undefined);
+		expect(top.databases[0]).toMatchObject({
+			databaseId: "top-id",
+			migrationsDir: "db/migrations",
+		});
+		const staging = resolveEnvironment(config, "staging");
+		expect(staging).toMatchObject({ workerName: "app-staging" });
+		expect(staging.databases[0]).toMatchObject({
+			databaseId: "staging-id",
+			migrationsDir: "migrations",
+		});
 	});
 
 	it("should apply the pipeline settings' defaults when workers-pipeline.jsonc is absent", () => {
@@ -95,7 +146,7 @@ describe("loadProjectConfig()", () => {
 	it("should refuse a directory without a wrangler config and say what it looked for", () => {
 		const error = userErrorOf(() => load({}));
 		expect(error.code).toBe("E_CONFIG_MISSING");
-		expect(error.message).toContain("wrangler.jsonc or wrangler.json");
+		expect(error.message).toContain("wrangler.json, wrangler.jsonc, wrangler.toml");
 		expect(error.message).toContain("--cwd");
 	});
 
@@ -197,6 +248,63 @@ describe("loadProjectConfig()", () => {
 				`^${escapeRegExp(path.join(dir, file))}:${line}:${column}: invalid JSONC \\(\\w+\\)`,
 			),
 		);
+	});
+
+	// The same quality for every format wrangler reads: file, path, expected, found.
+	it.each([
+		{
+			file: "wrangler.toml",
+			text: "[[env.staging.d1_databases]]\nbinding = 12\n",
+			parts: [
+				"$.name",
+				"found nothing (missing)",
+				"$.env.staging.d1_databases[0].binding",
+				"expected string",
+				"found number 12",
+			],
+		},
+		{
+			file: "wrangler.toml",
+			text: 'name = "app"\n[[d1_databases]]\nbinding = "DB"\nmigrations_table = "my table"\n',
+			parts: [
+				"$.d1_databases[0].migrations_table",
+				"expected a plain SQL identifier",
+				'found string "my table"',
+			],
+		},
+		{
+			file: "wrangler.json",
+			text: '{"name": "app", "env": {"staging": []}}',
+			parts: ["$.env.staging", "expected object", "found an array of 0"],
+		},
+	])("should name file, path, expectation and value in $file", ({ file, text, parts }) => {
+		const dir = project({ [file]: text });
+		const error = userErrorOf(() => loadProjectConfig({ cwd: dir }));
+		expect(error.code).toBe("E_CONFIG_INVALID");
+		expect(error.message.startsWith(`${path.join(dir, file)}: invalid configuration\n`)).toBe(true);
+		for (const part of parts) expect(error.message).toContain(part);
+	});
+
+	it.each([
+		['name = "app"\nmain = \n', 2, 8],
+		['name = "app"\n[[d1_databases]]\nbinding = "DB\n', 3, 14],
+		['name = "app"\nname = "twice"\n', 2, 1],
+	])("should point at line:col of invalid TOML (%#)", (text, line, column) => {
+		const dir = project({ "wrangler.toml": text });
+		const error = userErrorOf(() => loadProjectConfig({ cwd: dir }));
+		expect(error.code).toBe("E_CONFIG_INVALID");
+		expect(error.message).toMatch(
+			new RegExp(
+				`^${escapeRegExp(path.join(dir, "wrangler.toml"))}:${line}:${column}: invalid TOML \\(.+\\)`,
+			),
+		);
+	});
+
+	it("should refuse a --config file wrangler cannot read, by extension", () => {
+		const dir = project({ "wrangler.yaml": "name: app\n" });
+		const error = userErrorOf(() => loadProjectConfig({ cwd: dir, config: "wrangler.yaml" }));
+		expect(error.code).toBe("E_CONFIG_INVALID");
+		expect(error.message).toContain(".json, .jsonc or .toml");
 	});
 
 	it("should refuse migrations_pattern without migrations_dir, naming the binding's path", () => {
@@ -367,3 +475,61 @@ describe("snapshotPathFor()", () => {
 function escapeRegExp(text: string): string {
 	return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
+
+describe("resolveAccountId()", () => {
+	const config = (wrangler: string) => load({ "wrangler.jsonc": wrangler });
+	const WITH_ACCOUNTS = `{"name": "app", "account_id": "top", "env": {"own": {"account_id": "own"}, "inherits": {}}}`;
+
+	it.each([
+		// config, env name, CLOUDFLARE_ACCOUNT_ID, expected
+		[`{"name": "app"}`, undefined, "from-env", "from-env"],
+		[`{"name": "app"}`, undefined, undefined, undefined],
+		[WITH_ACCOUNTS, undefined, undefined, "top"],
+		[WITH_ACCOUNTS, "inherits", undefined, "top"],
+		[WITH_ACCOUNTS, "own", undefined, "own"],
+		[WITH_ACCOUNTS, "own", "own", "own"],
+		[WITH_ACCOUNTS, "inherits", "", "top"],
+	])("%s, env %s, CLOUDFLARE_ACCOUNT_ID %j → %j", (wrangler, env, fromEnv, expected) => {
+		expect(resolveAccountId(config(wrangler), env, fromEnv)).toBe(expected);
+	});
+
+	it.each([
+		[undefined, "$.account_id: top"],
+		["own", "$.env.own.account_id: own"],
+	])("should refuse a CLOUDFLARE_ACCOUNT_ID that differs from the config (env %s)", (env, at) => {
+		const error = userErrorOf(() => resolveAccountId(config(WITH_ACCOUNTS), env, "other"));
+		expect(error.code).toBe("E_CONFIG_INVALID");
+		expect(error.message).toContain("CLOUDFLARE_ACCOUNT_ID (other)");
+		expect(error.message).toContain(at);
+		expect(error.message).toContain("Nothing was sent");
+	});
+
+	it("should refuse an account_id that is not a string, with path and value", () => {
+		const error = userErrorOf(() =>
+			resolveAccountId(config(`{"name": "app", "account_id": 42}`), undefined, undefined),
+		);
+		expect(error.message).toContain("$.account_id: expected a non-empty string, found number 42");
+	});
+});
+
+describe("lintEnvironment()", () => {
+	const config = () => load({ "wrangler.jsonc": WRANGLER_WITH_ENVS });
+
+	it("should warn that an environment without a name deploys a separate Worker", () => {
+		expect(lintEnvironment(config(), "staging")).toEqual([
+			expect.objectContaining({
+				code: "CONFIG_ENV_UNNAMED",
+				severity: "warning",
+				file: "wrangler.jsonc",
+				message: expect.stringContaining('separate Worker "app-staging"'),
+			}),
+		]);
+	});
+
+	it.each([["multi"], [undefined]])(
+		"should say nothing for env %s (named, or the top level)",
+		(env) => {
+			expect(lintEnvironment(config(), env)).toEqual([]);
+		},
+	);
+});
