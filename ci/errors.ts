@@ -63,5 +63,3 @@ export class D1ApiError extends CiError {
 		this.url = details.url;
 	}
 }
-
-export const isUserError = (error: unknown): error is UserError => error instanceof UserError;

@@ -1,5 +1,6 @@
 import type { ProjectConfig } from "../config/schema.ts";
-import { isUserError } from "../errors.ts";
+import { CiError } from "../errors.ts";
+import { EXIT_USAGE, exitCodeFor } from "../report/codes.ts";
 import type { StepResult } from "../report/model.ts";
 import type { Step, StepContext } from "./_step.ts";
 import { buildStep } from "./build.ts";
@@ -28,7 +29,7 @@ export async function runStepSafely<A>(
 		return await step.run(ctx, args);
 	} catch (error) {
 		// Bad usage or configuration concerns the whole run (exit 2), not one step.
-		if (isUserError(error)) throw error;
+		if (error instanceof CiError && exitCodeFor(error.code) === EXIT_USAGE) throw error;
 		return {
 			name: step.name,
 			ok: false,

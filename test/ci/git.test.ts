@@ -50,12 +50,24 @@ describe("readGitSha()", () => {
 });
 
 describe("readGitDirty() / readGitVersion()", () => {
-	it.each<[string, (root: string) => void, boolean]>([
-		["a clean checkout", () => {}, false],
-		["an ignored file", (r) => writeFileSync(path.join(r, "debug.log"), "x"), false],
-		["an edited tracked file", (r) => writeFileSync(path.join(r, "a.txt"), "b\n"), true],
-		["a new untracked file", (r) => writeFileSync(path.join(r, "b.txt"), "b\n"), true],
-	])("%s → dirty %s", (_, change, dirty) => {
+	it.each<{ label: string; change: (root: string) => void; dirty: boolean }>([
+		{ label: "a clean checkout", change: () => {}, dirty: false },
+		{
+			label: "an ignored file",
+			change: (r) => writeFileSync(path.join(r, "debug.log"), "x"),
+			dirty: false,
+		},
+		{
+			label: "an edited tracked file",
+			change: (r) => writeFileSync(path.join(r, "a.txt"), "b\n"),
+			dirty: true,
+		},
+		{
+			label: "a new untracked file",
+			change: (r) => writeFileSync(path.join(r, "b.txt"), "b\n"),
+			dirty: true,
+		},
+	])("$label → dirty $dirty", ({ change, dirty }) => {
 		const { root, sha } = repo();
 		change(root);
 		expect(readGitDirty(root)).toBe(dirty);
