@@ -188,8 +188,7 @@ export const COMMANDS: CommandDef[] = [
 				name: "module",
 				type: "string",
 				value: "<ref>",
-				description:
-					"the Dagger module the workflow calls (github.com/<owner>/workers-pipeline@<ref>)",
+				description: "the Dagger module the workflow calls, e.g. github.com/acme/wp@v1",
 			},
 		],
 		examples: [

@@ -533,11 +533,12 @@ const CASES: Case[] = [
 		remote: "unsent",
 	},
 	{
-		label: "no --env",
+		// No --env is the top-level Worker, as in wrangler: here its database id is unknown to D1.
+		label: "no --env (the top-level binding, whose database D1 does not know)",
 		argv: ["migrate"],
 		code: EXIT_USAGE,
-		output: [/`migrate` needs --env <env>/],
-		remote: "unsent",
+		output: [/could not be found/, /database_id/],
+		remote: "untouched",
 	},
 	{
 		label: "a positional argument",
