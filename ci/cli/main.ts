@@ -148,8 +148,10 @@ export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<num
 	const json = rest.includes("--json");
 	const started = performance.now();
 	const stoppers: (() => void)[] = [];
+	let parsed: Record<string, unknown> | undefined;
 	try {
 		const flags = parseFlags(rest, [...command.flags, ...GLOBAL_FLAGS], command.name);
+		parsed = flags;
 		if (flags.help) {
 			io.stdout(renderHelp(command));
 			return EXIT_OK;
@@ -182,10 +184,36 @@ export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<num
 		// A D1 API or wrangler failure (bad token, unknown database, 5xx…) carries its own clear
 		// message: a failed run (exit 1), not a bug in workers-pipeline.
 		const known = usage || (error instanceof CiError && error.code !== "E_INTERNAL");
-		const message = known
+		let message = known
 			? (error as UserError).message
 			: `internal error: ${(error as Error)?.message ?? String(error)}\nThis is a bug in workers-pipeline; please report it with the command you ran.${io.env.WORKERS_PIPELINE_DEBUG ? `\n${(error as Error)?.stack}` : ""}`;
-		const code = known ? (error as CiError).code : "E_INTERNAL";
+		const interrupted = io.signal?.aborted === true;
+		const code = interrupted ? "INTERRUPTED" : known ? (error as CiError).code : "E_INTERNAL";
+		if (interrupted) {
+			// Ctrl-C / SIGTERM surfaces as an abort wherever the command was waiting: not a bug.
+			message = `interrupted (Ctrl-C / SIGTERM) while ${command.name} was waiting; it stopped cleanly.`;
+		}
+		// Remote commands leave their report on every path, errors included: it is what CI keeps.
+		if (command.alwaysReport && parsed) {
+			const root = path.resolve(io.cwd, (parsed.cwd as string | undefined) ?? ".");
+			const durationMs = Math.round(performance.now() - started);
+			const finding = { code, severity: "error" as const, message };
+			const summary = `stopped by an error: ${message.split("\n")[0]}`;
+			try {
+				writeReports(
+					{
+						command: command.name,
+						ok: false,
+						durationMs,
+						steps: [{ name: command.name, ok: false, durationMs, summary, findings: [finding] }],
+					},
+					path.resolve(root, (parsed["report-dir"] as string | undefined) ?? ".reports"),
+					io.env,
+				);
+			} catch {
+				// An unwritable report dir must not hide the error itself.
+			}
+		}
 		if (json) {
 			// Same keys as a report (report/json.ts), so consumers can read .findings on any failure.
 			const totalMs = Math.round(performance.now() - started);
@@ -204,6 +232,7 @@ export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<num
 		io.stderr(`workers-pipeline ${command.name}: ${message}\n`);
 		// Credentials the API refuses and a database id it does not know are configuration, too.
 		const config = error instanceof D1ApiError && [401, 403, 404].includes(error.status ?? 0);
+		if (interrupted) return EXIT_INTERRUPTED;
 		return usage || config ? EXIT_USAGE : EXIT_FAILED;
 	} finally {
 		for (const stop of stoppers) stop();

@@ -1,7 +1,9 @@
 // Cloudflare API envelopes → D1ApiError, and which failures are "no clear answer".
+import { createServer } from "node:net";
 import { APIConnectionError, APIError } from "cloudflare";
 import { describe, expect, it } from "vitest";
 import {
+	D1Client,
 	D1RateLimitError,
 	formatRetryAfter,
 	isAmbiguous,
@@ -121,5 +123,26 @@ describe("parseRetryAfter()", () => {
 	it("formats when to come back", () => {
 		expect(formatRetryAfter(90_000, now)).toBe("in 90 s (at 12:01:30 UTC)");
 		expect(formatRetryAfter(undefined, now)).toMatch(/no Retry-After/);
+	});
+});
+
+describe("D1Client", () => {
+	it("names the URL it tried when nothing listens there", async () => {
+		const server = createServer();
+		await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+		const { port } = server.address() as { port: number };
+		await new Promise((resolve) => server.close(resolve));
+		const base = `http://127.0.0.1:${port}/client/v4`;
+		const client = new D1Client({
+			apiToken: "t",
+			accountId: "acc",
+			databaseId: "db",
+			baseURL: base,
+			readRetries: 0,
+		});
+		const error = await client.query("SELECT 1;").catch((e: unknown) => e);
+		expect(error).toBeInstanceOf(D1ApiError);
+		expect((error as Error).message).toContain(`at ${base}/accounts/acc/d1/database/db/query`);
+		expect((error as Error).message).toContain("ECONNREFUSED");
 	});
 });
