@@ -287,7 +287,8 @@ COMMANDS.push(
 			{
 				name: "rehearse",
 				type: "boolean",
-				description: "first replay the pending migrations on an export of the remote data",
+				description:
+					"first replay the pending migrations on a copy of the remote data (paged reads, never export)",
 			},
 			{
 				name: "allow-out-of-order",

@@ -195,13 +195,19 @@ export function formatRetryAfter(ms: number | undefined, now = Date.now()): stri
 
 /**
  * True when a failed request may or may not have been applied: no response (timeout, reset) or a
- * 5xx/429. Only a ledger read can tell which. Anything that is not a D1 API error (a TypeError in
+ * 5xx (or a 429 without Cloudflare's rate-limit shape). Only a ledger read can tell which. Anything that is not a D1 API error (a TypeError in
  * our own code) is a definite failure: retrying it would only repeat it.
  */
 export function isAmbiguous(error: unknown): boolean {
 	if (!(error instanceof D1ApiError)) return false;
+	// A 429 is the API gateway refusing before D1 runs anything: definite, retried after a wait.
+	if (error instanceof D1RateLimitError) return false;
 	return error.status === undefined || error.status >= 500 || error.status === 429;
 }
+
+/** Worth trying again: no clear answer, or a rate limit (after its Retry-After). */
+export const isRetryable = (error: unknown): boolean =>
+	isAmbiguous(error) || error instanceof D1RateLimitError;
 
 /** Keeps D1's own error code and message; never includes request headers (the token). */
 export function toD1ApiError(error: unknown, operation: string, url?: string): D1ApiError {

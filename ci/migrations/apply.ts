@@ -1,10 +1,11 @@
-import { isAmbiguous, sleep } from "../cloudflare/d1-client.ts";
+import { D1RateLimitError, formatRetryAfter, isAmbiguous, sleep } from "../cloudflare/d1-client.ts";
 import { D1ApiError } from "../errors.ts";
 import type { Migration } from "./catalog.ts";
 import type { SqlExecutor, StatementResult } from "./executor.ts";
 import { composeRequest, fenceSql, guardSql, recordSql } from "./ledger.ts";
 import type { MigrationPlan } from "./plan.ts";
 import {
+	MAX_RETRY_AFTER_MS,
 	parseState,
 	type RemoteState,
 	readAppliedNames,
@@ -256,6 +257,17 @@ async function applyMigration(
 			const state = readState ? request.part(results, "state") : undefined;
 			return { ok: true, durationMs: elapsed(), attempts: attempt, state };
 		} catch (error) {
+			// Refused by the rate limit before D1 ran anything: wait as told, if that is short.
+			if (
+				error instanceof D1RateLimitError &&
+				attempt < MAX_WRITE_ATTEMPTS &&
+				(error.retryAfterMs ?? 0) <= MAX_RETRY_AFTER_MS
+			) {
+				const wait = error.retryAfterMs ?? (hooks.retryDelayMs ?? defaultDelay)(attempt);
+				hooks.progress?.(`${migration.name}: rate limited; retrying ${formatRetryAfter(wait)}`);
+				await sleep(wait);
+				continue;
+			}
 			if (!isAmbiguous(error)) {
 				if (!(error instanceof D1ApiError)) throw error;
 				// After an unclear attempt, a refusal (the never-twice guard, a table that exists) can

@@ -1,4 +1,3 @@
-import Database from "better-sqlite3";
 import type { D1Client } from "../cloudflare/d1-client.ts";
 import type { D1Database } from "../config/schema.ts";
 import {
@@ -17,6 +16,7 @@ import {
 } from "../migrations/drift.ts";
 import { durationSql, fenceSql, type RunRecord, runRecordSql } from "../migrations/ledger.ts";
 import { type MigrationPlan, planMigrations } from "../migrations/plan.ts";
+import { DEFAULT_COPY_BUDGET, readCopy, rehearseOnCopy } from "../migrations/rehearse.ts";
 import {
 	type HeldLock,
 	LockHeldError,
@@ -76,7 +76,11 @@ export type MigrateData = {
 		headAfterRestore?: string | null;
 		refused?: string;
 	} | null;
-	rehearsal?: { ok: boolean };
+	rehearsal?: {
+		ok: boolean;
+		copy?: { rows: number; bytes: number; complete: boolean };
+		predictions?: { name: string; predictedMs: number }[];
+	};
 	validated?: boolean;
 	/** Stopped by Ctrl-C / SIGTERM (exit 130). */
 	interrupted?: boolean;
@@ -204,34 +208,52 @@ async function preflightRemote(
 	return { plan, state };
 }
 
-/** Loads a D1 export into a local database and replays the pending migrations on that copy. */
+/**
+ * Copies the remote data with paged SELECTs (never the export API), replays the pending
+ * migrations on the copy, and predicts each one's duration from its time there.
+ */
 async function rehearse(s: Session, pending: readonly Migration[]): Promise<Finding[]> {
-	s.ctx.progress("rehearsal: exporting the remote database");
-	const dump = await s.client.exportSql({ signal: s.ctx.signal });
-	const db = new Database(":memory:");
+	s.ctx.progress("rehearsal: copying the remote database with paged reads");
+	const { copy, report } = await readCopy(s.client, DEFAULT_COPY_BUDGET, s.ctx.progress);
 	try {
-		db.exec(dump);
-		db.pragma("foreign_keys = ON");
 		s.ctx.progress(`rehearsal: replaying ${pending.length} pending migration(s) on the copy`);
-		const result = replayMigrations(pending, {
-			database: db,
+		const result = rehearseOnCopy(copy, pending, {
 			migrationsTable: s.database.migrationsTable,
+			environment: s.args.env,
 		});
-		if (!result.failure) return [];
-		const f = result.failure;
-		return [
-			{
-				code: "REHEARSAL_FAILED",
-				severity: "error",
-				file: f.path,
-				line: f.line,
-				message: `on a copy of the ${s.args.env} data, ${f.migration} fails: ${f.message}${f.code ? ` (${f.code})` : ""}. It works on an empty database, so the data is the problem (duplicates under a new UNIQUE index, NULLs under NOT NULL, …): fix the data or the migration. Production was not touched.`,
-			},
-		];
+		s.data.rehearsal = {
+			ok: result.findings.length === 0,
+			copy: { rows: report.rows, bytes: report.bytes, complete: report.complete },
+			predictions: result.predictions,
+		};
+		const findings = [...result.findings];
+		if (!report.complete) {
+			findings.push({
+				code: "REHEARSAL_PARTIAL",
+				severity: "warning",
+				message: `the rehearsal copy stopped at its budget (${report.rows} rows, ${report.bytes} bytes; cut short: ${report.tables
+					.filter((t) => !t.complete)
+					.map((t) => t.name)
+					.join(", ")}): a data problem in the rows not copied would not show.`,
+			});
+		}
+		for (const p of result.predictions) {
+			if (p.predictedMs > LONG_MIGRATION_MS) {
+				findings.push({
+					code: "REHEARSAL_SLOW",
+					severity: "warning",
+					message: `${p.name} took ${p.predictedMs} ms on the copy; D1 fails a request past 30 s (developers.cloudflare.com/d1/platform/limits). Split it, or batch its data changes.`,
+				});
+			}
+		}
+		return findings;
 	} finally {
-		db.close();
+		copy.close();
 	}
 }
+
+/** Past this on the copy, a migration risks D1's 30 s per-request limit. */
+const LONG_MIGRATION_MS = 20_000;
 
 const ledgerKey = (state: RemoteState) =>
 	JSON.stringify([
@@ -602,8 +624,7 @@ export const migrateStep = defineStep<MigrateArgs>({
 					planned.plan.pending.map((p) => p.migration),
 				);
 				s.findings.push(...rehearsal);
-				s.data.rehearsal = { ok: rehearsal.length === 0 };
-				if (rehearsal.length) {
+				if (hasErrors(rehearsal)) {
 					return finish(
 						s,
 						false,

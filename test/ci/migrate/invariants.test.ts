@@ -213,3 +213,34 @@ describe("Ctrl-C / SIGTERM", () => {
 		expect(p.db().prepare("SELECT count(*) FROM workers_pipeline_lock").pluck().get()).toBe(0);
 	});
 });
+
+describe("a rate limit", () => {
+	it("is waited out when Retry-After is short, and the migration applies once", async () => {
+		const p = await migrated([TAGS]);
+		api.setFaultHook((request) =>
+			request.path.endsWith(`/${p.uuid}/query`) &&
+			request.body?.includes(`values ('${TAGS}')`) &&
+			!api.faults.injected.some((f) => f.request.body?.includes(`values ('${TAGS}')`))
+				? { kind: "status", status: 429, d1Code: 10100, retryAfterSeconds: 1 }
+				: undefined,
+		);
+		const run = await p.cli(["migrate", "--env", ENV, "--json"]);
+		expect(run.code, run.stdout).toBe(0);
+		expect(ledgerNames(p.db()).filter((n) => n === TAGS)).toHaveLength(1);
+	});
+
+	it("stops the run and says when to retry when Retry-After is long", async () => {
+		const p = await migrated([TAGS]);
+		api.setFaultHook((request) =>
+			request.path.endsWith(`/${p.uuid}/query`) && request.body?.includes(`values ('${TAGS}')`)
+				? { kind: "status", status: 429, d1Code: 10100, retryAfterSeconds: 300 }
+				: undefined,
+		);
+		const run = await p.cli(["migrate", "--env", ENV, "--json"]);
+		expect(run.code).toBe(1);
+		const failed = report(run.stdout).findings.find((f) => f.code === "APPLY_FAILED");
+		expect(failed?.message).toMatch(/rate limited .*retry in 300 s \(at \d\d:\d\d:\d\d UTC\)/);
+		expect(ledgerNames(p.db())).not.toContain(TAGS);
+		expect(p.db().prepare("SELECT count(*) FROM workers_pipeline_lock").pluck().get()).toBe(0);
+	});
+});
