@@ -295,6 +295,12 @@ COMMANDS.push(
 				type: "boolean",
 				description: "apply pending migrations numbered below the newest applied one",
 			},
+			{
+				name: "to",
+				type: "string",
+				value: "<NNNN>",
+				description: "apply pending migrations up to and including this number, no further",
+			},
 			LOCK_TIMEOUT_FLAG,
 			{
 				name: "lock-ttl",
@@ -307,6 +313,7 @@ COMMANDS.push(
 			"workers-pipeline migrate --env staging",
 			"workers-pipeline migrate --env production --rehearse --auto-restore",
 			"workers-pipeline migrate --env production --dry-run --json",
+			"workers-pipeline migrate --env staging --to 0007",
 		],
 		run: async (input) => [
 			await migrateStep.run(input.context("migrate"), {
@@ -317,6 +324,7 @@ COMMANDS.push(
 				allowOutOfOrder: input.flags["allow-out-of-order"] === true,
 				lockTimeoutSeconds: seconds(input.flags, "lock-timeout"),
 				lockTtlSeconds: atLeast(seconds(input.flags, "lock-ttl"), 2, "lock-ttl"),
+				to: str(input.flags, "to"),
 			}),
 		],
 	},

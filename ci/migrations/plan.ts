@@ -141,3 +141,17 @@ function normalizationTwin(name: string, catalog: Catalog): string | undefined {
 
 const formOf = (name: string) =>
 	name === name.normalize("NFC") ? "NFC" : name === name.normalize("NFD") ? "NFD" : "mixed form";
+
+/**
+ * The plan cut at migration number `to` (workers-sdk#4840): pending migrations numbered above it
+ * stay pending, untouched. A number no file has is refused by the caller before this.
+ */
+export function limitPlan(plan: MigrationPlan, to: number | undefined): MigrationPlan {
+	if (to === undefined) return plan;
+	return {
+		...plan,
+		pending: plan.pending.filter(
+			(p) => p.migration.number !== undefined && p.migration.number <= to,
+		),
+	};
+}

@@ -1,5 +1,6 @@
 import type { D1Client } from "../cloudflare/d1-client.ts";
 import type { D1Database } from "../config/schema.ts";
+import { UserError } from "../errors.ts";
 import {
 	type ApplyOutcome,
 	applyPlan,
@@ -14,8 +15,9 @@ import {
 	planRows,
 	readRetiredMigrations,
 } from "../migrations/drift.ts";
+import type { LedgerState } from "../migrations/ledger.ts";
 import { durationSql, fenceSql, type RunRecord, runRecordSql } from "../migrations/ledger.ts";
-import { type MigrationPlan, planMigrations } from "../migrations/plan.ts";
+import { limitPlan, type MigrationPlan, planMigrations } from "../migrations/plan.ts";
 import { DEFAULT_COPY_BUDGET, readCopy, rehearseOnCopy } from "../migrations/rehearse.ts";
 import {
 	type HeldLock,
@@ -50,6 +52,8 @@ export interface MigrateArgs extends RemoteArgs {
 	lockTimeoutSeconds?: number;
 	/** Lease length; a run that dies leaves a lock that others take over after this. */
 	lockTtlSeconds?: number;
+	/** `--to NNNN`: apply pending migrations up to and including this number, no further. */
+	to?: string;
 }
 
 export const DEFAULT_LOCK_TIMEOUT_SECONDS = 60;
@@ -104,6 +108,8 @@ interface Session {
 	retired: Map<string, Migration>;
 	/** The commit being migrated (read once, when the lock is taken). */
 	sha: string | null;
+	/** `--to` as a number. */
+	to?: number;
 }
 
 const interrupted = (s: Session) => s.ctx.signal?.aborted === true;
@@ -157,6 +163,29 @@ function preflightLocal(s: Session): Catalog | undefined {
 	return hasErrors(s.findings) ? undefined : catalog;
 }
 
+/** `--to`, checked against the files before anything is read: a number one of them has. */
+function parseTo(args: MigrateArgs, catalog: Catalog): number | undefined {
+	if (args.to === undefined) return undefined;
+	if (!/^\d+$/.test(args.to)) {
+		throw new UserError(`--to expects a migration number such as 0007, not "${args.to}".`);
+	}
+	const to = Number.parseInt(args.to, 10);
+	if (!catalog.migrations.some((m) => m.number === to)) {
+		throw new UserError(
+			`--to ${args.to}: no migration file is numbered ${args.to}; pass the number of one of the files in ${catalog.dir}.`,
+		);
+	}
+	return to;
+}
+
+/** The plan on this ledger, cut at `--to` when given. */
+function planFor(s: Session, catalog: Catalog, ledger: LedgerState): MigrationPlan {
+	const full = planMigrations(catalog, ledger, { allowOutOfOrder: s.args.allowOutOfOrder });
+	// Rows come from the whole plan: what --to leaves out still shows as pending.
+	setRows(s, planRows(full));
+	return limitPlan(full, s.to);
+}
+
 /** Every finding that stops a run on this state: checksums, order, ledger shape, drift. */
 function stateFindings(s: Session, catalog: Catalog, plan: MigrationPlan, state: RemoteState) {
 	const findings = [...plan.findings];
@@ -186,16 +215,15 @@ async function preflightRemote(
 	const state = await readWithRetry(() => readRemoteState(s.client, s.database.migrationsTable), {
 		signal: s.ctx.signal,
 	});
-	const plan = planMigrations(catalog, state.ledger, { allowOutOfOrder: s.args.allowOutOfOrder });
+	const plan = planFor(s, catalog, state.ledger);
 	s.data.head = plan.head ?? null;
-	setRows(s, planRows(plan));
 	s.findings.push(...stateFindings(s, catalog, plan, state));
 	if (hasErrors(s.findings)) return finish(s, false, "preflight failed: nothing was written");
 	if (plan.pending.length === 0 && plan.toRecord.length === 0) {
 		return finish(
 			s,
 			true,
-			`nothing to apply: ${plan.applied.length} migration(s) applied, all verified`,
+			`nothing to apply${s.to !== undefined ? ` up to ${s.args.to}` : ""}: ${plan.applied.length} migration(s) applied, all verified`,
 		);
 	}
 	if (s.args.dryRun) {
@@ -273,8 +301,7 @@ function confirmPlan(
 	locked: RemoteState,
 ): { plan: MigrationPlan; state: RemoteState } | string {
 	if (ledgerKey(locked) === ledgerKey(planned.state)) return { plan: planned.plan, state: locked };
-	const plan = planMigrations(catalog, locked.ledger, { allowOutOfOrder: s.args.allowOutOfOrder });
-	setRows(s, planRows(plan));
+	const plan = planFor(s, catalog, locked.ledger);
 	s.data.head = plan.head ?? null;
 	const findings = stateFindings(s, catalog, plan, locked);
 	if (hasErrors(findings)) {
@@ -613,6 +640,7 @@ export const migrateStep = defineStep<MigrateArgs>({
 		try {
 			const catalog = preflightLocal(s);
 			if (!catalog) return finish(s, false, "preflight failed: nothing was sent to D1");
+			s.to = parseTo(args, catalog);
 			if (interrupted(s)) return stopBeforeWrite(s);
 			const planned = await preflightRemote(s, catalog);
 			if ("name" in planned) return planned;

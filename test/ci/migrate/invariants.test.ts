@@ -244,3 +244,31 @@ describe("a rate limit", () => {
 		expect(p.db().prepare("SELECT count(*) FROM workers_pipeline_lock").pluck().get()).toBe(0);
 	});
 });
+
+describe("migrate --to NNNN", () => {
+	it("applies pending migrations up to and including that number, and leaves the rest pending", async () => {
+		const p = await migrated([TAGS, UNIQUE_BODY]);
+		const run = await p.cli(["migrate", "--env", ENV, "--to", TAGS.slice(0, 4), "--json"]);
+		expect(run.code, run.stdout).toBe(0);
+		expect(ledgerNames(p.db())).toContain(TAGS);
+		expect(ledgerNames(p.db())).not.toContain(UNIQUE_BODY);
+		expect(report(run.stdout).migrations.find((m) => m.name === UNIQUE_BODY)?.status).toBe(
+			"pending",
+		);
+		const again = await p.cli(["migrate", "--env", ENV, "--to", TAGS.slice(0, 4)]);
+		expect(again.code).toBe(0);
+		expect(again.stdout).toMatch(new RegExp(`nothing to apply up to ${TAGS.slice(0, 4)}`));
+	});
+
+	it.each([
+		["abc", /--to expects a migration number/],
+		["9999", /no migration file is numbered 9999/],
+	])("refuses --to %s before contacting D1 (exit 2)", async (to, message) => {
+		const p = await migrated([TAGS]);
+		const before = api.requests.length;
+		const run = await p.cli(["migrate", "--env", ENV, "--to", to]);
+		expect(run.code).toBe(2);
+		expect(run.stderr).toMatch(message);
+		expect(api.requests.slice(before).filter((r) => r.path.includes(p.uuid))).toEqual([]);
+	});
+});
