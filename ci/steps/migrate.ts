@@ -14,6 +14,7 @@ import {
 	checkValidation,
 	planRows,
 	readRetiredMigrations,
+	replaySchemaThrough,
 } from "../migrations/drift.ts";
 import type { LedgerState } from "../migrations/ledger.ts";
 import { durationSql, fenceSql, type RunRecord, runRecordSql } from "../migrations/ledger.ts";
@@ -29,6 +30,7 @@ import {
 	withMigrationLock,
 } from "../migrations/remote.ts";
 import { replayMigrations } from "../migrations/replay.ts";
+import { type GuardedTable, parseTouchedTables, planRowGuard } from "../migrations/row-guard.ts";
 import { type Finding, hasErrors, type StepResult } from "../report/model.ts";
 import {
 	describeOwner,
@@ -270,7 +272,7 @@ async function rehearse(s: Session, pending: readonly Migration[]): Promise<Find
 				findings.push({
 					code: "REHEARSAL_SLOW",
 					severity: "warning",
-					message: `${p.name} took ${p.predictedMs} ms on the copy; D1 fails a request past 30 s (developers.cloudflare.com/d1/platform/limits). Split it, or batch its data changes.`,
+					message: `${p.name} took ${p.predictedMs} ms on the copy; D1 fails a request past 30 s (developers.cloudflare.com/d1/platform/limits), so it goes through D1's import API (atomic, with its ledger rows). Consider splitting it.`,
 				});
 			}
 		}
@@ -322,6 +324,35 @@ const runRecord = (s: Session, status: RunRecord["status"], detail: string | nul
 	status,
 	detail,
 });
+
+// developers.cloudflare.com/d1/platform/limits: 100 KB per statement; workers-sdk#6347: D1 also
+// refuses a request whose remaining text is over it. Past this, one /query cannot carry it.
+const MAX_REQUEST_SQL_BYTES = 100_000;
+
+/** Why a migration must go through the import API instead of one request, if it must. */
+function importReason(s: Session, migration: Migration): string | undefined {
+	const bytes = Buffer.byteLength(migration.sql, "utf8");
+	if (bytes > MAX_REQUEST_SQL_BYTES) {
+		return `its SQL is ${bytes} bytes, more than one request carries (${MAX_REQUEST_SQL_BYTES})`;
+	}
+	const predicted = s.data.rehearsal?.predictions?.find((p) => p.name === migration.name);
+	if (predicted && predicted.predictedMs > LONG_MIGRATION_MS) {
+		return `the rehearsal predicts ${predicted.predictedMs} ms, near D1's 30 s per-request limit`;
+	}
+	return undefined;
+}
+
+/** The row-count guard per pending migration, on the schema the migrations before it produce. */
+function guardFor(s: Session, catalog: Catalog, plan: MigrationPlan) {
+	const before = plan.applied.map((a) => a.name);
+	const order = plan.pending.map((p) => p.migration.name);
+	return (migration: Migration): GuardedTable[] => {
+		if (parseTouchedTables(migration.sql).emptied.size === 0) return [];
+		const through = [...before, ...order.slice(0, order.indexOf(migration.name))];
+		const schema = replaySchemaThrough(catalog, through, s.database.migrationsTable, s.retired);
+		return schema ? planRowGuard(migration.sql, schema) : [];
+	};
+}
 
 /** Validation after apply: the remote schema must equal the replay at the ledger's head. */
 async function validate(s: Session, catalog: Catalog, outcome: ApplyOutcome): Promise<void> {
@@ -436,9 +467,11 @@ function applyFindings(s: Session, outcome: ApplyOutcome): void {
 		s.findings.push({
 			code: outcome.failure.lockLost
 				? "LOCK_LOST"
-				: outcome.failure.ambiguous
-					? "APPLY_OUTCOME_UNKNOWN"
-					: "APPLY_FAILED",
+				: outcome.failure.rowsLost
+					? "ROW_COUNT_GUARD"
+					: outcome.failure.ambiguous
+						? "APPLY_OUTCOME_UNKNOWN"
+						: "APPLY_FAILED",
 			severity: "error",
 			file: outcome.failure.migration.path,
 			message: outcome.failure.message,
@@ -507,6 +540,8 @@ async function applyUnderLock(
 				bookmark,
 			},
 			firstWrite: [runRecordSql(runRecord(s, "running", null))],
+			guardFor: guardFor(s, catalog, plan),
+			importReason: (m) => importReason(s, m),
 			progress: s.ctx.progress,
 			stopRequested: () => interrupted(s),
 		});

@@ -96,7 +96,11 @@ describe("isAmbiguous()", () => {
 		["HTTP 500", new D1ApiError("x", { status: 500 }), true],
 		["HTTP 503", new D1ApiError("x", { status: 503 }), true],
 		["HTTP 429 without Cloudflare's rate-limit shape", new D1ApiError("x", { status: 429 }), true],
-		["a rate limit (refused before D1 ran)", new D1RateLimitError("x", { retryAfterMs: 1000 }), false],
+		[
+			"a rate limit (refused before D1 ran)",
+			new D1RateLimitError("x", { retryAfterMs: 1000 }),
+			false,
+		],
 		["HTTP 400 (SQL refused)", new D1ApiError("x", { status: 400 }), false],
 		["HTTP 401", new D1ApiError("x", { status: 401 }), false],
 		["a TypeError in our own code", new TypeError("undefined is not a function"), false],

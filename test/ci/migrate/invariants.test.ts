@@ -272,3 +272,60 @@ describe("migrate --to NNNN", () => {
 		expect(api.requests.slice(before).filter((r) => r.path.includes(p.uuid))).toEqual([]);
 	});
 });
+
+describe("the row-count guard", () => {
+	it("refuses, atomically, a rebuild of a parent whose CASCADE would delete its children's rows", async () => {
+		const p = await migrated([]);
+		const content = () => p.db().prepare("SELECT count(*) FROM content").pluck().get() as number;
+		const before = content();
+		expect(before).toBeGreaterThan(0);
+		const rebuild = nextMigrationName("rebuild_projects", 2);
+		p.writeMigration(
+			rebuild,
+			"PRAGMA defer_foreign_keys = ON;\nCREATE TABLE projects_new (id INTEGER PRIMARY KEY, owner_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE, name TEXT NOT NULL, slug TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), archived INTEGER NOT NULL DEFAULT 0);\nINSERT INTO projects_new SELECT * FROM projects;\nDROP TABLE projects;\nALTER TABLE projects_new RENAME TO projects;\nPRAGMA defer_foreign_keys = OFF;\n",
+		);
+		const run = await p.cli(["migrate", "--env", ENV, "--json"]);
+		expect(run.code, run.stdout).toBe(1);
+		const finding = report(run.stdout).findings.find((f) => f.code === "ROW_COUNT_GUARD");
+		expect(finding?.file).toBe(`migrations/${rebuild}`);
+		expect(finding?.message).toContain(
+			`content: ${before} row(s) now, reached by ON DELETE CASCADE from projects`,
+		);
+		expect(content()).toBe(before);
+		expect(ledgerNames(p.db())).not.toContain(rebuild);
+	});
+});
+
+describe("a migration one request cannot carry", () => {
+	it("goes through D1's import API, atomically with its ledger rows", async () => {
+		const p = await migrated([]);
+		const bulk = nextMigrationName("bulk_rows", 2);
+		const inserts = Array.from(
+			{ length: 2000 },
+			(_, i) => `INSERT INTO bulk (id, v) VALUES (${i + 1}, 'row ${i + 1} of the bulk load');`,
+		);
+		p.writeMigration(
+			bulk,
+			`CREATE TABLE bulk (id INTEGER PRIMARY KEY, v TEXT NOT NULL);\n${inserts.join("\n")}\n`,
+		);
+		const before = api.requests.length;
+		const run = await p.cli(["migrate", "--env", ENV, "--json"]);
+		expect(run.code, run.stdout).toBe(0);
+		const mine = api.requests.slice(before).filter((r) => r.path.includes(p.uuid));
+		expect(mine.some((r) => r.path.endsWith("/import") && r.body?.includes('"ingest"'))).toBe(true);
+		expect(
+			mine.some((r) => r.path.endsWith("/query") && r.body?.includes("INSERT INTO bulk")),
+		).toBe(false);
+		expect(ledgerNames(p.db()).filter((n) => n === bulk)).toHaveLength(1);
+		expect(p.db().prepare("SELECT count(*) FROM bulk").pluck().get()).toBe(2000);
+		expect(
+			p
+				.db()
+				.prepare("SELECT run_id FROM workers_pipeline_migrations WHERE name = ?")
+				.pluck()
+				.get(bulk),
+		).toBeTruthy();
+		const row = report(run.stdout).migrations.find((m) => m.name === bulk);
+		expect(row?.note).toMatch(/applied through D1's import API: its SQL is \d+ bytes/);
+	});
+});
