@@ -352,12 +352,19 @@ COMMANDS.push(
 			{
 				name: "rehearse",
 				type: "boolean",
-				description: "first replay the pending migrations on an export of the remote data",
+				description:
+					"first replay the pending migrations on a copy of the remote data (paged reads, never export)",
 			},
 			{
 				name: "allow-out-of-order",
 				type: "boolean",
 				description: "apply pending migrations numbered below the newest applied one",
+			},
+			{
+				name: "to",
+				type: "string",
+				value: "<NNNN>",
+				description: "apply pending migrations up to and including this number, no further",
 			},
 			LOCK_TIMEOUT_FLAG,
 			{
@@ -371,6 +378,7 @@ COMMANDS.push(
 			"workers-pipeline migrate --env staging",
 			"workers-pipeline migrate --env production --rehearse --auto-restore",
 			"workers-pipeline migrate --env production --dry-run --json",
+			"workers-pipeline migrate --env staging --to 0007",
 		],
 		run: async (input) => [
 			await (await import("../steps/migrate.ts")).migrateStep.run(input.context("migrate"), {
@@ -381,6 +389,7 @@ COMMANDS.push(
 				allowOutOfOrder: input.flags["allow-out-of-order"] === true,
 				lockTimeoutSeconds: seconds(input.flags, "lock-timeout"),
 				lockTtlSeconds: atLeast(seconds(input.flags, "lock-ttl"), 2, "lock-ttl"),
+				to: str(input.flags, "to"),
 			}),
 		],
 	},

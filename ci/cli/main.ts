@@ -9,6 +9,7 @@ import {
 	EXIT_OK,
 	EXIT_USAGE,
 	exitCodeFor,
+	type FindingCode,
 } from "../report/codes.ts";
 import { renderJson } from "../report/json.ts";
 import { renderMarkdown } from "../report/markdown.ts";
@@ -190,8 +191,10 @@ export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<num
 	const json = rest.includes("--json");
 	const started = performance.now();
 	const stoppers: (() => void)[] = [];
+	let parsed: Record<string, unknown> | undefined;
 	try {
 		const flags = parseFlags(rest, [...command.flags, ...GLOBAL_FLAGS], command.name);
+		parsed = flags;
 		if (flags.help) {
 			io.stdout(renderHelp(command, helpWidth(io.env)));
 			return EXIT_OK;
@@ -225,6 +228,32 @@ export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<num
 		return report.ok ? EXIT_OK : EXIT_FAILED;
 	} catch (error) {
 		const { code, message } = describeFailure(error, { aborted: io.signal?.aborted, env: io.env });
+		// Remote commands leave their report on every path, errors included: it is what CI keeps.
+		if (command.alwaysReport && parsed) {
+			const root = path.resolve(io.cwd, (parsed.cwd as string | undefined) ?? ".");
+			const durationMs = Math.round(performance.now() - started);
+			// The report's finding: INTERRUPTED as a migrate step reports it, else the error code.
+			const finding = {
+				code: (code === "E_INTERRUPTED" ? "INTERRUPTED" : code) as FindingCode,
+				severity: "error" as const,
+				message,
+			};
+			const summary = `stopped by an error: ${message.split("\n")[0]}`;
+			try {
+				writeReports(
+					{
+						command: command.name,
+						ok: false,
+						durationMs,
+						steps: [{ name: command.name, ok: false, durationMs, summary, findings: [finding] }],
+					},
+					path.resolve(root, (parsed["report-dir"] as string | undefined) ?? DEFAULT_REPORT_DIR),
+					io.env,
+				);
+			} catch {
+				// An unwritable report dir must not hide the error itself.
+			}
+		}
 		if (json) {
 			// Same keys as a report (report/json.ts), so consumers can read .findings on any failure.
 			const totalMs = Math.round(performance.now() - started);

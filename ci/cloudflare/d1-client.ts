@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import Cloudflare, { APIConnectionError, APIError } from "cloudflare";
 import { D1ApiError } from "../errors.ts";
 import type { QueryOptions, SqlExecutor, StatementResult } from "../migrations/executor.ts";
@@ -107,6 +108,55 @@ export class D1Client implements SqlExecutor {
 		}
 	}
 
+	/**
+	 * Imports SQL atomically through D1's import API, as `wrangler d1 execute --file` does:
+	 * init (an upload URL for the file's md5), PUT the file, ingest, then poll until it is done.
+	 */
+	async importSql(
+		sql: string,
+		options: { pollIntervalMs?: number; timeoutMs?: number } = {},
+	): Promise<{ finalBookmark?: string }> {
+		const etag = createHash("md5").update(sql).digest("hex");
+		const call = async (params: Record<string, unknown>) => {
+			this.#requests++;
+			try {
+				return await this.#writer.d1.database.import(this.databaseId, {
+					account_id: this.accountId,
+					...params,
+				} as Parameters<Cloudflare["d1"]["database"]["import"]>[1]);
+			} catch (error) {
+				throw toD1ApiError(error, "import", this.#url("import"));
+			}
+		};
+		const init = await call({ action: "init", etag });
+		if (!init.upload_url || !init.filename)
+			throw new D1ApiError("D1 import: the API gave no upload URL", { status: 200 });
+		this.#requests++;
+		const put = await fetch(init.upload_url, { method: "PUT", body: sql });
+		if (!put.ok)
+			throw new D1ApiError(`D1 import upload failed: HTTP ${put.status}`, { status: put.status });
+		// The store answers the md5 of what it received: a different one means a damaged upload.
+		const stored = put.headers.get("etag")?.replace(/"/g, "");
+		if (stored && stored !== etag)
+			throw new D1ApiError("D1 import upload was damaged (ETag mismatch); nothing was imported", {
+				status: 400,
+			});
+		let response = await call({ action: "ingest", etag, filename: init.filename });
+		const deadline = Date.now() + (options.timeoutMs ?? 10 * 60_000);
+		while (response.status !== "complete" && response.status !== "error") {
+			if (Date.now() > deadline) throw new D1ApiError("D1 import did not complete in time");
+			await sleep(options.pollIntervalMs ?? 1000);
+			response = await call({ action: "poll", current_bookmark: response.at_bookmark ?? "" });
+		}
+		if (response.status === "error") {
+			// A refused import is atomic, like a refused query: nothing of it was applied.
+			throw new D1ApiError(`D1 import failed: ${response.error ?? "unknown error"}`, {
+				status: 400,
+			});
+		}
+		return { finalBookmark: response.result?.final_bookmark ?? response.at_bookmark };
+	}
+
 	/** Exports the database as SQL (export API with polling), then downloads the dump. */
 	async exportSql(
 		options: { pollIntervalMs?: number; timeoutMs?: number; signal?: AbortSignal } = {},
@@ -195,13 +245,19 @@ export function formatRetryAfter(ms: number | undefined, now = Date.now()): stri
 
 /**
  * True when a failed request may or may not have been applied: no response (timeout, reset) or a
- * 5xx/429. Only a ledger read can tell which. Anything that is not a D1 API error (a TypeError in
+ * 5xx (or a 429 without Cloudflare's rate-limit shape). Only a ledger read can tell which. Anything that is not a D1 API error (a TypeError in
  * our own code) is a definite failure: retrying it would only repeat it.
  */
 export function isAmbiguous(error: unknown): boolean {
 	if (!(error instanceof D1ApiError)) return false;
+	// A 429 is the API gateway refusing before D1 runs anything: definite, retried after a wait.
+	if (error instanceof D1RateLimitError) return false;
 	return error.status === undefined || error.status >= 500 || error.status === 429;
 }
+
+/** Worth trying again: no clear answer, or a rate limit (after its Retry-After). */
+export const isRetryable = (error: unknown): boolean =>
+	isAmbiguous(error) || error instanceof D1RateLimitError;
 
 /** Keeps D1's own error code and message; never includes request headers (the token). */
 export function toD1ApiError(error: unknown, operation: string, url?: string): D1ApiError {

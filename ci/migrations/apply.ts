@@ -1,16 +1,18 @@
-import { isAmbiguous, sleep } from "../cloudflare/d1-client.ts";
+import { D1RateLimitError, formatRetryAfter, isAmbiguous, sleep } from "../cloudflare/d1-client.ts";
 import { D1ApiError } from "../errors.ts";
 import type { Migration } from "./catalog.ts";
 import type { SqlExecutor, StatementResult } from "./executor.ts";
-import { composeRequest, fenceSql, guardSql, recordSql } from "./ledger.ts";
+import { composeRequest, fenceSql, guardSql, quoteIdentifier, recordSql } from "./ledger.ts";
 import type { MigrationPlan } from "./plan.ts";
 import {
+	MAX_RETRY_AFTER_MS,
 	parseState,
 	type RemoteState,
 	readAppliedNames,
 	readWithRetry,
 	stateSql,
 } from "./remote.ts";
+import { type GuardedTable, rowCountsAfterSql, rowCountsBeforeSql } from "./row-guard.ts";
 
 export const MAX_WRITE_ATTEMPTS = 3;
 
@@ -54,6 +56,10 @@ export interface ApplyHooks {
 	stopRequested?: () => boolean;
 	/** Pause before the retry of attempt `attempt` (1-based). */
 	retryDelayMs?: (attempt: number) => number;
+	/** Tables whose row counts the migration's own request must keep (the row-count guard). */
+	guardFor?: (migration: Migration) => GuardedTable[];
+	/** Why a migration goes through the import API (too large or too slow for one request). */
+	importReason?: (migration: Migration) => string | undefined;
 }
 
 export interface ApplyFailure {
@@ -63,6 +69,8 @@ export interface ApplyFailure {
 	ambiguous: boolean;
 	/** Refused by the fence: this run no longer holds the lock. */
 	lockLost: boolean;
+	/** Refused by the row-count guard: it would have deleted rows it does not name. */
+	rowsLost?: boolean;
 }
 
 export interface ApplyOutcome {
@@ -80,6 +88,37 @@ export interface ApplyOutcome {
 	lastWriteAt?: number;
 }
 
+const isRowsLost = (error: unknown) =>
+	error instanceof D1ApiError && /rows_lost|workers_pipeline_row_guard/.test(error.message);
+
+/** The guarded tables' counts now (the refused request changed nothing). */
+async function readCounts(
+	db: SqlExecutor,
+	guarded: readonly GuardedTable[],
+): Promise<Map<string, number> | undefined> {
+	if (guarded.length === 0) return undefined;
+	const sql = guarded
+		.map((g) => `SELECT count(*) AS n FROM ${quoteIdentifier(g.table)};`)
+		.join("\n");
+	const results = await readWithRetry(() => db.query(sql)).catch(() => undefined);
+	return new Map(
+		guarded.map((g, i) => [g.table, Number(results?.[i]?.results[0]?.n ?? Number.NaN)]),
+	);
+}
+
+/** The row-count guard's refusal: which tables would lose rows, through which cascade. */
+export function describeRowsLost(
+	migration: Migration,
+	guarded: readonly GuardedTable[],
+	counts: ReadonlyMap<string, number>,
+): string {
+	const lines = guarded.map(
+		(g) =>
+			`  ${g.table}: ${Number.isNaN(counts.get(g.table)) ? "?" : counts.get(g.table)} row(s) now, reached by ON DELETE CASCADE from ${g.via}`,
+	);
+	return `${migration.name} was not applied: it would delete rows of tables it does not name, through ON DELETE CASCADE from a table it drops or empties (D1 enforces foreign keys; PRAGMA defer_foreign_keys does not stop cascades):\n${lines.join("\n")}\nThe request was atomic: nothing was applied. Copy those rows aside and back in the same migration, or rebuild the child tables first without CASCADE.`;
+}
+
 export const isLockLost = (error: unknown) =>
 	error instanceof D1ApiError && /lock_lost|workers_pipeline_fence/.test(error.message);
 
@@ -94,7 +133,7 @@ export function describeD1Failure(migration: Migration, error: D1ApiError): stri
 
 type AttemptResult =
 	| { ok: true; durationMs: number; attempts: number; note?: string; state?: StatementResult[] }
-	| { ok: false; error: string; ambiguous: boolean; lockLost: boolean };
+	| { ok: false; error: string; ambiguous: boolean; lockLost: boolean; rowsLost?: boolean };
 
 const defaultDelay = (attempt: number) => 250 * 2 ** (attempt - 1);
 
@@ -169,6 +208,7 @@ export async function applyPlan(
 			message: result.error,
 			ambiguous: result.ambiguous,
 			lockLost: result.lockLost,
+			rowsLost: result.rowsLost,
 		};
 		outcome.rows.push({
 			name: p.migration.name,
@@ -210,13 +250,19 @@ function recordAdoptedSql(plan: MigrationPlan, run: ApplyRun): string {
 export function migrationRequest(
 	migration: Migration,
 	run: ApplyRun,
-	{ firstWrite = [], readState = false }: { firstWrite?: string[]; readState?: boolean } = {},
+	{
+		firstWrite = [],
+		readState = false,
+		guarded = [],
+	}: { firstWrite?: string[]; readState?: boolean; guarded?: readonly GuardedTable[] } = {},
 ) {
 	return composeRequest([
 		["fence", fenceSql(run.runId, run.ttlSeconds)],
 		["guard", guardSql(run.migrationsTable, migration.name)],
 		["first", firstWrite.join("\n")],
+		["countsBefore", rowCountsBeforeSql(guarded)],
 		["migration", migration.sql],
+		["countsAfter", rowCountsAfterSql(guarded)],
 		[
 			"ledger",
 			recordSql(
@@ -245,17 +291,42 @@ async function applyMigration(
 	{ hooks, firstWrite, readState }: { hooks: ApplyHooks; firstWrite: string[]; readState: boolean },
 ): Promise<AttemptResult> {
 	const { run } = hooks;
-	const request = migrationRequest(migration, run, { firstWrite, readState });
+	const guarded = hooks.guardFor?.(migration) ?? [];
+	const reason = hooks.importReason?.(migration);
+	const viaImport = reason && db.importSql ? (sql: string) => db.importSql?.(sql) : undefined;
+	const importNote = reason ? `applied through D1's import API: ${reason}` : undefined;
+	// No state read inside an import (it answers no rows): validation then reads on its own.
+	const request = migrationRequest(migration, run, {
+		firstWrite,
+		readState: readState && !viaImport,
+		guarded,
+	});
 	const readApplied = () => readWithRetry(() => readAppliedNames(db, run.migrationsTable));
 	let lastError = "";
 	for (let attempt = 1; attempt <= MAX_WRITE_ATTEMPTS; attempt++) {
 		const t0 = performance.now();
 		const elapsed = () => Math.round(performance.now() - t0);
 		try {
+			if (viaImport) {
+				// The import runs the same SQL (fence, guards, file, ledger rows) atomically.
+				await viaImport(request.sql);
+				return { ok: true, durationMs: elapsed(), attempts: attempt, note: importNote };
+			}
 			const results = await db.query(request.sql, { write: true });
 			const state = readState ? request.part(results, "state") : undefined;
 			return { ok: true, durationMs: elapsed(), attempts: attempt, state };
 		} catch (error) {
+			// Refused by the rate limit before D1 ran anything: wait as told, if that is short.
+			if (
+				error instanceof D1RateLimitError &&
+				attempt < MAX_WRITE_ATTEMPTS &&
+				(error.retryAfterMs ?? 0) <= MAX_RETRY_AFTER_MS
+			) {
+				const wait = error.retryAfterMs ?? (hooks.retryDelayMs ?? defaultDelay)(attempt);
+				hooks.progress?.(`${migration.name}: rate limited; retrying ${formatRetryAfter(wait)}`);
+				await sleep(wait);
+				continue;
+			}
 			if (!isAmbiguous(error)) {
 				if (!(error instanceof D1ApiError)) throw error;
 				// After an unclear attempt, a refusal (the never-twice guard, a table that exists) can
@@ -271,11 +342,15 @@ async function applyMigration(
 						};
 					}
 				}
+				const counts = isRowsLost(error) ? await readCounts(db, guarded) : undefined;
 				return {
 					ok: false,
-					error: describeD1Failure(migration, error),
+					error: counts
+						? describeRowsLost(migration, guarded, counts)
+						: describeD1Failure(migration, error),
 					ambiguous: false,
 					lockLost: isLockLost(error),
+					rowsLost: counts !== undefined,
 				};
 			}
 			lastError = (error as Error).message;

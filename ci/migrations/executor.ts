@@ -23,6 +23,11 @@ export interface QueryOptions {
 export interface SqlExecutor {
 	/** Runs one request; several statements run atomically, one result per statement. */
 	query(sql: string, options?: QueryOptions): Promise<StatementResult[]>;
+	/**
+	 * Runs SQL too large for one request atomically, without per-statement results (D1's import
+	 * API: developers.cloudflare.com/d1/best-practices/import-export-data). Optional.
+	 */
+	importSql?(sql: string): Promise<{ finalBookmark?: string }>;
 }
 
 /**
@@ -76,6 +81,12 @@ export class SqliteExecutor implements SqlExecutor {
 				cause: error,
 			});
 		}
+	}
+
+	/** The same atomic transaction as one request: SQLite has no request size limit. */
+	async importSql(sql: string): Promise<{ finalBookmark?: string }> {
+		await this.query(sql, { write: true });
+		return {};
 	}
 
 	close(): void {

@@ -13,12 +13,18 @@ export const FENCE_TABLE = "workers_pipeline_fence";
 // The same technique for "never twice": a row here means the ledger already names the migration,
 // so the request fails whether or not wrangler's table has its UNIQUE on name.
 export const GUARD_TABLE = "workers_pipeline_guard";
+// The row-count guard: counts taken before a migration in the same request, and a table whose
+// CHECK fails the request when a guarded table ends up with fewer rows.
+export const ROW_COUNTS_TABLE = "workers_pipeline_row_counts";
+export const ROW_GUARD_TABLE = "workers_pipeline_row_guard";
 export const PIPELINE_TABLES = [
 	AUDIT_TABLE,
 	LOCK_TABLE,
 	RUNS_TABLE,
 	FENCE_TABLE,
 	GUARD_TABLE,
+	ROW_COUNTS_TABLE,
+	ROW_GUARD_TABLE,
 ] as const;
 
 export const quoteIdentifier = (name: string) => `"${name.replace(/"/g, '""')}"`;
@@ -91,6 +97,8 @@ export function setupSql(migrationsTable: string): string {
 );`,
 		`CREATE TABLE IF NOT EXISTS ${FENCE_TABLE} (lock_lost INTEGER CHECK (lock_lost IS NULL));`,
 		`CREATE TABLE IF NOT EXISTS ${GUARD_TABLE} (already_applied TEXT CHECK (already_applied IS NULL));`,
+		`CREATE TABLE IF NOT EXISTS ${ROW_COUNTS_TABLE} (tbl TEXT PRIMARY KEY, n INTEGER NOT NULL);`,
+		`CREATE TABLE IF NOT EXISTS ${ROW_GUARD_TABLE} (rows_lost TEXT CHECK (rows_lost IS NULL));`,
 	].join("\n");
 }
 

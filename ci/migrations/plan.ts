@@ -73,11 +73,14 @@ export function planMigrations(
 	const dir = catalog.dir === "." ? "" : `${catalog.dir}/`;
 	for (const a of applied) {
 		if (a.status === "missing-file") {
+			const twin = normalizationTwin(a.name, catalog);
 			findings.push({
 				code: "LEDGER_FILE_MISSING",
 				severity: "error",
 				file: `${dir}${a.name}`,
-				message: `${a.name} is applied on this database but the file is gone (deleted or renamed). Restore it under its original name; to stop shipping it, rename it to ${a.name}.retired.`,
+				message: twin
+					? `${a.name} is applied on this database, and ${twin} differs from it only in Unicode normalisation (the ledger has ${formOf(a.name)}, the file name is ${formOf(twin)}; macOS file systems and some git settings turn one into the other). Rename the file back to the ledger's exact bytes (e.g. \`git mv\` with core.precomposeUnicode=true); never rename an applied migration.`
+					: `${a.name} is applied on this database but the file is gone (deleted or renamed). Restore it under its original name; to stop shipping it, rename it to ${a.name}.retired.`,
 			});
 		} else if (a.status === "checksum-mismatch") {
 			findings.push({
@@ -127,5 +130,28 @@ export function planMigrations(
 		toRecord: applied.filter((a) => a.status === "unrecorded"),
 		head: ledger.applied.at(-1)?.name,
 		findings,
+	};
+}
+
+/** A catalog name equal to `name` once both are NFC-normalised, but not byte for byte. */
+function normalizationTwin(name: string, catalog: Catalog): string | undefined {
+	const nfc = name.normalize("NFC");
+	return catalog.migrations.find((m) => m.name !== name && m.name.normalize("NFC") === nfc)?.name;
+}
+
+const formOf = (name: string) =>
+	name === name.normalize("NFC") ? "NFC" : name === name.normalize("NFD") ? "NFD" : "mixed form";
+
+/**
+ * The plan cut at migration number `to` (workers-sdk#4840): pending migrations numbered above it
+ * stay pending, untouched. A number no file has is refused by the caller before this.
+ */
+export function limitPlan(plan: MigrationPlan, to: number | undefined): MigrationPlan {
+	if (to === undefined) return plan;
+	return {
+		...plan,
+		pending: plan.pending.filter(
+			(p) => p.migration.number !== undefined && p.migration.number <= to,
+		),
 	};
 }

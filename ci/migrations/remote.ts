@@ -1,6 +1,7 @@
 import {
 	D1RateLimitError,
 	isAmbiguous,
+	isRetryable,
 	type SqlExecutor,
 	type StatementResult,
 	sleep,
@@ -155,7 +156,7 @@ export async function readWithRetry<T>(
 			return await read();
 		} catch (error) {
 			last = error;
-			if (!isAmbiguous(error)) throw error;
+			if (!isRetryable(error)) throw error;
 			// A rate limit says when to come back: wait that long if it is short, else give up now.
 			const retryAfter = error instanceof D1RateLimitError ? error.retryAfterMs : undefined;
 			if (retryAfter !== undefined && retryAfter > MAX_RETRY_AFTER_MS) throw error;

@@ -1,7 +1,7 @@
-import Database from "better-sqlite3";
 import type { D1Client } from "../cloudflare/d1-client.ts";
 import type { D1Database } from "../config/schema.ts";
 import { DEFAULT_LOCK_TIMEOUT_SECONDS } from "../constants.ts";
+import { UserError } from "../errors.ts";
 import {
 	type ApplyOutcome,
 	applyPlan,
@@ -15,9 +15,12 @@ import {
 	checkValidation,
 	planRows,
 	readRetiredMigrations,
+	replaySchemaThrough,
 } from "../migrations/drift.ts";
+import type { LedgerState } from "../migrations/ledger.ts";
 import { durationSql, fenceSql, type RunRecord, runRecordSql } from "../migrations/ledger.ts";
-import { type MigrationPlan, planMigrations } from "../migrations/plan.ts";
+import { limitPlan, type MigrationPlan, planMigrations } from "../migrations/plan.ts";
+import { DEFAULT_COPY_BUDGET, readCopy, rehearseOnCopy } from "../migrations/rehearse.ts";
 import {
 	type HeldLock,
 	LockHeldError,
@@ -28,6 +31,7 @@ import {
 	withMigrationLock,
 } from "../migrations/remote.ts";
 import { replayMigrations } from "../migrations/replay.ts";
+import { type GuardedTable, parseTouchedTables, planRowGuard } from "../migrations/row-guard.ts";
 import { type Finding, hasErrors, type StepResult } from "../report/model.ts";
 import {
 	describeOwner,
@@ -51,6 +55,8 @@ export interface MigrateArgs extends RemoteArgs {
 	lockTimeoutSeconds?: number;
 	/** Lease length; a run that dies leaves a lock that others take over after this. */
 	lockTtlSeconds?: number;
+	/** `--to NNNN`: apply pending migrations up to and including this number, no further. */
+	to?: string;
 }
 
 export { DEFAULT_LOCK_TIMEOUT_SECONDS };
@@ -77,7 +83,11 @@ export type MigrateData = {
 		headAfterRestore?: string | null;
 		refused?: string;
 	} | null;
-	rehearsal?: { ok: boolean };
+	rehearsal?: {
+		ok: boolean;
+		copy?: { rows: number; bytes: number; complete: boolean };
+		predictions?: { name: string; predictedMs: number }[];
+	};
 	validated?: boolean;
 	/** Stopped by Ctrl-C / SIGTERM (exit 130). */
 	interrupted?: boolean;
@@ -101,6 +111,8 @@ interface Session {
 	retired: Map<string, Migration>;
 	/** The commit being migrated (read once, when the lock is taken). */
 	sha: string | null;
+	/** `--to` as a number. */
+	to?: number;
 }
 
 const interrupted = (s: Session) => s.ctx.signal?.aborted === true;
@@ -154,6 +166,29 @@ function preflightLocal(s: Session): Catalog | undefined {
 	return hasErrors(s.findings) ? undefined : catalog;
 }
 
+/** `--to`, checked against the files before anything is read: a number one of them has. */
+function parseTo(args: MigrateArgs, catalog: Catalog): number | undefined {
+	if (args.to === undefined) return undefined;
+	if (!/^\d+$/.test(args.to)) {
+		throw new UserError(`--to expects a migration number such as 0007, not "${args.to}".`);
+	}
+	const to = Number.parseInt(args.to, 10);
+	if (!catalog.migrations.some((m) => m.number === to)) {
+		throw new UserError(
+			`--to ${args.to}: no migration file is numbered ${args.to}; pass the number of one of the files in ${catalog.dir}.`,
+		);
+	}
+	return to;
+}
+
+/** The plan on this ledger, cut at `--to` when given. */
+function planFor(s: Session, catalog: Catalog, ledger: LedgerState): MigrationPlan {
+	const full = planMigrations(catalog, ledger, { allowOutOfOrder: s.args.allowOutOfOrder });
+	// Rows come from the whole plan: what --to leaves out still shows as pending.
+	setRows(s, planRows(full));
+	return limitPlan(full, s.to);
+}
+
 /** Every finding that stops a run on this state: checksums, order, ledger shape, drift. */
 function stateFindings(s: Session, catalog: Catalog, plan: MigrationPlan, state: RemoteState) {
 	const findings = [...plan.findings];
@@ -183,16 +218,15 @@ async function preflightRemote(
 	const state = await readWithRetry(() => readRemoteState(s.client, s.database.migrationsTable), {
 		signal: s.ctx.signal,
 	});
-	const plan = planMigrations(catalog, state.ledger, { allowOutOfOrder: s.args.allowOutOfOrder });
+	const plan = planFor(s, catalog, state.ledger);
 	s.data.head = plan.head ?? null;
-	setRows(s, planRows(plan));
 	s.findings.push(...stateFindings(s, catalog, plan, state));
 	if (hasErrors(s.findings)) return finish(s, false, "preflight failed: nothing was written");
 	if (plan.pending.length === 0 && plan.toRecord.length === 0) {
 		return finish(
 			s,
 			true,
-			`nothing to apply: ${plan.applied.length} migration(s) applied, all verified`,
+			`nothing to apply${s.to !== undefined ? ` up to ${s.args.to}` : ""}: ${plan.applied.length} migration(s) applied, all verified`,
 		);
 	}
 	if (s.args.dryRun) {
@@ -205,34 +239,52 @@ async function preflightRemote(
 	return { plan, state };
 }
 
-/** Loads a D1 export into a local database and replays the pending migrations on that copy. */
+/**
+ * Copies the remote data with paged SELECTs (never the export API), replays the pending
+ * migrations on the copy, and predicts each one's duration from its time there.
+ */
 async function rehearse(s: Session, pending: readonly Migration[]): Promise<Finding[]> {
-	s.ctx.progress("rehearsal: exporting the remote database");
-	const dump = await s.client.exportSql({ signal: s.ctx.signal });
-	const db = new Database(":memory:");
+	s.ctx.progress("rehearsal: copying the remote database with paged reads");
+	const { copy, report } = await readCopy(s.client, DEFAULT_COPY_BUDGET, s.ctx.progress);
 	try {
-		db.exec(dump);
-		db.pragma("foreign_keys = ON");
 		s.ctx.progress(`rehearsal: replaying ${pending.length} pending migration(s) on the copy`);
-		const result = replayMigrations(pending, {
-			database: db,
+		const result = rehearseOnCopy(copy, pending, {
 			migrationsTable: s.database.migrationsTable,
+			environment: s.args.env ?? "top-level Worker's",
 		});
-		if (!result.failure) return [];
-		const f = result.failure;
-		return [
-			{
-				code: "REHEARSAL_FAILED",
-				severity: "error",
-				file: f.path,
-				line: f.line,
-				message: `on a copy of the ${s.args.env} data, ${f.migration} fails: ${f.message}${f.code ? ` (${f.code})` : ""}. It works on an empty database, so the data is the problem (duplicates under a new UNIQUE index, NULLs under NOT NULL, …): fix the data or the migration. Production was not touched.`,
-			},
-		];
+		s.data.rehearsal = {
+			ok: result.findings.length === 0,
+			copy: { rows: report.rows, bytes: report.bytes, complete: report.complete },
+			predictions: result.predictions,
+		};
+		const findings = [...result.findings];
+		if (!report.complete) {
+			findings.push({
+				code: "REHEARSAL_PARTIAL",
+				severity: "warning",
+				message: `the rehearsal copy stopped at its budget (${report.rows} rows, ${report.bytes} bytes; cut short: ${report.tables
+					.filter((t) => !t.complete)
+					.map((t) => t.name)
+					.join(", ")}): a data problem in the rows not copied would not show.`,
+			});
+		}
+		for (const p of result.predictions) {
+			if (p.predictedMs > LONG_MIGRATION_MS) {
+				findings.push({
+					code: "REHEARSAL_SLOW",
+					severity: "warning",
+					message: `${p.name} took ${p.predictedMs} ms on the copy; D1 fails a request past 30 s (developers.cloudflare.com/d1/platform/limits), so it goes through D1's import API (atomic, with its ledger rows). Consider splitting it.`,
+				});
+			}
+		}
+		return findings;
 	} finally {
-		db.close();
+		copy.close();
 	}
 }
+
+/** Past this on the copy, a migration risks D1's 30 s per-request limit. */
+const LONG_MIGRATION_MS = 20_000;
 
 const ledgerKey = (state: RemoteState) =>
 	JSON.stringify([
@@ -252,8 +304,7 @@ function confirmPlan(
 	locked: RemoteState,
 ): { plan: MigrationPlan; state: RemoteState } | string {
 	if (ledgerKey(locked) === ledgerKey(planned.state)) return { plan: planned.plan, state: locked };
-	const plan = planMigrations(catalog, locked.ledger, { allowOutOfOrder: s.args.allowOutOfOrder });
-	setRows(s, planRows(plan));
+	const plan = planFor(s, catalog, locked.ledger);
 	s.data.head = plan.head ?? null;
 	const findings = stateFindings(s, catalog, plan, locked);
 	if (hasErrors(findings)) {
@@ -274,6 +325,35 @@ const runRecord = (s: Session, status: RunRecord["status"], detail: string | nul
 	status,
 	detail,
 });
+
+// developers.cloudflare.com/d1/platform/limits: 100 KB per statement; workers-sdk#6347: D1 also
+// refuses a request whose remaining text is over it. Past this, one /query cannot carry it.
+const MAX_REQUEST_SQL_BYTES = 100_000;
+
+/** Why a migration must go through the import API instead of one request, if it must. */
+function importReason(s: Session, migration: Migration): string | undefined {
+	const bytes = Buffer.byteLength(migration.sql, "utf8");
+	if (bytes > MAX_REQUEST_SQL_BYTES) {
+		return `its SQL is ${bytes} bytes, more than one request carries (${MAX_REQUEST_SQL_BYTES})`;
+	}
+	const predicted = s.data.rehearsal?.predictions?.find((p) => p.name === migration.name);
+	if (predicted && predicted.predictedMs > LONG_MIGRATION_MS) {
+		return `the rehearsal predicts ${predicted.predictedMs} ms, near D1's 30 s per-request limit`;
+	}
+	return undefined;
+}
+
+/** The row-count guard per pending migration, on the schema the migrations before it produce. */
+function guardFor(s: Session, catalog: Catalog, plan: MigrationPlan) {
+	const before = plan.applied.map((a) => a.name);
+	const order = plan.pending.map((p) => p.migration.name);
+	return (migration: Migration): GuardedTable[] => {
+		if (parseTouchedTables(migration.sql).emptied.size === 0) return [];
+		const through = [...before, ...order.slice(0, order.indexOf(migration.name))];
+		const schema = replaySchemaThrough(catalog, through, s.database.migrationsTable, s.retired);
+		return schema ? planRowGuard(migration.sql, schema) : [];
+	};
+}
 
 /** Validation after apply: the remote schema must equal the replay at the ledger's head. */
 async function validate(s: Session, catalog: Catalog, outcome: ApplyOutcome): Promise<void> {
@@ -388,9 +468,11 @@ function applyFindings(s: Session, outcome: ApplyOutcome): void {
 		s.findings.push({
 			code: outcome.failure.lockLost
 				? "LOCK_LOST"
-				: outcome.failure.ambiguous
-					? "APPLY_OUTCOME_UNKNOWN"
-					: "APPLY_FAILED",
+				: outcome.failure.rowsLost
+					? "ROW_COUNT_GUARD"
+					: outcome.failure.ambiguous
+						? "APPLY_OUTCOME_UNKNOWN"
+						: "APPLY_FAILED",
 			severity: "error",
 			file: outcome.failure.migration.path,
 			message: outcome.failure.message,
@@ -459,6 +541,8 @@ async function applyUnderLock(
 				bookmark,
 			},
 			firstWrite: [runRecordSql(runRecord(s, "running", null))],
+			guardFor: guardFor(s, catalog, plan),
+			importReason: (m) => importReason(s, m),
 			progress: s.ctx.progress,
 			stopRequested: () => interrupted(s),
 		});
@@ -592,6 +676,7 @@ export const migrateStep = defineStep<MigrateArgs>({
 		try {
 			const catalog = preflightLocal(s);
 			if (!catalog) return finish(s, false, "preflight failed: nothing was sent to D1");
+			s.to = parseTo(args, catalog);
 			if (interrupted(s)) return stopBeforeWrite(s);
 			const planned = await preflightRemote(s, catalog);
 			if ("name" in planned) return planned;
@@ -603,8 +688,7 @@ export const migrateStep = defineStep<MigrateArgs>({
 					planned.plan.pending.map((p) => p.migration),
 				);
 				s.findings.push(...rehearsal);
-				s.data.rehearsal = { ok: rehearsal.length === 0 };
-				if (rehearsal.length) {
+				if (hasErrors(rehearsal)) {
 					return finish(
 						s,
 						false,

@@ -404,7 +404,10 @@ describe("startCloudflareApi() with the cloudflare SDK", () => {
 			output_format: "polling",
 		});
 		expect(started).toMatchObject({ success: true, status: "active" });
-		await query("INSERT INTO users (email) VALUES ('later@example.com')");
+		// While the export runs, D1 refuses every other query (workers-sdk#9519).
+		await expect(query("INSERT INTO users (email) VALUES ('later@example.com')")).rejects.toThrow(
+			/Currently processing a long-running export/,
+		);
 		const done = await client.d1.database.export(DB.uuid, {
 			account_id: ACCOUNT_ID,
 			output_format: "polling",

@@ -44,7 +44,46 @@ export interface CloudflareApiOptions {
 	workersSubdomain?: string;
 	// Where unknown routes are reported (default: console.warn); they also land in `unknownRoutes`.
 	log?: (line: string) => void;
+	// D1's platform limits, each overridable so a test can reach it quickly.
+	limits?: Partial<D1Limits>;
+	// The clock bookmark retention and rate-limit windows are judged by (default Date.now).
+	now?: () => number;
 }
+
+export interface D1Limits {
+	// developers.cloudflare.com/d1/platform/limits: "Maximum SQL query duration 30 seconds".
+	requestMs: number;
+	// developers.cloudflare.com/fundamentals/api/reference/limits: 1,200 requests per 5 minutes
+	// per user; past it "all API calls for the next five minutes will be blocked" with 429.
+	rateLimit: { requests: number; windowMs: number; blockMs: number };
+	// developers.cloudflare.com/d1/platform/limits: "10 restores per 10 minutes (per database)".
+	restores: { count: number; windowMs: number };
+	// developers.cloudflare.com/d1/platform/limits: Time Travel 30 days (Workers Paid) / 7 (Free).
+	plan: "paid" | "free";
+	// workers-sdk#9519: after a refused export of a database with virtual tables, every query
+	// fails with "Currently processing a long-running export" (reported as indefinite).
+	exportBlockMs: number;
+}
+
+export const DEFAULT_D1_LIMITS: D1Limits = {
+	requestMs: 30_000,
+	rateLimit: { requests: 1200, windowMs: 5 * 60_000, blockMs: 5 * 60_000 },
+	restores: { count: 10, windowMs: 10 * 60_000 },
+	plan: "paid",
+	exportBlockMs: 10 * 60_000,
+};
+
+const DAY_MS = 24 * 60 * 60_000;
+
+// developers.cloudflare.com/d1/observability/debug-d1 (List of D1_ERRORs): the errors D1 says to
+// retry, with their texts; a D1 team answer (community.cloudflare.com/t/923198) adds that a
+// storage operation past 30 s resets the Durable Object and rejects pending requests.
+export const D1_TRANSIENT_ERRORS = {
+	codeUpdated: "D1 DB reset because its code was updated.",
+	startupReset: "Internal error while starting up D1 DB storage caused object to be reset.",
+	networkLost: "Network connection lost.",
+	timeoutReset: "D1 DB storage operation exceeded timeout which caused object to be reset.",
+} as const;
 
 export interface RequestRecord {
 	method: string;
@@ -87,6 +126,8 @@ interface Reply {
 }
 
 interface RouteContext {
+	// Each database's restore generation when the request arrived.
+	arrivedGeneration?: Map<string, number>;
 	method: string;
 	segments: string[];
 	params: URLSearchParams;
@@ -116,6 +157,8 @@ const fail = (status: number, ...errors: CfError[]): Reply => ({
 
 // Default envelopes for injected status faults, after the codes Cloudflare actually returns.
 function faultReply(fault: Extract<Fault, { kind: "status" }>): Reply {
+	if (fault.status === 429 && fault.retryAfterSeconds !== undefined)
+		return rateLimitReply(fault.retryAfterSeconds * 1000, fault.d1Code, fault.message);
 	const fallback =
 		fault.status === 429
 			? { code: 971, message: "Please wait and consider throttling your request speed" }
@@ -130,6 +173,24 @@ function faultReply(fault: Extract<Fault, { kind: "status" }>): Reply {
 	});
 }
 
+// A 429 from the API: `retry-after` in whole seconds, rounded up
+// (developers.cloudflare.com/fundamentals/api/reference/limits, "Rate limiting headers"); the
+// code 10100 is the one the rate-limit answers carry (issue 13 §1).
+function rateLimitReply(remainingMs: number, code = 10100, message?: string): Reply {
+	const seconds = Math.max(1, Math.ceil(remainingMs / 1000));
+	return {
+		...fail(429, {
+			code,
+			message: message ?? "Rate limited. Please wait and consider throttling your request speed",
+		}),
+		headers: { "retry-after": String(seconds) },
+	};
+}
+
+// A transient D1 failure as the API reports it: 500 with D1's text (debug-d1 error list).
+const transientReply = (message: string): Reply =>
+	fail(500, { code: 7500, message: `D1_ERROR: ${message}` });
+
 async function readBody(req: IncomingMessage): Promise<Buffer> {
 	const chunks: Buffer[] = [];
 	for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -137,6 +198,13 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const hasVirtualTables = (db: D1DatabaseState) =>
+	db.db
+		.prepare(
+			"SELECT 1 FROM sqlite_schema WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'",
+		)
+		.get() !== undefined;
 
 function paginate<T>(items: T[], params: URLSearchParams): Reply {
 	const perPage = Math.max(1, Number(params.get("per_page") ?? 1000) || 1000);
@@ -206,6 +274,23 @@ export async function startCloudflareApi(options: CloudflareApiOptions): Promise
 	const uploads = new Map<string, { uuid: string; filename: string; content?: Buffer }>();
 	const imports = new Map<string, ImportJob>();
 	const log = options.log ?? ((line: string) => console.warn(line));
+	const limits: D1Limits = { ...DEFAULT_D1_LIMITS, ...options.limits };
+	const now = options.now ?? Date.now;
+	// Rate limiting per token: request times in the window, and the end of a running block.
+	const rate = { times: [] as number[], blockedUntil: 0 };
+	// Per database: restore times (for the 10-per-10-minutes limit), a generation that a restore
+	// bumps (a query in flight across it is cancelled), and when a failed export stops blocking.
+	const restoreTimes = new Map<string, number[]>();
+	const generation = new Map<string, number>();
+	const exportBlockedUntil = new Map<string, number>();
+	const activeExports = new Set<string>();
+	// When each bookmark was first handed out, for the Time Travel retention window.
+	const bookmarkTimes = new Map<string, number>();
+	const seen = (bookmark: string) => {
+		if (!bookmarkTimes.has(bookmark)) bookmarkTimes.set(bookmark, now());
+		return bookmark;
+	};
+	const retentionMs = () => (limits.plan === "paid" ? 30 : 7) * DAY_MS;
 	const workers = createWorkersApi({
 		accountId: options.accountId,
 		subdomain: options.workersSubdomain,
@@ -282,6 +367,79 @@ export async function startCloudflareApi(options: CloudflareApiOptions): Promise
 		return undefined;
 	}
 
+	// developers.cloudflare.com/fundamentals/api/reference/limits: past the quota every call is
+	// refused for the block time, whatever it is; the window slides.
+	function checkRateLimit(): Reply | undefined {
+		const t = now();
+		if (t < rate.blockedUntil) return rateLimitReply(rate.blockedUntil - t);
+		const { requests, windowMs, blockMs } = limits.rateLimit;
+		rate.times = rate.times.filter((x) => x > t - windowMs);
+		rate.times.push(t);
+		if (rate.times.length <= requests) return undefined;
+		rate.blockedUntil = t + blockMs;
+		rate.times = [];
+		return rateLimitReply(blockMs);
+	}
+
+	// A query: refused while an export holds the database (workers-sdk#9519), cancelled when a
+	// restore happened while it was in flight (developers.cloudflare.com/d1/reference/time-travel:
+	// "restoring a database ... will cancel any in-flight queries"), failed as a reset past the
+	// 30 s request limit with nothing committed (the limit is per request, the whole batch).
+	function runQuery(
+		db: D1DatabaseState,
+		ctx: RouteContext,
+		toResult: (r: D1StatementResult) => unknown,
+	): Reply {
+		if (activeExports.has(db.uuid) || (exportBlockedUntil.get(db.uuid) ?? 0) > now()) {
+			return fail(400, {
+				code: 7500,
+				message: "D1_ERROR: Currently processing a long-running export.",
+			});
+		}
+		if ((ctx.arrivedGeneration?.get(db.uuid) ?? 0) !== (generation.get(db.uuid) ?? 0)) {
+			return transientReply(
+				"the database was restored while this query was in flight; it was cancelled.",
+			);
+		}
+		const before = db.currentBookmark();
+		const started = performance.now();
+		const results = db.execute(parseQueries(ctx.json()));
+		if (performance.now() - started > limits.requestMs) {
+			// The request ran past the limit: D1 resets the object and nothing of it commits.
+			if (db.currentBookmark() !== before) db.restore(before);
+			return transientReply(D1_TRANSIENT_ERRORS.timeoutReset);
+		}
+		return ok(results.map(toResult));
+	}
+
+	function checkBookmarkAge(bookmark: string): Reply | undefined {
+		const at = bookmarkTimes.get(bookmark);
+		if (at === undefined || now() - at <= retentionMs()) return undefined;
+		return fail(400, {
+			code: 7400,
+			message: `The request is malformed: bookmark ${bookmark} is older than the Time Travel window (${limits.plan === "paid" ? 30 : 7} days)`,
+		});
+	}
+
+	function restoreDatabase(db: D1DatabaseState, bookmark: string): Reply {
+		const old = checkBookmarkAge(bookmark);
+		if (old !== undefined) return old;
+		const t = now();
+		const times = (restoreTimes.get(db.uuid) ?? []).filter((x) => x > t - limits.restores.windowMs);
+		if (times.length >= limits.restores.count) {
+			return rateLimitReply(
+				(times[0] as number) + limits.restores.windowMs - t,
+				7429,
+				`Too many restore operations: at most ${limits.restores.count} per ${limits.restores.windowMs / 60_000} minutes for a database`,
+			);
+		}
+		const restored = db.restore(bookmark);
+		restoreTimes.set(db.uuid, [...times, t]);
+		generation.set(db.uuid, (generation.get(db.uuid) ?? 0) + 1);
+		seen(restored.previous_bookmark);
+		return ok({ ...restored, message: `Database restored to bookmark ${restored.bookmark}` });
+	}
+
 	function routeD1(ctx: RouteContext, rest: string[]): Reply | undefined {
 		const { method, params } = ctx;
 		if (rest.length === 0) {
@@ -335,20 +493,21 @@ export async function startCloudflareApi(options: CloudflareApiOptions): Promise
 				databases.delete(db.uuid);
 				return ok(null);
 			case "POST query":
-				return ok(db.execute(parseQueries(ctx.json())).map(toQueryResult));
+				return runQuery(db, ctx, toQueryResult);
 			case "POST raw":
-				return ok(db.execute(parseQueries(ctx.json())).map(toRawResult));
+				return runQuery(db, ctx, toRawResult);
 			case "GET time_travel/bookmark": {
 				const timestamp = params.get("timestamp");
-				if (timestamp === null || timestamp === "") return ok({ bookmark: db.currentBookmark() });
+				if (timestamp === null || timestamp === "")
+					return ok({ bookmark: seen(db.currentBookmark()) });
 				const at = Date.parse(timestamp);
-				if (Number.isNaN(at)) {
+				if (Number.isNaN(at) || now() - at > retentionMs()) {
 					return fail(400, {
 						code: 7400,
-						message: `The request is malformed: invalid timestamp ${timestamp}`,
+						message: `The request is malformed: invalid timestamp ${timestamp}${Number.isNaN(at) ? "" : " (older than the Time Travel window)"}`,
 					});
 				}
-				return ok({ bookmark: db.bookmarkAt(at) });
+				return ok({ bookmark: seen(db.bookmarkAt(at)) });
 			}
 			case "POST time_travel/restore": {
 				const timestamp = params.get("timestamp");
@@ -360,8 +519,7 @@ export async function startCloudflareApi(options: CloudflareApiOptions): Promise
 						message: "The request is malformed: bookmark or timestamp is required",
 					});
 				}
-				const restored = db.restore(bookmark);
-				return ok({ ...restored, message: `Database restored to bookmark ${restored.bookmark}` });
+				return restoreDatabase(db, bookmark);
 			}
 			case "POST export":
 				return exportDatabase(db, ctx.json());
@@ -383,6 +541,20 @@ export async function startCloudflareApi(options: CloudflareApiOptions): Promise
 		}
 		const current = body.current_bookmark;
 		if (typeof current !== "string") {
+			// workers-sdk#6305: "D1 Export error: cannot export databases with Virtual Tables (fts5)";
+			// #9519: the database then refuses every query for a long time.
+			if (hasVirtualTables(db)) {
+				exportBlockedUntil.set(db.uuid, now() + limits.exportBlockMs);
+				return ok({
+					success: false,
+					type: "export",
+					at_bookmark: db.currentBookmark(),
+					status: "error",
+					error: "cannot export databases with Virtual Tables (fts5)",
+					messages: [],
+				});
+			}
+			activeExports.add(db.uuid);
 			const atBookmark = db.currentBookmark();
 			exports.set(`${db.uuid}/${atBookmark}`, {
 				uuid: db.uuid,
@@ -404,6 +576,7 @@ export async function startCloudflareApi(options: CloudflareApiOptions): Promise
 				message: `The request is malformed: no export at bookmark ${current}`,
 			});
 		}
+		activeExports.delete(db.uuid);
 		const filename = `${db.uuid}-${current}.sql`;
 		const token = randomBytes(16).toString("hex");
 		signedExports.set(token, { filename, sql: dumpSnapshot(snapshot, job.options) });
@@ -583,7 +756,16 @@ export async function startCloudflareApi(options: CloudflareApiOptions): Promise
 			send(res, reply);
 			return;
 		}
+		const arrivedGeneration = new Map(generation);
 		if (fault?.kind === "delay") await sleep(fault.ms);
+		if (underApi) {
+			const limited = checkRateLimit();
+			if (limited !== undefined) {
+				record.status = limited.status;
+				send(res, limited);
+				return;
+			}
+		}
 
 		const segments = path.split("/").filter(Boolean);
 		let reply: Reply | undefined;
@@ -613,7 +795,14 @@ export async function startCloudflareApi(options: CloudflareApiOptions): Promise
 							throw new D1Error("The request is malformed: body is not valid JSON", { code: 7400 });
 						}
 					};
-					reply = routeApi({ method, segments, params: url.searchParams, body, json });
+					reply = routeApi({
+						method,
+						segments,
+						params: url.searchParams,
+						body,
+						json,
+						arrivedGeneration,
+					});
 				}
 			}
 		} catch (error) {

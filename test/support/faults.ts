@@ -3,7 +3,13 @@
 
 export type Fault =
 	// Answer with this status (and a Cloudflare error envelope) without executing the request.
-	| { kind: "status"; status: number; d1Code?: number; message?: string }
+	| {
+			kind: "status";
+			status: number;
+			d1Code?: number;
+			message?: string;
+			retryAfterSeconds?: number;
+	  }
 	// Wait, then execute and answer normally.
 	| { kind: "delay"; ms: number }
 	// Destroy the socket without executing: the request certainly had no effect.

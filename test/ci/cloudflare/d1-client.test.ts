@@ -1,7 +1,9 @@
 // Cloudflare API envelopes → D1ApiError, and which failures are "no clear answer".
+import { createServer } from "node:net";
 import { APIConnectionError, APIError } from "cloudflare";
 import { describe, expect, it } from "vitest";
 import {
+	D1Client,
 	D1RateLimitError,
 	formatRetryAfter,
 	isAmbiguous,
@@ -93,7 +95,12 @@ describe("isAmbiguous()", () => {
 		["no status (timeout, reset)", new D1ApiError("no answer"), true],
 		["HTTP 500", new D1ApiError("x", { status: 500 }), true],
 		["HTTP 503", new D1ApiError("x", { status: 503 }), true],
-		["HTTP 429", new D1ApiError("x", { status: 429 }), true],
+		["HTTP 429 without Cloudflare's rate-limit shape", new D1ApiError("x", { status: 429 }), true],
+		[
+			"a rate limit (refused before D1 ran)",
+			new D1RateLimitError("x", { retryAfterMs: 1000 }),
+			false,
+		],
 		["HTTP 400 (SQL refused)", new D1ApiError("x", { status: 400 }), false],
 		["HTTP 401", new D1ApiError("x", { status: 401 }), false],
 		["a TypeError in our own code", new TypeError("undefined is not a function"), false],
@@ -121,5 +128,26 @@ describe("parseRetryAfter()", () => {
 	it("formats when to come back", () => {
 		expect(formatRetryAfter(90_000, now)).toBe("in 90 s (at 12:01:30 UTC)");
 		expect(formatRetryAfter(undefined, now)).toMatch(/no Retry-After/);
+	});
+});
+
+describe("D1Client", () => {
+	it("names the URL it tried when nothing listens there", async () => {
+		const server = createServer();
+		await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+		const { port } = server.address() as { port: number };
+		await new Promise((resolve) => server.close(resolve));
+		const base = `http://127.0.0.1:${port}/client/v4`;
+		const client = new D1Client({
+			apiToken: "t",
+			accountId: "acc",
+			databaseId: "db",
+			baseURL: base,
+			readRetries: 0,
+		});
+		const error = await client.query("SELECT 1;").catch((e: unknown) => e);
+		expect(error).toBeInstanceOf(D1ApiError);
+		expect((error as Error).message).toContain(`at ${base}/accounts/acc/d1/database/db/query`);
+		expect((error as Error).message).toContain("ECONNREFUSED");
 	});
 });

@@ -213,3 +213,119 @@ describe("Ctrl-C / SIGTERM", () => {
 		expect(p.db().prepare("SELECT count(*) FROM workers_pipeline_lock").pluck().get()).toBe(0);
 	});
 });
+
+describe("a rate limit", () => {
+	it("is waited out when Retry-After is short, and the migration applies once", async () => {
+		const p = await migrated([TAGS]);
+		api.setFaultHook((request) =>
+			request.path.endsWith(`/${p.uuid}/query`) &&
+			request.body?.includes(`values ('${TAGS}')`) &&
+			!api.faults.injected.some((f) => f.request.body?.includes(`values ('${TAGS}')`))
+				? { kind: "status", status: 429, d1Code: 10100, retryAfterSeconds: 1 }
+				: undefined,
+		);
+		const run = await p.cli(["migrate", "--env", ENV, "--json"]);
+		expect(run.code, run.stdout).toBe(0);
+		expect(ledgerNames(p.db()).filter((n) => n === TAGS)).toHaveLength(1);
+	});
+
+	it("stops the run and says when to retry when Retry-After is long", async () => {
+		const p = await migrated([TAGS]);
+		api.setFaultHook((request) =>
+			request.path.endsWith(`/${p.uuid}/query`) && request.body?.includes(`values ('${TAGS}')`)
+				? { kind: "status", status: 429, d1Code: 10100, retryAfterSeconds: 300 }
+				: undefined,
+		);
+		const run = await p.cli(["migrate", "--env", ENV, "--json"]);
+		expect(run.code).toBe(1);
+		const failed = report(run.stdout).findings.find((f) => f.code === "APPLY_FAILED");
+		expect(failed?.message).toMatch(/rate limited .*retry in 300 s \(at \d\d:\d\d:\d\d UTC\)/);
+		expect(ledgerNames(p.db())).not.toContain(TAGS);
+		expect(p.db().prepare("SELECT count(*) FROM workers_pipeline_lock").pluck().get()).toBe(0);
+	});
+});
+
+describe("migrate --to NNNN", () => {
+	it("applies pending migrations up to and including that number, and leaves the rest pending", async () => {
+		const p = await migrated([TAGS, UNIQUE_BODY]);
+		const run = await p.cli(["migrate", "--env", ENV, "--to", TAGS.slice(0, 4), "--json"]);
+		expect(run.code, run.stdout).toBe(0);
+		expect(ledgerNames(p.db())).toContain(TAGS);
+		expect(ledgerNames(p.db())).not.toContain(UNIQUE_BODY);
+		expect(report(run.stdout).migrations.find((m) => m.name === UNIQUE_BODY)?.status).toBe(
+			"pending",
+		);
+		const again = await p.cli(["migrate", "--env", ENV, "--to", TAGS.slice(0, 4)]);
+		expect(again.code).toBe(0);
+		expect(again.stdout).toMatch(new RegExp(`nothing to apply up to ${TAGS.slice(0, 4)}`));
+	});
+
+	it.each([
+		["abc", /--to expects a migration number/],
+		["9999", /no migration file is numbered 9999/],
+	])("refuses --to %s before contacting D1 (exit 2)", async (to, message) => {
+		const p = await migrated([TAGS]);
+		const before = api.requests.length;
+		const run = await p.cli(["migrate", "--env", ENV, "--to", to]);
+		expect(run.code).toBe(2);
+		expect(run.stderr).toMatch(message);
+		expect(api.requests.slice(before).filter((r) => r.path.includes(p.uuid))).toEqual([]);
+	});
+});
+
+describe("the row-count guard", () => {
+	it("refuses, atomically, a rebuild of a parent whose CASCADE would delete its children's rows", async () => {
+		const p = await migrated([]);
+		const content = () => p.db().prepare("SELECT count(*) FROM content").pluck().get() as number;
+		const before = content();
+		expect(before).toBeGreaterThan(0);
+		const rebuild = nextMigrationName("rebuild_projects", 2);
+		p.writeMigration(
+			rebuild,
+			"PRAGMA defer_foreign_keys = ON;\nCREATE TABLE projects_new (id INTEGER PRIMARY KEY, owner_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE, name TEXT NOT NULL, slug TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')), archived INTEGER NOT NULL DEFAULT 0);\nINSERT INTO projects_new SELECT * FROM projects;\nDROP TABLE projects;\nALTER TABLE projects_new RENAME TO projects;\nPRAGMA defer_foreign_keys = OFF;\n",
+		);
+		const run = await p.cli(["migrate", "--env", ENV, "--json"]);
+		expect(run.code, run.stdout).toBe(1);
+		const finding = report(run.stdout).findings.find((f) => f.code === "ROW_COUNT_GUARD");
+		expect(finding?.file).toBe(`migrations/${rebuild}`);
+		expect(finding?.message).toContain(
+			`content: ${before} row(s) now, reached by ON DELETE CASCADE from projects`,
+		);
+		expect(content()).toBe(before);
+		expect(ledgerNames(p.db())).not.toContain(rebuild);
+	});
+});
+
+describe("a migration one request cannot carry", () => {
+	it("goes through D1's import API, atomically with its ledger rows", async () => {
+		const p = await migrated([]);
+		const bulk = nextMigrationName("bulk_rows", 2);
+		const inserts = Array.from(
+			{ length: 2000 },
+			(_, i) => `INSERT INTO bulk (id, v) VALUES (${i + 1}, 'row ${i + 1} of the bulk load');`,
+		);
+		p.writeMigration(
+			bulk,
+			`CREATE TABLE bulk (id INTEGER PRIMARY KEY, v TEXT NOT NULL);\n${inserts.join("\n")}\n`,
+		);
+		const before = api.requests.length;
+		const run = await p.cli(["migrate", "--env", ENV, "--json"]);
+		expect(run.code, run.stdout).toBe(0);
+		const mine = api.requests.slice(before).filter((r) => r.path.includes(p.uuid));
+		expect(mine.some((r) => r.path.endsWith("/import") && r.body?.includes('"ingest"'))).toBe(true);
+		expect(
+			mine.some((r) => r.path.endsWith("/query") && r.body?.includes("INSERT INTO bulk")),
+		).toBe(false);
+		expect(ledgerNames(p.db()).filter((n) => n === bulk)).toHaveLength(1);
+		expect(p.db().prepare("SELECT count(*) FROM bulk").pluck().get()).toBe(2000);
+		expect(
+			p
+				.db()
+				.prepare("SELECT run_id FROM workers_pipeline_migrations WHERE name = ?")
+				.pluck()
+				.get(bulk),
+		).toBeTruthy();
+		const row = report(run.stdout).migrations.find((m) => m.name === bulk);
+		expect(row?.note).toMatch(/applied through D1's import API: its SQL is \d+ bytes/);
+	});
+});

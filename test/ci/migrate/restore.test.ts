@@ -243,11 +243,12 @@ describe("migrate --rehearse", () => {
 			expect(rehearsal?.file).toBe(`migrations/${failing}`);
 			expect(rehearsal?.message).toContain(error);
 			expect(report.steps[0]?.summary).toContain("production was not touched");
-			expect(stepData(report).rehearsal).toEqual({ ok: false });
+			expect(stepData(report).rehearsal).toMatchObject({ ok: false, copy: { complete: true } });
 
-			// The export endpoint was used, and no migration request was ever sent.
+			// The copy was read with queries, never with the export API (it refuses FTS5 and blocks
+			// every query while it runs), and no migration request was ever sent.
 			const mine = api.requests.slice(requestsBefore).filter((r) => r.path.includes(p.uuid));
-			expect(mine.some((r) => r.method === "POST" && r.path.endsWith("/export"))).toBe(true);
+			expect(mine.some((r) => r.path.endsWith("/export"))).toBe(false);
 			expect(appliedRequest(p, LABELS)).toBeUndefined();
 			expect(appliedRequest(p, failing)).toBeUndefined();
 			// The rehearsal runs before the lock: not one byte of the database changed.
@@ -257,6 +258,42 @@ describe("migrate --rehearse", () => {
 			expect([...auditChecksums(p.db()).keys()].sort()).toEqual([...APPLIED_FIRST].sort());
 		});
 	}
+});
+
+describe("migrate --rehearse on a database with FTS5", () => {
+	it("copies it with paged reads, rebuilds the index locally, and predicts each migration's time", async () => {
+		const DOCS = nextMigrationName("create_docs_fts", 1);
+		const SEARCH = nextMigrationName("docs_search_view", 2);
+		const p = createMigrateProject({
+			api,
+			token,
+			migrations: {
+				...EXAMPLE_FILES,
+				[DOCS]: "CREATE VIRTUAL TABLE docs USING fts5(title, body);\n",
+			},
+		});
+		projects.push(p);
+		expect((await p.cli(["migrate", "--env", ENV])).code).toBe(0);
+		p.db().exec("INSERT INTO docs (title, body) VALUES ('one', 'alpha beta'), ('two', 'gamma');");
+		p.writeMigration(
+			SEARCH,
+			"CREATE TABLE doc_hits (title TEXT NOT NULL);\nINSERT INTO doc_hits SELECT title FROM docs WHERE docs MATCH 'alpha';\n",
+		);
+		const requestsBefore = api.requests.length;
+		const run = await p.cli(["migrate", "--env", ENV, "--rehearse", "--json"]);
+		expect(run.code, run.stderr).toBe(0);
+		const rehearsal = stepData(json(run.stdout)).rehearsal as {
+			ok: boolean;
+			copy: { rows: number; complete: boolean };
+			predictions: { name: string; predictedMs: number }[];
+		};
+		expect(rehearsal).toMatchObject({ ok: true, copy: { complete: true } });
+		expect(rehearsal.predictions.map((x) => x.name)).toEqual([SEARCH]);
+		expect(rehearsal.predictions[0]?.predictedMs).toBeGreaterThanOrEqual(0);
+		const mine = api.requests.slice(requestsBefore).filter((r) => r.path.includes(p.uuid));
+		expect(mine.some((r) => r.path.endsWith("/export"))).toBe(false);
+		expect(p.db().prepare("SELECT title FROM doc_hits").pluck().all()).toEqual(["one"]);
+	});
 });
 
 describe("the API token", () => {
