@@ -25,11 +25,30 @@ const DATE_LIKE_NAME = /(?:_at|At|_on|date|time|timestamp)$|^(?:date|time)|_date
 const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 // Tables the fill leaves alone: SQLite's, D1's, virtual tables and their shadow tables.
-const TABLES = `SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
-AND name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND sql NOT LIKE 'CREATE VIRTUAL%'
-AND name NOT IN (SELECT v.name || s.suffix FROM sqlite_schema v, (SELECT '_content' AS suffix UNION ALL SELECT '_data'
-UNION ALL SELECT '_idx' UNION ALL SELECT '_docsize' UNION ALL SELECT '_config' UNION ALL SELECT '_node' UNION ALL
-SELECT '_parent' UNION ALL SELECT '_rowid') s WHERE v.sql LIKE 'CREATE VIRTUAL%')`;
+const TABLES = "SELECT name, sql FROM sqlite_schema WHERE type = 'table'";
+const SHADOW_SUFFIXES = [
+	"_content",
+	"_data",
+	"_idx",
+	"_docsize",
+	"_config",
+	"_node",
+	"_parent",
+	"_rowid",
+];
+
+function fillableTables(db: Database.Database): { name: string; sql: string }[] {
+	const all = db.prepare(TABLES).all() as { name: string; sql: string }[];
+	const virtual = all
+		.filter((t) => /^CREATE\s+VIRTUAL/i.test(t.sql))
+		.map((t) => t.name.toLowerCase());
+	return all.filter((t) => {
+		const name = t.name.toLowerCase();
+		if (name.startsWith("sqlite_") || name.startsWith("_cf_")) return false;
+		if (/^CREATE\s+VIRTUAL/i.test(t.sql)) return false;
+		return !virtual.some((v) => SHADOW_SUFFIXES.some((suffix) => name === v + suffix));
+	});
+}
 
 /** A literal from `CHECK (col IN (x, ...))`, so the row satisfies the most common CHECK shape. */
 function allowedLiteral(tableSql: string, column: string): string | undefined {
@@ -63,66 +82,78 @@ export interface FillOptions {
 	rows: number;
 	/** Tables never filled (the migrations ledger). */
 	exclude: readonly string[];
-	/** `name\0sql` of tables already filled; updated in place. */
-	seen: Set<string>;
+	/** Carried from call to call: `name\0sql` of tables already filled, and the next distinct value. */
+	state: { seen: Set<string>; seq: number };
 }
 
 /** Rows the fill could not write are skipped: a CHECK it cannot satisfy, a parent with no rows. */
 export function fillTables(db: Database.Database, options: FillOptions): number {
+	const { state } = options;
 	const excluded = new Set(options.exclude.map((t) => t.toLowerCase()));
-	const tables = (db.prepare(TABLES).all() as { name: string; sql: string }[]).filter(
-		(t) => !excluded.has(t.name.toLowerCase()) && !options.seen.has(`${t.name}\0${t.sql}`),
+	const tables = fillableTables(db).filter(
+		(t) => !excluded.has(t.name.toLowerCase()) && !state.seen.has(`${t.name}\0${t.sql}`),
 	);
+	if (tables.length === 0) return 0;
 	// Parents before children, so a child row can point at a parent row.
 	const pending = new Map(tables.map((t) => [t.name.toLowerCase(), t]));
+	const keys = new Map(
+		tables.map((t) => [
+			t.name.toLowerCase(),
+			db.prepare(`PRAGMA foreign_key_list(${quote(t.name)})`).all() as ForeignKey[],
+		]),
+	);
 	let written = 0;
-	let seq = 1 + (db.prepare("SELECT count(*) FROM sqlite_schema").pluck().get() as number) * 1000;
 	for (let pass = 0; pass < 3 && pending.size > 0; pass++) {
 		for (const [key, table] of pending) {
-			const fks = db.prepare(`PRAGMA foreign_key_list(${quote(table.name)})`).all() as ForeignKey[];
+			const fks = keys.get(key) ?? [];
 			const waiting = fks.some(
 				(fk) => fk.table.toLowerCase() !== key && pending.has(fk.table.toLowerCase()) && pass < 2,
 			);
 			if (waiting) continue;
 			pending.delete(key);
-			options.seen.add(`${table.name}\0${table.sql}`);
+			state.seen.add(`${table.name}\0${table.sql}`);
 			const have = db
 				.prepare(`SELECT count(*) FROM ${quote(table.name)}`)
 				.pluck()
 				.get() as number;
+			if (have >= options.rows) continue;
+			const columns = (
+				db.prepare(`PRAGMA table_xinfo(${quote(table.name)})`).all() as ColumnInfo[]
+			).filter((c) => c.hidden === 0);
+			const parents = new Map(fks.map((fk) => [fk, parentValues(db, fk)]));
 			for (let row = have; row < options.rows; row++) {
-				if (insertRow(db, table, fks, seq)) written++;
-				seq += 1;
+				if (insertRow(db, { table, columns, fks, parents, seq: state.seq++ })) written++;
 			}
 		}
 	}
 	return written;
 }
 
-/** A key of an existing parent row (the same row for each column of a composite key); none: no parent row. */
-function parentValue(db: Database.Database, fk: ForeignKey, seq: number): string | undefined {
+/** Keys of up to 3 existing parent rows, in rowid order (the same row for each column of a composite key). */
+function parentValues(db: Database.Database, fk: ForeignKey): string[] {
 	try {
-		const parent = db
+		return db
 			.prepare(
-				`SELECT quote(${quote(fk.to ?? "rowid")}) FROM ${quote(fk.table)} ORDER BY rowid LIMIT 1 OFFSET ?`,
+				`SELECT quote(${quote(fk.to ?? "rowid")}) FROM ${quote(fk.table)} ORDER BY rowid LIMIT 3`,
 			)
-			.pluck();
-		return (parent.get(seq % 3) ?? parent.get(0)) as string | undefined;
+			.pluck()
+			.all() as string[];
 	} catch {
 		// The parent table does not exist (SQLite allows that until a row needs it).
-		return undefined;
+		return [];
 	}
 }
 
-function insertRow(
-	db: Database.Database,
-	table: { name: string; sql: string },
-	fks: readonly ForeignKey[],
-	seq: number,
-): boolean {
-	const columns = (
-		db.prepare(`PRAGMA table_xinfo(${quote(table.name)})`).all() as ColumnInfo[]
-	).filter((c) => c.hidden === 0);
+interface RowPlan {
+	table: { name: string; sql: string };
+	columns: readonly ColumnInfo[];
+	fks: readonly ForeignKey[];
+	parents: ReadonlyMap<ForeignKey, readonly string[]>;
+	seq: number;
+}
+
+function insertRow(db: Database.Database, plan: RowPlan): boolean {
+	const { table, columns, fks, seq } = plan;
 	const integerKey = columns.filter((c) => c.pk > 0).length === 1;
 	const names: string[] = [];
 	const values: string[] = [];
@@ -130,7 +161,8 @@ function insertRow(
 		const fk = fks.find((f) => f.from === column.name);
 		let value: string | undefined;
 		if (fk) {
-			value = parentValue(db, fk, seq);
+			const values = plan.parents.get(fk) ?? [];
+			value = values[seq % Math.max(values.length, 1)];
 			if (value === undefined && column.notnull) return false;
 		} else if (column.pk > 0 && integerKey && /INT/i.test(column.type)) {
 			// Far from the small ids a later migration's seed rows use, so they never collide.

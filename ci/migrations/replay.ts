@@ -162,7 +162,7 @@ export function replayMigrations(
 	const dqsFallbacks: DqsFallback[] = [];
 	const dropCascades: DropCascade[] = [];
 	let failure: ReplayFailure | undefined;
-	const filled = new Set<string>();
+	const filled = { seen: new Set<string>(), seq: 1 };
 	try {
 		db.exec(ledgerTableSql(table));
 		for (const [index, migration] of migrations.entries()) {
@@ -210,7 +210,7 @@ export function replayMigrations(
 			}
 			// Only CREATE and ALTER make a table new or change it (a rebuild copies its rows).
 			if (options.fillRows && SCHEMA_CHANGE.test(migration.sql)) {
-				fillTables(db, { rows: options.fillRows, exclude: [table], seen: filled });
+				fillTables(db, { rows: options.fillRows, exclude: [table], state: filled });
 			}
 			applied.push({ name: migration.name, durationMs: performance.now() - t0 });
 		}

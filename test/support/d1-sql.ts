@@ -147,17 +147,6 @@ export function splitSqlSegments(sql: string): StatementSegment[] {
 	return segments;
 }
 
-// Removes SQLite quoting from an identifier or string token.
-export function dequote(text: string): string {
-	const q = text[0];
-	if (q === "[") return text.slice(1, text.endsWith("]") ? -1 : undefined);
-	if (q === "'" || q === '"' || q === "`") {
-		const body = text.slice(1, text.length > 1 && text.endsWith(q) ? -1 : undefined);
-		return body.split(`${q}${q}`).join(q);
-	}
-	return text;
-}
-
 // workerd SqlStorageRegulator::isAllowedName() (api/sql.c++): D1 reserves every `_cf_` name, any case.
 export const isAllowedName = isD1AllowedName;
 
