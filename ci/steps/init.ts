@@ -25,6 +25,8 @@ import { distinctDatabases } from "./lint.ts";
 import { migrationTestStep, pickDatabase } from "./migration-test.ts";
 
 export const VERSION_BINDING = "CF_VERSION_METADATA";
+/** How each package manager runs a dependency's bin. */
+const EXEC = { npm: "npx", pnpm: "pnpm exec", yarn: "yarn", bun: "bunx" } as const;
 export const WORKFLOW_FILE = ".github/workflows/workers-pipeline.yml";
 const DAGGER_VERSION = "0.21.9";
 
@@ -387,7 +389,7 @@ export const initStep = defineStep<InitArgs>({
 				.join(" ")
 				.replace(/^npx --yes /, "npx ");
 		next.push(
-			`Run \`npx workers-pipeline ci\` (${pm.name}${pm.source === "default" ? "" : ` from ${pm.source}`}; scripts run as \`${run("<script>")}\`).`,
+			`Run \`${EXEC[pm.name]} workers-pipeline ci\` (${pm.name}${pm.source === "default" ? "" : ` from ${pm.source}`}; scripts run as \`${run("<script>")}\`).`,
 			"Commit the files above.",
 		);
 		const written = writer.files.filter((f) => f.action !== "kept").length;
