@@ -127,6 +127,8 @@ export interface FixtureCopy {
 	dir: string;
 	/** `<pm> exec workers-pipeline <args>` in the copy. */
 	cli(args: string[], env?: Record<string, string>): Run;
+	/** `<pm> exec <argv>`: any bin the app installed. */
+	exec(argv: string[]): Run;
 	git(...args: string[]): Run;
 	read(rel: string): string;
 	/** Gives the installed node_modules back to the cache. */
@@ -169,6 +171,7 @@ export function freshCopy(name: string, pm: Manager): FixtureCopy {
 				dir,
 				env,
 			),
+		exec: (argv) => run(pm === "npm" ? ["npx", ...argv] : [...pmArgv(pm), "exec", ...argv], dir),
 		git,
 		read: (rel) => readFileSync(path.join(dir, rel), "utf8"),
 		release() {

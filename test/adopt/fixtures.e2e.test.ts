@@ -43,9 +43,10 @@ function green(copy: FixtureCopy, args: string[]): JsonReport {
 }
 
 /** The README's quickstart, command by command: init, commit what it wrote, then every check once. */
-function adopt(name: string, pm: Manager) {
+function adopt(name: string, pm: Manager, before?: (copy: FixtureCopy) => void) {
 	const copy = freshCopy(name, pm);
 	open.push(copy);
+	before?.(copy);
 	const commands = readmeQuickstart();
 	expect(commands.map((argv) => argv[0])).toEqual([
 		"init",
@@ -128,9 +129,16 @@ describe("adopting workers-pipeline on fixture apps (packed tarball, own package
 	);
 
 	it("a Next.js + OpenNext app on pnpm with ESLint and drizzle-kit v1 directories, no env block", () => {
-		const { copy, steps } = adopt("next-pnpm", "pnpm");
+		// A fresh clone has no generated route types: a bare tsc is red, so lint must generate first.
+		const { copy, steps } = adopt("next-pnpm", "pnpm", (fresh) => {
+			const tsc = fresh.exec(["tsc", "--noEmit", "-p", "tsconfig.json"]);
+			expect(tsc.code).not.toBe(0);
+			expect(tsc.stdout).toContain("Cannot find name 'PageProps'");
+		});
 		expect(copy.read("workers-pipeline.jsonc")).toContain('"naming": "drizzle-kit-v1"');
-		expect(step(steps.lint, "lint")?.summary).toMatch(/lint \((npx --yes )?pnpm(@[\d.]+)? run lint\) ok/);
+		expect(step(steps.lint, "lint")?.summary).toMatch(
+			/lint \((npx --yes )?pnpm(@[\d.]+)? run lint\) ok/,
+		);
 		expect(step(steps.lint, "lint")?.summary).toContain("after next typegen ok");
 		expect(existsSync(path.join(copy.dir, ".open-next/worker.js"))).toBe(true);
 		expect(step(steps.ci, "build")?.summary).toMatch(/^up to date/);
