@@ -6,10 +6,20 @@ export { EXIT_FAILED, EXIT_OK, EXIT_USAGE, runCli, runMain } from "./cli/main.ts
 export { D1Client, isAmbiguous, type SqlExecutor } from "./cloudflare/d1-client.ts";
 export { runWrangler } from "./cloudflare/wrangler.ts";
 export { loadProjectConfig, resolveEnvironment, selectDatabase } from "./config/load.ts";
-export type { PipelineSettings, ProjectConfig } from "./config/schema.ts";
+export {
+	NAMING_PRESETS,
+	type PipelineSettings,
+	type ProjectConfig,
+} from "./config/schema.ts";
 export { CiError, D1ApiError, NetworkError, UserError } from "./errors.ts";
 export { describeOwner, readGitSha, readGitVersion } from "./git.ts";
-export { checksumOf, parseCatalog, readCatalog } from "./migrations/catalog.ts";
+export {
+	acknowledgeFindings,
+	checksumOf,
+	detectNaming,
+	parseCatalog,
+	readCatalog,
+} from "./migrations/catalog.ts";
 export { LINT_RULES, lintMigration } from "./migrations/lint.ts";
 export { type MigrationPlan, planMigrations } from "./migrations/plan.ts";
 export { replayMigrations } from "./migrations/replay.ts";
@@ -23,9 +33,16 @@ export {
 	type FindingCode,
 } from "./report/codes.ts";
 export type { Finding, StepResult } from "./report/model.ts";
+export {
+	detectPackageManager,
+	installCommand,
+	readPackageManager,
+	scriptCommand,
+} from "./steps/_toolchain.ts";
 export { buildStep } from "./steps/build.ts";
 export { runCi } from "./steps/ci.ts";
 export { deployStep, rollbackStep } from "./steps/deploy.ts";
+export { initStep } from "./steps/init.ts";
 export { lintStep } from "./steps/lint.ts";
 export { migrateStep } from "./steps/migrate.ts";
 export { migrationTestStep } from "./steps/migration-test.ts";

@@ -122,8 +122,20 @@ async function measureUpload(
 ) {
 	const outdir = mkdtempSync(path.join(tmpdir(), "wp-bundle-"));
 	try {
+		// A build by @cloudflare/vite-plugin (Vite, React Router, Astro) writes the config to deploy
+		// and points .wrangler/deploy/config.json at it; wrangler follows that only without --config
+		// (findWranglerConfig → findRedirectedWranglerConfig in wrangler's config loading).
+		const redirected =
+			existsSync(path.join(project.root, ".wrangler", "deploy", "config.json")) &&
+			path.dirname(project.wranglerPath) === project.root;
 		const result = await runWrangler({
-			args: ["deploy", "--dry-run", "--outdir", outdir, "--config", project.wranglerPath],
+			args: [
+				"deploy",
+				"--dry-run",
+				"--outdir",
+				outdir,
+				...(redirected ? [] : ["--config", project.wranglerPath]),
+			],
 			cwd: project.root,
 			projectRoot: project.root,
 			env: { ...env, WRANGLER_LOG_PATH: path.join(outdir, ".logs") },

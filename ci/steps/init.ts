@@ -25,6 +25,8 @@ import { distinctDatabases } from "./lint.ts";
 import { migrationTestStep, pickDatabase } from "./migration-test.ts";
 
 export const VERSION_BINDING = "CF_VERSION_METADATA";
+/** How each package manager runs a dependency's bin. */
+const EXEC = { npm: "npx", pnpm: "pnpm exec", yarn: "yarn", bun: "bunx" } as const;
 export const WORKFLOW_FILE = ".github/workflows/workers-pipeline.yml";
 const DAGGER_VERSION = "0.21.9";
 
@@ -387,7 +389,7 @@ export const initStep = defineStep<InitArgs>({
 				.join(" ")
 				.replace(/^npx --yes /, "npx ");
 		next.push(
-			`Run \`npx workers-pipeline ci\` (${pm.name}${pm.source === "default" ? "" : ` from ${pm.source}`}; scripts run as \`${run("<script>")}\`).`,
+			`Run \`${EXEC[pm.name]} workers-pipeline ci\` (${pm.name}${pm.source === "default" ? "" : ` from ${pm.source}`}; scripts run as \`${run("<script>")}\`).`,
 			"Commit the files above.",
 		);
 		const written = writer.files.filter((f) => f.action !== "kept").length;
@@ -444,6 +446,14 @@ function writeHealthRoute(
 		healthPath,
 		exists: (rel) => existsSync(path.join(project.root, rel)),
 	});
+	const subpath = framework === "next" ? "./health/next" : "./health/hono";
+	if (plan.file && !packageExports(project.root, subpath)) {
+		// An import the installed package cannot resolve would break the app's typecheck and build.
+		next.push(
+			`Health route not written: the installed workers-pipeline has no "${subpath.slice(2)}" export; update it (npm i -D workers-pipeline@latest) and run init again.`,
+		);
+		return;
+	}
 	if (plan.file && plan.content) {
 		writer.write(plan.file, plan.content, plan.note);
 	} else if (plan.file && plan.edit) {
@@ -466,6 +476,23 @@ function writeHealthRoute(
 			"The health route imports workers-pipeline at run time: keep it in dependencies, not only devDependencies.",
 		);
 	}
+}
+
+/** Whether the workers-pipeline the project installed (or is) exports `subpath`. */
+export function packageExports(root: string, subpath: string): boolean {
+	for (const file of [
+		path.join(root, "node_modules", "workers-pipeline", "package.json"),
+		path.join(root, "package.json"),
+	]) {
+		try {
+			const pkg = JSON.parse(readFileSync(file, "utf8")) as { name?: string; exports?: unknown };
+			if (pkg.name !== "workers-pipeline") continue;
+			return typeof pkg.exports === "object" && pkg.exports !== null && subpath in pkg.exports;
+		} catch {
+			// Not installed there: try the next place.
+		}
+	}
+	return false;
 }
 
 function writeVersionBinding(writer: Writer, project: ProjectConfig): void {

@@ -31,7 +31,8 @@ export function parseTestCounts(output: string): { passed?: number; failed?: num
 	const text = stripVTControlCharacters(output);
 	const vitest = /Tests\s+(?:(\d+) failed\s*\|\s*)?(\d+) passed/.exec(text);
 	if (vitest) return { failed: Number(vitest[1] ?? 0), passed: Number(vitest[2]) };
-	const nodeTest = /# pass (\d+)[\s\S]*?# fail (\d+)/.exec(text);
+	// node:test's TAP reporter (`# pass 3`) and its spec reporter (`ℹ pass 3`).
+	const nodeTest = /[#ℹ] pass (\d+)[\s\S]*?[#ℹ] fail (\d+)/.exec(text);
 	if (nodeTest) return { passed: Number(nodeTest[1]), failed: Number(nodeTest[2]) };
 	return {};
 }
