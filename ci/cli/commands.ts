@@ -2,16 +2,19 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { loadProjectConfig } from "../config/load.ts";
 import { type ProjectConfig, pipelineSettingsSchema } from "../config/schema.ts";
+import { DEFAULT_REPORT_DIR } from "../constants.ts";
 import { UserError } from "../errors.ts";
 import type { StepResult } from "../report/model.ts";
 import type { StepContext } from "../steps/_step.ts";
 import { buildStep } from "../steps/build.ts";
 import { runCi, runStepSafely } from "../steps/ci.ts";
 import { DEFAULT_HEALTH_TIMEOUT_SECONDS, deployStep, rollbackStep } from "../steps/deploy.ts";
+import { e2eStep } from "../steps/e2e.ts";
 import { lintStep } from "../steps/lint.ts";
 import { DEFAULT_LOCK_TIMEOUT_SECONDS, migrateStep } from "../steps/migrate.ts";
 import { migrationTestStep } from "../steps/migration-test.ts";
 import { baselineStep, planStep, restoreStep } from "../steps/remote-admin.ts";
+import { serveStep } from "../steps/serve.ts";
 import { testStep } from "../steps/test.ts";
 import type { FlagDef, ParsedFlags } from "./args.ts";
 
@@ -456,6 +459,83 @@ COMMANDS.push(
 				project: loadProject(input),
 				env: str(input.flags, "env") as string,
 				to: str(input.flags, "to"),
+			}),
+		],
+	},
+);
+
+const reportDirOf = (input: CommandInput, project: ProjectConfig) =>
+	path.resolve(project.root, str(input.flags, "report-dir") ?? DEFAULT_REPORT_DIR);
+
+function portFlag(flags: ParsedFlags): number | undefined {
+	const raw = str(flags, "port");
+	if (raw === undefined) return undefined;
+	const port = Number(raw);
+	if (!/^\d+$/.test(raw) || port < 1 || port > 65_535)
+		throw new UserError(`--port expects a TCP port (1-65535), not "${raw}".`);
+	return port;
+}
+
+COMMANDS.push(
+	{
+		name: "e2e",
+		summary:
+			"Playwright end-to-end tests: builds (or reuses the build), serves the app locally as on Workers with a local D1 migrated and seeded, waits for HTTP 200, runs the tests; report and traces under the report dir.",
+		flags: [
+			{
+				name: "base-url",
+				type: "string",
+				value: "<url>",
+				description: "run only the tests, against this URL (no build, no local app)",
+			},
+		],
+		examples: [
+			"workers-pipeline e2e",
+			"workers-pipeline e2e --base-url https://pr-12-my-app.example.workers.dev --json",
+		],
+		run: async (input) => {
+			const project = loadProject(input);
+			const baseUrl = str(input.flags, "base-url");
+			if (baseUrl !== undefined && !(/^https?:\/\//.test(baseUrl) && URL.canParse(baseUrl)))
+				throw new UserError(
+					`--base-url expects an absolute http(s) URL, not "${baseUrl}" (e.g. http://127.0.0.1:8787).`,
+				);
+			return [
+				await runStepSafely(e2eStep, input.context("e2e"), {
+					project,
+					baseUrl,
+					reportDir: reportDirOf(input, project),
+				}),
+			];
+		},
+	},
+	{
+		name: "serve",
+		summary:
+			"Serves the app in the foreground as `e2e` does (build reused, local D1 migrated and seeded) until interrupted: what a Dagger service runs.",
+		flags: [
+			{
+				name: "host",
+				type: "string",
+				value: "<host>",
+				description: "address to listen on (default 127.0.0.1; 0.0.0.0 inside a container)",
+			},
+			{
+				name: "port",
+				type: "string",
+				value: "<port>",
+				description: "port to listen on (default: a free one)",
+			},
+		],
+		examples: [
+			"workers-pipeline serve --port 8787",
+			"workers-pipeline serve --host 0.0.0.0 --port 8787",
+		],
+		run: async (input) => [
+			await runStepSafely(serveStep, input.context("serve"), {
+				project: loadProject(input),
+				host: str(input.flags, "host"),
+				port: portFlag(input.flags),
 			}),
 		],
 	},
