@@ -10,6 +10,7 @@ import { buildStep } from "../steps/build.ts";
 import { runCi, runStepSafely } from "../steps/ci.ts";
 import { DEFAULT_HEALTH_TIMEOUT_SECONDS, deployStep, rollbackStep } from "../steps/deploy.ts";
 import { e2eStep } from "../steps/e2e.ts";
+import { architectureStep, formatStep } from "../steps/format.ts";
 import { lintStep } from "../steps/lint.ts";
 import { DEFAULT_LOCK_TIMEOUT_SECONDS, migrateStep } from "../steps/migrate.ts";
 import { migrationTestStep } from "../steps/migration-test.ts";
@@ -540,5 +541,20 @@ COMMANDS.push(
 		],
 	},
 );
+
+COMMANDS.push({
+	name: "format",
+	summary:
+		"The project's own format check (format.command, a `format:check` script, prettier --check, or biome format) and its architecture check (dependency-cruiser rules) when configured, each its own line.",
+	flags: [],
+	examples: ["workers-pipeline format", "workers-pipeline format --json"],
+	run: async (input) => {
+		const project = loadProject(input);
+		return Promise.all([
+			runStepSafely(formatStep, input.context("format"), { project }),
+			runStepSafely(architectureStep, input.context("architecture"), { project }),
+		]);
+	},
+});
 
 export const findCommand = (name: string) => COMMANDS.find((c) => c.name === name);
