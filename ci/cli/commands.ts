@@ -14,6 +14,7 @@ import { architectureStep, formatStep } from "../steps/format.ts";
 import { lintStep } from "../steps/lint.ts";
 import { DEFAULT_LOCK_TIMEOUT_SECONDS, migrateStep } from "../steps/migrate.ts";
 import { migrationTestStep } from "../steps/migration-test.ts";
+import { mutationStep } from "../steps/mutation.ts";
 import { baselineStep, planStep, restoreStep } from "../steps/remote-admin.ts";
 import { serveStep } from "../steps/serve.ts";
 import { testStep } from "../steps/test.ts";
@@ -554,6 +555,42 @@ COMMANDS.push({
 			runStepSafely(formatStep, input.context("format"), { project }),
 			runStepSafely(architectureStep, input.context("architecture"), { project }),
 		]);
+	},
+});
+
+COMMANDS.push({
+	name: "mutation",
+	summary:
+		"Stryker mutation testing, incremental: only mutants in files changed since the base branch (--all: every mutant); score and surviving mutants in the report; fails only under mutation.threshold.",
+	flags: [
+		{
+			name: "all",
+			type: "boolean",
+			description: "every mutant of the Stryker config, not only changed files (the weekly run)",
+		},
+		{
+			name: "since",
+			type: "string",
+			value: "<ref>",
+			description:
+				"what changed files are measured against (default: mutation.base, origin/$GITHUB_BASE_REF, origin/main, main)",
+		},
+	],
+	examples: [
+		"workers-pipeline mutation",
+		"workers-pipeline mutation --since origin/main --json",
+		"workers-pipeline mutation --all",
+	],
+	run: async (input) => {
+		const project = loadProject(input);
+		return [
+			await runStepSafely(mutationStep, input.context("mutation"), {
+				project,
+				all: input.flags.all === true,
+				since: str(input.flags, "since"),
+				reportDir: reportDirOf(input, project),
+			}),
+		];
 	},
 });
 
