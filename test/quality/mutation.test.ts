@@ -181,3 +181,27 @@ describe("workers-pipeline mutation (real Stryker)", () => {
 		expect(run.json().findings[0]?.message).toContain("@stryker-mutator/vitest-runner");
 	});
 });
+
+describe("this repository's stryker.config.mjs", () => {
+	it("mutates ci/migrations and the migrate/deploy steps, never tests, with one runner", async () => {
+		const { readStrykerConfig } = await import("../../ci/steps/mutation.ts");
+		const { REPO } = await import("./_support.ts");
+		const config = (await readStrykerConfig(path.join(REPO, "stryker.config.mjs"))) as {
+			mutate: string[];
+			concurrency: number;
+		};
+		expect(config.concurrency).toBe(1);
+		expect(
+			selectMutateFiles(
+				[
+					"ci/migrations/plan.ts",
+					"ci/steps/migrate.ts",
+					"ci/steps/deploy.ts",
+					"ci/steps/lint.ts",
+					"test/ci/migrations/plan.test.ts",
+				],
+				config.mutate,
+			),
+		).toEqual(["ci/migrations/plan.ts", "ci/steps/migrate.ts", "ci/steps/deploy.ts"]);
+	});
+});

@@ -1,0 +1,32 @@
+// Mutation testing of the pipeline core (issue 8): ci/migrations/ and the migrate and deploy
+// steps. `npm run mutation` runs it through `workers-pipeline mutation`: only the mutants in files
+// changed since main (`npm run mutation -- --all` for every one), Stryker's incremental file
+// keeping the results of unchanged code. One test runner: the machines here have two cores.
+/** @type {import("@stryker-mutator/api/core").PartialStrykerOptions} */
+export default {
+	testRunner: "vitest",
+	// forks, as vitest.config.ts: some suites process.chdir(), which worker threads refuse.
+	vitest: { configFile: "vitest.mutation.config.ts", related: true, pool: "forks" },
+	mutate: ["ci/migrations/**/*.ts", "ci/steps/migrate.ts", "ci/steps/deploy.ts"],
+	coverageAnalysis: "perTest",
+	concurrency: 1,
+	incremental: true,
+	incrementalFile: "reports/stryker-incremental.json",
+	ignorePatterns: [
+		".open-next",
+		".next",
+		".wrangler",
+		".reports",
+		".tools",
+		".dagger",
+		".scratch",
+		"dist",
+		"coverage",
+	],
+	reporters: ["clear-text", "progress", "json", "html"],
+	thresholds: { high: 80, low: 60, break: null },
+	dryRunTimeoutMinutes: 30,
+	timeoutMS: 60_000,
+	tempDirName: ".stryker-tmp",
+	cleanTempDir: "always",
+};
