@@ -58,7 +58,10 @@ export async function cli(
 
 const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"];
 
-/** Debian's Chromium, installed with apt-get when missing and running as root (CI is root). */
+/**
+ * Debian's Chromium, installed with apt-get when missing and running as root (CI is root). Suites
+ * run in parallel: flock makes one install at a time, and the others find it installed.
+ */
 export function ensureChromium(): string {
 	const found = () => CHROMIUM.find((f) => existsSync(f));
 	const have = found();
@@ -66,13 +69,17 @@ export function ensureChromium(): string {
 	if (process.getuid?.() !== 0) {
 		throw new Error("No Chromium: run `sudo apt-get update && sudo apt-get install -y chromium`.");
 	}
-	const apt = {
-		stdio: "inherit" as const,
-		timeout: 15 * 60_000,
-		env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-	};
-	execFileSync("apt-get", ["update", "-qq"], apt);
-	execFileSync("apt-get", ["install", "-y", "-qq", "chromium"], apt);
+	const script =
+		"test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq -o DPkg::Lock::Timeout=600 chromium; }";
+	execFileSync(
+		"flock",
+		[path.join(tmpdir(), "workers-pipeline-chromium.lock"), "sh", "-c", script],
+		{
+			stdio: "inherit",
+			timeout: 20 * 60_000,
+			env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+		},
+	);
 	const installed = found();
 	if (!installed) throw new Error("apt-get install chromium left no /usr/bin/chromium");
 	return installed;
