@@ -1,12 +1,18 @@
 import { defineConfig } from "vitest/config";
 
-// The unit suites Stryker runs against each mutant (stryker.config.mjs): the fast, in-process
-// tests of ci/. Too slow to run once per mutant: the *.e2e.test.ts suites (real builds, wrangler
-// against the corpus) and the seeded random-fault soak of migrate (minutes under coverage).
+// The suites Stryker runs against each mutant (stryker.config.mjs): the in-process unit tests of
+// ci/ and the migrate restore suite on the loopback API. Too slow to run once per mutant (tens of
+// seconds each on two cores): the *.e2e.test.ts suites (real builds, wrangler against the corpus),
+// the CLI suite (spawns processes), the bad-inputs suite and the seeded random-fault soak.
 export default defineConfig({
 	test: {
-		include: ["test/ci/**/*.test.ts", "test/deploy/**/*.test.ts"],
-		exclude: ["**/*.e2e.test.ts", "**/node_modules/**", "test/ci/migrate/faults.test.ts"],
+		include: [
+			"test/ci/migrations/**/*.test.ts",
+			"test/ci/config/**/*.test.ts",
+			"test/ci/migrate/restore.test.ts",
+			"test/deploy/build.test.ts",
+		],
+		exclude: ["**/*.e2e.test.ts", "**/node_modules/**"],
 		testTimeout: 120_000,
 		hookTimeout: 600_000,
 		pool: "forks",
