@@ -166,6 +166,52 @@ export function readChangedFiles(root: string, mergeBase: string): string[] {
 	return [...new Set(changed)].sort();
 }
 
+export interface JudgeOptions {
+	threshold: number | null | undefined;
+	/** Where the threshold came from, for the message. */
+	thresholdSource: string;
+	/** What was mutated, for the summary line. */
+	scope: string;
+	htmlReport: string;
+}
+
+/** Pure: the verdict, summary line and findings of a mutation run (advisory without a threshold). */
+export function judgeMutation(summary: MutationSummary, options: JudgeOptions) {
+	const { threshold } = options;
+	const below = typeof threshold === "number" && (summary.score ?? 100) < threshold;
+	const findings: Finding[] = summary.survivors.slice(0, MAX_SURVIVOR_FINDINGS).map(formatSurvivor);
+	if (summary.survivors.length > MAX_SURVIVOR_FINDINGS) {
+		findings.push({
+			code: "MUTANT_SURVIVED",
+			severity: "warning",
+			message: `${summary.survivors.length - MAX_SURVIVOR_FINDINGS} more surviving mutant(s): see ${options.htmlReport}.`,
+		});
+	}
+	if (below) {
+		findings.unshift({
+			code: "MUTATION_SCORE_LOW",
+			severity: "error",
+			message: `mutation score ${summary.score}% is under the threshold of ${threshold}% (${options.thresholdSource}): kill the surviving mutants listed below.`,
+		});
+	}
+	const c = summary.counts;
+	const scoreText = summary.score === null ? "no valid mutants" : `score ${summary.score}%`;
+	const verdict =
+		typeof threshold === "number" ? `; threshold ${threshold}%` : "; advisory (no threshold)";
+	return {
+		ok: !below,
+		summary: `${scoreText} (${c.Killed ?? 0} killed, ${c.Timeout ?? 0} timeout, ${c.Survived ?? 0} survived, ${c.NoCoverage ?? 0} no coverage) over ${options.scope}${verdict}`,
+		findings,
+		data: {
+			score: summary.score,
+			counts: summary.counts,
+			files: summary.files,
+			threshold: threshold ?? null,
+			survivors: summary.survivors.length,
+		},
+	};
+}
+
 export interface MutationArgs {
 	project: ProjectConfig;
 	/** Every mutant of the config, not only those in changed files (the weekly run). */
@@ -289,41 +335,17 @@ export const mutationStep = defineStep<MutationArgs>({
 		mkdirSync(outDir, { recursive: true });
 		copyFileSync(jsonFile, path.join(outDir, "mutation.json"));
 		if (existsSync(htmlFile)) copyFileSync(htmlFile, path.join(outDir, "mutation.html"));
-		const threshold = project.settings.mutation.threshold ?? config.thresholds?.break ?? undefined;
-		const below =
-			threshold !== undefined && threshold !== null && (summary.score ?? 100) < threshold;
-		const findings: Finding[] = summary.survivors
-			.slice(0, MAX_SURVIVOR_FINDINGS)
-			.map(formatSurvivor);
-		if (summary.survivors.length > MAX_SURVIVOR_FINDINGS) {
-			findings.push({
-				code: "MUTANT_SURVIVED",
-				severity: "warning",
-				message: `${summary.survivors.length - MAX_SURVIVOR_FINDINGS} more surviving mutant(s): see ${path.relative(project.root, path.join(outDir, "mutation.html"))}.`,
-			});
-		}
-		if (below) {
-			findings.unshift({
-				code: "MUTATION_SCORE_LOW",
-				severity: "error",
-				message: `mutation score ${summary.score}% is under the threshold of ${threshold}% (${project.settings.mutation.threshold !== undefined ? "mutation.threshold" : `thresholds.break in ${configName}`}): kill the surviving mutants listed below.`,
-			});
-		}
-		const c = summary.counts;
-		const scoreText = summary.score === null ? "no valid mutants" : `score ${summary.score}%`;
+		const configured = project.settings.mutation.threshold;
+		const judged = judgeMutation(summary, {
+			threshold: configured ?? config.thresholds?.break ?? undefined,
+			thresholdSource:
+				configured !== undefined ? "mutation.threshold" : `thresholds.break in ${configName}`,
+			scope,
+			htmlReport: path.relative(project.root, path.join(outDir, "mutation.html")),
+		});
 		return done({
-			ok: !below,
-			summary: `${scoreText} (${c.Killed ?? 0} killed, ${c.Timeout ?? 0} timeout, ${c.Survived ?? 0} survived, ${c.NoCoverage ?? 0} no coverage) over ${scope}${threshold != null ? `; threshold ${threshold}%` : "; advisory (no threshold)"}`,
-			findings,
-			data: {
-				score: summary.score,
-				counts: summary.counts,
-				files: summary.files,
-				threshold: threshold ?? null,
-				scope: mutate ?? "all",
-				survivors: summary.survivors.length,
-				report: path.join(outDir, "mutation.html"),
-			},
+			...judged,
+			data: { ...judged.data, scope: mutate ?? "all", report: path.join(outDir, "mutation.html") },
 		});
 	},
 });

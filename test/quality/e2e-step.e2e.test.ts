@@ -72,7 +72,10 @@ describe("workers-pipeline e2e (plain Worker)", () => {
 		);
 		writeFileSync(
 			path.join(dir, "workers-pipeline.jsonc"),
-			JSON.stringify({ lint: { biome: false, typecheck: false }, e2e: { readyTimeoutSeconds: 25 } }),
+			JSON.stringify({
+				lint: { biome: false, typecheck: false },
+				e2e: { readyTimeoutSeconds: 25 },
+			}),
 		);
 		const run = await cli(["e2e", "--cwd", dir, "--json"], { WORKERS_PIPELINE_CHROMIUM: chromium });
 		expect(run.code).toBe(1);

@@ -6,6 +6,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import {
 	formatSurvivor,
+	judgeMutation,
 	parseMutationReport,
 	STRYKER_DEFAULT_MUTATE,
 	selectMutateFiles,
@@ -94,6 +95,44 @@ describe("parseMutationReport()", () => {
 		expect(finding.message).toBe(
 			"ConditionalExpression (→ `false`) survived every test: add or sharpen a test that fails with this change.",
 		);
+	});
+});
+
+describe("judgeMutation()", () => {
+	const row = (line: number) => ({
+		file: "a.ts",
+		line,
+		column: 1,
+		mutator: "M",
+		status: "Survived" as const,
+	});
+	const summary = (score: number | null, survivors = 1) => ({
+		counts: { Killed: 3, Survived: survivors },
+		score,
+		survivors: Array.from({ length: survivors }, (_, i) => row(i + 1)),
+		files: 1,
+	});
+	const options = {
+		thresholdSource: "mutation.threshold",
+		scope: "1 changed file(s)",
+		htmlReport: "r.html",
+	};
+	it.each([
+		[50, undefined, true, "advisory (no threshold)"],
+		[50, null, true, "advisory (no threshold)"],
+		[80, 80, true, "threshold 80%"],
+		[79.99, 80, false, "threshold 80%"],
+		[null, 80, true, "threshold 80%"],
+	] as const)("score %s with threshold %s → ok %s", (score, threshold, ok, text) => {
+		const judged = judgeMutation(summary(score), { ...options, threshold });
+		expect(judged.ok).toBe(ok);
+		expect(judged.summary).toContain(text);
+		expect(judged.findings.some((f) => f.code === "MUTATION_SCORE_LOW")).toBe(!ok);
+	});
+	it("lists the first 50 survivors and points at the report for the rest", () => {
+		const judged = judgeMutation(summary(10, 53), { ...options, threshold: undefined });
+		expect(judged.findings).toHaveLength(51);
+		expect(judged.findings.at(-1)?.message).toBe("3 more surviving mutant(s): see r.html.");
 	});
 });
 
