@@ -42,9 +42,13 @@ export {
 export { buildStep } from "./steps/build.ts";
 export { runCi } from "./steps/ci.ts";
 export { deployStep, rollbackStep } from "./steps/deploy.ts";
+export { e2eStep } from "./steps/e2e.ts";
+export { architectureStep, formatStep } from "./steps/format.ts";
 export { initStep } from "./steps/init.ts";
 export { lintStep } from "./steps/lint.ts";
 export { migrateStep } from "./steps/migrate.ts";
 export { migrationTestStep } from "./steps/migration-test.ts";
+export { mutationStep } from "./steps/mutation.ts";
 export { baselineStep, planStep, restoreStep } from "./steps/remote-admin.ts";
+export { serveStep } from "./steps/serve.ts";
 export { testStep } from "./steps/test.ts";

@@ -4,6 +4,7 @@ import type { ProjectConfig } from "../config/schema.ts";
 import {
 	DEFAULT_HEALTH_TIMEOUT_SECONDS,
 	DEFAULT_LOCK_TIMEOUT_SECONDS,
+	DEFAULT_REPORT_DIR,
 	DEFAULT_WRANGLER_CONFIG,
 } from "../constants.ts";
 import { UserError } from "../errors.ts";
@@ -544,5 +545,151 @@ COMMANDS.push(
 		],
 	},
 );
+
+const reportDirOf = (input: CommandInput, project: ProjectConfig) =>
+	path.resolve(project.root, str(input.flags, "report-dir") ?? DEFAULT_REPORT_DIR);
+
+function portFlag(flags: ParsedFlags): number | undefined {
+	const raw = str(flags, "port");
+	if (raw === undefined) return undefined;
+	const port = Number(raw);
+	if (!/^\d+$/.test(raw) || port < 1 || port > 65_535)
+		throw new UserError(`--port expects a TCP port (1-65535), not "${raw}".`);
+	return port;
+}
+
+COMMANDS.push(
+	{
+		name: "e2e",
+		summary:
+			"Playwright end-to-end tests: builds (or reuses the build), serves the app locally as on Workers with a local D1 migrated and seeded, waits for HTTP 200, runs the tests; report and traces under the report dir.",
+		flags: [
+			{
+				name: "base-url",
+				type: "string",
+				value: "<url>",
+				description: "run only the tests, against this URL (no build, no local app)",
+			},
+		],
+		examples: [
+			"workers-pipeline e2e",
+			"workers-pipeline e2e --base-url https://pr-12-my-app.example.workers.dev --json",
+		],
+		run: async (input) => {
+			const project = await loadProject(input);
+			const baseUrl = str(input.flags, "base-url");
+			if (baseUrl !== undefined && !(/^https?:\/\//.test(baseUrl) && URL.canParse(baseUrl)))
+				throw new UserError(
+					`--base-url expects an absolute http(s) URL, not "${baseUrl}" (e.g. http://127.0.0.1:8787).`,
+				);
+			const [{ runStepSafely }, { e2eStep }] = await Promise.all([
+				import("../steps/ci.ts"),
+				import("../steps/e2e.ts"),
+			]);
+			return [
+				await runStepSafely(e2eStep, input.context("e2e"), {
+					project,
+					baseUrl,
+					reportDir: reportDirOf(input, project),
+				}),
+			];
+		},
+	},
+	{
+		name: "serve",
+		summary:
+			"Serves the app in the foreground as `e2e` does (build reused, local D1 migrated and seeded) until interrupted: what a Dagger service runs.",
+		flags: [
+			{
+				name: "host",
+				type: "string",
+				value: "<host>",
+				description: "address to listen on (default 127.0.0.1; 0.0.0.0 inside a container)",
+			},
+			{
+				name: "port",
+				type: "string",
+				value: "<port>",
+				description: "port to listen on (default: a free one)",
+			},
+		],
+		examples: [
+			"workers-pipeline serve --port 8787",
+			"workers-pipeline serve --host 0.0.0.0 --port 8787",
+		],
+		run: async (input) => {
+			const [{ runStepSafely }, { serveStep }] = await Promise.all([
+				import("../steps/ci.ts"),
+				import("../steps/serve.ts"),
+			]);
+			return [
+				await runStepSafely(serveStep, input.context("serve"), {
+					project: await loadProject(input),
+					host: str(input.flags, "host"),
+					port: portFlag(input.flags),
+				}),
+			];
+		},
+	},
+);
+
+COMMANDS.push({
+	name: "format",
+	summary:
+		"The project's own format check (format.command, a `format:check` script, prettier --check, or biome format) and its architecture check (dependency-cruiser rules) when configured, each its own line.",
+	flags: [],
+	examples: ["workers-pipeline format", "workers-pipeline format --json"],
+	run: async (input) => {
+		const project = await loadProject(input);
+		const [{ runStepSafely }, { architectureStep, formatStep }] = await Promise.all([
+			import("../steps/ci.ts"),
+			import("../steps/format.ts"),
+		]);
+		return Promise.all([
+			runStepSafely(formatStep, input.context("format"), { project }),
+			runStepSafely(architectureStep, input.context("architecture"), { project }),
+		]);
+	},
+});
+
+COMMANDS.push({
+	name: "mutation",
+	summary:
+		"Stryker mutation testing, incremental: only mutants in files changed since the base branch (--all: every mutant); score and surviving mutants in the report; fails only under mutation.threshold.",
+	flags: [
+		{
+			name: "all",
+			type: "boolean",
+			description: "every mutant of the Stryker config, not only changed files (the weekly run)",
+		},
+		{
+			name: "since",
+			type: "string",
+			value: "<ref>",
+			description:
+				"what changed files are measured against (default: mutation.base, origin/$GITHUB_BASE_REF, origin/main, main)",
+		},
+	],
+	examples: [
+		"workers-pipeline mutation",
+		"workers-pipeline mutation --since origin/main --json",
+		"workers-pipeline mutation --all",
+	],
+	run: async (input) => {
+		const project = await loadProject(input);
+		const [{ runStepSafely }, { mutationStep }] = await Promise.all([
+			import("../steps/ci.ts"),
+			import("../steps/mutation.ts"),
+		]);
+		return [
+			await runStepSafely(mutationStep, input.context("mutation"), {
+				project,
+				all: input.flags.all === true,
+				since: str(input.flags, "since"),
+				reportDir: reportDirOf(input, project),
+			}),
+		];
+	},
+});
 
 export const findCommand = (name: string) => COMMANDS.find((c) => c.name === name);

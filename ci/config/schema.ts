@@ -145,6 +145,55 @@ export const pipelineSettingsSchema = z.strictObject({
 			command: z.array(z.string().min(1)).min(1).default(["npm", "test"]),
 		})
 		.default({ command: ["npm", "test"] }),
+	e2e: z
+		.strictObject({
+			/** SQL run on the local D1 after the migrations; default: the first of seed.sql, db/seed.sql. */
+			seed: z.string().min(1).optional(),
+			/** The path that must answer 200 before the tests start; default: deploy.healthPath. */
+			readyPath: z.string().startsWith("/").optional(),
+			/** How long the local app may take to answer 200 (default 180). */
+			readyTimeoutSeconds: z.number().positive().default(180),
+			/** Chromium executable; default: $WORKERS_PIPELINE_CHROMIUM, then chromium on PATH. */
+			browser: z.string().min(1).optional(),
+		})
+		.default({ readyTimeoutSeconds: 180 }),
+	format: z
+		.strictObject({
+			/** The project's format check; default: `format:check` script, prettier --check, biome format. */
+			command: z.array(z.string().min(1)).min(1).optional(),
+		})
+		.default({}),
+	architecture: z
+		.strictObject({
+			/** An architecture check; default: dependency-cruiser when .dependency-cruiser.* exists. */
+			command: z.array(z.string().min(1)).min(1).optional(),
+			/** What dependency-cruiser checks (default: src). */
+			paths: z.array(z.string().min(1)).min(1).default(["src"]),
+		})
+		.default({ paths: ["src"] }),
+	mutation: z
+		.strictObject({
+			/** Fail under this mutation score (0-100); without it the score is advisory. */
+			threshold: z.number().min(0).max(100).optional(),
+			/** What "changed" is measured against; default: origin/$GITHUB_BASE_REF, origin/main, main. */
+			base: z.string().min(1).optional(),
+			/** Paths whose changes trigger mutation testing on a pull request (see mutation.yml). */
+			criticalPaths: z.array(z.string().min(1)).default([]),
+		})
+		.default({ criticalPaths: [] }),
+	/** Seconds each step may run before it is stopped (see docs/configuration.md for defaults). */
+	timeouts: z
+		.strictObject({
+			lint: z.number().positive().optional(),
+			test: z.number().positive().optional(),
+			build: z.number().positive().optional(),
+			"migration-test": z.number().positive().optional(),
+			format: z.number().positive().optional(),
+			architecture: z.number().positive().optional(),
+			e2e: z.number().positive().optional(),
+			mutation: z.number().positive().optional(),
+		})
+		.default({}),
 });
 
 export type PipelineSettings = z.infer<typeof pipelineSettingsSchema>;

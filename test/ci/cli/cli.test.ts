@@ -392,6 +392,8 @@ describe("runCli()", () => {
 		const report = JSON.parse(result.stdout) as JsonReport;
 		expect(report.steps.map((s) => [s.name, s.ok])).toEqual([
 			["lint", false],
+			["format", true],
+			["architecture", true],
 			["test", false],
 			["migration-test", false],
 		]);
@@ -403,7 +405,13 @@ describe("runCli()", () => {
 		]);
 		expect(report.findings[1]?.message).toContain("exited with 3");
 		expect(report.findings[1]?.message).toContain("1 assertion failed");
-		expect(Object.keys(report.timings.steps)).toEqual(["lint", "test", "migration-test"]);
+		expect(Object.keys(report.timings.steps)).toEqual([
+			"lint",
+			"format",
+			"architecture",
+			"test",
+			"migration-test",
+		]);
 	});
 });
 

@@ -1,0 +1,147 @@
+// The parts of starting an app locally: which command, which seed file, when it is ready, what
+// a not-ready app reports; Playwright's JSON results.
+import { writeFileSync } from "node:fs";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { loadProjectConfig } from "../../ci/config/load.ts";
+import { parsePlaywrightJson } from "../../ci/steps/e2e.ts";
+import {
+	findSeedFile,
+	formatNotReady,
+	freePort,
+	planServeCommand,
+	waitForHttp200,
+} from "../../ci/steps/serve.ts";
+import { copyFixture, REPO } from "./_support.ts";
+
+const copies: (() => void)[] = [];
+const fixture = () => {
+	const copy = copyFixture("worker-app");
+	copies.push(copy.dispose);
+	return copy.dir;
+};
+afterAll(() => {
+	for (const dispose of copies) dispose();
+});
+
+describe("planServeCommand()", () => {
+	const base = { host: "127.0.0.1", port: 8787, inspectorPort: 9229, persistDir: "/tmp/d1" };
+	it("runs `wrangler dev` for a plain Worker, bound to the host and port, on the persisted D1", () => {
+		const project = loadProjectConfig({ cwd: fixture() });
+		const plan = planServeCommand({
+			...base,
+			project,
+			opennextBin: undefined,
+			wranglerBin: "/w.js",
+		});
+		expect(plan.kind).toBe("wrangler");
+		expect(plan.args.slice(0, 2)).toEqual(["/w.js", "dev"]);
+		expect(plan.args.join(" ")).toContain("--ip 127.0.0.1 --port 8787");
+		expect(plan.args.join(" ")).toContain("--persist-to /tmp/d1");
+	});
+	it("runs `opennextjs-cloudflare preview` for an OpenNext app", () => {
+		const project = loadProjectConfig({ cwd: REPO });
+		const plan = planServeCommand({
+			...base,
+			project,
+			opennextBin: "/bin/on",
+			wranglerBin: "/w.js",
+		});
+		expect(plan).toMatchObject({ kind: "opennext", file: "/bin/on" });
+		expect(plan.args[0]).toBe("preview");
+		expect(plan.args).toContain("--persist-to");
+	});
+	it("refuses an OpenNext app without opennextjs-cloudflare installed", () => {
+		const project = loadProjectConfig({ cwd: REPO });
+		expect(() =>
+			planServeCommand({ ...base, project, opennextBin: undefined, wranglerBin: "/w.js" }),
+		).toThrow(/npm install/);
+	});
+});
+
+describe("findSeedFile()", () => {
+	it.each([
+		["seed.sql at the root", undefined, "seed.sql"],
+		["e2e.seed in the config", "db/other.sql", "db/other.sql"],
+	])("finds %s", (_, configured, expected) => {
+		const dir = fixture();
+		if (configured) {
+			writeFileSync(path.join(dir, configured.replace("db/", "")), "SELECT 1;");
+			writeFileSync(
+				path.join(dir, "workers-pipeline.jsonc"),
+				JSON.stringify({ e2e: { seed: configured.replace("db/", "") } }),
+			);
+		}
+		const project = loadProjectConfig({ cwd: dir });
+		expect(path.relative(dir, findSeedFile(project) ?? "")).toBe(
+			expected.replace(configured ? "db/" : "", ""),
+		);
+	});
+	it("refuses a configured seed file that does not exist", () => {
+		const dir = fixture();
+		writeFileSync(
+			path.join(dir, "workers-pipeline.jsonc"),
+			JSON.stringify({ e2e: { seed: "nope.sql" } }),
+		);
+		expect(() => findSeedFile(loadProjectConfig({ cwd: dir }))).toThrow(
+			/e2e\.seed .* nope\.sql, which does not exist/,
+		);
+	});
+});
+
+describe("waitForHttp200() / formatNotReady()", () => {
+	it("reports a port where nothing listens as never answering", async () => {
+		const url = `http://127.0.0.1:${await freePort()}/api/health`;
+		const outcome = await waitForHttp200(url, { timeoutMs: 1200 });
+		expect(outcome).toMatchObject({ ok: false, reason: "timeout" });
+		expect(formatNotReady(url, outcome, "boot log").message).toMatch(
+			/it never answered .*\n[\s\S]*boot log/,
+		);
+	});
+	it.each([
+		["exited", "the app's process exited before it answered 200"],
+		["aborted", "interrupted before the app answered 200"],
+	] as const)("explains %s", (reason, text) => {
+		expect(formatNotReady("http://x", { ok: false, reason }, "").message).toContain(text);
+	});
+});
+
+describe("parsePlaywrightJson()", () => {
+	it("counts results and lists failures with nested suite titles", () => {
+		const report = {
+			config: { rootDir: "/p/e2e" },
+			stats: { expected: 3, unexpected: 1, flaky: 1, skipped: 2 },
+			suites: [
+				{
+					title: "home.spec.ts",
+					specs: [{ title: "ok", file: "home.spec.ts", line: 3, tests: [{ status: "expected" }] }],
+					suites: [
+						{
+							title: "table",
+							specs: [
+								{
+									title: "rows",
+									file: "home.spec.ts",
+									line: 9,
+									tests: [
+										{
+											status: "unexpected",
+											results: [{ error: { message: "\u001b[31mboom\u001b[39m" } }],
+										},
+									],
+								},
+							],
+						},
+					],
+				},
+			],
+			errors: [{ message: "global setup failed" }],
+		};
+		const counts = parsePlaywrightJson(JSON.stringify(report));
+		expect(counts).toMatchObject({ passed: 3, failed: 1, flaky: 1, skipped: 2, rootDir: "/p/e2e" });
+		expect(counts.failures).toEqual([
+			{ title: "table › rows", file: "home.spec.ts", line: 9, message: "boom" },
+			{ title: "(outside a test)", message: "global setup failed" },
+		]);
+	});
+});
