@@ -152,7 +152,11 @@ export async function runCi(
 	// allSettled, not all: a configuration error in one step must not return (and exit) while
 	// the others still run their processes in the background.
 	const settled = await Promise.allSettled([
-		runStepSafely(lintStep, ctx("lint"), { project, cacheDir: reuse ? cacheDir : undefined }),
+		runStepSafely(lintStep, ctx("lint"), {
+			project,
+			cacheDir: reuse ? cacheDir : undefined,
+			format: false,
+		}),
 		runStepSafely(formatStep, ctx("format"), { project }),
 		runStepSafely(architectureStep, ctx("architecture"), { project }),
 		runStepSafely(testStep, ctx("test"), { project, cacheDir, reuse }),

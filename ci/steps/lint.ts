@@ -24,6 +24,8 @@ export interface LintArgs {
 	project: ProjectConfig;
 	/** tsc keeps its incremental build info here; undefined checks from scratch. */
 	cacheDir?: string;
+	/** False in `ci`, where the format step runs the format check (so it runs once). */
+	format?: boolean;
 }
 
 /** Every distinct migrations set the project's environments use (bindings are per environment). */
@@ -63,6 +65,8 @@ export interface LintToolInputs {
 	envPath: string | undefined;
 	/** For tsc's incremental build info. */
 	cacheDir?: string;
+	/** False in `ci`, where the format step runs the format check (so it runs once). */
+	format?: boolean;
 }
 
 const FORMAT_SCRIPTS = ["format:check", "check:format", "fmt:check", "prettier:check"];
@@ -96,7 +100,9 @@ export function planLintTools(inputs: LintToolInputs): { tools: LintTool[]; skip
 	}
 
 	const formatScript = FORMAT_SCRIPTS.find((name) => scripts[name]);
-	if (settings.formatCommand) {
+	if (inputs.format === false) {
+		skipped.push("format check in the format step");
+	} else if (settings.formatCommand) {
 		tools.push({
 			kind: "format",
 			argv: settings.formatCommand as Argv,
@@ -235,7 +241,7 @@ async function runLintTool(
 
 export const lintStep = defineStep<LintArgs>({
 	name: "lint",
-	async run(ctx, { project, cacheDir }) {
+	async run(ctx, { project, cacheDir, format }) {
 		const started = performance.now();
 		const findings: Finding[] = [];
 		const parts: string[] = [];
@@ -261,6 +267,7 @@ export const lintStep = defineStep<LintArgs>({
 			hasTsconfig: existsSync(path.join(project.root, "tsconfig.json")),
 			envPath: ctx.env.PATH,
 			cacheDir,
+			format,
 		});
 		const results = await Promise.all(
 			plan.tools.map((tool) => runLintTool(ctx, project.root, tool)),

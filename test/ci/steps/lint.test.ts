@@ -56,6 +56,18 @@ describe("planLintTools()", () => {
 		);
 	});
 
+	it("should leave the format check to the format step when told (ci runs it once)", () => {
+		const plan = planLintTools(
+			inputs({
+				scripts: { "format:check": "prettier -c ." },
+				bins: new Set(["prettier"]),
+				format: false,
+			}),
+		);
+		expect(plan.tools.filter((t) => t.kind === "format")).toEqual([]);
+		expect(plan.skipped).toContain("format check in the format step");
+	});
+
 	it("should generate Next's types (and cf-typegen's) before the typecheck of a Next app", () => {
 		const { tools } = planLintTools(
 			inputs({
