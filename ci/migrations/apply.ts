@@ -2,7 +2,14 @@ import { D1RateLimitError, formatRetryAfter, isAmbiguous, sleep } from "../cloud
 import { D1ApiError } from "../errors.ts";
 import type { Migration } from "./catalog.ts";
 import type { SqlExecutor, StatementResult } from "./executor.ts";
-import { composeRequest, fenceSql, guardSql, quoteIdentifier, recordSql } from "./ledger.ts";
+import {
+	composeRequest,
+	continuitySql,
+	fenceSql,
+	guardSql,
+	quoteIdentifier,
+	recordSql,
+} from "./ledger.ts";
 import type { MigrationPlan } from "./plan.ts";
 import {
 	MAX_RETRY_AFTER_MS,
@@ -188,6 +195,7 @@ export async function applyPlan(
 			hooks,
 			firstWrite,
 			readState: last,
+			after: outcome.applied.at(-1)?.name ?? plan.head,
 		});
 		wrote();
 		if (result.ok) {
@@ -254,10 +262,18 @@ export function migrationRequest(
 		firstWrite = [],
 		readState = false,
 		guarded = [],
-	}: { firstWrite?: string[]; readState?: boolean; guarded?: readonly GuardedTable[] } = {},
+		after,
+	}: {
+		firstWrite?: string[];
+		readState?: boolean;
+		guarded?: readonly GuardedTable[];
+		/** The migration the ledger must still end with (this run's last, or the plan's head). */
+		after?: string;
+	} = {},
 ) {
 	return composeRequest([
 		["fence", fenceSql(run.runId, run.ttlSeconds)],
+		["continuity", after ? continuitySql(run.migrationsTable, after) : ""],
 		["guard", guardSql(run.migrationsTable, migration.name)],
 		["first", firstWrite.join("\n")],
 		["countsBefore", rowCountsBeforeSql(guarded)],
@@ -288,7 +304,12 @@ export function migrationRequest(
 async function applyMigration(
 	db: SqlExecutor,
 	migration: Migration,
-	{ hooks, firstWrite, readState }: { hooks: ApplyHooks; firstWrite: string[]; readState: boolean },
+	{
+		hooks,
+		firstWrite,
+		readState,
+		after,
+	}: { hooks: ApplyHooks; firstWrite: string[]; readState: boolean; after: string | undefined },
 ): Promise<AttemptResult> {
 	const { run } = hooks;
 	const guarded = hooks.guardFor?.(migration) ?? [];
@@ -300,6 +321,7 @@ async function applyMigration(
 		firstWrite,
 		readState: readState && !viaImport,
 		guarded,
+		after,
 	});
 	const readApplied = () => readWithRetry(() => readAppliedNames(db, run.migrationsTable));
 	let lastError = "";

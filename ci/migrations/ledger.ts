@@ -144,6 +144,13 @@ export function fenceSql(runId: string, ttlSeconds: number): string {
 	].join("\n");
 }
 
+/**
+ * Fails the whole request (through the fence table) unless the ledger still names `name`, the
+ * last migration this run saw applied: a database restored under the run is never built on.
+ */
+export const continuitySql = (migrationsTable: string, name: string) =>
+	`INSERT INTO ${FENCE_TABLE} (lock_lost) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM ${quoteIdentifier(migrationsTable)} WHERE name = ${sqlString(name)});`;
+
 /** Fails the whole request when wrangler's ledger already names `name`: never applied twice. */
 export const guardSql = (migrationsTable: string, name: string) =>
 	`INSERT INTO ${GUARD_TABLE} (already_applied) SELECT name FROM ${quoteIdentifier(migrationsTable)} WHERE name = ${sqlString(name)};`;

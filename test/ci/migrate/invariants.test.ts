@@ -329,3 +329,33 @@ describe("a migration one request cannot carry", () => {
 		expect(row?.note).toMatch(/applied through D1's import API: its SQL is \d+ bytes/);
 	});
 });
+
+describe("an operator's restore during a run", () => {
+	it("is recognised: the run builds nothing on the restored database and never restores again", async () => {
+		const p = await migrated([TAGS, UNIQUE_BODY]);
+		let bookmark: string | undefined;
+		let restoring: Promise<Response> | undefined;
+		api.setFaultHook((request) => {
+			if (!request.path.endsWith(`/${p.uuid}/query`)) return undefined;
+			if (request.body?.includes(`values ('${TAGS}')`)) bookmark ??= api.currentBookmark(p.uuid);
+			if (request.body?.includes(`values ('${UNIQUE_BODY}')`) && !restoring) {
+				// The operator restores while this request is in flight (it is held 300 ms).
+				restoring = fetch(
+					`${api.url}/accounts/${ACCOUNT_ID}/d1/database/${p.uuid}/time_travel/restore?bookmark=${bookmark}`,
+					{ method: "POST", headers: { authorization: `Bearer ${token}` } },
+				);
+				return { kind: "delay", ms: 300 };
+			}
+			return undefined;
+		});
+		const run = await p.cli(["migrate", "--env", ENV, "--auto-restore", "--json"]);
+		expect((await restoring)?.status).toBe(200);
+		expect(run.code, run.stdout).toBe(1);
+		expect(codes(report(run.stdout))).toContain("LOCK_LOST");
+		expect(codes(report(run.stdout))).toContain("RESTORE_REFUSED");
+		// Only the operator's restore happened, and nothing was applied on top of it.
+		expect(restores(p)).toBe(1);
+		expect(ledgerNames(p.db())).not.toContain(TAGS);
+		expect(ledgerNames(p.db())).not.toContain(UNIQUE_BODY);
+	});
+});
