@@ -4,7 +4,7 @@
 // (a devDependency), so an edit is never tested against a stale build.
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { enableCompileCache } from "node:module";
+import * as nodeModule from "node:module";
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -26,9 +26,9 @@ if (major < 22) {
 	process.exit(2);
 }
 
-// V8's code cache on disk (Node >= 22.1): later runs skip compiling zod, the steps, wrangler's
+// V8's code cache on disk (Node >= 22.1; a namespace import, so an older Node still gets this far): later runs skip compiling zod, the steps, wrangler's
 // client code. NODE_DISABLE_COMPILE_CACHE=1 turns it off.
-enableCompileCache?.();
+nodeModule.enableCompileCache?.();
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const sources = join(root, "ci");

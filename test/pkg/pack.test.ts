@@ -136,6 +136,41 @@ describe.each(MANAGERS)("installed from the tarball with %s", (manager, file, ar
 		});
 	});
 
+	it.runIf(manager === "npm")("types the library surface for a TypeScript consumer", () => {
+		writeFileSync(
+			path.join(app, "tsconfig.json"),
+			JSON.stringify({
+				compilerOptions: {
+					module: "NodeNext",
+					moduleResolution: "NodeNext",
+					strict: true,
+					noEmit: true,
+					skipLibCheck: true,
+					types: [],
+				},
+				include: ["index.ts"],
+			}),
+		);
+		writeFileSync(
+			path.join(app, "index.ts"),
+			[
+				'import { checksumOf, type Finding, runCli } from "workers-pipeline";',
+				'const finding: Finding = { code: "D1_TRANSACTION", severity: "error", message: "m" };',
+				'const sum: string = checksumOf("x");',
+				"// @ts-expect-error runCli needs its arguments",
+				"void runCli();",
+				"void finding; void sum;",
+				"",
+			].join("\n"),
+		);
+		const tsc = run(app, process.execPath, [
+			path.join(REPO, "node_modules/typescript/bin/tsc"),
+			"-p",
+			".",
+		]);
+		expect(tsc.status, `${tsc.stdout}${tsc.stderr}`).toBe(0);
+	});
+
 	it.runIf(manager === "npm" && HAS_HEALTH)("exports workers-pipeline/health", () => {
 		const probe = run(app, process.execPath, [
 			"--input-type=module",
