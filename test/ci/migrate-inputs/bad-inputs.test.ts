@@ -533,11 +533,13 @@ const CASES: Case[] = [
 		remote: "unsent",
 	},
 	{
-		label: "no --env",
+		// As in wrangler, no --env is the top-level Worker: its binding's database (one the
+		// loopback does not know), never the staging one.
+		label: "no --env: the top-level binding",
 		argv: ["migrate"],
 		code: EXIT_USAGE,
-		output: [/`migrate` needs --env <env>/],
-		remote: "unsent",
+		output: [/The database [0-9a-f-]+ could not be found/],
+		remote: "untouched",
 	},
 	{
 		label: "a positional argument",
