@@ -4,6 +4,8 @@
 // (a devDependency), so an edit is never tested against a stale build.
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
+// A namespace import: Node 20 has no enableCompileCache, and a named import would fail to link
+// before the version check below could say what to do.
 import * as nodeModule from "node:module";
 import { delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,7 +28,7 @@ if (major < 22) {
 	process.exit(2);
 }
 
-// V8's code cache on disk (Node >= 22.1; a namespace import, so an older Node still gets this far): later runs skip compiling zod, the steps, wrangler's
+// V8's code cache on disk (Node >= 22.1): later runs skip compiling zod, the steps, wrangler's
 // client code. NODE_DISABLE_COMPILE_CACHE=1 turns it off.
 nodeModule.enableCompileCache?.();
 
