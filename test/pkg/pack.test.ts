@@ -45,7 +45,9 @@ function consumerProject(): string {
 
 const MANAGERS: [string, string, string[]][] = [
 	["npm", "npm", ["install", "-D", "--prefer-offline", "--loglevel=error"]],
-	["pnpm", "npx", ["-y", "pnpm@9", "add", "-D", "--prefer-offline"]],
+	["pnpm@9", "npx", ["-y", "pnpm@9", "add", "-D", "--prefer-offline"]],
+	// pnpm 10 runs no dependency build scripts unless approved: the package must work without them.
+	["pnpm@10", "npx", ["-y", "pnpm@10", "add", "-D", "--prefer-offline"]],
 	[
 		"yarn",
 		"npx",
