@@ -25,6 +25,8 @@ export const GLOBAL_FLAGS = [
 // One entry per Dagger function: the subcommand it runs and every flag it may pass. Flags are
 // shared objects where the CLI shares them, so one rename in the CLI is one edit here.
 const env = { name: "env", type: "string", required: true } as const;
+// plan, migrate, baseline and restore work on the top-level Worker without --env, as wrangler does.
+const optionalEnv = { name: "env", type: "string" } as const;
 const binding = { name: "binding", type: "string" } as const;
 const lockTimeout = { name: "lock-timeout", type: "string" } as const;
 const autoRestore = { name: "auto-restore", type: "boolean" } as const;
@@ -50,11 +52,11 @@ export const cliInvocations = {
 			cache,
 		],
 	},
-	plan: { command: "plan", flags: [env, binding, allowOutOfOrder] },
+	plan: { command: "plan", flags: [optionalEnv, binding, allowOutOfOrder] },
 	migrate: {
 		command: "migrate",
 		flags: [
-			env,
+			optionalEnv,
 			binding,
 			{ name: "dry-run", type: "boolean" },
 			autoRestore,
@@ -66,11 +68,16 @@ export const cliInvocations = {
 	},
 	baseline: {
 		command: "baseline",
-		flags: [env, binding, { name: "through", type: "string", required: true }, lockTimeout],
+		flags: [optionalEnv, binding, { name: "through", type: "string", required: true }, lockTimeout],
 	},
 	restore: {
 		command: "restore",
-		flags: [env, binding, { name: "bookmark", type: "string", required: true }, lockTimeout],
+		flags: [
+			optionalEnv,
+			binding,
+			{ name: "bookmark", type: "string", required: true },
+			lockTimeout,
+		],
 	},
 	deploy: {
 		command: "deploy",

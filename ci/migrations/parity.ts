@@ -157,6 +157,8 @@ async function applyWithWrangler(options: RunWranglerReplayOptions): Promise<Wra
 				"wrangler.jsonc",
 			],
 			cwd: work,
+			// The project's own wrangler, the one its cache key names (parityCacheKey).
+			projectRoot: options.root,
 			env: {
 				...options.env,
 				XDG_CONFIG_HOME: path.join(work, "xdg"),

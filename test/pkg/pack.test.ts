@@ -1,4 +1,4 @@
-import { type SpawnSyncReturns, spawnSync } from "node:child_process";
+import { type SpawnSyncReturns, spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,9 +16,6 @@ const HAS_HEALTH = existsSync(path.join(REPO, "ci/health/index.ts"));
 
 let tarball: string;
 const dirs: string[] = [];
-beforeAll(() => {
-	tarball = packWorkersPipeline();
-}, 300_000);
 afterAll(() => {
 	for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
@@ -48,7 +45,9 @@ function consumerProject(): string {
 
 const MANAGERS: [string, string, string[]][] = [
 	["npm", "npm", ["install", "-D", "--prefer-offline", "--loglevel=error"]],
-	["pnpm", "npx", ["-y", "pnpm@9", "add", "-D", "--prefer-offline"]],
+	["pnpm@9", "npx", ["-y", "pnpm@9", "add", "-D", "--prefer-offline"]],
+	// pnpm 10 runs no dependency build scripts unless approved: the package must work without them.
+	["pnpm@10", "npx", ["-y", "pnpm@10", "add", "-D", "--prefer-offline"]],
 	[
 		"yarn",
 		"npx",
@@ -56,15 +55,54 @@ const MANAGERS: [string, string, string[]][] = [
 	],
 ];
 
+interface Install {
+	app: string;
+	done: Promise<{ status: number | null; output: string }>;
+}
+
+// The three installs run at once (mostly waiting on disk and the registry cache), each with a
+// timeout that kills it; every test waits only for its own.
+function startInstall(manager: string, file: string, args: string[]): Install {
+	const app = consumerProject();
+	const spec = manager === "yarn" ? `file:${tarball}` : tarball;
+	const child = spawn(file, [...args, spec], {
+		cwd: app,
+		env: installEnv(),
+		stdio: ["ignore", "pipe", "pipe"],
+		timeout: 280_000,
+	});
+	let output = "";
+	child.stdout.on("data", (c) => {
+		output += c;
+	});
+	child.stderr.on("data", (c) => {
+		output += c;
+	});
+	const done = new Promise<{ status: number | null; output: string }>((resolve) => {
+		child.on("close", (status) => resolve({ status, output }));
+		child.on("error", (error) => resolve({ status: null, output: `${output}\n${error.message}` }));
+	});
+	return { app, done };
+}
+
+const installs = new Map<string, Install>();
+beforeAll(() => {
+	tarball = packWorkersPipeline();
+	for (const [manager, file, args] of MANAGERS)
+		installs.set(manager, startInstall(manager, file, args));
+}, 300_000);
+afterAll(async () => {
+	// Never leave an install running: wait for each (its own timeout bounds the wait).
+	await Promise.all([...installs.values()].map((i) => i.done));
+}, 300_000);
+
 describe.each(MANAGERS)("installed from the tarball with %s", (manager, file, args) => {
 	let app: string;
-	beforeAll(() => {
-		app = consumerProject();
-		const spec = manager === "yarn" ? `file:${tarball}` : tarball;
-		const install = run(app, file, [...args, spec]);
-		expect(install.status, `${manager} install failed:\n${install.stdout}\n${install.stderr}`).toBe(
-			0,
-		);
+	beforeAll(async () => {
+		const install = installs.get(manager) as Install;
+		app = install.app;
+		const { status, output } = await install.done;
+		expect(status, `${manager} ${[file, ...args].join(" ")} failed:\n${output}`).toBe(0);
 	}, 300_000);
 
 	it("runs as `npx workers-pipeline` from compiled JavaScript", () => {
@@ -134,6 +172,41 @@ describe.each(MANAGERS)("installed from the tarball with %s", (manager, file, ar
 			runCli: "function",
 			checksum: createHash("sha256").update("x\n").digest("hex"),
 		});
+	});
+
+	it.runIf(manager === "npm")("types the library surface for a TypeScript consumer", () => {
+		writeFileSync(
+			path.join(app, "tsconfig.json"),
+			JSON.stringify({
+				compilerOptions: {
+					module: "NodeNext",
+					moduleResolution: "NodeNext",
+					strict: true,
+					noEmit: true,
+					skipLibCheck: true,
+					types: [],
+				},
+				include: ["index.ts"],
+			}),
+		);
+		writeFileSync(
+			path.join(app, "index.ts"),
+			[
+				'import { checksumOf, type Finding, runCli } from "workers-pipeline";',
+				'const finding: Finding = { code: "D1_TRANSACTION", severity: "error", message: "m" };',
+				'const sum: string = checksumOf("x");',
+				"// @ts-expect-error runCli needs its arguments",
+				"void runCli();",
+				"void finding; void sum;",
+				"",
+			].join("\n"),
+		);
+		const tsc = run(app, process.execPath, [
+			path.join(REPO, "node_modules/typescript/bin/tsc"),
+			"-p",
+			".",
+		]);
+		expect(tsc.status, `${tsc.stdout}${tsc.stderr}`).toBe(0);
 	});
 
 	it.runIf(manager === "npm" && HAS_HEALTH)("exports workers-pipeline/health", () => {

@@ -533,11 +533,12 @@ const CASES: Case[] = [
 		remote: "unsent",
 	},
 	{
-		// No --env is the top-level Worker, as in wrangler: here its database id is unknown to D1.
-		label: "no --env (the top-level binding, whose database D1 does not know)",
+		// As in wrangler, no --env is the top-level Worker: its binding's database (one the
+		// loopback does not know), never the staging one.
+		label: "no --env: the top-level binding",
 		argv: ["migrate"],
 		code: EXIT_USAGE,
-		output: [/could not be found/, /database_id/],
+		output: [/The database [0-9a-f-]+ could not be found/],
 		remote: "untouched",
 	},
 	{
