@@ -227,7 +227,12 @@ export function replayMigrations(
 			}
 			// Only CREATE and ALTER make a table new or change it (a rebuild copies its rows).
 			if (options.fillRows && SCHEMA_CHANGE.test(migration.sql)) {
-				fillTables(db, { rows: options.fillRows, exclude: [table], state: filled });
+				fillTables(db, {
+					rows: options.fillRows,
+					exclude: [table],
+					state: filled,
+					mentioned: migration.sql,
+				});
 			}
 			applied.push({ name: migration.name, durationMs: performance.now() - t0 });
 		}
