@@ -24,30 +24,32 @@ const DATE_LIKE_NAME = /(?:_at|At|_on|date|time|timestamp)$|^(?:date|time)|_date
 
 const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
-// Tables the fill leaves alone: SQLite's, D1's, virtual tables and their shadow tables.
-const TABLES = "SELECT name, sql FROM sqlite_schema WHERE type = 'table'";
-const SHADOW_SUFFIXES = [
-	"_content",
-	"_data",
-	"_idx",
-	"_docsize",
-	"_config",
-	"_node",
-	"_parent",
-	"_rowid",
-];
+const TABLE_BY_NAME =
+	"SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name = ? COLLATE NOCASE AND upper(substr(sql, 1, 14)) <> 'CREATE VIRTUAL'";
+// Names after TABLE (CREATE/ALTER TABLE) and RENAME TO: the tables a migration creates or changes.
+const NAMED_TABLE =
+	/\b(?:table|to)\s+(?:if\s+(?:not\s+)?exists\s+)?(?:[\w$]+\s*\.\s*)?("(?:[^"]|"")+"|`[^`]+`|\[[^\]]+\]|[\w$]+)/gi;
 
-function fillableTables(db: Database.Database): { name: string; sql: string }[] {
-	const all = db.prepare(TABLES).all() as { name: string; sql: string }[];
-	const virtual = all
-		.filter((t) => /^CREATE\s+VIRTUAL/i.test(t.sql))
-		.map((t) => t.name.toLowerCase());
-	return all.filter((t) => {
-		const name = t.name.toLowerCase();
-		if (name.startsWith("sqlite_") || name.startsWith("_cf_")) return false;
-		if (/^CREATE\s+VIRTUAL/i.test(t.sql)) return false;
-		return !virtual.some((v) => SHADOW_SUFFIXES.some((suffix) => name === v + suffix));
-	});
+const unquote = (name: string) =>
+	/^["`[]/.test(name) ? name.slice(1, -1).replace(/""/g, '"') : name;
+
+/**
+ * The tables a migration can have created or changed, found from the names its text gives after
+ * TABLE and RENAME TO (a rebuild names both the copy and the final name); never virtual tables,
+ * their shadow tables (not named), SQLite's or D1's own.
+ */
+function fillableTables(db: Database.Database, mentioned: string): { name: string; sql: string }[] {
+	const names = new Set(
+		[...mentioned.matchAll(NAMED_TABLE)].map((m) => unquote(m[1] ?? "").toLowerCase()),
+	);
+	const byName = db.prepare(TABLE_BY_NAME);
+	const found: { name: string; sql: string }[] = [];
+	for (const name of names) {
+		if (name.startsWith("sqlite_") || name.startsWith("_cf_")) continue;
+		const table = byName.get(name) as { name: string; sql: string } | undefined;
+		if (table) found.push(table);
+	}
+	return found;
 }
 
 /** A literal from `CHECK (col IN (x, ...))`, so the row satisfies the most common CHECK shape. */
@@ -82,6 +84,8 @@ export interface FillOptions {
 	rows: number;
 	/** Tables never filled (the migrations ledger). */
 	exclude: readonly string[];
+	/** The migration just applied: only the tables it names can be new or changed. */
+	mentioned: string;
 	/** Carried from call to call: `name\0sql` of tables already filled, and the next distinct value. */
 	state: { seen: Set<string>; seq: number };
 }
@@ -90,7 +94,7 @@ export interface FillOptions {
 export function fillTables(db: Database.Database, options: FillOptions): number {
 	const { state } = options;
 	const excluded = new Set(options.exclude.map((t) => t.toLowerCase()));
-	const tables = fillableTables(db).filter(
+	const tables = fillableTables(db, options.mentioned).filter(
 		(t) => !excluded.has(t.name.toLowerCase()) && !state.seen.has(`${t.name}\0${t.sql}`),
 	);
 	if (tables.length === 0) return 0;
@@ -121,9 +125,14 @@ export function fillTables(db: Database.Database, options: FillOptions): number 
 				db.prepare(`PRAGMA table_xinfo(${quote(table.name)})`).all() as ColumnInfo[]
 			).filter((c) => c.hidden === 0);
 			const parents = new Map(fks.map((fk) => [fk, parentValues(db, fk)]));
-			for (let row = have; row < options.rows; row++) {
-				if (insertRow(db, { table, columns, fks, parents, seq: state.seq++ })) written++;
-			}
+			const plans = Array.from({ length: options.rows - have }, () => ({
+				table,
+				columns,
+				fks,
+				parents,
+				seq: state.seq++,
+			}));
+			written += insertRows(db, plans);
 		}
 	}
 	return written;
@@ -152,7 +161,8 @@ interface RowPlan {
 	seq: number;
 }
 
-function insertRow(db: Database.Database, plan: RowPlan): boolean {
+/** One row's column list and SQL literals; undefined when a NOT NULL key has no parent row. */
+function rowFor(plan: RowPlan): { names: string[]; values: string[] } | undefined {
 	const { table, columns, fks, seq } = plan;
 	const integerKey = columns.filter((c) => c.pk > 0).length === 1;
 	const names: string[] = [];
@@ -161,9 +171,9 @@ function insertRow(db: Database.Database, plan: RowPlan): boolean {
 		const fk = fks.find((f) => f.from === column.name);
 		let value: string | undefined;
 		if (fk) {
-			const values = plan.parents.get(fk) ?? [];
-			value = values[seq % Math.max(values.length, 1)];
-			if (value === undefined && column.notnull) return false;
+			const keys = plan.parents.get(fk) ?? [];
+			value = keys[seq % Math.max(keys.length, 1)];
+			if (value === undefined && column.notnull) return undefined;
 		} else if (column.pk > 0 && integerKey && /INT/i.test(column.type)) {
 			// Far from the small ids a later migration's seed rows use, so they never collide.
 			value = String(FILL_ID_BASE + seq);
@@ -175,13 +185,30 @@ function insertRow(db: Database.Database, plan: RowPlan): boolean {
 		names.push(quote(column.name));
 		values.push(value ?? "NULL");
 	}
-	const sql = names.length
-		? `INSERT INTO ${quote(table.name)} (${names.join(", ")}) VALUES (${values.join(", ")})`
-		: `INSERT INTO ${quote(table.name)} DEFAULT VALUES`;
+	return { names, values };
+}
+
+const tryExec = (db: Database.Database, sql: string): boolean => {
 	try {
 		db.exec(sql);
 		return true;
 	} catch {
 		return false;
 	}
+};
+
+/** All rows in one INSERT (one prepare); if one of them is refused, each row on its own. */
+function insertRows(db: Database.Database, plans: readonly RowPlan[]): number {
+	const rows = plans.map(rowFor).filter((r) => r !== undefined);
+	const first = rows[0];
+	const table = plans[0]?.table;
+	if (first === undefined || table === undefined) return 0;
+	const target = quote(table.name);
+	if (first.names.length === 0) {
+		return rows.filter(() => tryExec(db, `INSERT INTO ${target} DEFAULT VALUES`)).length;
+	}
+	const head = `INSERT INTO ${target} (${first.names.join(", ")}) VALUES `;
+	if (tryExec(db, head + rows.map((r) => `(${r.values.join(", ")})`).join(", ")))
+		return rows.length;
+	return rows.filter((r) => tryExec(db, `${head}(${r.values.join(", ")})`)).length;
 }

@@ -111,14 +111,29 @@ export function installD1Limits(db: Database.Database): void {
 	});
 }
 
-const ADD_COLUMN = /\badd\b/i;
+const ADD_COLUMN = /\balter\s+table\b[^;]*\badd\b/i;
 const SCHEMA_CHANGE = /\b(create|alter)\b/i;
-const WIDE_TABLES = `SELECT m.name FROM sqlite_schema m WHERE m.type = 'table' AND m.sql NOT LIKE 'CREATE VIRTUAL%'
-AND (SELECT count(*) FROM pragma_table_xinfo(m.name)) > ${D1_SQLITE_LIMITS.column}`;
+const COLUMN_COUNT = "SELECT count(*) FROM pragma_table_xinfo(?)";
 
-/** SQLITE_LIMIT_COLUMN for ALTER TABLE ADD COLUMN, which no static check can see: the first wide table. */
-export function findWideTable(db: Database.Database): string | undefined {
-	return db.prepare(WIDE_TABLES).pluck().get() as string | undefined;
+/** Tables that an `ALTER TABLE t ADD [COLUMN]` in `sql` widens. */
+export function tablesGainingColumns(sql: string): string[] {
+	if (!ADD_COLUMN.test(sql)) return [];
+	return splitStatements(sql)
+		.filter(
+			(s) =>
+				/^alter$/i.test(s.tokens[0]?.text ?? "") &&
+				/^add$/i.test(s.tokens.at(s.tokens[3]?.text === "." ? 5 : 3)?.text ?? ""),
+		)
+		.map((s) => (s.tokens[3]?.text === "." ? s.tokens[4] : s.tokens[2])?.value ?? "");
+}
+
+/** SQLITE_LIMIT_COLUMN for ALTER TABLE ADD COLUMN, which no static check can see: the first table over it. */
+export function findWideTable(
+	db: Database.Database,
+	tables: readonly string[],
+): string | undefined {
+	const count = db.prepare(COLUMN_COUNT).pluck();
+	return tables.find((t) => (count.get(t) as number) > D1_SQLITE_LIMITS.column);
 }
 
 /** The failure D1 reports for the ALTER TABLE ... ADD that took `table` over 100 columns. */
@@ -190,7 +205,7 @@ export function replayMigrations(
 			try {
 				db.exec("BEGIN");
 				db.exec(query);
-				const wide = ADD_COLUMN.test(migration.sql) ? findWideTable(db) : undefined;
+				const wide = findWideTable(db, tablesGainingColumns(migration.sql));
 				if (wide !== undefined) {
 					db.exec("ROLLBACK");
 					failure = wideTableFailure(migration, wide);
@@ -210,7 +225,12 @@ export function replayMigrations(
 			}
 			// Only CREATE and ALTER make a table new or change it (a rebuild copies its rows).
 			if (options.fillRows && SCHEMA_CHANGE.test(migration.sql)) {
-				fillTables(db, { rows: options.fillRows, exclude: [table], state: filled });
+				fillTables(db, {
+					rows: options.fillRows,
+					exclude: [table],
+					state: filled,
+					mentioned: migration.sql,
+				});
 			}
 			applied.push({ name: migration.name, durationMs: performance.now() - t0 });
 		}

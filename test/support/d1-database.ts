@@ -2,7 +2,11 @@
 // Time Travel bookmarks backed by byte-exact snapshots.
 import { createHash } from "node:crypto";
 import Database from "better-sqlite3";
-import { findWideTable, installD1Limits } from "../../ci/migrations/replay.ts";
+import {
+	findWideTable,
+	installD1Limits,
+	tablesGainingColumns,
+} from "../../ci/migrations/replay.ts";
 import {
 	authorizeStatement,
 	byteOffset,
@@ -305,9 +309,7 @@ export class D1DatabaseState {
 				changes = statement.run(...params).changes;
 			}
 			// SQLITE_LIMIT_COLUMN (workerd setupSecurity()) for ALTER TABLE ADD COLUMN, with SQLite's wording.
-			const wide = /^\s*alter\b[\s\S]*\badd\b/i.test(prepared.text)
-				? findWideTable(this.connection)
-				: undefined;
+			const wide = findWideTable(this.connection, tablesGainingColumns(prepared.text));
 			if (wide !== undefined) {
 				throw new D1Error(`too many columns on sqlite_altertab_${wide}: SQLITE_ERROR`);
 			}
