@@ -419,8 +419,10 @@ async function collectFindings(
 	project: ProjectConfig,
 ): Promise<{ findings: Finding[]; blocking: Finding[] }> {
 	const findings: Finding[] = [];
-	for (const database of distinctDatabases(project))
-		findings.push(...readCheckedCatalog(project, database).raw);
+	const databases = distinctDatabases(project);
+	// A Worker without D1 has no history to adopt; the rest of init still applies.
+	if (databases.length === 0) return { findings, blocking: [] };
+	for (const database of databases) findings.push(...readCheckedCatalog(project, database).raw);
 	const tested = await migrationTestStep.run(ctx, { project, includeLint: false });
 	findings.push(...tested.findings);
 	// A history that does not replay cannot be acknowledged away: the team must fix it first.

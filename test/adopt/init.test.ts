@@ -254,3 +254,64 @@ describe.skipIf(!corpusPresent)("init on the real histories of the corpus", () =
 		},
 	);
 });
+
+describe("init: idempotent, never overwrites without --force", () => {
+	function nextApp(): string {
+		const dir = mkdtempSync(path.join(tmpdir(), "wp-init-next-"));
+		temps.push(dir);
+		const files: Record<string, string> = {
+			"package.json": JSON.stringify({ name: "app", dependencies: { next: "16" } }),
+			// The installed package declares the Next adapter, so init may import it.
+			"node_modules/workers-pipeline/package.json": JSON.stringify({
+				name: "workers-pipeline",
+				exports: { "./health/next": "./dist/ci/health/next.js" },
+			}),
+			"tsconfig.json": "{}",
+			"src/app/page.tsx": "export default function Page() { return null; }\n",
+			"migrations/0001_init.sql": "CREATE TABLE t (id INTEGER PRIMARY KEY);\n",
+			"wrangler.jsonc": `{\n\t// the app\n\t"name": "app",\n\t"d1_databases": [{ "binding": "DB", "migrations_dir": "migrations" }],\n}\n`,
+		};
+		for (const [rel, text] of Object.entries(files)) {
+			mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+			writeFileSync(path.join(dir, rel), text);
+		}
+		return dir;
+	}
+	const actions = (stdout: string) =>
+		Object.fromEntries(
+			(
+				JSON.parse(stdout) as { steps: { data: { files: { path: string; action: string }[] } }[] }
+			).steps[0]?.data.files.map((f) => [f.path, f.action]) ?? [],
+		);
+
+	it("should write each file once, keep them all on a second run, and rewrite only with --force", async () => {
+		const dir = nextApp();
+		const first = await cli(["init", "--json"], dir);
+		expect(first.code).toBe(0);
+		expect(actions(first.stdout)).toEqual({
+			"workers-pipeline.jsonc": "created",
+			"src/app/api/health/route.ts": "created",
+			"wrangler.jsonc": "updated",
+			".github/workflows/workers-pipeline.yml": "created",
+			"migrations.schema.sql": "created",
+		});
+		const route = path.join(dir, "src/app/api/health/route.ts");
+		expect(readFileSync(route, "utf8")).toContain('from "workers-pipeline/health/next"');
+		writeFileSync(route, "// our own health route\n");
+		const second = await cli(["init", "--json"], dir);
+		expect(Object.values(actions(second.stdout))).toEqual(["kept", "kept", "kept", "kept", "kept"]);
+		expect(readFileSync(route, "utf8")).toBe("// our own health route\n");
+		expect(readFileSync(path.join(dir, "wrangler.jsonc"), "utf8")).toContain("// the app");
+		const forced = await cli(["init", "--force", "--json"], dir);
+		expect(actions(forced.stdout)["src/app/api/health/route.ts"]).toBe("overwritten");
+		expect(readFileSync(route, "utf8")).toContain("createNextHealthRoute");
+	});
+
+	it("should set up a Worker without D1 (no history, no snapshot)", async () => {
+		const dir = nextApp();
+		writeFileSync(path.join(dir, "wrangler.jsonc"), '{ "name": "app" }\n');
+		const run = await cli(["init", "--json"], dir);
+		expect(run.code).toBe(0);
+		expect(Object.keys(actions(run.stdout))).not.toContain("migrations.schema.sql");
+	});
+});

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { PackageManager } from "../../../ci/steps/_toolchain.ts";
-import { planTestCommand } from "../../../ci/steps/test.ts";
+import { parseTestCounts, planTestCommand } from "../../../ci/steps/test.ts";
 
 const yarn: PackageManager = {
 	name: "yarn",
@@ -34,5 +34,16 @@ describe("planTestCommand()", () => {
 		expect(planTestCommand({ command, scripts, pm: yarn, envPath: "/nonexistent" })).toEqual(
 			expected,
 		);
+	});
+});
+
+describe("parseTestCounts()", () => {
+	it.each([
+		["vitest", " Tests  2 failed | 40 passed (42)", { passed: 40, failed: 2 }],
+		["node:test TAP", "# tests 3\n# pass 3\n# fail 0\n", { passed: 3, failed: 0 }],
+		["node:test spec", "ℹ tests 1\nℹ suites 0\nℹ pass 1\nℹ fail 0\n", { passed: 1, failed: 0 }],
+		["an unknown runner", "all good", {}],
+	])("should read %s output", (_, output, counts) => {
+		expect(parseTestCounts(output)).toEqual(counts);
 	});
 });
