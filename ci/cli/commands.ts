@@ -655,7 +655,7 @@ COMMANDS.push({
 COMMANDS.push({
 	name: "mutation",
 	summary:
-		"Stryker mutation testing, incremental: only mutants in files changed since the base branch (--all: every mutant); score and surviving mutants in the report; fails only under mutation.threshold.",
+		"Stryker mutation testing, incremental: only mutants in files changed since the base branch (--all: every mutant); score and surviving mutants in the report; advisory unless a threshold is configured (mutation.threshold or thresholds.break).",
 	flags: [
 		{
 			name: "all",

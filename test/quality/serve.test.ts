@@ -1,10 +1,10 @@
 // The parts of starting an app locally: which command, which seed file, when it is ready, what
 // a not-ready app reports; Playwright's JSON results.
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadProjectConfig } from "../../ci/config/load.ts";
-import { parsePlaywrightJson } from "../../ci/steps/e2e.ts";
+import { findChromium, findPlaywrightConfig, parsePlaywrightJson } from "../../ci/steps/e2e.ts";
 import {
 	findSeedFile,
 	formatNotReady,
@@ -103,6 +103,24 @@ describe("waitForHttp200() / formatNotReady()", () => {
 		["aborted", "interrupted before the app answered 200"],
 	] as const)("explains %s", (reason, text) => {
 		expect(formatNotReady("http://x", { ok: false, reason }, "").message).toContain(text);
+	});
+});
+
+describe("findChromium() / findPlaywrightConfig()", () => {
+	it("takes e2e.browser or $WORKERS_PIPELINE_CHROMIUM only when the file exists, else chromium on PATH", () => {
+		const dir = fixture();
+		const bin = path.join(dir, "bin");
+		mkdirSync(bin);
+		writeFileSync(path.join(bin, "chromium-browser"), "");
+		const project = loadProjectConfig({ cwd: dir });
+		expect(findChromium(project, { PATH: `/nonexistent:${bin}` })).toBe(
+			path.join(bin, "chromium-browser"),
+		);
+		expect(
+			findChromium(project, { PATH: bin, WORKERS_PIPELINE_CHROMIUM: path.join(dir, "nope") }),
+		).toBeUndefined();
+		expect(findChromium(project, { PATH: "/nonexistent" })).toBeUndefined();
+		expect(findPlaywrightConfig(dir)).toBe("playwright.config.ts");
 	});
 });
 
