@@ -16,9 +16,15 @@ export { diffSchema, makeSchema, renderSnapshot } from "./migrations/schema.ts";
 export type { Finding, StepResult } from "./report/model.ts";
 export { buildStep } from "./steps/build.ts";
 export { runCi } from "./steps/ci.ts";
-export { deployStep, rollbackStep } from "./steps/deploy.ts";
+export {
+	type DeployData,
+	type DeployStrategy,
+	deployStep,
+	rollbackStep,
+} from "./steps/deploy.ts";
 export { lintStep } from "./steps/lint.ts";
 export { migrateStep } from "./steps/migrate.ts";
 export { migrationTestStep } from "./steps/migration-test.ts";
+export { type PreviewData, previewStep } from "./steps/preview.ts";
 export { baselineStep, planStep, restoreStep } from "./steps/remote-admin.ts";
 export { testStep } from "./steps/test.ts";

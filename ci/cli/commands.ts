@@ -7,10 +7,21 @@ import type { StepResult } from "../report/model.ts";
 import type { StepContext } from "../steps/_step.ts";
 import { buildStep } from "../steps/build.ts";
 import { runCi, runStepSafely } from "../steps/ci.ts";
-import { DEFAULT_HEALTH_TIMEOUT_SECONDS, deployStep, rollbackStep } from "../steps/deploy.ts";
+import {
+	DEFAULT_DEPLOY_STRATEGY,
+	DEFAULT_GRADUAL_STEPS,
+	DEFAULT_HEALTH_PROBES,
+	DEFAULT_HEALTH_TIMEOUT_SECONDS,
+	DEFAULT_HEALTH_WINDOW_SECONDS,
+	type DeployStrategy,
+	deployStep,
+	parseSteps,
+	rollbackStep,
+} from "../steps/deploy.ts";
 import { lintStep } from "../steps/lint.ts";
 import { DEFAULT_LOCK_TIMEOUT_SECONDS, migrateStep } from "../steps/migrate.ts";
 import { migrationTestStep } from "../steps/migration-test.ts";
+import { previewStep } from "../steps/preview.ts";
 import { baselineStep, planStep, restoreStep } from "../steps/remote-admin.ts";
 import { testStep } from "../steps/test.ts";
 import type { FlagDef, ParsedFlags } from "./args.ts";
@@ -225,6 +236,21 @@ function seconds(flags: ParsedFlags, name: string): number | undefined {
 	return Number(raw);
 }
 
+function strategyOf(flags: ParsedFlags): DeployStrategy {
+	const raw = str(flags, "strategy") ?? DEFAULT_DEPLOY_STRATEGY;
+	if (raw !== "gradual" && raw !== "immediate")
+		throw new UserError(`--strategy expects gradual or immediate, not "${raw}".`);
+	return raw;
+}
+
+function count(flags: ParsedFlags, name: string): number | undefined {
+	const raw = str(flags, name);
+	if (raw === undefined) return undefined;
+	if (!/^[1-9]\d*$/.test(raw))
+		throw new UserError(`--${name} expects a whole number ≥ 1, not "${raw}".`);
+	return Number(raw);
+}
+
 function atLeast(value: number | undefined, min: number, name: string): number | undefined {
 	if (value !== undefined && value < min) {
 		throw new UserError(
@@ -380,10 +406,22 @@ COMMANDS.push(
 		name: "deploy",
 		alwaysReport: true,
 		summary:
-			"Deploys this commit's build: records the live version, migrates D1, `wrangler deploy --tag <sha>`, polls the health endpoint, and rolls back to the recorded version when it is unhealthy.",
+			"Deploys this commit's build: records the live version, migrates D1, uploads the version, verifies it through the version-overrides header at 0 % and at each traffic step (gradual, the default) or at 100 % (immediate), and puts the recorded version back when health does not hold.",
 		flags: [
 			REQUIRED_ENV_FLAG,
 			BINDING_FLAG,
+			{
+				name: "strategy",
+				type: "string",
+				value: "gradual|immediate",
+				description: `gradual: \`versions upload\`, 0 % verified through the override header, then --steps; immediate: \`wrangler deploy\` at 100 % (default ${DEFAULT_DEPLOY_STRATEGY})`,
+			},
+			{
+				name: "steps",
+				type: "string",
+				value: "<p,p,...>",
+				description: `traffic percentages of a gradual deploy, health checked at each (default ${DEFAULT_GRADUAL_STEPS.join(",")})`,
+			},
 			{
 				name: "skip-migrate",
 				type: "boolean",
@@ -394,6 +432,18 @@ COMMANDS.push(
 				type: "string",
 				value: "<seconds>",
 				description: `how long to wait for a healthy new version (default ${DEFAULT_HEALTH_TIMEOUT_SECONDS})`,
+			},
+			{
+				name: "health-probes",
+				type: "string",
+				value: "<n>",
+				description: `good health answers in a row a version needs (default ${DEFAULT_HEALTH_PROBES})`,
+			},
+			{
+				name: "health-window",
+				type: "string",
+				value: "<seconds>",
+				description: `the good answers must span at least this long (default ${DEFAULT_HEALTH_WINDOW_SECONDS})`,
 			},
 			{
 				name: "secrets-file",
@@ -417,12 +467,18 @@ COMMANDS.push(
 		examples: [
 			"workers-pipeline deploy --env staging",
 			"workers-pipeline deploy --env production --skip-migrate --health-timeout 120",
+			"workers-pipeline deploy --env production --steps 5,25,100",
+			"workers-pipeline deploy --env staging --strategy immediate",
 		],
 		run: async (input) => [
 			await deployStep.run(input.context("deploy"), {
 				...remoteArgs(input),
 				skipMigrate: input.flags["skip-migrate"] === true,
+				strategy: strategyOf(input.flags),
+				steps: parseSteps(str(input.flags, "steps")),
 				healthTimeoutSeconds: seconds(input.flags, "health-timeout"),
+				healthProbes: count(input.flags, "health-probes"),
+				healthWindowSeconds: seconds(input.flags, "health-window"),
 				secretsFile: str(input.flags, "secrets-file"),
 				secretsFromEnv: str(input.flags, "secrets-from-env")
 					?.split(",")
@@ -460,5 +516,74 @@ COMMANDS.push(
 		],
 	},
 );
+
+COMMANDS.push({
+	name: "preview",
+	alwaysReport: true,
+	summary:
+		"A pull request's preview: its own D1 database (created on first use, migrated, seeded from seed.sql once), a version uploaded with --preview-alias pr-<N> bound to it, health-checked; the URL and migration summary go to the report and .reports/preview-comment.md. --cleanup deletes the database.",
+	flags: [
+		REQUIRED_ENV_FLAG,
+		BINDING_FLAG,
+		{
+			name: "pr",
+			type: "string",
+			value: "<N>",
+			required: true,
+			description: "the pull request number",
+		},
+		{
+			name: "cleanup",
+			type: "boolean",
+			description: "delete the PR's database (when the PR closes)",
+		},
+		{
+			name: "seed",
+			type: "string",
+			value: "<file>",
+			description: "SQL run once on a newly created PR database (default seed.sql when present)",
+		},
+		{
+			name: "health-url",
+			type: "string",
+			value: "<url>",
+			description: "probe this URL instead of the preview alias URL",
+		},
+		{
+			name: "health-timeout",
+			type: "string",
+			value: "<seconds>",
+			description: `how long to wait for a healthy preview (default ${DEFAULT_HEALTH_TIMEOUT_SECONDS})`,
+		},
+		{
+			name: "health-probes",
+			type: "string",
+			value: "<n>",
+			description: `good health answers in a row needed (default ${DEFAULT_HEALTH_PROBES})`,
+		},
+		{
+			name: "health-window",
+			type: "string",
+			value: "<seconds>",
+			description: `the good answers must span at least this long (default ${DEFAULT_HEALTH_WINDOW_SECONDS})`,
+		},
+	],
+	examples: [
+		"workers-pipeline preview --env staging --pr 42",
+		"workers-pipeline preview --env staging --pr 42 --cleanup",
+	],
+	run: async (input) => [
+		await previewStep.run(input.context("preview"), {
+			...remoteArgs(input),
+			pr: count(input.flags, "pr") as number,
+			cleanup: input.flags.cleanup === true,
+			seedFile: str(input.flags, "seed"),
+			healthUrl: str(input.flags, "health-url"),
+			healthTimeoutSeconds: seconds(input.flags, "health-timeout"),
+			healthProbes: count(input.flags, "health-probes"),
+			healthWindowSeconds: seconds(input.flags, "health-window"),
+		}),
+	],
+});
 
 export const findCommand = (name: string) => COMMANDS.find((c) => c.name === name);

@@ -22,6 +22,8 @@ export interface CliIo {
 export const EXIT_OK = 0;
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
+/** Stopped by Ctrl-C / SIGTERM (128 + SIGINT), after the step cleaned up and wrote its report. */
+export const EXIT_INTERRUPTED = 130;
 
 const VERSION = (() => {
 	try {
@@ -173,6 +175,7 @@ export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<num
 		io.stdout(
 			json ? renderJson(report) : renderText(report, { color: io.isTTY && !io.env.NO_COLOR }),
 		);
+		if (io.signal?.aborted) return EXIT_INTERRUPTED;
 		return report.ok ? EXIT_OK : EXIT_FAILED;
 	} catch (error) {
 		const usage = isUserError(error);
