@@ -68,6 +68,29 @@ export function redactDeep<T>(value: T, redact: Redactor): T {
 	return value;
 }
 
+/**
+ * Pure: every value wrangler may upload for these secrets. wrangler expands `$VAR` / `${VAR}` in
+ * dotenv values and lets the process environment override file values (its --secrets-file help),
+ * so the value that reaches the Worker may be the environment's, or an expansion.
+ */
+export function planRedactedValues(
+	secrets: Readonly<Record<string, string>>,
+	env: Readonly<Record<string, string | undefined>>,
+): string[] {
+	const values: string[] = [];
+	for (const [name, value] of Object.entries(secrets)) {
+		values.push(value);
+		const fromEnv = env[name];
+		if (fromEnv !== undefined) values.push(fromEnv);
+		const expanded = value.replace(
+			/\\?\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))/g,
+			(ref, braced, bare) => (ref.startsWith("\\") ? ref.slice(1) : (env[braced ?? bare] ?? "")),
+		);
+		if (expanded !== value) values.push(expanded);
+	}
+	return values;
+}
+
 export interface DeploySecrets {
 	/** The file wrangler gets with `--secrets-file`, when there are secrets. */
 	file: string | undefined;
@@ -120,7 +143,7 @@ export function readDeploySecrets(input: {
 	}
 	return {
 		file,
-		redact: makeRedactor(Object.values(values)),
+		redact: makeRedactor(planRedactedValues(values, input.env)),
 		dispose: () => {
 			if (tempDir) rmSync(tempDir, { recursive: true, force: true });
 		},

@@ -1,6 +1,11 @@
 // Secret values never leave the tool: every form they take in text, and every string in a report.
 import { describe, expect, it } from "vitest";
-import { makeRedactor, REDACTED, redactDeep } from "../../../ci/deploy/secrets.ts";
+import {
+	makeRedactor,
+	planRedactedValues,
+	REDACTED,
+	redactDeep,
+} from "../../../ci/deploy/secrets.ts";
 
 describe("makeRedactor()", () => {
 	it.each([
@@ -45,5 +50,20 @@ describe("redactDeep()", () => {
 			health: { lastBody: { reason: `echo ${REDACTED}`, list: [REDACTED, 3, null, true] } },
 			count: 2,
 		});
+	});
+});
+
+describe("planRedactedValues()", () => {
+	it("adds what wrangler may upload instead: the environment's value and $VAR expansions", () => {
+		// A dotenv reference, not a JS template.
+		const reference = ["tok-$", "{SUFFIX}-x"].join("");
+		const values = planRedactedValues(
+			{ API_KEY: "from-file-1", TOKEN: reference, PLAIN: "\\$NOT_EXPANDED" },
+			{ API_KEY: "from-env-2", SUFFIX: "s3cr3t" },
+		);
+		expect(values).toEqual(
+			expect.arrayContaining(["from-file-1", "from-env-2", reference, "tok-s3cr3t-x"]),
+		);
+		expect(values).toContain("$NOT_EXPANDED");
 	});
 });
