@@ -550,6 +550,12 @@ COMMANDS.push({
 			description: "probe this URL instead of the preview alias URL",
 		},
 		{
+			name: "comment-file",
+			type: "string",
+			value: "<file>",
+			description: "where the PR comment goes (default .reports/preview-comment.md)",
+		},
+		{
 			name: "health-timeout",
 			type: "string",
 			value: "<seconds>",
@@ -579,6 +585,7 @@ COMMANDS.push({
 			cleanup: input.flags.cleanup === true,
 			seedFile: str(input.flags, "seed"),
 			healthUrl: str(input.flags, "health-url"),
+			commentFile: str(input.flags, "comment-file"),
 			healthTimeoutSeconds: seconds(input.flags, "health-timeout"),
 			healthProbes: count(input.flags, "health-probes"),
 			healthWindowSeconds: seconds(input.flags, "health-window"),

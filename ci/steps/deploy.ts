@@ -523,6 +523,16 @@ async function runTrafficStep(
 	return step.percentage === 0 || probeStep(run, { ...step, via: "traffic" });
 }
 
+/** Pure: "0 % override 2/2 in 3.1 s, 50 % traffic 3/4 in 2.0 s, …" for summaries. */
+export function formatGradualSteps(steps: readonly GradualStepData[] = []): string {
+	return steps
+		.map(
+			(s) =>
+				`${s.percentage} % ${s.via} ${s.health ? `${s.health.good}/${s.health.attempts}` : "-"} in ${(s.durationMs / 1000).toFixed(1)} s${s.ok ? "" : " FAILED"}`,
+		)
+		.join(", ");
+}
+
 /** The gradual strategy: upload with no traffic, verify through the override header, then step up. */
 async function deployGradual(
 	run: DeployRun,
@@ -560,9 +570,9 @@ async function deployGradual(
 		for (const percentage of [0, ...(run.args.steps ?? DEFAULT_GRADUAL_STEPS)]) {
 			failedAt = `${percentage} %`;
 			if (!(await runTrafficStep(run, { ...context, percentage })))
-				return await rollBack(run, previous, `unhealthy at ${percentage} %`);
+				return `${await rollBack(run, previous, `unhealthy at ${percentage} %`)} (${formatGradualSteps(run.data.steps)})`;
 		}
-		return `deployed ${run.sha.slice(0, 12)} as version ${uploaded.versionId} gradually (${(run.args.steps ?? DEFAULT_GRADUAL_STEPS).join(" → ")} %); health held at every step`;
+		return `deployed ${run.sha.slice(0, 12)} as version ${uploaded.versionId} gradually (${(run.args.steps ?? DEFAULT_GRADUAL_STEPS).join(" → ")} %); health held at every step: ${formatGradualSteps(run.data.steps)}`;
 	} catch (error) {
 		if (!isAborted(run)) throw error;
 		noteInterrupted(run, `the gradual deploy (${failedAt})`);

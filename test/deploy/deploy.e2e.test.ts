@@ -753,8 +753,10 @@ describe("deploy with real wrangler against the loopback API", () => {
 				[10, "traffic", true],
 				[50, "override", false],
 			]);
-			expect(project.report("deploy").steps[0]?.summary).toBe(
-				`unhealthy at 50 %: rolled back to ${old}`,
+			expect(project.report("deploy").steps[0]?.summary).toMatch(
+				new RegExp(
+					`^unhealthy at 50 %: rolled back to ${old} \\(0 % override .*, 50 % override \\d+/\\d+ in [\\d.]+ s FAILED\\)$`,
+				),
 			);
 		} finally {
 			edge.failAtPercentage(undefined);
