@@ -21,3 +21,11 @@ export const D1_MAX_STATEMENT_BYTES = 100_000;
 export const DEFAULT_LOCK_TIMEOUT_SECONDS = 60;
 /** How long deploy waits for the new version to report healthy. */
 export const DEFAULT_HEALTH_TIMEOUT_SECONDS = 60;
+/** Consecutive good health probes a version needs (a flapping endpoint never gets three in a row). */
+export const DEFAULT_HEALTH_PROBES = 3;
+/** The good probes must span at least this long. */
+export const DEFAULT_HEALTH_WINDOW_SECONDS = 5;
+/** Traffic steps of a gradual deploy, in percent. */
+export const DEFAULT_GRADUAL_STEPS: readonly number[] = [10, 50, 100];
+export type DeployStrategy = "gradual" | "immediate";
+export const DEFAULT_DEPLOY_STRATEGY: DeployStrategy = "gradual";

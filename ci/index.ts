@@ -41,7 +41,12 @@ export {
 } from "./steps/_toolchain.ts";
 export { buildStep } from "./steps/build.ts";
 export { runCi } from "./steps/ci.ts";
-export { deployStep, rollbackStep } from "./steps/deploy.ts";
+export {
+	type DeployData,
+	type DeployStrategy,
+	deployStep,
+	rollbackStep,
+} from "./steps/deploy.ts";
 export { e2eStep } from "./steps/e2e.ts";
 export { architectureStep, formatStep } from "./steps/format.ts";
 export { initStep } from "./steps/init.ts";
@@ -49,6 +54,7 @@ export { lintStep } from "./steps/lint.ts";
 export { migrateStep } from "./steps/migrate.ts";
 export { migrationTestStep } from "./steps/migration-test.ts";
 export { mutationStep } from "./steps/mutation.ts";
+export { type PreviewData, previewStep } from "./steps/preview.ts";
 export { baselineStep, planStep, restoreStep } from "./steps/remote-admin.ts";
 export { serveStep } from "./steps/serve.ts";
 export { testStep } from "./steps/test.ts";

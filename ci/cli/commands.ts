@@ -2,10 +2,15 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import type { ProjectConfig } from "../config/schema.ts";
 import {
+	DEFAULT_DEPLOY_STRATEGY,
+	DEFAULT_GRADUAL_STEPS,
+	DEFAULT_HEALTH_PROBES,
 	DEFAULT_HEALTH_TIMEOUT_SECONDS,
+	DEFAULT_HEALTH_WINDOW_SECONDS,
 	DEFAULT_LOCK_TIMEOUT_SECONDS,
 	DEFAULT_REPORT_DIR,
 	DEFAULT_WRANGLER_CONFIG,
+	type DeployStrategy,
 } from "../constants.ts";
 import { UserError } from "../errors.ts";
 import type { StepResult } from "../report/model.ts";
@@ -291,6 +296,21 @@ function seconds(flags: ParsedFlags, name: string): number | undefined {
 	return Number(raw);
 }
 
+function strategyOf(flags: ParsedFlags): DeployStrategy {
+	const raw = str(flags, "strategy") ?? DEFAULT_DEPLOY_STRATEGY;
+	if (raw !== "gradual" && raw !== "immediate")
+		throw new UserError(`--strategy expects gradual or immediate, not "${raw}".`);
+	return raw;
+}
+
+function count(flags: ParsedFlags, name: string): number | undefined {
+	const raw = str(flags, name);
+	if (raw === undefined) return undefined;
+	if (!/^[1-9]\d*$/.test(raw))
+		throw new UserError(`--${name} expects a whole number ≥ 1, not "${raw}".`);
+	return Number(raw);
+}
+
 function atLeast(value: number | undefined, min: number, name: string): number | undefined {
 	if (value !== undefined && value < min) {
 		throw new UserError(
@@ -455,10 +475,22 @@ COMMANDS.push(
 		name: "deploy",
 		alwaysReport: true,
 		summary:
-			"Deploys this commit's build: records the live version, migrates D1, `wrangler deploy --tag <sha>`, polls the health endpoint, and rolls back to the recorded version when it is unhealthy.",
+			"Deploys this commit's build: records the live version, migrates D1, uploads the version, verifies it through the version-overrides header at 0 % and at each traffic step (gradual, the default) or at 100 % (immediate), and puts the recorded version back when health does not hold.",
 		flags: [
 			REQUIRED_ENV_FLAG,
 			BINDING_FLAG,
+			{
+				name: "strategy",
+				type: "string",
+				value: "gradual|immediate",
+				description: `gradual: \`versions upload\`, 0 % verified through the override header, then --steps; immediate: \`wrangler deploy\` at 100 % (default ${DEFAULT_DEPLOY_STRATEGY})`,
+			},
+			{
+				name: "steps",
+				type: "string",
+				value: "<p,p,...>",
+				description: `traffic percentages of a gradual deploy, health checked at each (default ${DEFAULT_GRADUAL_STEPS.join(",")})`,
+			},
 			{
 				name: "skip-migrate",
 				type: "boolean",
@@ -469,6 +501,18 @@ COMMANDS.push(
 				type: "string",
 				value: "<seconds>",
 				description: `how long to wait for a healthy new version (default ${DEFAULT_HEALTH_TIMEOUT_SECONDS})`,
+			},
+			{
+				name: "health-probes",
+				type: "string",
+				value: "<n>",
+				description: `good health answers in a row a version needs (default ${DEFAULT_HEALTH_PROBES})`,
+			},
+			{
+				name: "health-window",
+				type: "string",
+				value: "<seconds>",
+				description: `the good answers must span at least this long (default ${DEFAULT_HEALTH_WINDOW_SECONDS})`,
 			},
 			{
 				name: "secrets-file",
@@ -492,9 +536,11 @@ COMMANDS.push(
 		examples: [
 			"workers-pipeline deploy --env staging",
 			"workers-pipeline deploy --env production --skip-migrate --health-timeout 120",
+			"workers-pipeline deploy --env production --steps 5,25,100",
+			"workers-pipeline deploy --env staging --strategy immediate",
 		],
 		run: async (input) => {
-			const [{ deployStep }, { lintEnvironment }] = await Promise.all([
+			const [{ deployStep, parseSteps }, { lintEnvironment }] = await Promise.all([
 				import("../steps/deploy.ts"),
 				import("../config/load.ts"),
 			]);
@@ -504,7 +550,11 @@ COMMANDS.push(
 				// deploy still requires --env (REQUIRED_ENV_FLAG): its wrangler calls name one.
 				env: str(input.flags, "env") as string,
 				skipMigrate: input.flags["skip-migrate"] === true,
+				strategy: strategyOf(input.flags),
+				steps: parseSteps(str(input.flags, "steps")),
 				healthTimeoutSeconds: seconds(input.flags, "health-timeout"),
+				healthProbes: count(input.flags, "health-probes"),
+				healthWindowSeconds: seconds(input.flags, "health-window"),
 				secretsFile: str(input.flags, "secrets-file"),
 				secretsFromEnv: str(input.flags, "secrets-from-env")
 					?.split(",")
@@ -690,6 +740,84 @@ COMMANDS.push({
 			}),
 		];
 	},
+});
+
+COMMANDS.push({
+	name: "preview",
+	alwaysReport: true,
+	summary:
+		"A pull request's preview: its own D1 database (created on first use, migrated, seeded from seed.sql once), a version uploaded with --preview-alias pr-<N> bound to it, health-checked; the URL and migration summary go to the report and .reports/preview-comment.md. --cleanup deletes the database.",
+	flags: [
+		REQUIRED_ENV_FLAG,
+		BINDING_FLAG,
+		{
+			name: "pr",
+			type: "string",
+			value: "<N>",
+			required: true,
+			description: "the pull request number",
+		},
+		{
+			name: "cleanup",
+			type: "boolean",
+			description: "delete the PR's database (when the PR closes)",
+		},
+		{
+			name: "seed",
+			type: "string",
+			value: "<file>",
+			description: "SQL run once on a newly created PR database (default seed.sql when present)",
+		},
+		{
+			name: "health-url",
+			type: "string",
+			value: "<url>",
+			description: "probe this URL instead of the preview alias URL",
+		},
+		{
+			name: "comment-file",
+			type: "string",
+			value: "<file>",
+			description: "where the PR comment goes (default .reports/preview-comment.md)",
+		},
+		{
+			name: "health-timeout",
+			type: "string",
+			value: "<seconds>",
+			description: `how long to wait for a healthy preview (default ${DEFAULT_HEALTH_TIMEOUT_SECONDS})`,
+		},
+		{
+			name: "health-probes",
+			type: "string",
+			value: "<n>",
+			description: `good health answers in a row needed (default ${DEFAULT_HEALTH_PROBES})`,
+		},
+		{
+			name: "health-window",
+			type: "string",
+			value: "<seconds>",
+			description: `the good answers must span at least this long (default ${DEFAULT_HEALTH_WINDOW_SECONDS})`,
+		},
+	],
+	examples: [
+		"workers-pipeline preview --env staging --pr 42",
+		"workers-pipeline preview --env staging --pr 42 --cleanup",
+	],
+	run: async (input) => [
+		await (await import("../steps/preview.ts")).previewStep.run(input.context("preview"), {
+			...(await remoteArgs(input)),
+			// preview requires --env (REQUIRED_ENV_FLAG): it is based on an environment's Worker.
+			env: str(input.flags, "env") as string,
+			pr: count(input.flags, "pr") as number,
+			cleanup: input.flags.cleanup === true,
+			seedFile: str(input.flags, "seed"),
+			healthUrl: str(input.flags, "health-url"),
+			commentFile: str(input.flags, "comment-file"),
+			healthTimeoutSeconds: seconds(input.flags, "health-timeout"),
+			healthProbes: count(input.flags, "health-probes"),
+			healthWindowSeconds: seconds(input.flags, "health-window"),
+		}),
+	],
 });
 
 export const findCommand = (name: string) => COMMANDS.find((c) => c.name === name);

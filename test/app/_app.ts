@@ -271,6 +271,12 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
 	}
 }
 
+export interface ServeOptions {
+	vars?: Record<string, string>;
+	/** The wrangler config to serve, relative to the copy (default wrangler.jsonc). */
+	config?: string;
+}
+
 /**
  * A local app: a temp copy of the built app, a temp HOME and a local D1 persisted in a temp dir,
  * served by `wrangler dev` on 127.0.0.1. Every wrangler it runs is stopped by `dispose()`.
@@ -285,8 +291,12 @@ export interface LocalApp {
 	migrateLocal(): Promise<ProcessResult>;
 	/** SQL against the local D1 (`wrangler d1 execute DB --local --command`). */
 	sql(command: string): Promise<ProcessResult>;
-	/** Starts `wrangler dev` and waits until `/api/health` answers; returns the base URL. */
-	serve(): Promise<string>;
+	/** Starts `wrangler dev` (with `--var NAME:value` for each of `vars`) and waits until `/api/health` answers; returns the base URL. */
+	serve(options?: ServeOptions): Promise<string>;
+	/** Like `serve`, with a `stop()` for this one server. */
+	start(options?: ServeOptions): Promise<{ url: string; stop: () => Promise<void> }>;
+	/** Stops every `wrangler dev` this app started. */
+	stopServers(): Promise<void>;
 	dispose(): Promise<void>;
 }
 
@@ -335,7 +345,7 @@ export async function createLocalApp(
 		return result;
 	};
 
-	const serve = async (): Promise<string> => {
+	const start = async ({ vars = {}, config = "wrangler.jsonc" }: ServeOptions = {}) => {
 		const port = await freePort();
 		const inspector = await freePort();
 		const child = spawn(
@@ -344,7 +354,8 @@ export async function createLocalApp(
 				resolveWranglerBin(),
 				"dev",
 				"--config",
-				"wrangler.jsonc",
+				config,
+				...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
 				"--ip",
 				"127.0.0.1",
 				"--port",
@@ -377,6 +388,10 @@ export async function createLocalApp(
 			killGroup(child.pid, "SIGKILL");
 		};
 		servers.push({ child, log: () => log, stop });
+		const stopOne = async () => {
+			servers.splice(servers.findIndex((s) => s.child === child) >>> 0, 1);
+			await stop();
+		};
 		const url = `http://127.0.0.1:${port}`;
 		const deadline = Date.now() + READY_TIMEOUT_MS;
 		while (Date.now() < deadline) {
@@ -385,7 +400,7 @@ export async function createLocalApp(
 			try {
 				const response = await fetch(`${url}/api/health`, { signal: AbortSignal.timeout(10_000) });
 				await response.arrayBuffer();
-				return url;
+				return { url, stop: stopOne };
 			} catch {
 				await pause(500);
 			}
@@ -413,7 +428,11 @@ export async function createLocalApp(
 				command,
 				"--yes",
 			]),
-		serve,
+		serve: async (options) => (await start(options)).url,
+		start,
+		stopServers: async () => {
+			await Promise.all(servers.splice(0).map((s) => s.stop()));
+		},
 		dispose,
 	};
 }

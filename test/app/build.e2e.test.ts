@@ -1,7 +1,7 @@
 // End to end: build the example app through `workers-pipeline build --no-cache`, serve a copy of
 // the build with `wrangler dev` against a local D1 migrated with the real migrations/, and check
 // the health endpoint and the home page for real. The build is shared with test/deploy (_app.ts).
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BUILD_STAMP } from "../../ci/steps/build.ts";
@@ -18,6 +18,13 @@ import {
 	type SharedBuild,
 } from "./_app.ts";
 
+const filesUnder = (dir: string): string[] =>
+	existsSync(dir)
+		? readdirSync(dir, { withFileTypes: true, recursive: true })
+				.filter((e) => e.isFile())
+				.map((e) => path.join(e.parentPath, e.name))
+		: [];
+
 // From migrations/0008_seed_demo_content.sql.
 const SEEDED = { title: "Notes on the engine", project: "Analytical Engine", views: "42" };
 const SEEDED_DRAFT = "Draft: COBOL";
@@ -25,12 +32,14 @@ const SEEDED_DRAFT = "Draft: COBOL";
 describe("example app: workers-pipeline build, served by wrangler dev on a migrated local D1", () => {
 	let app: LocalApp & { build: SharedBuild };
 	let baseUrl = "";
+	let version = "";
 
 	beforeAll(
 		async () => {
 			app = await createLocalApp("this-run");
 			await app.migrateLocal();
-			baseUrl = await app.serve();
+			// What deploy passes the Worker (ci/health/): the migration this build needs.
+			baseUrl = await app.serve({ vars: { WORKERS_PIPELINE_EXPECTED_HEAD: NEWEST_MIGRATION } });
 		},
 		BUILD_TIMEOUT_MS + READY_TIMEOUT_MS + 300_000,
 	);
@@ -78,16 +87,31 @@ describe("example app: workers-pipeline build, served by wrangler dev on a migra
 		expect(rows?.map((r) => r.name)).toEqual(MIGRATIONS);
 	});
 
-	it("reports healthy with the stamp's version and the newest migration as expected", async () => {
+	it("reports healthy with the running version id and the expected migration from the Worker var", async () => {
 		const health = await getHealth(baseUrl);
 		expect(health.status, JSON.stringify(health.body)).toBe(200);
 		expect(health.cacheControl).toContain("no-store");
+		// wrangler dev gives the version metadata binding a random id (miniflare's
+		// src/plugins/version-metadata): a UUID, the same on every request of one server.
+		version = String(health.body.version);
+		expect(version).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+		expect(version).not.toBe(app.build.stamp.version);
 		expect(health.body).toEqual({
 			status: "ok",
-			version: app.build.stamp.version,
+			version,
 			schema: { head: NEWEST_MIGRATION, expected: NEWEST_MIGRATION },
 			db: "ok",
 		});
+		expect((await getHealth(baseUrl)).body.version).toBe(version);
+	});
+
+	it("no longer inlines a version or an expected migration into the build", () => {
+		const worker = readFileSync(path.join(app.dir, ".open-next", "worker.js"), "utf8");
+		expect(worker).not.toContain("WORKERS_PIPELINE_EXPECTED_MIGRATION");
+		const server = filesUnder(path.join(app.dir, ".open-next", "server-functions"))
+			.filter((file) => file.endsWith(".js"))
+			.some((file) => readFileSync(file, "utf8").includes(app.build.stamp.version));
+		expect(server).toBe(false);
 	});
 
 	it("renders the seeded published content with its project and views, not drafts", async () => {
@@ -108,7 +132,7 @@ describe("example app: workers-pipeline build, served by wrangler dev on a migra
 		const previous = MIGRATIONS.at(-2);
 		expect(health.body).toEqual({
 			status: "error",
-			version: app.build.stamp.version,
+			version,
 			db: "ok",
 			schema: { head: previous, expected: NEWEST_MIGRATION },
 			reason: `schema behind: head ${previous}, expected ${NEWEST_MIGRATION}`,

@@ -1,8 +1,9 @@
 // End to end: `workers-pipeline deploy` and `rollback` with real wrangler against the loopback
 // Cloudflare API, deploying the real OpenNext build of the example app (shared with test/app, see
-// test/app/_app.ts). The health endpoint is that same build served by `wrangler dev` on 127.0.0.1
-// with a local D1: the loopback API stores versions but runs no code, so deploy.healthUrls.staging
-// points at the local server, which reports the build's version and the local D1's schema.
+// test/app/_app.ts). The loopback API stores versions but runs no code, so deploy.healthUrls.staging
+// points at the edge stand-in (_edge.ts): it routes each request to the version Cloudflare would
+// pick and serves it with that build under `wrangler dev` on 127.0.0.1, with the version's vars and
+// id, on a local D1 migrated with the real migrations (the database the Workers read).
 import { randomUUID } from "node:crypto";
 import {
 	cpSync,
@@ -17,20 +18,21 @@ import {
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { runCli } from "../../ci/cli/main.ts";
 import { BUILD_STAMP } from "../../ci/steps/build.ts";
 import {
 	BUILD_TIMEOUT_MS,
 	createLocalApp,
 	freePort,
-	getHealth,
 	type LocalApp,
 	MIGRATIONS,
 	NEWEST_MIGRATION,
 	READY_TIMEOUT_MS,
 	type SharedBuild,
 } from "../app/_app.ts";
-import { type CliRun, captureCli } from "../support/cli.ts";
+import type { CliRun } from "../support/cli.ts";
 import { type CloudflareApi, startCloudflareApi } from "../support/cloudflare-api.ts";
+import { type Edge, startEdge } from "./_edge.ts";
 
 const ACCOUNT_ID = "0123456789abcdef0123456789abcdef";
 // wrangler.jsonc: env.staging's DB binding; the Worker of `--env staging` is `<name>-staging`.
@@ -108,7 +110,13 @@ class DeployProject {
 		return path.join(this.dir, "migrations", name);
 	}
 
-	async cli(argv: readonly string[], extraEnv: Record<string, string> = {}): Promise<CliRun> {
+	async cli(
+		argv: readonly string[],
+		extraEnv: Record<string, string> = {},
+		options: { signal?: AbortSignal; onStderr?: (text: string) => void } = {},
+	): Promise<CliRun> {
+		let stdout = "";
+		let stderr = "";
 		const reports = path.join(this.dir, ".reports");
 		for (const file of filesUnder(reports))
 			this.earlierReports.push({
@@ -116,12 +124,21 @@ class DeployProject {
 				text: readFileSync(file, "utf8"),
 			});
 		rmSync(reports, { recursive: true, force: true });
-		const run = await captureCli([...argv, "--cwd", this.dir], {
+		const code = await runCli([...argv, "--cwd", this.dir], {
+			stdout: (text) => {
+				stdout += text;
+			},
+			stderr: (text) => {
+				stderr += text;
+				options.onStderr?.(text);
+			},
 			env: { ...this.env, ...extraEnv },
 			cwd: this.dir,
+			isTTY: false,
+			signal: options.signal,
 		});
-		this.outputs.push(run.stdout, run.stderr);
-		return run;
+		this.outputs.push(stdout, stderr);
+		return { code, stdout, stderr };
 	}
 
 	report(command: string): Report {
@@ -175,10 +192,10 @@ describe("deploy with real wrangler against the loopback API", () => {
 	const projects: DeployProject[] = [];
 	const apis: CloudflareApi[] = [];
 	let app: LocalApp & { build: SharedBuild };
+	let edge: Edge;
 	let api: CloudflareApi;
 	let project: DeployProject;
 	let version = "";
-	let baseUrl = "";
 	let healthUrl = "";
 
 	const startApi = async () => {
@@ -202,9 +219,9 @@ describe("deploy with real wrangler against the loopback API", () => {
 			app = await createLocalApp("matching-stamp");
 			version = app.build.stamp.version;
 			await app.migrateLocal();
-			baseUrl = await app.serve();
-			healthUrl = `${baseUrl}/api/health`;
 			api = await startApi();
+			edge = await startEdge({ api, script: SCRIPT, app });
+			healthUrl = `${edge.url}/api/health`;
 			project = newProject(api, healthUrl);
 		},
 		BUILD_TIMEOUT_MS + READY_TIMEOUT_MS + 300_000,
@@ -218,26 +235,18 @@ describe("deploy with real wrangler against the loopback API", () => {
 
 	afterAll(async () => {
 		for (const p of projects) p.dispose();
+		await edge?.close();
 		for (const a of apis) await a.close();
 		await app?.dispose();
 	}, 60_000);
-
-	/** Puts the newest ledger row of the local D1 back or takes it away (health 200 or 503). */
-	const setLocalSchemaBehind = async (behind: boolean) => {
-		await app.sql(
-			behind
-				? "DELETE FROM d1_migrations WHERE id = (SELECT MAX(id) FROM d1_migrations)"
-				: `INSERT INTO d1_migrations (name) VALUES ('${NEWEST_MIGRATION}')`,
-		);
-		const health = await getHealth(baseUrl);
-		expect(health.status, JSON.stringify(health.body)).toBe(behind ? 503 : 200);
-	};
 
 	let v1 = "";
 
 	it("refuses to deploy without a build of the current commit, before any request", async () => {
 		const other = "0".repeat(40);
-		const run = await project.cli(["deploy", "--env", "staging"], { GITHUB_SHA: other });
+		const run = await project.cli(["deploy", "--env", "staging", "--strategy", "immediate"], {
+			GITHUB_SHA: other,
+		});
 		expect(run.code, run.stdout + run.stderr).toBe(1);
 		let report = project.report("deploy");
 		expect(finding(report, "BUILD_MISSING")?.message).toContain(
@@ -250,7 +259,7 @@ describe("deploy with real wrangler against the loopback API", () => {
 		const stamp = path.join(project.dir, BUILD_STAMP);
 		renameSync(stamp, `${stamp}.away`);
 		try {
-			const missing = await project.cli(["deploy", "--env", "staging"]);
+			const missing = await project.cli(["deploy", "--env", "staging", "--strategy", "immediate"]);
 			expect(missing.code).toBe(1);
 			report = project.report("deploy");
 			expect(finding(report, "BUILD_MISSING")?.message).toContain("no build found");
@@ -264,7 +273,7 @@ describe("deploy with real wrangler against the loopback API", () => {
 		const bad = project.migration(NEW_MIGRATION.replace("add_content_summary", "broken"));
 		writeFileSync(bad, "ALTER TABLE no_such_table ADD COLUMN oops INTEGER;\n");
 		try {
-			const run = await project.cli(["deploy", "--env", "staging"]);
+			const run = await project.cli(["deploy", "--env", "staging", "--strategy", "immediate"]);
 			expect(run.code, run.stdout + run.stderr).toBe(1);
 			const report = project.report("deploy");
 			expect(report.steps[0]?.summary).toMatch(/^migrate failed: nothing was deployed/);
@@ -299,12 +308,32 @@ describe("deploy with real wrangler against the loopback API", () => {
 		expect(report.steps[0]?.data).toMatchObject({
 			environment: "staging",
 			worker: SCRIPT,
+			// gradual is the default; a first deploy has nothing to split with.
+			strategy: "immediate",
 			version,
 			previousVersionId: null,
+			expectedHead: NEWEST_MIGRATION,
 			versionId: v1,
 			targets: [TARGET],
 			healthUrl,
-			health: { ok: true, lastStatus: 200 },
+			// The new version itself answered (its version metadata), with the head deploy passed.
+			health: {
+				ok: true,
+				lastStatus: 200,
+				lastBody: {
+					status: "ok",
+					version: v1,
+					schema: { head: NEWEST_MIGRATION, expected: NEWEST_MIGRATION },
+				},
+			},
+		});
+		// Health held: several good probes, all from the new version.
+		const health = report.steps[0]?.data.health as { good: number };
+		expect(health.good).toBeGreaterThanOrEqual(3);
+		expect(versions[0]?.bindings).toContainEqual({
+			name: "WORKERS_PIPELINE_EXPECTED_HEAD",
+			type: "plain_text",
+			text: NEWEST_MIGRATION,
 		});
 		expect(report.steps[0]?.data.rollback).toBeUndefined();
 		expect(run.stdout).toContain(v1);
@@ -317,17 +346,27 @@ describe("deploy with real wrangler against the loopback API", () => {
 	});
 
 	it("rolls back to the exact recorded version when health answers 503, and says D1 was not", async () => {
-		writeFileSync(
-			project.migration(NEW_MIGRATION),
-			"-- A nullable column: safe for the version still live.\nALTER TABLE content ADD COLUMN summary TEXT;\n",
-		);
-		await setLocalSchemaBehind(true);
+		// A nullable column: safe for the version still live.
+		const sql = "ALTER TABLE content ADD COLUMN summary TEXT;";
+		writeFileSync(project.migration(NEW_MIGRATION), `${sql}\n`);
+		// migrate applies it on the API's D1; the D1 the edge's Workers read lags behind, so the new
+		// version (which needs it) answers 503 while the live one (which does not) stays healthy.
 		try {
 			const before = api.workers.liveVersion(SCRIPT);
 			expect(before).toBe(v1);
 			const bookmarkBefore = api.currentBookmark(STAGING_DB.uuid);
 
-			const run = await project.cli(["deploy", "--env", "staging", "--health-timeout", "5"]);
+			const run = await project.cli([
+				"deploy",
+				"--env",
+				"staging",
+				"--strategy",
+				"immediate",
+				"--health-timeout",
+				"20",
+				"--health-window",
+				"1",
+			]);
 			expect(run.code, run.stdout + run.stderr).toBe(1);
 
 			const ids = versionIds(api);
@@ -347,8 +386,10 @@ describe("deploy with real wrangler against the loopback API", () => {
 				health: { ok: false, lastStatus: 503 },
 			});
 			expect(finding(report, "HEALTH_FAILED")?.message).toContain(
-				`schema behind: head ${MIGRATIONS.at(-2)}, expected ${NEWEST_MIGRATION}`,
+				`schema behind: head ${NEWEST_MIGRATION}, expected ${NEW_MIGRATION}`,
 			);
+			// The edge sent every probe to the new version (at 100 %), which answered for itself.
+			expect(edge.hits.filter((h) => h.versionId === ids[1]).length).toBeGreaterThan(0);
 
 			// migrate applied the new migration: the report says D1 stays, and how to restore it.
 			expect(ledger(api)).toEqual([...MIGRATIONS, NEW_MIGRATION]);
@@ -366,7 +407,8 @@ describe("deploy with real wrangler against the loopback API", () => {
 				restore,
 			);
 		} finally {
-			await setLocalSchemaBehind(false);
+			// The Workers' D1 catches up, as it would on Cloudflare, for the deploys that follow.
+			await app.sql(`${sql} INSERT INTO d1_migrations (name) VALUES ('${NEW_MIGRATION}');`);
 		}
 	});
 
@@ -376,7 +418,17 @@ describe("deploy with real wrangler against the loopback API", () => {
 		try {
 			const before = api.workers.liveVersion(SCRIPT);
 			expect(before).toBe(v1);
-			const run = await project.cli(["deploy", "--env", "staging", "--health-timeout", "3"]);
+			const run = await project.cli([
+				"deploy",
+				"--env",
+				"staging",
+				"--strategy",
+				"immediate",
+				"--health-timeout",
+				"3",
+				"--health-window",
+				"1",
+			]);
 			expect(run.code, run.stdout + run.stderr).toBe(1);
 			const ids = versionIds(api);
 			expect(ids).toHaveLength(3);
@@ -398,6 +450,73 @@ describe("deploy with real wrangler against the loopback API", () => {
 		}
 	});
 
+	it("stops before any upload when `deployments status` fails with anything but 'no deployments'", async () => {
+		const before = {
+			ids: versionIds(api),
+			live: api.workers.liveVersion(SCRIPT),
+			ledger: ledger(api),
+		};
+		// An error whose text says "not found" but is no "this Worker has no deployments" answer.
+		api.setFaultHook((request) =>
+			request.method === "GET" && request.path.endsWith("/deployments")
+				? {
+						kind: "status",
+						status: 503,
+						message:
+							"upstream connect error or disconnect/reset before headers: remote host not found",
+					}
+				: undefined,
+		);
+		try {
+			const run = await project.cli(["deploy", "--env", "staging", "--strategy", "immediate"]);
+			expect(run.code, run.stdout + run.stderr).toBe(1);
+			const report = project.report("deploy");
+			expect(report.steps[0]?.summary).toBe(
+				"stopped: the live version is unknown; nothing was deployed",
+			);
+			expect(finding(report, "LIVE_VERSION_UNKNOWN")?.message).toContain("remote host not found");
+			expect(report.steps[0]?.data.migrate).toBeUndefined();
+		} finally {
+			api.setFaultHook(undefined);
+		}
+		expect(versionIds(api)).toEqual(before.ids);
+		expect(api.workers.liveVersion(SCRIPT)).toBe(before.live);
+		expect(ledger(api)).toEqual(before.ledger);
+	});
+
+	it("stops cleanly on Ctrl-C while waiting for health: rolled back, reported, exit 130", async () => {
+		const closed = await freePort();
+		project.setHealthUrl(`http://127.0.0.1:${closed}/api/health`);
+		const controller = new AbortController();
+		try {
+			const before = api.workers.liveVersion(SCRIPT);
+			const run = await project.cli(
+				["deploy", "--env", "staging", "--strategy", "immediate", "--health-timeout", "120"],
+				{},
+				{
+					signal: controller.signal,
+					onStderr: (text) => {
+						if (text.includes("health:")) controller.abort(new Error("SIGINT"));
+					},
+				},
+			);
+			expect(run.code, run.stdout + run.stderr).toBe(130);
+			expect(run.stderr).not.toMatch(/internal error|this is a bug/i);
+			const ids = versionIds(api);
+			expect(api.workers.liveVersion(SCRIPT)).toBe(before);
+			const report = project.report("deploy");
+			expect(report.steps[0]?.data).toMatchObject({
+				interrupted: true,
+				versionId: ids.at(-1),
+				rollback: { attempted: true, to: before, confirmed: true, live: before },
+			});
+			expect(finding(report, "DEPLOY_INTERRUPTED")?.message).toContain("during the health check");
+			expect(finding(report, "ROLLED_BACK")).toBeDefined();
+		} finally {
+			project.setHealthUrl(healthUrl);
+		}
+	});
+
 	it("does not deploy at all when an applied migration was edited", async () => {
 		const applied = project.migration(MIGRATIONS[2] ?? "");
 		const original = readFileSync(applied, "utf8");
@@ -405,7 +524,7 @@ describe("deploy with real wrangler against the loopback API", () => {
 		const before = { ids: versionIds(api), live: api.workers.liveVersion(SCRIPT) };
 		const ledgerBefore = ledger(api);
 		try {
-			const run = await project.cli(["deploy", "--env", "staging"]);
+			const run = await project.cli(["deploy", "--env", "staging", "--strategy", "immediate"]);
 			expect(run.code, run.stdout + run.stderr).toBe(1);
 			const report = project.report("deploy");
 			expect(report.steps[0]?.summary).toMatch(/^migrate failed: nothing was deployed/);
@@ -426,8 +545,24 @@ describe("deploy with real wrangler against the loopback API", () => {
 		try {
 			const file = path.join(secretsDir, "staging.env");
 			writeFileSync(file, `# staging\nAPI_KEY=${apiKey}\nSESSION_SECRET="${sessionSecret}"\n`);
-			const run = await project.cli(["deploy", "--env", "staging", "--secrets-file", file]);
+			// An app that echoes a secret in its health body: the value never reaches output or reports
+			// (afterEach scans both), it is replaced where it appeared.
+			edge.echoSecret("API_KEY");
+			const run = await project.cli([
+				"deploy",
+				"--env",
+				"staging",
+				"--strategy",
+				"immediate",
+				"--secrets-file",
+				file,
+			]);
+			edge.echoSecret(undefined);
 			expect(run.code, run.stdout + run.stderr).toBe(0);
+			const body = project.report("deploy").steps[0]?.data.health as {
+				lastBody: { reason: string };
+			};
+			expect(body.lastBody.reason).toBe(" (config API_KEY=***)");
 			const live = api.workers.liveVersion(SCRIPT);
 			expect(live).toBe(versionIds(api).at(-1));
 			expect(api.workers.secrets(SCRIPT)).toEqual(
@@ -451,7 +586,17 @@ describe("deploy with real wrangler against the loopback API", () => {
 			// Trailing blanks after a quoted value, as editors leave them.
 			writeFileSync(file, `FILE_SECRET="${fromFile}"   \n`);
 			const run = await project.cli(
-				["deploy", "--env", "staging", "--secrets-file", file, "--secrets-from-env", "ENV_SECRET"],
+				[
+					"deploy",
+					"--env",
+					"staging",
+					"--strategy",
+					"immediate",
+					"--secrets-file",
+					file,
+					"--secrets-from-env",
+					"ENV_SECRET",
+				],
 				{ ENV_SECRET: fromEnv },
 			);
 			expect(run.code, run.stdout + run.stderr).toBe(0);
@@ -476,11 +621,241 @@ describe("deploy with real wrangler against the loopback API", () => {
 		expect(project.earlierReports.map((r) => r.name)).toContain(path.join(".reports", "deploy.md"));
 	});
 
+	/** The traffic each deployment since `from` gave `versionId` (0 when absent). */
+	const sharesOf = (versionId: string, from: number) =>
+		api.workers
+			.deployments(SCRIPT)
+			.slice(0, api.workers.deployments(SCRIPT).length - from)
+			.reverse()
+			.map((d) => d.versions.find((v) => v.version_id === versionId)?.percentage ?? 0);
+	const GRADUAL = [
+		"deploy",
+		"--env",
+		"staging",
+		"--strategy",
+		"gradual",
+		"--health-probes",
+		"2",
+		"--health-window",
+		"0.5",
+	];
+
+	it("gradual: a healthy version is verified at 0 % through the override header, then reaches 100 %", async () => {
+		const old = api.workers.liveVersion(SCRIPT) ?? "";
+		const deploymentsBefore = api.workers.deployments(SCRIPT).length;
+		const hitsBefore = edge.hits.length;
+		const run = await project.cli([...GRADUAL, "--steps", "50,100", "--health-timeout", "60"]);
+		expect(run.code, run.stdout + run.stderr).toBe(0);
+		const created = api.workers.versions(SCRIPT).at(-1)?.id ?? "";
+		expect(created).not.toBe(old);
+		expect(api.workers.liveVersion(SCRIPT)).toBe(created);
+		// Uploaded as a version (no traffic), then 0 % → 50 % → 100 %.
+		expect(api.workers.versions(SCRIPT).at(-1)?.via).toBe("version");
+		expect(sharesOf(created, deploymentsBefore)).toEqual([0, 50, 100]);
+		expect(api.workers.deployments(SCRIPT)[1]?.versions).toEqual(
+			expect.arrayContaining([{ version_id: old, percentage: 50 }]),
+		);
+		// At 0 % only override requests reached the new version.
+		const hits = edge.hits.slice(hitsBefore);
+		expect(
+			hits.filter((h) => h.versionId === created && h.percentage === 0 && !h.override),
+		).toEqual([]);
+		expect(hits.some((h) => h.versionId === created && h.percentage === 0 && h.override)).toBe(
+			true,
+		);
+
+		const report = project.report("deploy");
+		const data = report.steps[0]?.data as {
+			strategy: string;
+			steps: {
+				percentage: number;
+				via: string;
+				ok: boolean;
+				durationMs: number;
+				health: { good: number };
+			}[];
+		};
+		expect(data.strategy).toBe("gradual");
+		expect(data.steps.map((s) => [s.percentage, s.via, s.ok])).toEqual([
+			[0, "override", true],
+			[50, "override", true],
+			[50, "traffic", true],
+			[100, "override", true],
+			[100, "traffic", true],
+		]);
+		for (const step of data.steps) expect(step.health.good).toBeGreaterThanOrEqual(2);
+		expect(report.steps[0]?.summary).toContain("gradually (50 → 100 %)");
+		expect(readFileSync(path.join(project.dir, ".reports", "deploy.md"), "utf8")).toContain(
+			"gradually",
+		);
+	});
+
+	it("gradual: an unhealthy new version never gets user traffic and the old one stays at 100 %", async () => {
+		const old = api.workers.liveVersion(SCRIPT) ?? "";
+		const deploymentsBefore = api.workers.deployments(SCRIPT).length;
+		const hitsBefore = edge.hits.length;
+		const name = `${String(Number.parseInt(NEW_MIGRATION, 10) + 1).padStart(4, "0")}_add_probe_table.sql`;
+		const sql = "CREATE TABLE gradual_probe (id INTEGER PRIMARY KEY);";
+		writeFileSync(project.migration(name), `${sql}\n`);
+		try {
+			// Applied on the API's D1, not yet on the Workers' one: the new version answers 503.
+			const run = await project.cli([...GRADUAL, "--health-timeout", "15"]);
+			expect(run.code, run.stdout + run.stderr).toBe(1);
+			const created = api.workers.versions(SCRIPT).at(-1)?.id ?? "";
+			expect(api.workers.liveVersion(SCRIPT)).toBe(old);
+			expect(api.workers.deployments(SCRIPT)[0]?.versions).toEqual([
+				{ version_id: old, percentage: 100 },
+			]);
+			expect(sharesOf(created, deploymentsBefore)).toEqual([0, 0]);
+			const hits = edge.hits.slice(hitsBefore).filter((h) => h.versionId === created);
+			expect(hits.length).toBeGreaterThan(0);
+			expect(hits.every((h) => h.override && h.status === 503)).toBe(true);
+			const report = project.report("deploy");
+			expect(report.steps[0]?.data).toMatchObject({
+				strategy: "gradual",
+				versionId: created,
+				rollback: { attempted: true, to: old, confirmed: true, live: old },
+				steps: [{ percentage: 0, via: "override", ok: false }],
+			});
+			expect(finding(report, "HEALTH_FAILED")?.message).toContain(
+				`at 0 % (through the version-overrides header)`,
+			);
+			expect(finding(report, "ROLLED_BACK")?.message).toContain("D1 was not rolled back");
+		} finally {
+			await app.sql(`${sql} INSERT INTO d1_migrations (name) VALUES ('${name}');`);
+		}
+	});
+
+	it("gradual: a version that fails only at 50 % is reverted to the recorded one", async () => {
+		const old = api.workers.liveVersion(SCRIPT) ?? "";
+		const deploymentsBefore = api.workers.deployments(SCRIPT).length;
+		edge.failAtPercentage(50, old);
+		try {
+			const run = await project.cli([...GRADUAL, "--steps", "10,50,100", "--health-timeout", "30"]);
+			expect(run.code, run.stdout + run.stderr).toBe(1);
+			const created = api.workers.versions(SCRIPT).at(-1)?.id ?? "";
+			expect(created).not.toBe(old);
+			expect(api.workers.liveVersion(SCRIPT)).toBe(old);
+			expect(api.workers.deployments(SCRIPT)[0]?.versions).toEqual([
+				{ version_id: old, percentage: 100 },
+			]);
+			expect(sharesOf(created, deploymentsBefore)).toEqual([0, 10, 50, 0]);
+			const data = project.report("deploy").steps[0]?.data as {
+				steps: { percentage: number; via: string; ok: boolean }[];
+			};
+			expect(data.steps.map((s) => [s.percentage, s.via, s.ok])).toEqual([
+				[0, "override", true],
+				[10, "override", true],
+				[10, "traffic", true],
+				[50, "override", false],
+			]);
+			expect(project.report("deploy").steps[0]?.summary).toMatch(
+				new RegExp(
+					`^unhealthy at 50 %: rolled back to ${old} \\(0 % override .*, 50 % override \\d+/\\d+ in [\\d.]+ s FAILED\\)$`,
+				),
+			);
+		} finally {
+			edge.failAtPercentage(undefined);
+		}
+	});
+
+	it("preview: a PR gets its own migrated, seeded database and a verified pr-N version; cleanup deletes it", async () => {
+		const live = api.workers.liveVersion(SCRIPT);
+		const stagingLedger = ledger(api);
+		const seedEmail = `preview-${randomUUID()}@example.com`;
+		writeFileSync(
+			path.join(project.dir, "seed.sql"),
+			`INSERT INTO users (email, display_name) VALUES ('${seedEmail}', 'Preview seed');\n`,
+		);
+		const usersWith = (uuid: string) =>
+			api
+				.database(uuid)
+				.prepare("SELECT COUNT(*) FROM users WHERE email = ?")
+				.pluck()
+				.get(seedEmail);
+		const preview = (...extra: string[]) =>
+			project.cli([
+				"preview",
+				"--env",
+				"staging",
+				"--pr",
+				"7",
+				"--health-url",
+				`${edge.aliasUrl("pr-7")}/api/health`,
+				"--health-probes",
+				"2",
+				"--health-window",
+				"0.5",
+				"--health-timeout",
+				"60",
+				...extra,
+			]);
+		const run = await preview();
+		expect(run.code, run.stdout + run.stderr).toBe(0);
+		const report = project.report("preview");
+		const data = report.steps[0]?.data as {
+			database: { name: string; id: string; created: boolean };
+			versionId: string;
+			url: string;
+			seeded: string;
+			commentFile: string;
+			health: { ok: boolean };
+		};
+		expect(data.database).toMatchObject({ name: `${SCRIPT}-pr-7`, created: true });
+		expect(data.database.id).not.toBe(STAGING_DB.uuid);
+		// Migrated by migrate (ledger and all), seeded once; staging's database untouched.
+		const prLedger = api
+			.database(data.database.id)
+			.prepare("SELECT name FROM d1_migrations ORDER BY id")
+			.pluck()
+			.all();
+		expect(prLedger).toEqual(stagingLedger);
+		expect(usersWith(data.database.id)).toBe(1);
+		expect(usersWith(STAGING_DB.uuid)).toBe(0);
+		expect(ledger(api)).toEqual(stagingLedger);
+		// The version behind the alias is bound to the PR's database; the live version did not change.
+		expect(api.workers.aliasVersion(SCRIPT, "pr-7")).toBe(data.versionId);
+		const version = api.workers.versions(SCRIPT).find((v) => v.id === data.versionId);
+		expect(version?.bindings.find((b) => b.name === "DB")).toMatchObject({ id: data.database.id });
+		expect(api.workers.liveVersion(SCRIPT)).toBe(live);
+		expect(data.url).toBe(`https://pr-7-${SCRIPT}.loopback.workers.dev`);
+		expect(data.health.ok).toBe(true);
+		const comment = readFileSync(path.join(project.dir, data.commentFile), "utf8");
+		expect(comment).toContain(`<${data.url}>`);
+		expect(comment).toContain(data.versionId);
+		expect(comment).toContain(`${SCRIPT}-pr-7`);
+		expect(readFileSync(path.join(project.dir, ".reports", "preview.md"), "utf8")).toContain(
+			data.url,
+		);
+
+		// A new push: the same database, not seeded twice.
+		const again = await preview();
+		expect(again.code, again.stdout + again.stderr).toBe(0);
+		const second = project.report("preview").steps[0]?.data as typeof data;
+		expect(second.database).toMatchObject({ id: data.database.id, created: false });
+		expect(usersWith(data.database.id)).toBe(1);
+
+		// The PR closes.
+		const cleanup = await project.cli(["preview", "--env", "staging", "--pr", "7", "--cleanup"]);
+		expect(cleanup.code, cleanup.stdout + cleanup.stderr).toBe(0);
+		expect(() => api.database(data.database.id)).toThrow();
+		expect(ledger(api)).toEqual(stagingLedger);
+		rmSync(path.join(project.dir, "seed.sql"));
+	});
+
 	it("leaves an unhealthy first deploy live and says there is nothing to roll back to", async () => {
 		const fresh = await startApi();
 		const closed = await freePort();
 		const first = newProject(fresh, `http://127.0.0.1:${closed}/api/health`);
-		const run = await first.cli(["deploy", "--env", "staging", "--health-timeout", "3"]);
+		const run = await first.cli([
+			"deploy",
+			"--env",
+			"staging",
+			"--health-timeout",
+			"3",
+			"--health-window",
+			"1",
+		]);
 		expect(run.code, run.stdout + run.stderr).toBe(1);
 
 		const versions = fresh.workers.versions(SCRIPT);
@@ -494,6 +869,7 @@ describe("deploy with real wrangler against the loopback API", () => {
 
 		const report = first.report("deploy");
 		expect(report.steps[0]?.summary).toBe("unhealthy first deploy: nothing to roll back to");
+		expect(report.steps[0]?.data.strategy).toBe("immediate");
 		expect(report.steps[0]?.data).toMatchObject({
 			previousVersionId: null,
 			versionId: only,

@@ -298,4 +298,109 @@ describe("Workers endpoints with real wrangler", () => {
 		// Secrets belong to versions: the rolled-back-to version has none.
 		expect(api.workers.secretValue(SCRIPT, "API_KEY", secondVersion)).toBeUndefined();
 	});
+
+	let aliased = "";
+
+	it("should upload a version with a preview alias that gets no traffic", async () => {
+		const live = api.workers.liveVersion(SCRIPT);
+		await rm(outputFile, { force: true });
+		const run = await project.run(
+			[
+				"versions",
+				"upload",
+				"--config",
+				"wrangler.jsonc",
+				"--env",
+				"staging",
+				"--tag",
+				"sha-5555555",
+				"--message",
+				"preview of #5",
+				"--preview-alias",
+				"pr-5",
+			],
+			{ timeoutMs: 90_000 },
+		);
+		expect(run.exitCode, run.stdout + run.stderr).toBe(0);
+		expect(unknown).toEqual([]);
+		aliased = api.workers.versions(SCRIPT).at(-1)?.id ?? "";
+		expect(api.workers.versions(SCRIPT).at(-1)).toMatchObject({
+			via: "version",
+			annotations: { "workers/alias": "pr-5", "workers/tag": "sha-5555555" },
+		});
+		expect(api.workers.aliasVersion(SCRIPT, "pr-5")).toBe(aliased);
+		expect(api.workers.liveVersion(SCRIPT)).toBe(live);
+		// Preview URLs follow the workers.dev route when the config does not set preview_urls.
+		const upload = (await readEntries(outputFile)).find((e) => e.type === "version-upload");
+		expect(upload).toMatchObject({
+			version_id: aliased,
+			preview_url: `https://${aliased.slice(0, 8)}-${SCRIPT}.loopback.workers.dev`,
+			preview_alias_url: `https://pr-5-${SCRIPT}.loopback.workers.dev`,
+		});
+	});
+
+	it("should split traffic between two versions without a prompt, then move it all", async () => {
+		const live = api.workers.liveVersion(SCRIPT) ?? "";
+		const split = await project.run([
+			"versions",
+			"deploy",
+			`${aliased}@10%`,
+			`${live}@90%`,
+			"--config",
+			"wrangler.jsonc",
+			"--env",
+			"staging",
+			"--message",
+			"canary",
+			"--yes",
+		]);
+		expect(split.exitCode, split.stdout + split.stderr).toBe(0);
+		expect(unknown).toEqual([]);
+		expect(api.workers.deployments(SCRIPT)[0]).toMatchObject({
+			versions: [
+				{ version_id: aliased, percentage: 10 },
+				{ version_id: live, percentage: 90 },
+			],
+			annotations: { "workers/message": "canary", "workers/triggered_by": "deployment" },
+		});
+		const status = await project.run([
+			"deployments",
+			"status",
+			"--config",
+			"wrangler.jsonc",
+			"--env",
+			"staging",
+			"--json",
+		]);
+		expect(JSON.parse(status.stdout).versions).toHaveLength(2);
+		const all = await project.run([
+			"versions",
+			"deploy",
+			`${aliased}@100%`,
+			"--config",
+			"wrangler.jsonc",
+			"--env",
+			"staging",
+			"--yes",
+		]);
+		expect(all.exitCode, all.stdout + all.stderr).toBe(0);
+		expect(api.workers.liveVersion(SCRIPT)).toBe(aliased);
+	});
+
+	it("should refuse a split that does not add up to 100 %", async () => {
+		const live = api.workers.liveVersion(SCRIPT) ?? "";
+		const run = await project.run([
+			"versions",
+			"deploy",
+			`${live}@60%`,
+			`${aliased}@60%`,
+			"--config",
+			"wrangler.jsonc",
+			"--env",
+			"staging",
+			"--yes",
+		]);
+		expect(run.exitCode).not.toBe(0);
+		expect(api.workers.liveVersion(SCRIPT)).toBe(live);
+	});
 });

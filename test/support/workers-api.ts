@@ -85,6 +85,9 @@ export interface WorkersControl {
 	secretValue(script: string, name: string, versionId?: string): string | undefined;
 	// Uploaded asset content by hash.
 	asset(hash: string): { content: Buffer; contentType?: string } | undefined;
+	// The newest version uploaded with `--preview-alias <alias>` (annotation "workers/alias",
+	// cli.js:184286): what https://<alias>-<script>.<subdomain>.workers.dev serves.
+	aliasVersion(script: string, alias: string): string | undefined;
 	// The next script upload (PUT script or POST versions) fails with this error, once.
 	failNextDeploy(failure?: DeployFailure): void;
 }
@@ -283,7 +286,9 @@ export function createWorkersApi(options: WorkersApiOptions): WorkersApi {
 
 	const workersDevUrl = (name: string) => `https://${name}.${subdomain}.workers.dev`;
 
-	const versionJson = (v: WorkerVersion) => ({
+	// `metadata.has_preview` is what wrangler reads after `versions upload` (cli.js:184370
+	// `result.metadata.has_preview`) to print the preview URLs; true while previews are enabled.
+	const versionJson = (v: WorkerVersion, hasPreview = false) => ({
 		id: v.id,
 		number: v.number,
 		metadata: {
@@ -292,7 +297,7 @@ export function createWorkersApi(options: WorkersApiOptions): WorkersApi {
 			created_on: v.createdOn,
 			modified_on: v.createdOn,
 			source: "wrangler",
-			hasPreview: false,
+			has_preview: hasPreview,
 		},
 		annotations: v.annotations,
 		resources: {
@@ -536,9 +541,15 @@ export function createWorkersApi(options: WorkersApiOptions): WorkersApi {
 				return fail(404, VALIDATION_ERROR, `Version ${v.version_id} not found`);
 			}
 		}
-		const target = (versions as { version_id: string; percentage: number }[]).find(
-			(v) => v.percentage === 100,
-		);
+		// Only a single version at 100 % can be a rollback: `wrangler rollback` sends exactly that
+		// (cli.js rollback → createDeployment with `[{version_id, percentage: 100}]`); a split made
+		// by `wrangler versions deploy` (cli.js versionsDeployHandler) is a deployment.
+		const target =
+			versions.length === 1
+				? (versions as { version_id: string; percentage: number }[]).find(
+						(v) => v.percentage === 100,
+					)
+				: undefined;
 		const latest = latestVersion(script);
 		// Deploying an older version (a rollback) whose secrets differ from the newest version's needs
 		// `?force=true`; wrangler's rollback asks for confirmation on 10220 and retries with it.
@@ -683,8 +694,11 @@ export function createWorkersApi(options: WorkersApiOptions): WorkersApi {
 				return ok(null);
 			case "POST versions": {
 				// cli.js:183780 — a new version, not deployed; `deploy` then POSTs a deployment.
-				const { version } = await createVersion(name, request, "version");
-				return ok({ ...versionJson(version), startup_time_ms: 1 });
+				const { script, version } = await createVersion(name, request, "version");
+				return ok({
+					...versionJson(version, script.subdomain.previews_enabled),
+					startup_time_ms: 1,
+				});
 			}
 			case "GET versions": {
 				// cli.js:171084 `?deployable=true` → `{items}` (newest first).
@@ -710,6 +724,10 @@ export function createWorkersApi(options: WorkersApiOptions): WorkersApi {
 				if (typeof body.enabled === "boolean") script.subdomain.enabled = body.enabled;
 				if (typeof body.previews_enabled === "boolean") {
 					script.subdomain.previews_enabled = body.previews_enabled;
+				} else if (typeof body.enabled === "boolean") {
+					// Without `previews_enabled` (no `preview_urls` in the config) Preview URLs follow the
+					// workers.dev route (cli.js:168343 "Preview URLs will be <enabled> … by default").
+					script.subdomain.previews_enabled = body.enabled;
 				}
 				return ok(script.subdomain);
 			}
@@ -814,6 +832,12 @@ export function createWorkersApi(options: WorkersApiOptions): WorkersApi {
 					subdomain: {
 						...script.subdomain,
 						...(script.subdomain.enabled ? { url: workersDevUrl(name) } : {}),
+						// cli.js:184474 builds `https://<8 hex of the version id><suffix>` and, with
+						// --preview-alias, `https://<alias><suffix>` (developers.cloudflare.com/workers/
+						// configuration/previews/: <alias>-<worker>.<subdomain>.workers.dev).
+						...(script.subdomain.previews_enabled
+							? { preview_url_suffix: `-${name}.${subdomain}.workers.dev` }
+							: {}),
 					},
 				});
 			}
@@ -859,6 +883,10 @@ export function createWorkersApi(options: WorkersApiOptions): WorkersApi {
 				return id === undefined ? undefined : script?.secretValues.get(id)?.get(secret);
 			},
 			asset: (hash) => assets.get(hash),
+			aliasVersion: (name, alias) =>
+				[...(scripts.get(name)?.versions ?? [])]
+					.reverse()
+					.find((v) => v.annotations["workers/alias"] === alias)?.id,
 			failNextDeploy: (failure = {}) => {
 				pendingFailures.push(failure);
 			},

@@ -1,0 +1,197 @@
+// Deploy's side of the health contract (ci/health/): probe the app's health route and decide
+// whether a version is healthy. Healthy means it HOLDS: N consecutive good probes spanning at
+// least a minimum window, never one lucky answer among failures.
+import { sleep } from "../cloudflare/d1-client.ts";
+
+import {
+	DEFAULT_HEALTH_PROBES,
+	DEFAULT_HEALTH_TIMEOUT_SECONDS,
+	DEFAULT_HEALTH_WINDOW_SECONDS,
+} from "../constants.ts";
+
+export { DEFAULT_HEALTH_PROBES, DEFAULT_HEALTH_TIMEOUT_SECONDS, DEFAULT_HEALTH_WINDOW_SECONDS };
+/** Cloudflare routes a request to a named version of the current deployment with this header. */
+export const VERSION_OVERRIDE_HEADER = "Cloudflare-Workers-Version-Overrides";
+
+export interface HealthExpectation {
+	/** The Worker version id that must answer (from the version metadata binding). */
+	versionId: string;
+	/** The migration deploy passed as WORKERS_PIPELINE_EXPECTED_HEAD, when known. */
+	expectedHead?: string | null;
+	/** Other versions whose healthy answers count too (the old one during a traffic split). */
+	alsoAccept?: readonly string[];
+}
+
+export interface ProbeVerdict {
+	good: boolean;
+	/** What a human needs: why a probe is not good (or "healthy"). */
+	reason: string;
+	/** The app has no health route (or not one that follows the contract). */
+	noRoute?: boolean;
+}
+
+export const HEALTH_ROUTE_HINT =
+	'add the health route of workers-pipeline/health (Next.js: `export const { GET } = createNextHealthRoute()` in app/api/health/route.ts; Hono: `app.get("/api/health", healthRoute())`) and the "version_metadata" binding; see docs/deploy.md "The health contract"';
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+	typeof value === "object" && value !== null && !Array.isArray(value);
+
+/** Pure: one health answer against what deploy expects. */
+export function judgeProbe(status: number, body: unknown, expect: HealthExpectation): ProbeVerdict {
+	if (status === 404 || status === 405)
+		return {
+			good: false,
+			noRoute: true,
+			reason: `no health route (HTTP ${status}): ${HEALTH_ROUTE_HINT}`,
+		};
+	if (!isObject(body) || typeof body.status !== "string" || !("version" in body)) {
+		return {
+			good: false,
+			noRoute: status < 500,
+			reason: `HTTP ${status} without the health contract's JSON ({status, version, schema, db}): ${HEALTH_ROUTE_HINT}`,
+		};
+	}
+	const version = typeof body.version === "string" ? body.version : null;
+	const reasonText = typeof body.reason === "string" ? `: ${body.reason}` : "";
+	const other =
+		version !== null && version !== expect.versionId && expect.alsoAccept?.includes(version);
+	if (version !== expect.versionId && !other) {
+		return {
+			good: false,
+			reason:
+				version === null
+					? `the health body has no version${reasonText}`
+					: `version ${version} answered, not ${expect.versionId}`,
+		};
+	}
+	if (status !== 200 || body.status !== "ok")
+		return { good: false, reason: `HTTP ${status}${reasonText}` };
+	const schema = isObject(body.schema) ? body.schema : {};
+	if (!other && expect.expectedHead && schema.expected !== expect.expectedHead) {
+		return {
+			good: false,
+			reason: `the Worker expects ${String(schema.expected ?? "no migration")}, not ${expect.expectedHead}: it did not get the WORKERS_PIPELINE_EXPECTED_HEAD var`,
+		};
+	}
+	return { good: true, reason: "healthy" };
+}
+
+export interface HealthPolicy {
+	timeoutMs: number;
+	probes: number;
+	windowMs: number;
+}
+
+/** Pure: does a streak of good probes hold? */
+export const streakHolds = (
+	streak: { count: number; startedAt: number },
+	now: number,
+	policy: HealthPolicy,
+) => streak.count >= policy.probes && now - streak.startedAt >= policy.windowMs;
+
+/** The pause between probes while a streak builds: the window spread over the probes. */
+export const holdInterval = (policy: HealthPolicy) =>
+	Math.min(5000, Math.max(100, policy.windowMs / Math.max(1, policy.probes - 1)));
+
+export interface HealthObservation {
+	ok: boolean;
+	attempts: number;
+	/** Good probes seen in all (a blink among failures is counted, never enough). */
+	good: number;
+	lastStatus: number | undefined;
+	lastBody: unknown;
+	reason: string;
+	noRoute: boolean;
+	durationMs: number;
+}
+
+export interface WaitForHealthOptions extends HealthPolicy {
+	url: string;
+	expect: HealthExpectation;
+	headers?: Record<string, string>;
+	signal?: AbortSignal;
+	onProbe?: (reason: string) => void;
+}
+
+async function probe(
+	url: string,
+	headers: Record<string, string>,
+	timeoutMs: number,
+	signal?: AbortSignal,
+) {
+	const response = await fetch(url, {
+		headers: { accept: "application/json", "cache-control": "no-store", ...headers },
+		signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(signal ? [signal] : [])]),
+	});
+	const text = await response.text();
+	let body: unknown;
+	try {
+		body = JSON.parse(text);
+	} catch {
+		body = text.slice(0, 200);
+	}
+	return { status: response.status, body };
+}
+
+/** Probes `url` until health holds (see `streakHolds`) or the deadline; an abort of `signal` throws. */
+export async function waitForHealth(options: WaitForHealthOptions): Promise<HealthObservation> {
+	const started = Date.now();
+	const deadline = started + options.timeoutMs;
+	const observation: HealthObservation = {
+		ok: false,
+		attempts: 0,
+		good: 0,
+		lastStatus: undefined,
+		lastBody: undefined,
+		reason: "no answer",
+		noRoute: false,
+		durationMs: 0,
+	};
+	const streak = { count: 0, startedAt: 0 };
+	let backoff = 500;
+	while (Date.now() < deadline) {
+		options.signal?.throwIfAborted();
+		observation.attempts++;
+		let verdict: ProbeVerdict;
+		try {
+			const answer = await probe(
+				options.url,
+				options.headers ?? {},
+				Math.max(500, Math.min(5000, deadline - Date.now())),
+				options.signal,
+			);
+			observation.lastStatus = answer.status;
+			observation.lastBody = answer.body;
+			verdict = judgeProbe(answer.status, answer.body, options.expect);
+		} catch (error) {
+			if (options.signal?.aborted) throw error;
+			verdict = { good: false, reason: `no answer (${(error as Error).message})` };
+		}
+		observation.noRoute = verdict.noRoute === true;
+		const now = Date.now();
+		if (verdict.good) {
+			observation.good++;
+			if (streak.count === 0) streak.startedAt = now;
+			streak.count++;
+			if (streakHolds(streak, now, options)) {
+				observation.ok = true;
+				observation.reason = `healthy: ${streak.count} good probes in a row over ${Math.round((now - streak.startedAt) / 100) / 10} s`;
+				observation.durationMs = now - started;
+				return observation;
+			}
+			observation.reason = `healthy ${streak.count} time(s) in a row, holding`;
+		} else {
+			streak.count = 0;
+			observation.reason = verdict.reason;
+		}
+		options.onProbe?.(observation.reason);
+		const pause = verdict.good ? holdInterval(options) : backoff;
+		if (!verdict.good) backoff = Math.min(backoff * 2, 5000);
+		const wait = Math.min(pause, Math.max(0, deadline - Date.now()));
+		if (wait <= 0) break;
+		await sleep(wait, options.signal);
+	}
+	observation.durationMs = Date.now() - started;
+	observation.reason = `timed out after ${Math.round(options.timeoutMs / 1000)} s: ${observation.reason} (${observation.good} good of ${observation.attempts} probes; healthy needs ${options.probes} in a row over ${Math.round(options.windowMs / 100) / 10} s)`;
+	return observation;
+}

@@ -1,0 +1,138 @@
+// What is live: `wrangler deployments status --json`, read so that only a definite "this Worker
+// has no deployments" counts as a first deploy, and `wrangler rollback`, confirmed afterwards.
+import { runWrangler } from "../cloudflare/wrangler.ts";
+import type { ProjectConfig } from "../config/schema.ts";
+import type { ProcessResult } from "../process.ts";
+import type { StepContext } from "../steps/_step.ts";
+
+export interface DeploymentVersion {
+	version_id: string;
+	percentage: number;
+}
+
+export type LiveState =
+	| { kind: "live"; versionId: string | undefined; versions: DeploymentVersion[] }
+	| { kind: "none"; evidence: string }
+	| { kind: "unknown"; message: string };
+
+export const tail = (text: string, n = 15) => text.trimEnd().split("\n").slice(-n).join("\n");
+
+// wrangler's deployments status handler throws "The Worker <name> has no deployments." when the
+// list is empty (wrangler-dist/cli.js versionsDeploymentsStatusHandler); the API answers a Worker
+// that does not exist with code 10007 (workers.api.error.script_not_found), which wrangler prints
+// as "[code: 10007]" (its APIError formatting).
+const NO_DEPLOYMENTS = [/The Worker \S+ has no deployments\./, /\[code: 10007\]/];
+
+/** Pure: the result of `wrangler deployments status --json` → live / none / unknown. */
+export function parseDeploymentsStatus(
+	result: Pick<ProcessResult, "failed" | "stdout" | "stderr" | "exitCode">,
+): LiveState {
+	const output = `${result.stdout}\n${result.stderr}`;
+	if (result.failed) {
+		const evidence = NO_DEPLOYMENTS.map((re) => re.exec(output)?.[0]).find(Boolean);
+		if (evidence) return { kind: "none", evidence };
+		return {
+			kind: "unknown",
+			message: `wrangler deployments status failed (exit ${result.exitCode ?? "?"}): ${tail(output.trim(), 8) || "no output"}`,
+		};
+	}
+	const start = result.stdout.indexOf("{");
+	let status: { versions?: unknown };
+	try {
+		status = JSON.parse(result.stdout.slice(start)) as { versions?: unknown };
+	} catch (error) {
+		return {
+			kind: "unknown",
+			message: `wrangler deployments status printed no JSON (${(error as Error).message}): ${tail(result.stdout, 4)}`,
+		};
+	}
+	const versions = Array.isArray(status.versions)
+		? status.versions.filter(
+				(v): v is DeploymentVersion =>
+					typeof v?.version_id === "string" && typeof v?.percentage === "number",
+			)
+		: [];
+	if (versions.length === 0)
+		return { kind: "unknown", message: "wrangler deployments status listed no versions" };
+	const live =
+		versions.find((v) => v.percentage === 100) ??
+		[...versions].sort((a, b) => b.percentage - a.percentage)[0];
+	return { kind: "live", versionId: live?.version_id, versions };
+}
+
+export interface WranglerTarget {
+	project: ProjectConfig;
+	env: string;
+}
+
+const wranglerArgs = ({ project, env }: WranglerTarget) => [
+	"--config",
+	project.wranglerPath,
+	"--env",
+	env,
+];
+
+/** `wrangler deployments status --json` for the environment's Worker. */
+export async function readLiveState(
+	ctx: StepContext,
+	target: WranglerTarget,
+	signal: AbortSignal | undefined = ctx.signal,
+): Promise<LiveState> {
+	const result = await runWrangler({
+		args: ["deployments", "status", "--json", ...wranglerArgs(target)],
+		cwd: target.project.root,
+		projectRoot: target.project.root,
+		env: ctx.env,
+		timeoutMs: 120_000,
+		signal,
+	});
+	return parseDeploymentsStatus(result);
+}
+
+export interface RollbackOutcome {
+	ok: boolean;
+	live: string | undefined;
+	reported: string | undefined;
+	output: string;
+}
+
+/** `wrangler rollback <id>`, then confirm the live version really is that id (and alone at 100 %). */
+export async function rollbackTo(
+	ctx: StepContext,
+	target: WranglerTarget,
+	options: { versionId: string | undefined; message: string; signal?: AbortSignal },
+): Promise<RollbackOutcome> {
+	// Its own signal: a rollback after Ctrl-C must still run to the end.
+	const signal = options.signal ?? AbortSignal.timeout(180_000);
+	const result = await runWrangler({
+		args: [
+			"rollback",
+			...(options.versionId ? [options.versionId] : []),
+			...wranglerArgs(target),
+			"--message",
+			options.message,
+			"-y",
+		],
+		cwd: target.project.root,
+		projectRoot: target.project.root,
+		env: ctx.env,
+		timeoutMs: 120_000,
+		signal,
+	});
+	const reported = /Current Version ID:\s*([0-9a-f-]{36})/i.exec(result.stdout)?.[1];
+	const live = await readLiveState(ctx, target, signal).catch(
+		(error): LiveState => ({ kind: "unknown", message: (error as Error).message }),
+	);
+	const liveId = live.kind === "live" ? live.versionId : undefined;
+	const alone = live.kind === "live" && live.versions.length === 1;
+	return {
+		ok:
+			!result.failed &&
+			liveId !== undefined &&
+			alone &&
+			(options.versionId === undefined || liveId === options.versionId),
+		live: liveId,
+		reported,
+		output: tail(result.stdout + result.stderr),
+	};
+}

@@ -1,0 +1,162 @@
+// Workers versions through wrangler: `versions upload` (a version that gets no traffic yet) and
+// `versions deploy` (percentages of at most two versions), both non-interactive.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { runWrangler } from "../cloudflare/wrangler.ts";
+import { DEFAULT_GRADUAL_STEPS } from "../constants.ts";
+import { UserError } from "../errors.ts";
+import type { StepContext } from "../steps/_step.ts";
+import { tail, type WranglerTarget } from "./live.ts";
+
+export { DEFAULT_GRADUAL_STEPS };
+
+/** Pure: `--steps 10,50,100` → increasing percentages ending at 100. */
+export function parseSteps(text: string | undefined): number[] {
+	if (text === undefined) return [...DEFAULT_GRADUAL_STEPS];
+	const steps = text.split(",").map((part) => part.trim().replace(/%$/, ""));
+	const numbers = steps.map(Number);
+	const bad = steps.find((part, i) => part === "" || !Number.isInteger(numbers[i]));
+	if (bad !== undefined || numbers.some((n) => n < 1 || n > 100))
+		throw new UserError(
+			`--steps expects whole percentages from 1 to 100 separated by commas (e.g. 10,50,100), not "${text}".`,
+			"E_USAGE",
+		);
+	if (numbers.some((n, i) => i > 0 && n <= (numbers[i - 1] as number)))
+		throw new UserError(`--steps must increase, not "${text}".`, "E_USAGE");
+	if (numbers.at(-1) !== 100) numbers.push(100);
+	return numbers;
+}
+
+/** The `type: "version-upload"` entry wrangler writes to WRANGLER_OUTPUT_FILE_PATH (wrangler-dist/cli.js versionsUpload). */
+export function parseVersionUpload(ndjson: string): {
+	versionId: string | undefined;
+	previewUrl: string | undefined;
+	previewAliasUrl: string | undefined;
+} {
+	for (const line of ndjson.split("\n")) {
+		try {
+			const entry = JSON.parse(line) as {
+				type?: string;
+				version_id?: string;
+				preview_url?: string;
+				preview_alias_url?: string;
+			};
+			if (entry.type === "version-upload")
+				return {
+					versionId: entry.version_id,
+					previewUrl: entry.preview_url ?? undefined,
+					previewAliasUrl: entry.preview_alias_url ?? undefined,
+				};
+		} catch {
+			// Not JSON: ignore.
+		}
+	}
+	return { versionId: undefined, previewUrl: undefined, previewAliasUrl: undefined };
+}
+
+/** Pure: the Worker's workers.dev URL from a version preview URL (`https://<8 hex>-<worker>.<sub>.workers.dev`). */
+export function workerUrlFromPreview(
+	previewUrl: string | undefined,
+	worker: string,
+): string | undefined {
+	if (!previewUrl) return undefined;
+	const match = /^https:\/\/[0-9a-f]{8}-(.+)$/.exec(previewUrl);
+	return match?.[1]?.startsWith(`${worker}.`) ? `https://${match[1]}` : undefined;
+}
+
+export interface UploadOptions {
+	tag: string;
+	message: string;
+	vars: Record<string, string>;
+	secretsFile?: string;
+	previewAlias?: string;
+	outputDir: string;
+	signal?: AbortSignal;
+}
+
+export type UploadResult =
+	| { ok: true; versionId: string; previewUrl?: string; previewAliasUrl?: string }
+	| { ok: false; message: string };
+
+/** `wrangler versions upload`: a new version, deployed to nobody. */
+export async function uploadVersion(
+	ctx: StepContext,
+	target: WranglerTarget,
+	options: UploadOptions,
+): Promise<UploadResult> {
+	const outputFile = path.join(options.outputDir, "versions-upload.ndjson");
+	const result = await runWrangler({
+		args: [
+			"versions",
+			"upload",
+			"--config",
+			target.project.wranglerPath,
+			"--env",
+			target.env,
+			"--tag",
+			options.tag,
+			"--message",
+			options.message,
+			...Object.entries(options.vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
+			...(options.secretsFile ? ["--secrets-file", options.secretsFile] : []),
+			...(options.previewAlias ? ["--preview-alias", options.previewAlias] : []),
+		],
+		cwd: target.project.root,
+		projectRoot: target.project.root,
+		env: { ...ctx.env, WRANGLER_OUTPUT_FILE_PATH: outputFile, OPEN_NEXT_DEPLOY: "true" },
+		timeoutMs: 10 * 60_000,
+		signal: options.signal,
+	});
+	let output = "";
+	try {
+		output = readFileSync(outputFile, "utf8");
+	} catch {
+		// No output file: wrangler failed early.
+	}
+	const uploaded = parseVersionUpload(output);
+	if (!result.failed && uploaded.versionId) {
+		return {
+			ok: true,
+			versionId: uploaded.versionId,
+			previewUrl: uploaded.previewUrl,
+			previewAliasUrl: uploaded.previewAliasUrl,
+		};
+	}
+	return {
+		ok: false,
+		message: `wrangler versions upload failed (exit ${result.exitCode ?? result.signal}):\n${tail(result.stdout + result.stderr)}`,
+	};
+}
+
+export interface TrafficSplit {
+	versionId: string;
+	percentage: number;
+}
+
+/** `wrangler versions deploy <id>@<p>% …`: version specs plus --yes make it ask nothing (workers-sdk#5709). */
+export async function deployVersions(
+	ctx: StepContext,
+	target: WranglerTarget,
+	options: { split: TrafficSplit[]; message: string; signal?: AbortSignal },
+): Promise<{ ok: boolean; output: string }> {
+	const result = await runWrangler({
+		args: [
+			"versions",
+			"deploy",
+			...options.split.map((s) => `${s.versionId}@${s.percentage}%`),
+			"--config",
+			target.project.wranglerPath,
+			"--env",
+			target.env,
+			"--message",
+			options.message,
+			"--yes",
+		],
+		cwd: target.project.root,
+		projectRoot: target.project.root,
+		env: ctx.env,
+		timeoutMs: 120_000,
+		signal: options.signal,
+	});
+	return { ok: !result.failed, output: tail(result.stdout + result.stderr) };
+}

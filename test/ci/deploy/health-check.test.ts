@@ -1,0 +1,222 @@
+// Deploy's health verdict: one probe judged against the contract, and "holds, not blinks" over a
+// real local HTTP server whose answers a test scripts.
+import { createServer, type Server } from "node:http";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+	holdInterval,
+	judgeProbe,
+	streakHolds,
+	VERSION_OVERRIDE_HEADER,
+	waitForHealth,
+} from "../../../ci/deploy/health-check.ts";
+
+const V = "11111111-2222-4333-8444-555555555555";
+const OTHER = "99999999-2222-4333-8444-555555555555";
+const okBody = (version = V, expected: string | null = "0002_b.sql") => ({
+	status: "ok",
+	version,
+	schema: { head: "0002_b.sql", expected },
+	db: "ok",
+});
+
+describe("judgeProbe()", () => {
+	it.each([
+		{ case: "healthy", status: 200, body: okBody(), good: true, noRoute: false, reason: "healthy" },
+		{
+			case: "another version answered",
+			status: 200,
+			body: okBody(OTHER),
+			good: false,
+			noRoute: false,
+			reason: `version ${OTHER} answered, not ${V}`,
+		},
+		{
+			case: "503 with the app's reason",
+			status: 503,
+			body: { ...okBody(), status: "error", reason: "schema behind: head a, expected b" },
+			good: false,
+			noRoute: false,
+			reason: "HTTP 503: schema behind: head a, expected b",
+		},
+		{
+			case: "200 but status error",
+			status: 200,
+			body: { ...okBody(), status: "error" },
+			good: false,
+			noRoute: false,
+			reason: "HTTP 200",
+		},
+		{
+			case: "the expected-head var did not arrive",
+			status: 200,
+			body: okBody(V, null),
+			good: false,
+			noRoute: false,
+			reason:
+				"the Worker expects no migration, not 0002_b.sql: it did not get the WORKERS_PIPELINE_EXPECTED_HEAD var",
+		},
+		{
+			case: "404",
+			status: 404,
+			body: "Not Found",
+			good: false,
+			noRoute: true,
+			reason: /no health route \(HTTP 404\)/,
+		},
+		{
+			case: "an HTML page",
+			status: 200,
+			body: "<!doctype html>",
+			good: false,
+			noRoute: true,
+			reason: /without the health contract's JSON/,
+		},
+		{
+			case: "no version in the body",
+			status: 503,
+			body: { status: "error", version: null, reason: "no version metadata: add …" },
+			good: false,
+			noRoute: false,
+			reason: "the health body has no version: no version metadata: add …",
+		},
+	])("$case", ({ status, body, good, noRoute, reason }) => {
+		const verdict = judgeProbe(status, body, { versionId: V, expectedHead: "0002_b.sql" });
+		expect(verdict.good).toBe(good);
+		expect(verdict.noRoute === true).toBe(noRoute);
+		if (typeof reason === "string") expect(verdict.reason).toBe(reason);
+		else expect(verdict.reason).toMatch(reason);
+	});
+});
+
+describe("streakHolds()", () => {
+	const policy = { timeoutMs: 10_000, probes: 3, windowMs: 1000 };
+	it.each([
+		{ count: 3, span: 1000, holds: true },
+		{ count: 3, span: 999, holds: false },
+		{ count: 2, span: 5000, holds: false },
+		{ count: 5, span: 2000, holds: true },
+	])("$count probes over $span ms → $holds", ({ count, span, holds }) => {
+		expect(streakHolds({ count, startedAt: 0 }, span, policy)).toBe(holds);
+	});
+	it("spreads the window over the probes", () => {
+		expect(holdInterval({ timeoutMs: 1, probes: 3, windowMs: 1000 })).toBe(500);
+		expect(holdInterval({ timeoutMs: 1, probes: 1, windowMs: 0 })).toBe(100);
+	});
+});
+
+describe("waitForHealth()", () => {
+	let server: Server | undefined;
+	afterEach(async () => {
+		await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+		server = undefined;
+	});
+
+	/** A health server answering with `answer(n)` for the n-th request (0-based). */
+	async function serve(
+		answer: (n: number, headers: Record<string, unknown>) => { status: number; body: unknown },
+	) {
+		let n = 0;
+		server = createServer((req, res) => {
+			const { status, body } = answer(n++, req.headers);
+			res.writeHead(status, { "content-type": "application/json" });
+			res.end(JSON.stringify(body));
+		});
+		await new Promise<void>((resolve) => server?.listen(0, "127.0.0.1", () => resolve()));
+		const address = server.address();
+		const port = typeof address === "object" && address ? address.port : 0;
+		return { url: `http://127.0.0.1:${port}/api/health`, count: () => n };
+	}
+	const policy = { timeoutMs: 4000, probes: 3, windowMs: 300 };
+	const bad = { status: 503, body: { ...okBody(), status: "error", reason: "db down" } };
+
+	it("passes when the answers stay good for N probes over the window", async () => {
+		const { url } = await serve(() => ({ status: 200, body: okBody() }));
+		const health = await waitForHealth({ ...policy, url, expect: { versionId: V } });
+		expect(health.ok).toBe(true);
+		expect(health.good).toBe(3);
+		expect(health.reason).toMatch(/^healthy: 3 good probes in a row/);
+	});
+
+	it("fails a flapping endpoint that is good on every other probe", async () => {
+		const { url } = await serve((n) => (n % 2 === 1 ? { status: 200, body: okBody() } : bad));
+		const health = await waitForHealth({
+			...policy,
+			timeoutMs: 2500,
+			url,
+			expect: { versionId: V },
+		});
+		expect(health.ok).toBe(false);
+		expect(health.good).toBeGreaterThan(0);
+		expect(health.reason).toMatch(
+			/^timed out after 3 s: HTTP 503: db down \(\d+ good of \d+ probes; healthy needs 3 in a row/,
+		);
+	});
+
+	it("fails one good probe among failures (the old rule passed it)", async () => {
+		const { url } = await serve((n) => (n === 1 ? { status: 200, body: okBody() } : bad));
+		const health = await waitForHealth({
+			...policy,
+			timeoutMs: 2000,
+			url,
+			expect: { versionId: V },
+		});
+		expect(health.ok).toBe(false);
+		expect(health.good).toBe(1);
+	});
+
+	it("restarts the streak after a failure and passes once it holds", async () => {
+		const { url } = await serve((n) => (n === 2 ? bad : { status: 200, body: okBody() }));
+		const health = await waitForHealth({ ...policy, url, expect: { versionId: V } });
+		expect(health.ok).toBe(true);
+		expect(health.attempts).toBe(6);
+	});
+
+	it("sends the version-override header when asked", async () => {
+		const seen: unknown[] = [];
+		const { url } = await serve((_n, headers) => {
+			seen.push(headers[VERSION_OVERRIDE_HEADER.toLowerCase()]);
+			return { status: 200, body: okBody() };
+		});
+		const header = `app="${V}"`;
+		await waitForHealth({
+			...policy,
+			probes: 1,
+			windowMs: 0,
+			url,
+			expect: { versionId: V },
+			headers: { [VERSION_OVERRIDE_HEADER]: header },
+		});
+		expect(seen).toEqual([header]);
+	});
+
+	it("throws when the signal aborts, and probes no more", async () => {
+		const controller = new AbortController();
+		const { url, count } = await serve(() => {
+			controller.abort(new Error("SIGINT"));
+			return bad;
+		});
+		await expect(
+			waitForHealth({ ...policy, url, expect: { versionId: V }, signal: controller.signal }),
+		).rejects.toThrow("SIGINT");
+		expect(count()).toBe(1);
+	});
+});
+
+describe("judgeProbe() during a traffic split", () => {
+	it.each([
+		{ case: "the old version, healthy", body: okBody(OTHER, "0001_a.sql"), good: true },
+		{ case: "the new version, healthy", body: okBody(V), good: true },
+		{
+			case: "the old version, unhealthy",
+			body: { ...okBody(OTHER), status: "error" },
+			good: false,
+		},
+		{ case: "a third version", body: okBody("33333333-2222-4333-8444-555555555555"), good: false },
+	])("$case → $good", ({ body, good }) => {
+		const status = body.status === "ok" ? 200 : 503;
+		expect(
+			judgeProbe(status, body, { versionId: V, expectedHead: "0002_b.sql", alsoAccept: [OTHER] })
+				.good,
+		).toBe(good);
+	});
+});

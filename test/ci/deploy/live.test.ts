@@ -1,0 +1,85 @@
+// Which version is live, from `wrangler deployments status --json`: only a definite "no
+// deployments" is a first deploy.
+import { describe, expect, it } from "vitest";
+import { parseDeploymentsStatus } from "../../../ci/deploy/live.ts";
+
+const result = (failed: boolean, stdout: string, stderr = "") => ({
+	failed,
+	stdout,
+	stderr,
+	exitCode: failed ? 1 : 0,
+});
+const A = "aaaaaaaa-0000-4000-8000-000000000001";
+const B = "bbbbbbbb-0000-4000-8000-000000000002";
+
+describe("parseDeploymentsStatus()", () => {
+	it.each([
+		{
+			case: "a Worker the API does not know (10007)",
+			input: result(
+				true,
+				"",
+				"✘ [ERROR] A request to the Cloudflare API (/accounts/x/workers/scripts/app/deployments) failed.\n\n  workers.api.error.script_not_found: app [code: 10007]\n",
+			),
+			kind: "none",
+		},
+		{
+			case: "a Worker with no deployments",
+			input: result(true, "", "✘ [ERROR] The Worker app-staging has no deployments.\n"),
+			kind: "none",
+		},
+		{
+			case: "an unrelated error that says 'not found'",
+			input: result(
+				true,
+				"",
+				"✘ [ERROR] Could not route to /client/v4/accounts/x: account not found\n",
+			),
+			kind: "unknown",
+		},
+		{
+			case: "a missing config file (does not exist)",
+			input: result(true, "", "✘ [ERROR] The config file wrangler.toml does not exist\n"),
+			kind: "unknown",
+		},
+		{
+			case: "an authentication error",
+			input: result(true, "", "Authentication error [code: 10000]"),
+			kind: "unknown",
+		},
+		{ case: "no JSON", input: result(false, "hello"), kind: "unknown" },
+		{ case: "no versions", input: result(false, '{"versions": []}'), kind: "unknown" },
+	])("$case → $kind", ({ input, kind }) => {
+		expect(parseDeploymentsStatus(input).kind).toBe(kind);
+	});
+
+	it("reads the version at 100 %", () => {
+		const state = parseDeploymentsStatus(
+			result(false, JSON.stringify({ id: "d", versions: [{ version_id: A, percentage: 100 }] })),
+		);
+		expect(state).toEqual({
+			kind: "live",
+			versionId: A,
+			versions: [{ version_id: A, percentage: 100 }],
+		});
+	});
+
+	it("reads a split deployment: the larger share is the live one, both are kept", () => {
+		const versions = [
+			{ version_id: B, percentage: 10 },
+			{ version_id: A, percentage: 90 },
+		];
+		const state = parseDeploymentsStatus(result(false, `banner\n${JSON.stringify({ versions })}`));
+		expect(state).toEqual({ kind: "live", versionId: A, versions });
+	});
+
+	it("keeps the wrangler output in the message of an unknown state", () => {
+		const state = parseDeploymentsStatus(
+			result(true, "", "✘ [ERROR] fetch failed: ECONNREFUSED 127.0.0.1:9\n"),
+		);
+		expect(state).toMatchObject({
+			kind: "unknown",
+			message: expect.stringContaining("ECONNREFUSED"),
+		});
+	});
+});
