@@ -29,3 +29,5 @@ export const DEFAULT_HEALTH_WINDOW_SECONDS = 5;
 export const DEFAULT_GRADUAL_STEPS: readonly number[] = [10, 50, 100];
 export type DeployStrategy = "gradual" | "immediate";
 export const DEFAULT_DEPLOY_STRATEGY: DeployStrategy = "gradual";
+/** The Worker var deploy (and the local serve) sets to the newest migration: the health contract's expected head. */
+export const EXPECTED_HEAD_VAR = "WORKERS_PIPELINE_EXPECTED_HEAD";

@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
 	existsSync,
@@ -16,11 +15,10 @@ import { stripVTControlCharacters } from "node:util";
 import { gzipSync } from "node:zlib";
 import { runWrangler } from "../cloudflare/wrangler.ts";
 import type { ProjectConfig } from "../config/schema.ts";
-import { readGitSha } from "../git.ts";
+import { readGitVersion } from "../git.ts";
 import { localBin, runTool } from "../process.ts";
 import type { Finding } from "../report/model.ts";
 import { listProjectFiles } from "./_cache.ts";
-import { gitSha } from "./_remote.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
 import {
 	detectFramework,
@@ -88,20 +86,8 @@ export function hashBuildInputs(root: string, version: string, output?: string):
 }
 
 /** The commit the build is of; `<sha>-dirty` when tracked or untracked (not ignored) files differ from it. */
-export function buildVersion(root: string, env: StepContext["env"]): string {
-	const sha = gitSha(root, env);
-	if (!sha) return "dev";
-	try {
-		const status = execFileSync("git", ["status", "--porcelain", "--untracked-files=normal"], {
-			cwd: root,
-			stdio: ["ignore", "pipe", "ignore"],
-		}).toString();
-		return status.trim() ? `${sha}-dirty` : sha;
-	} catch {
-		// Not a repository (GITHUB_SHA given for a plain directory): nothing to compare with.
-		return sha;
-	}
-}
+export const buildVersion = (root: string, env: StepContext["env"]): string =>
+	readGitVersion(root, env) ?? "dev";
 
 /** The newest stamp: OpenNext's (in .open-next) or another build's (in .wrangler). */
 export function readBuildStamp(root: string): BuildStamp | undefined {

@@ -45,12 +45,10 @@ export {
 export { parseSecretsFile } from "../deploy/secrets.ts";
 export { DEFAULT_GRADUAL_STEPS, parseSteps } from "../deploy/versions.ts";
 
-import { DEFAULT_DEPLOY_STRATEGY, type DeployStrategy } from "../constants.ts";
-
-export { DEFAULT_DEPLOY_STRATEGY, type DeployStrategy };
+import { DEFAULT_DEPLOY_STRATEGY, type DeployStrategy, EXPECTED_HEAD_VAR } from "../constants.ts";
 
 /** The Worker var in which deploy tells the new version which migration it needs (ci/health/). */
-export const EXPECTED_HEAD_VAR = "WORKERS_PIPELINE_EXPECTED_HEAD";
+export { DEFAULT_DEPLOY_STRATEGY, type DeployStrategy, EXPECTED_HEAD_VAR };
 
 export interface DeployArgs {
 	project: ProjectConfig;

@@ -6,7 +6,9 @@ import path from "node:path";
 import { resolveWranglerBin, runWrangler } from "../cloudflare/wrangler.ts";
 import { resolveEnvironment } from "../config/load.ts";
 import type { ProjectConfig } from "../config/schema.ts";
+import { EXPECTED_HEAD_VAR } from "../constants.ts";
 import { UserError } from "../errors.ts";
+import { parseCatalog, readCatalog } from "../migrations/catalog.ts";
 import { localBin } from "../process.ts";
 import type { Finding, StepResult } from "../report/model.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
@@ -31,6 +33,8 @@ export interface PlanServeOptions {
 	/** The project's opennextjs-cloudflare, when it has one. */
 	opennextBin: string | undefined;
 	wranglerBin: string;
+	/** The newest migration, passed as the Worker var deploy sets (the health contract's expected head). */
+	expectedHead?: string;
 }
 
 export const isOpenNextProject = (root: string): boolean =>
@@ -50,6 +54,7 @@ export function planServeCommand(options: PlanServeOptions): ServePlan {
 		"--persist-to",
 		options.persistDir,
 		"--show-interactive-dev-session=false",
+		...(options.expectedHead ? ["--var", `${EXPECTED_HEAD_VAR}:${options.expectedHead}`] : []),
 	];
 	if (isOpenNextProject(options.project.root)) {
 		if (!options.opennextBin) {
@@ -117,6 +122,8 @@ export interface LocalDatabase {
 	migrated: string[];
 	seed: string | undefined;
 	findings: Finding[];
+	/** The newest migration of the first binding (what deploy passes as the expected head). */
+	head?: string;
 }
 
 const tail = (text: string, lines = 30) => text.trimEnd().split("\n").slice(-lines).join("\n");
@@ -178,7 +185,10 @@ export async function prepareLocalDatabase(
 			};
 		}
 	}
-	return { persistDir, migrated, seed, findings: [] };
+	const head = first
+		? parseCatalog(readCatalog({ root: project.root, database: first })).migrations.at(-1)?.name
+		: undefined;
+	return { persistDir, migrated, seed, findings: [], head };
 }
 
 /** A local app started by startApp; `stop()` ends its whole process group by PID and waits. */
@@ -207,6 +217,8 @@ export interface StartAppOptions {
 	persistDir: string;
 	/** Print the app's output as it comes (the foreground `serve`). */
 	onOutput?: (chunk: string) => void;
+	/** The newest migration applied to the local D1. */
+	expectedHead?: string;
 }
 
 /** Starts the app in its own process group; the caller waits for it with waitForHttp200. */
@@ -221,6 +233,7 @@ export async function startApp(ctx: StepContext, options: StartAppOptions): Prom
 		persistDir: options.persistDir,
 		opennextBin: localBin(project.root, "opennextjs-cloudflare"),
 		wranglerBin: resolveWranglerBin(project.root),
+		expectedHead: options.expectedHead,
 	});
 	const child = spawn(plan.file, plan.args, {
 		cwd: project.root,
@@ -374,7 +387,7 @@ export async function startLocalApp(
 		removeDir();
 		return { failed: { summary: "local D1 not ready", findings: database.findings, build } };
 	}
-	const app = await startApp(ctx, { ...options, persistDir });
+	const app = await startApp(ctx, { ...options, persistDir, expectedHead: database.head });
 	const readyPath = project.settings.e2e.readyPath ?? project.settings.deploy.healthPath;
 	ctx.progress(
 		`${app.kind === "opennext" ? "opennextjs-cloudflare preview" : "wrangler dev"} on ${app.url}, waiting for 200 on ${readyPath}`,

@@ -33,11 +33,11 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { resolveWranglerBin, runWrangler } from "../../ci/cloudflare/wrangler.ts";
-import { readGitSha } from "../../ci/git.ts";
 import type { ProcessResult } from "../../ci/process.ts";
 import {
 	BUILD_DIR,
 	type BuildStamp,
+	buildVersion,
 	hashBuildInputs,
 	readBuildStamp,
 } from "../../ci/steps/build.ts";
@@ -93,7 +93,8 @@ function buildEnv(): Record<string, string | undefined> {
 }
 
 /** The version `build` stamps in the repository right now (GITHUB_SHA wins, as in the step). */
-export const currentVersion = (): string => readGitSha(REPO, buildEnv()) ?? "dev";
+// What `build` stamps: the commit, `<sha>-dirty` in a checkout with uncommitted changes.
+export const currentVersion = (): string => buildVersion(REPO, buildEnv());
 
 /** The vitest run this worker belongs to: the parent process, with its start time against PID reuse. */
 function testRunId(): string {

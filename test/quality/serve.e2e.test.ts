@@ -67,7 +67,8 @@ describe("workers-pipeline serve + e2e --base-url", () => {
 		expect(run.stderr).not.toContain("wrangler dev on");
 
 		process.kill(server.pid as number, "SIGINT");
-		expect(await exited).toBe(0);
+		// Ctrl-C is how a foreground serve stops: exit 130 (interrupted), as every command.
+		expect(await exited).toBe(130);
 		expect(log).toContain("served http://127.0.0.1:");
 		expect(await answers(`http://127.0.0.1:${port}/`)).toBe(false);
 	});

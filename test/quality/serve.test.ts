@@ -51,6 +51,21 @@ describe("planServeCommand()", () => {
 		expect(plan.args[0]).toBe("preview");
 		expect(plan.args).toContain("--persist-to");
 	});
+	it("passes the newest migration as the expected-head var, as deploy does, and nothing without one", () => {
+		const project = loadProjectConfig({ cwd: fixture() });
+		const plan = (expectedHead?: string) =>
+			planServeCommand({
+				...base,
+				project,
+				opennextBin: undefined,
+				wranglerBin: "/w.js",
+				expectedHead,
+			});
+		expect(plan("0003_tags.sql").args.join(" ")).toContain(
+			"--var WORKERS_PIPELINE_EXPECTED_HEAD:0003_tags.sql",
+		);
+		expect(plan().args).not.toContain("--var");
+	});
 	it("refuses an OpenNext app without opennextjs-cloudflare installed", () => {
 		const project = loadProjectConfig({ cwd: REPO });
 		expect(() =>

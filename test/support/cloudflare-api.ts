@@ -618,7 +618,7 @@ export async function startCloudflareApi(options: CloudflareApiOptions): Promise
 				const sql = upload.content.toString("utf8");
 				let response: Record<string, unknown>;
 				try {
-					const results = db.execute([{ sql }]);
+					const results = db.execute([{ sql }], { via: "import" });
 					const finalBookmark = db.currentBookmark();
 					response = {
 						success: true,

@@ -192,7 +192,11 @@ export class D1DatabaseState {
 	}
 
 	// Runs every statement of every query in one transaction: all of it commits or none of it.
-	execute(queries: D1Query[]): D1StatementResult[] {
+	// `import`: the SQL of an import (R2 upload + ingest), which D1 runs statement by statement.
+	execute(
+		queries: D1Query[],
+		{ via = "query" }: { via?: "query" | "import" } = {},
+	): D1StatementResult[] {
 		this.sync();
 		const db = this.connection;
 		const results: D1StatementResult[] = [];
@@ -203,7 +207,7 @@ export class D1DatabaseState {
 				if (typeof query?.sql !== "string") {
 					throw new D1Error("The request is malformed: sql is required", { code: 7400 });
 				}
-				for (const result of this.executeQuery(query)) {
+				for (const result of this.executeQuery(query, via)) {
 					wrote ||= result.meta.changed_db;
 					results.push(result);
 				}
@@ -223,7 +227,7 @@ export class D1DatabaseState {
 		return results;
 	}
 
-	private executeQuery(query: D1Query): D1StatementResult[] {
+	private executeQuery(query: D1Query, via: "query" | "import"): D1StatementResult[] {
 		const segments = splitSqlSegments(query.sql);
 		const params = (query.params ?? []).map(toBindValue);
 		const lastIndex = segments.findLastIndex((s) => !s.empty);
@@ -235,7 +239,7 @@ export class D1DatabaseState {
 				i++;
 				continue;
 			}
-			const prepared = this.prepare(query.sql, segments, i);
+			const prepared = this.prepare(query.sql, segments, i, via);
 			const isLast = prepared.nextSegment > lastIndex;
 			const wanted = countParameters(prepared.tokens);
 			if (wanted > D1_MAX_BOUND_PARAMETERS) {
@@ -258,7 +262,12 @@ export class D1DatabaseState {
 
 	// Prepares the statement starting at segment `index`, joining segments while SQLite says the
 	// input is incomplete (a `;` inside a trigger body), then applies D1's authorizer rules.
-	private prepare(sql: string, segments: StatementSegment[], index: number): PreparedStatement {
+	private prepare(
+		sql: string,
+		segments: StatementSegment[],
+		index: number,
+		via: "query" | "import",
+	): PreparedStatement {
 		const first = segments[index] as StatementSegment;
 		let end = index;
 		for (;;) {
@@ -266,7 +275,10 @@ export class D1DatabaseState {
 			const tokens = tokenizeSql(text);
 			// workerd util/sqlite.c++ prepareSql(MULTI) prepares the whole remaining text of the
 			// request, and SQLite refuses more than SQLITE_LIMIT_SQL_LENGTH bytes there (workers-sdk#6347).
-			if (Buffer.byteLength(sql.slice(first.start), "utf8") > D1_MAX_STATEMENT_BYTES) {
+			// An import is not a /query request: developers.cloudflare.com/d1/best-practices/
+			// import-export-data/ ("Statement too long") limits each statement, not the file.
+			const limited = via === "import" ? text : sql.slice(first.start);
+			if (Buffer.byteLength(limited, "utf8") > D1_MAX_STATEMENT_BYTES) {
 				throw new D1Error("statement too long: SQLITE_TOOBIG");
 			}
 			let statement: Database.Statement | undefined;
