@@ -62,7 +62,10 @@ export interface IntrospectedModule {
 
 // Runs the SDK's own introspector. It only trusts core types declared in a file named
 // client.gen.ts (what `dagger develop` generates), so the package's declarations stand in for it.
-export const introspectModule = async (): Promise<IntrospectedModule> => {
+export const introspectModule = async (
+	srcDir = MODULE_SRC,
+	name = "workers-pipeline",
+): Promise<IntrospectedModule> => {
 	const entry = sdkEntry();
 	const dir = mkdtempSync(join(tmpdir(), "wp-dagger-"));
 	const clientGen = join(dir, "client.gen.ts");
@@ -71,11 +74,11 @@ export const introspectModule = async (): Promise<IntrospectedModule> => {
 	const { scan } = (await import(introspector.href)) as {
 		scan: (files: string[], name: string, load: boolean) => Promise<IntrospectedModule>;
 	};
-	const files = readdirSync(MODULE_SRC)
+	const files = readdirSync(srcDir)
 		.filter((f) => f.endsWith(".ts"))
-		.map((f) => join(MODULE_SRC, f));
+		.map((f) => join(srcDir, f));
 	try {
-		return await scan([...files, clientGen], "workers-pipeline", false);
+		return await scan([...files, clientGen], name, false);
 	} finally {
 		rmSync(dir, { recursive: true, force: true });
 	}

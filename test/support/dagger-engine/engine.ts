@@ -194,6 +194,7 @@ export const startEngine = async (options: EngineOptions = {}): Promise<Engine> 
 	const layersSeen = new Set<string>();
 	const inflight = new Map<string, Promise<unknown>>();
 	const token = randomUUID();
+	const running = new Set<ReturnType<typeof spawn>>();
 
 	const register = (v: Value, id: string): string => {
 		objects.set(id, v);
@@ -526,6 +527,12 @@ export const startEngine = async (options: EngineOptions = {}): Promise<Engine> 
 				["no_proxy", "127.0.0.1,localhost"],
 			);
 		}
+		// A host behind a TLS-inspecting proxy trusts an extra CA; the sandbox's egress needs it too.
+		const ca = process.env.NODE_EXTRA_CA_CERTS;
+		if (egress && ca && existsSync(ca)) {
+			binds.push("--ro-bind", ca, "/run/.wp-engine/ca.crt");
+			env.push(["NODE_EXTRA_CA_CERTS", "/run/.wp-engine/ca.crt"]);
+		}
 		const bwrap = [
 			"/usr/bin/bwrap",
 			"--unshare-all",
@@ -571,7 +578,10 @@ export const startEngine = async (options: EngineOptions = {}): Promise<Engine> 
 		});
 		child.stderr.on("data", (c) => {
 			stderr += c;
+			if (process.env.WORKERS_PIPELINE_ENGINE_LOG) process.stderr.write(c);
 		});
+		running.add(child);
+		child.on("close", () => running.delete(child));
 		const exitCode = await new Promise<number>((ok) =>
 			child.on("close", (code) => ok(code ?? 137)),
 		);
@@ -1029,6 +1039,7 @@ export const startEngine = async (options: EngineOptions = {}): Promise<Engine> 
 		secrets: () => [...secrets.values()].map((s) => s.plaintext),
 		layerDirs: () => [...layersSeen],
 		close: async () => {
+			for (const child of running) child.kill("SIGKILL");
 			await new Promise((ok) => server.close(ok));
 			for (const r of relays) r.close();
 			await egress?.close();

@@ -33,6 +33,9 @@ cp -a "$work/node/include/node" "$tmp/usr/local/include/"
 cp -a "$work/npm" "$tmp/usr/local/lib/node_modules/npm"
 ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$tmp/usr/local/bin/npm"
 ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$tmp/usr/local/bin/npx"
+# node-gyp builds against the bundled headers instead of downloading them from nodejs.org.
+mkdir -p "$tmp/usr/local/etc"
+echo "nodedir=/usr/local" >"$tmp/usr/local/etc/npmrc"
 # The official image's unprivileged user (uid/gid 1000), though it runs as root by default.
 chroot "$tmp" /usr/sbin/groupadd --gid 1000 node
 chroot "$tmp" /usr/sbin/useradd --uid 1000 --gid node --shell /bin/bash --create-home node
