@@ -4,6 +4,7 @@ import { loadProjectConfig } from "../config/load.ts";
 import { type ProjectConfig, pipelineSettingsSchema } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
 import type { StepResult } from "../report/model.ts";
+import { assertSecretNames } from "../steps/_secret-names.ts";
 import type { StepContext } from "../steps/_step.ts";
 import { buildStep } from "../steps/build.ts";
 import { runCi, runStepSafely } from "../steps/ci.ts";
@@ -418,20 +419,25 @@ COMMANDS.push(
 			"workers-pipeline deploy --env staging",
 			"workers-pipeline deploy --env production --skip-migrate --health-timeout 120",
 		],
-		run: async (input) => [
-			await deployStep.run(input.context("deploy"), {
-				...remoteArgs(input),
-				skipMigrate: input.flags["skip-migrate"] === true,
-				healthTimeoutSeconds: seconds(input.flags, "health-timeout"),
-				secretsFile: str(input.flags, "secrets-file"),
-				secretsFromEnv: str(input.flags, "secrets-from-env")
-					?.split(",")
-					.map((s) => s.trim())
-					.filter(Boolean),
-				autoRestore: input.flags["auto-restore"] === true,
-				lockTimeoutSeconds: seconds(input.flags, "lock-timeout"),
-			}),
-		],
+		run: async (input) => {
+			const secretsFromEnv = str(input.flags, "secrets-from-env")
+				?.split(",")
+				.map((s) => s.trim())
+				.filter(Boolean);
+			// Refused before anything is sent, for every face alike (CLI, Dagger module, Actions).
+			assertSecretNames(secretsFromEnv ?? []);
+			return [
+				await deployStep.run(input.context("deploy"), {
+					...remoteArgs(input),
+					skipMigrate: input.flags["skip-migrate"] === true,
+					healthTimeoutSeconds: seconds(input.flags, "health-timeout"),
+					secretsFile: str(input.flags, "secrets-file"),
+					secretsFromEnv,
+					autoRestore: input.flags["auto-restore"] === true,
+					lockTimeoutSeconds: seconds(input.flags, "lock-timeout"),
+				}),
+			];
+		},
 	},
 	{
 		name: "rollback",
