@@ -316,9 +316,10 @@ export class WorkersPipeline {
 	}
 
 	/**
-	 * Migrate (unless skipMigrate), build, deploy, verify health, roll back when unhealthy, all in
-	 * this one call; returns the reports directory with its exit-code file. Worker secrets come as
-	 * a secrets file and/or as secretsFromEnv names with their secretValues (same order).
+	 * Migrate (unless skipMigrate), deploy this build (or `build`, an .open-next made earlier for
+	 * the same commit), verify health, roll back when unhealthy, all in this one call; returns the
+	 * reports directory with its exit-code file. Worker secrets come as a secrets file and/or as
+	 * secretsFromEnv names with their secretValues (same order).
 	 */
 	@func({ cache: "never" })
 	async deploy(
@@ -333,6 +334,7 @@ export class WorkersPipeline {
 		secretValues?: Secret[],
 		autoRestore = false,
 		lockTimeout?: number,
+		build?: Directory,
 	): Promise<Directory> {
 		const names = secretsFromEnv ?? [];
 		const values = secretValues ?? [];
@@ -340,8 +342,9 @@ export class WorkersPipeline {
 			throw new Error(
 				`deploy: ${names.length} secretsFromEnv names but ${values.length} secretValues`,
 			);
-		// The same build layers build() makes (shared through the layer cache, not a function call).
-		let ctr = this.installed().withDirectory(BUILD_DIR, this.build());
+		// A given build (the bytes an earlier job verified) or the same layers build() makes,
+		// shared through the layer cache (a method call, not a cached function call).
+		let ctr = this.installed().withDirectory(BUILD_DIR, build ?? this.build());
 		// Worker secrets stay Secrets end to end: a file in a temp mount, secret variables.
 		if (secretsFile)
 			ctr = ctr.withMountedTemp(SECRETS_DIR).withMountedSecret(SECRETS_FILE, secretsFile);

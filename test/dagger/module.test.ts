@@ -174,6 +174,7 @@ describe("introspection (the SDK's own scanner)", () => {
 					"secretValues?: [Secret]",
 					"autoRestore?: boolean = false",
 					"lockTimeout?: integer",
+					"build?: Directory",
 				],
 			},
 			rollback: { returns: "Directory", cache: "never", args: [...cf, "to?: string"] },
