@@ -36,6 +36,8 @@ const SECRETS_DIR = "/run/workers-pipeline-secrets";
 const SECRETS_FILE = `${SECRETS_DIR}/secrets`;
 // Written beside the reports by every remote function: the CLI's exit code (0 ok, 1 failed, 2 usage).
 export const EXIT_CODE_FILE = "exit-code";
+// Where `workers-pipeline serve` listens inside the e2e service.
+const E2E_PORT = 8787;
 
 // Never uploaded from the caller's checkout: VCS data, local secrets, dependencies, build output.
 export const SOURCE_IGNORE = [
@@ -82,6 +84,12 @@ interface CheckOutcome {
 	name: string;
 	exitCode: number;
 	summary: string;
+}
+
+/** How deploy moves traffic to the new version. */
+export enum DeployStrategy {
+	gradual = "gradual",
+	immediate = "immediate",
 }
 
 /** Deployment environment, as named in wrangler.jsonc `env`. */
@@ -335,6 +343,8 @@ export class WorkersPipeline {
 		autoRestore = false,
 		lockTimeout?: number,
 		build?: Directory,
+		strategy?: DeployStrategy,
+		steps?: string,
 	): Promise<Directory> {
 		const names = secretsFromEnv ?? [];
 		const values = secretValues ?? [];
@@ -362,8 +372,35 @@ export class WorkersPipeline {
 			"secrets-from-env": names.length ? names.join(",") : undefined,
 			"auto-restore": on(autoRestore),
 			"lock-timeout": lockTimeout,
+			strategy,
+			steps,
 		};
 		return this.reports(this.run(ctr, "deploy", flags, true));
+	}
+
+	/** Upload this build as the preview version of pull request `pr` (or remove it: cleanup). */
+	@func({ cache: "never" })
+	async preview(
+		pr: number,
+		cloudflareApiToken: Secret,
+		cloudflareAccountId: string,
+		cleanup = false,
+	): Promise<Directory> {
+		const ready = cleanup ? this.withApp(this.base()) : this.installed();
+		const ctr = this.cloudflare(ready, cloudflareApiToken, cloudflareAccountId);
+		return this.reports(this.run(ctr, "preview", { pr, cleanup: on(cleanup) }, true));
+	}
+
+	/** The app's end-to-end tests (`e2e --base-url`) against the app served as a Dagger service. */
+	@func()
+	@check()
+	async e2e(): Promise<string> {
+		const args = cliArgs("serve", { cwd: APP_DIR, host: "0.0.0.0", port: E2E_PORT });
+		const app = this.installed()
+			.withExposedPort(E2E_PORT)
+			.asService({ args: [...CLI, ...args] });
+		const tests = this.installed().withServiceBinding("app", app);
+		return this.run(tests, "e2e", { "base-url": `http://app:${E2E_PORT}` }).stdout();
 	}
 
 	/** Roll the Worker back to the previous (or a given) version; returns the reports directory. */
@@ -421,9 +458,13 @@ export class WorkersPipeline {
 
 	// A check's exit code and the Markdown report the CLI wrote for it.
 	async outcome(name: string, ctr: Container): Promise<CheckOutcome> {
+		// A CLI that failed before writing its report (bad usage) still says why, on stderr.
 		const [exitCode, summary] = await Promise.all([
 			ctr.exitCode(),
-			ctr.file(`${REPORT_DIR}/${name}.md`).contents(),
+			ctr
+				.file(`${REPORT_DIR}/${name}.md`)
+				.contents()
+				.catch(async () => `## ${name}\n\n${await ctr.stderr()}`),
 		]);
 		return { name, exitCode, summary };
 	}

@@ -43,13 +43,20 @@ describe("introspection (the SDK's own scanner)", () => {
 		mod = await introspectModule();
 	});
 
-	it("exposes one object, WorkersPipeline, with the DeployEnv enum", () => {
+	it("exposes one object, WorkersPipeline, with the DeployEnv and DeployStrategy enums", () => {
 		expect(Object.keys(mod.objects)).toEqual(["WorkersPipeline"]);
-		const values = Object.values(mod.enums.DeployEnv?.values ?? {});
-		// Member names are what users type: `--env production`.
-		expect(values.map((v) => [v.name, v.value])).toEqual([
+		expect(Object.keys(mod.enums).sort()).toEqual(["DeployEnv", "DeployStrategy"]);
+		// Member names are what `dagger call --help` lists and users type (cmd/dagger/flags.go
+		// enumValue: Type() joins the member names, Set() matches them case-insensitively).
+		const members = (e: string) =>
+			Object.values(mod.enums[e]?.values ?? {}).map((v) => [v.name, v.value]);
+		expect(members("DeployEnv")).toEqual([
 			["staging", "staging"],
 			["production", "production"],
+		]);
+		expect(members("DeployStrategy")).toEqual([
+			["gradual", "gradual"],
+			["immediate", "immediate"],
 		]);
 	});
 
@@ -175,8 +182,21 @@ describe("introspection (the SDK's own scanner)", () => {
 					"autoRestore?: boolean = false",
 					"lockTimeout?: integer",
 					"build?: Directory",
+					"strategy?: DeployStrategy",
+					"steps?: string",
 				],
 			},
+			preview: {
+				returns: "Directory",
+				cache: "never",
+				args: [
+					"pr: integer",
+					"cloudflareApiToken: Secret",
+					"cloudflareAccountId: string",
+					"cleanup?: boolean = false",
+				],
+			},
+			e2e: { returns: "STRING_KIND", cache: "default", check: true, args: [] },
 			rollback: { returns: "Directory", cache: "never", args: [...cf, "to?: string"] },
 		});
 	});

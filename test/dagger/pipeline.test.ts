@@ -51,7 +51,7 @@ const copyCheckout = (to: string) => {
 	// `test` here is one small suite (the container runs it through the same config path).
 	writeFileSync(
 		join(to, "workers-pipeline.jsonc"),
-		JSON.stringify({ test: { command: ["vitest", "run", "test/ci/steps/secret-names.test.ts"] } }),
+		'{ "test": { "command": ["vitest", "run", "test/ci/steps/secret-names.test.ts"] } }\n',
 	);
 	// Until the packaged lockfile lists every platform's optional packages, npm ci refuses it
 	// (see DESIGN.md); the same fix the packaging work commits, applied to the copy only.
@@ -121,11 +121,19 @@ describe.skipIf(unavailable)("the module, executed", () => {
 		then?: (r: Any) => Promise<unknown>,
 	) => {
 		let result: unknown;
-		await sdk.connection(async () => {
-			const instance = construct(sdk, mod, ctor);
-			const r = await callFunction(sdk, mod, instance, fn, args);
-			result = then ? await then(r) : r;
-		});
+		try {
+			await sdk.connection(async () => {
+				const instance = construct(sdk, mod, ctor);
+				const r = await callFunction(sdk, mod, instance, fn, args);
+				result = then ? await then(r) : r;
+			});
+		} catch (error) {
+			// What the exec printed, as `dagger call` shows it.
+			const e = error as { stdout?: string; stderr?: string; message: string };
+			throw new Error(`${e.message}\n${e.stdout ?? ""}${e.stderr ?? ""}`.slice(0, 6000), {
+				cause: error,
+			});
+		}
 		return result;
 	};
 	const remote = (extra: Record<string, unknown> = {}) => ({

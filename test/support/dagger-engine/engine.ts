@@ -21,7 +21,7 @@ import type { AddressInfo } from "node:net";
 import { connect, createServer as createNetServer, type Server as NetServer } from "node:net";
 import { dirname, join, posix, resolve } from "node:path";
 import { type FieldNode, Kind, type OperationDefinitionNode, parse, type ValueNode } from "graphql";
-import { walkFiltered } from "./patterns.ts";
+import { gitignorePatterns, walkFiltered } from "./patterns.ts";
 
 export const ENGINE_CACHE =
 	process.env.WORKERS_PIPELINE_ENGINE_CACHE ?? "/var/cache/workers-pipeline-engine";
@@ -42,6 +42,12 @@ export const engineUnavailable = (): string | undefined => {
 	for (const bin of ["/usr/bin/bwrap", "/usr/bin/unshare", "/usr/sbin/debootstrap"])
 		if (!existsSync(bin)) return `${bin} is missing: apt-get install -y bubblewrap debootstrap`;
 	return undefined;
+};
+
+/** True when rootfs.sh has already built the stand-in's root (no build needed to run). */
+export const rootfsBuilt = (cache = ENGINE_CACHE): boolean => {
+	const key = /^key=(\S+)$/m.exec(readFileSync(ROOTFS_SH, "utf8"))?.[1];
+	return key !== undefined && existsSync(join(cache, `rootfs-${key}`, ".complete"));
 };
 
 /** Builds (once, cached outside the repository) the stand-in for node:24-bookworm-slim. */
@@ -177,6 +183,8 @@ export interface Engine {
 	secrets: () => string[];
 	/** The host directories holding every layer this session produced. */
 	layerDirs: () => string[];
+	/** Modules other modules may call (dag.<field>(...)); register after loading them. */
+	modules: Record<string, ModuleBinding>;
 	close: () => Promise<void>;
 }
 
@@ -194,6 +202,7 @@ export const startEngine = async (options: EngineOptions = {}): Promise<Engine> 
 	const layersSeen = new Set<string>();
 	const inflight = new Map<string, Promise<unknown>>();
 	const token = randomUUID();
+	const modules: Record<string, ModuleBinding> = { ...options.modules };
 	const running = new Set<ReturnType<typeof spawn>>();
 
 	const register = (v: Value, id: string): string => {
@@ -685,7 +694,7 @@ export const startEngine = async (options: EngineOptions = {}): Promise<Engine> 
 			case "version":
 				return "v0.21.9";
 		}
-		const mod = options.modules?.[field];
+		const mod = modules[field];
 		if (mod) {
 			const instance = await mod.construct(a, (id) => objects.get(id) && id);
 			return {
@@ -701,7 +710,7 @@ export const startEngine = async (options: EngineOptions = {}): Promise<Engine> 
 		const fn = m.instance[field];
 		if (typeof fn !== "function")
 			throw new Error(`Cannot query field "${field}" on type "${m.type}".`);
-		const binding = options.modules?.[m.type] as ModuleBinding;
+		const binding = modules[m.type] as ModuleBinding;
 		const out = await binding.result(await (fn as (x: Args) => unknown).call(m.instance, a));
 		if (typeof out === "string" && objects.has(out)) return objects.get(out);
 		return out;
@@ -790,6 +799,11 @@ export const startEngine = async (options: EngineOptions = {}): Promise<Engine> 
 					};
 				});
 			}
+			case "withoutMount":
+				return derive(c, field, [a.path], (s, key) => {
+					const path = absolute(s, str(a, "path"));
+					return { ...s, key, mounts: s.mounts.filter((m) => m.path !== path) };
+				});
 			case "withMountedTemp":
 				return derive(c, field, [a.path], (s, key) => ({
 					...s,
@@ -875,6 +889,18 @@ export const startEngine = async (options: EngineOptions = {}): Promise<Engine> 
 				return fileOf(d, str(a, "path"));
 			case "directory":
 				return subdir(d, str(a, "path"));
+			case "filter":
+				return dirValue(async () => {
+					const b = await d.state();
+					// core/directory.go filter: exclude/include globs, then the tree's own .gitignore files.
+					const exclude = [
+						...((a.exclude as string[]) ?? []),
+						...(a.gitignore ? gitignorePatterns(b.root) : []),
+					];
+					const tmp = scratch();
+					copyFiltered(b.root, tmp, exclude, (a.include as string[]) ?? []);
+					return freeze(tmp);
+				});
 			case "withDirectory":
 				return withDirectory(
 					d,
@@ -995,25 +1021,32 @@ export const startEngine = async (options: EngineOptions = {}): Promise<Engine> 
 	};
 
 	const server: Server = createServer(async (req, res) => {
-		const reply = (status: number, body: unknown) => {
-			res.writeHead(status, { "content-type": "application/json" });
-			res.end(JSON.stringify(body));
-		};
 		// The session token is the basic-auth user (engine/server/session.go).
 		const auth = Buffer.from(
 			(req.headers.authorization ?? "").replace(/^Basic /, ""),
 			"base64",
 		).toString();
-		if (auth.split(":")[0] !== token) return reply(401, { errors: [{ message: "unauthorized" }] });
+		if (auth.split(":")[0] !== token) {
+			res.writeHead(401, { "content-type": "application/json" });
+			return res.end(JSON.stringify({ errors: [{ message: "unauthorized" }] }));
+		}
 		const body = JSON.parse(await readBody(req)) as { query: string };
-		const op = parse(body.query).definitions[0] as OperationDefinitionNode;
+		// Headers at once and a space now and then: a long exec must not trip the client's
+		// header/body timeouts (undici's default is 300 s); JSON ignores leading whitespace.
+		res.writeHead(200, { "content-type": "application/json" });
+		const keepalive = setInterval(() => res.write(" "), 20_000);
+		const reply = (payload: unknown) => {
+			clearInterval(keepalive);
+			res.end(JSON.stringify(payload));
+		};
 		try {
+			const op = parse(body.query).definitions[0] as OperationDefinitionNode;
 			const data = await select({ kind: "Query" }, { selectionSet: op.selectionSet } as FieldNode);
-			reply(200, { data });
+			reply({ data });
 		} catch (e) {
 			if (e instanceof ExecFailure)
 				// The error extensions the SDK turns into an ExecError (common/graphql/compute_query.js).
-				return reply(200, {
+				return reply({
 					data: null,
 					errors: [
 						{
@@ -1028,7 +1061,7 @@ export const startEngine = async (options: EngineOptions = {}): Promise<Engine> 
 						},
 					],
 				});
-			reply(200, { data: null, errors: [{ message: (e as Error).message }] });
+			reply({ data: null, errors: [{ message: (e as Error).message }] });
 		}
 	});
 	await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
@@ -1038,6 +1071,7 @@ export const startEngine = async (options: EngineOptions = {}): Promise<Engine> 
 		stats,
 		secrets: () => [...secrets.values()].map((s) => s.plaintext),
 		layerDirs: () => [...layersSeen],
+		modules,
 		close: async () => {
 			for (const child of running) child.kill("SIGKILL");
 			await new Promise((ok) => server.close(ok));

@@ -1,6 +1,6 @@
 // Dagger's exclude/include/ignore patterns: moby's patternmatcher as used through fsutil by
 // core/directory.go (withDirectory exclude) and core/modfunc.go (an argument's `ignore`).
-import { type Dirent, readdirSync } from "node:fs";
+import { type Dirent, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 interface Pattern {
@@ -80,5 +80,28 @@ export const walkFiltered = (
 		}
 	};
 	walk("");
+	return out;
+};
+
+// Git's .gitignore rules as patternmatcher patterns relative to the root (core/directory.go
+// filter with gitignore): a pattern without an inner slash matches at any depth below its file.
+export const gitignorePatterns = (root: string): string[] => {
+	const out: string[] = [];
+	const files = walkFiltered(root, ["**/.git"]).filter(
+		(e) => e.entry.isFile() && e.entry.name === ".gitignore",
+	);
+	for (const { path } of files) {
+		const base = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : "";
+		for (const raw of readFileSync(join(root, path), "utf8").split(/\r?\n/)) {
+			const line = raw.replace(/\s+$/, "");
+			if (line === "" || line.startsWith("#")) continue;
+			const negate = line.startsWith("!");
+			let p = (negate ? line.slice(1) : line).replace(/\/+$/, "");
+			const anchored = p.includes("/");
+			p = p.replace(/^\/+/, "");
+			const rel = anchored ? p : `**/${p}`;
+			out.push(`${negate ? "!" : ""}${base ? `${base}/` : ""}${rel}`);
+		}
+	}
 	return out;
 };
