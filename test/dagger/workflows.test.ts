@@ -105,10 +105,13 @@ describe("pipeline.yml", () => {
 	it("ships the bytes ci built, with the hash checked, for the commit of the run", () => {
 		expect(job("ci")).toContain("build export --path .open-next");
 		expect(job("ci")).toContain("sha256sum build.tar > build.sha256");
+		// biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, not JS
 		expect(job("ci")).toContain("build-sha256: ${{ steps.pack.outputs.sha256 }}");
 		for (const env of ["staging", "production"]) {
 			const text = job(env);
+			// biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, not JS
 			expect(text).toContain("name: build-${{ github.sha }}");
+			// biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, not JS
 			expect(text).toContain("BUILD_SHA256: ${{ needs.ci.outputs.build-sha256 }}");
 			expect(text).toContain(
 				'sha256sum -c build.sha256\n          test "$(cut -d\' \' -f1 build.sha256)" = "$BUILD_SHA256"',
