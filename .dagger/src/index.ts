@@ -182,20 +182,22 @@ export class WorkersPipeline {
 	@func()
 	@check()
 	async lint(): Promise<string> {
-		return this.run(this.installed(), "lint", {}).stdout();
+		return this.passed(this.run(this.installed(), "lint", {}, true));
 	}
 
 	/** Run the app's unit tests. */
 	@func()
 	@check()
 	async test(): Promise<string> {
-		return this.run(this.installed(), "test", {}).stdout();
+		return this.passed(this.run(this.installed(), "test", {}, true));
 	}
 
 	/** Build the app with OpenNext and return the .open-next directory. */
 	@func()
-	build(noCache = false): Directory {
-		return this.run(this.installed(), "build", { cache: off(noCache) }).directory(BUILD_DIR);
+	async build(noCache = false): Promise<Directory> {
+		const ctr = this.run(this.installed(), "build", { cache: off(noCache) }, true);
+		await this.passed(ctr);
+		return ctr.directory(BUILD_DIR);
 	}
 
 	/** Replay every migration on a fresh database and return the CLI's JSON report. */
@@ -354,7 +356,7 @@ export class WorkersPipeline {
 			);
 		// A given build (the bytes an earlier job verified) or the same layers build() makes,
 		// shared through the layer cache (a method call, not a cached function call).
-		let ctr = this.installed().withDirectory(BUILD_DIR, build ?? this.build());
+		let ctr = this.installed().withDirectory(BUILD_DIR, build ?? (await this.build()));
 		// Worker secrets stay Secrets end to end: a file in a temp mount, secret variables.
 		if (secretsFile)
 			ctr = ctr.withMountedTemp(SECRETS_DIR).withMountedSecret(SECRETS_FILE, secretsFile);
@@ -454,6 +456,13 @@ export class WorkersPipeline {
 	async reports(ctr: Container): Promise<Directory> {
 		const code = await ctr.exitCode();
 		return ctr.directory(REPORT_DIR).withNewFile(EXIT_CODE_FILE, `${code}\n`);
+	}
+
+	// The same exec ci() runs (so each is cached once for both), failing like the engine would.
+	async passed(ctr: Container): Promise<string> {
+		const [code, stdout] = await Promise.all([ctr.exitCode(), ctr.stdout()]);
+		if (code !== 0) throw new Error(`exit code ${code}\n${stdout}${await ctr.stderr()}`);
+		return stdout;
 	}
 
 	// A check's exit code and the Markdown report the CLI wrote for it.
