@@ -4,6 +4,7 @@
 // the layer store then makes a rerun take about a minute): runs when WORKERS_PIPELINE_ENGINE=1
 // (.ci/run sets it).
 import { spawnSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,7 +24,8 @@ import { type Engine, engineUnavailable, startEngine } from "../support/dagger-e
 import { MODULE_SRC, ROOT } from "./support.ts";
 
 const ACCOUNT_ID = "0123456789abcdef0123456789abcdef";
-const TOKEN = "cf-token-4f1d9a7e2b";
+// Made at run time: a literal would sit in this file, which the app source (and its layers) holds.
+const TOKEN = `cf-token-${randomUUID()}`;
 const STAGING_DB = {
 	uuid: "00000000-0000-4000-8000-000000000002",
 	name: "workers-pipeline-example-staging",
@@ -73,6 +75,7 @@ describe.skipIf(unavailable)("the module, executed", () => {
 	let sdk: Any;
 	let mod: LoadedModule;
 	let consumer: LoadedModule;
+	let bookmark: string | undefined;
 
 	beforeAll(async () => {
 		context = mkdtempSync(join(tmpdir(), "wp-dagger-ctx-"));
@@ -235,8 +238,13 @@ describe.skipIf(unavailable)("the module, executed", () => {
 			expect(JSON.stringify(report)).toContain("octocat via GitHub Actions acme/shop run 4242");
 			const applied = api.database(STAGING_DB.uuid).prepare("SELECT name FROM d1_migrations").all();
 			expect(applied.length).toBeGreaterThanOrEqual(8);
-			// The token never lands in a report.
+			// The token never lands in a report, nor in any layer the engine kept.
 			expect(JSON.stringify(report)).not.toContain(TOKEN);
+			expect(spawnSync("grep", ["-rlF", TOKEN, ...engine.layerDirs(), "/dev/null"]).status).toBe(1);
+			bookmark = /"bookmark":\s*"([^"]+)"/.exec(
+				readFileSync(join(dir, "migrate.json"), "utf8"),
+			)?.[1];
+			expect(bookmark).toBeDefined();
 		},
 		HEAVY,
 	);
@@ -253,6 +261,30 @@ describe.skipIf(unavailable)("the module, executed", () => {
 			const report = JSON.parse(readFileSync(join(dir, "migrate.json"), "utf8"));
 			expect(report.ok).toBe(false);
 			expect(report.findings.length).toBeGreaterThan(0);
+		},
+		HEAVY,
+	);
+
+	it(
+		"restore and baseline run against the loopback API and return their reports",
+		async () => {
+			const restored = join(out, "restore");
+			await call("restore", { ...cf(), bookmark }, remote(), (d) => d.export(restored));
+			expect(readFileSync(join(restored, "exit-code"), "utf8")).toBe("0\n");
+			expect(JSON.parse(readFileSync(join(restored, "restore.json"), "utf8")).ok).toBe(true);
+			// Restored to before the migrations: the ledger is empty again.
+			const db = api.database(STAGING_DB.uuid);
+			const left = db
+				.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'users'")
+				.get() as { n: number };
+			expect(left.n).toBe(0);
+			const based = join(out, "baseline");
+			await call("baseline", { ...cf(), env: "production", through: "0001" }, remote(), (d) =>
+				d.export(based),
+			);
+			const code = readFileSync(join(based, "exit-code"), "utf8");
+			const report = JSON.parse(readFileSync(join(based, "baseline.json"), "utf8"));
+			expect(code).toBe(report.ok ? "0\n" : "1\n");
 		},
 		HEAVY,
 	);
