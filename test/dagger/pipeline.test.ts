@@ -6,6 +6,8 @@
 import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -38,9 +40,12 @@ const unavailable =
 	engineUnavailable() ??
 	(process.env.WORKERS_PIPELINE_ENGINE ? undefined : "set WORKERS_PIPELINE_ENGINE=1");
 const HEAVY = 1_800_000;
+const COMMIT = "0123456789abcdef0123456789abcdef01234567";
+const SCRIPT = "workers-pipeline-example-staging";
+const HEALTH_PORT = 47831;
 
 // The repository as a checkout would have it (tracked and untracked, not ignored files).
-const copyCheckout = (to: string) => {
+const copyCheckout = (to: string, healthUrl: string) => {
 	const files = spawnSync("git", ["ls-files", "-co", "--exclude-standard", "-z"], {
 		cwd: ROOT,
 		encoding: "utf8",
@@ -51,9 +56,23 @@ const copyCheckout = (to: string) => {
 	}
 	// This repository is its own example app; its unit suite is the whole test tree, so the app's
 	// `test` here is one small suite (the container runs it through the same config path).
+	// The loopback API stores versions but runs no code: the health endpoint is the test's own.
+	// Written as biome formats it: the app's lint checks its formatting.
 	writeFileSync(
 		join(to, "workers-pipeline.jsonc"),
-		'{ "test": { "command": ["vitest", "run", "test/ci/steps/secret-names.test.ts"] } }\n',
+		[
+			"{",
+			'\t"test": {',
+			'\t\t"command": ["vitest", "run", "test/ci/steps/secret-names.test.ts"],',
+			"\t},",
+			'\t"deploy": {',
+			'\t\t"healthUrls": {',
+			`\t\t\t"staging": "${healthUrl}",`,
+			"\t\t},",
+			"\t},",
+			"}",
+			"",
+		].join("\n"),
 	);
 	// Until the packaged lockfile lists every platform's optional packages, npm ci refuses it
 	// (see DESIGN.md); the same fix the packaging work commits, applied to the copy only.
@@ -76,11 +95,23 @@ describe.skipIf(unavailable)("the module, executed", () => {
 	let mod: LoadedModule;
 	let consumer: LoadedModule;
 	let bookmark: string | undefined;
+	let health: Server;
 
 	beforeAll(async () => {
 		context = mkdtempSync(join(tmpdir(), "wp-dagger-ctx-"));
 		out = mkdtempSync(join(tmpdir(), "wp-dagger-out-"));
-		copyCheckout(context);
+		health = createServer((_req, res) => {
+			res.setHeader("content-type", "application/json");
+			res.end(JSON.stringify({ status: "ok", version: COMMIT, db: "ok" }));
+		});
+		// A fixed port when free keeps the app source (and every cached layer after it) the same
+		// from run to run; any free port otherwise.
+		await new Promise<void>((ok) => {
+			health.once("error", () => health.listen(0, "127.0.0.1", ok));
+			health.listen(HEALTH_PORT, "127.0.0.1", ok);
+		});
+		const healthPort = (health.address() as AddressInfo).port;
+		copyCheckout(context, `http://127.0.0.1:${healthPort}/api/health`);
 		api = await startCloudflareApi({
 			token: TOKEN,
 			accountId: ACCOUNT_ID,
@@ -88,7 +119,7 @@ describe.skipIf(unavailable)("the module, executed", () => {
 			log: () => {},
 		});
 		engine = await startEngine({
-			loopbackPorts: [Number(new URL(api.origin).port)],
+			loopbackPorts: [Number(new URL(api.origin).port), healthPort],
 			egressHosts: ["registry.npmjs.org"],
 		});
 		sdk = await loadSdk(engine);
@@ -113,6 +144,7 @@ describe.skipIf(unavailable)("the module, executed", () => {
 		delete process.env.DAGGER_SESSION_TOKEN;
 		await engine?.close();
 		await api?.close();
+		await new Promise((ok) => health?.close(ok));
 		for (const d of [context, out]) if (d) rmSync(d, { recursive: true, force: true });
 	});
 
@@ -194,10 +226,10 @@ describe.skipIf(unavailable)("the module, executed", () => {
 		"build exports .open-next, and ci reuses it with one summary of concurrent checks",
 		async () => {
 			const dest = join(out, "open-next");
-			await call("build", {}, {}, (d) => d.export(dest));
+			await call("build", {}, { commit: COMMIT }, (d) => d.export(dest));
 			expect(readdirNames(dest)).toContain("worker.js");
 			const before = engine.stats.execs.length;
-			const summary = (await call("ci", { noParity: true })) as string;
+			const summary = (await call("ci", { noParity: true }, { commit: COMMIT })) as string;
 			for (const step of ["lint", "test", "build", "migration-test"])
 				expect(summary).toContain(step);
 			const ran = engine.stats.execs.slice(before);
@@ -285,6 +317,45 @@ describe.skipIf(unavailable)("the module, executed", () => {
 			const code = readFileSync(join(based, "exit-code"), "utf8");
 			const report = JSON.parse(readFileSync(join(based, "baseline.json"), "utf8"));
 			expect(code).toBe(report.ok ? "0\n" : "1\n");
+		},
+		HEAVY,
+	);
+
+	it(
+		"deploy migrates, ships the build and checks health in one call; rollback goes back",
+		async () => {
+			const ctor = remote({ commit: COMMIT });
+			const first = join(out, "deploy-1");
+			await call("deploy", { ...cf(), healthTimeout: 60 }, ctor, (d) => d.export(first));
+			const report = JSON.parse(readFileSync(join(first, "deploy.json"), "utf8"));
+			expect(readFileSync(join(first, "exit-code"), "utf8"), JSON.stringify(report.findings)).toBe(
+				"0\n",
+			);
+			const v1 = api.workers.liveVersion(SCRIPT);
+			expect(v1).toBeDefined();
+			await call("deploy", { ...cf(), healthTimeout: 60 }, ctor, (d) =>
+				d.export(join(out, "deploy-2")),
+			);
+			expect(api.workers.liveVersion(SCRIPT)).not.toBe(v1);
+			const back = join(out, "rollback");
+			await call("rollback", { ...cf(), to: v1 }, ctor, (d) => d.export(back));
+			expect(readFileSync(join(back, "exit-code"), "utf8")).toBe("0\n");
+			expect(api.workers.liveVersion(SCRIPT)).toBe(v1);
+		},
+		HEAVY,
+	);
+
+	it(
+		"deploy refuses a reserved secret name in the CLI and still returns its reports",
+		async () => {
+			const dir = join(out, "deploy-refused");
+			const args = {
+				...cf(),
+				secretsFromEnv: ["CLOUDFLARE_API_TOKEN"],
+				secretValues: [sdk.dag.setSecret("x", "y")],
+			};
+			await call("deploy", args, remote({ commit: COMMIT }), (d) => d.export(dir));
+			expect(readFileSync(join(dir, "exit-code"), "utf8")).toBe("2\n");
 		},
 		HEAVY,
 	);

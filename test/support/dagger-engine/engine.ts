@@ -1033,7 +1033,9 @@ export const startEngine = async (options: EngineOptions = {}): Promise<Engine> 
 		const body = JSON.parse(await readBody(req)) as { query: string };
 		// Headers at once and a space now and then: a long exec must not trip the client's
 		// header/body timeouts (undici's default is 300 s); JSON ignores leading whitespace.
-		res.writeHead(200, { "content-type": "application/json" });
+		// One request per connection: a reused idle socket can be reset by the server's keep-alive
+		// timeout just as the SDK sends on it (ECONNRESET).
+		res.writeHead(200, { "content-type": "application/json", connection: "close" });
 		const keepalive = setInterval(() => res.write(" "), 20_000);
 		const reply = (payload: unknown) => {
 			clearInterval(keepalive);
