@@ -6,11 +6,13 @@
 import {
 	argument,
 	type Container,
+	check,
 	type Directory,
 	dag,
 	type File,
 	func,
 	object,
+	ReturnType,
 	type Secret,
 } from "@dagger.io/dagger";
 import { cliArgs, type FlagValues, type FunctionName } from "./cli.js";
@@ -19,21 +21,43 @@ import { cliArgs, type FlagValues, type FunctionName } from "./cli.js";
 export const NODE_IMAGE =
 	"node:24.21.0-bookworm-slim@sha256:0e0ff40c39bc087845bfb27465a0df4ea419520094bc35842ff83dd8cbe6f9b6";
 export const NPM_CACHE = "workers-pipeline-npm";
-const INSTALL = ["npm", "install", "--no-save", "--no-audit", "--no-fund"];
-export const PIPELINE_DIR = "/pipeline";
+export const NEXT_CACHE = "workers-pipeline-next-cache";
+// Exactly the locked tree, no lifecycle noise; fails when package.json and the lockfile disagree.
+const NPM_CI = ["npm", "ci", "--no-audit", "--no-fund"];
+export const PIPELINE_DIR = "/opt/workers-pipeline";
+const PIPELINE_SRC = "/src/workers-pipeline";
+const PACKED = "/src/packed";
 export const APP_DIR = "/app";
 export const REPORT_DIR = `${APP_DIR}/.reports`;
 export const BUILD_DIR = `${APP_DIR}/.open-next`;
-const SECRETS_FILE = "/run/secrets/workers-pipeline-secrets";
+export const CLI = ["node", `${PIPELINE_DIR}/bin/workers-pipeline.js`];
+// Worker secret files live in a per-exec temp mount, never in a layer.
+const SECRETS_DIR = "/run/workers-pipeline-secrets";
+const SECRETS_FILE = `${SECRETS_DIR}/secrets`;
+// Written beside the reports by every remote function: the CLI's exit code (0 ok, 1 failed, 2 usage).
+export const EXIT_CODE_FILE = "exit-code";
+// Where `workers-pipeline serve` listens inside the e2e service.
+const E2E_PORT = 8787;
 
-// Never uploaded from the caller's checkout: dependencies, build output, local state, reports.
+// Never uploaded from the caller's checkout: VCS data, local secrets, dependencies, build output.
 export const SOURCE_IGNORE = [
+	"**/.git",
+	"**/.env*",
+	"**/.dev.vars*",
 	"**/node_modules",
 	"**/.next",
 	"**/.open-next",
 	"**/.wrangler",
 	"**/.tools",
 	"**/.reports",
+];
+
+// What the dependency install sees of the app: a source change elsewhere keeps it cached.
+export const INSTALL_INPUTS = [
+	"package.json",
+	"package-lock.json",
+	"npm-shrinkwrap.json",
+	".npmrc",
 ];
 
 // The pipeline's own code, loaded from THIS module's context even when used as a dependency
@@ -45,6 +69,8 @@ export const PIPELINE_ONLY = [
 	"!scripts",
 	"!package.json",
 	"!package-lock.json",
+	"!tsconfig.json",
+	"!tsconfig.build.json",
 	"**/node_modules",
 ];
 
@@ -52,8 +78,19 @@ export const PIPELINE_ONLY = [
 const on = (flag: boolean): true | undefined => (flag ? true : undefined);
 // On-by-default switches are turned off with `--no-x` (the CLI negates any boolean).
 const off = (noFlag: boolean): false | undefined => (noFlag ? false : undefined);
-// Names a Worker secret may not take: they would replace the module's own credentials.
-const RESERVED_ENV = /^(CLOUDFLARE_|WP_|GITHUB_SHA$|CI$|PATH$)/;
+
+/** One check's outcome inside ci(): what ran, its exit code and its Markdown summary. */
+interface CheckOutcome {
+	name: string;
+	exitCode: number;
+	summary: string;
+}
+
+/** How deploy moves traffic to the new version. */
+export enum DeployStrategy {
+	gradual = "gradual",
+	immediate = "immediate",
+}
 
 /** Deployment environment, as named in wrangler.jsonc `env`. */
 export enum DeployEnv {
@@ -67,9 +104,13 @@ export class WorkersPipeline {
 	pipeline: Directory;
 	wranglerConfig?: string;
 	commit?: string;
+	actor?: string;
+	runId?: string;
+	repository?: string;
+	cloudflareApiBaseUrl?: string;
 
 	constructor(
-		/** The app to work on (defaults to this repository). */
+		/** The app to work on (defaults to this repository). Filtered again inside: see app(). */
 		@argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
 		/** The pipeline code (ci/, bin/, scripts/, package*.json); defaults to this module's own. */
 		@argument({ defaultPath: "/", ignore: PIPELINE_ONLY }) pipeline: Directory,
@@ -77,33 +118,91 @@ export class WorkersPipeline {
 		wranglerConfig?: string,
 		/** The commit being built and deployed (the Worker version's tag); default "dev". */
 		commit?: string,
+		/** Who runs this (e.g. $GITHUB_ACTOR): named in the migration lock and the audit rows. */
+		actor?: string,
+		/** The CI run (e.g. $GITHUB_RUN_ID), recorded with the actor. */
+		runId?: string,
+		/** The repository (e.g. $GITHUB_REPOSITORY), recorded with the actor. */
+		repository?: string,
+		/** Cloudflare API base URL (default https://api.cloudflare.com/client/v4), e.g. a proxy. */
+		cloudflareApiBaseUrl?: string,
 	) {
 		this.source = source;
 		this.pipeline = pipeline;
 		this.wranglerConfig = wranglerConfig;
 		this.commit = commit;
+		this.actor = actor;
+		this.runId = runId;
+		this.repository = repository;
+		this.cloudflareApiBaseUrl = cloudflareApiBaseUrl;
+	}
+
+	/** Node 24 with the pipeline CLI installed (from its packed tarball, --omit=dev); for composition. */
+	@func()
+	base(): Container {
+		// Packing runs the package's prepack (its build), which needs the dev tree: a separate stage.
+		const packed = dag
+			.container()
+			.from(NODE_IMAGE)
+			.withMountedCache("/root/.npm", dag.cacheVolume(NPM_CACHE))
+			.withDirectory(PIPELINE_SRC, this.pipeline)
+			.withWorkdir(PIPELINE_SRC)
+			.withExec(NPM_CI)
+			.withExec([
+				"sh",
+				"-c",
+				`mkdir -p ${PACKED} && npm pack --silent --pack-destination ${PACKED}`,
+			])
+			.directory(PACKED);
+		return (
+			dag
+				.container()
+				.from(NODE_IMAGE)
+				.withMountedCache("/root/.npm", dag.cacheVolume(NPM_CACHE))
+				.withEnvVariable("CI", "true")
+				.withMountedDirectory(PACKED, packed)
+				.withFile(`${PIPELINE_DIR}/package-lock.json`, this.pipeline.file("package-lock.json"))
+				.withWorkdir(PIPELINE_DIR)
+				// The tarball's files, then its locked production dependencies only.
+				.withExec(["sh", "-c", `tar -xzf ${PACKED}/*.tgz --strip-components=1 -C ${PIPELINE_DIR}`])
+				.withExec([...NPM_CI, "--omit=dev"])
+				.withoutMount(PACKED)
+				.withWorkdir(APP_DIR)
+		);
+	}
+
+	/** The caller's app as the pipeline sees it: SOURCE_IGNORE and the app's own .gitignore applied. */
+	@func()
+	app(): Directory {
+		// Also for a Directory another module passes in, whatever the caller's own filtering was.
+		return this.source.filter({ exclude: SOURCE_IGNORE, gitignore: true });
 	}
 
 	/** Lint and typecheck the app. */
 	@func()
+	@check()
 	async lint(): Promise<string> {
-		return this.run(this.toolchain(true), "lint", {}).stdout();
+		return this.passed(this.run(this.installed(), "lint", {}, true));
 	}
 
 	/** Run the app's unit tests. */
 	@func()
+	@check()
 	async test(): Promise<string> {
-		return this.run(this.toolchain(true), "test", {}).stdout();
+		return this.passed(this.run(this.installed(), "test", {}, true));
 	}
 
 	/** Build the app with OpenNext and return the .open-next directory. */
 	@func()
-	build(noCache = false): Directory {
-		return this.run(this.toolchain(true), "build", { cache: off(noCache) }).directory(BUILD_DIR);
+	async build(noCache = false): Promise<Directory> {
+		const ctr = this.run(this.installed(), "build", { cache: off(noCache) }, true);
+		await this.passed(ctr);
+		return ctr.directory(BUILD_DIR);
 	}
 
-	/** Replay every migration on a fresh database and return the JSON report. */
+	/** Replay every migration on a fresh database and return the CLI's JSON report. */
 	@func()
+	@check()
 	migrationTest(
 		dir?: string,
 		env?: DeployEnv,
@@ -112,8 +211,6 @@ export class WorkersPipeline {
 		parity = false,
 		cache = false,
 	): File {
-		const out = `${REPORT_DIR}/migration-test.json`;
-		const ctr = this.toolchain(false).withExec(["mkdir", "-p", REPORT_DIR]);
 		const flags = {
 			json: true,
 			dir,
@@ -123,14 +220,34 @@ export class WorkersPipeline {
 			parity: on(parity),
 			cache: on(cache),
 		};
-		return this.run(ctr, "migrationTest", flags, out).file(out);
+		// The CLI writes its own report file into --report-dir.
+		return this.run(this.withApp(this.base()), "migrationTest", flags).file(
+			`${REPORT_DIR}/migration-test.json`,
+		);
 	}
 
-	/** Lint, test, build and migration-test in one go; returns the summary. */
+	/**
+	 * lint, test, migration test (and the build unless noBuild) concurrently, each in its own
+	 * container and cached on its own; returns one summary and fails when any of them failed.
+	 */
 	@func()
 	async ci(noParity = false, noBuild = false, noCache = false): Promise<string> {
-		const flags = { parity: off(noParity), build: off(noBuild), cache: off(noCache) };
-		return this.run(this.toolchain(true), "ci", flags).stdout();
+		const installed = this.installed();
+		const checks: [string, Container][] = [
+			["lint", this.run(installed, "lint", {}, true)],
+			["test", this.run(installed, "test", {}, true)],
+			[
+				"migration-test",
+				this.run(this.withApp(this.base()), "migrationTest", { parity: on(!noParity) }, true),
+			],
+		];
+		if (!noBuild)
+			checks.push(["build", this.run(installed, "build", { cache: off(noCache) }, true)]);
+		const outcomes = await Promise.all(checks.map(([name, ctr]) => this.outcome(name, ctr)));
+		const summary = outcomes.map((o) => o.summary.trim()).join("\n\n");
+		const failed = outcomes.filter((o) => o.exitCode !== 0).map((o) => o.name);
+		if (failed.length) throw new Error(`ci failed: ${failed.join(", ")}\n\n${summary}`);
+		return summary;
 	}
 
 	/** Show what migrate would apply to the remote D1 database. */
@@ -142,14 +259,17 @@ export class WorkersPipeline {
 		binding?: string,
 		allowOutOfOrder = false,
 	): Promise<string> {
-		const ctr = this.cloudflare(this.toolchain(false), cloudflareApiToken, cloudflareAccountId);
+		const ctr = this.cloudflare(this.withApp(this.base()), cloudflareApiToken, cloudflareAccountId);
 		const flags = { env, binding, "allow-out-of-order": on(allowOutOfOrder) };
 		return this.run(ctr, "plan", flags).stdout();
 	}
 
-	/** Apply pending D1 migrations and return the reports directory (with the bookmark). */
+	/**
+	 * Apply pending D1 migrations; returns the reports directory (with the bookmark) and its
+	 * exit-code file, also when migrate failed.
+	 */
 	@func({ cache: "never" })
-	migrate(
+	async migrate(
 		env: DeployEnv,
 		cloudflareApiToken: Secret,
 		cloudflareAccountId: string,
@@ -160,8 +280,8 @@ export class WorkersPipeline {
 		allowOutOfOrder = false,
 		lockTimeout?: number,
 		lockTtl?: number,
-	): Directory {
-		const ctr = this.cloudflare(this.toolchain(false), cloudflareApiToken, cloudflareAccountId);
+	): Promise<Directory> {
+		const ctr = this.cloudflare(this.withApp(this.base()), cloudflareApiToken, cloudflareAccountId);
 		const flags = {
 			env,
 			binding,
@@ -172,46 +292,47 @@ export class WorkersPipeline {
 			"lock-timeout": lockTimeout,
 			"lock-ttl": lockTtl,
 		};
-		return this.run(ctr, "migrate", flags).directory(REPORT_DIR);
+		return this.reports(this.run(ctr, "migrate", flags, true));
 	}
 
 	/** Record migrations 0001..through as applied on an existing database; returns the reports. */
 	@func({ cache: "never" })
-	baseline(
+	async baseline(
 		env: DeployEnv,
 		cloudflareApiToken: Secret,
 		cloudflareAccountId: string,
 		through: string,
 		binding?: string,
 		lockTimeout?: number,
-	): Directory {
-		const ctr = this.cloudflare(this.toolchain(false), cloudflareApiToken, cloudflareAccountId);
+	): Promise<Directory> {
+		const ctr = this.cloudflare(this.withApp(this.base()), cloudflareApiToken, cloudflareAccountId);
 		const flags = { env, binding, through, "lock-timeout": lockTimeout };
-		return this.run(ctr, "baseline", flags).directory(REPORT_DIR);
+		return this.reports(this.run(ctr, "baseline", flags, true));
 	}
 
 	/** Restore D1 to a Time Travel bookmark (from a migrate report); returns the reports. */
 	@func({ cache: "never" })
-	restore(
+	async restore(
 		env: DeployEnv,
 		cloudflareApiToken: Secret,
 		cloudflareAccountId: string,
 		bookmark: string,
 		binding?: string,
 		lockTimeout?: number,
-	): Directory {
-		const ctr = this.cloudflare(this.toolchain(false), cloudflareApiToken, cloudflareAccountId);
+	): Promise<Directory> {
+		const ctr = this.cloudflare(this.withApp(this.base()), cloudflareApiToken, cloudflareAccountId);
 		const flags = { env, binding, bookmark, "lock-timeout": lockTimeout };
-		return this.run(ctr, "restore", flags).directory(REPORT_DIR);
+		return this.reports(this.run(ctr, "restore", flags, true));
 	}
 
 	/**
-	 * Deploy this build (migrating first unless skipMigrate), verify health, roll back when
-	 * unhealthy; returns the reports directory. Worker secrets come as a secrets file and/or as
-	 * secretsFromEnv names with their secretValues (same order), all Secrets end to end.
+	 * Migrate (unless skipMigrate), deploy this build (or `build`, an .open-next made earlier for
+	 * the same commit), verify health, roll back when unhealthy, all in this one call; returns the
+	 * reports directory with its exit-code file. Worker secrets come as a secrets file and/or as
+	 * secretsFromEnv names with their secretValues (same order).
 	 */
 	@func({ cache: "never" })
-	deploy(
+	async deploy(
 		env: DeployEnv,
 		cloudflareApiToken: Secret,
 		cloudflareAccountId: string,
@@ -223,19 +344,22 @@ export class WorkersPipeline {
 		secretValues?: Secret[],
 		autoRestore = false,
 		lockTimeout?: number,
-	): Directory {
+		build?: Directory,
+		strategy?: DeployStrategy,
+		steps?: string,
+	): Promise<Directory> {
 		const names = secretsFromEnv ?? [];
 		const values = secretValues ?? [];
 		if (names.length !== values.length)
 			throw new Error(
 				`deploy: ${names.length} secretsFromEnv names but ${values.length} secretValues`,
 			);
-		const bad = names.find((n) => !/^[A-Za-z_]\w*$/.test(n) || RESERVED_ENV.test(n));
-		if (bad !== undefined) throw new Error(`deploy: "${bad}" cannot be a Worker secret name here`);
-		// The build comes from build() (cached by the engine), so deploy checks the stamp it wrote.
-		let ctr = this.toolchain(true).withDirectory(BUILD_DIR, this.build());
-		// Worker secrets stay Secrets end to end: a mounted file, secret variables; never a plain value.
-		if (secretsFile) ctr = ctr.withMountedSecret(SECRETS_FILE, secretsFile);
+		// A given build (the bytes an earlier job verified) or the same layers build() makes,
+		// shared through the layer cache (a method call, not a cached function call).
+		let ctr = this.installed().withDirectory(BUILD_DIR, build ?? (await this.build()));
+		// Worker secrets stay Secrets end to end: a file in a temp mount, secret variables.
+		if (secretsFile)
+			ctr = ctr.withMountedTemp(SECRETS_DIR).withMountedSecret(SECRETS_FILE, secretsFile);
 		names.forEach((name, i) => {
 			ctr = ctr.withSecretVariable(name, values[i] as Secret);
 		});
@@ -246,64 +370,126 @@ export class WorkersPipeline {
 			"skip-migrate": on(skipMigrate),
 			"health-timeout": healthTimeout,
 			"secrets-file": secretsFile ? SECRETS_FILE : undefined,
+			// The CLI refuses names it cannot pass safely (CLOUDFLARE_*, …), for every face alike.
 			"secrets-from-env": names.length ? names.join(",") : undefined,
 			"auto-restore": on(autoRestore),
 			"lock-timeout": lockTimeout,
+			strategy,
+			steps,
 		};
-		return this.run(ctr, "deploy", flags).directory(REPORT_DIR);
+		return this.reports(this.run(ctr, "deploy", flags, true));
+	}
+
+	/** Upload this build as the preview version of pull request `pr` (or remove it: cleanup). */
+	@func({ cache: "never" })
+	async preview(
+		pr: number,
+		cloudflareApiToken: Secret,
+		cloudflareAccountId: string,
+		cleanup = false,
+	): Promise<Directory> {
+		const ready = cleanup ? this.withApp(this.base()) : this.installed();
+		const ctr = this.cloudflare(ready, cloudflareApiToken, cloudflareAccountId);
+		return this.reports(this.run(ctr, "preview", { pr, cleanup: on(cleanup) }, true));
+	}
+
+	/** The app's end-to-end tests (`e2e --base-url`) against the app served as a Dagger service. */
+	@func()
+	@check()
+	async e2e(): Promise<string> {
+		const args = cliArgs("serve", { cwd: APP_DIR, host: "0.0.0.0", port: E2E_PORT });
+		const app = this.installed()
+			.withExposedPort(E2E_PORT)
+			.asService({ args: [...CLI, ...args] });
+		const tests = this.installed().withServiceBinding("app", app);
+		return this.run(tests, "e2e", { "base-url": `http://app:${E2E_PORT}` }).stdout();
 	}
 
 	/** Roll the Worker back to the previous (or a given) version; returns the reports directory. */
 	@func({ cache: "never" })
-	rollback(
+	async rollback(
 		env: DeployEnv,
 		cloudflareApiToken: Secret,
 		cloudflareAccountId: string,
 		to?: string,
-	): Directory {
-		const ctr = this.cloudflare(this.toolchain(false), cloudflareApiToken, cloudflareAccountId);
-		return this.run(ctr, "rollback", { env, to }).directory(REPORT_DIR);
+	): Promise<Directory> {
+		const ctr = this.cloudflare(this.withApp(this.base()), cloudflareApiToken, cloudflareAccountId);
+		return this.reports(this.run(ctr, "rollback", { env, to }, true));
 	}
 
-	// Pinned Node with the pipeline installed and the app mounted; app dependencies only when the
-	// step builds or checks the app.
-	toolchain(withAppDeps: boolean): Container {
-		const ctr = dag
-			.container()
-			.from(NODE_IMAGE)
-			.withMountedCache("/root/.npm", dag.cacheVolume(NPM_CACHE))
-			.withEnvVariable("CI", "true")
-			.withMountedDirectory(PIPELINE_DIR, this.pipeline)
-			.withWorkdir(PIPELINE_DIR)
-			// `npm install --no-save`: exactly the locked tree, as on the host (scripts/ensure-deps.sh).
-			.withExec(INSTALL)
-			.withMountedDirectory(APP_DIR, this.source)
-			.withWorkdir(APP_DIR);
-		const ready = withAppDeps ? ctr.withExec(INSTALL) : ctr;
+	// The app's files at /app (a copy, so its node_modules can live in the same tree).
+	withApp(ctr: Container): Container {
+		const ready = ctr.withDirectory(APP_DIR, this.app());
 		// The CLI stamps builds and tags versions with GITHUB_SHA; after the installs, so a new
 		// commit reuses them.
 		return this.commit ? ready.withEnvVariable("GITHUB_SHA", this.commit) : ready;
 	}
 
-	// Credentials go in after every install step, so no install script ever sees the token; the
-	// buster keeps the engine from replaying a remote call from cache.
+	// The app's dependencies keyed on its lockfile alone, then its source; caches for npm and Next.
+	installed(): Container {
+		const lock = this.app().filter({ include: INSTALL_INPUTS });
+		const deps = this.base()
+			.withDirectory(APP_DIR, lock)
+			.withExec(NPM_CI)
+			.withMountedCache(`${APP_DIR}/.next/cache`, dag.cacheVolume(NEXT_CACHE));
+		return this.withApp(deps);
+	}
+
+	// Credentials and run identity go in after every install step, so no install script sees the
+	// token; the buster keeps the engine from replaying a remote call from cache.
 	cloudflare(ctr: Container, token: Secret, accountId: string): Container {
-		return ctr
+		let out = ctr
 			.withSecretVariable("CLOUDFLARE_API_TOKEN", token)
-			.withEnvVariable("CLOUDFLARE_ACCOUNT_ID", accountId)
-			.withEnvVariable("WP_CACHE_BUSTER", `${Date.now()}-${crypto.randomUUID()}`);
+			.withEnvVariable("CLOUDFLARE_ACCOUNT_ID", accountId);
+		if (this.cloudflareApiBaseUrl)
+			out = out.withEnvVariable("CLOUDFLARE_API_BASE_URL", this.cloudflareApiBaseUrl);
+		if (this.actor)
+			out = out
+				.withEnvVariable("GITHUB_ACTIONS", "true")
+				.withEnvVariable("GITHUB_ACTOR", this.actor);
+		if (this.runId) out = out.withEnvVariable("GITHUB_RUN_ID", this.runId);
+		if (this.repository) out = out.withEnvVariable("GITHUB_REPOSITORY", this.repository);
+		return out.withEnvVariable("WP_CACHE_BUSTER", `${Date.now()}-${crypto.randomUUID()}`);
+	}
+
+	// The reports a remote call wrote, with its exit code beside them: they exist even when it failed.
+	async reports(ctr: Container): Promise<Directory> {
+		const code = await ctr.exitCode();
+		return ctr.directory(REPORT_DIR).withNewFile(EXIT_CODE_FILE, `${code}\n`);
+	}
+
+	// The same exec ci() runs (so each is cached once for both), failing like the engine would.
+	async passed(ctr: Container): Promise<string> {
+		const [code, stdout] = await Promise.all([ctr.exitCode(), ctr.stdout()]);
+		if (code !== 0) throw new Error(`exit code ${code}\n${stdout}${await ctr.stderr()}`);
+		return stdout;
+	}
+
+	// A check's exit code and the Markdown report the CLI wrote for it.
+	async outcome(name: string, ctr: Container): Promise<CheckOutcome> {
+		// A CLI that failed before writing its report (bad usage) still says why, on stderr.
+		const [exitCode, summary] = await Promise.all([
+			ctr.exitCode(),
+			ctr
+				.file(`${REPORT_DIR}/${name}.md`)
+				.contents()
+				.catch(async () => `## ${name}\n\n${await ctr.stderr()}`),
+		]);
+		return { name, exitCode, summary };
 	}
 
 	// The one place the CLI is invoked: globals come from the module, the rest from the caller.
+	// keepGoing runs it with expect ANY, so its reports survive a failure.
 	run<F extends FunctionName>(
 		ctr: Container,
 		fn: F,
 		flags: FlagValues<F>,
-		stdoutTo?: string,
+		keepGoing = false,
 	): Container {
 		const globals = { cwd: APP_DIR, "report-dir": REPORT_DIR, config: this.wranglerConfig };
 		const args = cliArgs(fn, { ...flags, ...globals } as FlagValues<F>);
-		const argv = ["node", `${PIPELINE_DIR}/bin/workers-pipeline.js`, ...args];
-		return ctr.withExec(argv, stdoutTo ? { redirectStdout: stdoutTo } : undefined);
+		// An empty reports directory first, so even a CLI that fails before writing has one.
+		const ready = keepGoing ? ctr.withDirectory(REPORT_DIR, dag.directory()) : ctr;
+		return ready.withExec([...CLI, ...args], keepGoing ? { expect: ReturnType.Any } : undefined);
 	}
 }

@@ -14,6 +14,7 @@ import {
 } from "../constants.ts";
 import { UserError } from "../errors.ts";
 import type { StepResult } from "../report/model.ts";
+import { assertSecretNames } from "../steps/_secret-names.ts";
 import type { StepContext } from "../steps/_step.ts";
 import type { FlagDef, ParsedFlags } from "./args.ts";
 
@@ -544,6 +545,12 @@ COMMANDS.push(
 				import("../steps/deploy.ts"),
 				import("../config/load.ts"),
 			]);
+			const secretsFromEnv = str(input.flags, "secrets-from-env")
+				?.split(",")
+				.map((s) => s.trim())
+				.filter(Boolean);
+			// Refused before anything is sent, for every face alike (CLI, Dagger module, Actions).
+			assertSecretNames(secretsFromEnv ?? []);
 			const args = await remoteArgs(input);
 			const result = await deployStep.run(input.context("deploy"), {
 				...args,
@@ -556,10 +563,7 @@ COMMANDS.push(
 				healthProbes: count(input.flags, "health-probes"),
 				healthWindowSeconds: seconds(input.flags, "health-window"),
 				secretsFile: str(input.flags, "secrets-file"),
-				secretsFromEnv: str(input.flags, "secrets-from-env")
-					?.split(",")
-					.map((s) => s.trim())
-					.filter(Boolean),
+				secretsFromEnv,
 				autoRestore: input.flags["auto-restore"] === true,
 				lockTimeoutSeconds: seconds(input.flags, "lock-timeout"),
 			});

