@@ -32,6 +32,9 @@ const lockTimeout = { name: "lock-timeout", type: "string" } as const;
 const autoRestore = { name: "auto-restore", type: "boolean" } as const;
 const allowOutOfOrder = { name: "allow-out-of-order", type: "boolean" } as const;
 const cache = { name: "cache", type: "boolean" } as const;
+const healthTimeout = { name: "health-timeout", type: "string" } as const;
+const healthProbes = { name: "health-probes", type: "string" } as const;
+const healthWindow = { name: "health-window", type: "string" } as const;
 
 export const cliInvocations = {
 	lint: { command: "lint", flags: [] },
@@ -49,6 +52,7 @@ export const cliInvocations = {
 			binding,
 			{ name: "update-snapshot", type: "boolean" },
 			{ name: "parity", type: "boolean" },
+			{ name: "data", type: "boolean" },
 			cache,
 		],
 	},
@@ -64,6 +68,7 @@ export const cliInvocations = {
 			allowOutOfOrder,
 			lockTimeout,
 			{ name: "lock-ttl", type: "string" },
+			{ name: "to", type: "string" },
 		],
 	},
 	baseline: {
@@ -85,7 +90,9 @@ export const cliInvocations = {
 			env,
 			binding,
 			{ name: "skip-migrate", type: "boolean" },
-			{ name: "health-timeout", type: "string" },
+			healthTimeout,
+			healthProbes,
+			healthWindow,
 			{ name: "secrets-file", type: "string" },
 			{ name: "secrets-from-env", type: "string" },
 			autoRestore,
@@ -97,8 +104,16 @@ export const cliInvocations = {
 	preview: {
 		command: "preview",
 		flags: [
+			env,
+			binding,
 			{ name: "pr", type: "string", required: true },
 			{ name: "cleanup", type: "boolean" },
+			{ name: "seed", type: "string" },
+			{ name: "health-url", type: "string" },
+			{ name: "comment-file", type: "string" },
+			healthTimeout,
+			healthProbes,
+			healthWindow,
 		],
 	},
 	serve: {
@@ -109,26 +124,28 @@ export const cliInvocations = {
 		],
 	},
 	e2e: { command: "e2e", flags: [{ name: "base-url", type: "string" }] },
+	format: { command: "format", flags: [] },
+	mutation: {
+		command: "mutation",
+		flags: [
+			{ name: "all", type: "boolean" },
+			{ name: "since", type: "string" },
+		],
+	},
 	rollback: {
 		command: "rollback",
 		flags: [env, { name: "to", type: "string" }],
 	},
 } as const satisfies Record<string, CliInvocation>;
 
-// CLI commands the module deliberately does not expose, each with the reason. Empty: every
-// command is a function (baseline and restore too, so an operator needs no host Node).
-export const NOT_EXPOSED: Readonly<Record<string, string>> = {};
-
-// Commands and flags other engineers add to the CLI this round (INTERFACES.md, "CLI commands
-// added this round"): the module passes them already; cli-drift.test.ts checks each one as soon
-// as the CLI has it, and fails once the CLI has them all so this list is emptied at merge.
-export const AWAITING_CLI: Readonly<Record<string, string>> = {
-	preview: "preview --pr <N> [--cleanup] (deploy engineer)",
-	serve: "serve [--host H] [--port N] (quality engineer)",
-	e2e: "e2e [--base-url <url>] (quality engineer)",
-	"deploy --strategy": "deploy --strategy gradual|immediate (deploy engineer)",
-	"deploy --steps": "deploy --steps 10,50,100 (deploy engineer)",
+// CLI commands the module deliberately does not expose, each with the reason.
+export const NOT_EXPOSED: Readonly<Record<string, string>> = {
+	init: "writes files into the caller's own working tree (settings, health route, workflow, snapshot): run it once on the host with `npx workers-pipeline init` and commit what it wrote",
 };
+
+// Commands or flags the module would pass before the CLI has them (none now): cli-drift.test.ts
+// checks each one as soon as the CLI has it and then asks for its removal from this list.
+export const AWAITING_CLI: Readonly<Record<string, string>> = {};
 
 export type FunctionName = keyof typeof cliInvocations;
 type Flag<F extends FunctionName> =

@@ -210,6 +210,7 @@ export class WorkersPipeline {
 		updateSnapshot = false,
 		parity = false,
 		cache = false,
+		noData = false,
 	): File {
 		const flags = {
 			json: true,
@@ -218,6 +219,7 @@ export class WorkersPipeline {
 			binding,
 			"update-snapshot": on(updateSnapshot),
 			parity: on(parity),
+			data: off(noData),
 			cache: on(cache),
 		};
 		// The CLI writes its own report file into --report-dir.
@@ -280,6 +282,7 @@ export class WorkersPipeline {
 		allowOutOfOrder = false,
 		lockTimeout?: number,
 		lockTtl?: number,
+		to?: string,
 	): Promise<Directory> {
 		const ctr = this.cloudflare(this.withApp(this.base()), cloudflareApiToken, cloudflareAccountId);
 		const flags = {
@@ -291,6 +294,7 @@ export class WorkersPipeline {
 			"allow-out-of-order": on(allowOutOfOrder),
 			"lock-timeout": lockTimeout,
 			"lock-ttl": lockTtl,
+			to,
 		};
 		return this.reports(this.run(ctr, "migrate", flags, true));
 	}
@@ -347,6 +351,8 @@ export class WorkersPipeline {
 		build?: Directory,
 		strategy?: DeployStrategy,
 		steps?: string,
+		healthProbes?: number,
+		healthWindow?: number,
 	): Promise<Directory> {
 		const names = secretsFromEnv ?? [];
 		const values = secretValues ?? [];
@@ -376,6 +382,8 @@ export class WorkersPipeline {
 			"lock-timeout": lockTimeout,
 			strategy,
 			steps,
+			"health-probes": healthProbes,
+			"health-window": healthWindow,
 		};
 		return this.reports(this.run(ctr, "deploy", flags, true));
 	}
@@ -383,14 +391,46 @@ export class WorkersPipeline {
 	/** Upload this build as the preview version of pull request `pr` (or remove it: cleanup). */
 	@func({ cache: "never" })
 	async preview(
+		env: DeployEnv,
 		pr: number,
 		cloudflareApiToken: Secret,
 		cloudflareAccountId: string,
+		binding?: string,
 		cleanup = false,
+		seed?: string,
+		healthUrl?: string,
+		healthTimeout?: number,
 	): Promise<Directory> {
 		const ready = cleanup ? this.withApp(this.base()) : this.installed();
 		const ctr = this.cloudflare(ready, cloudflareApiToken, cloudflareAccountId);
-		return this.reports(this.run(ctr, "preview", { pr, cleanup: on(cleanup) }, true));
+		const flags = {
+			env,
+			binding,
+			pr,
+			cleanup: on(cleanup),
+			seed,
+			"health-url": healthUrl,
+			"health-timeout": healthTimeout,
+			// The PR comment the shim posts, beside the reports.
+			"comment-file": `${REPORT_DIR}/preview-comment.md`,
+		};
+		return this.reports(this.run(ctr, "preview", flags, true));
+	}
+
+	/** The project's own format check and, when configured, its architecture rules. */
+	@func()
+	@check()
+	async format(): Promise<string> {
+		return this.passed(this.run(this.installed(), "format", {}, true));
+	}
+
+	/**
+	 * Stryker mutation testing; returns the reports (score, survivors) with the exit code. The
+	 * source filter drops .git, so only `all` (every mutant) is meaningful here.
+	 */
+	@func()
+	async mutation(all = false, since?: string): Promise<Directory> {
+		return this.reports(this.run(this.installed(), "mutation", { all: on(all), since }, true));
 	}
 
 	/** The app's end-to-end tests (`e2e --base-url`) against the app served as a Dagger service. */
