@@ -38,6 +38,12 @@ const SECRETS_FILE = `${SECRETS_DIR}/secrets`;
 export const EXIT_CODE_FILE = "exit-code";
 // Where `workers-pipeline serve` listens inside the e2e service.
 const E2E_PORT = 8787;
+// bookworm's chromium package (the image has no browser; Playwright's own download is refused).
+const CHROMIUM_INSTALL = [
+	"sh",
+	"-c",
+	"apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null",
+];
 
 // Never uploaded from the caller's checkout: VCS data, local secrets, dependencies, build output.
 export const SOURCE_IGNORE = [
@@ -441,7 +447,12 @@ export class WorkersPipeline {
 		const app = this.installed()
 			.withExposedPort(E2E_PORT)
 			.asService({ args: [...CLI, ...args] });
-		const tests = this.installed().withServiceBinding("app", app);
+		// Playwright never downloads a browser: Debian's chromium, as on the host (docs/quality.md).
+		const tests = this.installed()
+			.withMountedCache("/var/cache/apt/archives", dag.cacheVolume("workers-pipeline-apt"))
+			.withExec(CHROMIUM_INSTALL)
+			.withEnvVariable("WORKERS_PIPELINE_CHROMIUM", "/usr/bin/chromium")
+			.withServiceBinding("app", app);
 		return this.run(tests, "e2e", { "base-url": `http://app:${E2E_PORT}` }).stdout();
 	}
 

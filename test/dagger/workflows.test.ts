@@ -76,7 +76,8 @@ describe("pipeline.yml", () => {
 
 	it("every `call:` is a valid call of the module (functions, flags, secret references)", async () => {
 		const mod = await introspectModule();
-		expect(calls).toHaveLength(4);
+		// ci, format, e2e, build in the ci job; one deploy each for staging and production.
+		expect(calls).toHaveLength(6);
 		for (const call of calls) expect(checkDaggerCall(shellWords(call), mod), call).toEqual([]);
 		// The checker is live: a typo and a plain-text token are reported.
 		expect(checkDaggerCall(shellWords("deploy --env staging --skip-migrat"), mod)).not.toEqual([]);
@@ -95,6 +96,9 @@ describe("pipeline.yml", () => {
 		expect(job("production")).toContain("    environment: production\n");
 		// ci runs the checks, then builds once; a pull request never reaches a deploy job.
 		expect(job("ci")).toMatch(/call: --commit "\$GITHUB_SHA" ci\n/);
+		// The quality steps of issue 12 on this face too: format and the end-to-end tests.
+		expect(job("ci")).toMatch(/call: --commit "\$GITHUB_SHA" format\n/);
+		expect(job("ci")).toMatch(/call: --commit "\$GITHUB_SHA" e2e\n/);
 		expect(job("ci")).toContain("cancel-in-progress: true");
 		for (const env of ["staging", "production"])
 			expect(job(env)).toContain(
