@@ -100,9 +100,28 @@ describe.skipIf(unavailable)("the module, executed", () => {
 	beforeAll(async () => {
 		context = mkdtempSync(join(tmpdir(), "wp-dagger-ctx-"));
 		out = mkdtempSync(join(tmpdir(), "wp-dagger-out-"));
-		health = createServer((_req, res) => {
+		// The deployed app's health route, routed as Cloudflare routes: the version the
+		// Cloudflare-Workers-Version-Overrides header names, else the deployment's larger share
+		// (developers.cloudflare.com/workers/configuration/versions-and-deployments/gradual-deployments/).
+		// It reports that version's id and the expected head deploy passed as its var.
+		health = createServer((req, res) => {
+			const override = /="([^"]+)"/.exec(
+				String(req.headers["cloudflare-workers-version-overrides"] ?? ""),
+			)?.[1];
+			const live = api.workers.deployments(SCRIPT)[0]?.versions ?? [];
+			const id = override ?? [...live].sort((a, b) => b.percentage - a.percentage)[0]?.version_id;
+			const version = api.workers.versions(SCRIPT).find((v) => v.id === id);
+			const expected = version?.bindings.find((b) => b.name === "WORKERS_PIPELINE_EXPECTED_HEAD")
+				?.text as string | undefined;
 			res.setHeader("content-type", "application/json");
-			res.end(JSON.stringify({ status: "ok", version: COMMIT, db: "ok" }));
+			res.end(
+				JSON.stringify({
+					status: "ok",
+					version: id ?? null,
+					schema: { head: expected ?? null, expected: expected ?? null },
+					db: "ok",
+				}),
+			);
 		});
 		// A fixed port when free keeps the app source (and every cached layer after it) the same
 		// from run to run; any free port otherwise.

@@ -377,14 +377,18 @@ export const startEngine = async (options: EngineOptions = {}): Promise<Engine> 
 	): Promise<CtrState> => {
 		const abs = absolute(s, path);
 		const layer = join(store, "layers", key.slice(7), "fs");
-		if (!existsSync(layer)) {
-			const tmp = scratch();
-			const m = mountAt(s, abs);
-			const rel = m ? abs.slice(m.path.length) : abs;
-			await fill(join(tmp, rel));
-			mkdirSync(dirname(layer), { recursive: true });
-			renameSync(tmp, layer);
-		}
+		// Two selections of one chain (exitCode and stdout, say) reach the same layer at once:
+		// computed once, as buildkit's solver shares a vertex in flight (solver/jobs.go).
+		if (!existsSync(layer))
+			await dedup(layer, async () => {
+				if (existsSync(layer)) return;
+				const tmp = scratch();
+				const m = mountAt(s, abs);
+				const rel = m ? abs.slice(m.path.length) : abs;
+				await fill(join(tmp, rel));
+				mkdirSync(dirname(layer), { recursive: true });
+				renameSync(tmp, layer);
+			});
 		layersSeen.add(layer);
 		const m = mountAt(s, abs);
 		if (m?.type === "dir")
