@@ -16,11 +16,9 @@ import { stripVTControlCharacters } from "node:util";
 import { gzipSync } from "node:zlib";
 import { runWrangler } from "../cloudflare/wrangler.ts";
 import type { ProjectConfig } from "../config/schema.ts";
-import { readGitSha } from "../git.ts";
+import { listProjectFiles, readGitSha } from "../git.ts";
 import { localBin, runTool } from "../process.ts";
 import type { Finding } from "../report/model.ts";
-import { listProjectFiles } from "./_cache.ts";
-import { gitSha } from "./_remote.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
 import {
 	detectFramework,
@@ -89,7 +87,7 @@ export function hashBuildInputs(root: string, version: string, output?: string):
 
 /** The commit the build is of; `<sha>-dirty` when tracked or untracked (not ignored) files differ from it. */
 export function buildVersion(root: string, env: StepContext["env"]): string {
-	const sha = gitSha(root, env);
+	const sha = readGitSha(root, env);
 	if (!sha) return "dev";
 	try {
 		const status = execFileSync("git", ["status", "--porcelain", "--untracked-files=normal"], {

@@ -4,7 +4,6 @@ import {
 	composeRequest,
 	guardSql,
 	recordSql,
-	sqlString,
 } from "../../../ci/migrations/ledger.ts";
 
 const result = (tag: string) => ({ results: [{ tag }], success: true });
@@ -71,16 +70,5 @@ describe("recordSql()", () => {
 		const sql = recordSql("d1_migrations", entry, { wrangler });
 		expect(sql.split(";\n").length).toBe(count);
 		expect(sql).toContain("'abc', NULL, 'me', 12, 'b', 'r', 'migrate'");
-	});
-});
-
-describe("sqlString()", () => {
-	it.each([
-		[null, "NULL"],
-		[undefined, "NULL"],
-		["", "''"],
-		["a'b", "'a''b'"],
-	])("%j → %s", (value, expected) => {
-		expect(sqlString(value)).toBe(expected);
 	});
 });
