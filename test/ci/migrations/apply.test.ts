@@ -254,7 +254,9 @@ describe("applyPlan() outcomes", () => {
 		const outcome = await applyPlan(plan, db, { run, progress: (m) => progress.push(m) });
 		expect(outcome.failure).toBeUndefined();
 		expect(outcome.rows[0]).toMatchObject({ name: "0001_t.sql", attempts: 2 });
-		expect(progress[1]).toMatch(/^0001_t.sql: rate limited; retrying in 1 s \(at \d\d:\d\d:\d\d UTC\)$/);
+		expect(progress[1]).toMatch(
+			/^0001_t.sql: rate limited; retrying in 1 s \(at \d\d:\d\d:\d\d UTC\)$/,
+		);
 	});
 
 	it("retries an answer lost before the commit after the ledger shows it did not land", async () => {
