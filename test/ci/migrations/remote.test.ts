@@ -49,6 +49,119 @@ describe("ledgerHasUniqueName()", () => {
 		expect(ledgerHasUniqueName([table(sql)], "d1_migrations")).toBe(expected);
 	});
 
+	it.each([
+		["a quoted name", 'CREATE TABLE d1_migrations (id INTEGER, "name" TEXT UNIQUE)', true],
+		["a bracketed name", "CREATE TABLE d1_migrations (id INTEGER, [name] TEXT UNIQUE)", true],
+		["a backquoted name", "CREATE TABLE d1_migrations (id INTEGER, `name` TEXT UNIQUE)", true],
+		[
+			"spread over lines",
+			"CREATE TABLE d1_migrations (\n\tid INTEGER,\n\tname\n\tTEXT\n\tUNIQUE\n)",
+			true,
+		],
+		[
+			"a quoted table constraint",
+			'CREATE TABLE d1_migrations (id INTEGER, name TEXT, UNIQUE ( "name" ))',
+			true,
+		],
+		[
+			"UNIQUE over two columns",
+			"CREATE TABLE d1_migrations (id INTEGER, name TEXT, UNIQUE (name, id))",
+			false,
+		],
+		[
+			"a column only named like it",
+			"CREATE TABLE d1_migrations (id INTEGER, name TEXT, rename TEXT UNIQUE)",
+			false,
+		],
+	])("%s → %s", (_label, sql, expected) => {
+		expect(ledgerHasUniqueName([table(sql)], "d1_migrations")).toBe(expected);
+	});
+
+	it.each([
+		[
+			"another table's UNIQUE name",
+			[
+				table("CREATE TABLE other (name TEXT UNIQUE)", "other"),
+				table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
+			],
+			false,
+		],
+		[
+			"the ledger named in another case",
+			[table("CREATE TABLE D1_Migrations (id INTEGER, name TEXT UNIQUE)", "D1_Migrations")],
+			true,
+		],
+		["no ledger table at all", [], false],
+		["a table row without SQL", [{ ...table(""), sql: null }], false],
+		[
+			"a unique index on another table",
+			[
+				table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
+				{
+					type: "index",
+					name: "u",
+					tbl_name: "other",
+					sql: "CREATE UNIQUE INDEX u ON other (name)",
+				},
+			],
+			false,
+		],
+		[
+			"a plain index on name",
+			[
+				table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
+				{
+					type: "index",
+					name: "u",
+					tbl_name: "d1_migrations",
+					sql: "CREATE INDEX u ON d1_migrations (name)",
+				},
+			],
+			false,
+		],
+		[
+			"a unique index over name and id",
+			[
+				table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
+				{
+					type: "index",
+					name: "u",
+					tbl_name: "d1_migrations",
+					sql: "CREATE UNIQUE INDEX u ON d1_migrations (name, id)",
+				},
+			],
+			false,
+		],
+		[
+			"a unique index spread over lines, quoted",
+			[
+				table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
+				{
+					type: "index",
+					name: "u",
+					tbl_name: "d1_migrations",
+					sql: 'CREATE UNIQUE INDEX u\n  ON d1_migrations ( "name" )\n',
+				},
+			],
+			true,
+		],
+		[
+			"a table row whose name matches an index's table",
+			[
+				table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
+				{
+					type: "table",
+					name: "u",
+					tbl_name: "d1_migrations",
+					sql: "CREATE UNIQUE INDEX u ON d1_migrations (name)",
+				},
+			],
+			false,
+		],
+	] as const)("%s → %s", (_label, rows, expected) => {
+		expect(ledgerHasUniqueName(rows as never, "d1_migrations")).toBe(expected);
+	});
+
 	it("accepts a separate unique index on name", () => {
 		const rows = [
 			table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
@@ -309,7 +422,19 @@ describe("acquireLock()", () => {
 	});
 
 	it("names no holder when none is known", () => {
-		expect(new LockHeldError(undefined, 3).message).toMatch(/held by another run; waited 3 s/);
+		const error = new LockHeldError(undefined, 3);
+		expect(error.message).toBe(
+			"the migration lock is held by another run; waited 3 s. Wait for it to finish, or raise --lock-timeout.",
+		);
+		expect(error.name).toBe("LockHeldError");
+		expect(error.code).toBe("E_CHECKS_FAILED");
+	});
+
+	it("never says a lease expires in the past", () => {
+		const holder = { runId: "a", owner: "o", acquiredAt: 0, expiresAt: 10, now: 25 };
+		expect(new LockHeldError(holder, 61).message).toBe(
+			"the migration lock is held by o (run a, expires in 0 s); waited 61 s. Wait for it to finish, or raise --lock-timeout.",
+		);
 	});
 });
 
