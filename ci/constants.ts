@@ -19,6 +19,8 @@ export const RETIRED_SUFFIX = ".sql.retired";
 export const D1_MAX_STATEMENT_BYTES = 100_000;
 /** How long migrate waits for a lock held by another run. */
 export const DEFAULT_LOCK_TIMEOUT_SECONDS = 60;
+/** How long a migration lock lives without a heartbeat before another run may take it over. */
+export const DEFAULT_LOCK_TTL_SECONDS = 300;
 /** How long deploy waits for the new version to report healthy. */
 export const DEFAULT_HEALTH_TIMEOUT_SECONDS = 60;
 /** Consecutive good health probes a version needs (a flapping endpoint never gets three in a row). */

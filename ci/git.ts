@@ -1,6 +1,9 @@
 // Who is running and on which commit: the git and owner lookups every remote step records.
 import { execFileSync } from "node:child_process";
+import { readdirSync } from "node:fs";
 import os from "node:os";
+import path from "node:path";
+import { DEFAULT_REPORT_DIR } from "./constants.ts";
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -48,4 +51,40 @@ export function describeOwner(env: Env): string {
 		}
 	}
 	return `${user}@${os.hostname()} pid ${process.pid}`;
+}
+
+// Outside a repository: the directories a project never hashes (dependencies, build output, reports).
+const SKIP_DIRS = new Set([
+	"node_modules",
+	".git",
+	".next",
+	".open-next",
+	".wrangler",
+	DEFAULT_REPORT_DIR,
+	".tools",
+	".dagger",
+]);
+
+/** The project's files: git's view (tracked and untracked, not ignored) when it is a repository. */
+export function listProjectFiles(root: string): string[] {
+	try {
+		const out = execFileSync(
+			"git",
+			["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+			{
+				cwd: root,
+				stdio: ["ignore", "pipe", "ignore"],
+				maxBuffer: 64 * 1024 * 1024,
+			},
+		);
+		return [...new Set(out.toString("utf8").split("\0").filter(Boolean))].sort();
+	} catch {
+		const walk = (dir: string): string[] =>
+			readdirSync(path.join(root, dir), { withFileTypes: true }).flatMap((e) => {
+				const rel = dir ? `${dir}/${e.name}` : e.name;
+				if (e.isDirectory()) return SKIP_DIRS.has(e.name) ? [] : walk(rel);
+				return e.isFile() ? [rel] : [];
+			});
+		return walk("").sort();
+	}
 }

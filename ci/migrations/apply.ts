@@ -2,14 +2,8 @@ import { D1RateLimitError, formatRetryAfter, isAmbiguous, sleep } from "../cloud
 import { D1ApiError } from "../errors.ts";
 import type { Migration } from "./catalog.ts";
 import type { SqlExecutor, StatementResult } from "./executor.ts";
-import {
-	composeRequest,
-	continuitySql,
-	fenceSql,
-	guardSql,
-	quoteIdentifier,
-	recordSql,
-} from "./ledger.ts";
+import { composeRequest, continuitySql, fenceSql, guardSql, recordSql } from "./ledger.ts";
+import { quoteIdentifier } from "./literals.ts";
 import type { MigrationPlan } from "./plan.ts";
 import {
 	MAX_RETRY_AFTER_MS,

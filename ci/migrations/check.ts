@@ -86,6 +86,3 @@ export function readCheckedCatalog(project: ProjectConfig, database: D1Database)
 	});
 	return { catalog, raw, findings: [...acknowledged.findings, ...acknowledged.unused] };
 }
-
-/** The old name, kept for migrate.ts and remote-admin.ts until they move to readCheckedCatalog. */
-export const checkMigrations = readCheckedCatalog;

@@ -1,5 +1,6 @@
 import { CiError } from "../errors.ts";
 import type { StatementResult } from "./executor.ts";
+import { quoteIdentifier, sqlInteger, sqlString } from "./literals.ts";
 import { ledgerTableSql } from "./replay.ts";
 import { splitStatements } from "./sql.ts";
 
@@ -26,14 +27,6 @@ export const PIPELINE_TABLES = [
 	ROW_COUNTS_TABLE,
 	ROW_GUARD_TABLE,
 ] as const;
-
-export const quoteIdentifier = (name: string) => `"${name.replace(/"/g, '""')}"`;
-export const sqlString = (value: string | null | undefined) =>
-	value === null || value === undefined ? "NULL" : `'${value.replace(/'/g, "''")}'`;
-const sqlInteger = (value: number | null | undefined) =>
-	value === null || value === undefined || !Number.isFinite(value)
-		? "NULL"
-		: String(Math.round(value));
 
 /** How a row got into the audit table. */
 export type RecordedBy = "migrate" | "adopted" | "baseline";

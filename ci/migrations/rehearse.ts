@@ -2,7 +2,7 @@ import Database from "better-sqlite3";
 import type { Finding } from "../report/model.ts";
 import type { Migration } from "./catalog.ts";
 import type { SqlExecutor } from "./executor.ts";
-import { quoteIdentifier } from "./ledger.ts";
+import { quoteIdentifier } from "./literals.ts";
 import { replayMigrations } from "./replay.ts";
 import { SCHEMA_QUERY, type SchemaRow } from "./schema.ts";
 

@@ -16,10 +16,10 @@ import {
 	lockHolderSql,
 	PIPELINE_TABLES,
 	parseLedger,
-	quoteIdentifier,
 	releaseLockSql,
 	setupSql,
 } from "./ledger.ts";
+import { quoteIdentifier } from "./literals.ts";
 import { makeSchema, SCHEMA_QUERY, type Schema, type SchemaRow } from "./schema.ts";
 
 export interface RemoteState {

@@ -1,4 +1,5 @@
-import { quoteIdentifier, ROW_COUNTS_TABLE, ROW_GUARD_TABLE, sqlString } from "./ledger.ts";
+import { ROW_COUNTS_TABLE, ROW_GUARD_TABLE } from "./ledger.ts";
+import { quoteIdentifier, sqlString } from "./literals.ts";
 import type { Schema } from "./schema.ts";
 import { identifierName, isWord, splitStatements } from "./sql.ts";
 

@@ -55,8 +55,8 @@ export function openRemote(ctx: StepContext, { project, env, binding }: RemoteAr
 	};
 }
 
-// migrate.ts, deploy.ts and remote-admin.ts import these from here while they are restructured;
-// new code imports ci/git.ts (readGitSha is the honest name: it runs git).
+// Kept only for ci/steps/deploy.ts (owned by the deploy work package this round); every other
+// caller imports ci/git.ts. Drop this line once deploy.ts imports describeOwner/readGitSha there.
 export { describeOwner, readGitSha as gitSha } from "../git.ts";
 
 export const newRunId = () => randomUUID();

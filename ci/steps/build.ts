@@ -15,10 +15,9 @@ import { stripVTControlCharacters } from "node:util";
 import { gzipSync } from "node:zlib";
 import { runWrangler } from "../cloudflare/wrangler.ts";
 import type { ProjectConfig } from "../config/schema.ts";
-import { readGitVersion } from "../git.ts";
+import { listProjectFiles, readGitVersion } from "../git.ts";
 import { localBin, runTool } from "../process.ts";
 import type { Finding } from "../report/model.ts";
-import { listProjectFiles } from "./_cache.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
 import {
 	detectFramework,

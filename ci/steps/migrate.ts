@@ -1,7 +1,8 @@
 import type { D1Client } from "../cloudflare/d1-client.ts";
 import type { D1Database } from "../config/schema.ts";
-import { DEFAULT_LOCK_TIMEOUT_SECONDS } from "../constants.ts";
+import { DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_LOCK_TTL_SECONDS } from "../constants.ts";
 import { UserError } from "../errors.ts";
+import { describeOwner, readGitSha } from "../git.ts";
 import {
 	type ApplyOutcome,
 	applyPlan,
@@ -9,7 +10,7 @@ import {
 	type MigrationRow,
 } from "../migrations/apply.ts";
 import type { Catalog, Migration } from "../migrations/catalog.ts";
-import { checkMigrations } from "../migrations/check.ts";
+import { readCheckedCatalog } from "../migrations/check.ts";
 import {
 	checkDrift,
 	checkValidation,
@@ -33,14 +34,7 @@ import {
 import { replayMigrations } from "../migrations/replay.ts";
 import { type GuardedTable, parseTouchedTables, planRowGuard } from "../migrations/row-guard.ts";
 import { type Finding, hasErrors, type StepResult } from "../report/model.ts";
-import {
-	describeOwner,
-	gitSha,
-	newRunId,
-	openRemote,
-	type RemoteArgs,
-	restoreCommands,
-} from "./_remote.ts";
+import { newRunId, openRemote, type RemoteArgs, restoreCommands } from "./_remote.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
 
 export type { MigrationOutcome, MigrationRow } from "../migrations/apply.ts";
@@ -58,9 +52,6 @@ export interface MigrateArgs extends RemoteArgs {
 	/** `--to NNNN`: apply pending migrations up to and including this number, no further. */
 	to?: string;
 }
-
-export { DEFAULT_LOCK_TIMEOUT_SECONDS };
-export const DEFAULT_LOCK_TTL_SECONDS = 300;
 
 /** What a migrate report carries (`data` of its step), as one typed value. */
 export type MigrateData = {
@@ -148,7 +139,7 @@ function stopBeforeWrite(s: Session): StepResult {
 
 /** Local checks only: catalog, lint and a fresh-database replay. */
 function preflightLocal(s: Session): Catalog | undefined {
-	const { catalog, findings } = checkMigrations(s.args.project, s.database);
+	const { catalog, findings } = readCheckedCatalog(s.args.project, s.database);
 	s.findings.push(...findings);
 	const replay = replayMigrations(catalog.migrations, {
 		migrationsTable: s.database.migrationsTable,
@@ -575,7 +566,7 @@ async function lockAndApply(
 	planned: { plan: MigrationPlan; state: RemoteState },
 ): Promise<StepResult> {
 	let result: { ok: boolean; summary: string };
-	s.sha = gitSha(s.args.project.root, s.ctx.env);
+	s.sha = readGitSha(s.args.project.root, s.ctx.env);
 	try {
 		const { value, release } = await withMigrationLock(
 			s.client,

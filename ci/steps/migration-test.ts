@@ -3,6 +3,7 @@ import path from "node:path";
 import { resolveEnvironment, selectDatabase, snapshotPathFor } from "../config/load.ts";
 import { withMigrationsDir } from "../config/paths.ts";
 import type { D1Database, ProjectConfig } from "../config/schema.ts";
+import type { Catalog } from "../migrations/catalog.ts";
 import {
 	acknowledgeProjectFindings,
 	acknowledgesReplay,
@@ -14,7 +15,7 @@ import {
 	type ParityResult,
 	runWranglerReplay,
 } from "../migrations/parity.ts";
-import { replayMigrations } from "../migrations/replay.ts";
+import { type ReplayFailure, type ReplayResult, replayMigrations } from "../migrations/replay.ts";
 import {
 	diffSchema,
 	formatSchemaDifferences,
@@ -22,7 +23,7 @@ import {
 	renderSnapshot,
 } from "../migrations/schema.ts";
 import { type Finding, hasErrors } from "../report/model.ts";
-import { defineStep, makeStepResult } from "./_step.ts";
+import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
 
 export interface MigrationTestArgs {
 	project: ProjectConfig;
@@ -62,217 +63,331 @@ export function pickDatabase(
 	return args.dir === undefined ? database : withMigrationsDir(database, args.dir);
 }
 
-export const migrationTestStep = defineStep<MigrationTestArgs>({
+export type SnapshotStatus = "matches" | "updated" | "drift" | "missing" | "not-checked";
+
+/** What a migration-test report carries (`data` of its step), as one typed value. */
+export type MigrationTestData = {
+	binding: string;
+	migrationsDir: string;
+	migrations: { name: string; checksum: string | null; status: MigrationStatus }[];
+	snapshot: { file: string; status: SnapshotStatus };
+	replay: { ok: boolean; durationMs: number; failure: ReplayFailure | undefined };
+	data: { rows: number; failure: ReplayFailure | undefined };
+	parity:
+		| {
+				agree: boolean;
+				summary: string;
+				wrangler: {
+					ok: boolean;
+					applied: number;
+					failedAt: string | undefined;
+					message: string | undefined;
+					durationMs: number;
+					cached: boolean;
+					engine: ParityEngine;
+				};
+		  }
+		| undefined;
+};
+
+/** The replays of one catalog: the one reported, and the data-carrying one's failure when only it failed. */
+interface ReplayPhase {
+	replay: ReplayResult;
+	dataFailure: ReplayFailure | undefined;
+	rows: number;
+}
+
+export const migrationTestStep = defineStep<MigrationTestArgs, MigrationTestData>({
 	name: "migration-test",
 	async run(ctx, args) {
 		const started = performance.now();
 		const { project } = args;
 		const database = pickDatabase(project, args);
 		const { catalog, raw: staticFindings } = readCheckedCatalog(project, database);
+		const phase = runReplays(ctx, { catalog, database, data: args.data !== false });
+		const { replay } = phase;
 		// Replay findings; the project's acknowledgements are applied to them and the static ones at the end.
-		const findings: Finding[] = [];
-		const total = catalog.migrations.length;
-		ctx.progress(
-			`replaying ${total} migration(s) from ${database.migrationsDir} on a fresh database`,
-		);
-		// With data on (the default) the replay puts a few rows in every table between migrations,
-		// which shows what an empty database cannot (NOT NULL added, CHECK tightened); only when
-		// that fails is the empty replay run too, to tell a data failure from a plain one.
-		const data = args.data !== false;
-		const first = replayMigrations(catalog.migrations, {
-			migrationsTable: database.migrationsTable,
-			onMigration: (name, index) => ctx.progress(`replay ${index + 1}/${total}: ${name}`),
-			fillRows: data ? DATA_ROWS : undefined,
+		const findings: Finding[] = formatReplayFindings(phase);
+		const snapshot = runSnapshotCheck({
+			project,
+			database,
+			catalog,
+			replay,
+			update: args.updateSnapshot === true,
 		});
-		const replay =
-			data && first.failure
-				? replayMigrations(catalog.migrations, { migrationsTable: database.migrationsTable })
-				: first;
-		const dataFailure =
-			replay !== first && first.failure && replay.failure?.migration !== first.failure.migration
-				? first.failure
-				: undefined;
-		if (dataFailure) {
-			const f = dataFailure;
-			findings.push({
-				code: "REPLAY_DATA_FAILED",
-				severity: "error",
-				file: f.path,
-				line: f.line,
-				message: `${f.message}${f.code ? ` (${f.code})` : ""} — in: ${truncate(f.statement, 160)}. This migration works on an empty database but fails once the tables have rows (the data-carrying replay put ${DATA_ROWS} valid rows in each table after every earlier migration), as it would on a populated production database. Give new NOT NULL columns a DEFAULT, clean existing rows before tightening a CHECK or adding a UNIQUE index (or use --no-data to skip this replay).`,
-			});
-		}
-		if (replay.failure) {
-			const f = replay.failure;
-			findings.push({
-				code: "REPLAY_FAILED",
-				severity: "error",
-				file: f.path,
-				line: f.line,
-				message: `${f.message}${f.code ? ` (${f.code})` : ""} — in: ${truncate(f.statement, 160)}. Fix this migration (if it is already applied somewhere, add a new migration instead).`,
-			});
-		}
-
-		for (const fallback of replay.dqsFallbacks) {
-			findings.push({
-				code: "REPLAY_DQS_STRING",
-				severity: "warning",
-				file: fallback.path,
-				line: fallback.line,
-				message: `"${fallback.identifier}" names no column here, so D1 reads it as the string '${fallback.identifier}' (SQLite's double-quoted string fallback); this is almost always a bug (e.g. a copied column that does not exist yet). Use a real column, or write '${fallback.identifier}' if a string is meant.`,
-			});
-		}
-
-		for (const cascade of replay.dropCascades) {
-			const cascading = cascade.children.filter((c) => c.onDelete === "CASCADE");
-			const list = cascade.children.map((c) => `${c.table} (ON DELETE ${c.onDelete})`).join(", ");
-			findings.push({
-				code: "REPLAY_DROP_CASCADE",
-				severity: cascading.length ? "error" : "warning",
-				file: cascade.path,
-				line: cascade.line,
-				message: `DROP TABLE ${cascade.table} ${cascading.length ? "deletes" : "changes"} the referencing rows of ${list} on a populated database: D1 ignores PRAGMA foreign_keys=OFF and defer_foreign_keys does not stop ON DELETE actions. Copy the child rows aside and restore them after the rebuild (or rebuild the children too); an empty-database replay cannot show this loss.`,
-			});
-		}
-
-		const snapshotRel = snapshotPathFor(project, database);
-		const snapshotFile = path.join(project.root, snapshotRel);
-		let snapshot: "matches" | "updated" | "drift" | "missing" | "not-checked" = "not-checked";
-		if (replay.ok) {
-			if (args.updateSnapshot) {
-				const head = catalog.migrations.at(-1)?.name ?? "(none)";
-				mkdirSync(path.dirname(snapshotFile), { recursive: true });
-				writeFileSync(
-					snapshotFile,
-					renderSnapshot(replay.schema, [
-						`Schema of D1 binding "${database.binding}" after replaying ${database.migrationsPattern} (through ${head}).`,
-						"Written by `workers-pipeline migration-test --update-snapshot`; review changes, never edit by hand.",
-					]),
-				);
-				snapshot = "updated";
-			} else if (!existsSync(snapshotFile)) {
-				snapshot = "missing";
-				// Nothing to snapshot yet (an empty migrations set): a missing file is not drift.
-				if (replay.schema.objects.length > 0) {
-					findings.push({
-						code: "SNAPSHOT_MISSING",
-						severity: "error",
-						file: snapshotRel,
-						message:
-							"no schema snapshot is committed; run `workers-pipeline migration-test --update-snapshot`, review the file and commit it.",
-					});
-				}
-			} else {
-				const differences = diffSchema(
-					parseSnapshot(readFileSync(snapshotFile, "utf8")),
-					replay.schema,
-				);
-				snapshot = differences.length ? "drift" : "matches";
-				if (differences.length) {
-					findings.push({
-						code: "SNAPSHOT_DRIFT",
-						severity: "error",
-						file: snapshotRel,
-						message: `the migrations produce a schema that differs from the snapshot (- snapshot, + migrations):\n${formatSchemaDifferences(differences)}\nIf the change is intended, run \`workers-pipeline migration-test --update-snapshot\` and commit the snapshot.`,
-					});
-				}
-			}
-		}
-
-		let parity: ParityResult | undefined;
-		if (args.parity) {
-			ctx.progress(
-				args.parityEngine === "wrangler"
-					? "parity: applying the same migrations with wrangler d1 migrations apply --local"
-					: "parity: applying the same migrations to workerd's D1 through wrangler's Miniflare, as wrangler d1 migrations apply --local does",
-			);
-			const wrangler = await runWranglerReplay({
-				root: project.root,
-				catalog,
-				database,
-				env: ctx.env,
-				signal: ctx.signal,
-				cacheDir: args.cacheDir,
-				reuse: args.reuse,
-				engine: args.parityEngine,
-			});
-			parity = compareWithWrangler(replay, wrangler);
-			if (!parity.agree) {
-				findings.push({
-					code: "PARITY_MISMATCH",
-					severity: "error",
-					file: database.migrationsDir,
-					message: `${parity.summary}${parity.differences.length ? `\n${formatSchemaDifferences(parity.differences)}` : ""}`,
-				});
-			}
-		}
-
-		const appliedNames = new Set(replay.applied.map((a) => a.name));
-		const migrations = [
-			...catalog.migrations.map((m) => ({
-				name: m.name,
-				checksum: m.checksum,
-				status: (appliedNames.has(m.name)
-					? "applied"
-					: replay.failure?.migration === m.name
-						? "failed"
-						: "not-run") as MigrationStatus,
-			})),
-			...catalog.retired.map((name) => ({
-				name,
-				checksum: null,
-				status: "retired" as MigrationStatus,
-			})),
-		];
+		findings.push(...snapshot.findings);
+		const parity = args.parity
+			? await runParity(ctx, { args, catalog, database, replay })
+			: undefined;
+		if (parity && !parity.agree) findings.push(formatParityFinding(parity, database));
 		const reported = acknowledgeMigrationTest(project, database, {
 			staticFindings,
 			replayFindings: findings,
 			includeLint: args.includeLint !== false,
 		});
-		const ok = !hasErrors(reported);
-		const summary = [
-			replay.ok
-				? `${replay.applied.length} migration(s) replayed in ${replay.durationMs.toFixed(0)} ms`
-				: `replay failed at ${replay.failure?.migration}:${replay.failure?.line}`,
-			`snapshot ${snapshot}`,
-			parity
-				? `parity: ${parity.summary}${parity.wrangler.cached ? " (cached verdict)" : ""}`
-				: undefined,
-		]
-			.filter(Boolean)
-			.join("; ");
 		return makeStepResult("migration-test", started, {
-			ok,
-			summary,
+			ok: !hasErrors(reported),
+			summary: formatSummary(replay, snapshot.status, parity),
 			findings: reported,
-			data: {
-				binding: database.binding,
-				migrationsDir: database.migrationsDir,
-				migrations,
-				snapshot: { file: snapshotRel, status: snapshot },
-				replay: {
-					ok: replay.ok,
-					durationMs: Math.round(replay.durationMs),
-					failure: replay.failure,
-				},
-				data: { rows: data ? DATA_ROWS : 0, failure: dataFailure },
-				parity: parity && {
-					agree: parity.agree,
-					summary: parity.summary,
-					wrangler: {
-						ok: parity.wrangler.ok,
-						applied: parity.wrangler.applied.length,
-						failedAt: parity.wrangler.failedAt,
-						message: parity.wrangler.message,
-						durationMs: parity.wrangler.durationMs,
-						cached: parity.wrangler.cached ?? false,
-						engine: parity.wrangler.engine ?? "miniflare",
-					},
-				},
-			},
+			data: makeMigrationTestData({ catalog, database, phase, snapshot, parity }),
 		});
 	},
 });
+
+/** Replays the catalog on a fresh database (with rows, by default), and empty when that fails. */
+function runReplays(
+	ctx: StepContext,
+	{ catalog, database, data }: { catalog: Catalog; database: D1Database; data: boolean },
+): ReplayPhase {
+	const total = catalog.migrations.length;
+	ctx.progress(
+		`replaying ${total} migration(s) from ${database.migrationsDir} on a fresh database`,
+	);
+	// With data on (the default) the replay puts a few rows in every table between migrations,
+	// which shows what an empty database cannot (NOT NULL added, CHECK tightened); only when
+	// that fails is the empty replay run too, to tell a data failure from a plain one.
+	const first = replayMigrations(catalog.migrations, {
+		migrationsTable: database.migrationsTable,
+		onMigration: (name, index) => ctx.progress(`replay ${index + 1}/${total}: ${name}`),
+		fillRows: data ? DATA_ROWS : undefined,
+	});
+	const replay =
+		data && first.failure
+			? replayMigrations(catalog.migrations, { migrationsTable: database.migrationsTable })
+			: first;
+	const dataFailure =
+		replay !== first && first.failure && replay.failure?.migration !== first.failure.migration
+			? first.failure
+			: undefined;
+	return { replay, dataFailure, rows: data ? DATA_ROWS : 0 };
+}
+
+/** Pure: the findings of the replays (failures, the double-quoted string fallback, cascading drops). */
+export function formatReplayFindings({
+	replay,
+	dataFailure,
+}: Pick<ReplayPhase, "replay" | "dataFailure">): Finding[] {
+	const findings: Finding[] = [];
+	if (dataFailure) {
+		const f = dataFailure;
+		findings.push({
+			code: "REPLAY_DATA_FAILED",
+			severity: "error",
+			file: f.path,
+			line: f.line,
+			message: `${f.message}${f.code ? ` (${f.code})` : ""} — in: ${truncate(f.statement, 160)}. This migration works on an empty database but fails once the tables have rows (the data-carrying replay put ${DATA_ROWS} valid rows in each table after every earlier migration), as it would on a populated production database. Give new NOT NULL columns a DEFAULT, clean existing rows before tightening a CHECK or adding a UNIQUE index (or use --no-data to skip this replay).`,
+		});
+	}
+	if (replay.failure) {
+		const f = replay.failure;
+		findings.push({
+			code: "REPLAY_FAILED",
+			severity: "error",
+			file: f.path,
+			line: f.line,
+			message: `${f.message}${f.code ? ` (${f.code})` : ""} — in: ${truncate(f.statement, 160)}. Fix this migration (if it is already applied somewhere, add a new migration instead).`,
+		});
+	}
+
+	for (const fallback of replay.dqsFallbacks) {
+		findings.push({
+			code: "REPLAY_DQS_STRING",
+			severity: "warning",
+			file: fallback.path,
+			line: fallback.line,
+			message: `"${fallback.identifier}" names no column here, so D1 reads it as the string '${fallback.identifier}' (SQLite's double-quoted string fallback); this is almost always a bug (e.g. a copied column that does not exist yet). Use a real column, or write '${fallback.identifier}' if a string is meant.`,
+		});
+	}
+
+	for (const cascade of replay.dropCascades) {
+		const cascading = cascade.children.filter((c) => c.onDelete === "CASCADE");
+		const list = cascade.children.map((c) => `${c.table} (ON DELETE ${c.onDelete})`).join(", ");
+		findings.push({
+			code: "REPLAY_DROP_CASCADE",
+			severity: cascading.length ? "error" : "warning",
+			file: cascade.path,
+			line: cascade.line,
+			message: `DROP TABLE ${cascade.table} ${cascading.length ? "deletes" : "changes"} the referencing rows of ${list} on a populated database: D1 ignores PRAGMA foreign_keys=OFF and defer_foreign_keys does not stop ON DELETE actions. Copy the child rows aside and restore them after the rebuild (or rebuild the children too); an empty-database replay cannot show this loss.`,
+		});
+	}
+	return findings;
+}
+
+/** Compares the replayed schema with the committed snapshot, or writes it with --update-snapshot. */
+function runSnapshotCheck({
+	project,
+	database,
+	catalog,
+	replay,
+	update,
+}: {
+	project: ProjectConfig;
+	database: D1Database;
+	catalog: Catalog;
+	replay: ReplayResult;
+	update: boolean;
+}): { file: string; status: SnapshotStatus; findings: Finding[] } {
+	const snapshotRel = snapshotPathFor(project, database);
+	const snapshotFile = path.join(project.root, snapshotRel);
+	const result = (status: SnapshotStatus, findings: Finding[] = []) => ({
+		file: snapshotRel,
+		status,
+		findings,
+	});
+	if (!replay.ok) return result("not-checked");
+	if (update) {
+		const head = catalog.migrations.at(-1)?.name ?? "(none)";
+		mkdirSync(path.dirname(snapshotFile), { recursive: true });
+		writeFileSync(
+			snapshotFile,
+			renderSnapshot(replay.schema, [
+				`Schema of D1 binding "${database.binding}" after replaying ${database.migrationsPattern} (through ${head}).`,
+				"Written by `workers-pipeline migration-test --update-snapshot`; review changes, never edit by hand.",
+			]),
+		);
+		return result("updated");
+	}
+	if (!existsSync(snapshotFile)) {
+		// Nothing to snapshot yet (an empty migrations set): a missing file is not drift.
+		if (replay.schema.objects.length === 0) return result("missing");
+		return result("missing", [
+			{
+				code: "SNAPSHOT_MISSING",
+				severity: "error",
+				file: snapshotRel,
+				message:
+					"no schema snapshot is committed; run `workers-pipeline migration-test --update-snapshot`, review the file and commit it.",
+			},
+		]);
+	}
+	const differences = diffSchema(parseSnapshot(readFileSync(snapshotFile, "utf8")), replay.schema);
+	if (differences.length === 0) return result("matches");
+	return result("drift", [
+		{
+			code: "SNAPSHOT_DRIFT",
+			severity: "error",
+			file: snapshotRel,
+			message: `the migrations produce a schema that differs from the snapshot (- snapshot, + migrations):\n${formatSchemaDifferences(differences)}\nIf the change is intended, run \`workers-pipeline migration-test --update-snapshot\` and commit the snapshot.`,
+		},
+	]);
+}
+
+/** Applies the same migrations with wrangler's local D1 and compares the outcomes. */
+async function runParity(
+	ctx: StepContext,
+	{
+		args,
+		catalog,
+		database,
+		replay,
+	}: { args: MigrationTestArgs; catalog: Catalog; database: D1Database; replay: ReplayResult },
+): Promise<ParityResult> {
+	ctx.progress(
+		args.parityEngine === "wrangler"
+			? "parity: applying the same migrations with wrangler d1 migrations apply --local"
+			: "parity: applying the same migrations to workerd's D1 through wrangler's Miniflare, as wrangler d1 migrations apply --local does",
+	);
+	const wrangler = await runWranglerReplay({
+		root: args.project.root,
+		catalog,
+		database,
+		env: ctx.env,
+		signal: ctx.signal,
+		cacheDir: args.cacheDir,
+		reuse: args.reuse,
+		engine: args.parityEngine,
+	});
+	return compareWithWrangler(replay, wrangler);
+}
+
+const formatParityFinding = (parity: ParityResult, database: D1Database): Finding => ({
+	code: "PARITY_MISMATCH",
+	severity: "error",
+	file: database.migrationsDir,
+	message: `${parity.summary}${parity.differences.length ? `\n${formatSchemaDifferences(parity.differences)}` : ""}`,
+});
+
+/** Pure: each catalog migration's outcome in the replay, then the retired ones. */
+export function planMigrationStatuses(
+	catalog: Pick<Catalog, "migrations" | "retired">,
+	replay: Pick<ReplayResult, "applied" | "failure">,
+): MigrationTestData["migrations"] {
+	const appliedNames = new Set(replay.applied.map((a) => a.name));
+	const statusOf = (name: string): MigrationStatus => {
+		if (appliedNames.has(name)) return "applied";
+		return replay.failure?.migration === name ? "failed" : "not-run";
+	};
+	return [
+		...catalog.migrations.map((m) => ({
+			name: m.name,
+			checksum: m.checksum,
+			status: statusOf(m.name),
+		})),
+		...catalog.retired.map((name) => ({
+			name,
+			checksum: null,
+			status: "retired" as MigrationStatus,
+		})),
+	];
+}
+
+const formatSummary = (
+	replay: ReplayResult,
+	snapshot: SnapshotStatus,
+	parity: ParityResult | undefined,
+): string =>
+	[
+		replay.ok
+			? `${replay.applied.length} migration(s) replayed in ${replay.durationMs.toFixed(0)} ms`
+			: `replay failed at ${replay.failure?.migration}:${replay.failure?.line}`,
+		`snapshot ${snapshot}`,
+		parity
+			? `parity: ${parity.summary}${parity.wrangler.cached ? " (cached verdict)" : ""}`
+			: undefined,
+	]
+		.filter(Boolean)
+		.join("; ");
+
+function makeMigrationTestData({
+	catalog,
+	database,
+	phase,
+	snapshot,
+	parity,
+}: {
+	catalog: Catalog;
+	database: D1Database;
+	phase: ReplayPhase;
+	snapshot: { file: string; status: SnapshotStatus };
+	parity: ParityResult | undefined;
+}): MigrationTestData {
+	const { replay } = phase;
+	return {
+		binding: database.binding,
+		migrationsDir: database.migrationsDir,
+		migrations: planMigrationStatuses(catalog, replay),
+		snapshot: { file: snapshot.file, status: snapshot.status },
+		replay: {
+			ok: replay.ok,
+			durationMs: Math.round(replay.durationMs),
+			failure: replay.failure,
+		},
+		data: { rows: phase.rows, failure: phase.dataFailure },
+		parity: parity && {
+			agree: parity.agree,
+			summary: parity.summary,
+			wrangler: {
+				ok: parity.wrangler.ok,
+				applied: parity.wrangler.applied.length,
+				failedAt: parity.wrangler.failedAt,
+				message: parity.wrangler.message,
+				durationMs: parity.wrangler.durationMs,
+				cached: parity.wrangler.cached ?? false,
+				engine: parity.wrangler.engine ?? "miniflare",
+			},
+		},
+	};
+}
 
 const DATA_ROWS = 3;
 

@@ -1,7 +1,10 @@
+import { DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_LOCK_TTL_SECONDS } from "../constants.ts";
 import { UserError } from "../errors.ts";
-import { checkMigrations } from "../migrations/check.ts";
+import { describeOwner, readGitSha } from "../git.ts";
+import { readCheckedCatalog } from "../migrations/check.ts";
 import { checkDrift, planRows, readRetiredMigrations } from "../migrations/drift.ts";
-import { fenceSql, quoteIdentifier, recordSql, sqlString } from "../migrations/ledger.ts";
+import { fenceSql, recordSql } from "../migrations/ledger.ts";
+import { quoteIdentifier, sqlString } from "../migrations/literals.ts";
 import { planMigrations } from "../migrations/plan.ts";
 import {
 	LockHeldError,
@@ -17,16 +20,8 @@ import {
 	type SchemaDifference,
 } from "../migrations/schema.ts";
 import { type Finding, hasErrors } from "../report/model.ts";
-import {
-	describeOwner,
-	gitSha,
-	newRunId,
-	openRemote,
-	type RemoteArgs,
-	restoreCommands,
-} from "./_remote.ts";
+import { newRunId, openRemote, type RemoteArgs, restoreCommands } from "./_remote.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
-import { DEFAULT_LOCK_TIMEOUT_SECONDS, DEFAULT_LOCK_TTL_SECONDS } from "./migrate.ts";
 
 /** The lock options of an admin command (baseline, restore): default lease, the user's timeout. */
 const adminLock = (
@@ -48,7 +43,7 @@ export const planStep = defineStep<RemoteArgs & { allowOutOfOrder?: boolean }>({
 	async run(ctx, args) {
 		const started = performance.now();
 		const { client, database } = openRemote(ctx, args);
-		const { catalog, findings } = checkMigrations(args.project, database);
+		const { catalog, findings } = readCheckedCatalog(args.project, database);
 		const state = await readWithRetry(() => readRemoteState(client, database.migrationsTable), {
 			signal: ctx.signal,
 		});
@@ -99,7 +94,7 @@ export const baselineStep = defineStep<
 			);
 		}
 		const { client, database } = openRemote(ctx, args);
-		const { catalog, findings } = checkMigrations(args.project, database);
+		const { catalog, findings } = readCheckedCatalog(args.project, database);
 		const adopted = catalog.migrations.filter((m) => m.number !== undefined && m.number <= through);
 		if (adopted.length === 0) {
 			throw new UserError(
@@ -141,7 +136,7 @@ export const baselineStep = defineStep<
 				const bookmark = await readWithRetry(() => client.getBookmark(), { signal: ctx.signal });
 				const already = new Set(state.ledger.applied.map((r) => r.name));
 				const table = quoteIdentifier(database.migrationsTable);
-				const sha = gitSha(args.project.root, ctx.env);
+				const sha = readGitSha(args.project.root, ctx.env);
 				const statements = [fenceSql(runId, ttl)];
 				for (const m of adopted) {
 					if (!already.has(m.name))

@@ -1,9 +1,15 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { describeOwner, readGitDirty, readGitSha, readGitVersion } from "../../ci/git.ts";
+import {
+	describeOwner,
+	listProjectFiles,
+	readGitDirty,
+	readGitSha,
+	readGitVersion,
+} from "../../ci/git.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -99,5 +105,26 @@ describe("describeOwner()", () => {
 		[{ GITHUB_ACTOR: "mallory", USER: "bob" }, `bob@${hostname()} pid ${process.pid}`],
 	])("%j → %s", (env, owner) => {
 		expect(describeOwner(env)).toBe(owner);
+	});
+});
+
+describe("listProjectFiles()", () => {
+	it("lists tracked and untracked files, not ignored ones, sorted", () => {
+		const { root } = repo();
+		writeFileSync(path.join(root, "b.txt"), "b\n");
+		writeFileSync(path.join(root, "debug.log"), "x\n");
+		mkdirSync(path.join(root, "src"));
+		writeFileSync(path.join(root, "src", "c.ts"), "c\n");
+		expect(listProjectFiles(root)).toEqual([".gitignore", "a.txt", "b.txt", "src/c.ts"]);
+	});
+
+	it("walks the tree outside a repository, skipping dependencies and build output", () => {
+		const root = tempDir();
+		writeFileSync(path.join(root, "a.txt"), "a\n");
+		for (const dir of ["node_modules", ".next", ".reports", "src"]) {
+			mkdirSync(path.join(root, dir));
+			writeFileSync(path.join(root, dir, "f.js"), "f\n");
+		}
+		expect(listProjectFiles(root)).toEqual(["a.txt", "src/f.js"]);
 	});
 });

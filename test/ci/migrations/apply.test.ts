@@ -1,8 +1,16 @@
 import { describe, expect, it } from "vitest";
+import { D1RateLimitError } from "../../../ci/cloudflare/d1-client.ts";
 import { D1ApiError } from "../../../ci/errors.ts";
-import { applyPlan, migrationRequest } from "../../../ci/migrations/apply.ts";
+import {
+	applyPlan,
+	describeD1Failure,
+	describeRowsLost,
+	MAX_WRITE_ATTEMPTS,
+	migrationRequest,
+} from "../../../ci/migrations/apply.ts";
 import { parseCatalog } from "../../../ci/migrations/catalog.ts";
 import { type QueryOptions, SqliteExecutor } from "../../../ci/migrations/executor.ts";
+import { AUDIT_TABLE, LOCK_TABLE, RUNS_TABLE } from "../../../ci/migrations/ledger.ts";
 import { planMigrations } from "../../../ci/migrations/plan.ts";
 import { tryClaimLock } from "../../../ci/migrations/remote.ts";
 
@@ -29,11 +37,20 @@ const run = {
 class FaultyExecutor extends SqliteExecutor {
 	writes = 0;
 	calls = 0;
-	faults: Record<number, "lost-after-commit" | "type-error" | "refused"> = {};
+	faults: Record<
+		number,
+		"lost-after-commit" | "lost-before" | "type-error" | "refused" | "rate-limited"
+	> = {};
+	unreadable = false;
 	override async query(sql: string, options: QueryOptions = {}) {
 		this.calls++;
-		if (!options.write) return super.query(sql, options);
+		if (!options.write) {
+			if (this.unreadable) throw new D1ApiError("D1 query: no answer from the API");
+			return super.query(sql, options);
+		}
 		const fault = this.faults[++this.writes];
+		if (fault === "lost-before") throw new D1ApiError("D1 query: no answer from the API");
+		if (fault === "rate-limited") throw new D1RateLimitError("limited", { retryAfterMs: 5 });
 		if (fault === "type-error") throw new TypeError("cannot read properties of undefined");
 		if (fault === "refused") throw new D1ApiError("no such table: x", { status: 400 });
 		const results = await super.query(sql, options);
@@ -111,5 +128,243 @@ describe("migrationRequest()", () => {
 		const positions = order.map((needle) => sql.indexOf(needle));
 		expect(positions.every((p) => p >= 0)).toBe(true);
 		expect([...positions].sort((a, b) => a - b)).toEqual(positions);
+	});
+});
+
+describe("applyPlan() outcomes", () => {
+	const audit = (db: SqliteExecutor) =>
+		db.db
+			.prepare(
+				`SELECT name, applied_by, recorded_by, run_id, bookmark FROM ${AUDIT_TABLE} ORDER BY name`,
+			)
+			.all();
+
+	it("applies every pending migration with its ledger rows, sends firstWrite once, reads the state after the last", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		const progress: string[] = [];
+		const before = Date.now();
+		const outcome = await applyPlan(plan, db, {
+			run,
+			progress: (m) => progress.push(m),
+			firstWrite: [
+				`INSERT INTO ${RUNS_TABLE} (run_id, owner, status) VALUES ('run-1', 'me', 'running');`,
+			],
+		});
+		expect(outcome.failure).toBeUndefined();
+		expect(outcome.wrote).toBe(true);
+		expect(outcome.lastWriteAt).toBeGreaterThanOrEqual(before);
+		expect(outcome.applied.map((a) => a.name)).toEqual(["0001_t.sql", "0002_seed.sql"]);
+		expect(outcome.rows).toEqual([
+			expect.objectContaining({
+				name: "0001_t.sql",
+				status: "applied",
+				attempts: 1,
+				checksum: catalog.migrations[0]?.checksum,
+			}),
+			expect.objectContaining({ name: "0002_seed.sql", status: "applied", attempts: 1 }),
+		]);
+		expect(outcome.rows[0]).not.toHaveProperty("note");
+		expect(progress).toEqual(["applying 1/2: 0001_t.sql", "applying 2/2: 0002_seed.sql"]);
+		expect(outcome.stateAfter?.ledger.applied.map((r) => r.name)).toEqual([
+			"0001_t.sql",
+			"0002_seed.sql",
+		]);
+		expect(db.db.prepare(`SELECT count(*) FROM ${RUNS_TABLE}`).pluck().get()).toBe(1);
+		expect(audit(db)).toEqual([
+			{
+				name: "0001_t.sql",
+				applied_by: "me",
+				recorded_by: "migrate",
+				run_id: "run-1",
+				bookmark: "b0",
+			},
+			{
+				name: "0002_seed.sql",
+				applied_by: "me",
+				recorded_by: "migrate",
+				run_id: "run-1",
+				bookmark: "b0",
+			},
+		]);
+	});
+
+	it("records what wrangler applied alone, then applies the rest", async () => {
+		const db = new FaultyExecutor();
+		await planned(db);
+		db.db.exec("INSERT INTO d1_migrations (name) VALUES ('0001_t.sql'); CREATE TABLE t (v TEXT);");
+		const claim = await tryClaimLock(db, run);
+		if (!claim.acquired || !claim.state) throw new Error("no lock");
+		const plan = planMigrations(catalog, claim.state.ledger);
+		const outcome = await applyPlan(plan, db, { run });
+		expect(outcome.recorded).toEqual(["0001_t.sql"]);
+		expect(outcome.rows.map((r) => [r.name, r.status, r.note])).toEqual([
+			["0001_t.sql", "recorded", "applied by wrangler; checksum recorded"],
+			["0002_seed.sql", "applied", undefined],
+		]);
+		expect(audit(db)[0]).toEqual({
+			name: "0001_t.sql",
+			applied_by: "wrangler (recorded by me)",
+			recorded_by: "adopted",
+			run_id: "run-1",
+			bookmark: "b0",
+		});
+	});
+
+	it("writes nothing for an empty plan", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		const outcome = await applyPlan({ ...plan, pending: [] }, db, { run });
+		expect(outcome).toEqual({
+			rows: [],
+			applied: [],
+			recorded: [],
+			interrupted: false,
+			wrote: false,
+		});
+	});
+
+	it("is refused by the fence once another run holds the lock: lockLost, nothing applied", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		db.db.exec(`UPDATE ${LOCK_TABLE} SET run_id = 'run-2';`);
+		const outcome = await applyPlan(plan, db, { run });
+		expect(outcome.failure).toMatchObject({ lockLost: true, ambiguous: false });
+		expect(outcome.failure?.message).toMatch(
+			/^0001_t.sql was not applied: this run lost the migration lock/,
+		);
+		expect(outcome.applied).toEqual([]);
+		expect(outcome.wrote).toBe(true);
+	});
+
+	it("is refused when the ledger no longer ends where the plan began (a restore under the run)", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		const outcome = await applyPlan({ ...plan, head: "0000_gone.sql" }, db, { run });
+		expect(outcome.failure?.lockLost).toBe(true);
+		expect(db.db.prepare("SELECT count(*) FROM d1_migrations").pluck().get()).toBe(0);
+	});
+
+	it("waits out a short rate limit and applies on the next attempt", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		db.faults = { 1: "rate-limited" };
+		db.writes = 0;
+		const progress: string[] = [];
+		const outcome = await applyPlan(plan, db, { run, progress: (m) => progress.push(m) });
+		expect(outcome.failure).toBeUndefined();
+		expect(outcome.rows[0]).toMatchObject({ name: "0001_t.sql", attempts: 2 });
+		expect(progress[1]).toMatch(
+			/^0001_t.sql: rate limited; retrying in 1 s \(at \d\d:\d\d:\d\d UTC\)$/,
+		);
+	});
+
+	it("retries an answer lost before the commit after the ledger shows it did not land", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		db.faults = { 1: "lost-before" };
+		db.writes = 0;
+		const outcome = await applyPlan(plan, db, { run, retryDelayMs: () => 1 });
+		expect(outcome.failure).toBeUndefined();
+		expect(outcome.rows[0]).toMatchObject({ name: "0001_t.sql", attempts: 2 });
+		expect(db.db.prepare("SELECT count(*) FROM t").pluck().get()).toBe(1);
+	});
+
+	it("gives up as ambiguous after every attempt got no answer", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		db.faults = Object.fromEntries(
+			Array.from({ length: MAX_WRITE_ATTEMPTS }, (_, i) => [i + 1, "lost-before"]),
+		);
+		db.writes = 0;
+		const outcome = await applyPlan(plan, db, { run, retryDelayMs: () => 1 });
+		expect(db.writes).toBe(MAX_WRITE_ATTEMPTS);
+		expect(outcome.failure).toMatchObject({ ambiguous: true, lockLost: false });
+		expect(outcome.failure?.message).toMatch(
+			`0001_t.sql: ${MAX_WRITE_ATTEMPTS} attempts got no clear answer`,
+		);
+		expect(outcome.rows.map((r) => r.status)).toEqual(["failed", "not-run"]);
+	});
+
+	it("gives up as ambiguous when the ledger cannot be read after a lost answer", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		db.faults = { 1: "lost-before" };
+		db.writes = 0;
+		db.unreadable = true;
+		const outcome = await applyPlan(plan, db, { run, retryDelayMs: () => 1 });
+		expect(db.writes).toBe(1);
+		expect(outcome.failure).toMatchObject({ ambiguous: true });
+		expect(outcome.failure?.message).toMatch(/the ledger could not be read/);
+	});
+
+	it("accepts a retry refused because the earlier attempt landed late", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		// Attempt 1: no answer and not in the ledger yet; attempt 2: refused (it had landed).
+		db.faults = { 1: "lost-before", 2: "refused" };
+		db.writes = 0;
+		let reads = 0;
+		const query = db.query.bind(db);
+		db.query = async (sql, options = {}) => {
+			if (!options.write && /SELECT name FROM "d1_migrations"/.test(sql) && reads++ === 1) {
+				db.db.exec("INSERT INTO d1_migrations (name) VALUES ('0001_t.sql');");
+			}
+			return query(sql, options);
+		};
+		const outcome = await applyPlan(plan, db, { run, retryDelayMs: () => 1 });
+		expect(outcome.rows[0]).toMatchObject({ name: "0001_t.sql", status: "applied", attempts: 2 });
+		expect(outcome.rows[0]?.note).toMatch(/an earlier attempt landed late/);
+	});
+
+	it("goes through the import API when told why, and says so", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		const outcome = await applyPlan(plan, db, {
+			run,
+			importReason: (m) => (m.name === "0002_seed.sql" ? "too large" : undefined),
+		});
+		expect(outcome.rows.map((r) => r.note)).toEqual([
+			undefined,
+			"applied through D1's import API: too large",
+		]);
+		expect(outcome.stateAfter).toBeUndefined();
+		expect(db.db.prepare("SELECT count(*) FROM t").pluck().get()).toBe(1);
+	});
+});
+
+describe("describeD1Failure()", () => {
+	const migration = catalog.migrations[0] as never;
+	it.each([
+		[
+			new D1ApiError("no such table: x", { status: 400, d1Code: 7500 }),
+			"0001_t.sql failed on D1 (D1 error 7500): no such table: x. The request was atomic: nothing of this migration was applied.",
+		],
+		[
+			new D1ApiError("no such table: x", { status: 400 }),
+			"0001_t.sql failed on D1: no such table: x. The request was atomic: nothing of this migration was applied.",
+		],
+	])("%s", (error, message) => {
+		expect(describeD1Failure(migration, error)).toBe(message);
+	});
+});
+
+describe("describeRowsLost()", () => {
+	it("names each guarded table, its count (or ?) and the cascade", () => {
+		const text = describeRowsLost(
+			catalog.migrations[0] as never,
+			[
+				{ table: "posts", via: "users" },
+				{ table: "likes", via: "posts" },
+			],
+			new Map([
+				["posts", 3],
+				["likes", Number.NaN],
+			]),
+		);
+		expect(text).toContain(
+			"\n  posts: 3 row(s) now, reached by ON DELETE CASCADE from users\n  likes: ? row(s) now, reached by ON DELETE CASCADE from posts\n",
+		);
+		expect(text).toMatch(/^0001_t.sql was not applied/);
 	});
 });

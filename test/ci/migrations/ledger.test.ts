@@ -1,10 +1,25 @@
+import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import {
+	AUDIT_TABLE,
 	claimLockParts,
 	composeRequest,
+	continuitySql,
+	durationSql,
+	FENCE_TABLE,
+	fenceSql,
+	GUARD_TABLE,
 	guardSql,
+	LOCK_TABLE,
+	lockHolderSql,
+	PIPELINE_TABLES,
+	parseLedger,
+	ROW_GUARD_TABLE,
+	RUNS_TABLE,
 	recordSql,
-	sqlString,
+	releaseLockSql,
+	runRecordSql,
+	setupSql,
 } from "../../../ci/migrations/ledger.ts";
 
 const result = (tag: string) => ({ results: [{ tag }], success: true });
@@ -23,6 +38,10 @@ describe("composeRequest()", () => {
 		expect(request.part(results, "empty")).toEqual([]);
 		expect(request.part(results, "b").map((r) => r.results[0]?.tag)).toEqual(["b1"]);
 		expect(request.part(results, "c").map((r) => r.results[0]?.tag)).toEqual(["c1"]);
+		expect(request.part(results, "unknown" as "a")).toEqual([]);
+		expect(request.sql).toBe(
+			"SELECT 1;\nSELECT 2;\n\nCREATE TRIGGER t AFTER INSERT ON x BEGIN SELECT 1; SELECT 2; END;\nSELECT 3;",
+		);
 	});
 
 	it.each([3, 5])("refuses an answer of %i results for 4 statements", (n) => {
@@ -32,7 +51,12 @@ describe("composeRequest()", () => {
 				Array.from({ length: n }, () => result("x")),
 				"a",
 			),
-		).toThrow(/cannot be matched/);
+		).toThrow(
+			expect.objectContaining({
+				code: "E_D1_API",
+				message: expect.stringMatching(/cannot be matched/),
+			}),
+		);
 	});
 });
 
@@ -74,13 +98,245 @@ describe("recordSql()", () => {
 	});
 });
 
-describe("sqlString()", () => {
+// The ledger SQL run on a real SQLite database (D1 is SQLite): what each statement does, not its text.
+describe("ledger SQL on SQLite", () => {
+	const open = () => {
+		const db = new Database(":memory:");
+		db.exec(setupSql("d1_migrations"));
+		return db;
+	};
+	const lockRow = (db: Database.Database) =>
+		db.prepare(`SELECT run_id, owner, acquired_at, expires_at FROM ${LOCK_TABLE}`).get() as
+			| { run_id: string; owner: string; acquired_at: number; expires_at: number }
+			| undefined;
+	const now = (db: Database.Database) =>
+		(db.prepare("SELECT CAST(strftime('%s', 'now') AS INTEGER) AS n").get() as { n: number }).n;
+	const claim = (db: Database.Database, runId: string, ttl = 60) => {
+		const parts = claimLockParts(runId, `owner of ${runId}`, ttl);
+		const stale = db.prepare(parts.stale).all();
+		db.exec(parts.claim);
+		return { stale, holder: db.prepare(parts.holder).get() as Record<string, unknown> };
+	};
+
+	it("setupSql() is idempotent and creates every pipeline table and the ledger", () => {
+		const db = open();
+		db.exec(setupSql("d1_migrations"));
+		const tables = (
+			db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]
+		).map((t) => t.name);
+		expect(tables).toEqual(expect.arrayContaining([...PIPELINE_TABLES, "d1_migrations"]));
+	});
+
+	it.each([FENCE_TABLE, GUARD_TABLE, ROW_GUARD_TABLE])("%s refuses every row", (table) => {
+		const db = open();
+		const column = (db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[])[0]?.name;
+		expect(() => db.exec(`INSERT INTO ${table} (${column}) VALUES ('x');`)).toThrow(/CHECK/);
+	});
+
+	it("the lock table holds one row at most", () => {
+		const db = open();
+		expect(() =>
+			db.exec(
+				`INSERT INTO ${LOCK_TABLE} (id, run_id, owner, acquired_at, expires_at) VALUES (2, 'r', 'o', 0, 0);`,
+			),
+		).toThrow(/CHECK/);
+	});
+
+	it("claimLockParts() claims a free lock for its ttl, and reads no stale holder", () => {
+		const db = open();
+		const { stale, holder } = claim(db, "run-1", 90);
+		expect(stale).toEqual([]);
+		expect(holder).toMatchObject({ run_id: "run-1", owner: "owner of run-1" });
+		const row = lockRow(db);
+		expect(row?.expires_at).toBe((row?.acquired_at ?? 0) + 90);
+		expect(Math.abs((row?.acquired_at ?? 0) - now(db))).toBeLessThanOrEqual(1);
+	});
+
+	it("claimLockParts() leaves a live lock to its holder", () => {
+		const db = open();
+		claim(db, "run-1");
+		const { stale, holder } = claim(db, "run-2");
+		expect(stale).toEqual([]);
+		expect(holder).toMatchObject({ run_id: "run-1" });
+	});
+
+	it("claimLockParts() takes over an expired lock and names the holder it removed", () => {
+		const db = open();
+		claim(db, "run-1");
+		db.exec(`UPDATE ${LOCK_TABLE} SET expires_at = expires_at - 3600;`);
+		const { stale, holder } = claim(db, "run-2");
+		expect(stale).toEqual([expect.objectContaining({ run_id: "run-1", owner: "owner of run-1" })]);
+		expect(holder).toMatchObject({ run_id: "run-2", owner: "owner of run-2" });
+	});
+
+	it("lockHolderSql reads the holder and the database's clock", () => {
+		const db = open();
+		expect(db.prepare(lockHolderSql).get()).toBeUndefined();
+		claim(db, "run-1");
+		const row = db.prepare(lockHolderSql).get() as { now: number; run_id: string };
+		expect(Math.abs(row.now - now(db))).toBeLessThanOrEqual(1);
+		expect(row).toMatchObject({ run_id: "run-1", owner: "owner of run-1" });
+	});
+
+	it("fenceSql() passes for the holder and extends its lease", () => {
+		const db = open();
+		claim(db, "run-1", 10);
+		db.exec(fenceSql("run-1", 500));
+		const row = lockRow(db);
+		expect((row?.expires_at ?? 0) - now(db)).toBeGreaterThanOrEqual(499);
+		expect((row?.expires_at ?? 0) - now(db)).toBeLessThanOrEqual(500);
+	});
+
 	it.each([
-		[null, "NULL"],
-		[undefined, "NULL"],
-		["", "''"],
-		["a'b", "'a''b'"],
-	])("%j → %s", (value, expected) => {
-		expect(sqlString(value)).toBe(expected);
+		["another run holds the lock", "run-2"],
+		["nobody holds it", null],
+	])("fenceSql() fails the request when %s, and leaves the lease alone", (_, holder) => {
+		const db = open();
+		if (holder) claim(db, holder, 10);
+		const before = lockRow(db);
+		expect(() => db.exec(`BEGIN; ${fenceSql("run-1", 500)} COMMIT;`)).toThrow(/CHECK/);
+		db.exec("ROLLBACK;");
+		expect(lockRow(db)).toEqual(before);
+	});
+
+	it("releaseLockSql() releases only its own lock", () => {
+		const db = open();
+		claim(db, "run-1");
+		db.exec(releaseLockSql("run-2"));
+		expect(lockRow(db)?.run_id).toBe("run-1");
+		db.exec(releaseLockSql("run-1"));
+		expect(lockRow(db)).toBeUndefined();
+	});
+
+	it("continuitySql() passes while the ledger names the migration, and fails once it does not", () => {
+		const db = open();
+		db.exec(`INSERT INTO d1_migrations (name) VALUES ('0001_a.sql');`);
+		expect(() => db.exec(continuitySql("d1_migrations", "0001_a.sql"))).not.toThrow();
+		expect(() => db.exec(continuitySql("d1_migrations", "0002_b.sql"))).toThrow(/CHECK/);
+	});
+
+	it("guardSql() passes for a new migration and fails for an applied one", () => {
+		const db = open();
+		db.exec(`INSERT INTO d1_migrations (name) VALUES ('0001_a.sql');`);
+		expect(() => db.exec(guardSql("d1_migrations", "0002_b.sql"))).not.toThrow();
+		expect(() => db.exec(guardSql("d1_migrations", "0001_a.sql"))).toThrow(/CHECK/);
+	});
+
+	it("recordSql() writes wrangler's row and the audit row, which parseLedger() reads back", () => {
+		const db = open();
+		const entry = {
+			name: "0001_a.sql",
+			checksum: "abc",
+			gitSha: "sha",
+			appliedBy: "me",
+			durationMs: 12.6,
+			bookmark: "b",
+			runId: "r",
+			recordedBy: "migrate" as const,
+		};
+		db.exec(recordSql("d1_migrations", entry, { wrangler: true }));
+		db.exec(recordSql("d1_migrations", { ...entry, checksum: "def" }, { wrangler: false }));
+		const ledger = parseLedger(
+			db.prepare("SELECT id, name, applied_at FROM d1_migrations").all() as Record<
+				string,
+				unknown
+			>[],
+			db.prepare(`SELECT * FROM ${AUDIT_TABLE}`).all() as Record<string, unknown>[],
+		);
+		expect(ledger.applied).toEqual([{ id: 1, name: "0001_a.sql", appliedAt: expect.any(String) }]);
+		expect(ledger.audit.get("0001_a.sql")).toEqual({
+			...entry,
+			checksum: "def",
+			durationMs: 13,
+			recordedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+		});
+	});
+
+	it("durationSql() sets one migration's duration", () => {
+		const db = open();
+		const entry = {
+			checksum: "c",
+			gitSha: null,
+			appliedBy: null,
+			durationMs: null,
+			bookmark: null,
+			runId: null,
+			recordedBy: "adopted" as const,
+		};
+		db.exec(recordSql("d1_migrations", { ...entry, name: "0001_a.sql" }, { wrangler: false }));
+		db.exec(recordSql("d1_migrations", { ...entry, name: "0002_b.sql" }, { wrangler: false }));
+		db.exec(durationSql("0001_a.sql", 41.7));
+		expect(db.prepare(`SELECT name, duration_ms FROM ${AUDIT_TABLE} ORDER BY name`).all()).toEqual([
+			{ name: "0001_a.sql", duration_ms: 42 },
+			{ name: "0002_b.sql", duration_ms: null },
+		]);
+	});
+
+	it("runRecordSql() inserts a running run, then upserts its final status and finish time", () => {
+		const db = open();
+		const run = {
+			runId: "r",
+			owner: "me",
+			environment: "production",
+			gitSha: "sha",
+			bookmark: null,
+			status: "running" as const,
+			detail: null,
+		};
+		const read = () => db.prepare(`SELECT * FROM ${RUNS_TABLE}`).all() as Record<string, unknown>[];
+		db.exec(runRecordSql(run));
+		expect(read()).toEqual([
+			expect.objectContaining({
+				run_id: "r",
+				owner: "me",
+				environment: "production",
+				git_sha: "sha",
+				status: "running",
+				finished_at: null,
+			}),
+		]);
+		db.exec(runRecordSql({ ...run, status: "succeeded", detail: "2 applied", bookmark: "bm" }));
+		expect(read()).toEqual([
+			expect.objectContaining({
+				run_id: "r",
+				status: "succeeded",
+				detail: "2 applied",
+				bookmark: "bm",
+				finished_at: expect.stringMatching(/^\d{4}-/),
+			}),
+		]);
+	});
+});
+
+describe("parseLedger()", () => {
+	it("maps nulls and missing values to null, numbers to numbers", () => {
+		const ledger = parseLedger(
+			[
+				{ id: "3", name: "0001_a.sql", applied_at: null },
+				{ id: 4, name: "0002_b.sql" },
+			],
+			[{ name: "0001_a.sql", checksum: "c", recorded_by: "baseline", duration_ms: "7" }],
+		);
+		expect(ledger.applied).toEqual([
+			{ id: 3, name: "0001_a.sql", appliedAt: null },
+			{ id: 4, name: "0002_b.sql", appliedAt: null },
+		]);
+		expect(ledger.audit.get("0001_a.sql")).toEqual({
+			name: "0001_a.sql",
+			checksum: "c",
+			gitSha: null,
+			appliedBy: null,
+			durationMs: 7,
+			bookmark: null,
+			runId: null,
+			recordedBy: "baseline",
+			recordedAt: null,
+		});
+		expect(
+			parseLedger(
+				[],
+				[{ name: "x", checksum: "c", recorded_by: "migrate", duration_ms: undefined }],
+			).audit.get("x")?.durationMs,
+		).toBeNull();
 	});
 });

@@ -1,12 +1,18 @@
 import { describe, expect, it } from "vitest";
 import { D1RateLimitError } from "../../../ci/cloudflare/d1-client.ts";
 import { D1ApiError } from "../../../ci/errors.ts";
+import type { QueryOptions, StatementResult } from "../../../ci/migrations/executor.ts";
 import { SqliteExecutor } from "../../../ci/migrations/executor.ts";
-import { LOCK_TABLE, RUNS_TABLE } from "../../../ci/migrations/ledger.ts";
+import { AUDIT_TABLE, LOCK_TABLE, RUNS_TABLE, recordSql } from "../../../ci/migrations/ledger.ts";
 import {
+	acquireLock,
 	LockHeldError,
 	ledgerHasUniqueName,
+	parseState,
+	readAppliedNames,
+	readRemoteState,
 	readWithRetry,
+	tryClaimLock,
 	withMigrationLock,
 } from "../../../ci/migrations/remote.ts";
 
@@ -41,6 +47,119 @@ describe("ledgerHasUniqueName()", () => {
 		],
 	])("%s → %s", (_label, sql, expected) => {
 		expect(ledgerHasUniqueName([table(sql)], "d1_migrations")).toBe(expected);
+	});
+
+	it.each([
+		["a quoted name", 'CREATE TABLE d1_migrations (id INTEGER, "name" TEXT UNIQUE)', true],
+		["a bracketed name", "CREATE TABLE d1_migrations (id INTEGER, [name] TEXT UNIQUE)", true],
+		["a backquoted name", "CREATE TABLE d1_migrations (id INTEGER, `name` TEXT UNIQUE)", true],
+		[
+			"spread over lines",
+			"CREATE TABLE d1_migrations (\n\tid INTEGER,\n\tname\n\tTEXT\n\tUNIQUE\n)",
+			true,
+		],
+		[
+			"a quoted table constraint",
+			'CREATE TABLE d1_migrations (id INTEGER, name TEXT, UNIQUE ( "name" ))',
+			true,
+		],
+		[
+			"UNIQUE over two columns",
+			"CREATE TABLE d1_migrations (id INTEGER, name TEXT, UNIQUE (name, id))",
+			false,
+		],
+		[
+			"a column only named like it",
+			"CREATE TABLE d1_migrations (id INTEGER, name TEXT, rename TEXT UNIQUE)",
+			false,
+		],
+	])("%s → %s", (_label, sql, expected) => {
+		expect(ledgerHasUniqueName([table(sql)], "d1_migrations")).toBe(expected);
+	});
+
+	it.each([
+		[
+			"another table's UNIQUE name",
+			[
+				table("CREATE TABLE other (name TEXT UNIQUE)", "other"),
+				table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
+			],
+			false,
+		],
+		[
+			"the ledger named in another case",
+			[table("CREATE TABLE D1_Migrations (id INTEGER, name TEXT UNIQUE)", "D1_Migrations")],
+			true,
+		],
+		["no ledger table at all", [], false],
+		["a table row without SQL", [{ ...table(""), sql: null }], false],
+		[
+			"a unique index on another table",
+			[
+				table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
+				{
+					type: "index",
+					name: "u",
+					tbl_name: "other",
+					sql: "CREATE UNIQUE INDEX u ON other (name)",
+				},
+			],
+			false,
+		],
+		[
+			"a plain index on name",
+			[
+				table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
+				{
+					type: "index",
+					name: "u",
+					tbl_name: "d1_migrations",
+					sql: "CREATE INDEX u ON d1_migrations (name)",
+				},
+			],
+			false,
+		],
+		[
+			"a unique index over name and id",
+			[
+				table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
+				{
+					type: "index",
+					name: "u",
+					tbl_name: "d1_migrations",
+					sql: "CREATE UNIQUE INDEX u ON d1_migrations (name, id)",
+				},
+			],
+			false,
+		],
+		[
+			"a unique index spread over lines, quoted",
+			[
+				table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
+				{
+					type: "index",
+					name: "u",
+					tbl_name: "d1_migrations",
+					sql: 'CREATE UNIQUE INDEX u\n  ON d1_migrations ( "name" )\n',
+				},
+			],
+			true,
+		],
+		[
+			"a table row whose name matches an index's table",
+			[
+				table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
+				{
+					type: "table",
+					name: "u",
+					tbl_name: "d1_migrations",
+					sql: "CREATE UNIQUE INDEX u ON d1_migrations (name)",
+				},
+			],
+			false,
+		],
+	] as const)("%s → %s", (_label, rows, expected) => {
+		expect(ledgerHasUniqueName(rows as never, "d1_migrations")).toBe(expected);
 	});
 
 	it("accepts a separate unique index on name", () => {
@@ -143,5 +262,330 @@ describe("withMigrationLock()", () => {
 			expect((error as LockHeldError).holder?.runId).toBe("a");
 			expect(lockRows(db)).toEqual([{ run_id: "a" }]);
 		});
+	});
+});
+
+const claimOptions = (runId: string, ttlSeconds = 60) => ({
+	migrationsTable: "d1_migrations",
+	runId,
+	owner: `owner ${runId}`,
+	ttlSeconds,
+});
+const expireLock = (db: SqliteExecutor) =>
+	db.db.exec(
+		`UPDATE ${LOCK_TABLE} SET expires_at = expires_at - 3600, acquired_at = acquired_at - 3600;`,
+	);
+
+/** Runs each request, then answers as if the network had lost the answer (status undefined: ambiguous). */
+class LostAnswerExecutor extends SqliteExecutor {
+	lose = 0;
+	apply = true;
+	override async query(sql: string, options: QueryOptions = {}): Promise<StatementResult[]> {
+		if (this.lose > 0) {
+			this.lose--;
+			if (this.apply) await super.query(sql, options);
+			throw new D1ApiError("fetch failed: socket hang up");
+		}
+		return super.query(sql, options);
+	}
+}
+
+describe("tryClaimLock()", () => {
+	it("claims a fresh database: creates the tables and reads the state in the same request", async () => {
+		const db = new SqliteExecutor();
+		const outcome = await tryClaimLock(db, claimOptions("a"));
+		expect(outcome).toMatchObject({ acquired: true, tookOverFrom: undefined });
+		expect(outcome.acquired && outcome.state?.ledger.applied).toEqual([]);
+		expect(outcome.acquired && outcome.state?.tables.has("d1_migrations")).toBe(true);
+		expect(db.requestCount).toBe(1);
+	});
+
+	it("reads the state it locked: the ledger as it is", async () => {
+		const db = new SqliteExecutor();
+		await tryClaimLock(db, claimOptions("a"));
+		db.db.exec(`DELETE FROM ${LOCK_TABLE};`);
+		db.db.exec(
+			recordSql(
+				"d1_migrations",
+				{
+					name: "0001_a.sql",
+					checksum: "c",
+					gitSha: null,
+					appliedBy: null,
+					durationMs: 3,
+					bookmark: null,
+					runId: "a",
+					recordedBy: "migrate",
+				},
+				{ wrangler: true },
+			),
+		);
+		const outcome = await tryClaimLock(db, claimOptions("b"));
+		if (!outcome.acquired) throw new Error("not acquired");
+		expect(outcome.state?.ledger.applied.map((r) => r.name)).toEqual(["0001_a.sql"]);
+		expect(outcome.state?.ledger.audit.get("0001_a.sql")?.checksum).toBe("c");
+	});
+
+	it("leaves a live lock to its holder and names it", async () => {
+		const db = new SqliteExecutor();
+		await tryClaimLock(db, claimOptions("a", 120));
+		const outcome = await tryClaimLock(db, claimOptions("b"));
+		expect(outcome.acquired).toBe(false);
+		if (outcome.acquired) return;
+		expect(outcome.holder).toMatchObject({ runId: "a", owner: "owner a" });
+		const holder = outcome.holder;
+		expect(holder && holder.expiresAt - holder.acquiredAt).toBe(120);
+		expect(holder && Math.abs(holder.now - holder.acquiredAt)).toBeLessThanOrEqual(1);
+	});
+
+	it("takes over an expired lock and says from whom; its own fresh claim is no takeover", async () => {
+		const db = new SqliteExecutor();
+		const first = await tryClaimLock(db, claimOptions("a"));
+		expect(first).toMatchObject({ acquired: true, tookOverFrom: undefined });
+		expireLock(db);
+		const outcome = await tryClaimLock(db, claimOptions("b"));
+		expect(outcome).toMatchObject({
+			acquired: true,
+			tookOverFrom: { runId: "a", owner: "owner a" },
+		});
+		const rows = db.db.prepare(`SELECT run_id FROM ${LOCK_TABLE}`).pluck().all();
+		expect(rows).toEqual(["b"]);
+	});
+
+	it("an answer lost after the claim landed: reads the holder, and it is ours", async () => {
+		const db = new LostAnswerExecutor();
+		db.lose = 1;
+		const outcome = await tryClaimLock(db, claimOptions("a"));
+		expect(outcome).toEqual({ acquired: true, tookOverFrom: undefined });
+	});
+
+	it("an answer lost after another run's claim: not acquired, naming that holder", async () => {
+		const db = new LostAnswerExecutor();
+		await tryClaimLock(db, claimOptions("a"));
+		db.lose = 1;
+		const outcome = await tryClaimLock(db, claimOptions("b"));
+		expect(outcome).toMatchObject({ acquired: false, holder: { runId: "a" } });
+	});
+
+	it("an answer lost on a fresh database before anything landed: not held, no holder", async () => {
+		const db = new LostAnswerExecutor();
+		db.lose = 1;
+		db.apply = false;
+		expect(await tryClaimLock(db, claimOptions("a"))).toEqual({
+			acquired: false,
+			holder: undefined,
+		});
+	});
+
+	it("rethrows a definite refusal", async () => {
+		const db = new SqliteExecutor();
+		db.db.exec(`CREATE TABLE ${LOCK_TABLE} (id INTEGER);`);
+		await expect(tryClaimLock(db, claimOptions("a"))).rejects.toBeInstanceOf(D1ApiError);
+	});
+});
+
+describe("acquireLock()", () => {
+	it("waits for the holder, then throws LockHeldError with its owner and lease", async () => {
+		const db = new SqliteExecutor();
+		await tryClaimLock(db, claimOptions("a", 90));
+		const waits: unknown[] = [];
+		const error = await acquireLock(db, {
+			...claimOptions("b"),
+			timeoutMs: 120,
+			pollMs: 50,
+			onWait: (holder) => waits.push(holder?.runId),
+		}).catch((e: unknown) => e);
+		expect(error).toBeInstanceOf(LockHeldError);
+		expect((error as LockHeldError).code).toBe("E_CHECKS_FAILED");
+		expect((error as Error).message).toMatch(
+			/held by owner a \(run a, expires in (89|90) s\); waited 0 s/,
+		);
+		expect(waits.length).toBeGreaterThanOrEqual(1);
+		expect(waits.every((w) => w === "a")).toBe(true);
+	});
+
+	it("gets the lock once the holder's lease runs out", async () => {
+		const db = new SqliteExecutor();
+		await tryClaimLock(db, claimOptions("a"));
+		let polls = 0;
+		const claimed = await acquireLock(db, {
+			...claimOptions("b"),
+			timeoutMs: 5000,
+			pollMs: 10,
+			onWait: () => {
+				if (++polls === 2) expireLock(db);
+			},
+		});
+		expect(polls).toBe(2);
+		expect(claimed.tookOverFrom?.runId).toBe("a");
+		expect(claimed.state?.tables.has(LOCK_TABLE)).toBe(true);
+	});
+
+	it("names no holder when none is known", () => {
+		const error = new LockHeldError(undefined, 3);
+		expect(error.message).toBe(
+			"the migration lock is held by another run; waited 3 s. Wait for it to finish, or raise --lock-timeout.",
+		);
+		expect(error.name).toBe("LockHeldError");
+		expect(error.code).toBe("E_CHECKS_FAILED");
+	});
+
+	it("never says a lease expires in the past", () => {
+		const holder = { runId: "a", owner: "o", acquiredAt: 0, expiresAt: 10, now: 25 };
+		expect(new LockHeldError(holder, 61).message).toBe(
+			"the migration lock is held by o (run a, expires in 0 s); waited 61 s. Wait for it to finish, or raise --lock-timeout.",
+		);
+	});
+});
+
+describe("withMigrationLock() release", () => {
+	const options = { ...claimOptions("a"), timeoutMs: 0 };
+	const lockRows = (db: SqliteExecutor) =>
+		db.db.prepare(`SELECT run_id FROM ${LOCK_TABLE}`).pluck().all();
+
+	it("clearAll removes the lock row whoever it names (after a restore)", async () => {
+		const db = new SqliteExecutor();
+		const { release } = await withMigrationLock(db, options, async (lock) => {
+			db.db.exec(`UPDATE ${LOCK_TABLE} SET run_id = 'from-the-bookmark';`);
+			lock.clearAll = true;
+		});
+		expect(release).toEqual({ released: true });
+		expect(lockRows(db)).toEqual([]);
+	});
+
+	it("without clearAll, leaves a lock that is not its own", async () => {
+		const db = new SqliteExecutor();
+		await withMigrationLock(db, options, async () => {
+			db.db.exec(`UPDATE ${LOCK_TABLE} SET run_id = 'other';`);
+		});
+		expect(lockRows(db)).toEqual(["other"]);
+	});
+
+	it("releases with a bare request when the final statements are refused", async () => {
+		const db = new SqliteExecutor();
+		const { release } = await withMigrationLock(db, options, async (lock) => {
+			lock.finalStatements = ["INSERT INTO no_such_table VALUES (1);"];
+		});
+		expect(release).toEqual({ released: true });
+		expect(lockRows(db)).toEqual([]);
+	});
+
+	it("reports a release that did not get through", async () => {
+		const db = new SqliteExecutor();
+		const { release } = await withMigrationLock(db, options, async () => {
+			db.db.exec(`DROP TABLE ${LOCK_TABLE};`);
+		});
+		expect(release).toEqual({ released: false, error: expect.stringMatching(/no such table/) });
+	});
+
+	it("reports a release that failed with its final statements and then bare", async () => {
+		const db = new SqliteExecutor();
+		const { release } = await withMigrationLock(db, options, async (lock) => {
+			lock.finalStatements = ["SELECT 1;"];
+			db.db.exec(`DROP TABLE ${LOCK_TABLE};`);
+		});
+		expect(release).toEqual({ released: false, error: expect.stringMatching(/no such table/) });
+	});
+});
+
+describe("readRemoteState()", () => {
+	const record = (db: SqliteExecutor, name: string, wrangler = true) =>
+		db.db.exec(
+			recordSql(
+				"d1_migrations",
+				{
+					name,
+					checksum: `sum ${name}`,
+					gitSha: null,
+					appliedBy: null,
+					durationMs: null,
+					bookmark: null,
+					runId: null,
+					recordedBy: "migrate",
+				},
+				{ wrangler },
+			),
+		);
+
+	it("reads a never-migrated database as empty, without writing", async () => {
+		const db = new SqliteExecutor();
+		db.db.exec("CREATE TABLE users (id INTEGER PRIMARY KEY);");
+		const state = await readRemoteState(db, "d1_migrations");
+		expect(state.ledger.applied).toEqual([]);
+		expect(state.ledger.audit.size).toBe(0);
+		expect(state.schema.objects.map((o) => o.name)).toEqual(["users"]);
+		expect([...state.tables]).toEqual(["users"]);
+		expect(state.ledgerUnique).toBe(true);
+	});
+
+	it("reads wrangler's ledger when only it exists (a project adopted from wrangler)", async () => {
+		const db = new SqliteExecutor();
+		db.db.exec(
+			"CREATE TABLE d1_migrations(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE, applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL);",
+		);
+		db.db.exec("INSERT INTO d1_migrations (name) VALUES ('0001_a.sql'), ('0002_b.sql');");
+		const state = await readRemoteState(db, "d1_migrations");
+		expect(state.ledger.applied.map((r) => [r.id, r.name])).toEqual([
+			[1, "0001_a.sql"],
+			[2, "0002_b.sql"],
+		]);
+		expect(state.ledger.audit.size).toBe(0);
+		expect(state.ledgerUnique).toBe(true);
+	});
+
+	it("reads the audit table when only it exists", async () => {
+		const db = new SqliteExecutor();
+		await tryClaimLock(db, claimOptions("a"));
+		db.db.exec("DROP TABLE d1_migrations;");
+		record(db, "0001_a.sql", false);
+		const state = await readRemoteState(db, "d1_migrations");
+		expect(state.ledger.applied).toEqual([]);
+		expect([...state.ledger.audit.keys()]).toEqual(["0001_a.sql"]);
+	});
+
+	it("reads both ledgers in one request once the tables exist, pipeline tables left out of the schema", async () => {
+		const db = new SqliteExecutor();
+		await tryClaimLock(db, claimOptions("a"));
+		record(db, "0001_a.sql");
+		const before = db.requestCount;
+		const state = await readRemoteState(db, "d1_migrations");
+		expect(db.requestCount - before).toBe(1);
+		expect(state.ledger.applied.map((r) => r.name)).toEqual(["0001_a.sql"]);
+		expect(state.ledger.audit.get("0001_a.sql")?.checksum).toBe("sum 0001_a.sql");
+		expect(state.schema.objects).toEqual([]);
+		expect(state.tables.has(AUDIT_TABLE)).toBe(true);
+	});
+
+	it("flags a ledger without a UNIQUE name", async () => {
+		const db = new SqliteExecutor();
+		db.db.exec("CREATE TABLE d1_migrations (id INTEGER PRIMARY KEY, name TEXT, applied_at TEXT);");
+		expect((await readRemoteState(db, "d1_migrations")).ledgerUnique).toBe(false);
+	});
+
+	it("rethrows what is not a missing table", async () => {
+		const db = new SqliteExecutor();
+		const error = new D1ApiError("D1 query failed (HTTP 400): not authorized", { status: 400 });
+		db.query = async () => {
+			throw error;
+		};
+		await expect(readRemoteState(db, "d1_migrations")).rejects.toBe(error);
+	});
+});
+
+describe("readAppliedNames()", () => {
+	it("reads the names in wrangler's ledger", async () => {
+		const db = new SqliteExecutor();
+		db.db.exec('CREATE TABLE "my ledger" (id INTEGER PRIMARY KEY, name TEXT);');
+		db.db.exec("INSERT INTO \"my ledger\" (name) VALUES ('0001_a.sql'), ('0002_b.sql');");
+		expect(await readAppliedNames(db, "my ledger")).toEqual(new Set(["0001_a.sql", "0002_b.sql"]));
+	});
+});
+
+describe("parseState()", () => {
+	it("reads missing results as empty", () => {
+		const state = parseState([], "d1_migrations");
+		expect(state.ledger.applied).toEqual([]);
+		expect(state.tables.size).toBe(0);
+		expect(state.ledgerUnique).toBe(true);
 	});
 });

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadProjectConfig } from "../../../ci/config/load.ts";
-import { migrationTestStep } from "../../../ci/steps/migration-test.ts";
+import { migrationTestStep, planMigrationStatuses } from "../../../ci/steps/migration-test.ts";
 
 const temps: string[] = [];
 afterAll(() => {
@@ -69,5 +69,39 @@ describe("migrationTestStep (the data-carrying replay)", () => {
 		);
 		expect(result.findings).toEqual([]);
 		expect(result.ok).toBe(true);
+	});
+});
+
+describe("planMigrationStatuses()", () => {
+	const catalog = {
+		migrations: ["0001_a.sql", "0002_b.sql", "0003_c.sql"].map((name) => ({
+			name,
+			checksum: `sum-${name}`,
+		})),
+		retired: ["0000_old.sql"],
+	};
+	const failure = (migration: string) => ({ migration }) as never;
+	it.each([
+		[
+			"every migration applied",
+			["0001_a.sql", "0002_b.sql", "0003_c.sql"],
+			undefined,
+			["applied", "applied", "applied"],
+		],
+		["a failure in the middle", ["0001_a.sql"], "0002_b.sql", ["applied", "failed", "not-run"]],
+		["a failure at the first", [], "0001_a.sql", ["failed", "not-run", "not-run"]],
+	])("%s", (_, applied, failedAt, statuses) => {
+		const rows = planMigrationStatuses(catalog as never, {
+			applied: applied.map((name) => ({ name, durationMs: 1 })),
+			failure: failedAt ? failure(failedAt) : undefined,
+		});
+		expect(rows).toEqual([
+			...catalog.migrations.map((m, i) => ({
+				name: m.name,
+				checksum: m.checksum,
+				status: statuses[i],
+			})),
+			{ name: "0000_old.sql", checksum: null, status: "retired" },
+		]);
 	});
 });
