@@ -22,6 +22,8 @@ import {
 import { quoteIdentifier } from "./literals.ts";
 import { makeSchema, SCHEMA_QUERY, type Schema, type SchemaRow } from "./schema.ts";
 
+const NOT_EMPTY_MARK = "workers_pipeline: the database is not empty";
+
 export interface RemoteState {
 	ledger: LedgerState;
 	/** Schema without wrangler's ledger and the pipeline's tables. */
@@ -83,6 +85,30 @@ export function parseState(
 	};
 }
 
+/** A definite "no such table" answer: the read met a database whose ledger tables are missing. */
+const missingTable = (error: unknown): string | undefined => {
+	if (!(error instanceof D1ApiError) || isAmbiguous(error)) return undefined;
+	return /no such table: ?([^\s:]+)/i.exec(error.message)?.[1] ?? undefined;
+};
+
+/**
+ * The state read as one request (one consistent snapshot), or `{ missing }` naming the table
+ * D1 said is missing (a database never migrated) — then nothing was read.
+ */
+export async function readStateIfMigrated(
+	db: SqlExecutor,
+	migrationsTable: string,
+): Promise<RemoteState | { missing: string }> {
+	try {
+		const request = composeRequest([["state", stateSql(migrationsTable)]]);
+		return parseState(request.part(await db.query(request.sql), "state"), migrationsTable);
+	} catch (error) {
+		const missing = missingTable(error);
+		if (missing === undefined) throw error;
+		return { missing };
+	}
+}
+
 /**
  * Reads the schema and both ledgers without writing anything, in one request (one consistent
  * snapshot). A database that has never been migrated lacks the ledger tables: then the tables
@@ -92,17 +118,12 @@ export async function readRemoteState(
 	db: SqlExecutor,
 	migrationsTable: string,
 ): Promise<RemoteState> {
-	try {
-		const request = composeRequest([["state", stateSql(migrationsTable)]]);
-		return parseState(request.part(await db.query(request.sql), "state"), migrationsTable);
-	} catch (error) {
-		if (
-			!(error instanceof D1ApiError) ||
-			isAmbiguous(error) ||
-			!/no such table/i.test(error.message)
-		)
-			throw error;
-	}
+	const state = await readStateIfMigrated(db, migrationsTable);
+	return "missing" in state ? readPresentTables(db, migrationsTable) : state;
+}
+
+/** The state of a database missing a ledger table: the schema, then the ledgers that exist. */
+async function readPresentTables(db: SqlExecutor, migrationsTable: string): Promise<RemoteState> {
 	const [schemaResult] = await db.query(SCHEMA_QUERY);
 	const names = new Set(
 		((schemaResult?.results ?? []) as unknown as SchemaRow[]).map((r) => r.name),
@@ -124,6 +145,26 @@ export async function readRemoteState(
 		],
 		migrationsTable,
 	);
+}
+
+/** The state of a database with no schema object at all (what emptyDatabaseSql proves). */
+export const emptyState = (migrationsTable: string): RemoteState => parseState([], migrationsTable);
+
+/**
+ * Fails the whole request unless the database has no schema object at all (tables, indexes,
+ * views, triggers; D1's own `_cf_` tables aside). It needs no table, so it can open a request
+ * on a never-migrated database: SQLite's json() refuses the text ("malformed JSON").
+ */
+export const emptyDatabaseSql = `SELECT json(CASE WHEN EXISTS (${SCHEMA_QUERY}) THEN '${NOT_EMPTY_MARK}' ELSE 'null' END) AS empty;`;
+
+/** The claim's emptiness proof failed: the database has objects; nothing was written. */
+export class DatabaseNotEmptyError extends CiError {
+	constructor(cause: unknown) {
+		super("the database is not empty: its state must be read before the lock", "E_D1_API", {
+			cause,
+		});
+		this.name = "DatabaseNotEmptyError";
+	}
 }
 
 /** Reads only wrangler's ledger names: the question asked after a request with no clear answer. */
@@ -199,11 +240,20 @@ export async function tryClaimLock(
 		runId,
 		owner,
 		ttlSeconds,
-	}: { migrationsTable: string; runId: string; owner: string; ttlSeconds: number },
+		requireEmpty = false,
+	}: {
+		migrationsTable: string;
+		runId: string;
+		owner: string;
+		ttlSeconds: number;
+		/** Claim only if the database has no schema object (else DatabaseNotEmptyError). */
+		requireEmpty?: boolean;
+	},
 ): Promise<LockOutcome> {
 	const lock = claimLockParts(runId, owner, ttlSeconds);
 	// The state is read in the same request, so the caller plans on exactly what it locked.
 	const request = composeRequest([
+		["empty", requireEmpty ? emptyDatabaseSql : ""],
 		["setup", setupSql(migrationsTable)],
 		["stale", lock.stale],
 		["claim", lock.claim],
@@ -214,6 +264,13 @@ export async function tryClaimLock(
 	try {
 		results = await db.query(request.sql, { write: true });
 	} catch (error) {
+		if (
+			requireEmpty &&
+			error instanceof D1ApiError &&
+			!isAmbiguous(error) &&
+			/malformed JSON/i.test(error.message)
+		)
+			throw new DatabaseNotEmptyError(error);
 		if (!isAmbiguous(error)) throw error;
 		// No clear answer: ask who holds the lock now; if it is us, the claim went through.
 		let row: StatementResult | undefined;
@@ -265,6 +322,7 @@ export async function acquireLock(
 		pollMs?: number;
 		signal?: AbortSignal;
 		onWait?: (holder: LockHolder | undefined) => void;
+		requireEmpty?: boolean;
 	},
 ): Promise<{ tookOverFrom: LockHolder | undefined; state: RemoteState | undefined }> {
 	const started = Date.now();
@@ -295,6 +353,8 @@ export interface MigrationLockOptions {
 	pollMs?: number;
 	signal?: AbortSignal;
 	onWait?: (holder: LockHolder | undefined) => void;
+	/** The claim also proves the database has no schema object (a never-migrated database). */
+	requireEmpty?: boolean;
 }
 
 /** What the body of withMigrationLock sees, and how it shapes the one release request. */

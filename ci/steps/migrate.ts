@@ -23,11 +23,14 @@ import { durationSql, fenceSql, type RunRecord, runRecordSql } from "../migratio
 import { limitPlan, type MigrationPlan, planMigrations } from "../migrations/plan.ts";
 import { DEFAULT_COPY_BUDGET, readCopy, rehearseOnCopy } from "../migrations/rehearse.ts";
 import {
+	DatabaseNotEmptyError,
+	emptyState,
 	type HeldLock,
 	LockHeldError,
 	type LockHolder,
 	type RemoteState,
 	readRemoteState,
+	readStateIfMigrated,
 	readWithRetry,
 	withMigrationLock,
 } from "../migrations/remote.ts";
@@ -200,15 +203,56 @@ function stateFindings(s: Session, catalog: Catalog, plan: MigrationPlan, state:
 	];
 }
 
+/** What the preflight planned on; `requireEmpty` when it assumed a never-migrated, empty database. */
+interface Planned {
+	plan: MigrationPlan;
+	state: RemoteState;
+	requireEmpty?: boolean;
+}
+
 /** Remote reads only: ledger, checksums, order, drift. Plans once. */
-async function preflightRemote(
-	s: Session,
-	catalog: Catalog,
-): Promise<{ plan: MigrationPlan; state: RemoteState } | StepResult> {
+async function preflightRemote(s: Session, catalog: Catalog): Promise<Planned | StepResult> {
 	s.ctx.progress(`reading the ledger of ${s.database.databaseName ?? s.database.databaseId}`);
+	const table = s.database.migrationsTable;
+	const read = await readWithRetry(() => readStateIfMigrated(s.client, table), {
+		signal: s.ctx.signal,
+	});
+	if (!("missing" in read)) return judgeState(s, catalog, read);
+	const assumed = planOnEmpty(s, catalog, read.missing);
+	if (assumed) return assumed;
+	return readAndJudge(s, catalog);
+}
+
+/** The full state read (a second request on a database missing a ledger table), then judged. */
+async function readAndJudge(s: Session, catalog: Catalog): Promise<Planned | StepResult> {
+	s.rows.clear();
 	const state = await readWithRetry(() => readRemoteState(s.client, s.database.migrationsTable), {
 		signal: s.ctx.signal,
 	});
+	return judgeState(s, catalog, state);
+}
+
+/**
+ * wrangler's ledger is missing, so the database was never migrated and is most likely empty:
+ * plan on an empty state, and let the lock claim prove it (emptyDatabaseSql) instead of reading
+ * the schema first. Only when that plan applies something and finds nothing to report; never for
+ * a dry run or a rehearsal, which must not write. If the proof fails, nothing is written and the
+ * state is read as usual.
+ */
+function planOnEmpty(s: Session, catalog: Catalog, missing: string): Planned | undefined {
+	if (s.args.dryRun || s.args.rehearse) return undefined;
+	if (missing.toLowerCase() !== s.database.migrationsTable.toLowerCase()) return undefined;
+	const state = emptyState(s.database.migrationsTable);
+	const full = planMigrations(catalog, state.ledger, { allowOutOfOrder: s.args.allowOutOfOrder });
+	const plan = limitPlan(full, s.to);
+	if (plan.pending.length === 0 || stateFindings(s, catalog, plan, state).length) return undefined;
+	setRows(s, planRows(full));
+	s.data.head = plan.head ?? null;
+	return { plan, state, requireEmpty: true };
+}
+
+/** The preflight's verdict on a state read before the lock. */
+function judgeState(s: Session, catalog: Catalog, state: RemoteState): Planned | StepResult {
 	const plan = planFor(s, catalog, state.ledger);
 	s.data.head = plan.head ?? null;
 	s.findings.push(...stateFindings(s, catalog, plan, state));
@@ -291,7 +335,7 @@ const ledgerKey = (state: RemoteState) =>
 function confirmPlan(
 	s: Session,
 	catalog: Catalog,
-	planned: { plan: MigrationPlan; state: RemoteState },
+	planned: Planned,
 	locked: RemoteState,
 ): { plan: MigrationPlan; state: RemoteState } | string {
 	if (ledgerKey(locked) === ledgerKey(planned.state)) return { plan: planned.plan, state: locked };
@@ -483,7 +527,7 @@ function applyFindings(s: Session, outcome: ApplyOutcome): void {
 async function applyUnderLock(
 	s: Session,
 	catalog: Catalog,
-	planned: { plan: MigrationPlan; state: RemoteState },
+	planned: Planned,
 	lock: HeldLock,
 ): Promise<{ ok: boolean; summary: string }> {
 	let status: RunRecord["status"] = "failed";
@@ -560,11 +604,7 @@ async function applyUnderLock(
 }
 
 /** Takes the lock, applies under it, and releases it in one request with the run's record. */
-async function lockAndApply(
-	s: Session,
-	catalog: Catalog,
-	planned: { plan: MigrationPlan; state: RemoteState },
-): Promise<StepResult> {
+async function lockAndApply(s: Session, catalog: Catalog, planned: Planned): Promise<StepResult> {
 	let result: { ok: boolean; summary: string };
 	s.sha = readGitSha(s.args.project.root, s.ctx.env);
 	try {
@@ -577,6 +617,7 @@ async function lockAndApply(
 				ttlSeconds: s.ttl,
 				timeoutMs: (s.args.lockTimeoutSeconds ?? DEFAULT_LOCK_TIMEOUT_SECONDS) * 1000,
 				signal: s.ctx.signal,
+				requireEmpty: planned.requireEmpty,
 				onWait: (holder) =>
 					s.ctx.progress(
 						`waiting for the migration lock held by ${holder?.owner ?? "another run"}`,
@@ -598,12 +639,23 @@ async function lockAndApply(
 			});
 		}
 	} catch (error) {
+		// The database was not empty after all: the claim wrote nothing; read it and judge it.
+		if (error instanceof DatabaseNotEmptyError) return judgeAndLock(s, catalog);
 		if (!(error instanceof LockHeldError)) throw error;
 		s.data.lock = { holder: error.holder ?? null };
 		s.findings.push({ code: "LOCK_HELD", severity: "error", message: error.message });
 		return finish(s, false, "lock held by another run: nothing was applied");
 	}
 	return finish(s, result.ok, result.summary);
+}
+
+/** The usual way after a failed emptiness proof: the state read, judged, then the lock. */
+async function judgeAndLock(s: Session, catalog: Catalog): Promise<StepResult> {
+	if (interrupted(s)) return stopBeforeWrite(s);
+	const planned = await readAndJudge(s, catalog);
+	if ("name" in planned) return planned;
+	if (interrupted(s)) return stopBeforeWrite(s);
+	return lockAndApply(s, catalog, planned);
 }
 
 const takeOverFinding = (from: LockHolder): Finding => ({

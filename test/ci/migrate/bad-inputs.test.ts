@@ -593,6 +593,26 @@ const CASES: Case[] = [
 		remote: "untouched",
 	},
 	{
+		label: "a table created by hand on a never-migrated database (schema drift)",
+		seed: "empty",
+		setup: (db) => db.exec("CREATE TABLE audit_log (id INTEGER PRIMARY KEY, at TEXT);"),
+		code: EXIT_FAILED,
+		output: [/PREFLIGHT_SCHEMA_DRIFT/, /audit_log/, /preflight failed: nothing was written/],
+		remote: "untouched",
+	},
+	{
+		label: "a never-migrated, empty database: no schema read, the lock claim proves it empty",
+		seed: "empty",
+		code: EXIT_OK,
+		output: [/applied 4 migration\(s\)/],
+		remote: "written",
+		check: ({ api, project, sent }) => {
+			expect(ledgerNames(api, project.uuid)).toEqual(BASE);
+			// State read, claim, bookmark, one request per migration, release.
+			expect(sent.filter((r) => r.path.includes(project.uuid))).toHaveLength(4 + BASE.length);
+		},
+	},
+	{
 		label: "a pending migration D1 refuses on this data (atomic: the earlier one stays applied)",
 		files: {
 			"migrations/0005_create_notes.sql": NOTES,

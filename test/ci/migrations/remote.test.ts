@@ -6,11 +6,13 @@ import { SqliteExecutor } from "../../../ci/migrations/executor.ts";
 import { AUDIT_TABLE, LOCK_TABLE, RUNS_TABLE, recordSql } from "../../../ci/migrations/ledger.ts";
 import {
 	acquireLock,
+	DatabaseNotEmptyError,
 	LockHeldError,
 	ledgerHasUniqueName,
 	parseState,
 	readAppliedNames,
 	readRemoteState,
+	readStateIfMigrated,
 	readWithRetry,
 	tryClaimLock,
 	withMigrationLock,
@@ -252,6 +254,36 @@ describe("withMigrationLock()", () => {
 		expect(release).toEqual({ released: true });
 		expect(db.db.prepare(`SELECT status FROM ${RUNS_TABLE}`).pluck().all()).toEqual(["succeeded"]);
 		expect(lockRows(db)).toEqual([]);
+	});
+
+	it.each([
+		["a table", "CREATE TABLE t (id INTEGER)"],
+		["a view", "CREATE VIEW v AS SELECT 1 AS x"],
+		["wrangler's ledger alone, empty", "CREATE TABLE d1_migrations (id INTEGER, name TEXT UNIQUE)"],
+	])(
+		"with requireEmpty, claims nothing and writes nothing on a database with %s",
+		async (_label, sql) => {
+			const db = new SqliteExecutor();
+			db.db.exec(sql);
+			const before = db.db.prepare("SELECT type, name, sql FROM sqlite_master").all();
+			const error = await withMigrationLock(
+				db,
+				{ ...options("a"), requireEmpty: true },
+				async () => 1,
+			).catch((e) => e);
+			expect(error).toBeInstanceOf(DatabaseNotEmptyError);
+			expect(db.db.prepare("SELECT type, name, sql FROM sqlite_master").all()).toEqual(before);
+		},
+	);
+
+	it("with requireEmpty, claims an empty database and reads its state in the same request", async () => {
+		const db = new SqliteExecutor();
+		await withMigrationLock(db, { ...options("a"), requireEmpty: true }, async (lock) => {
+			expect(lockRows(db)).toEqual([{ run_id: "a" }]);
+			expect(lock.state?.ledger.applied).toEqual([]);
+			expect(lock.state?.ledgerUnique).toBe(true);
+			expect(db.requestCount).toBe(1);
+		});
 	});
 
 	it("throws LockHeldError naming the holder, and leaves that lock alone", async () => {
@@ -587,5 +619,25 @@ describe("parseState()", () => {
 		expect(state.ledger.applied).toEqual([]);
 		expect(state.tables.size).toBe(0);
 		expect(state.ledgerUnique).toBe(true);
+	});
+});
+
+describe("readStateIfMigrated()", () => {
+	it("names wrangler's ledger as missing on a never-migrated database, in one request", async () => {
+		const db = new SqliteExecutor();
+		expect(await readStateIfMigrated(db, "d1_migrations")).toEqual({ missing: "d1_migrations" });
+		expect(db.requestCount).toBe(1);
+	});
+
+	it("names the audit table when only wrangler's ledger exists; readRemoteState reads it", async () => {
+		const db = new SqliteExecutor();
+		db.db.exec(
+			"CREATE TABLE d1_migrations (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE, applied_at TEXT); INSERT INTO d1_migrations (name) VALUES ('0001_a.sql');",
+		);
+		expect(await readStateIfMigrated(db, "d1_migrations")).toEqual({
+			missing: "workers_pipeline_migrations",
+		});
+		const state = await readRemoteState(db, "d1_migrations");
+		expect(state.ledger.applied.map((r) => r.name)).toEqual(["0001_a.sql"]);
 	});
 });
