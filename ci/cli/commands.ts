@@ -14,7 +14,6 @@ import {
 } from "../constants.ts";
 import { UserError } from "../errors.ts";
 import type { StepResult } from "../report/model.ts";
-import { assertSecretNames } from "../steps/_secret-names.ts";
 import type { StepContext } from "../steps/_step.ts";
 import type { FlagDef, ParsedFlags } from "./args.ts";
 
@@ -541,10 +540,12 @@ COMMANDS.push(
 			"workers-pipeline deploy --env staging --strategy immediate",
 		],
 		run: async (input) => {
-			const [{ deployStep, parseSteps }, { lintEnvironment }] = await Promise.all([
-				import("../steps/deploy.ts"),
-				import("../config/load.ts"),
-			]);
+			const [{ deployStep, parseSteps }, { lintEnvironment }, { assertSecretNames }] =
+				await Promise.all([
+					import("../steps/deploy.ts"),
+					import("../config/load.ts"),
+					import("../steps/_secret-names.ts"),
+				]);
 			const secretsFromEnv = str(input.flags, "secrets-from-env")
 				?.split(",")
 				.map((s) => s.trim())
