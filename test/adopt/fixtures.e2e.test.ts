@@ -1,22 +1,41 @@
-import { existsSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
+import { applyEdits, modify } from "jsonc-parser";
+import { parse as parseToml } from "smol-toml";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadProjectConfig } from "../../ci/config/load.ts";
 import { packageExports } from "../../ci/steps/init.ts";
+import { freePort } from "../app/_app.ts";
+import { type EdgeApp, startEdge } from "../deploy/_edge.ts";
+import { type CloudflareApi, startCloudflareApi } from "../support/cloudflare-api.ts";
 import {
 	FIXTURES,
 	type FixtureCopy,
 	freshCopy,
+	type LocalWorkers,
+	localWorkers,
 	type Manager,
 	type Run,
 	readmeQuickstart,
+	runAsync,
 } from "./_fixture.ts";
+
+// init's health route (deploy.healthPath's default).
+const HEALTH_PATH = "/api/health";
 
 // Each fixture app, from a clean copy with the packed workers-pipeline installed by the app's own
 // package manager: init, then lint, migration-test, build and ci all green on the FIRST run.
 interface JsonReport {
 	ok: boolean;
-	steps: { name: string; ok: boolean; skipped?: boolean; summary: string }[];
+	steps: {
+		name: string;
+		ok: boolean;
+		skipped?: boolean;
+		summary: string;
+		data?: Record<string, unknown>;
+	}[];
 	findings: { step: string; code: string; acknowledged?: string; message: string }[];
 }
 
@@ -29,9 +48,55 @@ const json = (result: Run): JsonReport => {
 };
 
 const open: FixtureCopy[] = [];
-afterAll(() => {
+const cleanups: (() => Promise<void> | void)[] = [];
+afterAll(async () => {
 	for (const copy of open.splice(0)) copy.release();
+	for (const cleanup of cleanups.splice(0)) await cleanup();
 });
+
+const ACCOUNT_ID = "0123456789abcdef0123456789abcdef";
+
+/**
+ * A loopback Cloudflare API with one D1 database, and the env the installed CLI and the app's own
+ * wrangler need to reach it (their config and logs in a throwaway home).
+ */
+async function loopback(databaseName: string) {
+	const token = `tok-${randomUUID()}`;
+	const database = { uuid: randomUUID(), name: databaseName };
+	const unknownRoutes: string[] = [];
+	const api = await startCloudflareApi({
+		token,
+		accountId: ACCOUNT_ID,
+		databases: [database],
+		log: (line) => unknownRoutes.push(line),
+	});
+	const home = mkdtempSync(path.join(tmpdir(), "wp-adopt-home-"));
+	cleanups.push(async () => {
+		await api.close();
+		rmSync(home, { recursive: true, force: true });
+	});
+	const env = {
+		HOME: home,
+		XDG_CONFIG_HOME: path.join(home, ".config"),
+		WRANGLER_LOG_PATH: path.join(home, "wrangler-logs"),
+		CLOUDFLARE_API_BASE_URL: api.url,
+		CLOUDFLARE_API_TOKEN: token,
+		CLOUDFLARE_ACCOUNT_ID: ACCOUNT_ID,
+		NO_COLOR: "1",
+	};
+	const ledger = (): string[] => {
+		const db = api.database(database.uuid);
+		const exists = db.prepare("SELECT 1 FROM sqlite_schema WHERE name = 'd1_migrations'").get();
+		return exists
+			? (db.prepare("SELECT name FROM d1_migrations ORDER BY id").pluck().all() as string[])
+			: [];
+	};
+	return { api, database, env, ledger, unknownRoutes, token };
+}
+
+/** The report a remote command wrote (remote commands write one on every path). */
+const written = (copy: FixtureCopy, command: string): JsonReport =>
+	JSON.parse(readFileSync(path.join(copy.dir, ".reports", `${command}.json`), "utf8"));
 
 function green(copy: FixtureCopy, args: string[]): JsonReport {
 	const result = copy.cli([...args, "--json"]);
@@ -43,7 +108,12 @@ function green(copy: FixtureCopy, args: string[]): JsonReport {
 }
 
 /** The README's quickstart, command by command: init, commit what it wrote, then every check once. */
-function adopt(name: string, pm: Manager, before?: (copy: FixtureCopy) => void) {
+function adopt(
+	name: string,
+	pm: Manager,
+	before?: (copy: FixtureCopy) => void,
+	afterInit?: (copy: FixtureCopy) => void,
+) {
 	const copy = freshCopy(name, pm);
 	open.push(copy);
 	before?.(copy);
@@ -58,6 +128,7 @@ function adopt(name: string, pm: Manager, before?: (copy: FixtureCopy) => void) 
 	const [initArgs, ...checks] = commands as [string[], ...string[][]];
 	const init = copy.cli(initArgs);
 	expect(init.code, init.stdout + init.stderr).toBe(0);
+	afterInit?.(copy);
 	expect(copy.git("add", "-A").code).toBe(0);
 	expect(copy.git("commit", "-qm", "Adopt workers-pipeline").code).toBe(0);
 	const reports = Object.fromEntries(checks.map((argv) => [argv[0], green(copy, argv)]));
@@ -87,6 +158,148 @@ const readsToml = (() => {
 	}
 })();
 
+/**
+ * The edge stand-in (test/deploy/_edge.ts) for a wrangler.toml app: each deployed version served
+ * by the copy's own `wrangler dev` with that version's vars, on a local D1 migrated like the remote.
+ */
+async function servedByEdge(api: CloudflareApi, script: string, env: Record<string, string>) {
+	const persistDir = mkdtempSync(path.join(tmpdir(), "wp-adopt-d1-"));
+	let workers: LocalWorkers | undefined;
+	const app: EdgeApp = {
+		dir: "",
+		start: (options) => {
+			workers ??= localWorkers({ dir: app.dir, env, persistDir, readyPath: HEALTH_PATH, freePort });
+			return workers.start(options);
+		},
+	};
+	let environment = "";
+	// wrangler's own resolution of an environment: its keys over the top-level ones, `env` dropped.
+	const config = () => {
+		const { env: envs, ...top } = parseToml(
+			readFileSync(path.join(app.dir, "wrangler.toml"), "utf8"),
+		);
+		return { ...top, ...((envs as Record<string, Record<string, unknown>>)[environment] ?? {}) };
+	};
+	const edge = await startEdge({ api, script, app, config });
+	cleanups.push(async () => {
+		await edge.close();
+		await workers?.stopAll();
+		rmSync(persistDir, { recursive: true, force: true });
+	});
+	return {
+		app,
+		edge,
+		pointHealthAt(copy: FixtureCopy, name: string) {
+			environment = name;
+			const file = path.join(copy.dir, "workers-pipeline.jsonc");
+			const text = readFileSync(file, "utf8");
+			const url = `${edge.url}${HEALTH_PATH}`;
+			writeFileSync(file, applyEdits(text, modify(text, ["deploy", "healthUrls", name], url, {})));
+		},
+		/** The local D1 the served versions read, migrated by the app's wrangler (as migrate did the remote). */
+		migrateLocal: (copy: FixtureCopy) =>
+			runAsync(
+				[
+					process.execPath,
+					path.join(copy.dir, "node_modules/wrangler/bin/wrangler.js"),
+					"d1",
+					"migrations",
+					"apply",
+					"DB",
+					"--local",
+					"--env",
+					environment,
+					"--persist-to",
+					persistDir,
+				],
+				copy.dir,
+				env,
+			),
+	};
+}
+
+/** After a green ci: plan, migrate twice and deploy --env production with the installed CLI. */
+async function remotePart(
+	copy: FixtureCopy,
+	remote: Awaited<ReturnType<typeof loopback>>,
+	served: Awaited<ReturnType<typeof servedByEdge>>,
+) {
+	const migrations = readdirSync(path.join(copy.dir, "drizzle"))
+		.filter((f) => f.endsWith(".sql"))
+		.sort();
+	expect(migrations).toHaveLength(3);
+	const outputs: string[] = [];
+	const cli = async (args: string[]) => {
+		const result = await copy.cliAsync([...args, "--env", "production", "--json"], remote.env);
+		outputs.push(result.stdout, result.stderr);
+		return { result, report: json(result) };
+	};
+	const pendingOf = (report: JsonReport) =>
+		((report.steps[0]?.data?.migrations ?? []) as { name: string; status: string }[])
+			.filter((m) => m.status === "pending")
+			.map((m) => m.name);
+
+	const plan = await cli(["plan"]);
+	expect(plan.result.code, plan.result.stderr).toBe(0);
+	expect(step(plan.report, "plan")?.data?.database).toMatchObject({ id: remote.database.uuid });
+	expect(pendingOf(plan.report)).toEqual(migrations);
+	expect(remote.ledger()).toEqual([]);
+
+	const migrate = await cli(["migrate"]);
+	expect(migrate.result.code, migrate.result.stderr).toBe(0);
+	expect(step(migrate.report, "migrate")?.summary).toMatch(
+		/^applied 3 migration\(s\); schema validated/,
+	);
+	expect(remote.ledger()).toEqual(migrations);
+	// The app's own wrangler reads the same ledger and finds nothing left.
+	const listed = await runAsync(
+		["npx", "wrangler", "d1", "migrations", "list", "DB", "--remote", "--env", "production"],
+		copy.dir,
+		remote.env,
+	);
+	expect(listed.code, listed.stderr).toBe(0);
+	expect(listed.stdout).toContain("No migrations to apply");
+
+	const again = await cli(["migrate"]);
+	expect(again.result.code, again.result.stderr).toBe(0);
+	expect(step(again.report, "migrate")?.summary).toBe(
+		"nothing to apply: 3 migration(s) applied, all verified",
+	);
+	expect(written(copy, "migrate").ok).toBe(true);
+	expect(remote.ledger()).toEqual(migrations);
+
+	const local = await served.migrateLocal(copy);
+	expect(local.code, local.stdout + local.stderr).toBe(0);
+	const worker = "fixture-hono-api-production";
+	const deploy = await cli(["deploy", "--health-timeout", "60", "--health-window", "1"]);
+	const versions = remote.api.workers.versions(worker);
+	expect(versions, deploy.result.stderr).toHaveLength(1);
+	const data = step(deploy.report, "deploy")?.data;
+	expect(data).toMatchObject({ versionId: versions[0]?.id, expectedHead: migrations.at(-1) });
+	expect(versions[0]?.bindings).toContainEqual({
+		name: "WORKERS_PIPELINE_EXPECTED_HEAD",
+		type: "plain_text",
+		text: migrations.at(-1),
+	});
+	// The new version itself answered the health route init wrote, through the edge stand-in.
+	expect(deploy.result.code, deploy.result.stdout + deploy.result.stderr).toBe(0);
+	expect(remote.api.workers.liveVersion(worker)).toBe(versions[0]?.id);
+	expect(data).toMatchObject({
+		healthUrl: `${served.edge.url}${HEALTH_PATH}`,
+		health: {
+			ok: true,
+			lastStatus: 200,
+			lastBody: {
+				status: "ok",
+				version: versions[0]?.id,
+				schema: { head: migrations.at(-1), expected: migrations.at(-1) },
+			},
+		},
+	});
+	expect(served.edge.hits.filter((h) => h.versionId === versions[0]?.id).length).toBeGreaterThan(0);
+	return { deploy, outputs };
+}
+
 describe("adopting workers-pipeline on fixture apps (packed tarball, own package manager)", () => {
 	it("a Vite-built Worker on pnpm with build.command: green on the first run", () => {
 		const { copy, steps } = adopt("vite-app", "pnpm");
@@ -106,9 +319,28 @@ describe("adopting workers-pipeline on fixture apps (packed tarball, own package
 	});
 
 	it.skipIf(!readsToml)(
-		"a Hono Worker with wrangler.toml on npm, flat drizzle-kit history with an applied cascading rebuild",
-		() => {
-			const { copy, steps } = adopt("hono-toml", "npm");
+		"a Hono Worker with wrangler.toml on npm, flat drizzle-kit history with an applied cascading rebuild; then plan, migrate and deploy against the loopback API",
+		async () => {
+			const remote = await loopback("fixture-hono-db-production");
+			const served = await servedByEdge(remote.api, "fixture-hono-api-production", remote.env);
+			const { copy, steps } = adopt(
+				"hono-toml",
+				"npm",
+				(fresh) => {
+					// The production database is the loopback's (in the copy only, before init commits).
+					const file = path.join(fresh.dir, "wrangler.toml");
+					const text = readFileSync(file, "utf8");
+					const pointed = text.replace(
+						'database_id = "00000000-0000-4000-8000-000000000002"',
+						`database_id = "${remote.database.uuid}"`,
+					);
+					expect(pointed).not.toBe(text);
+					writeFileSync(file, pointed);
+					served.app.dir = fresh.dir;
+				},
+				// The loopback stores versions but runs none: health goes to the edge stand-in, committed with init's settings.
+				(adopted) => served.pointHealthAt(adopted, "production"),
+			);
 			const settings = copy.read("workers-pipeline.jsonc");
 			expect(settings).toContain('"naming": "drizzle-kit"');
 			for (const code of ["D1_FOREIGN_KEYS_OFF", "REPLAY_DROP_CASCADE"])
@@ -125,7 +357,12 @@ describe("adopting workers-pipeline on fixture apps (packed tarball, own package
 					(f) => f.code === "REPLAY_DROP_CASCADE" && f.acknowledged,
 				),
 			).toBe(true);
+			const { deploy, outputs } = await remotePart(copy, remote, served);
+			expect(step(deploy.report, "deploy")?.summary).toMatch(/; health holds$/);
+			for (const text of outputs) expect(text).not.toContain(remote.token);
+			expect(remote.unknownRoutes).toEqual([]);
 		},
+		240_000,
 	);
 
 	it("a Next.js + OpenNext app on pnpm with ESLint and drizzle-kit v1 directories, no env block", () => {
