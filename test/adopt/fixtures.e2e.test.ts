@@ -2,14 +2,14 @@ import { randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { applyEdits, modify } from "jsonc-parser";
+import { applyEdits, modify, parse as parseJsonc } from "jsonc-parser";
 import { parse as parseToml } from "smol-toml";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadProjectConfig } from "../../ci/config/load.ts";
 import { packageExports } from "../../ci/steps/init.ts";
 import { freePort } from "../app/_app.ts";
 import { type EdgeApp, startEdge } from "../deploy/_edge.ts";
-import { type CloudflareApi, startCloudflareApi } from "../support/cloudflare-api.ts";
+import { startCloudflareApi } from "../support/cloudflare-api.ts";
 import {
 	FIXTURES,
 	type FixtureCopy,
@@ -158,79 +158,109 @@ const readsToml = (() => {
 	}
 })();
 
+/** Where a fixture deploys: its environment, that environment's Worker and database, its config file. */
+interface Target {
+	env: string;
+	worker: string;
+	database: string;
+	/** The committed database_id of that environment, replaced in the copy by the loopback's. */
+	databaseId: string;
+	config: "wrangler.toml" | "wrangler.jsonc";
+	migrations: string[];
+}
+
+/** The app's wrangler, as installed in the copy (npm and pnpm both link node_modules/wrangler). */
+const wranglerOf = (copy: FixtureCopy) => [
+	process.execPath,
+	path.join(copy.dir, "node_modules/wrangler/bin/wrangler.js"),
+];
+
 /**
- * The edge stand-in (test/deploy/_edge.ts) for a wrangler.toml app: each deployed version served
- * by the copy's own `wrangler dev` with that version's vars, on a local D1 migrated like the remote.
+ * The loopback API with the target's database, and the edge stand-in (test/deploy/_edge.ts) in
+ * front of it: each deployed version served by the copy's own `wrangler dev` with that version's
+ * vars, on a local D1 migrated like the remote. `prepare` points the copy at both before init commits.
  */
-async function servedByEdge(api: CloudflareApi, script: string, env: Record<string, string>) {
+async function remoteFor(target: Target) {
+	const remote = await loopback(target.database);
 	const persistDir = mkdtempSync(path.join(tmpdir(), "wp-adopt-d1-"));
 	let workers: LocalWorkers | undefined;
 	const app: EdgeApp = {
 		dir: "",
 		start: (options) => {
-			workers ??= localWorkers({ dir: app.dir, env, persistDir, readyPath: HEALTH_PATH, freePort });
+			workers ??= localWorkers({
+				dir: app.dir,
+				env: remote.env,
+				persistDir,
+				readyPath: HEALTH_PATH,
+				freePort,
+			});
 			return workers.start(options);
 		},
 	};
-	let environment = "";
 	// wrangler's own resolution of an environment: its keys over the top-level ones, `env` dropped.
 	const config = () => {
-		const { env: envs, ...top } = parseToml(
-			readFileSync(path.join(app.dir, "wrangler.toml"), "utf8"),
-		);
-		return { ...top, ...((envs as Record<string, Record<string, unknown>>)[environment] ?? {}) };
+		const text = readFileSync(path.join(app.dir, target.config), "utf8");
+		const { env: envs, ...top } = (
+			target.config === "wrangler.toml" ? parseToml(text) : parseJsonc(text)
+		) as Record<string, unknown>;
+		return { ...top, ...(envs as Record<string, Record<string, unknown>>)[target.env] };
 	};
-	const edge = await startEdge({ api, script, app, config });
+	const edge = await startEdge({ api: remote.api, script: target.worker, app, config });
 	cleanups.push(async () => {
 		await edge.close();
 		await workers?.stopAll();
 		rmSync(persistDir, { recursive: true, force: true });
 	});
 	return {
-		app,
+		...remote,
 		edge,
-		pointHealthAt(copy: FixtureCopy, name: string) {
-			environment = name;
+		/** Before init: the environment's database is the loopback's (in the copy only). */
+		useDatabase(copy: FixtureCopy) {
+			app.dir = copy.dir;
+			const file = path.join(copy.dir, target.config);
+			const text = readFileSync(file, "utf8");
+			const pointed = text.replace(target.databaseId, remote.database.uuid);
+			expect(pointed).not.toBe(text);
+			writeFileSync(file, pointed);
+		},
+		/** After init, committed with it: the loopback runs no code, so health goes to the edge. */
+		useEdge(copy: FixtureCopy) {
 			const file = path.join(copy.dir, "workers-pipeline.jsonc");
 			const text = readFileSync(file, "utf8");
 			const url = `${edge.url}${HEALTH_PATH}`;
-			writeFileSync(file, applyEdits(text, modify(text, ["deploy", "healthUrls", name], url, {})));
+			writeFileSync(
+				file,
+				applyEdits(text, modify(text, ["deploy", "healthUrls", target.env], url, {})),
+			);
 		},
 		/** The local D1 the served versions read, migrated by the app's wrangler (as migrate did the remote). */
 		migrateLocal: (copy: FixtureCopy) =>
 			runAsync(
 				[
-					process.execPath,
-					path.join(copy.dir, "node_modules/wrangler/bin/wrangler.js"),
-					"d1",
-					"migrations",
-					"apply",
-					"DB",
-					"--local",
-					"--env",
-					environment,
-					"--persist-to",
-					persistDir,
+					...wranglerOf(copy),
+					...["d1", "migrations", "apply", "DB", "--local", "--env", target.env],
+					...["--persist-to", persistDir],
 				],
 				copy.dir,
-				env,
+				remote.env,
 			),
 	};
 }
 
-/** After a green ci: plan, migrate twice and deploy --env production with the installed CLI. */
+/**
+ * After a green ci, with the installed CLI: plan lists every migration as pending, migrate applies
+ * them (the app's wrangler agrees), a second migrate has nothing to apply, deploy uploads a version.
+ */
 async function remotePart(
 	copy: FixtureCopy,
-	remote: Awaited<ReturnType<typeof loopback>>,
-	served: Awaited<ReturnType<typeof servedByEdge>>,
+	remote: Awaited<ReturnType<typeof remoteFor>>,
+	target: Target,
+	deployFlags: string[],
 ) {
-	const migrations = readdirSync(path.join(copy.dir, "drizzle"))
-		.filter((f) => f.endsWith(".sql"))
-		.sort();
-	expect(migrations).toHaveLength(3);
+	const { migrations } = target;
 	const outputs: string[] = [];
 	const cli = async (args: string[]) => {
-		const result = await copy.cliAsync([...args, "--env", "production", "--json"], remote.env);
+		const result = await copy.cliAsync([...args, "--env", target.env, "--json"], remote.env);
 		outputs.push(result.stdout, result.stderr);
 		return { result, report: json(result) };
 	};
@@ -248,12 +278,12 @@ async function remotePart(
 	const migrate = await cli(["migrate"]);
 	expect(migrate.result.code, migrate.result.stderr).toBe(0);
 	expect(step(migrate.report, "migrate")?.summary).toMatch(
-		/^applied 3 migration\(s\); schema validated/,
+		new RegExp(`^applied ${migrations.length} migration\\(s\\); schema validated`),
 	);
 	expect(remote.ledger()).toEqual(migrations);
 	// The app's own wrangler reads the same ledger and finds nothing left.
 	const listed = await runAsync(
-		["npx", "wrangler", "d1", "migrations", "list", "DB", "--remote", "--env", "production"],
+		[...wranglerOf(copy), "d1", "migrations", "list", "DB", "--remote", "--env", target.env],
 		copy.dir,
 		remote.env,
 	);
@@ -263,46 +293,52 @@ async function remotePart(
 	const again = await cli(["migrate"]);
 	expect(again.result.code, again.result.stderr).toBe(0);
 	expect(step(again.report, "migrate")?.summary).toBe(
-		"nothing to apply: 3 migration(s) applied, all verified",
+		`nothing to apply: ${migrations.length} migration(s) applied, all verified`,
 	);
 	expect(written(copy, "migrate").ok).toBe(true);
 	expect(remote.ledger()).toEqual(migrations);
 
-	const local = await served.migrateLocal(copy);
+	const local = await remote.migrateLocal(copy);
 	expect(local.code, local.stdout + local.stderr).toBe(0);
-	const worker = "fixture-hono-api-production";
-	const deploy = await cli(["deploy", "--health-timeout", "60", "--health-window", "1"]);
-	const versions = remote.api.workers.versions(worker);
-	expect(versions, deploy.result.stderr).toHaveLength(1);
-	const data = step(deploy.report, "deploy")?.data;
-	expect(data).toMatchObject({ versionId: versions[0]?.id, expectedHead: migrations.at(-1) });
+	const deploy = await cli(["deploy", ...deployFlags]);
+	const versions = remote.api.workers.versions(target.worker);
+	expect(versions, deploy.result.stdout + deploy.result.stderr).toHaveLength(1);
+	const versionId = versions[0]?.id;
+	expect(step(deploy.report, "deploy")?.data).toMatchObject({
+		versionId,
+		expectedHead: migrations.at(-1),
+		healthUrl: `${remote.edge.url}${HEALTH_PATH}`,
+	});
 	expect(versions[0]?.bindings).toContainEqual({
 		name: "WORKERS_PIPELINE_EXPECTED_HEAD",
 		type: "plain_text",
 		text: migrations.at(-1),
 	});
-	// The new version itself answered the health route init wrote, through the edge stand-in.
-	expect(deploy.result.code, deploy.result.stdout + deploy.result.stderr).toBe(0);
-	expect(remote.api.workers.liveVersion(worker)).toBe(versions[0]?.id);
-	expect(data).toMatchObject({
-		healthUrl: `${served.edge.url}${HEALTH_PATH}`,
-		health: {
-			ok: true,
-			lastStatus: 200,
-			lastBody: {
-				status: "ok",
-				version: versions[0]?.id,
-				schema: { head: migrations.at(-1), expected: migrations.at(-1) },
-			},
-		},
-	});
-	expect(served.edge.hits.filter((h) => h.versionId === versions[0]?.id).length).toBeGreaterThan(0);
-	return { deploy, outputs };
+	// The health probes reached the new version itself, through the edge stand-in.
+	expect(remote.edge.hits.filter((h) => h.versionId === versionId).length).toBeGreaterThan(0);
+	for (const text of outputs) expect(text).not.toContain(remote.token);
+	expect(remote.unknownRoutes).toEqual([]);
+	return { deploy, versionId };
 }
 
+const sqlFiles = (dir: string) =>
+	readdirSync(path.join(FIXTURES, dir))
+		.filter((f) => f.endsWith(".sql"))
+		.sort();
+
 describe("adopting workers-pipeline on fixture apps (packed tarball, own package manager)", () => {
-	it("a Vite-built Worker on pnpm with build.command: green on the first run", () => {
-		const { copy, steps } = adopt("vite-app", "pnpm");
+	it("a Vite-built Worker on pnpm with build.command: green on the first run; then plan, migrate and deploy, which names the missing health route", async () => {
+		const target: Target = {
+			env: "staging",
+			worker: "fixture-vite-app-staging",
+			database: "fixture-vite-db-staging",
+			databaseId: "00000000-0000-4000-8000-000000000005",
+			config: "wrangler.jsonc",
+			migrations: sqlFiles("vite-app/migrations"),
+		};
+		expect(target.migrations).toHaveLength(2);
+		const remote = await remoteFor(target);
+		const { copy, steps } = adopt("vite-app", "pnpm", remote.useDatabase, remote.useEdge);
 		expect(steps.init).toMatch(/kept\s+workers-pipeline\.jsonc/);
 		expect(copy.read("wrangler.jsonc")).toContain('"binding": "CF_VERSION_METADATA"');
 		expect(copy.read("wrangler.jsonc")).toContain("// Built by `vite build`");
@@ -316,31 +352,43 @@ describe("adopting workers-pipeline on fixture apps (packed tarball, own package
 		expect(step(steps.ci, "test")?.summary).toMatch(/run test: ok \(1 passed, 0 failed\)/);
 		// The build of the committed tree is reused by ci, stamped with the clean sha.
 		expect(step(steps.ci, "build")?.summary).toMatch(/^up to date/);
-	});
+
+		// A plain Worker gets no health route from init: the new version answers /api/health with its
+		// catch-all page, and deploy says what to add instead of calling that healthy.
+		expect(steps.init).toContain("Health route:");
+		const { deploy, versionId } = await remotePart(copy, remote, target, [
+			...["--health-timeout", "5", "--health-window", "1"],
+		]);
+		expect(deploy.result.code).toBe(1);
+		const noRoute = deploy.report.findings.find((f) => f.code === "HEALTH_NO_ROUTE");
+		expect(noRoute?.message).toContain(
+			`did not report a healthy ${versionId}: timed out after 5 s: HTTP 200 without the health contract's JSON`,
+		);
+		expect(noRoute?.message).toContain("add the health route of workers-pipeline/health");
+		expect(step(deploy.report, "deploy")?.data?.health).toMatchObject({
+			ok: false,
+			noRoute: true,
+			lastStatus: 200,
+		});
+		// A first deploy has nothing to roll back to: the version stays live, and deploy says so.
+		expect(deploy.report.findings.map((f) => f.code)).toContain("ROLLBACK_IMPOSSIBLE");
+		expect(remote.api.workers.liveVersion(target.worker)).toBe(versionId);
+	}, 240_000);
 
 	it.skipIf(!readsToml)(
 		"a Hono Worker with wrangler.toml on npm, flat drizzle-kit history with an applied cascading rebuild; then plan, migrate and deploy against the loopback API",
 		async () => {
-			const remote = await loopback("fixture-hono-db-production");
-			const served = await servedByEdge(remote.api, "fixture-hono-api-production", remote.env);
-			const { copy, steps } = adopt(
-				"hono-toml",
-				"npm",
-				(fresh) => {
-					// The production database is the loopback's (in the copy only, before init commits).
-					const file = path.join(fresh.dir, "wrangler.toml");
-					const text = readFileSync(file, "utf8");
-					const pointed = text.replace(
-						'database_id = "00000000-0000-4000-8000-000000000002"',
-						`database_id = "${remote.database.uuid}"`,
-					);
-					expect(pointed).not.toBe(text);
-					writeFileSync(file, pointed);
-					served.app.dir = fresh.dir;
-				},
-				// The loopback stores versions but runs none: health goes to the edge stand-in, committed with init's settings.
-				(adopted) => served.pointHealthAt(adopted, "production"),
-			);
+			const target: Target = {
+				env: "production",
+				worker: "fixture-hono-api-production",
+				database: "fixture-hono-db-production",
+				databaseId: "00000000-0000-4000-8000-000000000002",
+				config: "wrangler.toml",
+				migrations: sqlFiles("hono-toml/drizzle"),
+			};
+			expect(target.migrations).toHaveLength(3);
+			const remote = await remoteFor(target);
+			const { copy, steps } = adopt("hono-toml", "npm", remote.useDatabase, remote.useEdge);
 			const settings = copy.read("workers-pipeline.jsonc");
 			expect(settings).toContain('"naming": "drizzle-kit"');
 			for (const code of ["D1_FOREIGN_KEYS_OFF", "REPLAY_DROP_CASCADE"])
@@ -357,10 +405,27 @@ describe("adopting workers-pipeline on fixture apps (packed tarball, own package
 					(f) => f.code === "REPLAY_DROP_CASCADE" && f.acknowledged,
 				),
 			).toBe(true);
-			const { deploy, outputs } = await remotePart(copy, remote, served);
-			expect(step(deploy.report, "deploy")?.summary).toMatch(/; health holds$/);
-			for (const text of outputs) expect(text).not.toContain(remote.token);
-			expect(remote.unknownRoutes).toEqual([]);
+			// The health route init wrote answers for the new version, with the head deploy passed.
+			const { deploy, versionId } = await remotePart(copy, remote, target, [
+				...["--health-timeout", "60", "--health-window", "1"],
+			]);
+			expect(deploy.result.code, deploy.result.stdout + deploy.result.stderr).toBe(0);
+			expect(remote.api.workers.liveVersion(target.worker)).toBe(versionId);
+			expect(step(deploy.report, "deploy")).toMatchObject({
+				ok: true,
+				summary: expect.stringMatching(/; health holds$/),
+				data: {
+					health: {
+						ok: true,
+						lastStatus: 200,
+						lastBody: {
+							status: "ok",
+							version: versionId,
+							schema: { head: target.migrations.at(-1), expected: target.migrations.at(-1) },
+						},
+					},
+				},
+			});
 		},
 		240_000,
 	);
