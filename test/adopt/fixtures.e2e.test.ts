@@ -160,7 +160,8 @@ const readsToml = (() => {
 
 /** Where a fixture deploys: its environment, that environment's Worker and database, its config file. */
 interface Target {
-	env: string;
+	/** undefined: the top-level Worker, as wrangler without --env. */
+	env?: string;
 	worker: string;
 	database: string;
 	/** The committed database_id of that environment, replaced in the copy by the loopback's. */
@@ -168,6 +169,8 @@ interface Target {
 	config: "wrangler.toml" | "wrangler.jsonc";
 	migrations: string[];
 }
+
+const envFlag = (target: Target) => (target.env ? ["--env", target.env] : []);
 
 /** The app's wrangler, as installed in the copy (npm and pnpm both link node_modules/wrangler). */
 const wranglerOf = (copy: FixtureCopy) => [
@@ -203,7 +206,8 @@ async function remoteFor(target: Target) {
 		const { env: envs, ...top } = (
 			target.config === "wrangler.toml" ? parseToml(text) : parseJsonc(text)
 		) as Record<string, unknown>;
-		return { ...top, ...(envs as Record<string, Record<string, unknown>>)[target.env] };
+		const named = target.env ? (envs as Record<string, Record<string, unknown>>)[target.env] : {};
+		return { ...top, ...named };
 	};
 	const edge = await startEdge({ api: remote.api, script: target.worker, app, config });
 	cleanups.push(async () => {
@@ -225,6 +229,8 @@ async function remoteFor(target: Target) {
 		},
 		/** After init, committed with it: the loopback runs no code, so health goes to the edge. */
 		useEdge(copy: FixtureCopy) {
+			if (!target.env)
+				throw new Error("deploy.healthUrls is keyed by environment: give the target one");
 			const file = path.join(copy.dir, "workers-pipeline.jsonc");
 			const text = readFileSync(file, "utf8");
 			const url = `${edge.url}${HEALTH_PATH}`;
@@ -238,7 +244,7 @@ async function remoteFor(target: Target) {
 			runAsync(
 				[
 					...wranglerOf(copy),
-					...["d1", "migrations", "apply", "DB", "--local", "--env", target.env],
+					...["d1", "migrations", "apply", "DB", "--local", ...envFlag(target)],
 					...["--persist-to", persistDir],
 				],
 				copy.dir,
@@ -249,18 +255,17 @@ async function remoteFor(target: Target) {
 
 /**
  * After a green ci, with the installed CLI: plan lists every migration as pending, migrate applies
- * them (the app's wrangler agrees), a second migrate has nothing to apply, deploy uploads a version.
+ * them (the app's wrangler agrees), a second migrate has nothing to apply. Returns the outputs.
  */
-async function remotePart(
+async function remoteMigrations(
 	copy: FixtureCopy,
 	remote: Awaited<ReturnType<typeof remoteFor>>,
 	target: Target,
-	deployFlags: string[],
-) {
+): Promise<string[]> {
 	const { migrations } = target;
 	const outputs: string[] = [];
 	const cli = async (args: string[]) => {
-		const result = await copy.cliAsync([...args, "--env", target.env, "--json"], remote.env);
+		const result = await copy.cliAsync([...args, ...envFlag(target), "--json"], remote.env);
 		outputs.push(result.stdout, result.stderr);
 		return { result, report: json(result) };
 	};
@@ -283,7 +288,7 @@ async function remotePart(
 	expect(remote.ledger()).toEqual(migrations);
 	// The app's own wrangler reads the same ledger and finds nothing left.
 	const listed = await runAsync(
-		[...wranglerOf(copy), "d1", "migrations", "list", "DB", "--remote", "--env", target.env],
+		[...wranglerOf(copy), "d1", "migrations", "list", "DB", "--remote", ...envFlag(target)],
 		copy.dir,
 		remote.env,
 	);
@@ -298,6 +303,26 @@ async function remotePart(
 	expect(written(copy, "migrate").ok).toBe(true);
 	expect(remote.ledger()).toEqual(migrations);
 
+	return outputs;
+}
+
+/**
+ * After a green ci, with the installed CLI: plan, migrate twice, then deploy uploads a version whose
+ * health probes reach it through the edge.
+ */
+async function remotePart(
+	copy: FixtureCopy,
+	remote: Awaited<ReturnType<typeof remoteFor>>,
+	target: Target,
+	deployFlags: string[],
+) {
+	const outputs = await remoteMigrations(copy, remote, target);
+	const cli = async (args: string[]) => {
+		const result = await copy.cliAsync([...args, ...envFlag(target), "--json"], remote.env);
+		outputs.push(result.stdout, result.stderr);
+		return { result, report: json(result) };
+	};
+	const { migrations } = target;
 	const local = await remote.migrateLocal(copy);
 	expect(local.code, local.stdout + local.stderr).toBe(0);
 	const deploy = await cli(["deploy", ...deployFlags]);
@@ -430,9 +455,20 @@ describe("adopting workers-pipeline on fixture apps (packed tarball, own package
 		240_000,
 	);
 
-	it("a Next.js + OpenNext app on pnpm with ESLint and drizzle-kit v1 directories, no env block", () => {
+	it("a Next.js + OpenNext app on pnpm with ESLint and drizzle-kit v1 directories, no env block; then plan and migrate on the loopback", async () => {
 		// A fresh clone has no generated route types: a bare tsc is red, so lint must generate first.
+		const target: Target = {
+			worker: "fixture-next-saas",
+			database: "fixture-next-saas",
+			databaseId: "00000000-0000-4000-8000-000000000003",
+			config: "wrangler.jsonc",
+			migrations: readdirSync(path.join(FIXTURES, "next-pnpm/src/db/migrations"))
+				.sort()
+				.map((dir) => `${dir}/migration.sql`),
+		};
+		const remote = await remoteFor(target);
 		const { copy, steps } = adopt("next-pnpm", "pnpm", (fresh) => {
+			remote.useDatabase(fresh);
 			const tsc = fresh.exec(["tsc", "--noEmit", "-p", "tsconfig.json"]);
 			expect(tsc.code).not.toBe(0);
 			expect(tsc.stdout).toContain("Cannot find name 'PageProps'");
@@ -449,5 +485,10 @@ describe("adopting workers-pipeline on fixture apps (packed tarball, own package
 		} else {
 			expect(steps.init).toContain("Health route not written");
 		}
-	});
+
+		// No env block: plan and migrate work on the top-level database, as wrangler without --env.
+		const outputs = await remoteMigrations(copy, remote, target);
+		for (const text of outputs) expect(text).not.toContain(remote.token);
+		expect(remote.unknownRoutes).toEqual([]);
+	}, 300_000);
 });
