@@ -26,7 +26,8 @@ import {
 const HEALTH_PATH = "/api/health";
 
 // Each fixture app, from a clean copy with the packed workers-pipeline installed by the app's own
-// package manager: init, then lint, migration-test, build and ci all green on the FIRST run.
+// package manager: init, then lint, migration-test, build and ci all green on the FIRST run; then
+// plan, migrate and deploy with the installed CLI against the loopback Cloudflare API.
 interface JsonReport {
 	ok: boolean;
 	steps: {
@@ -456,7 +457,6 @@ describe("adopting workers-pipeline on fixture apps (packed tarball, own package
 	);
 
 	it("a Next.js + OpenNext app on pnpm with ESLint and drizzle-kit v1 directories, no env block; then plan and migrate on the loopback", async () => {
-		// A fresh clone has no generated route types: a bare tsc is red, so lint must generate first.
 		const target: Target = {
 			worker: "fixture-next-saas",
 			database: "fixture-next-saas",
@@ -469,6 +469,7 @@ describe("adopting workers-pipeline on fixture apps (packed tarball, own package
 		const remote = await remoteFor(target);
 		const { copy, steps } = adopt("next-pnpm", "pnpm", (fresh) => {
 			remote.useDatabase(fresh);
+			// A fresh clone has no generated route types: a bare tsc is red, so lint must generate first.
 			const tsc = fresh.exec(["tsc", "--noEmit", "-p", "tsconfig.json"]);
 			expect(tsc.code).not.toBe(0);
 			expect(tsc.stdout).toContain("Cannot find name 'PageProps'");
