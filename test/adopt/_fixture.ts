@@ -1,4 +1,4 @@
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
 	cpSync,
@@ -70,6 +70,39 @@ export function run(argv: string[], cwd: string, env: Record<string, string> = {
 	return { code: result.status, stdout: result.stdout ?? "", stderr: result.stderr ?? "" };
 }
 
+/**
+ * Like `run`, without blocking this process: for commands that talk to a server this test runs
+ * (the loopback Cloudflare API), which a spawnSync would starve. Killed by its PID past 5 minutes.
+ */
+export function runAsync(
+	argv: string[],
+	cwd: string,
+	env: Record<string, string> = {},
+): Promise<Run> {
+	const [file, ...args] = argv as [string, ...string[]];
+	const child = spawn(file, args, {
+		cwd,
+		env: { ...baseEnv(), ...env },
+		stdio: ["ignore", "pipe", "pipe"],
+	});
+	let stdout = "";
+	let stderr = "";
+	child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+		stdout += chunk;
+	});
+	child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+		stderr += chunk;
+	});
+	const timer = setTimeout(() => child.kill("SIGKILL"), 5 * 60_000);
+	return new Promise((resolve, reject) => {
+		child.once("error", reject);
+		child.once("close", (code) => {
+			clearTimeout(timer);
+			resolve({ code, stdout, stderr });
+		});
+	});
+}
+
 function must(result: Run, what: string): Run {
 	if (result.code !== 0) {
 		throw new Error(`${what} failed (exit ${result.code}):\n${result.stdout}\n${result.stderr}`);
@@ -127,6 +160,8 @@ export interface FixtureCopy {
 	dir: string;
 	/** `<pm> exec workers-pipeline <args>` in the copy. */
 	cli(args: string[], env?: Record<string, string>): Run;
+	/** `cli`, without blocking this process (for servers the test itself runs). */
+	cliAsync(args: string[], env?: Record<string, string>): Promise<Run>;
 	/** `<pm> exec <argv>`: any bin the app installed. */
 	exec(argv: string[]): Run;
 	git(...args: string[]): Run;
@@ -161,16 +196,14 @@ export function freshCopy(name: string, pm: Manager): FixtureCopy {
 	must(git("init", "-q", "-b", "main"), "git init");
 	must(git("add", "-A"), "git add");
 	must(git("commit", "-qm", "the app before workers-pipeline"), "git commit");
+	const cliArgv = (args: string[]) =>
+		pm === "npm"
+			? ["npx", "workers-pipeline", ...args]
+			: [...pmArgv(pm), "exec", "workers-pipeline", ...args];
 	return {
 		dir,
-		cli: (args, env) =>
-			run(
-				pm === "npm"
-					? ["npx", "workers-pipeline", ...args]
-					: [...pmArgv(pm), "exec", "workers-pipeline", ...args],
-				dir,
-				env,
-			),
+		cli: (args, env) => run(cliArgv(args), dir, env),
+		cliAsync: (args, env) => runAsync(cliArgv(args), dir, env),
 		exec: (argv) => run(pm === "npm" ? ["npx", ...argv] : [...pmArgv(pm), "exec", ...argv], dir),
 		git,
 		read: (rel) => readFileSync(path.join(dir, rel), "utf8"),
@@ -195,4 +228,103 @@ export function readmeQuickstart(): string[][] {
 		.map((line) => line.trim())
 		.filter((line) => line.startsWith("npx workers-pipeline "))
 		.map((line) => line.slice("npx workers-pipeline ".length).split(/\s+/));
+}
+
+export interface LocalWorkers {
+	/** `wrangler dev --config <config>` with the app's own wrangler; resolves once `readyPath` answers. */
+	start(options?: { config?: string }): Promise<{ url: string; stop: () => Promise<void> }>;
+	/** Stops every server `start` began, each by its process group's id. */
+	stopAll(): Promise<void>;
+}
+
+/** The copy served by its own installed wrangler on 127.0.0.1, with its local D1 in `persistDir`. */
+export function localWorkers(options: {
+	dir: string;
+	env: Record<string, string>;
+	persistDir: string;
+	readyPath: string;
+	freePort: () => Promise<number>;
+}): LocalWorkers {
+	const { dir, env, persistDir, readyPath, freePort } = options;
+	const wrangler = path.join(dir, "node_modules/wrangler/bin/wrangler.js");
+	const stops = new Set<() => Promise<void>>();
+	const start = async ({ config = "wrangler.toml" }: { config?: string } = {}) => {
+		const [port, inspector] = [await freePort(), await freePort()];
+		const child = spawn(
+			process.execPath,
+			[
+				wrangler,
+				"dev",
+				"--config",
+				config,
+				"--ip",
+				"127.0.0.1",
+				"--port",
+				String(port),
+				"--inspector-ip",
+				"127.0.0.1",
+				"--inspector-port",
+				String(inspector),
+				"--persist-to",
+				persistDir,
+				"--show-interactive-dev-session=false",
+			],
+			// Its own process group: workerd is stopped with wrangler, by the group's id.
+			{
+				cwd: dir,
+				env: { ...baseEnv(), ...env },
+				stdio: ["ignore", "pipe", "pipe"],
+				detached: true,
+			},
+		);
+		let log = "";
+		child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+			log += chunk;
+		});
+		child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+			log += chunk;
+		});
+		const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+		const kill = (signal: NodeJS.Signals) => {
+			try {
+				if (child.pid) process.kill(-child.pid, signal);
+			} catch {
+				// Already gone.
+			}
+		};
+		const stop = async () => {
+			stops.delete(stop);
+			if (child.exitCode === null && child.signalCode === null) {
+				kill("SIGTERM");
+				const timer = setTimeout(() => kill("SIGKILL"), 10_000);
+				await exited;
+				clearTimeout(timer);
+			}
+			kill("SIGKILL");
+		};
+		stops.add(stop);
+		const url = `http://127.0.0.1:${port}`;
+		const deadline = Date.now() + 60_000;
+		while (Date.now() < deadline) {
+			if (child.exitCode !== null || child.signalCode !== null) break;
+			try {
+				await (
+					await fetch(`${url}${readyPath}`, { signal: AbortSignal.timeout(5_000) })
+				).arrayBuffer();
+				return { url, stop };
+			} catch {
+				await new Promise((resolve) => setTimeout(resolve, 300));
+			}
+		}
+		await stop();
+		throw new Error(
+			`wrangler dev --config ${config} did not answer ${readyPath}:\n${log.slice(-4000)}`,
+		);
+	};
+	return {
+		start,
+		stopAll: async () => {
+			for (const stop of [...stops]) await stop();
+		},
+	};
 }

@@ -66,17 +66,20 @@ interface VersionServer {
 	stop: () => Promise<void>;
 }
 
+/** What the edge needs of an app: where it lives and how to serve one of its configs. */
+export type EdgeApp = Pick<LocalApp, "dir" | "start">;
+
 /** The app's wrangler config for one version: its plain-text vars, its secrets and its version id. */
 function writeVersionConfig(
-	app: LocalApp,
+	app: EdgeApp,
 	api: CloudflareApi,
 	script: string,
 	version: WorkerVersion,
+	base?: Record<string, unknown>,
 ): string {
-	const config = parse(readFileSync(path.join(app.dir, "wrangler.jsonc"), "utf8")) as Record<
-		string,
-		unknown
-	>;
+	const config = structuredClone(
+		base ?? (parse(readFileSync(path.join(app.dir, "wrangler.jsonc"), "utf8")) as object),
+	) as Record<string, unknown>;
 	const vars: Record<string, unknown> = { ...((config.vars as Record<string, unknown>) ?? {}) };
 	for (const binding of version.bindings) {
 		if (binding.type === "plain_text" && typeof binding.text === "string")
@@ -106,9 +109,11 @@ function writeVersionConfig(
 export async function startEdge(options: {
 	api: CloudflareApi;
 	script: string;
-	app: LocalApp;
+	app: EdgeApp;
+	/** The Worker's config as an object (its environment resolved), read per version; default: the app's wrangler.jsonc. */
+	config?: () => Record<string, unknown>;
 }): Promise<Edge> {
-	const { api, script, app } = options;
+	const { api, script, app, config } = options;
 	const servers = new Map<string, Promise<VersionServer>>();
 	const hits: EdgeHit[] = [];
 	let failure: { percentage: number; except?: string } | undefined;
@@ -119,7 +124,7 @@ export async function startEdge(options: {
 	const serverFor = (version: WorkerVersion) => {
 		let server = servers.get(version.id);
 		if (!server) {
-			server = app.start({ config: writeVersionConfig(app, api, script, version) });
+			server = app.start({ config: writeVersionConfig(app, api, script, version, config?.()) });
 			servers.set(version.id, server);
 			server.catch(() => servers.delete(version.id));
 		}
