@@ -313,17 +313,7 @@ export class LockHeldError extends CiError {
 /** Claims the lock, polling until `timeoutMs`; throws LockHeldError naming the holder. */
 export async function acquireLock(
 	db: SqlExecutor,
-	options: {
-		migrationsTable: string;
-		runId: string;
-		owner: string;
-		ttlSeconds: number;
-		timeoutMs: number;
-		pollMs?: number;
-		signal?: AbortSignal;
-		onWait?: (holder: LockHolder | undefined) => void;
-		requireEmpty?: boolean;
-	},
+	options: MigrationLockOptions,
 ): Promise<{ tookOverFrom: LockHolder | undefined; state: RemoteState | undefined }> {
 	const started = Date.now();
 	for (;;) {
