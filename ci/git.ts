@@ -23,9 +23,15 @@ export function readGitSha(root: string, env: Env): string | null {
 	return git(root, ["rev-parse", "HEAD"]) || null;
 }
 
+// What workers-pipeline itself writes into a project (reports, builds, wrangler's local state):
+// never a reason to call the tree dirty, or a build in CI (where reports are always written)
+// would be stamped `<sha>-dirty` in every project that does not ignore them.
+const PIPELINE_OUTPUTS = [DEFAULT_REPORT_DIR, ".open-next", ".wrangler"];
+
 /** True when tracked files differ from HEAD or untracked, unignored files exist; null outside a repository. */
 export function readGitDirty(root: string): boolean | null {
-	const status = git(root, ["status", "--porcelain"]);
+	const pathspec = [":/", ...PIPELINE_OUTPUTS.map((p) => `:(exclude)${p}`)];
+	const status = git(root, ["status", "--porcelain", "--", ...pathspec]);
 	return status === null ? null : status.length > 0;
 }
 

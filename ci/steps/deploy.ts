@@ -188,6 +188,9 @@ function readExpectedHead(run: Pick<DeployRun, "project" | "environment" | "args
 	return catalog.migrations.at(-1)?.name ?? null;
 }
 
+// `<12 hex>` of a sha, keeping a `-dirty` suffix visible.
+const shortVersion = (version: string) => version.replace(/^([0-9a-f]{12})[0-9a-f]*/, "$1");
+
 /** Never deploy something other than this commit's build. */
 function checkBuild(run: DeployRun): boolean {
 	const stamp = readBuildStamp(run.project.root);
@@ -196,7 +199,7 @@ function checkBuild(run: DeployRun): boolean {
 		code: "BUILD_MISSING",
 		severity: "error",
 		message: stamp
-			? `.open-next was built from ${stamp.version.slice(0, 12)}, not the current commit ${run.sha.slice(0, 12)}; run \`workers-pipeline build\` first.`
+			? `.open-next was built from ${shortVersion(stamp.version)}, not the current commit ${shortVersion(run.sha)}${stamp.version.endsWith("-dirty") ? " (a build of uncommitted changes is never deployed: commit them, then build)" : ""}; run \`workers-pipeline build\` first.`
 			: "no build found (.open-next/.workers-pipeline-build.json); run `workers-pipeline build` first.",
 	});
 	return false;

@@ -73,6 +73,25 @@ describe("readGitDirty() / readGitVersion()", () => {
 			change: (r) => writeFileSync(path.join(r, "b.txt"), "b\n"),
 			dirty: true,
 		},
+		{
+			label: "the pipeline's own reports and build outputs, not ignored",
+			change: (r) => {
+				for (const dir of [".reports", ".open-next", ".wrangler"]) {
+					mkdirSync(path.join(r, dir));
+					writeFileSync(path.join(r, dir, "x.json"), "{}");
+				}
+			},
+			dirty: false,
+		},
+		{
+			label: "an untracked file beside the reports",
+			change: (r) => {
+				mkdirSync(path.join(r, ".reports"));
+				writeFileSync(path.join(r, ".reports", "ci.json"), "{}");
+				writeFileSync(path.join(r, "c.txt"), "c\n");
+			},
+			dirty: true,
+		},
 	])("$label → dirty $dirty", ({ change, dirty }) => {
 		const { root, sha } = repo();
 		change(root);
