@@ -25,7 +25,7 @@ export const GLOBAL_FLAGS = [
 // One entry per Dagger function: the subcommand it runs and every flag it may pass. Flags are
 // shared objects where the CLI shares them, so one rename in the CLI is one edit here.
 const env = { name: "env", type: "string", required: true } as const;
-// plan, migrate, baseline and restore work on the top-level Worker without --env, as wrangler does.
+// Without --env every command but preview works on the top-level Worker, as wrangler does.
 const optionalEnv = { name: "env", type: "string" } as const;
 const binding = { name: "binding", type: "string" } as const;
 const lockTimeout = { name: "lock-timeout", type: "string" } as const;
@@ -87,7 +87,7 @@ export const cliInvocations = {
 	deploy: {
 		command: "deploy",
 		flags: [
-			env,
+			optionalEnv,
 			binding,
 			{ name: "skip-migrate", type: "boolean" },
 			healthTimeout,
@@ -134,7 +134,7 @@ export const cliInvocations = {
 	},
 	rollback: {
 		command: "rollback",
-		flags: [env, { name: "to", type: "string" }],
+		flags: [optionalEnv, { name: "to", type: "string" }],
 	},
 } as const satisfies Record<string, CliInvocation>;
 

@@ -477,7 +477,7 @@ COMMANDS.push(
 		summary:
 			"Deploys this commit's build: records the live version, migrates D1, uploads the version, verifies it through the version-overrides header at 0 % and at each traffic step (gradual, the default) or at 100 % (immediate), and puts the recorded version back when health does not hold.",
 		flags: [
-			REQUIRED_ENV_FLAG,
+			ENV_FLAG,
 			BINDING_FLAG,
 			{
 				name: "strategy",
@@ -534,6 +534,7 @@ COMMANDS.push(
 			LOCK_TIMEOUT_FLAG,
 		],
 		examples: [
+			"workers-pipeline deploy",
 			"workers-pipeline deploy --env staging",
 			"workers-pipeline deploy --env production --skip-migrate --health-timeout 120",
 			"workers-pipeline deploy --env production --steps 5,25,100",
@@ -555,8 +556,6 @@ COMMANDS.push(
 			const args = await remoteArgs(input);
 			const result = await deployStep.run(input.context("deploy"), {
 				...args,
-				// deploy still requires --env (REQUIRED_ENV_FLAG): its wrangler calls name one.
-				env: str(input.flags, "env") as string,
 				skipMigrate: input.flags["skip-migrate"] === true,
 				strategy: strategyOf(input.flags),
 				steps: parseSteps(str(input.flags, "steps")),
@@ -579,7 +578,7 @@ COMMANDS.push(
 		summary:
 			"Rolls the Worker back (to --to <version-id>, else the previous version) and confirms what is live. D1 is not touched.",
 		flags: [
-			REQUIRED_ENV_FLAG,
+			ENV_FLAG,
 			{
 				name: "to",
 				type: "string",
@@ -588,13 +587,14 @@ COMMANDS.push(
 			},
 		],
 		examples: [
+			"workers-pipeline rollback",
 			"workers-pipeline rollback --env production",
 			"workers-pipeline rollback --env staging --to <version-id>",
 		],
 		run: async (input) => [
 			await (await import("../steps/deploy.ts")).rollbackStep.run(input.context("rollback"), {
 				project: await loadProject(input),
-				env: str(input.flags, "env") as string,
+				env: str(input.flags, "env"),
 				to: str(input.flags, "to"),
 			}),
 		],

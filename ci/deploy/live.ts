@@ -62,14 +62,18 @@ export function parseDeploymentsStatus(
 
 export interface WranglerTarget {
 	project: ProjectConfig;
-	env: string;
+	/** The wrangler environment; none: the top-level Worker, as in wrangler. */
+	env?: string;
 }
 
-const wranglerArgs = ({ project, env }: WranglerTarget) => [
+/** `--env <name>`, or nothing: wrangler without --env addresses the top-level Worker. */
+export const wranglerEnvArgs = (env: string | undefined): string[] => (env ? ["--env", env] : []);
+
+/** The arguments that point wrangler at the target's config and Worker. */
+export const wranglerTargetArgs = ({ project, env }: WranglerTarget): string[] => [
 	"--config",
 	project.wranglerPath,
-	"--env",
-	env,
+	...wranglerEnvArgs(env),
 ];
 
 /** `wrangler deployments status --json` for the environment's Worker. */
@@ -79,7 +83,7 @@ export async function readLiveState(
 	signal: AbortSignal | undefined = ctx.signal,
 ): Promise<LiveState> {
 	const result = await runWrangler({
-		args: ["deployments", "status", "--json", ...wranglerArgs(target)],
+		args: ["deployments", "status", "--json", ...wranglerTargetArgs(target)],
 		cwd: target.project.root,
 		projectRoot: target.project.root,
 		env: ctx.env,
@@ -108,7 +112,7 @@ export async function rollbackTo(
 		args: [
 			"rollback",
 			...(options.versionId ? [options.versionId] : []),
-			...wranglerArgs(target),
+			...wranglerTargetArgs(target),
 			"--message",
 			options.message,
 			"-y",

@@ -6,7 +6,7 @@ import { runWrangler } from "../cloudflare/wrangler.ts";
 import { DEFAULT_GRADUAL_STEPS } from "../constants.ts";
 import { UserError } from "../errors.ts";
 import type { StepContext } from "../steps/_step.ts";
-import { tail, type WranglerTarget } from "./live.ts";
+import { tail, type WranglerTarget, wranglerTargetArgs } from "./live.ts";
 
 export { DEFAULT_GRADUAL_STEPS };
 
@@ -89,10 +89,7 @@ export async function uploadVersion(
 		args: [
 			"versions",
 			"upload",
-			"--config",
-			target.project.wranglerPath,
-			"--env",
-			target.env,
+			...wranglerTargetArgs(target),
 			"--tag",
 			options.tag,
 			"--message",
@@ -144,10 +141,7 @@ export async function deployVersions(
 			"versions",
 			"deploy",
 			...options.split.map((s) => `${s.versionId}@${s.percentage}%`),
-			"--config",
-			target.project.wranglerPath,
-			"--env",
-			target.env,
+			...wranglerTargetArgs(target),
 			"--message",
 			options.message,
 			"--yes",

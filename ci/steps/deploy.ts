@@ -20,6 +20,7 @@ import {
 	rollbackTo,
 	tail,
 	type WranglerTarget,
+	wranglerEnvArgs,
 } from "../deploy/live.ts";
 import { type DeploySecrets, readDeploySecrets, redactDeep } from "../deploy/secrets.ts";
 import {
@@ -32,7 +33,7 @@ import {
 import { UserError } from "../errors.ts";
 import { parseCatalog, readCatalog } from "../migrations/catalog.ts";
 import { type Finding, hasErrors } from "../report/model.ts";
-import { describeOwner, gitSha } from "./_remote.ts";
+import { describeOwner, envFlag, gitSha } from "./_remote.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
 import { readBuildStamp } from "./build.ts";
 import { migrateStep } from "./migrate.ts";
@@ -52,7 +53,8 @@ export { DEFAULT_DEPLOY_STRATEGY, type DeployStrategy, EXPECTED_HEAD_VAR };
 
 export interface DeployArgs {
 	project: ProjectConfig;
-	env: string;
+	/** The wrangler environment; none: the top-level Worker, as in wrangler. */
+	env?: string;
 	binding?: string;
 	/** gradual: upload, verify at 0 % through the override header, then step up; immediate: 100 % at once. */
 	strategy?: DeployStrategy;
@@ -74,7 +76,8 @@ export interface DeployArgs {
 
 export interface RollbackArgs {
 	project: ProjectConfig;
-	env: string;
+	/** The wrangler environment; none: the top-level Worker, as in wrangler. */
+	env?: string;
 	to?: string;
 }
 
@@ -104,7 +107,8 @@ export type GradualStepData = {
 
 /** The typed `data` of a deploy result (JSON in the report). */
 export type DeployData = {
-	environment: string;
+	/** null: the top-level Worker (no --env). */
+	environment: string | null;
 	worker: string;
 	strategy: DeployStrategy;
 	/** Gradual only: each step in order. */
@@ -248,7 +252,7 @@ const deployMessage = (run: DeployRun) =>
 
 /** `wrangler deploy --tag <sha>`: the new version at 100 %, with the expected head as a var. */
 async function uploadImmediate(run: DeployRun, outputDir: string) {
-	run.ctx.progress(`wrangler deploy --env ${run.args.env} --tag ${run.sha.slice(0, 12)}`);
+	run.ctx.progress(`wrangler deploy${envFlag(run.args.env)} --tag ${run.sha.slice(0, 12)}`);
 	const outputFile = path.join(outputDir, "wrangler-output.ndjson");
 	// --config keeps wrangler from handing off to `opennextjs-cloudflare deploy` (which would
 	// rebuild and pass our arguments through a shell); the build is already made.
@@ -257,8 +261,7 @@ async function uploadImmediate(run: DeployRun, outputDir: string) {
 			"deploy",
 			"--config",
 			run.project.wranglerPath,
-			"--env",
-			run.args.env,
+			...wranglerEnvArgs(run.args.env),
 			"--tag",
 			run.sha,
 			"--message",
@@ -291,18 +294,25 @@ async function uploadImmediate(run: DeployRun, outputDir: string) {
 	return undefined;
 }
 
+/** The deploy.healthUrls key of the top-level Worker (deploy without --env). */
+export const TOP_LEVEL_HEALTH_KEY = "default";
+
+/** The deploy.healthUrls key of a Worker: its --env name, or "default" for the top-level Worker. */
+export const healthUrlKey = (envName: string | undefined): string =>
+	envName || TOP_LEVEL_HEALTH_KEY;
+
 /** The URL deploy probes: deploy.healthUrls.<env>, else the health path on the Worker's first URL. */
 function healthUrlOf(run: DeployRun, targets: readonly string[]): string | undefined {
 	const { healthUrls, healthPath } = run.project.settings.deploy;
 	const url =
-		healthUrls[run.args.env] ??
+		healthUrls[healthUrlKey(run.args.env)] ??
 		(targets[0] ? new URL(healthPath, targets[0]).toString() : undefined);
 	run.data.healthUrl = url ?? null;
 	if (url) return url;
 	run.findings.push({
 		code: "HEALTH_NO_URL",
 		severity: "error",
-		message: `wrangler reported no URL for the Worker; set deploy.healthUrls.${run.args.env} in workers-pipeline.jsonc.`,
+		message: `wrangler reported no URL for the Worker; set deploy.healthUrls.${healthUrlKey(run.args.env)} in workers-pipeline.jsonc.`,
 	});
 	return undefined;
 }
@@ -329,7 +339,7 @@ async function verifyHealth(run: DeployRun, url: string, versionId: string): Pro
 
 const d1Note = (run: DeployRun) =>
 	run.bookmark
-		? `D1 was not rolled back: a Worker rollback does not undo migrations. If the new schema is the problem, restore the database with: workers-pipeline restore --env ${run.args.env} --bookmark ${run.bookmark}`
+		? `D1 was not rolled back: a Worker rollback does not undo migrations. If the new schema is the problem, restore the database with: workers-pipeline restore${envFlag(run.args.env)} --bookmark ${run.bookmark}`
 		: "D1 was not changed by this deploy.";
 
 /** Puts the recorded version back after a failure, and says plainly what a Worker rollback does not undo. */
@@ -357,7 +367,7 @@ async function rollBack(run: DeployRun, previous: LiveState, why: string): Promi
 		run.findings.push({
 			code: "ROLLBACK_IMPOSSIBLE",
 			severity: "error",
-			message: `this was the first deploy of ${run.environment.workerName}: there is no earlier version to roll back to, so version ${run.data.versionId ?? "(unknown)"} stays live. Fix forward, or remove it with \`wrangler delete --env ${run.args.env}\`. ${d1Note(run)}`,
+			message: `this was the first deploy of ${run.environment.workerName}: there is no earlier version to roll back to, so version ${run.data.versionId ?? "(unknown)"} stays live. Fix forward, or remove it with \`wrangler delete${envFlag(run.args.env)}\`. ${d1Note(run)}`,
 		});
 		return `${why === "unhealthy" ? "unhealthy first deploy" : `${why} on the first deploy`}: nothing to roll back to`;
 	}
@@ -382,7 +392,7 @@ async function rollBack(run: DeployRun, previous: LiveState, why: string): Promi
 			: {
 					code: "ROLLBACK_FAILED",
 					severity: "error",
-					message: `rollback to ${previousId} could not be confirmed (live: ${rollback.live ?? "unknown"}):\n${rollback.output}\nRun \`workers-pipeline rollback --env ${run.args.env} --to ${previousId}\` now. ${d1Note(run)}`,
+					message: `rollback to ${previousId} could not be confirmed (live: ${rollback.live ?? "unknown"}):\n${rollback.output}\nRun \`workers-pipeline rollback${envFlag(run.args.env)} --to ${previousId}\` now. ${d1Note(run)}`,
 				},
 	);
 	return rollback.ok
@@ -546,7 +556,7 @@ async function deployGradual(
 	let failedAt = "the upload";
 	try {
 		run.ctx.progress(
-			`wrangler versions upload --env ${run.args.env} --tag ${run.sha.slice(0, 12)}`,
+			`wrangler versions upload${envFlag(run.args.env)} --tag ${run.sha.slice(0, 12)}`,
 		);
 		const uploaded = await uploadVersion(run.ctx, run.target, {
 			tag: run.sha,
@@ -593,7 +603,7 @@ async function runPhases(run: DeployRun, outputDir: string): Promise<string> {
 		run.findings.push({
 			code: "DEPLOY_SPLIT_LIVE",
 			severity: "error",
-			message: `a split deployment is live (${previous.versions.map((v) => `${v.version_id} at ${v.percentage} %`).join(", ")}): finish it or put one version back at 100 % (\`workers-pipeline rollback --env ${run.args.env} --to <id>\`) first. Nothing was migrated or deployed.`,
+			message: `a split deployment is live (${previous.versions.map((v) => `${v.version_id} at ${v.percentage} %`).join(", ")}): finish it or put one version back at 100 % (\`workers-pipeline rollback${envFlag(run.args.env)} --to <id>\`) first. Nothing was migrated or deployed.`,
 		});
 		return "refused: a split deployment is live; nothing was deployed";
 	}
@@ -640,7 +650,7 @@ export const deployStep = defineStep<DeployArgs>({
 			environment,
 			target: { project, env: args.env },
 			data: {
-				environment: args.env,
+				environment: args.env || null,
 				worker: environment.workerName,
 				strategy: args.strategy ?? DEFAULT_DEPLOY_STRATEGY,
 			},
@@ -729,7 +739,11 @@ export const rollbackStep = defineStep<RollbackArgs>({
 				? `live version is now ${result.live} (was ${before.versionId})`
 				: "rollback failed",
 			findings,
-			data: { environment: args.env, from: before.versionId ?? null, to: result.live ?? null },
+			data: {
+				environment: args.env || null,
+				from: before.versionId ?? null,
+				to: result.live ?? null,
+			},
 		});
 	},
 });

@@ -1,7 +1,12 @@
 // Which version is live, from `wrangler deployments status --json`: only a definite "no
 // deployments" is a first deploy.
 import { describe, expect, it } from "vitest";
-import { parseDeploymentsStatus } from "../../../ci/deploy/live.ts";
+import type { ProjectConfig } from "../../../ci/config/schema.ts";
+import {
+	parseDeploymentsStatus,
+	wranglerEnvArgs,
+	wranglerTargetArgs,
+} from "../../../ci/deploy/live.ts";
 
 const result = (failed: boolean, stdout: string, stderr = "") => ({
 	failed,
@@ -81,5 +86,18 @@ describe("parseDeploymentsStatus()", () => {
 			kind: "unknown",
 			message: expect.stringContaining("ECONNREFUSED"),
 		});
+	});
+});
+
+// wrangler without --env addresses the top-level Worker (issue 9, item 4): no "--env undefined".
+describe("wranglerTargetArgs()", () => {
+	const project = { wranglerPath: "/app/wrangler.jsonc" } as ProjectConfig;
+	it.each([
+		{ env: undefined, argv: ["--config", "/app/wrangler.jsonc"] },
+		{ env: "", argv: ["--config", "/app/wrangler.jsonc"] },
+		{ env: "staging", argv: ["--config", "/app/wrangler.jsonc", "--env", "staging"] },
+	])("env $env → $argv", ({ env, argv }) => {
+		expect(wranglerTargetArgs({ project, env })).toEqual(argv);
+		expect(wranglerEnvArgs(env)).toEqual(argv.slice(2));
 	});
 });

@@ -1,6 +1,12 @@
-// The pure parts of the deploy step: health settings and the gradual summary.
+// The pure parts of the deploy step: health settings, the health URL key and the gradual summary.
+import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { formatGradualSteps, planHealthPolicy } from "../../../ci/steps/deploy.ts";
+import {
+	formatGradualSteps,
+	healthUrlKey,
+	planHealthPolicy,
+	TOP_LEVEL_HEALTH_KEY,
+} from "../../../ci/steps/deploy.ts";
 
 describe("planHealthPolicy()", () => {
 	it("defaults to 3 probes over 5 s within 60 s", () => {
@@ -37,5 +43,20 @@ describe("formatGradualSteps()", () => {
 		).toBe(
 			"0 % override 3/3 in 3.1 s, 50 % traffic 1/6 in 10.0 s FAILED, 100 % override - in 0.0 s FAILED",
 		);
+	});
+});
+
+describe("healthUrlKey()", () => {
+	it.each([
+		{ env: undefined, key: "default" },
+		{ env: "", key: "default" },
+		{ env: "staging", key: "staging" },
+	])("deploy.healthUrls key of env $env is $key", ({ env, key }) => {
+		expect(healthUrlKey(env)).toBe(key);
+	});
+	it("is the key docs/configuration.md names for the top-level Worker", () => {
+		const docs = readFileSync(new URL("../../../docs/configuration.md", import.meta.url), "utf8");
+		const row = docs.split("\n").find((line) => line.startsWith("| `deploy.healthUrls`"));
+		expect(row).toContain(`\`"${TOP_LEVEL_HEALTH_KEY}"\` for the top-level Worker`);
 	});
 });
