@@ -394,7 +394,7 @@ export class WorkersPipeline {
 		return this.reports(this.run(ctr, "deploy", flags, true));
 	}
 
-	/** Upload this build as the preview version of pull request `pr` (or remove it: cleanup). */
+	/** Deploy this build as the Worker Preview pr-<N> of pull request `pr` (cleanup: delete the Preview and its database). */
 	@func({ cache: "never" })
 	async preview(
 		env: DeployEnv,

@@ -751,7 +751,7 @@ COMMANDS.push({
 	name: "preview",
 	alwaysReport: true,
 	summary:
-		"A pull request's preview: its own D1 database (created on first use, migrated, seeded from seed.sql once), a version uploaded with --preview-alias pr-<N> bound to it, health-checked; the URL and migration summary go to the report and .reports/preview-comment.md. --cleanup deletes the database.",
+		"A pull request's preview: its own D1 database (created on first use, migrated, seeded from seed.sql once), a Worker Preview pr-<N> (wrangler preview) bound to it, health-checked; the URL and migration summary go to the report and .reports/preview-comment.md. --cleanup deletes the Preview and the database (a no-op when they are gone).",
 	flags: [
 		REQUIRED_ENV_FLAG,
 		BINDING_FLAG,
@@ -777,7 +777,7 @@ COMMANDS.push({
 			name: "health-url",
 			type: "string",
 			value: "<url>",
-			description: "probe this URL instead of the preview alias URL",
+			description: "probe this URL instead of the Preview URL",
 		},
 		{
 			name: "comment-file",

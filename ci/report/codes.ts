@@ -118,7 +118,7 @@ export const FINDING_CODES = {
 	LIVE_VERSION_UNKNOWN: f("error", "the live version could not be read; nothing was deployed"),
 	DEPLOY_INTERRUPTED: f("error", "Ctrl-C / SIGTERM during deploy; the recorded version is back"),
 	DEPLOY_SPLIT_LIVE: f("error", "a split (gradual) deployment is live; refused before migrate"),
-	PREVIEW_ALIAS_KEPT: f("warning", "the preview alias cannot be deleted by the API; it stays"),
+	PREVIEW_DELETE_FAILED: f("error", "preview --cleanup could not delete the Worker Preview"),
 	HEALTH_NO_URL: f("error", "no URL to check the new version's health at"),
 	HEALTH_FAILED: f("error", "the new version did not become healthy in time"),
 	ROLLED_BACK: f("error", "the deploy failed and the recorded version is live again"),

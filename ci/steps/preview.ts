@@ -1,7 +1,7 @@
 // `preview --pr N`: a pull request's own D1 database (created on first use, migrated by the
-// migrate step with all its guarantees, seeded once), a version uploaded with
-// `--preview-alias pr-N` bound to that database, its preview URL health-checked, and a PR
-// comment the shim posts. `--cleanup` deletes the database when the PR closes.
+// migrate step with all its guarantees, seeded once), a Worker Preview named pr-N
+// (`wrangler preview`) bound to that database, its Preview URL health-checked, and a PR comment
+// the shim posts. `--cleanup` deletes the Preview and the database when the PR closes.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -9,8 +9,8 @@ import Cloudflare from "cloudflare";
 import { resolveEnvironment } from "../config/load.ts";
 import type { ProjectConfig, WranglerConfig, WranglerD1Binding } from "../config/schema.ts";
 import { type HealthObservation, waitForHealth } from "../deploy/health-check.ts";
+import { createPreview, deletePreview } from "../deploy/preview.ts";
 import { readDeploySecrets } from "../deploy/secrets.ts";
-import { uploadVersion } from "../deploy/versions.ts";
 import { UserError } from "../errors.ts";
 import { parseCatalog, readCatalog } from "../migrations/catalog.ts";
 import { type Finding, hasErrors } from "../report/model.ts";
@@ -29,7 +29,7 @@ export interface PreviewArgs {
 	binding?: string;
 	/** SQL run once on a newly created PR database (default: seed.sql when the project has one). */
 	seedFile?: string;
-	/** Probe this URL instead of the preview alias URL (e.g. behind Cloudflare Access). */
+	/** Probe this URL instead of the Preview URL (e.g. behind Cloudflare Access). */
 	healthUrl?: string;
 	healthTimeoutSeconds?: number;
 	healthProbes?: number;
@@ -42,10 +42,16 @@ export type PreviewData = {
 	environment: string;
 	worker: string;
 	pr: number;
+	/** The Worker Preview's name (pr-N). */
 	alias: string;
+	/** After --cleanup: whether a Preview was deleted (false: there was none, e.g. a second cleanup). */
+	previewDeleted?: boolean;
 	database: { name: string; id: string | null; created: boolean; deleted?: boolean };
 	seeded?: string | null;
 	migrate?: { ok: boolean; summary: string } & Record<string, unknown>;
+	previewId?: string | null;
+	deploymentId?: string | null;
+	/** The id the health route must report: the Preview deployment's (its version metadata binding). */
 	versionId?: string | null;
 	url?: string | null;
 	health?: HealthObservation;
@@ -54,12 +60,16 @@ export type PreviewData = {
 
 export const DEFAULT_SEED_FILE = "seed.sql";
 
-/** Pure: the PR's database name and preview alias (lowercase, as workers.dev hostnames are). */
+/** Pure: the PR's database name and Preview name (lowercase, as workers.dev hostnames are). */
 export function planPreviewNames(worker: string, pr: number): { database: string; alias: string } {
 	return { database: `${worker}-pr-${pr}`.toLowerCase(), alias: `pr-${pr}` };
 }
 
-/** Pure: the wrangler config of the preview, with the binding pointed at the PR's database. */
+/**
+ * Pure: the wrangler config of the preview. The environment's binding points at the PR's database
+ * (what `migrate` reads), and its `previews` block (what `wrangler preview` binds; the project's
+ * own block when it has one, else the environment's vars and version metadata) binds it too.
+ */
 export function planPreviewConfig(
 	wrangler: WranglerConfig,
 	target: { env: string; binding: string; databaseName: string; databaseId: string },
@@ -81,7 +91,35 @@ export function planPreviewConfig(
 		database_name: target.databaseName,
 		database_id: target.databaseId,
 	};
+	scope.previews = planPreviewsBlock(copy, target);
 	return copy;
+}
+
+type Block = Record<string, unknown>;
+const blockOf = (value: unknown): Block | undefined =>
+	value !== null && typeof value === "object" && !Array.isArray(value)
+		? (value as Block)
+		: undefined;
+
+/** Pure: the `previews` block with the PR's database bound (wrangler's `previews` is inheritable: env, else top level). */
+function planPreviewsBlock(
+	wrangler: WranglerConfig,
+	target: { env: string; binding: string; databaseName: string; databaseId: string },
+): Block {
+	const scope = wrangler.env?.[target.env] as Block | undefined;
+	const own = blockOf(scope?.previews) ?? blockOf((wrangler as Block).previews);
+	const block: Block = own
+		? structuredClone(own)
+		: { ...(scope?.vars ? { vars: structuredClone(scope.vars) } : {}) };
+	const metadata =
+		blockOf(scope?.version_metadata) ?? blockOf((wrangler as Block).version_metadata);
+	if (!block.version_metadata && metadata) block.version_metadata = { ...metadata };
+	const databases = (Array.isArray(block.d1_databases) ? block.d1_databases : []) as Block[];
+	block.d1_databases = [
+		...databases.filter((d) => d.binding !== target.binding),
+		{ binding: target.binding, database_name: target.databaseName, database_id: target.databaseId },
+	];
+	return block;
 }
 
 /** Pure: the PR comment (Markdown) with the URL and the migration summary. */
@@ -93,7 +131,7 @@ export function formatPreviewComment(data: PreviewData, ok: boolean): string {
 		`| | |`,
 		`|---|---|`,
 		`| URL | ${data.url ? `<${data.url}>` : "—"} |`,
-		`| Version | \`${data.versionId ?? "—"}\` |`,
+		`| Deployment | \`${data.deploymentId ?? "—"}\` |`,
 		`| Database | \`${data.database.name}\`${data.database.created ? " (created)" : ""} |`,
 		`| Migrations | ${data.migrate?.summary ?? "—"} |`,
 		`| Seed | ${data.seeded ?? "none"} |`,
@@ -136,24 +174,36 @@ async function createDatabase(ctx: StepContext, name: string): Promise<string> {
 	return created.uuid;
 }
 
-/** Creates nothing: removes the PR's database (and says the alias stays until it is reused). */
+/**
+ * Creates nothing: deletes the PR's Worker Preview, then its database. Idempotent: what is already
+ * gone (a second cleanup, a PR that never got a preview) is skipped, and that is success.
+ */
 async function runCleanup(
 	ctx: StepContext,
+	args: PreviewArgs,
 	data: PreviewData,
 	findings: Finding[],
 ): Promise<string> {
+	ctx.progress(`wrangler preview delete --name ${data.alias}`);
+	const removed = await deletePreview(ctx, {
+		project: args.project,
+		env: args.env,
+		worker: data.worker,
+		name: data.alias,
+	});
+	if (!removed.ok) {
+		findings.push({ code: "PREVIEW_DELETE_FAILED", severity: "error", message: removed.message });
+		return `the Preview ${data.alias} could not be deleted; its database was kept`;
+	}
+	data.previewDeleted = removed.deleted;
+	const preview = removed.deleted ? `deleted Preview ${data.alias}` : `no Preview ${data.alias}`;
 	const id = await findDatabase(ctx, data.database.name);
 	data.database.id = id ?? null;
-	if (!id) return `no database ${data.database.name}: nothing to clean up`;
+	if (!id) return `${preview}; no database ${data.database.name}`;
 	const { cf, accountId } = apiOf(ctx);
 	await cf.d1.database.delete(id, { account_id: accountId });
 	data.database.deleted = true;
-	findings.push({
-		code: "PREVIEW_ALIAS_KEPT",
-		severity: "warning",
-		message: `the preview alias ${data.alias} keeps pointing at its last version (the Workers API deletes no aliases); with its database gone it answers 503 until a new preview reuses the name.`,
-	});
-	return `deleted database ${data.database.name} (${id})`;
+	return `${preview}; deleted database ${data.database.name} (${id})`;
 }
 
 /** Runs the seed file once, on a database this run created, as one D1 request. */
@@ -175,7 +225,7 @@ async function seedOnce(
 	return path.relative(args.project.root, file);
 }
 
-/** The preview itself: database, migrate, seed, upload with the alias, health. */
+/** The preview itself: database, migrate, seed, `wrangler preview`, health. */
 async function runPreview(
 	ctx: StepContext,
 	args: PreviewArgs,
@@ -228,16 +278,16 @@ async function runPreview(
 			? (parseCatalog(readCatalog({ root: args.project.root, database })).migrations.at(-1)?.name ??
 				null)
 			: null;
-		ctx.progress(`wrangler versions upload --preview-alias ${data.alias}`);
+		ctx.progress(`wrangler preview --name ${data.alias}`);
 		const secrets = readDeploySecrets({ root: args.project.root, env: ctx.env });
-		const uploaded = await uploadVersion(
+		const uploaded = await createPreview(
 			ctx,
 			{ project, env: args.env },
 			{
+				name: data.alias,
 				tag: sha,
 				message: `workers-pipeline preview of #${args.pr} at ${sha.slice(0, 12)} by ${describeOwner(ctx.env)}`,
 				vars: head ? { [EXPECTED_HEAD_VAR]: head } : {},
-				previewAlias: data.alias,
 				secretsFile: secrets.file,
 				outputDir,
 				signal: ctx.signal,
@@ -245,10 +295,12 @@ async function runPreview(
 		);
 		if (!uploaded.ok) {
 			findings.push({ code: "DEPLOY_FAILED", severity: "error", message: uploaded.message });
-			return "wrangler versions upload failed: no preview";
+			return "wrangler preview failed: no preview";
 		}
-		data.versionId = uploaded.versionId;
-		data.url = uploaded.previewAliasUrl ?? null;
+		data.previewId = uploaded.previewId;
+		data.deploymentId = uploaded.deploymentId;
+		data.versionId = uploaded.deploymentId;
+		data.url = uploaded.urls[0] ?? null;
 		const probeUrl =
 			args.healthUrl ??
 			(data.url
@@ -259,15 +311,15 @@ async function runPreview(
 				code: "HEALTH_NO_URL",
 				severity: "error",
 				message:
-					"wrangler reported no preview alias URL: enable preview URLs for the Worker (`preview_urls: true`) or pass --health-url.",
+					"wrangler reported no Preview URL: enable Preview URLs for the Worker (`preview_urls: true`, then `workers-pipeline deploy` once) or pass --health-url.",
 			});
-			return `version ${uploaded.versionId} uploaded, but its preview could not be checked`;
+			return `Preview ${data.alias} deployed (${uploaded.deploymentId}), but it could not be checked`;
 		}
-		ctx.progress(`waiting for ${probeUrl} to report version ${uploaded.versionId} healthy`);
+		ctx.progress(`waiting for ${probeUrl} to report deployment ${uploaded.deploymentId} healthy`);
 		data.health = await waitForHealth({
 			...policy,
 			url: probeUrl,
-			expect: { versionId: uploaded.versionId, expectedHead: head },
+			expect: { versionId: uploaded.deploymentId, expectedHead: head },
 			signal: ctx.signal,
 			onProbe: (reason) => ctx.progress(`health: ${reason}`),
 		});
@@ -275,11 +327,11 @@ async function runPreview(
 			findings.push({
 				code: data.health.noRoute ? "HEALTH_NO_ROUTE" : "HEALTH_FAILED",
 				severity: "error",
-				message: `${probeUrl} did not report a healthy ${uploaded.versionId}: ${data.health.reason}.`,
+				message: `${probeUrl} did not report a healthy ${uploaded.deploymentId}: ${data.health.reason}.`,
 			});
 			return `preview ${data.url ?? data.alias} is unhealthy`;
 		}
-		return `preview of #${args.pr} at ${data.url ?? probeUrl} (version ${uploaded.versionId}, database ${data.database.name})`;
+		return `preview of #${args.pr} at ${data.url ?? probeUrl} (Preview ${data.alias}, deployment ${uploaded.deploymentId}, database ${data.database.name})`;
 	} finally {
 		rmSync(configPath, { force: true });
 		rmSync(outputDir, { recursive: true, force: true });
@@ -304,7 +356,7 @@ export const previewStep = defineStep<PreviewArgs>({
 		};
 		const findings: Finding[] = [];
 		const summary = args.cleanup
-			? await runCleanup(ctx, data, findings)
+			? await runCleanup(ctx, args, data, findings)
 			: await runPreview(ctx, args, data, findings);
 		const ok = !hasErrors(findings);
 		if (!args.cleanup) {

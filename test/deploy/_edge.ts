@@ -2,12 +2,16 @@
 // version that would serve them, each version served by its own local `wrangler dev` of the
 // build, with that version's vars and its version id in the version metadata binding.
 // The loopback API (test/support/workers-api.ts) holds versions and deployments; this reads them.
+// A Worker Preview's URL (test/support/cloudflare-api/previews.ts) is served by its latest
+// deployment's own `wrangler dev`, on a local copy of the D1 database that deployment binds.
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import path from "node:path";
 import { parse } from "jsonc-parser";
 import type { LocalApp } from "../app/_app.ts";
+import type { PreviewDeployment } from "../support/cloudflare-api/previews.ts";
 import type { CloudflareApi } from "../support/cloudflare-api.ts";
+import { dumpSnapshot } from "../support/d1-database.ts";
 import type { WorkerVersion } from "../support/workers-api.ts";
 
 // developers.cloudflare.com/workers/configuration/versions-and-deployments/version-overrides/:
@@ -56,6 +60,8 @@ export interface Edge {
 	echoSecret(name: string | undefined): void;
 	/** Where the edge serves a preview alias (stands in for https://<alias>-<worker>.<sub>.workers.dev). */
 	aliasUrl(alias: string): string;
+	/** Where the edge serves a Worker Preview (stands in for https://<preview>-<worker>.<sub>.workers.dev). */
+	previewUrl(name: string): string;
 	/** Versions with a running local server. */
 	serving(): string[];
 	close(): Promise<void>;
@@ -66,8 +72,9 @@ interface VersionServer {
 	stop: () => Promise<void>;
 }
 
-/** What the edge needs of an app: where it lives and how to serve one of its configs. */
-export type EdgeApp = Pick<LocalApp, "dir" | "start">;
+/** What the edge needs of an app: where it lives and how to serve one of its configs (and, for Previews, fill a local D1). */
+export type EdgeApp = Pick<LocalApp, "dir" | "start"> &
+	Partial<Pick<LocalApp, "wrangler" | "persistDir">>;
 
 /** The app's wrangler config for one version: its plain-text vars, its secrets and its version id. */
 function writeVersionConfig(
@@ -106,6 +113,77 @@ function writeVersionConfig(
 	return file;
 }
 
+/** The app's wrangler config for one Preview deployment: its env (vars, secrets, D1) and its id as the version metadata. */
+function writePreviewConfig(
+	app: EdgeApp,
+	api: CloudflareApi,
+	script: string,
+	deployment: PreviewDeployment,
+	base?: Record<string, unknown>,
+): string {
+	const config = structuredClone(
+		base ?? (parse(readFileSync(path.join(app.dir, "wrangler.jsonc"), "utf8")) as object),
+	) as Record<string, unknown>;
+	const vars: Record<string, unknown> = {};
+	const databases: Record<string, unknown>[] = [];
+	delete config.version_metadata;
+	for (const [name, binding] of Object.entries(deployment.env)) {
+		if (binding.type === "plain_text") vars[name] = binding.text;
+		if (binding.type === "json") vars[name] = binding.json;
+		if (binding.type === "secret_text")
+			vars[name] = api.previews.secretValue(script, name, deployment.id) ?? "";
+		// As for versions: the binding gets the deployment's own id (miniflare's would be random).
+		if (binding.type === "version_metadata")
+			vars[name] = {
+				id: deployment.id,
+				tag: deployment.annotations["workers/tag"] ?? "",
+				timestamp: deployment.createdOn,
+			};
+		// A local copy per deployment (copyPreviewDatabases), so a new push starts from the PR's database as it is.
+		if (binding.type === "d1")
+			databases.push({
+				binding: name,
+				database_name: binding.database_name,
+				database_id: deployment.id,
+			});
+	}
+	config.vars = vars;
+	config.d1_databases = databases;
+	delete config.env;
+	delete config.previews;
+	const file = `wrangler.preview-${deployment.id}.json`;
+	writeFileSync(path.join(app.dir, file), JSON.stringify(config, null, "\t"));
+	return file;
+}
+
+/** The local D1 a Preview deployment reads: a copy of the loopback database it binds, as it is now. */
+async function copyPreviewDatabases(
+	app: EdgeApp,
+	api: CloudflareApi,
+	deployment: PreviewDeployment,
+	config: string,
+) {
+	if (!app.wrangler || !app.persistDir) return;
+	for (const [name, binding] of Object.entries(deployment.env)) {
+		if (binding.type !== "d1") continue;
+		const dump = path.join(app.dir, `preview-${deployment.id}-${name}.sql`);
+		writeFileSync(dump, dumpSnapshot(api.serialize(String(binding.database_id))));
+		await app.wrangler([
+			"d1",
+			"execute",
+			name,
+			"--local",
+			"--persist-to",
+			app.persistDir,
+			"--config",
+			config,
+			"--file",
+			dump,
+			"--yes",
+		]);
+	}
+}
+
 export async function startEdge(options: {
 	api: CloudflareApi;
 	script: string;
@@ -120,6 +198,66 @@ export async function startEdge(options: {
 	let echoed: string | undefined;
 	// Versions a preview alias points at keep their server.
 	const aliased = new Set<string>();
+	// Worker Preview deployment id → its server (a Preview's latest deployment serves its URL).
+	const previewServers = new Map<string, Promise<VersionServer>>();
+
+	const previewServerFor = (deployment: PreviewDeployment) => {
+		let server = previewServers.get(deployment.id);
+		if (!server) {
+			const file = writePreviewConfig(app, api, script, deployment, config?.());
+			server = copyPreviewDatabases(app, api, deployment, file).then(() =>
+				app.start({ config: file }),
+			);
+			previewServers.set(deployment.id, server);
+			server.catch(() => previewServers.delete(deployment.id));
+		}
+		return server;
+	};
+
+	/** Servers of Preview deployments that no longer serve a Preview URL (replaced or deleted) stop. */
+	const retirePreviews = async (current: Set<string>) => {
+		for (const [id, server] of previewServers) {
+			if (current.has(id)) continue;
+			previewServers.delete(id);
+			await (await server.catch(() => undefined))?.stop();
+		}
+	};
+
+	/** A Preview URL "always serves the latest deployment" (developers.cloudflare.com/workers/previews/); a deleted Preview's answers nothing. */
+	async function handlePreview(
+		req: IncomingMessage,
+		res: ServerResponse,
+		name: string,
+		rest: string,
+	) {
+		const latest = new Set(
+			api.previews
+				.previews(script)
+				.map((p) => p.deployments.at(-1)?.id)
+				.filter((id): id is string => id !== undefined),
+		);
+		await retirePreviews(latest);
+		const deployment = api.previews.preview(script, name)?.deployments.at(-1);
+		if (!deployment) {
+			res.writeHead(404, { "content-type": "text/plain" }).end("error code: 1042");
+			return;
+		}
+		const server = await previewServerFor(deployment);
+		const upstream = await fetch(new URL(rest, server.url), {
+			method: req.method,
+			headers: { accept: req.headers.accept ?? "*/*" },
+		});
+		hits.push({
+			versionId: deployment.id,
+			override: false,
+			status: upstream.status,
+			percentage: 0,
+		});
+		res.writeHead(upstream.status, {
+			"content-type": upstream.headers.get("content-type") ?? "text/plain",
+		});
+		res.end(await upstream.text());
+	}
 
 	const serverFor = (version: WorkerVersion) => {
 		let server = servers.get(version.id);
@@ -166,6 +304,8 @@ export async function startEdge(options: {
 	async function handle(req: IncomingMessage, res: ServerResponse) {
 		const alias = /^\/__alias\/([a-z0-9-]+)(\/.*)$/.exec(req.url ?? "");
 		if (alias?.[1] && alias[2]) return handleAlias(req, res, alias[1], alias[2]);
+		const preview = /^\/__preview\/([a-z0-9-]+)(\/.*)$/.exec(req.url ?? "");
+		if (preview?.[1] && preview[2]) return handlePreview(req, res, preview[1], preview[2]);
 		const deployment = api.workers.deployments(script)[0];
 		if (!deployment) {
 			// A workers.dev name with no Worker behind it: Cloudflare answers 404 (error 1042 page).
@@ -236,9 +376,11 @@ export async function startEdge(options: {
 		},
 		serving: () => [...servers.keys()],
 		aliasUrl: (alias) => `http://127.0.0.1:${port}/__alias/${alias}`,
+		previewUrl: (name) => `http://127.0.0.1:${port}/__preview/${name}`,
 		close: async () => {
 			await new Promise<void>((resolve) => http.close(() => resolve()));
 			await retire(new Set());
+			await retirePreviews(new Set());
 		},
 	};
 }

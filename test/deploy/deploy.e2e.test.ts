@@ -759,13 +759,21 @@ describe("deploy with real wrangler against the loopback API", () => {
 		}
 	});
 
-	it("preview: a PR gets its own migrated, seeded database and a verified pr-N version; cleanup deletes it", async () => {
+	it("preview: a PR gets its own migrated, seeded database and a verified Worker Preview pr-N; cleanup deletes both", async () => {
 		const live = api.workers.liveVersion(SCRIPT);
+		const versionsBefore = versionIds(api);
 		const stagingLedger = ledger(api);
 		const seedEmail = `preview-${randomUUID()}@example.com`;
+		const seedTitle = `Preview only ${randomUUID()}`;
+		// A published row the home page lists: seen through the Preview URL, never through staging's.
 		writeFileSync(
 			path.join(project.dir, "seed.sql"),
-			`INSERT INTO users (email, display_name) VALUES ('${seedEmail}', 'Preview seed');\n`,
+			[
+				`INSERT INTO users (email, display_name) VALUES ('${seedEmail}', 'Preview seed');`,
+				`INSERT INTO projects (owner_id, name, slug) SELECT id, 'Preview', 'preview-seed' FROM users WHERE email = '${seedEmail}';`,
+				`INSERT INTO content (project_id, title, status) SELECT id, '${seedTitle}', 'published' FROM projects WHERE slug = 'preview-seed';`,
+				"",
+			].join("\n"),
 		);
 		const usersWith = (uuid: string) =>
 			api
@@ -773,6 +781,11 @@ describe("deploy with real wrangler against the loopback API", () => {
 				.prepare("SELECT COUNT(*) FROM users WHERE email = ?")
 				.pluck()
 				.get(seedEmail);
+		const page = async (url: string) => {
+			const response = await fetch(url, { headers: { accept: "text/html" } });
+			return { status: response.status, text: await response.text() };
+		};
+		const previewUrl = edge.previewUrl("pr-7");
 		const preview = (...extra: string[]) =>
 			project.cli([
 				"preview",
@@ -781,13 +794,13 @@ describe("deploy with real wrangler against the loopback API", () => {
 				"--pr",
 				"7",
 				"--health-url",
-				`${edge.aliasUrl("pr-7")}/api/health`,
+				`${previewUrl}/api/health`,
 				"--health-probes",
 				"2",
 				"--health-window",
 				"0.5",
 				"--health-timeout",
-				"60",
+				"120",
 				...extra,
 			]);
 		const run = await preview();
@@ -795,11 +808,13 @@ describe("deploy with real wrangler against the loopback API", () => {
 		const report = project.report("preview");
 		const data = report.steps[0]?.data as {
 			database: { name: string; id: string; created: boolean };
+			previewId: string;
+			deploymentId: string;
 			versionId: string;
 			url: string;
 			seeded: string;
 			commentFile: string;
-			health: { ok: boolean };
+			health: { ok: boolean; observations?: unknown };
 		};
 		expect(data.database).toMatchObject({ name: `${SCRIPT}-pr-7`, created: true });
 		expect(data.database.id).not.toBe(STAGING_DB.uuid);
@@ -813,34 +828,78 @@ describe("deploy with real wrangler against the loopback API", () => {
 		expect(usersWith(data.database.id)).toBe(1);
 		expect(usersWith(STAGING_DB.uuid)).toBe(0);
 		expect(ledger(api)).toEqual(stagingLedger);
-		// The version behind the alias is bound to the PR's database; the live version did not change.
-		expect(api.workers.aliasVersion(SCRIPT, "pr-7")).toBe(data.versionId);
-		const version = api.workers.versions(SCRIPT).find((v) => v.id === data.versionId);
-		expect(version?.bindings.find((b) => b.name === "DB")).toMatchObject({ id: data.database.id });
+		// A named Preview whose latest deployment binds the PR's database; the Worker's versions
+		// and its live version did not change.
+		const created = api.previews.preview(SCRIPT, "pr-7");
+		expect(created).toMatchObject({ id: data.previewId, name: "pr-7", ignoreBaseConfig: true });
+		const deployment = created?.deployments.at(-1);
+		expect(deployment?.id).toBe(data.deploymentId);
+		expect(deployment?.env.DB).toMatchObject({ type: "d1", database_id: data.database.id });
+		expect(deployment?.env.WORKERS_PIPELINE_EXPECTED_HEAD).toMatchObject({
+			text: stagingLedger.at(-1),
+		});
+		expect(versionIds(api)).toEqual(versionsBefore);
 		expect(api.workers.liveVersion(SCRIPT)).toBe(live);
 		expect(data.url).toBe(`https://pr-7-${SCRIPT}.loopback.workers.dev`);
+		// Healthy as that deployment (its version metadata), on a database holding the PR's seed.
 		expect(data.health.ok).toBe(true);
+		expect(data.versionId).toBe(data.deploymentId);
+		expect(edge.hits.some((h) => h.versionId === data.deploymentId && h.status === 200)).toBe(true);
+		expect((await page(`${previewUrl}/`)).text).toContain(seedTitle);
+		expect((await page(`${edge.url}/`)).text).not.toContain(seedTitle);
 		const comment = readFileSync(path.join(project.dir, data.commentFile), "utf8");
 		expect(comment).toContain(`<${data.url}>`);
-		expect(comment).toContain(data.versionId);
+		expect(comment).toContain(data.deploymentId);
 		expect(comment).toContain(`${SCRIPT}-pr-7`);
 		expect(readFileSync(path.join(project.dir, ".reports", "preview.md"), "utf8")).toContain(
 			data.url,
 		);
 
-		// A new push: the same database, not seeded twice.
+		// A new push: the same database, not seeded twice; a new deployment of the same Preview.
 		const again = await preview();
 		expect(again.code, again.stdout + again.stderr).toBe(0);
 		const second = project.report("preview").steps[0]?.data as typeof data;
 		expect(second.database).toMatchObject({ id: data.database.id, created: false });
+		expect(second.previewId).toBe(data.previewId);
+		expect(second.deploymentId).not.toBe(data.deploymentId);
+		expect(api.previews.previews(SCRIPT)).toHaveLength(1);
 		expect(usersWith(data.database.id)).toBe(1);
 
-		// The PR closes.
+		// The PR closes: the Preview and its database go; its URL answers nothing any more.
 		const cleanup = await project.cli(["preview", "--env", "staging", "--pr", "7", "--cleanup"]);
 		expect(cleanup.code, cleanup.stdout + cleanup.stderr).toBe(0);
+		const cleaned = project.report("preview");
+		expect(cleaned.findings).toEqual([]);
+		expect(cleaned.steps[0]?.data).toMatchObject({
+			previewDeleted: true,
+			database: { id: data.database.id, deleted: true },
+		});
+		expect(api.previews.preview(SCRIPT, "pr-7")).toBeUndefined();
+		expect(api.previews.deleted).toContain(`${SCRIPT}/pr-7`);
 		expect(() => api.database(data.database.id)).toThrow();
+		expect((await page(`${previewUrl}/api/health`)).status).toBe(404);
 		expect(ledger(api)).toEqual(stagingLedger);
+		expect(api.workers.liveVersion(SCRIPT)).toBe(live);
+
+		// Closed twice (or a re-run of the job): nothing left, nothing sent to delete, success.
+		const deletes = api.requests.filter((r) => r.method === "DELETE").length;
+		const twice = await project.cli(["preview", "--env", "staging", "--pr", "7", "--cleanup"]);
+		expect(twice.code, twice.stdout + twice.stderr).toBe(0);
+		expect(project.report("preview").steps[0]).toMatchObject({
+			ok: true,
+			summary: `no Preview pr-7; no database ${SCRIPT}-pr-7`,
+			data: { previewDeleted: false, database: { id: null } },
+		});
+		expect(api.requests.filter((r) => r.method === "DELETE")).toHaveLength(deletes);
 		rmSync(path.join(project.dir, "seed.sql"));
+	});
+
+	it("preview --cleanup of a PR that never had a preview is a no-op success", async () => {
+		const run = await project.cli(["preview", "--env", "staging", "--pr", "9", "--cleanup"]);
+		expect(run.code, run.stdout + run.stderr).toBe(0);
+		expect(project.report("preview").steps[0]?.summary).toBe(
+			`no Preview pr-9; no database ${SCRIPT}-pr-9`,
+		);
 	});
 
 	it("leaves an unhealthy first deploy live and says there is nothing to roll back to", async () => {

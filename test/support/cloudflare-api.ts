@@ -15,6 +15,7 @@ import {
 	type CloudflareApiOptions,
 	type RequestRecord,
 } from "./cloudflare-api/options.ts";
+import { redactPreviewBody } from "./cloudflare-api/previews.ts";
 import {
 	createLoopbackState,
 	type LoopbackState,
@@ -69,7 +70,9 @@ export async function startCloudflareApi(options: CloudflareApiOptions): Promise
 		const text = body.length > 0 ? body.toString("utf8") : undefined;
 		// Secret values (Workers uploads, secret bodies) never reach the request log or fault records.
 		const logged =
-			text === undefined ? undefined : workers.redact(path, req.headers["content-type"], text);
+			text === undefined
+				? undefined
+				: redactPreviewBody(path, workers.redact(path, req.headers["content-type"], text));
 		const record: RequestRecord = { method, path, query: url.search, body: logged, status: 0 };
 		requests.push(record);
 		const request: FaultRequest = { method, path, query: url.search, body: logged };
@@ -105,6 +108,15 @@ export async function startCloudflareApi(options: CloudflareApiOptions): Promise
 				reply = workers.usesAssetsJwt(segments)
 					? workers.authenticateAssetsUpload(req.headers.authorization)
 					: authenticate(state, req, segments);
+				if (reply === undefined && segments[0] === "accounts" && segments[2] === "workers") {
+					reply = await state.previews.route({
+						method,
+						segments,
+						params: url.searchParams,
+						body,
+						contentType: req.headers["content-type"],
+					});
+				}
 				if (reply === undefined && segments[0] === "accounts" && segments[2] === "workers") {
 					reply = await workers.route({
 						method,
@@ -181,6 +193,7 @@ export async function startCloudflareApi(options: CloudflareApiOptions): Promise
 		requests: state.requests,
 		unknownRoutes: state.unknownRoutes,
 		workers: state.workers.control,
+		previews: state.previews.control,
 		faults: state.faults,
 		setFaultHook: (hook) => state.faults.setHook(hook),
 		close: async () => {

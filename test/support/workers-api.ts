@@ -90,6 +90,8 @@ export interface WorkersControl {
 	aliasVersion(script: string, alias: string): string | undefined;
 	// The next script upload (PUT script or POST versions) fails with this error, once.
 	failNextDeploy(failure?: DeployFailure): void;
+	// The script's workers.dev settings (`{enabled, previews_enabled}`), if it exists.
+	subdomainOf(script: string): { enabled: boolean; previews_enabled: boolean } | undefined;
 }
 
 export interface WorkersApi {
@@ -889,6 +891,10 @@ export function createWorkersApi(options: WorkersApiOptions): WorkersApi {
 					.find((v) => v.annotations["workers/alias"] === alias)?.id,
 			failNextDeploy: (failure = {}) => {
 				pendingFailures.push(failure);
+			},
+			subdomainOf: (name) => {
+				const script = scripts.get(name);
+				return script === undefined ? undefined : { ...script.subdomain };
 			},
 		},
 		usesAssetsJwt,

@@ -2,6 +2,7 @@
 import type Database from "better-sqlite3";
 import type { Fault, FaultHook, FaultInjector } from "../faults.ts";
 import type { WorkersControl } from "../workers-api.ts";
+import type { PreviewsControl } from "./previews.ts";
 
 export const API_BASE_PATH = "/client/v4";
 
@@ -81,6 +82,8 @@ export interface CloudflareApi {
 	unknownRoutes: string[];
 	// Workers scripts, versions, deployments, secrets and assets (see workers-api.ts).
 	workers: WorkersControl;
+	// Worker Previews and their deployments (see previews.ts).
+	previews: PreviewsControl;
 	faults: FaultInjector;
 	setFaultHook(hook: FaultHook | undefined): void;
 	close(): Promise<void>;

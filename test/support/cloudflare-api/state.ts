@@ -10,6 +10,7 @@ import {
 	DEFAULT_D1_LIMITS,
 	type RequestRecord,
 } from "./options.ts";
+import { createPreviewsApi } from "./previews.ts";
 
 const DAY_MS = 24 * 60 * 60_000;
 
@@ -66,6 +67,13 @@ export function createLoopbackState(options: CloudflareApiOptions) {
 		accountId: options.accountId,
 		subdomain: options.workersSubdomain,
 		hasD1Database: (id) => databases.has(id),
+	});
+	// Worker Previews (previews.ts) beside the scripts they belong to.
+	const previews = createPreviewsApi({
+		subdomain: workers.control.subdomain,
+		hasD1Database: (id) => databases.has(id),
+		hasScript: (worker) => workers.control.scripts().includes(worker),
+		scriptSubdomain: (worker) => workers.control.subdomainOf(worker),
 	});
 	const accountName = options.accountName ?? "Loopback Account";
 
@@ -125,6 +133,7 @@ export function createLoopbackState(options: CloudflareApiOptions) {
 		seen,
 		retentionMs,
 		workers,
+		previews,
 		account,
 		addDatabase,
 		stateOf,
