@@ -7,6 +7,7 @@ import {
 	DEFAULT_MIGRATIONS_DIR,
 	DEFAULT_MIGRATIONS_TABLE,
 	DEFAULT_PIPELINE_CONFIG,
+	DEFAULT_SNAPSHOT_SUFFIX,
 	WRANGLER_CONFIG_CANDIDATES,
 } from "../constants.ts";
 import { UserError } from "../errors.ts";
@@ -295,9 +296,23 @@ export function selectDatabase(
 	);
 }
 
-/** Where the committed schema snapshot for a binding lives, relative to the project. */
+/**
+ * Where the committed schema snapshot for a binding lives, relative to the project: beside the
+ * migrations directory (`migrations.schema.sql`), or, when that directory holds the wrangler
+ * config itself (`migrations_dir: "."`), `.schema.sql` next to the config: a sibling would be
+ * outside the app, and a dot-file is never a migration (wrangler globs with `dot: false`).
+ */
 export function snapshotPathFor(project: ProjectConfig, database: D1Database): string {
-	return project.settings.migrations.snapshot ?? `${database.migrationsDir}.schema.sql`;
+	if (project.settings.migrations.snapshot) return project.settings.migrations.snapshot;
+	const configDir = path.dirname(project.wranglerPath);
+	const dir = path.resolve(project.root, database.migrationsDir);
+	const fromDir = path.relative(dir, configDir);
+	const outside =
+		fromDir === ".." || fromDir.startsWith(`..${path.sep}`) || path.isAbsolute(fromDir);
+	const file = outside
+		? `${dir}${DEFAULT_SNAPSHOT_SUFFIX}`
+		: path.join(configDir, DEFAULT_SNAPSHOT_SUFFIX);
+	return normalizeRelative(path.relative(project.root, file));
 }
 
 /**

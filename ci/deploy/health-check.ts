@@ -36,8 +36,18 @@ export const HEALTH_ROUTE_HINT =
 const isObject = (value: unknown): value is Record<string, unknown> =>
 	typeof value === "object" && value !== null && !Array.isArray(value);
 
+// Cloudflare's own error pages (`error code: 1101`, …) come from the platform, not the app
+// (developers.cloudflare.com/workers/observability/errors/): never evidence of a missing route.
+const PLATFORM_ERROR = /^error code: (1\d{3})\b/;
+
 /** Pure: one health answer against what deploy expects. */
 export function judgeProbe(status: number, body: unknown, expect: HealthExpectation): ProbeVerdict {
+	const platform = typeof body === "string" ? PLATFORM_ERROR.exec(body.trim()) : null;
+	if (platform)
+		return {
+			good: false,
+			reason: `HTTP ${status} from Cloudflare (error ${platform[1]}), not from the app: see developers.cloudflare.com/workers/observability/errors/`,
+		};
 	if (status === 404 || status === 405)
 		return {
 			good: false,
@@ -89,6 +99,29 @@ export const streakHolds = (
 	policy: HealthPolicy,
 ) => streak.count >= policy.probes && now - streak.startedAt >= policy.windowMs;
 
+/**
+ * How long the same non-health answer must last before it means "no health route" rather than
+ * "the old version still answers": a deployment change "can take up to a couple of seconds to be
+ * available globally" (developers.cloudflare.com/workers/versions-and-deployments/version-overrides/).
+ */
+export const DEFAULT_NO_ROUTE_AFTER_MS = 10_000;
+
+/**
+ * Pure: is a streak of identical no-route answers definite? As many probes as health needs, over
+ * the health window and at least `afterMs` (propagation), so a version still starting or an old
+ * one still routed (5xx, no answer, another version's health, a different page) never ends it.
+ */
+export const noRouteSettled = (
+	streak: { count: number; startedAt: number },
+	now: number,
+	policy: HealthPolicy,
+	afterMs: number,
+) => streak.count >= policy.probes && now - streak.startedAt >= Math.max(policy.windowMs, afterMs);
+
+/** Pure: the answers a missing route gives (404/405, a page without the contract); 401/403/429 may change. */
+export const isDefiniteNoRoute = (status: number, verdict: ProbeVerdict): boolean =>
+	verdict.noRoute === true && (status === 404 || status === 405 || status < 400);
+
 /** The pause between probes while a streak builds: the window spread over the probes. */
 export const holdInterval = (policy: HealthPolicy) =>
 	Math.min(5000, Math.max(100, policy.windowMs / Math.max(1, policy.probes - 1)));
@@ -111,6 +144,8 @@ export interface WaitForHealthOptions extends HealthPolicy {
 	headers?: Record<string, string>;
 	signal?: AbortSignal;
 	onProbe?: (reason: string) => void;
+	/** See DEFAULT_NO_ROUTE_AFTER_MS (tests shorten it). */
+	noRouteAfterMs?: number;
 }
 
 async function probe(
@@ -133,10 +168,35 @@ async function probe(
 	return { status: response.status, body };
 }
 
-/** Probes `url` until health holds (see `streakHolds`) or the deadline; an abort of `signal` throws. */
+/** One probe judged; a network failure is a verdict too ("no answer"), an abort of `signal` throws. */
+async function probeAndJudge(
+	options: WaitForHealthOptions,
+	deadline: number,
+): Promise<{ verdict: ProbeVerdict; answer?: { status: number; body: unknown } }> {
+	try {
+		const answer = await probe(
+			options.url,
+			options.headers ?? {},
+			Math.max(500, Math.min(5000, deadline - Date.now())),
+			options.signal,
+		);
+		return { verdict: judgeProbe(answer.status, answer.body, options.expect), answer };
+	} catch (error) {
+		if (options.signal?.aborted) throw error;
+		return { verdict: { good: false, reason: `no answer (${(error as Error).message})` } };
+	}
+}
+
+const seconds = (ms: number) => Math.round(ms / 100) / 10;
+
+/**
+ * Probes `url` until health holds (see `streakHolds`), the same no-route answer has settled (see
+ * `noRouteSettled`), or the deadline; an abort of `signal` throws.
+ */
 export async function waitForHealth(options: WaitForHealthOptions): Promise<HealthObservation> {
 	const started = Date.now();
 	const deadline = started + options.timeoutMs;
+	const noRouteAfterMs = options.noRouteAfterMs ?? DEFAULT_NO_ROUTE_AFTER_MS;
 	const observation: HealthObservation = {
 		ok: false,
 		attempts: 0,
@@ -148,34 +208,37 @@ export async function waitForHealth(options: WaitForHealthOptions): Promise<Heal
 		durationMs: 0,
 	};
 	const streak = { count: 0, startedAt: 0 };
+	// Identical no-route answers in a row (status and body): the evidence for deciding early.
+	const missing = { count: 0, startedAt: 0, answer: "" };
 	let backoff = 500;
 	while (Date.now() < deadline) {
 		options.signal?.throwIfAborted();
 		observation.attempts++;
-		let verdict: ProbeVerdict;
-		try {
-			const answer = await probe(
-				options.url,
-				options.headers ?? {},
-				Math.max(500, Math.min(5000, deadline - Date.now())),
-				options.signal,
-			);
+		const { verdict, answer } = await probeAndJudge(options, deadline);
+		if (answer) {
 			observation.lastStatus = answer.status;
 			observation.lastBody = answer.body;
-			verdict = judgeProbe(answer.status, answer.body, options.expect);
-		} catch (error) {
-			if (options.signal?.aborted) throw error;
-			verdict = { good: false, reason: `no answer (${(error as Error).message})` };
 		}
 		observation.noRoute = verdict.noRoute === true;
 		const now = Date.now();
+		if (answer && isDefiniteNoRoute(answer.status, verdict)) {
+			const same = `${answer.status} ${JSON.stringify(answer.body)}`;
+			if (missing.count === 0 || missing.answer !== same)
+				Object.assign(missing, { count: 0, startedAt: now, answer: same });
+			missing.count++;
+			if (noRouteSettled(missing, now, options, noRouteAfterMs)) {
+				observation.reason = `the same answer ${missing.count} times in a row over ${seconds(now - missing.startedAt)} s: ${verdict.reason}`;
+				observation.durationMs = now - started;
+				return observation;
+			}
+		} else missing.count = 0;
 		if (verdict.good) {
 			observation.good++;
 			if (streak.count === 0) streak.startedAt = now;
 			streak.count++;
 			if (streakHolds(streak, now, options)) {
 				observation.ok = true;
-				observation.reason = `healthy: ${streak.count} good probes in a row over ${Math.round((now - streak.startedAt) / 100) / 10} s`;
+				observation.reason = `healthy: ${streak.count} good probes in a row over ${seconds(now - streak.startedAt)} s`;
 				observation.durationMs = now - started;
 				return observation;
 			}
@@ -192,6 +255,6 @@ export async function waitForHealth(options: WaitForHealthOptions): Promise<Heal
 		await sleep(wait, options.signal);
 	}
 	observation.durationMs = Date.now() - started;
-	observation.reason = `timed out after ${Math.round(options.timeoutMs / 1000)} s: ${observation.reason} (${observation.good} good of ${observation.attempts} probes; healthy needs ${options.probes} in a row over ${Math.round(options.windowMs / 100) / 10} s)`;
+	observation.reason = `timed out after ${Math.round(options.timeoutMs / 1000)} s: ${observation.reason} (${observation.good} good of ${observation.attempts} probes; healthy needs ${options.probes} in a row over ${seconds(options.windowMs)} s)`;
 	return observation;
 }

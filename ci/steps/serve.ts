@@ -40,9 +40,21 @@ export interface PlanServeOptions {
 export const isOpenNextProject = (root: string): boolean =>
 	readdirSync(root).some((f) => /^open-next\.config\.(ts|js|mjs|cjs)$/.test(f));
 
-/** Pure: how the app runs locally as it runs on Workers (OpenNext's preview, else wrangler dev). */
-export function planServeCommand(options: PlanServeOptions): ServePlan {
-	const devArgs = [
+export interface DevArgsOptions {
+	host: string;
+	port: number;
+	inspectorPort: number;
+	persistDir: string;
+	/** Worker vars, each passed as `--var NAME:value`. */
+	vars?: Record<string, string>;
+}
+
+/**
+ * Pure: the `wrangler dev` flags of a local server nobody types into: bound to `host` (inspector on
+ * 127.0.0.1), D1 persisted in `persistDir`, no interactive session. serve and the tests share it.
+ */
+export function planDevArgs(options: DevArgsOptions): string[] {
+	return [
 		"--ip",
 		options.host,
 		"--port",
@@ -54,8 +66,23 @@ export function planServeCommand(options: PlanServeOptions): ServePlan {
 		"--persist-to",
 		options.persistDir,
 		"--show-interactive-dev-session=false",
-		...(options.expectedHead ? ["--var", `${EXPECTED_HEAD_VAR}:${options.expectedHead}`] : []),
+		...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
 	];
+}
+
+/** Pure: the argv after `node` of `wrangler dev --config <config>` with planDevArgs' flags. */
+export function planWranglerDev(
+	options: DevArgsOptions & { wranglerBin: string; config: string },
+): string[] {
+	return [options.wranglerBin, "dev", "--config", options.config, ...planDevArgs(options)];
+}
+
+/** Pure: how the app runs locally as it runs on Workers (OpenNext's preview, else wrangler dev). */
+export function planServeCommand(options: PlanServeOptions): ServePlan {
+	const vars: Record<string, string> = options.expectedHead
+		? { [EXPECTED_HEAD_VAR]: options.expectedHead }
+		: {};
+	const dev = { ...options, vars };
 	if (isOpenNextProject(options.project.root)) {
 		if (!options.opennextBin) {
 			throw new UserError(
@@ -64,12 +91,12 @@ export function planServeCommand(options: PlanServeOptions): ServePlan {
 			);
 		}
 		// `preview` populates the local caches, then hands the unknown flags to `wrangler dev`.
-		return { kind: "opennext", file: options.opennextBin, args: ["preview", ...devArgs] };
+		return { kind: "opennext", file: options.opennextBin, args: ["preview", ...planDevArgs(dev)] };
 	}
 	return {
 		kind: "wrangler",
 		file: process.execPath,
-		args: [options.wranglerBin, "dev", "--config", options.project.wranglerPath, ...devArgs],
+		args: planWranglerDev({ ...dev, config: options.project.wranglerPath }),
 	};
 }
 

@@ -12,6 +12,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { planWranglerDev } from "../../ci/steps/serve.ts";
 
 // The fixture apps are driven the way a team would: this repository packed with `npm pack`,
 // installed into a copy of the app with the app's own package manager, run through its bin.
@@ -252,23 +253,14 @@ export function localWorkers(options: {
 		const [port, inspector] = [await freePort(), await freePort()];
 		const child = spawn(
 			process.execPath,
-			[
-				wrangler,
-				"dev",
-				"--config",
+			planWranglerDev({
+				wranglerBin: wrangler,
 				config,
-				"--ip",
-				"127.0.0.1",
-				"--port",
-				String(port),
-				"--inspector-ip",
-				"127.0.0.1",
-				"--inspector-port",
-				String(inspector),
-				"--persist-to",
+				host: "127.0.0.1",
+				port,
+				inspectorPort: inspector,
 				persistDir,
-				"--show-interactive-dev-session=false",
-			],
+			}),
 			// Its own process group: workerd is stopped with wrangler, by the group's id.
 			{
 				cwd: dir,
@@ -304,7 +296,8 @@ export function localWorkers(options: {
 		};
 		stops.add(stop);
 		const url = `http://127.0.0.1:${port}`;
-		const deadline = Date.now() + 60_000;
+		// A Next app on OpenNext takes a while to start on a loaded machine (test/app waits as long).
+		const deadline = Date.now() + 180_000;
 		while (Date.now() < deadline) {
 			if (child.exitCode !== null || child.signalCode !== null) break;
 			try {

@@ -6,6 +6,7 @@ import { applyEdits, modify, parse as parseJsonc } from "jsonc-parser";
 import { parse as parseToml } from "smol-toml";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadProjectConfig } from "../../ci/config/load.ts";
+import { healthUrlKey } from "../../ci/steps/deploy.ts";
 import { packageExports } from "../../ci/steps/init.ts";
 import { freePort } from "../app/_app.ts";
 import { type EdgeApp, startEdge } from "../deploy/_edge.ts";
@@ -230,15 +231,12 @@ async function remoteFor(target: Target) {
 		},
 		/** After init, committed with it: the loopback runs no code, so health goes to the edge. */
 		useEdge(copy: FixtureCopy) {
-			if (!target.env)
-				throw new Error("deploy.healthUrls is keyed by environment: give the target one");
 			const file = path.join(copy.dir, "workers-pipeline.jsonc");
 			const text = readFileSync(file, "utf8");
 			const url = `${edge.url}${HEALTH_PATH}`;
-			writeFileSync(
-				file,
-				applyEdits(text, modify(text, ["deploy", "healthUrls", target.env], url, {})),
-			);
+			// Keyed by environment; "default" for the top-level Worker (deploy without --env).
+			const key = healthUrlKey(target.env);
+			writeFileSync(file, applyEdits(text, modify(text, ["deploy", "healthUrls", key], url, {})));
 		},
 		/** The local D1 the served versions read, migrated by the app's wrangler (as migrate did the remote). */
 		migrateLocal: (copy: FixtureCopy) =>
@@ -382,14 +380,19 @@ describe("adopting workers-pipeline on fixture apps (packed tarball, own package
 		// A plain Worker gets no health route from init: the new version answers /api/health with its
 		// catch-all page, and deploy says what to add instead of calling that healthy.
 		expect(steps.init).toContain("Health route:");
+		// It says so as soon as the same page has come back for longer than propagation takes,
+		// not after the whole --health-timeout.
 		const { deploy, versionId } = await remotePart(copy, remote, target, [
-			...["--health-timeout", "5", "--health-window", "1"],
+			...["--health-timeout", "180", "--health-window", "1"],
 		]);
 		expect(deploy.result.code).toBe(1);
 		const noRoute = deploy.report.findings.find((f) => f.code === "HEALTH_NO_ROUTE");
-		expect(noRoute?.message).toContain(
-			`did not report a healthy ${versionId}: timed out after 5 s: HTTP 200 without the health contract's JSON`,
+		expect(noRoute?.message).toMatch(
+			new RegExp(
+				`did not report a healthy ${versionId}: the same answer \\d+ times in a row over [\\d.]+ s: HTTP 200 without the health contract's JSON`,
+			),
 		);
+		expect(noRoute?.message).not.toContain("timed out");
 		expect(noRoute?.message).toContain("add the health route of workers-pipeline/health");
 		expect(step(deploy.report, "deploy")?.data?.health).toMatchObject({
 			ok: false,
@@ -456,7 +459,7 @@ describe("adopting workers-pipeline on fixture apps (packed tarball, own package
 		240_000,
 	);
 
-	it("a Next.js + OpenNext app on pnpm with ESLint and drizzle-kit v1 directories, no env block; then plan and migrate on the loopback", async () => {
+	it("a Next.js + OpenNext app on pnpm with ESLint and drizzle-kit v1 directories, no env block; then plan, migrate and deploy the top-level Worker on the loopback", async () => {
 		const target: Target = {
 			worker: "fixture-next-saas",
 			database: "fixture-next-saas",
@@ -467,13 +470,18 @@ describe("adopting workers-pipeline on fixture apps (packed tarball, own package
 				.map((dir) => `${dir}/migration.sql`),
 		};
 		const remote = await remoteFor(target);
-		const { copy, steps } = adopt("next-pnpm", "pnpm", (fresh) => {
-			remote.useDatabase(fresh);
-			// A fresh clone has no generated route types: a bare tsc is red, so lint must generate first.
-			const tsc = fresh.exec(["tsc", "--noEmit", "-p", "tsconfig.json"]);
-			expect(tsc.code).not.toBe(0);
-			expect(tsc.stdout).toContain("Cannot find name 'PageProps'");
-		});
+		const { copy, steps } = adopt(
+			"next-pnpm",
+			"pnpm",
+			(fresh) => {
+				remote.useDatabase(fresh);
+				// A fresh clone has no generated route types: a bare tsc is red, so lint must generate first.
+				const tsc = fresh.exec(["tsc", "--noEmit", "-p", "tsconfig.json"]);
+				expect(tsc.code).not.toBe(0);
+				expect(tsc.stdout).toContain("Cannot find name 'PageProps'");
+			},
+			remote.useEdge,
+		);
 		expect(copy.read("workers-pipeline.jsonc")).toContain('"naming": "drizzle-kit-v1"');
 		expect(step(steps.lint, "lint")?.summary).toMatch(
 			/lint \((npx --yes )?pnpm(@[\d.]+)? run lint\) ok/,
@@ -481,15 +489,32 @@ describe("adopting workers-pipeline on fixture apps (packed tarball, own package
 		expect(step(steps.lint, "lint")?.summary).toContain("after next typegen ok");
 		expect(existsSync(path.join(copy.dir, ".open-next/worker.js"))).toBe(true);
 		expect(step(steps.ci, "build")?.summary).toMatch(/^up to date/);
-		if (packageExports(copy.dir, "./health/next")) {
-			expect(copy.read("src/app/api/health/route.ts")).toContain("createNextHealthRoute");
-		} else {
-			expect(steps.init).toContain("Health route not written");
-		}
+		expect(packageExports(copy.dir, "./health/next")).toBeTruthy();
+		expect(copy.read("src/app/api/health/route.ts")).toContain("createNextHealthRoute");
 
-		// No env block: plan and migrate work on the top-level database, as wrangler without --env.
-		const outputs = await remoteMigrations(copy, remote, target);
-		for (const text of outputs) expect(text).not.toContain(remote.token);
-		expect(remote.unknownRoutes).toEqual([]);
-	}, 300_000);
+		// No env block: plan and migrate work on the top-level database, and deploy uploads the build
+		// ci made to the top-level Worker, as wrangler without --env; the edge serves it from
+		// .open-next/ with the app's own wrangler, and the route init wrote reports it healthy.
+		const { deploy, versionId } = await remotePart(copy, remote, target, [
+			...["--health-timeout", "180", "--health-window", "1"],
+		]);
+		expect(deploy.result.code, deploy.result.stdout + deploy.result.stderr).toBe(0);
+		expect(remote.api.workers.liveVersion(target.worker)).toBe(versionId);
+		expect(step(deploy.report, "deploy")).toMatchObject({
+			ok: true,
+			summary: expect.stringMatching(/; health holds$/),
+			data: {
+				environment: null,
+				worker: target.worker,
+				health: {
+					ok: true,
+					lastBody: {
+						status: "ok",
+						version: versionId,
+						schema: { head: target.migrations.at(-1), expected: target.migrations.at(-1) },
+					},
+				},
+			},
+		});
+	}, 420_000);
 });

@@ -41,6 +41,7 @@ import {
 	hashBuildInputs,
 	readBuildStamp,
 } from "../../ci/steps/build.ts";
+import { planWranglerDev } from "../../ci/steps/serve.ts";
 import { captureCli } from "../support/cli.ts";
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -351,24 +352,15 @@ export async function createLocalApp(
 		const inspector = await freePort();
 		const child = spawn(
 			process.execPath,
-			[
-				resolveWranglerBin(),
-				"dev",
-				"--config",
+			planWranglerDev({
+				wranglerBin: resolveWranglerBin(),
 				config,
-				...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
-				"--ip",
-				"127.0.0.1",
-				"--port",
-				String(port),
-				"--inspector-ip",
-				"127.0.0.1",
-				"--inspector-port",
-				String(inspector),
-				"--persist-to",
+				host: "127.0.0.1",
+				port,
+				inspectorPort: inspector,
 				persistDir,
-				"--show-interactive-dev-session=false",
-			],
+				vars,
+			}),
 			{ cwd: dir, env, stdio: ["ignore", "pipe", "pipe"], detached: true },
 		);
 		let log = "";

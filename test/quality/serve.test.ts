@@ -9,7 +9,9 @@ import {
 	findSeedFile,
 	formatNotReady,
 	freePort,
+	planDevArgs,
 	planServeCommand,
+	planWranglerDev,
 	waitForHttp200,
 } from "../../ci/steps/serve.ts";
 import { copyFixture, REPO } from "./_support.ts";
@@ -22,6 +24,26 @@ const fixture = () => {
 };
 afterAll(() => {
 	for (const dispose of copies) dispose();
+});
+
+describe("planDevArgs() / planWranglerDev()", () => {
+	const options = { host: "0.0.0.0", port: 8787, inspectorPort: 9229, persistDir: "/tmp/d1" };
+	it("binds the app to the host and the inspector to loopback, persists D1, never asks for input", () => {
+		expect(planDevArgs(options)).toEqual([
+			...["--ip", "0.0.0.0", "--port", "8787"],
+			...["--inspector-ip", "127.0.0.1", "--inspector-port", "9229"],
+			...["--persist-to", "/tmp/d1", "--show-interactive-dev-session=false"],
+		]);
+	});
+	it("passes each var as --var NAME:value", () => {
+		expect(planDevArgs({ ...options, vars: { A: "1", B: "x:y" } }).slice(-4)).toEqual([
+			...["--var", "A:1", "--var", "B:x:y"],
+		]);
+	});
+	it("runs the given wrangler on the given config", () => {
+		const argv = planWranglerDev({ ...options, wranglerBin: "/w.js", config: "wrangler.v1.json" });
+		expect(argv).toEqual(["/w.js", "dev", "--config", "wrangler.v1.json", ...planDevArgs(options)]);
+	});
 });
 
 describe("planServeCommand()", () => {

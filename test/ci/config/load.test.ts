@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { runWrangler } from "../../../ci/cloudflare/wrangler.ts";
 import {
 	lintEnvironment,
 	loadProjectConfig,
@@ -11,6 +12,7 @@ import {
 	snapshotPathFor,
 } from "../../../ci/config/load.ts";
 import { UserError } from "../../../ci/errors.ts";
+import { readCatalog } from "../../../ci/migrations/catalog.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -461,6 +463,59 @@ describe("snapshotPathFor()", () => {
 		const staging = selectDatabase(cfg, resolveEnvironment(cfg, "staging"), undefined);
 		expect(snapshotPathFor(cfg, staging)).toBe("db/migrations.schema.sql");
 	});
+
+	// Beside the migrations directory; next to the config (as `.schema.sql`) when the directory holds it.
+	it.each([
+		{ dir: undefined, at: "", snapshot: "migrations.schema.sql" },
+		{ dir: ".", at: "", snapshot: ".schema.sql" },
+		{ dir: "./", at: "", snapshot: ".schema.sql" },
+		{ dir: "db/sql/", at: "", snapshot: "db/sql.schema.sql" },
+		// Found from a subdirectory (or --config ..): paths stay relative to where the CLI runs.
+		{ dir: ".", at: "app/", snapshot: "../.schema.sql" },
+		{ dir: "app", at: "app/", snapshot: "../app.schema.sql" },
+		{ dir: "..", at: "app/", snapshot: ".schema.sql", config: "app/wrangler.jsonc" },
+	])("migrations_dir $dir, config at $at: $snapshot", ({ dir, at, snapshot, config }) => {
+		const root = project({});
+		const wrangler = config ?? "wrangler.jsonc";
+		mkdirSync(path.join(root, "app"));
+		writeFileSync(
+			path.join(root, wrangler),
+			JSON.stringify({
+				name: "app",
+				d1_databases: [{ binding: "DB", ...(dir === undefined ? {} : { migrations_dir: dir }) }],
+			}),
+		);
+		const cfg = loadProjectConfig({
+			cwd: path.join(root, at),
+			config: config ? "wrangler.jsonc" : undefined,
+		});
+		const db = selectDatabase(cfg, resolveEnvironment(cfg, undefined), undefined);
+		expect(snapshotPathFor(cfg, db)).toBe(snapshot);
+	});
+
+	it('keeps the snapshot of migrations_dir "." out of wrangler\'s migrations and the catalog', async () => {
+		const root = project({
+			"wrangler.json": JSON.stringify({
+				name: "app",
+				d1_databases: [{ binding: "DB", database_name: "db", migrations_dir: "." }],
+			}),
+			"0001_init.sql": "CREATE TABLE a (id INTEGER PRIMARY KEY);\n",
+		});
+		const cfg = loadProjectConfig({ cwd: root });
+		const db = selectDatabase(cfg, resolveEnvironment(cfg, undefined), undefined);
+		writeFileSync(path.join(root, snapshotPathFor(cfg, db)), "CREATE TABLE a (id INTEGER);\n");
+		expect(readCatalog({ root, database: db }).files.map((f) => f.name)).toEqual(["0001_init.sql"]);
+		const home = path.join(root, ".home");
+		const listed = await runWrangler({
+			args: ["d1", "migrations", "list", "DB", "--local", "--persist-to", path.join(root, ".d1")],
+			cwd: root,
+			env: { PATH: process.env.PATH, HOME: home, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
+			timeoutMs: 120_000,
+		});
+		expect(listed.exitCode, listed.stderr).toBe(0);
+		expect(listed.stdout).toContain("0001_init.sql");
+		expect(listed.stdout).not.toContain("schema");
+	}, 130_000);
 
 	it("should use migrations.snapshot from the settings when set", () => {
 		const cfg = load({

@@ -4,7 +4,9 @@ import { createServer, type Server } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 import {
 	holdInterval,
+	isDefiniteNoRoute,
 	judgeProbe,
+	noRouteSettled,
 	streakHolds,
 	VERSION_OVERRIDE_HEADER,
 	waitForHealth,
@@ -72,6 +74,14 @@ describe("judgeProbe()", () => {
 			reason: /without the health contract's JSON/,
 		},
 		{
+			case: "Cloudflare's own error page (the platform, not the app)",
+			status: 404,
+			body: "error code: 1042",
+			good: false,
+			noRoute: false,
+			reason: /^HTTP 404 from Cloudflare \(error 1042\), not from the app/,
+		},
+		{
 			case: "no version in the body",
 			status: 503,
 			body: { status: "error", version: null, reason: "no version metadata: add …" },
@@ -104,6 +114,41 @@ describe("streakHolds()", () => {
 	});
 });
 
+describe("noRouteSettled()", () => {
+	const policy = { timeoutMs: 60_000, probes: 3, windowMs: 1000 };
+	it.each([
+		{ count: 3, span: 5000, afterMs: 5000, settled: true },
+		{ count: 3, span: 4999, afterMs: 5000, settled: false },
+		{ count: 2, span: 9000, afterMs: 5000, settled: false },
+		// The propagation allowance never shortens the health window.
+		{ count: 3, span: 999, afterMs: 0, settled: false },
+		{ count: 3, span: 1000, afterMs: 0, settled: true },
+	])(
+		"$count answers over $span ms (after $afterMs) → $settled",
+		({ count, span, afterMs, settled }) => {
+			expect(noRouteSettled({ count, startedAt: 0 }, span, policy, afterMs)).toBe(settled);
+		},
+	);
+});
+
+describe("isDefiniteNoRoute()", () => {
+	it.each([
+		{ status: 404, body: "Not Found", definite: true },
+		{ status: 405, body: "", definite: true },
+		{ status: 200, body: "<!doctype html>", definite: true },
+		{ status: 302, body: "", definite: true },
+		// Behind Access, a WAF rule or a rate limit: may change, and is no missing route.
+		{ status: 401, body: "", definite: false },
+		{ status: 403, body: "", definite: false },
+		{ status: 429, body: "", definite: false },
+		{ status: 503, body: "starting", definite: false },
+		{ status: 404, body: "error code: 1042", definite: false },
+		{ status: 200, body: okBody(OTHER), definite: false },
+	])("HTTP $status $body → $definite", ({ status, body, definite }) => {
+		expect(isDefiniteNoRoute(status, judgeProbe(status, body, { versionId: V }))).toBe(definite);
+	});
+});
+
 describe("waitForHealth()", () => {
 	let server: Server | undefined;
 	afterEach(async () => {
@@ -111,15 +156,26 @@ describe("waitForHealth()", () => {
 		server = undefined;
 	});
 
-	/** A health server answering with `answer(n)` for the n-th request (0-based). */
+	/** A health server answering with `answer(n)` for the n-th request (0-based); "drop" closes the connection. */
 	async function serve(
-		answer: (n: number, headers: Record<string, unknown>) => { status: number; body: unknown },
+		answer: (
+			n: number,
+			headers: Record<string, unknown>,
+		) => { status: number; body: unknown } | "drop",
 	) {
 		let n = 0;
 		server = createServer((req, res) => {
-			const { status, body } = answer(n++, req.headers);
-			res.writeHead(status, { "content-type": "application/json" });
-			res.end(JSON.stringify(body));
+			const reply = answer(n++, req.headers);
+			if (reply === "drop") {
+				req.socket.destroy();
+				return;
+			}
+			const { status, body } = reply;
+			const text = typeof body === "string" ? body : JSON.stringify(body);
+			res.writeHead(status, {
+				"content-type": typeof body === "string" ? "text/plain" : "application/json",
+			});
+			res.end(text);
 		});
 		await new Promise<void>((resolve) => server?.listen(0, "127.0.0.1", () => resolve()));
 		const address = server.address();
@@ -169,6 +225,87 @@ describe("waitForHealth()", () => {
 		const health = await waitForHealth({ ...policy, url, expect: { versionId: V } });
 		expect(health.ok).toBe(true);
 		expect(health.attempts).toBe(6);
+	});
+
+	describe("an app without a health route", () => {
+		// Short stand-ins for the health window and the propagation allowance; the timeout is far off.
+		const patient = { timeoutMs: 30_000, probes: 3, windowMs: 300, noRouteAfterMs: 600 };
+		it.each([
+			{ case: "404 from the new version", answer: { status: 404, body: "Not Found" } },
+			{ case: "a catch-all page", answer: { status: 200, body: "<!doctype html><h1>Home</h1>" } },
+		])(
+			"decides early when $case answers the same each time: HEALTH_NO_ROUTE, no timeout",
+			async ({ answer }) => {
+				const { url } = await serve(() => answer);
+				const health = await waitForHealth({ ...patient, url, expect: { versionId: V } });
+				expect(health).toMatchObject({ ok: false, noRoute: true, lastStatus: answer.status });
+				expect(health.reason).toMatch(/^the same answer [3-9] times in a row over \d+(\.\d)? s: /);
+				expect(health.reason).not.toContain("timed out");
+			},
+		);
+
+		it("still passes a version that answers 503, then briefly 404 (the old version still routed), then healthy", async () => {
+			const script = [
+				{ status: 503, body: "starting" },
+				{ status: 404, body: "Not Found" },
+				{ status: 404, body: "Not Found" },
+			];
+			let from = 0; // Each run below replays the script from its start.
+			const { url, count } = await serve(
+				(n) => script[n - from] ?? { status: 200, body: okBody() },
+			);
+			const policy = { ...patient, probes: 2, url, expect: { versionId: V } };
+			// Two identical 404s over 1 s: settled with no propagation allowance, not within 5 s of one.
+			const hasty = await waitForHealth({ ...policy, noRouteAfterMs: 0 });
+			expect(hasty).toMatchObject({ ok: false, noRoute: true });
+			from = count();
+			const health = await waitForHealth({ ...policy, noRouteAfterMs: 5_000 });
+			expect(health.ok, health.reason).toBe(true);
+			expect(health.attempts).toBe(script.length + 2);
+		});
+
+		// Two probes in 1.6 s: the same no-route answer twice would settle (the first row shows it).
+		it.each([
+			{ case: "the same 404 (control)", other: { status: 404, body: "Not Found" }, early: true },
+			{ case: "a 503 in between", other: { status: 503, body: "starting" }, early: false },
+			{ case: "no answer in between", other: "drop" as const, early: false },
+			{
+				case: "another version's health in between",
+				other: { status: 200, body: okBody(OTHER) },
+				early: false,
+			},
+			{ case: "a different page in between", other: { status: 404, body: "Other" }, early: false },
+		])("does not decide early with $case", async ({ other, early }) => {
+			const { url } = await serve((n) =>
+				n % 2 === 0 ? { status: 404, body: "Not Found" } : other,
+			);
+			const health = await waitForHealth({
+				timeoutMs: 1600,
+				probes: 2,
+				windowMs: 300,
+				noRouteAfterMs: 400,
+				url,
+				expect: { versionId: V },
+			});
+			expect(health.ok).toBe(false);
+			expect(health.reason.startsWith("timed out")).toBe(!early);
+		});
+
+		it("never decides early on Cloudflare's own error page", async () => {
+			const { url } = await serve(() => ({ status: 404, body: "error code: 1042" }));
+			const health = await waitForHealth({
+				timeoutMs: 1600,
+				probes: 2,
+				windowMs: 300,
+				noRouteAfterMs: 400,
+				url,
+				expect: { versionId: V },
+			});
+			expect(health).toMatchObject({ ok: false, noRoute: false });
+			expect(health.reason).toMatch(
+				/^timed out after 2 s: HTTP 404 from Cloudflare \(error 1042\)/,
+			);
+		});
 	});
 
 	it("sends the version-override header when asked", async () => {
