@@ -33,3 +33,5 @@ export type DeployStrategy = "gradual" | "immediate";
 export const DEFAULT_DEPLOY_STRATEGY: DeployStrategy = "gradual";
 /** The Worker var deploy (and the local serve) sets to the newest migration: the health contract's expected head. */
 export const EXPECTED_HEAD_VAR = "WORKERS_PIPELINE_EXPECTED_HEAD";
+/** The Worker var `preview` sets to a token of its own, which the health route echoes. */
+export const DEPLOYMENT_VAR = "WORKERS_PIPELINE_DEPLOYMENT";

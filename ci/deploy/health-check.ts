@@ -15,7 +15,12 @@ export const VERSION_OVERRIDE_HEADER = "Cloudflare-Workers-Version-Overrides";
 
 export interface HealthExpectation {
 	/** The Worker version id that must answer (from the version metadata binding). */
-	versionId: string;
+	versionId?: string;
+	/**
+	 * The deployment token that must answer (the WORKERS_PIPELINE_DEPLOYMENT var `preview` sets):
+	 * proof by a value the pipeline chose, where the platform's version id is not documented.
+	 */
+	deployment?: string;
 	/** The migration deploy passed as WORKERS_PIPELINE_EXPECTED_HEAD, when known. */
 	expectedHead?: string | null;
 	/** Other versions whose healthy answers count too (the old one during a traffic split). */
@@ -63,6 +68,7 @@ export function judgeProbe(status: number, body: unknown, expect: HealthExpectat
 	}
 	const version = typeof body.version === "string" ? body.version : null;
 	const reasonText = typeof body.reason === "string" ? `: ${body.reason}` : "";
+	if (expect.deployment !== undefined) return judgeDeployment(status, body, expect, reasonText);
 	const other =
 		version !== null && version !== expect.versionId && expect.alsoAccept?.includes(version);
 	if (version !== expect.versionId && !other) {
@@ -83,6 +89,33 @@ export function judgeProbe(status: number, body: unknown, expect: HealthExpectat
 			reason: `the Worker expects ${String(schema.expected ?? "no migration")}, not ${expect.expectedHead}: it did not get the WORKERS_PIPELINE_EXPECTED_HEAD var`,
 		};
 	}
+	return { good: true, reason: "healthy" };
+}
+
+/** Pure: a health answer judged by the deployment token (`preview`) instead of the version id. */
+function judgeDeployment(
+	status: number,
+	body: Record<string, unknown>,
+	expect: HealthExpectation,
+	reasonText: string,
+): ProbeVerdict {
+	const deployment = typeof body.deployment === "string" ? body.deployment : null;
+	if (deployment !== expect.deployment)
+		return {
+			good: false,
+			reason:
+				deployment === null
+					? `the health body has no deployment token: the Worker did not get the WORKERS_PIPELINE_DEPLOYMENT var, or its workers-pipeline/health predates deployment tokens${reasonText}`
+					: `deployment ${deployment} answered, not ${expect.deployment}`,
+		};
+	if (status !== 200 || body.status !== "ok")
+		return { good: false, reason: `HTTP ${status}${reasonText}` };
+	const schema = isObject(body.schema) ? body.schema : {};
+	if (expect.expectedHead && schema.expected !== expect.expectedHead)
+		return {
+			good: false,
+			reason: `the Worker expects ${String(schema.expected ?? "no migration")}, not ${expect.expectedHead}: it did not get the WORKERS_PIPELINE_EXPECTED_HEAD var`,
+		};
 	return { good: true, reason: "healthy" };
 }
 

@@ -12,12 +12,16 @@ export interface HealthOptions {
 	versionBinding?: string;
 	/** The Worker var in which deploy passes the migration the new version needs. */
 	expectedVar?: string;
+	/** The Worker var in which `preview` passes a token naming its deployment. */
+	deploymentVar?: string;
 }
 
 export interface HealthBody {
 	status: "ok" | "error";
 	/** The running version id, from the version metadata binding. */
 	version: string | null;
+	/** The deployment token the pipeline passed (`preview`); absent when it passed none. */
+	deployment?: string;
 	schema: { head: string | null; expected: string | null };
 	db: "ok" | "error";
 	reason?: string;
@@ -28,6 +32,7 @@ export const DEFAULT_HEALTH_OPTIONS: Required<HealthOptions> = {
 	migrationsTable: "d1_migrations",
 	versionBinding: "CF_VERSION_METADATA",
 	expectedVar: "WORKERS_PIPELINE_EXPECTED_HEAD",
+	deploymentVar: "WORKERS_PIPELINE_DEPLOYMENT",
 };
 
 /** The part of a D1 binding the handler uses (structural, so no @cloudflare/workers-types). */
@@ -123,9 +128,15 @@ export async function handleHealth(
 	const version = readVersionId(env ?? {}, settings.versionBinding);
 	const expectedValue = env?.[settings.expectedVar];
 	const expected = typeof expectedValue === "string" && expectedValue !== "" ? expectedValue : null;
+	const deploymentValue = env?.[settings.deploymentVar];
+	// Only when the pipeline passed one (`preview`): other bodies stay as they were.
+	const deployment =
+		typeof deploymentValue === "string" && deploymentValue !== ""
+			? { deployment: deploymentValue }
+			: {};
 	const schema: HealthBody["schema"] = { head: null, expected };
 	const fail = (db: HealthBody["db"], reason: string): Response =>
-		healthResponse({ status: "error", version, schema, db, reason }, request.method);
+		healthResponse({ status: "error", version, ...deployment, schema, db, reason }, request.method);
 	if (!SQL_NAME.test(settings.migrationsTable))
 		return fail(
 			"error",
@@ -148,6 +159,6 @@ export async function handleHealth(
 		expected,
 	});
 	return reason === undefined
-		? healthResponse({ status: "ok", version, schema, db: "ok" }, request.method)
+		? healthResponse({ status: "ok", version, ...deployment, schema, db: "ok" }, request.method)
 		: fail("ok", reason);
 }

@@ -2,12 +2,15 @@
 // migrate step with all its guarantees, seeded once), a Worker Preview named pr-N
 // (`wrangler preview`) bound to that database, its Preview URL health-checked, and a PR comment
 // the shim posts. `--cleanup` deletes the Preview and the database when the PR closes.
+
+import { randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import Cloudflare from "cloudflare";
 import { resolveEnvironment } from "../config/load.ts";
 import type { ProjectConfig, WranglerConfig, WranglerD1Binding } from "../config/schema.ts";
+import { DEPLOYMENT_VAR } from "../constants.ts";
 import { type HealthObservation, waitForHealth } from "../deploy/health-check.ts";
 import { createPreview, deletePreview } from "../deploy/preview.ts";
 import { readDeploySecrets } from "../deploy/secrets.ts";
@@ -51,8 +54,8 @@ export type PreviewData = {
 	migrate?: { ok: boolean; summary: string } & Record<string, unknown>;
 	previewId?: string | null;
 	deploymentId?: string | null;
-	/** The id the health route must report: the Preview deployment's (its version metadata binding). */
-	versionId?: string | null;
+	/** The token this run passed as WORKERS_PIPELINE_DEPLOYMENT: the health route must echo it. */
+	deploymentToken?: string | null;
 	url?: string | null;
 	health?: HealthObservation;
 	commentFile?: string;
@@ -278,6 +281,8 @@ async function runPreview(
 			? (parseCatalog(readCatalog({ root: args.project.root, database })).migrations.at(-1)?.name ??
 				null)
 			: null;
+		const token = `${sha.slice(0, 12)}-${randomUUID()}`;
+		data.deploymentToken = token;
 		ctx.progress(`wrangler preview --name ${data.alias}`);
 		const secrets = readDeploySecrets({ root: args.project.root, env: ctx.env });
 		const uploaded = await createPreview(
@@ -287,7 +292,7 @@ async function runPreview(
 				name: data.alias,
 				tag: sha,
 				message: `workers-pipeline preview of #${args.pr} at ${sha.slice(0, 12)} by ${describeOwner(ctx.env)}`,
-				vars: head ? { [EXPECTED_HEAD_VAR]: head } : {},
+				vars: { [DEPLOYMENT_VAR]: token, ...(head ? { [EXPECTED_HEAD_VAR]: head } : {}) },
 				secretsFile: secrets.file,
 				outputDir,
 				signal: ctx.signal,
@@ -299,7 +304,6 @@ async function runPreview(
 		}
 		data.previewId = uploaded.previewId;
 		data.deploymentId = uploaded.deploymentId;
-		data.versionId = uploaded.deploymentId;
 		data.url = uploaded.urls[0] ?? null;
 		const probeUrl =
 			args.healthUrl ??
@@ -315,11 +319,15 @@ async function runPreview(
 			});
 			return `Preview ${data.alias} deployed (${uploaded.deploymentId}), but it could not be checked`;
 		}
-		ctx.progress(`waiting for ${probeUrl} to report deployment ${uploaded.deploymentId} healthy`);
+		ctx.progress(
+			`waiting for ${probeUrl} to report deployment ${uploaded.deploymentId} (token ${token}) healthy`,
+		);
 		data.health = await waitForHealth({
 			...policy,
 			url: probeUrl,
-			expect: { versionId: uploaded.deploymentId, expectedHead: head },
+			// By the token this run chose: which id a Preview's version metadata reports is not
+			// documented (developers.cloudflare.com/workers/previews/), a var it was given is.
+			expect: { deployment: token, expectedHead: head },
 			signal: ctx.signal,
 			onProbe: (reason) => ctx.progress(`health: ${reason}`),
 		});

@@ -810,7 +810,7 @@ describe("deploy with real wrangler against the loopback API", () => {
 			database: { name: string; id: string; created: boolean };
 			previewId: string;
 			deploymentId: string;
-			versionId: string;
+			deploymentToken: string;
 			url: string;
 			seeded: string;
 			commentFile: string;
@@ -838,12 +838,15 @@ describe("deploy with real wrangler against the loopback API", () => {
 		expect(deployment?.env.WORKERS_PIPELINE_EXPECTED_HEAD).toMatchObject({
 			text: stagingLedger.at(-1),
 		});
+		expect(deployment?.env.WORKERS_PIPELINE_DEPLOYMENT).toMatchObject({
+			text: data.deploymentToken,
+		});
 		expect(versionIds(api)).toEqual(versionsBefore);
 		expect(api.workers.liveVersion(SCRIPT)).toBe(live);
 		expect(data.url).toBe(`https://pr-7-${SCRIPT}.loopback.workers.dev`);
-		// Healthy as that deployment (its version metadata), on a database holding the PR's seed.
+		// Healthy as that deployment (the token it was given), on a database holding the PR's seed.
 		expect(data.health.ok).toBe(true);
-		expect(data.versionId).toBe(data.deploymentId);
+		expect(data.deploymentToken).toMatch(/^[0-9a-f]{12}-[0-9a-f-]{36}$/);
 		expect(edge.hits.some((h) => h.versionId === data.deploymentId && h.status === 200)).toBe(true);
 		expect((await page(`${previewUrl}/`)).text).toContain(seedTitle);
 		expect((await page(`${edge.url}/`)).text).not.toContain(seedTitle);
@@ -862,6 +865,7 @@ describe("deploy with real wrangler against the loopback API", () => {
 		expect(second.database).toMatchObject({ id: data.database.id, created: false });
 		expect(second.previewId).toBe(data.previewId);
 		expect(second.deploymentId).not.toBe(data.deploymentId);
+		expect(second.deploymentToken).not.toBe(data.deploymentToken);
 		expect(api.previews.previews(SCRIPT)).toHaveLength(1);
 		expect(usersWith(data.database.id)).toBe(1);
 

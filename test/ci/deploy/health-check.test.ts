@@ -357,3 +357,48 @@ describe("judgeProbe() during a traffic split", () => {
 		).toBe(good);
 	});
 });
+
+describe("judgeProbe() by deployment token (preview)", () => {
+	const TOKEN = "0123456789ab-5b0e7f0c-8f8e-4f62-9b0c-2f4f3c0f6a11";
+	const withToken = (deployment?: string, status = "ok") => ({
+		...okBody("whatever-id-the-preview-reports"),
+		status,
+		...(deployment === undefined ? {} : { deployment }),
+	});
+	it.each([
+		{ case: "the token, healthy", body: withToken(TOKEN), good: true, reason: /healthy/ },
+		{
+			case: "another run's token",
+			body: withToken("other-token"),
+			good: false,
+			reason: /deployment other-token answered, not 0123/,
+		},
+		{
+			case: "no token at all",
+			body: withToken(),
+			good: false,
+			reason: /no deployment token.*WORKERS_PIPELINE_DEPLOYMENT/,
+		},
+		{
+			case: "the token, unhealthy",
+			body: withToken(TOKEN, "error"),
+			good: false,
+			reason: /HTTP 503/,
+		},
+		{
+			case: "the token, stale head",
+			body: { ...withToken(TOKEN), schema: { head: "0001_a.sql", expected: "0001_a.sql" } },
+			good: false,
+			reason: /expects 0001_a.sql, not 0002_b.sql/,
+		},
+	])("$case → $good", ({ body, good, reason }) => {
+		const status = body.status === "ok" ? 200 : 503;
+		const verdict = judgeProbe(status, body, { deployment: TOKEN, expectedHead: "0002_b.sql" });
+		expect(verdict.good).toBe(good);
+		expect(verdict.reason).toMatch(reason);
+	});
+	it("does not care which version id a Preview reports", () => {
+		expect(judgeProbe(200, withToken(TOKEN), { deployment: TOKEN }).good).toBe(true);
+		expect(judgeProbe(200, withToken(TOKEN), { versionId: V }).good).toBe(false);
+	});
+});

@@ -154,6 +154,29 @@ describe("handleHealth()", () => {
 		});
 	});
 
+	it("echoes the deployment token preview passes, and only when it passes one", async () => {
+		const db = ledgerDb(["0001_init.sql"]);
+		const withToken = await handleHealth(
+			get(),
+			envWith(db, { WORKERS_PIPELINE_DEPLOYMENT: "abc123-token" }),
+		);
+		expect(await withToken.json()).toMatchObject({ status: "ok", deployment: "abc123-token" });
+		const unhealthy = await handleHealth(
+			get(),
+			envWith(db, {
+				WORKERS_PIPELINE_DEPLOYMENT: "abc123-token",
+				WORKERS_PIPELINE_EXPECTED_HEAD: "0002_x.sql",
+			}),
+		);
+		expect(await unhealthy.json()).toMatchObject({ status: "error", deployment: "abc123-token" });
+		const without = (await (await handleHealth(get(), envWith(db))).json()) as object;
+		expect(without).not.toHaveProperty("deployment");
+		const renamed = await handleHealth(get(), envWith(db, { TOKEN: "t-1" }), {
+			deploymentVar: "TOKEN",
+		});
+		expect(await renamed.json()).toMatchObject({ deployment: "t-1" });
+	});
+
 	it("honours every option: binding, ledger table, version binding, expected var", async () => {
 		const db = ledgerDb(["0001_a.sql", "0002_b.sql"], "schema_ledger");
 		const env = {

@@ -128,7 +128,7 @@ describe("formatPreviewComment()", () => {
 		seeded: "seed.sql",
 		migrate: { ok: true, summary: "applied 2 migration(s)" },
 		deploymentId: "3f2c5f5e-2b1a-4c3d-9e8f-0a1b2c3d4e5f",
-		versionId: "3f2c5f5e-2b1a-4c3d-9e8f-0a1b2c3d4e5f",
+		deploymentToken: "0123456789ab-5b0e7f0c-8f8e-4f62-9b0c-2f4f3c0f6a11",
 		url: "https://pr-7-app-staging.acme.workers.dev",
 	};
 	it("carries the URL, deployment, database and migration summary, with a marker to edit it in place", () => {
