@@ -15,6 +15,7 @@ import {
 	PIPELINE_TABLES,
 	type RunRecord,
 	recordSql,
+	releaseLandedSql,
 	releaseLockSql,
 	runRecordSql,
 	schemaDigestSql,
@@ -418,6 +419,12 @@ async function applyMigration(
 		release: readState && !viaImport ? hooks.release : undefined,
 	});
 	const readApplied = () => readWithRetry(() => readAppliedNames(db, run.migrationsTable));
+	// An attempt that landed unanswered may have released the lock: then the run holds it no more.
+	const releasedOnLanding = async () =>
+		request.counts.held > 0 &&
+		(await readWithRetry(() => db.query(releaseLandedSql(run.runId)))
+			.then(([r]) => Number(r?.results[0]?.landed) === 1)
+			.catch(() => false));
 	let lastError = "";
 	for (let attempt = 1; attempt <= MAX_WRITE_ATTEMPTS; attempt++) {
 		const t0 = performance.now();
@@ -457,6 +464,7 @@ async function applyMigration(
 							ok: true,
 							durationMs: elapsed(),
 							attempts: attempt,
+							released: await releasedOnLanding(),
 							note: `an earlier attempt landed late (after: ${lastError}); the retry was refused and the ledger confirms it applied once`,
 						};
 					}
@@ -492,6 +500,7 @@ async function applyMigration(
 					ok: true,
 					durationMs: elapsed(),
 					attempts: attempt,
+					released: await releasedOnLanding(),
 					note: `confirmed applied by a ledger read after: ${lastError}`,
 				};
 			}

@@ -240,6 +240,13 @@ export const releaseLockSql = (runId: string, conditions: readonly string[] = []
 export const lockReleasedSql = (runId: string) =>
 	`NOT EXISTS (SELECT 1 FROM ${LOCK_TABLE} WHERE id = 1 AND run_id = ${sqlString(runId)})`;
 
+/**
+ * 1 when `runId`'s conditional release landed (validatedReleaseSql): its lock is gone and its run
+ * is recorded as succeeded, which that release alone writes while the run is under way.
+ */
+export const releaseLandedSql = (runId: string) =>
+	`SELECT (${lockReleasedSql(runId)} AND EXISTS (SELECT 1 FROM ${RUNS_TABLE} WHERE run_id = ${sqlString(runId)} AND status = 'succeeded')) AS landed;`;
+
 // Each field as `<length>:<text>`, concatenated: one text that names its rows unambiguously, so
 // two digests are equal only when the rows are. The same SQL runs on the replay and on D1.
 const digestOf = (columns: readonly string[]) =>

@@ -117,6 +117,29 @@ describe("a happy-path migrate", () => {
 	});
 });
 
+describe("a lost answer to the last migration's request", () => {
+	it("is settled by reads: applied once, the landed release recognised, no release request", async () => {
+		const { p, names } = await migratedWithPending(2);
+		let reset = false;
+		api.setFaultHook((request) => {
+			if (reset || !request.body?.includes(`values ('${names[1]}')`)) return undefined;
+			reset = true;
+			return { kind: "reset-after" };
+		});
+		const { run, sent, report } = await migrate(p);
+		expect(run.code, run.stdout + run.stderr).toBe(0);
+		expect(reset).toBe(true);
+		expect(ledgerNames(p.db())).toEqual([...EXAMPLE_MIGRATIONS, ...names]);
+		expect(lockRows(p)).toEqual([]);
+		expect(runStatuses(p)).toEqual(["succeeded", "succeeded"]);
+		expect(report.steps[0]?.data.validated).toBe(true);
+		// After the lost answer only reads: the ledger, then whether the release landed.
+		const last = sent.findIndex((r) => r.body?.includes(`values ('${names[1]}')`));
+		expect(sent.slice(last + 1).filter(isWrite)).toEqual([]);
+		expect(sent.slice(last + 1).length).toBeGreaterThan(0);
+	});
+});
+
 describe("a validation that fails after the last migration", () => {
 	/** Someone adds a table by hand just before the last migration's request runs. */
 	function alterBeforeLast(p: MigrateProject, name: string) {

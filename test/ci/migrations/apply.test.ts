@@ -203,6 +203,32 @@ describe("applyPlan() with the validated release", () => {
 		expect(lock(db)).toEqual([run.runId]);
 	});
 
+	it.each([
+		["released", true, []],
+		["did not release (schema not the replay's)", false, ["run-1"]],
+	] as const)(
+		"reads, after an answer lost once it landed, that it %s",
+		async (_, released, held) => {
+			const db = new FaultyExecutor();
+			const plan = await planned(db);
+			if (!released) db.db.exec("CREATE TABLE made_by_hand (x);");
+			db.writes = 0;
+			db.faults = { 2: "lost-after-commit" };
+			const outcome = await applyPlan(plan, db, {
+				run,
+				firstWrite: [runRecordSql(record)],
+				release: release(),
+				retryDelayMs: () => 1,
+			});
+			expect(outcome.failure).toBeUndefined();
+			expect(outcome.released).toBe(released);
+			expect(outcome.stateAfter).toBeUndefined();
+			expect(lock(db)).toEqual(held);
+			expect(db.writes).toBe(2);
+			expect(db.db.prepare("SELECT count(*) FROM t").pluck().get()).toBe(1);
+		},
+	);
+
 	it("survives a lost answer on the last migration: the retry carries the release, applied once", async () => {
 		const db = new FaultyExecutor();
 		const plan = await planned(db);
