@@ -45,11 +45,19 @@ export class NoAnswer extends Error {
 	}
 }
 
-// What the API's own clients retry for a read (cloudflare-typescript src/client.ts shouldRetry).
-const RETRIED_STATUS = (status: number) =>
-	status === 408 || status === 409 || status === 429 || status >= 500;
+// What the SDK retried for a read (cloudflare v7 client.mjs shouldRetry): the server's
+// x-should-retry first, then 408, 409, 429 and 5xx.
+const shouldRetry = (failure: ApiFailure) => {
+	const header = failure.headers.get("x-should-retry");
+	if (header === "true" || header === "false") return header === "true";
+	const { status } = failure;
+	return status === 408 || status === 409 || status === 429 || status >= 500;
+};
 
-/** Before retry `n` (0-based) of a read: Retry-After when under a minute, else 0.5 s · 2ⁿ ≤ 8 s, jittered. */
+/**
+ * Before retry `n` (0-based) of a read, as the SDK waited (client.mjs retry delay): Retry-After
+ * (-ms) when under a minute, else 0.5 s · 2ⁿ up to 8 s, less up to 25 % jitter.
+ */
 export function readRetryDelayMs(n: number, headers: Headers | undefined, random = Math.random) {
 	const ms = Number(headers?.get("retry-after-ms"));
 	if (Number.isFinite(ms) && ms > 0 && ms < 60_000) return ms;
@@ -116,7 +124,7 @@ export class D1Client implements SqlExecutor {
 			} catch (error) {
 				if (write || retry >= this.#readRetries)
 					throw toD1ApiError(error, action, this.#url(action));
-				if (error instanceof ApiFailure && !RETRIED_STATUS(error.status))
+				if (error instanceof ApiFailure && !shouldRetry(error))
 					throw toD1ApiError(error, action, this.#url(action));
 				if (!(error instanceof ApiFailure) && !(error instanceof NoAnswer)) throw error;
 				await sleep(

@@ -231,6 +231,37 @@ describe("D1Client", () => {
 		}
 	});
 
+	it.each([
+		["false", 503, 1],
+		["true", 400, 2],
+	])("follows x-should-retry: %s on an HTTP %i read", async (header, status, requests) => {
+		const seen: string[] = [];
+		const server = createHttpServer((req, res) => {
+			seen.push(req.url ?? "");
+			const first = seen.length === 1;
+			res.writeHead(first ? status : 200, {
+				"content-type": "application/json",
+				"x-should-retry": header,
+				"retry-after-ms": "1",
+			});
+			res.end(JSON.stringify(first ? envelope(7500, "x") : { success: true, result: [] }));
+		});
+		await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+		const { port } = server.address() as { port: number };
+		try {
+			const client = new D1Client({
+				apiToken: "t",
+				accountId: "a",
+				databaseId: "d",
+				baseURL: `http://127.0.0.1:${port}/client/v4`,
+			});
+			await client.query("SELECT 1;").catch(() => undefined);
+			expect(seen).toHaveLength(requests);
+		} finally {
+			await new Promise((r) => server.close(r));
+		}
+	});
+
 	it("does not retry a definite refusal of a read", async () => {
 		const s = await serve([failed(400), ok([])]);
 		try {
