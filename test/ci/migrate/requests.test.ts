@@ -117,6 +117,38 @@ describe("a happy-path migrate", () => {
 	});
 });
 
+describe("the release on other paths", () => {
+	it("--to: the last migration of the cut plan carries it", async () => {
+		const { p, names } = await migratedWithPending(3);
+		const { run, sent } = await migrate(p, ["--to", (names[1] as string).slice(0, 4)]);
+		expect(run.code, run.stdout + run.stderr).toBe(0);
+		expect(ledgerNames(p.db())).toEqual([...EXAMPLE_MIGRATIONS, ...names.slice(0, 2)]);
+		expect(sent.length).toBeLessThanOrEqual(2 + 3);
+		expect(lockRows(p)).toEqual([]);
+		expect(runStatuses(p)).toEqual(["succeeded", "succeeded"]);
+	});
+
+	it("a last migration through the import API: released by a request of its own", async () => {
+		const { p } = await migratedWithPending(0);
+		const bulk = nextMigrationName("bulk_rows", 1);
+		const rows = Array.from(
+			{ length: 3000 },
+			(_, i) => `INSERT INTO bulk (v) VALUES ('row ${i} of the bulk load');`,
+		);
+		p.writeMigration(
+			bulk,
+			`CREATE TABLE bulk (id INTEGER PRIMARY KEY, v TEXT);\n${rows.join("\n")}\n`,
+		);
+		const { run, sent, report } = await migrate(p);
+		expect(run.code, run.stdout + run.stderr).toBe(0);
+		expect(sent.some((r) => r.path.endsWith("/import"))).toBe(true);
+		expect(sent.at(-1)?.body).toContain("DELETE FROM workers_pipeline_lock");
+		expect(report.steps[0]?.data.validated).toBe(true);
+		expect(lockRows(p)).toEqual([]);
+		expect(runStatuses(p)).toEqual(["succeeded", "succeeded"]);
+	});
+});
+
 describe("a lost answer to the last migration's request", () => {
 	it("is settled by reads: applied once, the landed release recognised, no release request", async () => {
 		const { p, names } = await migratedWithPending(2);
