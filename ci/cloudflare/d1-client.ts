@@ -385,7 +385,7 @@ export function toD1ApiError(error: unknown, operation: string, url?: string): D
 	throw error;
 }
 
-// The SDK's "Connection error." hides the reason (ECONNREFUSED, ENOTFOUND) in its cause.
+// fetch's "fetch failed" keeps the reason (ECONNREFUSED, ENOTFOUND) in its cause (undici).
 function causeText(error: Error): string {
 	const cause = error.cause as
 		| { message?: string; code?: string; cause?: { code?: string } }
