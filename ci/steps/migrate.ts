@@ -400,6 +400,7 @@ function releaseWhenValid(
 	plan: MigrationPlan,
 	state: RemoteState,
 ): string | undefined {
+	if (plan.pending.length === 0) return undefined;
 	const byName = new Map([...s.retired, ...catalog.migrations.map((m) => [m.name, m] as const)]);
 	const names = [
 		...state.ledger.applied.map((r) => r.name),
