@@ -1,5 +1,4 @@
 import { createHash } from "node:crypto";
-import Cloudflare, { APIConnectionError, APIError } from "cloudflare";
 import { D1ApiError } from "../errors.ts";
 import type { QueryOptions, SqlExecutor, StatementResult } from "../migrations/executor.ts";
 
@@ -13,7 +12,7 @@ export interface D1ClientOptions {
 	baseURL?: string;
 	/** Per request; a request past it has no clear answer (see isAmbiguous). */
 	timeoutMs?: number;
-	/** Retries for reads only; writes are never retried by the SDK. */
+	/** Retries for reads only; a write is never retried here. */
 	readRetries?: number;
 }
 
@@ -21,30 +20,74 @@ export interface Bookmark {
 	bookmark: string;
 }
 
-/** D1 over the Cloudflare REST API via the official SDK. */
+/** A Cloudflare API answer that is not 2xx: its status, envelope and headers. */
+export class ApiFailure extends Error {
+	readonly status: number;
+	readonly errors: { code?: number; message?: string }[];
+	readonly headers: Headers;
+	constructor(status: number, body: unknown, headers: Headers) {
+		const errors = Array.isArray((body as { errors?: unknown })?.errors)
+			? ((body as { errors: { code?: number; message?: string }[] }).errors ?? [])
+			: [];
+		super(errors[0]?.message ?? `HTTP ${status}`);
+		this.name = "ApiFailure";
+		this.status = status;
+		this.errors = errors;
+		this.headers = headers;
+	}
+}
+
+/** No answer came back (refused, reset, timed out, or a body that is not the API's JSON). */
+export class NoAnswer extends Error {
+	constructor(message: string, options?: { cause?: unknown }) {
+		super(message, options);
+		this.name = "NoAnswer";
+	}
+}
+
+// What the SDK retried for a read (cloudflare v7 client.mjs shouldRetry): the server's
+// x-should-retry first, then 408, 409, 429 and 5xx.
+const shouldRetry = (failure: ApiFailure) => {
+	const header = failure.headers.get("x-should-retry");
+	if (header === "true" || header === "false") return header === "true";
+	const { status } = failure;
+	return status === 408 || status === 409 || status === 429 || status >= 500;
+};
+
+/**
+ * Before retry `n` (0-based) of a read, as the SDK waited (client.mjs retry delay): Retry-After
+ * (-ms) when under a minute, else 0.5 s · 2ⁿ up to 8 s, less up to 25 % jitter.
+ */
+export function readRetryDelayMs(n: number, headers: Headers | undefined, random = Math.random) {
+	const ms = Number(headers?.get("retry-after-ms"));
+	if (Number.isFinite(ms) && ms > 0 && ms < 60_000) return ms;
+	const after = parseRetryAfter(headers?.get("retry-after"));
+	if (after !== undefined && after < 60_000) return after;
+	return Math.min(500 * 2 ** n, 8000) * (1 - random() * 0.25);
+}
+
+/**
+ * D1 over the Cloudflare REST API (developers.cloudflare.com/api/resources/d1): plain fetch, the
+ * `{ success, errors, messages, result }` envelope, Bearer token. One small client instead of
+ * the SDK, whose import of every API resource cost more than all the requests of a migrate.
+ */
 export class D1Client implements SqlExecutor {
 	readonly databaseId: string;
 	readonly accountId: string;
-	#reader: Cloudflare;
-	#writer: Cloudflare;
 	/** Where requests go, named in every "no answer" error. */
 	readonly baseURL: string;
+	#token: string;
+	#timeoutMs: number;
+	#readRetries: number;
 	#requests = 0;
 
 	constructor(options: D1ClientOptions) {
 		this.databaseId = options.databaseId;
 		this.accountId = options.accountId;
 		this.baseURL = options.baseURL ?? "https://api.cloudflare.com/client/v4";
-		const common = {
-			apiToken: options.apiToken,
-			baseURL: options.baseURL,
-			timeout: options.timeoutMs ?? 60_000,
-			// The SDK's own logging could print request details; keep it off.
-			logLevel: "off" as const,
-		};
-		this.#reader = new Cloudflare({ ...common, maxRetries: options.readRetries ?? 2 });
-		// A write retried blindly could apply a migration twice: never let the SDK retry one.
-		this.#writer = new Cloudflare({ ...common, maxRetries: 0 });
+		this.#token = options.apiToken;
+		this.#timeoutMs = options.timeoutMs ?? 60_000;
+		this.#readRetries = options.readRetries ?? 2;
 	}
 
 	#url(action: string): string {
@@ -56,56 +99,110 @@ export class D1Client implements SqlExecutor {
 		return this.#requests;
 	}
 
-	async query(sql: string, options: QueryOptions = {}): Promise<StatementResult[]> {
-		const client = options.write ? this.#writer : this.#reader;
-		this.#requests++;
-		try {
-			const page = await client.d1.database.query(this.databaseId, {
-				account_id: this.accountId,
-				sql,
-				...(options.params ? { params: options.params as string[] } : {}),
-			});
-			return page.result.map((r) => ({
-				results: (r.results ?? []) as Record<string, unknown>[],
-				success: r.success !== false,
-				meta: r.meta,
-			}));
-		} catch (error) {
-			throw toD1ApiError(error, "query", this.#url("query"));
+	/** One API call; its envelope's `result`. Reads are retried as the API's clients do; writes never. */
+	async #call<T>(
+		action: string,
+		{
+			method = "POST",
+			body,
+			query = {},
+			write,
+		}: {
+			method?: "GET" | "POST";
+			body?: unknown;
+			query?: Record<string, string | undefined>;
+			write: boolean;
+		},
+	): Promise<T> {
+		const search = new URLSearchParams(
+			Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined),
+		).toString();
+		const url = `${this.#url(action)}${search ? `?${search}` : ""}`;
+		for (let retry = 0; ; retry++) {
+			try {
+				return await this.#send<T>(url, method, body);
+			} catch (error) {
+				if (write || retry >= this.#readRetries)
+					throw toD1ApiError(error, action, this.#url(action));
+				if (error instanceof ApiFailure && !shouldRetry(error))
+					throw toD1ApiError(error, action, this.#url(action));
+				if (!(error instanceof ApiFailure) && !(error instanceof NoAnswer)) throw error;
+				await sleep(
+					readRetryDelayMs(retry, error instanceof ApiFailure ? error.headers : undefined),
+				);
+			}
 		}
 	}
 
-	async getBookmark(timestamp?: string): Promise<string> {
+	/** One HTTP request: ApiFailure for a non-2xx answer, NoAnswer when none (or no JSON) came. */
+	async #send<T>(url: string, method: string, body: unknown): Promise<T> {
 		this.#requests++;
+		let response: Response;
+		let text: string;
 		try {
-			const response = await this.#reader.d1.database.timeTravel.getBookmark(this.databaseId, {
-				account_id: this.accountId,
-				...(timestamp ? { timestamp } : {}),
+			response = await fetch(url, {
+				method,
+				headers: {
+					authorization: `Bearer ${this.#token}`,
+					accept: "application/json",
+					...(body === undefined ? {} : { "content-type": "application/json" }),
+				},
+				body: body === undefined ? undefined : JSON.stringify(body),
+				signal: AbortSignal.timeout(this.#timeoutMs),
 			});
-			if (!response.bookmark) throw new D1ApiError("D1 returned no Time Travel bookmark");
-			return response.bookmark;
+			text = await response.text();
 		} catch (error) {
-			throw toD1ApiError(error, "time_travel/bookmark", this.#url("time_travel/bookmark"));
+			const timedOut = (error as Error)?.name === "TimeoutError";
+			throw new NoAnswer(timedOut ? "Request timed out." : "Connection error.", { cause: error });
 		}
+		let parsed: unknown;
+		try {
+			parsed = JSON.parse(text);
+		} catch {
+			if (response.ok) throw new NoAnswer(`HTTP ${response.status} with a body that is not JSON`);
+			parsed = undefined;
+		}
+		if (!response.ok) throw new ApiFailure(response.status, parsed, response.headers);
+		return (parsed as { result: T }).result;
+	}
+
+	async query(sql: string, options: QueryOptions = {}): Promise<StatementResult[]> {
+		const result = await this.#call<
+			{ results?: Record<string, unknown>[]; success?: boolean; meta?: StatementResult["meta"] }[]
+		>("query", {
+			body: { sql, ...(options.params ? { params: options.params } : {}) },
+			write: options.write === true,
+		});
+		return (result ?? []).map((r) => ({
+			results: r.results ?? [],
+			success: r.success !== false,
+			meta: r.meta,
+		}));
+	}
+
+	async getBookmark(timestamp?: string): Promise<string> {
+		const response = await this.#call<{ bookmark?: string } | null>("time_travel/bookmark", {
+			method: "GET",
+			query: { timestamp },
+			write: false,
+		});
+		if (!response?.bookmark) throw new D1ApiError("D1 returned no Time Travel bookmark");
+		return response.bookmark;
 	}
 
 	async restore(
 		bookmark: string,
 	): Promise<{ bookmark?: string; previousBookmark?: string; message?: string }> {
-		this.#requests++;
-		try {
-			const response = await this.#writer.d1.database.timeTravel.restore(this.databaseId, {
-				account_id: this.accountId,
-				bookmark,
-			});
-			return {
-				bookmark: response.bookmark,
-				previousBookmark: response.previous_bookmark,
-				message: response.message,
-			};
-		} catch (error) {
-			throw toD1ApiError(error, "time_travel/restore", this.#url("time_travel/restore"));
-		}
+		const response = await this.#call<{
+			bookmark?: string;
+			previous_bookmark?: string;
+			message?: string;
+		} | null>("time_travel/restore", { query: { bookmark }, write: true });
+		return {
+			bookmark: response?.bookmark,
+			previousBookmark: response?.previous_bookmark,
+			message: response?.message,
+		};
 	}
 
 	/**
@@ -117,19 +214,18 @@ export class D1Client implements SqlExecutor {
 		options: { pollIntervalMs?: number; timeoutMs?: number } = {},
 	): Promise<{ finalBookmark?: string }> {
 		const etag = createHash("md5").update(sql).digest("hex");
-		const call = async (params: Record<string, unknown>) => {
-			this.#requests++;
-			try {
-				return await this.#writer.d1.database.import(this.databaseId, {
-					account_id: this.accountId,
-					...params,
-				} as Parameters<Cloudflare["d1"]["database"]["import"]>[1]);
-			} catch (error) {
-				throw toD1ApiError(error, "import", this.#url("import"));
-			}
+		type ImportResponse = {
+			upload_url?: string;
+			filename?: string;
+			status?: string;
+			at_bookmark?: string;
+			error?: string;
+			result?: { final_bookmark?: string };
 		};
+		const call = (body: Record<string, unknown>) =>
+			this.#call<ImportResponse>("import", { body, write: true });
 		const init = await call({ action: "init", etag });
-		if (!init.upload_url || !init.filename)
+		if (!init?.upload_url || !init.filename)
 			throw new D1ApiError("D1 import: the API gave no upload URL", { status: 200 });
 		this.#requests++;
 		const put = await fetch(init.upload_url, { method: "PUT", body: sql });
@@ -164,17 +260,18 @@ export class D1Client implements SqlExecutor {
 		const deadline = Date.now() + (options.timeoutMs ?? 10 * 60_000);
 		let currentBookmark: string | undefined;
 		for (;;) {
-			this.#requests++;
-			let response: Awaited<ReturnType<Cloudflare["d1"]["database"]["export"]>>;
-			try {
-				response = await this.#reader.d1.database.export(this.databaseId, {
-					account_id: this.accountId,
+			const response = await this.#call<{
+				status?: string;
+				error?: string;
+				at_bookmark?: string;
+				result?: { signed_url?: string };
+			}>("export", {
+				body: {
 					output_format: "polling",
 					...(currentBookmark ? { current_bookmark: currentBookmark } : {}),
-				});
-			} catch (error) {
-				throw toD1ApiError(error, "export", this.#url("export"));
-			}
+				},
+				write: false,
+			});
 			if (response.status === "error" || response.error) {
 				throw new D1ApiError(`D1 export failed: ${response.error ?? "unknown error"}`);
 			}
@@ -262,20 +359,18 @@ export const isRetryable = (error: unknown): boolean =>
 /** Keeps D1's own error code and message; never includes request headers (the token). */
 export function toD1ApiError(error: unknown, operation: string, url?: string): D1ApiError {
 	if (error instanceof D1ApiError) return error;
-	if (error instanceof APIConnectionError) {
+	if (error instanceof NoAnswer) {
 		return new D1ApiError(
 			`D1 ${operation}: no answer from the API${url ? ` at ${url}` : ""} (${error.message}${causeText(error)})`,
 			{ cause: undefined },
 		);
 	}
-	if (error instanceof APIError) {
-		const first = (error.errors as { code?: number; message?: string }[] | undefined)?.[0];
-		const status = typeof error.status === "number" ? error.status : undefined;
+	if (error instanceof ApiFailure) {
+		const first = error.errors[0];
+		const status = error.status;
 		const detail = first?.message ?? error.message;
 		if (status === 429) {
-			const retryAfterMs = parseRetryAfter(
-				(error.headers as Headers | undefined)?.get?.("retry-after") ?? undefined,
-			);
+			const retryAfterMs = parseRetryAfter(error.headers.get("retry-after") ?? undefined);
 			return new D1RateLimitError(
 				`D1 ${operation} was rate limited by the Cloudflare API (HTTP 429${first?.code ? ` [${first.code}]` : ""}: ${detail}); retry ${formatRetryAfter(retryAfterMs)}. Nothing of this request was applied.`,
 				{ d1Code: first?.code, retryAfterMs },
@@ -290,7 +385,7 @@ export function toD1ApiError(error: unknown, operation: string, url?: string): D
 	throw error;
 }
 
-// The SDK's "Connection error." hides the reason (ECONNREFUSED, ENOTFOUND) in its cause.
+// fetch's "fetch failed" keeps the reason (ECONNREFUSED, ENOTFOUND) in its cause (undici).
 function causeText(error: Error): string {
 	const cause = error.cause as
 		| { message?: string; code?: string; cause?: { code?: string } }

@@ -2,8 +2,25 @@ import { D1RateLimitError, formatRetryAfter, isAmbiguous, sleep } from "../cloud
 import { D1ApiError } from "../errors.ts";
 import type { Migration } from "./catalog.ts";
 import type { SqlExecutor, StatementResult } from "./executor.ts";
-import { composeRequest, continuitySql, fenceSql, guardSql, recordSql } from "./ledger.ts";
-import { quoteIdentifier } from "./literals.ts";
+import {
+	clockStartSql,
+	clockStopSql,
+	composeRequest,
+	continuitySql,
+	fenceSql,
+	guardSql,
+	LOCK_TABLE,
+	ledgerDigestSql,
+	lockReleasedSql,
+	PIPELINE_TABLES,
+	type RunRecord,
+	recordSql,
+	releaseLandedSql,
+	releaseLockSql,
+	runRecordSql,
+	schemaDigestSql,
+} from "./ledger.ts";
+import { quoteIdentifier, sqlString } from "./literals.ts";
 import type { MigrationPlan } from "./plan.ts";
 import {
 	MAX_RETRY_AFTER_MS,
@@ -13,9 +30,14 @@ import {
 	readWithRetry,
 	stateSql,
 } from "./remote.ts";
+import { openD1LikeDatabase, replayMigrations } from "./replay.ts";
 import { type GuardedTable, rowCountsAfterSql, rowCountsBeforeSql } from "./row-guard.ts";
 
 export const MAX_WRITE_ATTEMPTS = 3;
+
+// developers.cloudflare.com/d1/platform/limits: 100 KB per statement; workers-sdk#6347: D1 also
+// refuses a request whose remaining text is over it. Past this, one /query cannot carry it.
+export const MAX_REQUEST_SQL_BYTES = 100_000;
 
 export type MigrationOutcome =
 	| "applied"
@@ -61,6 +83,11 @@ export interface ApplyHooks {
 	guardFor?: (migration: Migration) => GuardedTable[];
 	/** Why a migration goes through the import API (too large or too slow for one request). */
 	importReason?: (migration: Migration) => string | undefined;
+	/**
+	 * Statements that release the lock in the last migration's own request, under their own SQL
+	 * conditions (validatedReleaseSql); left out when that request would grow past what D1 takes.
+	 */
+	release?: string;
 }
 
 export interface ApplyFailure {
@@ -87,6 +114,8 @@ export interface ApplyOutcome {
 	stateAfter?: RemoteState;
 	/** Date.now() when the last write of this run was answered. */
 	lastWriteAt?: number;
+	/** The last migration's own request released the lock (its conditions held): no release request. */
+	released: boolean;
 }
 
 const isRowsLost = (error: unknown) =>
@@ -133,7 +162,15 @@ export function describeD1Failure(migration: Migration, error: D1ApiError): stri
 }
 
 type AttemptResult =
-	| { ok: true; durationMs: number; attempts: number; note?: string; state?: StatementResult[] }
+	| {
+			ok: true;
+			durationMs: number;
+			attempts: number;
+			note?: string;
+			state?: StatementResult[];
+			/** The release rode in this request and went through. */
+			released?: boolean;
+	  }
 	| { ok: false; error: string; ambiguous: boolean; lockLost: boolean; rowsLost?: boolean };
 
 const defaultDelay = (attempt: number) => 250 * 2 ** (attempt - 1);
@@ -150,6 +187,7 @@ export async function applyPlan(
 		recorded: [],
 		interrupted: false,
 		wrote: false,
+		released: false,
 	};
 	let firstWrite = hooks.firstWrite ?? [];
 	const wrote = () => {
@@ -203,6 +241,7 @@ export async function applyPlan(
 				...(result.note ? { note: result.note } : {}),
 			});
 			if (result.state) outcome.stateAfter = parseState(result.state, hooks.run.migrationsTable);
+			outcome.released = result.released === true;
 			continue;
 		}
 		outcome.failure = {
@@ -257,12 +296,15 @@ export function migrationRequest(
 		readState = false,
 		guarded = [],
 		after,
+		release = "",
 	}: {
 		firstWrite?: string[];
 		readState?: boolean;
 		guarded?: readonly GuardedTable[];
 		/** The migration the ledger must still end with (this run's last, or the plan's head). */
 		after?: string;
+		/** The conditional release (and what rides with it), after everything else. */
+		release?: string;
 	} = {},
 ) {
 	return composeRequest([
@@ -271,8 +313,8 @@ export function migrationRequest(
 		["guard", guardSql(run.migrationsTable, migration.name)],
 		["first", firstWrite.join("\n")],
 		["countsBefore", rowCountsBeforeSql(guarded)],
+		["clockStart", clockStartSql],
 		["migration", migration.sql],
-		["countsAfter", rowCountsAfterSql(guarded)],
 		[
 			"ledger",
 			recordSql(
@@ -290,8 +332,65 @@ export function migrationRequest(
 				{ wrangler: true },
 			),
 		],
+		["clockStop", clockStopSql(migration.name)],
+		// After the clock: the guard's check ends by emptying the scratch table the clock uses.
+		["countsAfter", rowCountsAfterSql(guarded)],
 		["state", readState ? stateSql(run.migrationsTable) : ""],
+		["release", release],
+		// Who holds the lock after the release: no row of this run's means it was released.
+		["held", release ? `SELECT run_id FROM ${LOCK_TABLE} WHERE id = 1;` : ""],
 	]);
+}
+
+/** The request of the last migration with the release folded in, if D1 takes it as one request. */
+function withRelease(
+	migration: Migration,
+	run: ApplyRun,
+	options: NonNullable<Parameters<typeof migrationRequest>[2]>,
+) {
+	const plain = migrationRequest(migration, run, { ...options, release: "" });
+	if (!options.release) return plain;
+	const folded = migrationRequest(migration, run, options);
+	return Buffer.byteLength(folded.sql, "utf8") <= MAX_REQUEST_SQL_BYTES ? folded : plain;
+}
+
+/**
+ * The digests (ledgerDigestSql, schemaDigestSql) a database has after exactly `migrations`, in
+ * this order, read from a replay; undefined when the replay fails.
+ */
+export function replayDigests(
+	migrations: readonly Migration[],
+	migrationsTable: string,
+): { ledger: string; schema: string } | undefined {
+	const db = openD1LikeDatabase();
+	try {
+		if (!replayMigrations(migrations, { migrationsTable, database: db }).ok) return undefined;
+		const read = (sql: string) => String((db.prepare(sql).get() as { digest: unknown }).digest);
+		return {
+			ledger: read(ledgerDigestSql(migrationsTable)),
+			schema: read(schemaDigestSql([migrationsTable, ...PIPELINE_TABLES])),
+		};
+	} finally {
+		db.close();
+	}
+}
+
+/**
+ * Releases the lock, and records the run as `run` says, only when D1 then has exactly the ledger
+ * and the schema (raw sqlite_master text) of the replay: a stronger test than validation, so a
+ * failed validation always finds the lock still held (and a restore can be judged under it).
+ */
+export function validatedReleaseSql(
+	digests: { ledger: string; schema: string },
+	{ migrationsTable, record }: { migrationsTable: string; record: RunRecord },
+): string {
+	return [
+		releaseLockSql(record.runId, [
+			`(${ledgerDigestSql(migrationsTable)}) = ${sqlString(digests.ledger)}`,
+			`(${schemaDigestSql([migrationsTable, ...PIPELINE_TABLES])}) = ${sqlString(digests.schema)}`,
+		]),
+		runRecordSql(record, { onlyIf: lockReleasedSql(record.runId) }),
+	].join("\n");
 }
 
 /** One migration as ONE request; an unclear answer is settled by a ledger read before any retry. */
@@ -310,14 +409,22 @@ async function applyMigration(
 	const reason = hooks.importReason?.(migration);
 	const viaImport = reason && db.importSql ? (sql: string) => db.importSql?.(sql) : undefined;
 	const importNote = reason ? `applied through D1's import API: ${reason}` : undefined;
-	// No state read inside an import (it answers no rows): validation then reads on its own.
-	const request = migrationRequest(migration, run, {
+	// No state read inside an import (it answers no rows): validation then reads on its own,
+	// under the lock, so the release waits for it too.
+	const request = withRelease(migration, run, {
 		firstWrite,
 		readState: readState && !viaImport,
 		guarded,
 		after,
+		release: readState && !viaImport ? hooks.release : undefined,
 	});
 	const readApplied = () => readWithRetry(() => readAppliedNames(db, run.migrationsTable));
+	// An attempt that landed unanswered may have released the lock: then the run holds it no more.
+	const releasedOnLanding = async () =>
+		request.counts.held > 0 &&
+		(await readWithRetry(() => db.query(releaseLandedSql(run.runId)))
+			.then(([r]) => Number(r?.results[0]?.landed) === 1)
+			.catch(() => false));
 	let lastError = "";
 	for (let attempt = 1; attempt <= MAX_WRITE_ATTEMPTS; attempt++) {
 		const t0 = performance.now();
@@ -330,7 +437,10 @@ async function applyMigration(
 			}
 			const results = await db.query(request.sql, { write: true });
 			const state = readState ? request.part(results, "state") : undefined;
-			return { ok: true, durationMs: elapsed(), attempts: attempt, state };
+			const held = request.counts.held ? request.part(results, "held")[0] : undefined;
+			const released =
+				held !== undefined && !held.results.some((r) => String(r.run_id) === run.runId);
+			return { ok: true, durationMs: elapsed(), attempts: attempt, state, released };
 		} catch (error) {
 			// Refused by the rate limit before D1 ran anything: wait as told, if that is short.
 			if (
@@ -354,6 +464,7 @@ async function applyMigration(
 							ok: true,
 							durationMs: elapsed(),
 							attempts: attempt,
+							released: await releasedOnLanding(),
 							note: `an earlier attempt landed late (after: ${lastError}); the retry was refused and the ledger confirms it applied once`,
 						};
 					}
@@ -389,6 +500,7 @@ async function applyMigration(
 					ok: true,
 					durationMs: elapsed(),
 					attempts: attempt,
+					released: await releasedOnLanding(),
 					note: `confirmed applied by a ledger read after: ${lastError}`,
 				};
 			}

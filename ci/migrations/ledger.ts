@@ -2,6 +2,7 @@ import { CiError } from "../errors.ts";
 import type { StatementResult } from "./executor.ts";
 import { quoteIdentifier, sqlInteger, sqlString } from "./literals.ts";
 import { ledgerTableSql } from "./replay.ts";
+import { SCHEMA_QUERY } from "./schema.ts";
 import { splitStatements } from "./sql.ts";
 
 // workers-pipeline's own tables live beside wrangler's ledger, which stays the record of what is
@@ -231,8 +232,36 @@ export function composeRequest<K extends string>(
 	};
 }
 
-export const releaseLockSql = (runId: string) =>
-	`DELETE FROM ${LOCK_TABLE} WHERE id = 1 AND run_id = ${sqlString(runId)};`;
+/** Releases `runId`'s lock; with `conditions`, only when every one of them holds (SQL expressions). */
+export const releaseLockSql = (runId: string, conditions: readonly string[] = []) =>
+	`DELETE FROM ${LOCK_TABLE} WHERE id = 1 AND run_id = ${sqlString(runId)}${conditions.map((c) => ` AND (${c})`).join("")};`;
+
+/** True (in SQL) while `runId` no longer holds the lock: what follows a conditional release. */
+export const lockReleasedSql = (runId: string) =>
+	`NOT EXISTS (SELECT 1 FROM ${LOCK_TABLE} WHERE id = 1 AND run_id = ${sqlString(runId)})`;
+
+/**
+ * 1 when `runId`'s conditional release landed (validatedReleaseSql): its lock is gone and its run
+ * is recorded as succeeded, which that release alone writes while the run is under way.
+ */
+export const releaseLandedSql = (runId: string) =>
+	`SELECT (${lockReleasedSql(runId)} AND EXISTS (SELECT 1 FROM ${RUNS_TABLE} WHERE run_id = ${sqlString(runId)} AND status = 'succeeded')) AS landed;`;
+
+// Each field as `<length>:<text>`, concatenated: one text that names its rows unambiguously, so
+// two digests are equal only when the rows are. The same SQL runs on the replay and on D1.
+const digestOf = (columns: readonly string[]) =>
+	columns.map((c) => `length(${c}) || ':' || ${c}`).join(" || ");
+
+/**
+ * One text for the schema objects outside `excludeTables` (sqlite_master as SCHEMA_QUERY reads
+ * it, rows in type and name order): equal digests mean equal schemas, raw text and all.
+ */
+export const schemaDigestSql = (excludeTables: readonly string[]) =>
+	`SELECT coalesce(group_concat(entry, ''), '') AS digest FROM (SELECT ${digestOf(["type", "name", "tbl_name", "sql"])} AS entry FROM (${SCHEMA_QUERY}) WHERE lower(tbl_name) NOT IN (${excludeTables.map((t) => sqlString(t.toLowerCase())).join(", ")}) ORDER BY type, name)`;
+
+/** One text for wrangler's ledger names in apply order. */
+export const ledgerDigestSql = (migrationsTable: string) =>
+	`SELECT coalesce(group_concat(entry, ''), '') AS digest FROM (SELECT ${digestOf(["name"])} AS entry FROM ${quoteIdentifier(migrationsTable)} ORDER BY id)`;
 
 export interface RunRecord {
 	runId: string;
@@ -244,10 +273,15 @@ export interface RunRecord {
 	detail: string | null;
 }
 
-/** Upsert, so the final status survives a Time Travel restore that removed the first row. */
-export function runRecordSql(run: RunRecord): string {
+/**
+ * Upsert, so the final status survives a Time Travel restore that removed the first row; with
+ * `onlyIf`, written only when that SQL condition holds.
+ */
+export function runRecordSql(run: RunRecord, { onlyIf }: { onlyIf?: string } = {}): string {
 	const finished = run.status === "running" ? "NULL" : "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
-	return `INSERT INTO ${RUNS_TABLE} (run_id, owner, environment, git_sha, bookmark, status, detail, finished_at) VALUES (${[
+	// INSERT … SELECT needs its WHERE before ON CONFLICT (sqlite.org/lang_upsert.html, parsing ambiguity).
+	const values = onlyIf ? ["SELECT ", ` WHERE ${onlyIf}`] : ["VALUES (", ")"];
+	return `INSERT INTO ${RUNS_TABLE} (run_id, owner, environment, git_sha, bookmark, status, detail, finished_at) ${values[0]}${[
 		sqlString(run.runId),
 		sqlString(run.owner),
 		sqlString(run.environment),
@@ -258,9 +292,21 @@ export function runRecordSql(run: RunRecord): string {
 		finished,
 	].join(
 		", ",
-	)}) ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, detail = excluded.detail, bookmark = excluded.bookmark, finished_at = excluded.finished_at;`;
+	)}${values[1]} ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, detail = excluded.detail, bookmark = excluded.bookmark, finished_at = excluded.finished_at;`;
 }
 
-/** Durations are known only after each apply; they are written once, at the end of the run. */
-export const durationSql = (name: string, durationMs: number) =>
-	`UPDATE ${AUDIT_TABLE} SET duration_ms = ${sqlInteger(durationMs)} WHERE name = ${sqlString(name)};`;
+// A migration's duration on D1's own clock, inside its request: its start is kept in the row-count
+// guard's scratch table under a key no table can have (SQLite reserves names beginning sqlite_).
+const CLOCK_KEY = "'sqlite_clock'";
+// SQLite's 'now' has millisecond resolution and is read anew by each statement (sqlite.org/lang_datefunc.html).
+const NOW_MS = "CAST(round((julianday('now') - 2440587.5) * 86400000) AS INTEGER)";
+
+/** Right before a migration's file: notes the time on D1's clock. */
+export const clockStartSql = `INSERT OR REPLACE INTO ${ROW_COUNTS_TABLE} (tbl, n) VALUES (${CLOCK_KEY}, ${NOW_MS});`;
+
+/** After the file and its audit row: the audit row's duration_ms is the time D1 spent on the file. */
+export const clockStopSql = (name: string) =>
+	[
+		`UPDATE ${AUDIT_TABLE} SET duration_ms = ${NOW_MS} - (SELECT n FROM ${ROW_COUNTS_TABLE} WHERE tbl = ${CLOCK_KEY}) WHERE name = ${sqlString(name)};`,
+		`DELETE FROM ${ROW_COUNTS_TABLE} WHERE tbl = ${CLOCK_KEY};`,
+	].join("\n");

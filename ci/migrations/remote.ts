@@ -330,10 +330,6 @@ export async function acquireLock(
 	}
 }
 
-export async function releaseLock(db: SqlExecutor, runId: string): Promise<void> {
-	await readWithRetry(() => db.query(releaseLockSql(runId), { write: true }), { attempts: 4 });
-}
-
 export interface MigrationLockOptions {
 	migrationsTable: string;
 	runId: string;
@@ -358,6 +354,8 @@ export interface HeldLock {
 	finalStatements: string[];
 	/** After a Time Travel restore the lock row is the bookmark's: clear it whoever it names. */
 	clearAll: boolean;
+	/** The body's last request already released the lock (with its own final record): none sent. */
+	released: boolean;
 }
 
 export interface LockRelease {
@@ -383,6 +381,7 @@ export async function withMigrationLock<T>(
 		state: claimed.state,
 		finalStatements: [],
 		clearAll: false,
+		released: false,
 	};
 	let outcome: { ok: true; value: T } | { ok: false; error: unknown };
 	try {
@@ -391,12 +390,16 @@ export async function withMigrationLock<T>(
 		outcome = { ok: false, error };
 	}
 	// Whatever fn did: a lock left behind blocks every migrate for its whole lease.
-	const release = await releaseMigrationLock(db, lock);
+	const release: LockRelease = lock.released ? { released: true } : await releaseLock(db, lock);
 	if (!outcome.ok) throw outcome.error;
 	return { value: outcome.value, release };
 }
 
-async function releaseMigrationLock(db: SqlExecutor, lock: HeldLock): Promise<LockRelease> {
+/** The one release request: the body's final statements, then the release; a bare retry. */
+export async function releaseLock(
+	db: SqlExecutor,
+	lock: Pick<HeldLock, "runId" | "finalStatements" | "clearAll">,
+): Promise<LockRelease> {
 	const releaseSql = lock.clearAll ? `DELETE FROM ${LOCK_TABLE};` : releaseLockSql(lock.runId);
 	const sql = [...lock.finalStatements, releaseSql].join("\n");
 	try {

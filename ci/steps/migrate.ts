@@ -7,7 +7,10 @@ import {
 	type ApplyOutcome,
 	applyPlan,
 	isLockLost,
+	MAX_REQUEST_SQL_BYTES,
 	type MigrationRow,
+	replayDigests,
+	validatedReleaseSql,
 } from "../migrations/apply.ts";
 import type { Catalog, Migration } from "../migrations/catalog.ts";
 import { readCheckedCatalog } from "../migrations/check.ts";
@@ -19,7 +22,7 @@ import {
 	replaySchemaThrough,
 } from "../migrations/drift.ts";
 import type { LedgerState } from "../migrations/ledger.ts";
-import { durationSql, fenceSql, type RunRecord, runRecordSql } from "../migrations/ledger.ts";
+import { fenceSql, type RunRecord, runRecordSql } from "../migrations/ledger.ts";
 import { limitPlan, type MigrationPlan, planMigrations } from "../migrations/plan.ts";
 import { DEFAULT_COPY_BUDGET, readCopy, rehearseOnCopy } from "../migrations/rehearse.ts";
 import {
@@ -361,10 +364,6 @@ const runRecord = (s: Session, status: RunRecord["status"], detail: string | nul
 	detail,
 });
 
-// developers.cloudflare.com/d1/platform/limits: 100 KB per statement; workers-sdk#6347: D1 also
-// refuses a request whose remaining text is over it. Past this, one /query cannot carry it.
-const MAX_REQUEST_SQL_BYTES = 100_000;
-
 /** Why a migration must go through the import API instead of one request, if it must. */
 function importReason(s: Session, migration: Migration): string | undefined {
 	const bytes = Buffer.byteLength(migration.sql, "utf8");
@@ -390,8 +389,41 @@ function guardFor(s: Session, catalog: Catalog, plan: MigrationPlan) {
 	};
 }
 
+/**
+ * The release that rides in the last migration's request: only when D1 then has exactly the
+ * ledger and raw schema the replay of the ledger plus the plan gives (else the lock stays held
+ * and validation, then recovery, run under it as before). Undefined when a file is missing.
+ */
+function releaseWhenValid(
+	s: Session,
+	catalog: Catalog,
+	plan: MigrationPlan,
+	state: RemoteState,
+): string | undefined {
+	if (plan.pending.length === 0) return undefined;
+	const byName = new Map([...s.retired, ...catalog.migrations.map((m) => [m.name, m] as const)]);
+	const names = [
+		...state.ledger.applied.map((r) => r.name),
+		...plan.pending.map((p) => p.migration.name),
+	];
+	const migrations = names.map((n) => byName.get(n));
+	if (migrations.some((m) => m === undefined)) return undefined;
+	const digests = replayDigests(migrations as Migration[], s.database.migrationsTable);
+	if (!digests) return undefined;
+	return validatedReleaseSql(digests, {
+		migrationsTable: s.database.migrationsTable,
+		record: runRecord(s, "succeeded", null),
+	});
+}
+
 /** Validation after apply: the remote schema must equal the replay at the ledger's head. */
 async function validate(s: Session, catalog: Catalog, outcome: ApplyOutcome): Promise<void> {
+	// Released by the last migration's request whose answer was lost: its condition (the replay's
+	// ledger and raw schema) was stronger than this check, and the state may now be another run's.
+	if (outcome.released && !outcome.stateAfter) {
+		s.data.validated = true;
+		return;
+	}
 	s.ctx.progress("validating the remote schema against the replay");
 	const after =
 		outcome.stateAfter ??
@@ -532,12 +564,10 @@ async function applyUnderLock(
 ): Promise<{ ok: boolean; summary: string }> {
 	let status: RunRecord["status"] = "failed";
 	let detail: string | null = null;
-	let durations: ApplyOutcome["applied"] = [];
+	// Sent with the release, unless the last migration's request already released the lock and
+	// recorded the run as succeeded (validatedReleaseSql).
 	const record = () => {
-		lock.finalStatements = [
-			...(status === "restored" ? [] : durations.map((d) => durationSql(d.name, d.durationMs))),
-			runRecordSql(runRecord(s, status, detail)),
-		];
+		lock.finalStatements = [runRecordSql(runRecord(s, status, detail))];
 	};
 	try {
 		const locked =
@@ -578,10 +608,11 @@ async function applyUnderLock(
 			firstWrite: [runRecordSql(runRecord(s, "running", null))],
 			guardFor: guardFor(s, catalog, plan),
 			importReason: (m) => importReason(s, m),
+			release: releaseWhenValid(s, catalog, plan, confirmed.state),
 			progress: s.ctx.progress,
 			stopRequested: () => interrupted(s),
 		});
-		durations = outcome.applied;
+		lock.released = outcome.released;
 		applyFindings(s, outcome);
 		if (!outcome.failure && !outcome.interrupted) await validate(s, catalog, outcome);
 		if (hasErrors(s.findings) && outcome.wrote && !outcome.interrupted) {

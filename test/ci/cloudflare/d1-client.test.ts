@@ -1,13 +1,16 @@
 // Cloudflare API envelopes → D1ApiError, and which failures are "no clear answer".
+import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
-import { APIConnectionError, APIError } from "cloudflare";
 import { describe, expect, it } from "vitest";
 import {
+	ApiFailure,
 	D1Client,
 	D1RateLimitError,
 	formatRetryAfter,
 	isAmbiguous,
+	NoAnswer,
 	parseRetryAfter,
+	readRetryDelayMs,
 	toD1ApiError,
 } from "../../../ci/cloudflare/d1-client.ts";
 import { D1ApiError } from "../../../ci/errors.ts";
@@ -23,7 +26,7 @@ const apiError = (
 	code: number,
 	message: string,
 	headers: Record<string, string> = {},
-) => APIError.generate(status, envelope(code, message), undefined, new Headers(headers));
+) => new ApiFailure(status, envelope(code, message), new Headers(headers));
 
 describe("toD1ApiError()", () => {
 	it.each([
@@ -55,9 +58,10 @@ describe("toD1ApiError()", () => {
 
 	it("names the URL it tried when no answer came back", () => {
 		const error = toD1ApiError(
-			new APIConnectionError({
-				message: "Connection error.",
-				cause: Object.assign(new Error("x"), { code: "ECONNREFUSED" }),
+			new NoAnswer("Connection error.", {
+				cause: Object.assign(new TypeError("fetch failed"), {
+					cause: Object.assign(new Error("x"), { code: "ECONNREFUSED" }),
+				}),
 			}),
 			"query",
 			"http://127.0.0.1:9/client/v4/accounts/a/d1/database/d/query",
@@ -88,6 +92,24 @@ describe("toD1ApiError()", () => {
 			expect(() => toD1ApiError(bug, "query")).toThrow(bug);
 		},
 	);
+});
+
+describe("readRetryDelayMs()", () => {
+	it.each([
+		[0, {}, 500 * 0.75, 500],
+		[2, {}, 2000 * 0.75, 2000],
+		[6, {}, 8000 * 0.75, 8000],
+		[0, { "retry-after": "3" }, 3000, 3000],
+		[0, { "retry-after-ms": "120" }, 120, 120],
+		// A minute or more is not waited out here (the caller decides, see MAX_RETRY_AFTER_MS).
+		[1, { "retry-after": "90" }, 1000 * 0.75, 1000],
+	])("retry %i with %j waits %d–%d ms", (n, headers, low, high) => {
+		for (const random of [() => 0, () => 0.999]) {
+			const ms = readRetryDelayMs(n, new Headers(headers), random);
+			expect(ms).toBeGreaterThanOrEqual(low);
+			expect(ms).toBeLessThanOrEqual(high);
+		}
+	});
 });
 
 describe("isAmbiguous()", () => {
@@ -132,6 +154,173 @@ describe("parseRetryAfter()", () => {
 });
 
 describe("D1Client", () => {
+	/** A server answering each request with the next of `answers` (status, body). */
+	async function serve(answers: [number, unknown][]) {
+		const seen: { method: string; url: string; auth: string; body: string }[] = [];
+		const server = createHttpServer((req, res) => {
+			let body = "";
+			req.on("data", (c) => {
+				body += c;
+			});
+			req.on("end", () => {
+				seen.push({
+					method: req.method ?? "",
+					url: req.url ?? "",
+					auth: String(req.headers.authorization),
+					body,
+				});
+				const [status, payload] = answers[Math.min(seen.length - 1, answers.length - 1)] ?? [
+					500,
+					{},
+				];
+				res.writeHead(status, { "content-type": "application/json", "retry-after-ms": "1" });
+				res.end(JSON.stringify(payload));
+			});
+		});
+		await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+		const { port } = server.address() as { port: number };
+		const client = new D1Client({
+			apiToken: "tok",
+			accountId: "acc",
+			databaseId: "db",
+			baseURL: `http://127.0.0.1:${port}/client/v4`,
+		});
+		return { client, seen, close: () => new Promise((r) => server.close(r)) };
+	}
+	const ok = (result: unknown) =>
+		[200, { success: true, errors: [], messages: [], result }] as [number, unknown];
+	const failed = (status: number) => [status, envelope(7500, "busy")] as [number, unknown];
+
+	it("sends the SQL as D1's /query body with the token, and maps the results", async () => {
+		const s = await serve([ok([{ results: [{ n: 1 }], success: true, meta: { changes: 0 } }])]);
+		try {
+			const results = await s.client.query("SELECT 1 AS n;", { params: ["x"] });
+			expect(results).toEqual([{ results: [{ n: 1 }], success: true, meta: { changes: 0 } }]);
+			expect(s.seen).toEqual([
+				{
+					method: "POST",
+					url: "/client/v4/accounts/acc/d1/database/db/query",
+					auth: "Bearer tok",
+					body: JSON.stringify({ sql: "SELECT 1 AS n;", params: ["x"] }),
+				},
+			]);
+			expect(s.client.requestCount).toBe(1);
+		} finally {
+			await s.close();
+		}
+	});
+
+	it("retries a read after a 503, and never a write", async () => {
+		const read = await serve([failed(503), ok([{ results: [], success: true }])]);
+		try {
+			await expect(read.client.query("SELECT 1;")).resolves.toHaveLength(1);
+			expect(read.seen).toHaveLength(2);
+		} finally {
+			await read.close();
+		}
+		const write = await serve([failed(503), ok([{ results: [], success: true }])]);
+		try {
+			const error = await write.client
+				.query("INSERT INTO t VALUES (1);", { write: true })
+				.catch((e) => e);
+			expect(error).toBeInstanceOf(D1ApiError);
+			expect(isAmbiguous(error)).toBe(true);
+			expect(write.seen).toHaveLength(1);
+		} finally {
+			await write.close();
+		}
+	});
+
+	it.each([
+		["false", 503, 1],
+		["true", 400, 2],
+	])("follows x-should-retry: %s on an HTTP %i read", async (header, status, requests) => {
+		const seen: string[] = [];
+		const server = createHttpServer((req, res) => {
+			seen.push(req.url ?? "");
+			const first = seen.length === 1;
+			res.writeHead(first ? status : 200, {
+				"content-type": "application/json",
+				"x-should-retry": header,
+				"retry-after-ms": "1",
+			});
+			res.end(JSON.stringify(first ? envelope(7500, "x") : { success: true, result: [] }));
+		});
+		await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+		const { port } = server.address() as { port: number };
+		try {
+			const client = new D1Client({
+				apiToken: "t",
+				accountId: "a",
+				databaseId: "d",
+				baseURL: `http://127.0.0.1:${port}/client/v4`,
+			});
+			await client.query("SELECT 1;").catch(() => undefined);
+			expect(seen).toHaveLength(requests);
+		} finally {
+			await new Promise((r) => server.close(r));
+		}
+	});
+
+	it("does not retry a definite refusal of a read", async () => {
+		const s = await serve([failed(400), ok([])]);
+		try {
+			const error = await s.client.query("SELECT nope;").catch((e) => e);
+			expect(error).toMatchObject({ status: 400, d1Code: 7500 });
+			expect(s.seen).toHaveLength(1);
+		} finally {
+			await s.close();
+		}
+	});
+
+	it("reads a bookmark at a timestamp and restores by bookmark through query parameters", async () => {
+		const s = await serve([
+			ok({ bookmark: "b1" }),
+			ok({ bookmark: "b1", previous_bookmark: "b2", message: "done" }),
+		]);
+		try {
+			expect(await s.client.getBookmark("2026-12-01T12:00:00.000Z")).toBe("b1");
+			expect(await s.client.restore("b1")).toEqual({
+				bookmark: "b1",
+				previousBookmark: "b2",
+				message: "done",
+			});
+			expect(s.seen.map((r) => [r.method, r.url])).toEqual([
+				[
+					"GET",
+					"/client/v4/accounts/acc/d1/database/db/time_travel/bookmark?timestamp=2026-12-01T12%3A00%3A00.000Z",
+				],
+				["POST", "/client/v4/accounts/acc/d1/database/db/time_travel/restore?bookmark=b1"],
+			]);
+		} finally {
+			await s.close();
+		}
+	});
+
+	it("takes a 2xx answer that is not JSON as no clear answer", async () => {
+		const server = createHttpServer((_req, res) => {
+			res.writeHead(200, { "content-type": "text/html" });
+			res.end("<html>gateway</html>");
+		});
+		await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+		const { port } = server.address() as { port: number };
+		try {
+			const client = new D1Client({
+				apiToken: "t",
+				accountId: "a",
+				databaseId: "d",
+				baseURL: `http://127.0.0.1:${port}/client/v4`,
+			});
+			const error = await client
+				.query("INSERT INTO t VALUES (1);", { write: true })
+				.catch((e) => e);
+			expect(error).toBeInstanceOf(D1ApiError);
+			expect(isAmbiguous(error)).toBe(true);
+		} finally {
+			await new Promise((r) => server.close(r));
+		}
+	});
+
 	it("names the URL it tried when nothing listens there", async () => {
 		const server = createServer();
 		await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

@@ -5,12 +5,20 @@ import {
 	applyPlan,
 	describeD1Failure,
 	describeRowsLost,
+	MAX_REQUEST_SQL_BYTES,
 	MAX_WRITE_ATTEMPTS,
 	migrationRequest,
+	replayDigests,
+	validatedReleaseSql,
 } from "../../../ci/migrations/apply.ts";
 import { parseCatalog } from "../../../ci/migrations/catalog.ts";
 import { type QueryOptions, SqliteExecutor } from "../../../ci/migrations/executor.ts";
-import { AUDIT_TABLE, LOCK_TABLE, RUNS_TABLE } from "../../../ci/migrations/ledger.ts";
+import {
+	AUDIT_TABLE,
+	LOCK_TABLE,
+	RUNS_TABLE,
+	runRecordSql,
+} from "../../../ci/migrations/ledger.ts";
 import { planMigrations } from "../../../ci/migrations/plan.ts";
 import { tryClaimLock } from "../../../ci/migrations/remote.ts";
 
@@ -111,6 +119,143 @@ describe("applyPlan()", () => {
 		const outcome = await applyPlan(plan, db, { run, stopRequested: () => asked++ > 0 });
 		expect(outcome.interrupted).toBe(true);
 		expect(outcome.applied.map((a) => a.name)).toEqual(["0001_t.sql"]);
+	});
+});
+
+describe("applyPlan() with the validated release", () => {
+	const record = {
+		runId: run.runId,
+		owner: "me",
+		environment: null,
+		gitSha: null,
+		bookmark: "b0",
+		status: "running" as const,
+		detail: null,
+	};
+	const release = (digests = replayDigests(catalog.migrations, "d1_migrations")) =>
+		validatedReleaseSql(digests ?? { ledger: "", schema: "" }, {
+			migrationsTable: "d1_migrations",
+			record: { ...record, status: "succeeded" },
+		});
+	const lock = (db: SqliteExecutor) =>
+		db.db.prepare(`SELECT run_id FROM ${LOCK_TABLE}`).pluck().all();
+	const status = (db: SqliteExecutor) =>
+		db.db.prepare(`SELECT status FROM ${RUNS_TABLE}`).pluck().all();
+
+	async function applyWith(db: FaultyExecutor, sql: string, before?: () => void) {
+		const plan = await planned(db);
+		before?.();
+		db.writes = 0;
+		const outcome = await applyPlan(plan, db, {
+			run,
+			firstWrite: [runRecordSql(record)],
+			release: sql,
+		});
+		return { outcome, writes: db.writes };
+	}
+
+	it("releases the lock and records success in the last migration's own request", async () => {
+		const db = new FaultyExecutor();
+		const { outcome, writes } = await applyWith(db, release());
+		expect(outcome.failure).toBeUndefined();
+		expect(outcome.released).toBe(true);
+		expect(writes).toBe(catalog.migrations.length);
+		expect(lock(db)).toEqual([]);
+		expect(status(db)).toEqual(["succeeded"]);
+		expect(outcome.stateAfter?.ledger.applied.map((r) => r.name)).toEqual([
+			"0001_t.sql",
+			"0002_seed.sql",
+		]);
+	});
+
+	it("keeps the lock (and the run running) when D1's schema is not the replay's", async () => {
+		const db = new FaultyExecutor();
+		const { outcome } = await applyWith(db, release(), () =>
+			db.db.exec("CREATE TABLE made_by_hand (x);"),
+		);
+		expect(outcome.failure).toBeUndefined();
+		expect(outcome.released).toBe(false);
+		expect(lock(db)).toEqual([run.runId]);
+		expect(status(db)).toEqual(["running"]);
+	});
+
+	it("keeps the lock when the ledger is not the one the replay gives", async () => {
+		const db = new FaultyExecutor();
+		const other = replayDigests(catalog.migrations.slice(0, 1), "d1_migrations");
+		const { outcome } = await applyWith(db, release(other));
+		expect(outcome.released).toBe(false);
+		expect(lock(db)).toEqual([run.runId]);
+	});
+
+	it("leaves the release out when it would make the request larger than D1 takes", async () => {
+		const db = new FaultyExecutor();
+		const big = release({ ledger: "", schema: "x".repeat(MAX_REQUEST_SQL_BYTES) });
+		const sent: string[] = [];
+		const query = db.query.bind(db);
+		db.query = async (sql, options) => {
+			sent.push(sql);
+			return query(sql, options);
+		};
+		const { outcome } = await applyWith(db, big);
+		expect(outcome.released).toBe(false);
+		expect(sent.some((sql) => sql.includes("x".repeat(1000)))).toBe(false);
+		expect(sent.some((sql) => sql.includes("INSERT INTO t"))).toBe(true);
+		expect(lock(db)).toEqual([run.runId]);
+	});
+
+	it.each([
+		["released", true, []],
+		["did not release (schema not the replay's)", false, ["run-1"]],
+	] as const)(
+		"reads, after an answer lost once it landed, that it %s",
+		async (_, released, held) => {
+			const db = new FaultyExecutor();
+			const plan = await planned(db);
+			if (!released) db.db.exec("CREATE TABLE made_by_hand (x);");
+			db.writes = 0;
+			db.faults = { 2: "lost-after-commit" };
+			const outcome = await applyPlan(plan, db, {
+				run,
+				firstWrite: [runRecordSql(record)],
+				release: release(),
+				retryDelayMs: () => 1,
+			});
+			expect(outcome.failure).toBeUndefined();
+			expect(outcome.released).toBe(released);
+			expect(outcome.stateAfter).toBeUndefined();
+			expect(lock(db)).toEqual(held);
+			expect(db.writes).toBe(2);
+			expect(db.db.prepare("SELECT count(*) FROM t").pluck().get()).toBe(1);
+		},
+	);
+
+	it("survives a lost answer on the last migration: the retry carries the release, applied once", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		db.writes = 0;
+		db.faults = { 2: "lost-before" };
+		const outcome = await applyPlan(plan, db, {
+			run,
+			firstWrite: [runRecordSql(record)],
+			release: release(),
+			retryDelayMs: () => 1,
+		});
+		// The retry carried the release and landed: released, applied once.
+		expect(outcome.failure).toBeUndefined();
+		expect(outcome.released).toBe(true);
+		expect(db.db.prepare("SELECT count(*) FROM t").pluck().get()).toBe(1);
+	});
+});
+
+describe("replayDigests()", () => {
+	it("is undefined when the replay fails", () => {
+		const broken = parseCatalog({
+			dir: "migrations",
+			pattern: "migrations/*.sql",
+			retired: [],
+			files: [{ name: "0001_bad.sql", bytes: Buffer.from("INSERT INTO nowhere VALUES (1);\n") }],
+		});
+		expect(replayDigests(broken.migrations, "d1_migrations")).toBeUndefined();
 	});
 });
 
@@ -221,6 +366,7 @@ describe("applyPlan() outcomes", () => {
 			recorded: [],
 			interrupted: false,
 			wrote: false,
+			released: false,
 		});
 	});
 

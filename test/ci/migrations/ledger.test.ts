@@ -3,22 +3,27 @@ import { describe, expect, it } from "vitest";
 import {
 	AUDIT_TABLE,
 	claimLockParts,
+	clockStartSql,
+	clockStopSql,
 	composeRequest,
 	continuitySql,
-	durationSql,
 	FENCE_TABLE,
 	fenceSql,
 	GUARD_TABLE,
 	guardSql,
 	LOCK_TABLE,
+	ledgerDigestSql,
 	lockHolderSql,
+	lockReleasedSql,
 	PIPELINE_TABLES,
 	parseLedger,
+	ROW_COUNTS_TABLE,
 	ROW_GUARD_TABLE,
 	RUNS_TABLE,
 	recordSql,
 	releaseLockSql,
 	runRecordSql,
+	schemaDigestSql,
 	setupSql,
 } from "../../../ci/migrations/ledger.ts";
 
@@ -208,6 +213,24 @@ describe("ledger SQL on SQLite", () => {
 		expect(lockRow(db)).toBeUndefined();
 	});
 
+	it.each([
+		[["1 = 1", "2 = 2"], false],
+		[["1 = 1", "1 = 2"], true],
+		[["1 = 2"], true],
+	])("releaseLockSql() with conditions %j keeps the lock: %s", (conditions, kept) => {
+		const db = open();
+		claim(db, "run-1");
+		const released = () =>
+			db
+				.prepare(`SELECT ${lockReleasedSql("run-1")} AS r`)
+				.pluck()
+				.get();
+		expect(released()).toBe(0);
+		db.exec(releaseLockSql("run-1", conditions));
+		expect(lockRow(db)?.run_id).toBe(kept ? "run-1" : undefined);
+		expect(released()).toBe(kept ? 0 : 1);
+	});
+
 	it("continuitySql() passes while the ledger names the migration, and fails once it does not", () => {
 		const db = open();
 		db.exec(`INSERT INTO d1_migrations (name) VALUES ('0001_a.sql');`);
@@ -252,7 +275,7 @@ describe("ledger SQL on SQLite", () => {
 		});
 	});
 
-	it("durationSql() sets one migration's duration", () => {
+	it("clockStartSql()/clockStopSql() give one migration the time D1 spent on it, and clean up", () => {
 		const db = open();
 		const entry = {
 			checksum: "c",
@@ -265,11 +288,19 @@ describe("ledger SQL on SQLite", () => {
 		};
 		db.exec(recordSql("d1_migrations", { ...entry, name: "0001_a.sql" }, { wrangler: false }));
 		db.exec(recordSql("d1_migrations", { ...entry, name: "0002_b.sql" }, { wrangler: false }));
-		db.exec(durationSql("0001_a.sql", 41.7));
-		expect(db.prepare(`SELECT name, duration_ms FROM ${AUDIT_TABLE} ORDER BY name`).all()).toEqual([
-			{ name: "0001_a.sql", duration_ms: 42 },
-			{ name: "0002_b.sql", duration_ms: null },
-		]);
+		db.exec(clockStartSql);
+		// As if the file between start and stop took at least 5 s on D1's clock.
+		db.exec(`UPDATE ${ROW_COUNTS_TABLE} SET n = n - 5000;`);
+		db.exec(clockStopSql("0001_a.sql"));
+		const rows = db.prepare(`SELECT name, duration_ms FROM ${AUDIT_TABLE} ORDER BY name`).all() as {
+			name: string;
+			duration_ms: number | null;
+		}[];
+		expect(rows.map((r) => r.name)).toEqual(["0001_a.sql", "0002_b.sql"]);
+		expect(rows[0]?.duration_ms).toBeGreaterThanOrEqual(5000);
+		expect(rows[0]?.duration_ms).toBeLessThan(60_000);
+		expect(rows[1]?.duration_ms).toBeNull();
+		expect(db.prepare(`SELECT count(*) FROM ${ROW_COUNTS_TABLE}`).pluck().get()).toBe(0);
 	});
 
 	it("runRecordSql() inserts a running run, then upserts its final status and finish time", () => {
@@ -305,6 +336,64 @@ describe("ledger SQL on SQLite", () => {
 				finished_at: expect.stringMatching(/^\d{4}-/),
 			}),
 		]);
+	});
+
+	it.each([
+		["1 = 1", "succeeded"],
+		["1 = 2", "running"],
+	])("runRecordSql() with onlyIf %s leaves the run %s", (onlyIf, status) => {
+		const db = open();
+		const run = {
+			runId: "r",
+			owner: "me",
+			environment: null,
+			gitSha: null,
+			bookmark: null,
+			status: "running" as const,
+			detail: null,
+		};
+		db.exec(runRecordSql(run));
+		db.exec(runRecordSql({ ...run, status: "succeeded" }, { onlyIf }));
+		expect(db.prepare(`SELECT status FROM ${RUNS_TABLE}`).pluck().all()).toEqual([status]);
+	});
+});
+
+describe("schemaDigestSql() / ledgerDigestSql()", () => {
+	const digest = (db: Database.Database, sql: string) => db.prepare(sql).pluck().get() as string;
+	const schema = (statements: string) => {
+		const db = new Database(":memory:");
+		db.exec(setupSql("d1_migrations"));
+		db.exec(statements);
+		return digest(db, schemaDigestSql(["d1_migrations", ...PIPELINE_TABLES]));
+	};
+
+	it("is the same for the same objects, whatever order they were created in", () => {
+		expect(schema("CREATE TABLE a (x);\nCREATE TABLE b (y);")).toBe(
+			schema("CREATE TABLE b (y);\nCREATE TABLE a (x);"),
+		);
+	});
+
+	it.each([
+		["a table more", "CREATE TABLE a (x);", "CREATE TABLE a (x);\nCREATE TABLE b (y);"],
+		["whitespace in the CREATE text", "CREATE TABLE a (x, y);", "CREATE TABLE a (x,  y);"],
+		["an index", "CREATE TABLE a (x);", "CREATE TABLE a (x);\nCREATE INDEX a_x ON a (x);"],
+	])("differs for %s", (_, a, b) => {
+		expect(schema(a)).not.toBe(schema(b));
+	});
+
+	it("leaves out the excluded tables (the ledger, the pipeline's own)", () => {
+		expect(schema("CREATE TABLE a (x);")).toBe(
+			schema(`CREATE TABLE a (x);\nINSERT INTO ${LOCK_TABLE} VALUES (1, 'r', 'o', 1, 2);`),
+		);
+		expect(schema("")).toBe("");
+	});
+
+	it("reads wrangler's ledger names in id order", () => {
+		const db = new Database(":memory:");
+		db.exec(setupSql("d1_migrations"));
+		expect(digest(db, ledgerDigestSql("d1_migrations"))).toBe("");
+		db.exec("INSERT INTO d1_migrations (name) VALUES ('0001_a.sql'), ('0002_b.sql');");
+		expect(digest(db, ledgerDigestSql("d1_migrations"))).toBe("10:0001_a.sql10:0002_b.sql");
 	});
 });
 

@@ -510,6 +510,24 @@ describe("withMigrationLock() release", () => {
 		expect(release).toEqual({ released: false, error: expect.stringMatching(/no such table/) });
 	});
 
+	it("sends no release when the body's last request released the lock itself", async () => {
+		const db = new SqliteExecutor();
+		const sent: string[] = [];
+		const { release } = await withMigrationLock(db, options, async (lock) => {
+			const query = db.query.bind(db);
+			db.query = async (sql, queryOptions) => {
+				sent.push(sql);
+				return query(sql, queryOptions);
+			};
+			await db.query(`DELETE FROM ${LOCK_TABLE} WHERE run_id = 'a';`, { write: true });
+			lock.released = true;
+			lock.finalStatements = ["INSERT INTO no_such_table VALUES (1);"];
+		});
+		expect(release).toEqual({ released: true });
+		expect(sent).toHaveLength(1);
+		expect(lockRows(db)).toEqual([]);
+	});
+
 	it("reports a release that failed with its final statements and then bare", async () => {
 		const db = new SqliteExecutor();
 		const { release } = await withMigrationLock(db, options, async (lock) => {
