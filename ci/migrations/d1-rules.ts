@@ -498,7 +498,7 @@ const SUSPECT_WORDS = new RegExp(
 );
 const LIMIT_TOKENS = /,|[-+*/%<>=|&]|\b(?:and|or|is|like|glob|match|regexp)\b/gi;
 
-const mayBreakD1Rules = (sql: string): boolean => {
+export const mayBreakD1Rules = (sql: string): boolean => {
 	if (SUSPECT_WORDS.test(sql)) return true;
 	// The limits need at least 100 commas or binary operators somewhere in the text.
 	let count = 0;
