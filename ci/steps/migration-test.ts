@@ -9,12 +9,8 @@ import {
 	acknowledgesReplay,
 	readCheckedCatalog,
 } from "../migrations/check.ts";
-import {
-	compareWithWrangler,
-	type ParityEngine,
-	type ParityResult,
-	runWranglerReplay,
-} from "../migrations/parity.ts";
+// Types only: parity (wrangler, child processes) loads when --parity asks for it.
+import type { ParityEngine, ParityResult } from "../migrations/parity.ts";
 import { type ReplayFailure, type ReplayResult, replayMigrations } from "../migrations/replay.ts";
 import {
 	diffSchema,
@@ -287,6 +283,7 @@ async function runParity(
 			? "parity: applying the same migrations with wrangler d1 migrations apply --local"
 			: "parity: applying the same migrations to workerd's D1 through wrangler's Miniflare, as wrangler d1 migrations apply --local does",
 	);
+	const { compareWithWrangler, runWranglerReplay } = await import("../migrations/parity.ts");
 	const wrangler = await runWranglerReplay({
 		root: args.project.root,
 		catalog,
