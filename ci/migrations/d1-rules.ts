@@ -514,6 +514,7 @@ export function findD1Refusal(
 ): { statement: SqlStatement; refusal: D1Refusal } | undefined {
 	if (!mayBreakD1Rules(sql)) return undefined;
 	for (const statement of splitStatements(sql)) {
+		if (!mayBreakD1Rules(statement.text)) continue;
 		const refusal = checkD1Statement(statement);
 		if (refusal) return { statement, refusal };
 	}
