@@ -12,7 +12,7 @@ import {
 import { UserError } from "../errors.ts";
 import type { Finding } from "../report/model.ts";
 import { normalizeRelative } from "./paths.ts";
-import { makeDefaultSettings, parsePlainWranglerConfig } from "./plain.ts";
+import { makeDefaultSettings, parsePlainSettings, parsePlainWranglerConfig } from "./plain.ts";
 import {
 	configSchemas,
 	type D1Database,
@@ -70,7 +70,10 @@ export function loadProjectConfig({ cwd, config }: LoadProjectConfigOptions): Pr
 	const settingsFile = path.join(root, DEFAULT_PIPELINE_CONFIG);
 	const settingsPath = existsSync(settingsFile) ? settingsFile : undefined;
 	const settings: PipelineSettings = settingsPath
-		? parseConfigFile(settingsPath, { schema: () => configSchemas().pipelineSettingsSchema })
+		? parseConfigFile(settingsPath, {
+				plain: parsePlainSettings,
+				schema: () => configSchemas().pipelineSettingsSchema,
+			})
 		: makeDefaultSettings();
 	for (const [index, binding] of (wrangler.d1_databases ?? []).entries()) {
 		checkMigrationsPattern(wranglerPath, `$.d1_databases[${index}]`, binding);

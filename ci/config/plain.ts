@@ -2,7 +2,14 @@
 // it (30-60 ms). Each parse* returns exactly what the zod schema in schema.ts returns, or
 // undefined for anything it does not accept plainly: the caller then asks zod for the verdict
 // and its messages. test/ci/config/plain.test.ts holds both to the same outputs.
-import type { PipelineSettings, WranglerConfig, WranglerD1Binding } from "./schema.ts";
+import { NAMING_PRESETS } from "./naming.ts";
+import type {
+	Acknowledgement,
+	Naming,
+	PipelineSettings,
+	WranglerConfig,
+	WranglerD1Binding,
+} from "./schema.ts";
 
 type Plain = Record<string, unknown>;
 
@@ -123,4 +130,195 @@ export function makeDefaultSettings(): PipelineSettings {
 		mutation: { criticalPaths: [] },
 		timeouts: {},
 	};
+}
+
+const ACK_CODE = /^[A-Z0-9_*?]+$/;
+
+/** Only the keys given, each at most once: what a zod `strictObject` allows. */
+const hasOnlyKeys = (value: Plain, keys: readonly string[]): boolean =>
+	Object.keys(value).every((key) => keys.includes(key) && value[key] !== undefined);
+
+function plainNaming(value: unknown): Naming | undefined {
+	if (typeof value === "string")
+		return Object.hasOwn(NAMING_PRESETS, value) ? (value as Naming) : undefined;
+	if (!isPlainObject(value) || !hasOnlyKeys(value, ["pattern", "description"])) return undefined;
+	const { pattern, description } = value;
+	if (typeof pattern !== "string" || !isText(description, 1)) return undefined;
+	try {
+		new RegExp(pattern);
+	} catch {
+		return undefined;
+	}
+	return { pattern, description: description as string };
+}
+
+function plainAcknowledgement(value: unknown): Acknowledgement | undefined {
+	if (!isPlainObject(value) || !hasOnlyKeys(value, ["code", "files", "reason"])) return undefined;
+	const { code, files, reason } = value;
+	if (typeof code !== "string" || !ACK_CODE.test(code) || typeof reason !== "string")
+		return undefined;
+	// zod's .trim() runs before .min(10), and its output is the trimmed text.
+	const trimmed = reason.trim();
+	if (trimmed.length < 10) return undefined;
+	if (files === undefined) return { code, reason: trimmed };
+	const globs = array(text(1))(files) as string[] | undefined;
+	if (globs === undefined || globs.length === 0) return undefined;
+	return { code, files: globs, reason: trimmed };
+}
+
+type Rule = (field: unknown) => unknown;
+
+/** A zod `strictObject` with defaults: keys in the schema's order, defaults where absent. */
+function strictSection(
+	value: unknown,
+	fields: readonly (readonly [key: string, rule: Rule, fallback?: () => unknown])[],
+): Plain | undefined {
+	if (
+		!isPlainObject(value) ||
+		!hasOnlyKeys(
+			value,
+			fields.map(([key]) => key),
+		)
+	)
+		return undefined;
+	const out: Plain = {};
+	for (const [key, rule, fallback] of fields) {
+		if (value[key] === undefined) {
+			if (fallback) out[key] = fallback();
+			continue;
+		}
+		const parsed = rule(value[key]);
+		if (parsed === undefined) return undefined;
+		out[key] = parsed;
+	}
+	return out;
+}
+
+const bool: Rule = (field) => (typeof field === "boolean" ? field : undefined);
+const number =
+	(accepts: (n: number) => boolean): Rule =>
+	(field) =>
+		typeof field === "number" && Number.isFinite(field) && accepts(field) ? field : undefined;
+const positive = number((n) => n > 0);
+const path = (field: unknown) =>
+	typeof field === "string" && field.startsWith("/") ? field : undefined;
+const command: Rule = (field) => {
+	const parts = array(text(1))(field);
+	return parts !== undefined && parts.length > 0 ? parts : undefined;
+};
+// z.url() has rules of its own: only an empty map is judged here.
+const noUrls: Rule = (field) =>
+	isPlainObject(field) && Object.keys(field).length === 0 ? {} : undefined;
+
+// pipelineSettingsSchema's sections (schema.ts), in its order, with its defaults.
+const SECTIONS: readonly (readonly [string, (value: unknown) => unknown])[] = [
+	["migrations", plainMigrations],
+	[
+		"lint",
+		(v) =>
+			strictSection(v, [
+				["biome", bool, () => true],
+				["typecheck", bool, () => true],
+				["command", command],
+				["formatCommand", command],
+				["typecheckCommand", command],
+			]),
+	],
+	[
+		"build",
+		(v) =>
+			strictSection(v, [
+				["budgetGzipKiB", number((n) => n > 0 && n <= 10_240), () => 3072],
+				["command", command],
+				["output", text(1)],
+			]),
+	],
+	[
+		"deploy",
+		(v) =>
+			strictSection(v, [
+				["healthPath", path, () => "/api/health"],
+				["healthUrls", noUrls, () => ({})],
+			]),
+	],
+	["test", (v) => strictSection(v, [["command", command, () => ["npm", "test"]]])],
+	[
+		"e2e",
+		(v) =>
+			strictSection(v, [
+				["seed", text(1)],
+				["readyPath", path],
+				["readyTimeoutSeconds", positive, () => 180],
+				["browser", text(1)],
+			]),
+	],
+	["format", (v) => strictSection(v, [["command", command]])],
+	[
+		"architecture",
+		(v) =>
+			strictSection(v, [
+				["command", command],
+				["paths", command, () => ["src"]],
+			]),
+	],
+	[
+		"mutation",
+		(v) =>
+			strictSection(v, [
+				["threshold", number((n) => n >= 0 && n <= 100)],
+				["base", text(1)],
+				["criticalPaths", array(text(1)), () => []],
+			]),
+	],
+	[
+		"timeouts",
+		(v) =>
+			strictSection(
+				v,
+				[
+					"lint",
+					"test",
+					"build",
+					"migration-test",
+					"format",
+					"architecture",
+					"e2e",
+					"mutation",
+				].map((step) => [step, positive] as const),
+			),
+	],
+];
+
+function plainMigrations(value: unknown): PipelineSettings["migrations"] | undefined {
+	const migrations = strictSection(value, [
+		["snapshot", text(1)],
+		["naming", plainNaming, () => "strict"],
+		["acknowledge", array(plainAcknowledgement), () => []],
+	]);
+	return migrations as PipelineSettings["migrations"] | undefined;
+}
+
+/**
+ * pipelineSettingsSchema.parse(raw) for settings zod would accept without a message; undefined
+ * for anything else (and for health URLs, whose rules are zod's), which zod then judges.
+ */
+export function parsePlainSettings(raw: unknown): PipelineSettings | undefined {
+	const keys = ["$schema", ...SECTIONS.map(([key]) => key)];
+	if (!isPlainObject(raw) || !hasOnlyKeys(raw, keys)) return undefined;
+	const defaults = makeDefaultSettings() as unknown as Plain;
+	const out: Plain = {};
+	if (raw.$schema !== undefined) {
+		if (typeof raw.$schema !== "string") return undefined;
+		out.$schema = raw.$schema;
+	}
+	for (const [key, parse] of SECTIONS) {
+		if (raw[key] === undefined) {
+			out[key] = defaults[key];
+			continue;
+		}
+		const parsed = parse(raw[key]);
+		if (parsed === undefined) return undefined;
+		out[key] = parsed;
+	}
+	return out as PipelineSettings;
 }

@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { makeDefaultSettings, parsePlainWranglerConfig } from "../../../ci/config/plain.ts";
+import {
+	makeDefaultSettings,
+	parsePlainSettings,
+	parsePlainWranglerConfig,
+} from "../../../ci/config/plain.ts";
 import { configSchemas } from "../../../ci/config/schema.ts";
 
 // Same value, same key order: the plain path must be indistinguishable from zod's.
@@ -109,5 +113,126 @@ describe("makeDefaultSettings()", () => {
 		const first = makeDefaultSettings();
 		first.migrations.acknowledge.push({ code: "X", reason: "a reason long enough" });
 		expect(makeDefaultSettings().migrations.acknowledge).toEqual([]);
+	});
+});
+
+describe("parsePlainSettings()", () => {
+	const ack = { code: "CATALOG_DUPLICATE_NUMBER", reason: "  applied in production in 2024  " };
+	it.each([
+		["an empty object", {}],
+		["only $schema", { $schema: "./node_modules/workers-pipeline/schema.json" }],
+		["an empty migrations block", { migrations: {} }],
+		[
+			"what init writes",
+			{
+				migrations: {
+					naming: "drizzle-kit-v1",
+					acknowledge: [
+						ack,
+						{ code: "D1_*", files: ["0001_*.sql", "x.sql"], reason: "kept on purpose here" },
+					],
+				},
+			},
+		],
+		[
+			"every section, keys in another order than the schema's",
+			{
+				timeouts: { mutation: 600, lint: 30.5 },
+				mutation: { criticalPaths: ["ci/**"], threshold: 0, base: "main" },
+				architecture: { paths: ["src", "lib"], command: ["depcruise", "src"] },
+				format: { command: ["prettier", "--check", "."] },
+				e2e: {
+					readyTimeoutSeconds: 60,
+					browser: "/usr/bin/chromium",
+					seed: "seed.sql",
+					readyPath: "/",
+				},
+				test: { command: ["node", "-e", "process.exit(0)"] },
+				deploy: { healthUrls: {}, healthPath: "/healthz" },
+				build: { output: "dist", command: ["vite", "build"], budgetGzipKiB: 10_240 },
+				lint: {
+					typecheckCommand: ["tsc"],
+					command: ["eslint", "."],
+					formatCommand: ["x"],
+					typecheck: false,
+				},
+				migrations: { acknowledge: [ack], snapshot: "s.sql" },
+				$schema: "x",
+			},
+		],
+		[
+			"sections with only their defaults",
+			{ lint: {}, build: {}, deploy: {}, e2e: {}, timeouts: {} },
+		],
+		[
+			"a custom naming rule, a snapshot and $schema last",
+			{
+				migrations: {
+					snapshot: "db/schema.sql",
+					naming: { pattern: "^\\d+_.+\\.sql$", description: "N_name.sql" },
+				},
+				$schema: "x",
+			},
+		],
+	])("returns what zod returns for %s", (_label, raw) => {
+		const parsed = parsePlainSettings(raw);
+		expect(parsed).toBeDefined();
+		sameAsZod(parsed, configSchemas().pipelineSettingsSchema.parse(raw));
+	});
+
+	it.each([
+		[
+			"a health URL (z.url() judges it)",
+			{ deploy: { healthUrls: { production: "https://x.dev/h" } } },
+		],
+		["a boolean given as a string", { lint: { biome: "false" } }],
+		["an empty command", { test: { command: [] } }],
+		["a command with an empty part", { format: { command: ["x", ""] } }],
+		["a budget over the Workers limit", { build: { budgetGzipKiB: 20_000 } }],
+		["a zero timeout", { timeouts: { lint: 0 } }],
+		["a timeout for an unknown step", { timeouts: { deploy: 10 } }],
+		["a health path without /", { deploy: { healthPath: "health" } }],
+		["a threshold over 100", { mutation: { threshold: 101 } }],
+		["an empty architecture paths list", { architecture: { paths: [] } }],
+		["a section that is not an object", { e2e: true }],
+		["an unknown key", { migrations: {}, typo: 1 }],
+		["an unknown key in migrations", { migrations: { acknowledged: [] } }],
+		["an unknown preset", { migrations: { naming: "flyway" } }],
+		[
+			"an invalid regular expression",
+			{ migrations: { naming: { pattern: "(", description: "x" } } },
+		],
+		["a naming rule without description", { migrations: { naming: { pattern: "x" } } }],
+		["a lower-case code", { migrations: { acknowledge: [{ ...ack, code: "d1_x" }] } }],
+		[
+			"a short reason once trimmed",
+			{ migrations: { acknowledge: [{ ...ack, reason: "   short    " }] } },
+		],
+		["an empty files list", { migrations: { acknowledge: [{ ...ack, files: [] }] } }],
+		["an empty file glob", { migrations: { acknowledge: [{ ...ack, files: [""] }] } }],
+		[
+			"an unknown key in an acknowledgement",
+			{ migrations: { acknowledge: [{ ...ack, why: "x" }] } },
+		],
+		["a numeric $schema", { $schema: 1 }],
+		["an empty snapshot path", { migrations: { snapshot: "" } }],
+		["an array", []],
+	])("leaves %s to zod", (_label, raw) => {
+		expect(parsePlainSettings(raw)).toBeUndefined();
+	});
+
+	it.each([
+		["an unknown key", { migrations: {}, typo: 1 }],
+		["an empty command", { test: { command: [] } }],
+		["a zero timeout", { timeouts: { lint: 0 } }],
+		["an unknown preset", { migrations: { naming: "flyway" } }],
+		[
+			"a short reason once trimmed",
+			{ migrations: { acknowledge: [{ ...ack, reason: "   short    " }] } },
+		],
+		["an empty files list", { migrations: { acknowledge: [{ ...ack, files: [] }] } }],
+	])("is never more lenient than zod: %s is refused by both", (_label, raw) => {
+		expect(parsePlainSettings(raw)).toBeUndefined();
+		expect(configSchemas().pipelineSettingsSchema.safeParse(raw).success).toBe(false);
 	});
 });
