@@ -13,12 +13,13 @@ import type {
 
 type Plain = Record<string, unknown>;
 
-// Only ordinary objects: zod decides about anything exotic (null prototype, `__proto__` keys).
-const isPlainObject = (value: unknown): value is Plain =>
-	typeof value === "object" &&
-	value !== null &&
-	Object.getPrototypeOf(value) === Object.prototype &&
-	!Object.hasOwn(value, "__proto__");
+// Ordinary objects, and the null-prototype ones smol-toml makes (zod accepts both and returns
+// ordinary ones); zod decides about anything else, and about `__proto__` keys.
+const isPlainObject = (value: unknown): value is Plain => {
+	if (typeof value !== "object" || value === null) return false;
+	const proto: unknown = Object.getPrototypeOf(value);
+	return (proto === Object.prototype || proto === null) && !Object.hasOwn(value, "__proto__");
+};
 
 const isText = (value: unknown, minLength = 0): boolean =>
 	typeof value === "string" && value.length >= minLength;

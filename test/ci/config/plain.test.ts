@@ -1,3 +1,4 @@
+import { parse as parseToml } from "smol-toml";
 import { describe, expect, it } from "vitest";
 import {
 	makeDefaultSettings,
@@ -47,6 +48,12 @@ describe("parsePlainWranglerConfig()", () => {
 				},
 			},
 		],
+		[
+			"a wrangler.toml as smol-toml reads it (null-prototype objects)",
+			parseToml(
+				'name = "app"\nmain = "src/index.ts"\n[vars]\nA = "1"\n[[d1_databases]]\nbinding = "DB"\nmigrations_dir = "drizzle"\n[env.staging]\nname = "app-staging"\n[[env.staging.d1_databases]]\nbinding = "DB"\n',
+			),
+		],
 	])("returns what zod returns for %s", (_label, raw) => {
 		const parsed = parsePlainWranglerConfig(raw);
 		expect(parsed).toBeDefined();
@@ -84,7 +91,7 @@ describe("parsePlainWranglerConfig()", () => {
 		["an environment with an empty name", { name: "a", env: { staging: { name: "" } } }],
 		["a null main", { name: "a", main: null }],
 		["an undefined field", { name: "a", extra: undefined }],
-		["a null-prototype object", Object.assign(Object.create(null), { name: "a" })],
+		["a __proto__ key", JSON.parse('{"name": "a", "__proto__": {"x": 1}}')],
 	])("leaves %s to zod", (_label, raw) => {
 		expect(parsePlainWranglerConfig(raw)).toBeUndefined();
 	});
