@@ -1,7 +1,7 @@
 import { D1_MAX_STATEMENT_BYTES } from "../constants.ts";
 import type { Finding, Severity } from "../report/model.ts";
 import {
-	checkD1Statement,
+	checkD1StatementOnce,
 	D1_PRAGMAS,
 	D1_SQLITE_LIMITS,
 	D1_VIRTUAL_TABLE_MODULES,
@@ -283,7 +283,7 @@ const lintPragma = (statement: SqlStatement, emit: Emit) => {
 		);
 		return;
 	}
-	const refusal = checkD1Statement(statement);
+	const refusal = checkD1StatementOnce(statement);
 	if (refusal?.rule === "pragma") {
 		emit(
 			"D1_PRAGMA",
@@ -363,7 +363,7 @@ const lintStatement = (statement: SqlStatement, emit: Emit, renamedTo: ReadonlyS
 const lintD1Refusal = (statement: SqlStatement, emit: Emit) => {
 	// Most statements hold nothing D1 could refuse: skip the full check (it is most of lint's time).
 	if (!mayBreakD1Rules(statement.text)) return;
-	const refusal = checkD1Statement(statement);
+	const refusal = checkD1StatementOnce(statement);
 	if (refusal === undefined) return;
 	const at = refusal.token ?? statement;
 	if (refusal.rule === "function") {
