@@ -243,3 +243,28 @@ describe("parsePlainSettings()", () => {
 		expect(configSchemas().pipelineSettingsSchema.safeParse(raw).success).toBe(false);
 	});
 });
+
+// A key zod's schema learns and the plain path does not know would pass through unchecked:
+// every key of every loose object in wranglerConfigSchema must be one the plain path checks.
+describe("parsePlainWranglerConfig() and wranglerConfigSchema", () => {
+	const schema = configSchemas().wranglerConfigSchema;
+	const binding = schema.shape.d1_databases.unwrap().element;
+	const environment = schema.shape.env.unwrap().valueType;
+	const invalid = Symbol("invalid");
+	const cases = [
+		...Object.keys(schema.shape).map((key) => [`$.${key}`, { name: "app", [key]: invalid }]),
+		...Object.keys(binding.shape).map((key) => [
+			`$.d1_databases[0].${key}`,
+			{ name: "app", d1_databases: [{ binding: "DB", [key]: invalid }] },
+		]),
+		...Object.keys(environment.shape).map((key) => [
+			`$.env.staging.${key}`,
+			{ name: "app", env: { staging: { [key]: invalid } } },
+		]),
+	] as [string, unknown][];
+
+	it.each(cases)("checks %s (zod and the plain path both refuse a bad value)", (_at, raw) => {
+		expect(schema.safeParse(raw).success).toBe(false);
+		expect(parsePlainWranglerConfig(raw)).toBeUndefined();
+	});
+});
