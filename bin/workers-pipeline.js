@@ -2,7 +2,6 @@
 // Entry point: makes sure a Node >= 22 runs the CLI, then runs the compiled CLI in dist/. In a
 // source checkout whose dist/ is missing or older than ci/, the TypeScript runs through tsx
 // (a devDependency), so an edit is never tested against a stale build.
-import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 // A namespace import: Node 20 has no enableCompileCache, and a named import would fail to link
 // before the version check below could say what to do.
@@ -16,6 +15,8 @@ if (major < 22) {
 	if (existsSync(node24)) {
 		// Tools the CLI starts (`#!/usr/bin/env node`) must get this Node too.
 		const env = { ...process.env, PATH: `${dirname(node24)}${delimiter}${process.env.PATH ?? ""}` };
+		// Loaded only here: child_process (and the net/stream modules it pulls in) costs every start-up.
+		const { spawnSync } = await import("node:child_process");
 		const child = spawnSync(node24, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
 			stdio: "inherit",
 			env,

@@ -59,13 +59,13 @@ async function loadProjectForDir(input: CommandInput): Promise<ProjectConfig> {
 	}
 	if (!existsSync(root))
 		throw new UserError(`Project directory ${root} does not exist.`, "E_CONFIG_MISSING");
-	const { pipelineSettingsSchema } = await import("../config/schema.ts");
+	const { makeDefaultSettings } = await import("../config/plain.ts");
 	return {
 		root,
 		wranglerPath: path.join(root, DEFAULT_WRANGLER_CONFIG),
 		settingsPath: undefined,
 		wrangler: { name: path.basename(root), d1_databases: [{ binding: "DB" }] },
-		settings: pipelineSettingsSchema.parse({}),
+		settings: makeDefaultSettings(),
 		environments: [],
 	};
 }

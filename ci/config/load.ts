@@ -13,14 +13,15 @@ import {
 import { UserError } from "../errors.ts";
 import type { Finding } from "../report/model.ts";
 import { normalizeRelative } from "./paths.ts";
+import { makeDefaultSettings, parsePlainSettings, parsePlainWranglerConfig } from "./plain.ts";
 import {
+	configSchemas,
 	type D1Database,
 	type PipelineSettings,
 	type ProjectConfig,
-	pipelineSettingsSchema,
 	type ResolvedEnvironment,
+	type WranglerConfig,
 	type WranglerD1Binding,
-	wranglerConfigSchema,
 } from "./schema.ts";
 
 export interface LoadProjectConfigOptions {
@@ -63,12 +64,18 @@ export function loadProjectConfig({ cwd, config }: LoadProjectConfigOptions): Pr
 			"E_CONFIG_MISSING",
 		);
 	}
-	const wrangler = parseConfigFile(wranglerPath, wranglerConfigSchema);
+	const wrangler: WranglerConfig = parseConfigFile(wranglerPath, {
+		plain: parsePlainWranglerConfig,
+		schema: () => configSchemas().wranglerConfigSchema,
+	});
 	const settingsFile = path.join(root, DEFAULT_PIPELINE_CONFIG);
 	const settingsPath = existsSync(settingsFile) ? settingsFile : undefined;
 	const settings: PipelineSettings = settingsPath
-		? parseConfigFile(settingsPath, pipelineSettingsSchema)
-		: pipelineSettingsSchema.parse({});
+		? parseConfigFile(settingsPath, {
+				plain: parsePlainSettings,
+				schema: () => configSchemas().pipelineSettingsSchema,
+			})
+		: makeDefaultSettings();
 	for (const [index, binding] of (wrangler.d1_databases ?? []).entries()) {
 		checkMigrationsPattern(wranglerPath, `$.d1_databases[${index}]`, binding);
 	}
@@ -123,7 +130,16 @@ function parseConfigText(file: string, text: string): unknown {
 	return raw;
 }
 
-function parseConfigFile<S extends z.ZodType>(file: string, schema: S): z.infer<S> {
+/** How a config file is validated: plainly when `plain` accepts it, else by the zod schema. */
+interface ConfigValidation<S extends z.ZodType> {
+	plain?: (raw: unknown) => z.infer<S> | undefined;
+	schema: () => S;
+}
+
+function parseConfigFile<S extends z.ZodType>(
+	file: string,
+	{ plain, schema }: ConfigValidation<S>,
+): z.infer<S> {
 	let text: string;
 	try {
 		text = readFileSync(file, "utf8");
@@ -133,7 +149,9 @@ function parseConfigFile<S extends z.ZodType>(file: string, schema: S): z.infer<
 		});
 	}
 	const raw = parseConfigText(file, text);
-	const result = schema.safeParse(raw);
+	const quick = plain?.(raw);
+	if (quick !== undefined) return quick;
+	const result = schema().safeParse(raw);
 	if (!result.success) {
 		const lines = result.error.issues.map((issue) => formatIssue(issue, raw));
 		throw new UserError(

@@ -490,6 +490,25 @@ export function checkD1Statement(statement: Pick<SqlStatement, "tokens">): D1Ref
 	);
 }
 
+// lint and the replay check the same statements of the same files in one run. A statement's
+// tokens, and so its verdict, follow from its text and where it starts; the cache is bounded.
+const verdicts = new Map<string, D1Refusal | undefined>();
+let verdictChars = 0;
+
+/** checkD1Statement, remembered for a statement met before (same text at the same place). */
+export function checkD1StatementOnce(statement: SqlStatement): D1Refusal | undefined {
+	const key = `${statement.offset}:${statement.line}:${statement.column}:${statement.text}`;
+	if (verdicts.has(key)) return verdicts.get(key);
+	if (verdictChars > 4_000_000) {
+		verdicts.clear();
+		verdictChars = 0;
+	}
+	const refusal = checkD1Statement(statement);
+	verdicts.set(key, refusal);
+	verdictChars += key.length;
+	return refusal;
+}
+
 // Text without any of these can break no rule above: checkD1Statement is then skipped, which
 // keeps the replay's fast path fast (most migrations are plain CREATE/ALTER/INSERT).
 const SUSPECT_WORDS = new RegExp(
@@ -498,7 +517,7 @@ const SUSPECT_WORDS = new RegExp(
 );
 const LIMIT_TOKENS = /,|[-+*/%<>=|&]|\b(?:and|or|is|like|glob|match|regexp)\b/gi;
 
-const mayBreakD1Rules = (sql: string): boolean => {
+export const mayBreakD1Rules = (sql: string): boolean => {
 	if (SUSPECT_WORDS.test(sql)) return true;
 	// The limits need at least 100 commas or binary operators somewhere in the text.
 	let count = 0;
@@ -514,7 +533,8 @@ export function findD1Refusal(
 ): { statement: SqlStatement; refusal: D1Refusal } | undefined {
 	if (!mayBreakD1Rules(sql)) return undefined;
 	for (const statement of splitStatements(sql)) {
-		const refusal = checkD1Statement(statement);
+		if (!mayBreakD1Rules(statement.text)) continue;
+		const refusal = checkD1StatementOnce(statement);
 		if (refusal) return { statement, refusal };
 	}
 	return undefined;

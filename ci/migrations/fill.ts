@@ -30,6 +30,19 @@ const TABLE_BY_NAME =
 const NAMED_TABLE =
 	/\b(?:table|to)\s+(?:if\s+(?:not\s+)?exists\s+)?(?:[\w$]+\s*\.\s*)?("(?:[^"]|"")+"|`[^`]+`|\[[^\]]+\]|[\w$]+)/gi;
 
+// The fill asks the same few questions after every migration: prepare each once per database
+// (pragma_* table-valued functions take the table as a parameter, so one statement serves all).
+const statements = new WeakMap<Database.Database, Map<string, Database.Statement>>();
+const prepared = (db: Database.Database, sql: string): Database.Statement => {
+	const cache = statements.get(db) ?? new Map<string, Database.Statement>();
+	statements.set(db, cache);
+	const statement = cache.get(sql) ?? db.prepare(sql);
+	cache.set(sql, statement);
+	return statement;
+};
+const FOREIGN_KEYS = "SELECT * FROM pragma_foreign_key_list(?)";
+const COLUMNS = "SELECT * FROM pragma_table_xinfo(?)";
+
 const unquote = (name: string) =>
 	/^["`[]/.test(name) ? name.slice(1, -1).replace(/""/g, '"') : name;
 
@@ -42,7 +55,8 @@ function fillableTables(db: Database.Database, mentioned: string): { name: strin
 	const names = new Set(
 		[...mentioned.matchAll(NAMED_TABLE)].map((m) => unquote(m[1] ?? "").toLowerCase()),
 	);
-	const byName = db.prepare(TABLE_BY_NAME);
+	if (names.size === 0) return [];
+	const byName = prepared(db, TABLE_BY_NAME);
 	const found: { name: string; sql: string }[] = [];
 	for (const name of names) {
 		if (name.startsWith("sqlite_") || name.startsWith("_cf_")) continue;
@@ -103,7 +117,7 @@ export function fillTables(db: Database.Database, options: FillOptions): number 
 	const keys = new Map(
 		tables.map((t) => [
 			t.name.toLowerCase(),
-			db.prepare(`PRAGMA foreign_key_list(${quote(t.name)})`).all() as ForeignKey[],
+			prepared(db, FOREIGN_KEYS).all(t.name) as ForeignKey[],
 		]),
 	);
 	let written = 0;
@@ -121,9 +135,9 @@ export function fillTables(db: Database.Database, options: FillOptions): number 
 				.pluck()
 				.get() as number;
 			if (have >= options.rows) continue;
-			const columns = (
-				db.prepare(`PRAGMA table_xinfo(${quote(table.name)})`).all() as ColumnInfo[]
-			).filter((c) => c.hidden === 0);
+			const columns = (prepared(db, COLUMNS).all(table.name) as ColumnInfo[]).filter(
+				(c) => c.hidden === 0,
+			);
 			const parents = new Map(fks.map((fk) => [fk, parentValues(db, fk)]));
 			const plans = Array.from({ length: options.rows - have }, () => ({
 				table,

@@ -132,6 +132,7 @@ export function findWideTable(
 	db: Database.Database,
 	tables: readonly string[],
 ): string | undefined {
+	if (tables.length === 0) return undefined;
 	const count = db.prepare(COLUMN_COUNT).pluck();
 	return tables.find((t) => (count.get(t) as number) > D1_SQLITE_LIMITS.column);
 }

@@ -128,66 +128,72 @@ interface Scan {
 	unterminated: boolean;
 }
 
+// Module-level, not closures inside scanToken: it runs once per token of every file.
+const set = (out: Scan, kind: SqlTokenKind, end: number): SqlTokenKind => {
+	out.end = end;
+	return kind;
+};
+const quoted = (
+	out: Scan,
+	kind: SqlTokenKind,
+	q: { end: number; value: string; unterminated: boolean },
+): SqlTokenKind => {
+	out.value = q.value;
+	out.unterminated = q.unterminated;
+	return set(out, kind, q.end);
+};
+
 /** Reads the one token that starts at `i` (never whitespace) into `out`; returns its kind. */
 const scanToken = (sql: string, i: number, out: Scan): SqlTokenKind => {
 	const c = sql.charAt(i);
 	const next = sql.charAt(i + 1);
 	out.value = undefined;
 	out.unterminated = false;
-	const set = (kind: SqlTokenKind, end: number): SqlTokenKind => {
-		out.end = end;
-		return kind;
-	};
-	const quoted = (kind: SqlTokenKind, q: { end: number; value: string; unterminated: boolean }) => {
-		out.value = q.value;
-		out.unterminated = q.unterminated;
-		return set(kind, q.end);
-	};
 
 	if (c === "-" && next === "-") {
 		const newline = sql.indexOf("\n", i);
 		const end = newline === -1 ? sql.length : newline;
 		// Keep a CRLF file's `\r` out of the comment text.
-		return set("line-comment", sql.charAt(end - 1) === "\r" ? end - 1 : end);
+		return set(out, "line-comment", sql.charAt(end - 1) === "\r" ? end - 1 : end);
 	}
 	if (c === "/" && next === "*") {
 		const close = sql.indexOf("*/", i + 2);
 		if (close === -1) {
 			out.unterminated = true;
-			return set("block-comment", sql.length);
+			return set(out, "block-comment", sql.length);
 		}
-		return set("block-comment", close + 2);
+		return set(out, "block-comment", close + 2);
 	}
-	if (c === "'") return quoted("string", scanQuoted(sql, i, "'", true));
+	if (c === "'") return quoted(out, "string", scanQuoted(sql, i, "'", true));
 	if (c === '"' || c === "`" || c === "[") {
-		return quoted("quoted-identifier", scanQuoted(sql, i, c === "[" ? "]" : c, c !== "["));
+		return quoted(out, "quoted-identifier", scanQuoted(sql, i, c === "[" ? "]" : c, c !== "["));
 	}
 	if ((c === "x" || c === "X") && next === "'")
-		return quoted("blob", scanQuoted(sql, i + 1, "'", false));
-	if (isDigit(c) || (c === "." && isDigit(next))) return set("number", scanNumber(sql, i));
+		return quoted(out, "blob", scanQuoted(sql, i + 1, "'", false));
+	if (isDigit(c) || (c === "." && isDigit(next))) return set(out, "number", scanNumber(sql, i));
 	if (isIdentStart(c)) {
 		let end = i + 1;
 		while (end < sql.length && isIdentPart(sql.charAt(end))) end++;
 		const word = sql.slice(i, end);
-		return set(SQLITE_KEYWORDS.has(word.toUpperCase()) ? "keyword" : "identifier", end);
+		return set(out, SQLITE_KEYWORDS.has(word.toUpperCase()) ? "keyword" : "identifier", end);
 	}
 	if (c === "?") {
 		let end = i + 1;
 		while (isDigit(sql.charAt(end))) end++;
-		return set("parameter", end);
+		return set(out, "parameter", end);
 	}
 	if ((c === ":" || c === "@" || c === "$") && isIdentPart(next)) {
 		let end = i + 1;
 		while (end < sql.length && isIdentPart(sql.charAt(end))) end++;
-		return set("parameter", end);
+		return set(out, "parameter", end);
 	}
-	if (c === ";") return set("semicolon", i + 1);
-	if (THREE_CHAR_OPERATORS.has(sql.slice(i, i + 3))) return set("operator", i + 3);
-	if (TWO_CHAR_OPERATORS.has(sql.slice(i, i + 2))) return set("operator", i + 2);
-	if (ONE_CHAR_OPERATORS.has(c)) return set("operator", i + 1);
+	if (c === ";") return set(out, "semicolon", i + 1);
+	if (THREE_CHAR_OPERATORS.has(sql.slice(i, i + 3))) return set(out, "operator", i + 3);
+	if (TWO_CHAR_OPERATORS.has(sql.slice(i, i + 2))) return set(out, "operator", i + 2);
+	if (ONE_CHAR_OPERATORS.has(c)) return set(out, "operator", i + 1);
 	// Keep surrogate pairs whole so an odd character never splits into two tokens.
 	const width = (c.codePointAt(0) ?? 0) > 0xffff ? 2 : 1;
-	return set("unknown", i + width);
+	return set(out, "unknown", i + width);
 };
 
 /** Splits SQLite source into tokens, comments included and whitespace dropped. */
@@ -288,6 +294,8 @@ export function splitStatements(sql: string, tokens = tokenizeSql(sql)): SqlStat
 	let current: SqlToken[] = [];
 	let inBody = false;
 	let caseDepth = 0;
+	// Decided by the first three tokens, so asked only until the statement has them.
+	let trigger = false;
 
 	const finish = (terminator: SqlToken | undefined) => {
 		const first = current[0];
@@ -308,6 +316,7 @@ export function splitStatements(sql: string, tokens = tokenizeSql(sql)): SqlStat
 		current = [];
 		inBody = false;
 		caseDepth = 0;
+		trigger = false;
 	};
 
 	for (const token of tokens) {
@@ -317,7 +326,8 @@ export function splitStatements(sql: string, tokens = tokenizeSql(sql)): SqlStat
 			continue;
 		}
 		current.push(token);
-		if (!opensTrigger(current)) continue;
+		if (current.length <= 3) trigger = opensTrigger(current);
+		if (!trigger) continue;
 		if (isWord(token, "CASE")) caseDepth++;
 		else if (isWord(token, "BEGIN") && !inBody && caseDepth === 0) inBody = true;
 		else if (isWord(token, "END")) {

@@ -9,12 +9,8 @@ import {
 	acknowledgesReplay,
 	readCheckedCatalog,
 } from "../migrations/check.ts";
-import {
-	compareWithWrangler,
-	type ParityEngine,
-	type ParityResult,
-	runWranglerReplay,
-} from "../migrations/parity.ts";
+// Types only: parity (wrangler, child processes) loads when --parity asks for it.
+import type { ParityEngine, ParityResult } from "../migrations/parity.ts";
 import { type ReplayFailure, type ReplayResult, replayMigrations } from "../migrations/replay.ts";
 import {
 	diffSchema,
@@ -235,16 +231,14 @@ function runSnapshotCheck({
 		findings,
 	});
 	if (!replay.ok) return result("not-checked");
+	const head = catalog.migrations.at(-1)?.name ?? "(none)";
+	const rendered = renderSnapshot(replay.schema, [
+		`Schema of D1 binding "${database.binding}" after replaying ${database.migrationsPattern} (through ${head}).`,
+		"Written by `workers-pipeline migration-test --update-snapshot`; review changes, never edit by hand.",
+	]);
 	if (update) {
-		const head = catalog.migrations.at(-1)?.name ?? "(none)";
 		mkdirSync(path.dirname(snapshotFile), { recursive: true });
-		writeFileSync(
-			snapshotFile,
-			renderSnapshot(replay.schema, [
-				`Schema of D1 binding "${database.binding}" after replaying ${database.migrationsPattern} (through ${head}).`,
-				"Written by `workers-pipeline migration-test --update-snapshot`; review changes, never edit by hand.",
-			]),
-		);
+		writeFileSync(snapshotFile, rendered);
 		return result("updated");
 	}
 	if (!existsSync(snapshotFile)) {
@@ -260,7 +254,10 @@ function runSnapshotCheck({
 			},
 		]);
 	}
-	const differences = diffSchema(parseSnapshot(readFileSync(snapshotFile, "utf8")), replay.schema);
+	const committed = readFileSync(snapshotFile, "utf8");
+	// Byte for byte what --update-snapshot would write now: nothing to parse or compare.
+	if (committed === rendered) return result("matches");
+	const differences = diffSchema(parseSnapshot(committed), replay.schema);
 	if (differences.length === 0) return result("matches");
 	return result("drift", [
 		{
@@ -287,6 +284,7 @@ async function runParity(
 			? "parity: applying the same migrations with wrangler d1 migrations apply --local"
 			: "parity: applying the same migrations to workerd's D1 through wrangler's Miniflare, as wrangler d1 migrations apply --local does",
 	);
+	const { compareWithWrangler, runWranglerReplay } = await import("../migrations/parity.ts");
 	const wrangler = await runWranglerReplay({
 		root: args.project.root,
 		catalog,

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -69,6 +69,47 @@ describe("migrationTestStep (the data-carrying replay)", () => {
 		);
 		expect(result.findings).toEqual([]);
 		expect(result.ok).toBe(true);
+	});
+});
+
+describe("migrationTestStep (the snapshot check)", () => {
+	const FILES = {
+		"0001_users.sql": "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL);\n",
+		"0002_index.sql": "CREATE INDEX users_email ON users (email);\n",
+	};
+	const check = (dir: string) =>
+		migrationTestStep.run(
+			{ cwd: dir, env: {}, progress: () => {} },
+			{ project: loadProjectConfig({ cwd: dir }) },
+		);
+	const snapshotOf = (dir: string) => path.join(dir, "migrations.schema.sql");
+
+	// The byte-identical snapshot is a shortcut; any other text is still parsed and compared.
+	it.each([
+		["as --update-snapshot wrote it", (text: string) => text],
+		["with CRLF line endings", (text: string) => text.replace(/\n/g, "\r\n")],
+		["with another header", (text: string) => text.replace(/^-- Schema of[^\n]*/, "-- edited")],
+		[
+			"with the objects in another order",
+			(text: string) => text.split("\n\n").reverse().join("\n\n"),
+		],
+	])("matches a snapshot %s", async (_label, edit) => {
+		const dir = project(FILES);
+		await run(dir);
+		writeFileSync(snapshotOf(dir), edit(readFileSync(snapshotOf(dir), "utf8")));
+		const result = await check(dir);
+		expect(result.data?.snapshot.status).toBe("matches");
+		expect(result.ok).toBe(true);
+	});
+
+	it("reports drift when an object differs", async () => {
+		const dir = project(FILES);
+		await run(dir);
+		const text = readFileSync(snapshotOf(dir), "utf8");
+		writeFileSync(snapshotOf(dir), text.replace("email TEXT NOT NULL", "email TEXT"));
+		const result = await check(dir);
+		expect(result.data?.snapshot.status).toBe("drift");
+		expect(result.findings.map((f) => f.code)).toEqual(["SNAPSHOT_DRIFT"]);
 	});
 });
 
