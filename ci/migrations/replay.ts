@@ -2,7 +2,7 @@ import Database from "better-sqlite3";
 import { DEFAULT_MIGRATIONS_TABLE } from "../constants.ts";
 import type { Migration } from "./catalog.ts";
 import { D1_LIKE_PATTERN_MESSAGE, D1_SQLITE_LIMITS, findD1Refusal } from "./d1-rules.ts";
-import { fillTables } from "./fill.ts";
+import { fillTables, tablesNamedIn } from "./fill.ts";
 import { quoteIdentifier, sqlString } from "./literals.ts";
 import { makeSchema, SCHEMA_QUERY, type Schema, type SchemaRow } from "./schema.ts";
 import { splitStatements, tokenizeSql } from "./sql.ts";
@@ -53,6 +53,8 @@ export interface ReplayOptions {
 	onMigration?: (name: string, index: number, total: number) => void;
 	/** Data-carrying replay: after each migration, give every new or changed table this many rows. */
 	fillRows?: number;
+	/** Tables whose filled rows share no value (fill.ts `distinct`); default: duplicates outside unique keys. */
+	fillDistinct?: ReadonlySet<string> | "all";
 }
 
 /** wrangler's ledger DDL, so a replayed database has the same tables a real one has. */
@@ -230,6 +232,7 @@ export function replayMigrations(
 					exclude: [table],
 					state: filled,
 					mentioned: migration.sql,
+					distinct: options.fillDistinct,
 				});
 			}
 			applied.push({ name: migration.name, durationMs: performance.now() - t0 });
@@ -418,4 +421,57 @@ function locateFailure(
 	}
 	const lastLine = migration.sql.trimEnd().split("\n").length;
 	return { ...base, line: lastLine, statement: "(at commit)" };
+}
+
+export interface DataReplayResult {
+	/** The data-carrying replay whose verdict counts (rows made distinct where duplicates tripped). */
+	result: ReplayResult;
+	/** Failures that only rows sharing values outside every unique key cause (UNIQUE over existing data). */
+	duplicateFailures: ReplayFailure[];
+}
+
+// Each attempt makes the rows of the tables a failure named distinct; bounded, then all distinct.
+const DUPLICATE_ATTEMPTS = 6;
+const UNIQUE_FAILURE = /^SQLITE_CONSTRAINT_(?:UNIQUE|PRIMARYKEY)$/;
+const passed = (result: ReplayResult, migration: string) =>
+	result.applied.some((a) => a.name === migration);
+// Past the statement that failed: a later one of the same migration may still fail.
+const gotPast = (result: ReplayResult, failed: ReplayFailure) =>
+	passed(result, failed.migration) ||
+	(result.failure?.migration === failed.migration &&
+		(result.failure.line !== failed.line || result.failure.statement !== failed.statement));
+
+/**
+ * The data-carrying replay with duplicate values in the columns no unique key covers, as
+ * populated tables hold them. A failure that goes away once the rows of the tables its statement
+ * names are made distinct depends on the data production holds: it is reported apart, and the
+ * replay goes on with those rows distinct. Costs nothing while nothing fails.
+ */
+export function replayWithDuplicates(
+	migrations: readonly Migration[],
+	options: ReplayOptions & { fillRows: number },
+): DataReplayResult {
+	const distinct = new Set<string>();
+	const duplicateFailures: ReplayFailure[] = [];
+	let suspect: ReplayFailure | undefined;
+	for (let attempt = 0; ; attempt++) {
+		const result = replayMigrations(migrations, { ...options, fillDistinct: distinct });
+		if (suspect && gotPast(result, suspect)) duplicateFailures.push(suspect);
+		suspect = undefined;
+		const failure = result.failure;
+		// A repeated value breaks nothing but a unique key: other failures are the rows' own.
+		if (!UNIQUE_FAILURE.test(failure?.code ?? "") || failure === undefined) {
+			return { result, duplicateFailures };
+		}
+		const fresh = tablesNamedIn(failure.statement).filter((t) => !distinct.has(t));
+		if (fresh.length > 0 && attempt < DUPLICATE_ATTEMPTS) {
+			for (const table of fresh) distinct.add(table);
+			suspect = failure;
+			continue;
+		}
+		// Not the named tables: the replay with no duplicates at all is the data verdict.
+		const plain = replayMigrations(migrations, { ...options, fillDistinct: "all" });
+		if (passed(plain, failure.migration)) duplicateFailures.push(failure);
+		return { result: plain, duplicateFailures };
+	}
 }

@@ -46,6 +46,10 @@ export const FINDING_CODES = {
 	// replay, snapshot, parity
 	REPLAY_FAILED: f("error", "a migration fails on a fresh database"),
 	REPLAY_DATA_FAILED: f("error", "a migration fails once earlier tables hold rows"),
+	REPLAY_DATA_UNIQUE: f(
+		"warning",
+		"a migration fails once rows share values in non-unique columns",
+	),
 	REPLAY_DQS_STRING: f("warning", "a double-quoted name was taken as a string"),
 	REPLAY_DROP_CASCADE: f("either", "a DROP TABLE would fire ON DELETE actions of child tables"),
 	SNAPSHOT_MISSING: f("error", "no committed schema snapshot"),
