@@ -81,6 +81,7 @@ export const FINDING_CODES = {
 	LOCK_TAKEN_OVER: f("warning", "an expired lock of a dead run was taken over"),
 	LOCK_RELEASE_FAILED: f("warning", "the lock could not be released; it expires by itself"),
 	REHEARSAL_PARTIAL: f("warning", "the rehearsal copy stopped at its row/byte budget"),
+	REHEARSAL_NOT_COPIED: f("warning", "a virtual table the rehearsal copy holds without its rows"),
 	REHEARSAL_SLOW: f("warning", "a pending migration took over 20 s on the rehearsal copy"),
 	ROW_COUNT_GUARD: f("error", "a migration would delete rows of tables it does not name"),
 	REHEARSAL_FAILED: f("error", "a pending migration fails on a copy of the remote data"),
