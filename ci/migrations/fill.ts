@@ -113,6 +113,17 @@ export interface FillOptions {
 const UNIQUE_KEY_COLUMNS =
 	'SELECT ii.cid AS cid, ii.name AS name FROM pragma_index_list(?) il, pragma_index_info(il.name) ii WHERE il."unique" = 1';
 
+// Prepared once per connection: the fill runs after every migration that changes a table.
+const keyColumnQueries = new WeakMap<Database.Database, Database.Statement>();
+function keyColumnsQuery(db: Database.Database): Database.Statement {
+	let statement = keyColumnQueries.get(db);
+	if (statement === undefined) {
+		statement = db.prepare(UNIQUE_KEY_COLUMNS);
+		keyColumnQueries.set(db, statement);
+	}
+	return statement;
+}
+
 /** Names of the columns some unique key covers; undefined when that cannot be told (all count). */
 function uniqueKeyColumns(
 	statement: Database.Statement,
@@ -143,7 +154,7 @@ export function fillTables(db: Database.Database, options: FillOptions): number 
 			db.prepare(`PRAGMA foreign_key_list(${quote(t.name)})`).all() as ForeignKey[],
 		]),
 	);
-	const keyColumns = db.prepare(UNIQUE_KEY_COLUMNS);
+	const keyColumns = keyColumnsQuery(db);
 	let written = 0;
 	for (let pass = 0; pass < 3 && pending.size > 0; pass++) {
 		for (const [key, table] of pending) {

@@ -7,6 +7,7 @@ import {
 	D1_SQLITE_LIMITS,
 	D1_TRIGGER_DEPTH_MESSAGE,
 	type D1ProgramLookup,
+	type D1RowChange,
 	type D1SchemaForeignKey,
 	findD1Refusal,
 	parseRowChange,
@@ -517,6 +518,7 @@ interface CompileModel {
 const compileModels = new WeakMap<Database.Database, CompileModel>();
 
 interface CompileQueries {
+	version: Database.Statement;
 	actionTables: Database.Statement;
 	triggers: Database.Statement;
 	views: Database.Statement;
@@ -530,6 +532,7 @@ function queriesFor(db: Database.Database): CompileQueries {
 	let queries = compileQueries.get(db);
 	if (queries === undefined) {
 		queries = {
+			version: db.prepare("PRAGMA schema_version").pluck(),
 			actionTables: db.prepare(ACTION_TABLES),
 			triggers: db.prepare(schemaOfType("trigger")),
 			views: db.prepare(schemaOfType("view")),
@@ -584,7 +587,7 @@ const countMatches = (text: string, pattern: RegExp) => text.match(pattern)?.len
 
 /** The model of the current schema version; its parts are read when first asked for. */
 function compileModel(db: Database.Database): CompileModel {
-	const version = db.pragma("schema_version", { simple: true }) as number;
+	const version = queriesFor(db).version.get() as number;
 	const cached = compileModels.get(db);
 	if (cached?.version === version) return cached;
 	const model: CompileModel = { version };
@@ -602,15 +605,38 @@ function triggerPrograms(db: Database.Database): D1ProgramLookup | null {
 	}[];
 	const foreignKeys = readActionKeys(db);
 	const actions = new Set(foreignKeys.map((k) => `${k.child}\0${k.id}`)).size;
-	model.programs =
-		triggers.length + actions > D1_SQLITE_LIMITS.triggerDepth
-			? planTriggerPrograms({
-					triggers: triggers.map((t) => ({ name: t.name, table: t.tbl_name, sql: t.sql })),
-					foreignKeys,
-				})
-			: null;
+	if (triggers.length + actions <= D1_SQLITE_LIMITS.triggerDepth) {
+		model.programs = null;
+		return null;
+	}
+	// The same triggers and keys as last time (most migrations touch neither): the same lookup.
+	const last = lastPrograms.get(db);
+	if (
+		last !== undefined &&
+		last.triggers.length === triggers.length &&
+		last.foreignKeys.length === foreignKeys.length &&
+		last.foreignKeys.every((k, i) => k === foreignKeys[i]) &&
+		last.triggers.every((t, i) => t.name === triggers[i]?.name && t.sql === triggers[i]?.sql)
+	) {
+		model.programs = last.programs;
+		return last.programs;
+	}
+	model.programs = planTriggerPrograms({
+		triggers: triggers.map((t) => ({ name: t.name, table: t.tbl_name, sql: t.sql })),
+		foreignKeys,
+	});
+	lastPrograms.set(db, { triggers, foreignKeys, programs: model.programs });
 	return model.programs;
 }
+
+const lastPrograms = new WeakMap<
+	Database.Database,
+	{
+		triggers: { name: string; sql: string }[];
+		foreignKeys: D1SchemaForeignKey[];
+		programs: D1ProgramLookup;
+	}
+>();
 
 function wideViews(db: Database.Database): string[] {
 	const model = compileModel(db);
@@ -680,13 +706,20 @@ function needsCompileCheck(
 function writesDeep(db: Database.Database, sql: string): boolean {
 	const programs = triggerPrograms(db);
 	if (programs === null) return false;
-	return [...sql.matchAll(WRITTEN_TABLE)].some((m) =>
-		(["INSERT", "UPDATE", "DELETE"] as const).some(
-			(op) =>
-				triggerDepth(programs, { table: unquoteName(m[1] ?? ""), op }) >
-				D1_SQLITE_LIMITS.triggerDepth,
-		),
-	);
+	return [...sql.matchAll(WRITTEN_TABLE)].some((m) => {
+		const verb = (m[0].match(/^\w+/)?.[0] ?? "").toUpperCase();
+		const change: D1RowChange = {
+			table: unquoteName(m[1] ?? ""),
+			op:
+				verb === "INSERT" || verb === "REPLACE"
+					? "INSERT"
+					: verb === "UPDATE"
+						? "UPDATE"
+						: "DELETE",
+			withoutTriggers: verb === "DROP",
+		};
+		return triggerDepth(programs, change) > D1_SQLITE_LIMITS.triggerDepth;
+	});
 }
 
 // The table after INSERT/REPLACE INTO, UPDATE [OR x], DELETE FROM or DROP TABLE [IF EXISTS].
