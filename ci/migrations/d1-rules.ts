@@ -551,3 +551,260 @@ export const exceedsD1RequestLength = (sql: string): boolean =>
 
 /** SQLite's message for a LIKE/GLOB pattern over SQLITE_LIMIT_LIKE_PATTERN_LENGTH bytes. */
 export const D1_LIKE_PATTERN_MESSAGE = "LIKE or GLOB pattern too complex";
+
+// ---- Limits SQLite checks while compiling a statement against the current schema ----
+
+/** A trigger as sqlite_schema holds it. */
+export interface D1SchemaTrigger {
+	name: string;
+	table: string;
+	sql: string;
+}
+
+/** One column pair of a foreign key (PRAGMA foreign_key_list). */
+export interface D1SchemaForeignKey {
+	child: string;
+	id: number;
+	parent: string;
+	from: string;
+	/** Null when the key references the parent's primary key. */
+	to: string | null;
+	onDelete: string;
+	onUpdate: string;
+}
+
+/** The schema facts the trigger depth depends on; triggers newest first, as SQLite lists them. */
+export interface D1TriggerSchema {
+	triggers: readonly D1SchemaTrigger[];
+	foreignKeys: readonly D1SchemaForeignKey[];
+}
+
+/** A row change a statement compiles: a table, the operation and, for UPDATE, the columns set. */
+export interface D1RowChange {
+	table: string;
+	op: "INSERT" | "UPDATE" | "DELETE";
+	/** Columns an UPDATE sets (lower case); undefined when unknown (every trigger counts). */
+	columns?: readonly string[];
+	/** DROP TABLE: the implicit DELETE of sqlite3FkDropTable() runs with the table's triggers off. */
+	withoutTriggers?: boolean;
+}
+
+const DML_WORDS = ["INSERT", "REPLACE", "UPDATE", "DELETE"];
+
+/** Columns after SET: a name (or a parenthesised list of names) before `=`, at the top level. */
+function updatedColumns(tokens: readonly SqlToken[], set: number): string[] {
+	const columns: string[] = [];
+	let depth = 0;
+	let group: string[] = [];
+	for (let n = set + 1; n < tokens.length; n++) {
+		const token = tokens[n] as SqlToken;
+		if (token.text === "(") {
+			depth++;
+			if (depth === 1) group = [];
+		} else if (token.text === ")") {
+			depth--;
+			if (depth === 0 && tokens[n + 1]?.text === "=") columns.push(...group);
+		} else if (depth === 0 && isWord(token, "FROM", "WHERE", "RETURNING", "ORDER", "LIMIT")) break;
+		else if (depth === 1) {
+			const name = identifierName(token);
+			if (name !== undefined && token.text !== ",") group.push(name.toLowerCase());
+		} else if (depth === 0 && tokens[n + 1]?.text === "=") {
+			const name = identifierName(token);
+			if (name !== undefined) columns.push(name.toLowerCase());
+		}
+	}
+	return columns;
+}
+
+/**
+ * The row change a DML statement (a migration's, or one step of a trigger body) compiles; DROP
+ * TABLE too, whose implicit DELETE fires the children's ON DELETE actions. Undefined otherwise.
+ */
+export function parseRowChange(tokens: readonly SqlToken[]): D1RowChange | undefined {
+	let n = 0;
+	if (isWord(tokens[0], "WITH")) {
+		let depth = 0;
+		for (n = 1; n < tokens.length; n++) {
+			const text = tokens[n]?.text;
+			if (text === "(") depth++;
+			else if (text === ")") depth--;
+			else if (depth === 0 && isWord(tokens[n], ...DML_WORDS, "SELECT")) break;
+		}
+	}
+	const verb = tokens[n]?.text.toUpperCase();
+	const nameAt = (at: number) => {
+		const target = qualifiedName(tokens, at);
+		return { table: identifierName(target.name)?.toLowerCase(), next: target.next };
+	};
+	if (verb === "DROP" && isWord(tokens[n + 1], "TABLE")) {
+		const { table } = nameAt(skipIfExists(tokens, n + 2));
+		return table ? { table, op: "DELETE", withoutTriggers: true } : undefined;
+	}
+	if (!isWord(tokens[n], ...DML_WORDS)) return undefined;
+	let at = n + 1;
+	if (isWord(tokens[at], "OR")) at += 2;
+	if (verb === "INSERT" || verb === "REPLACE") {
+		if (isWord(tokens[at], "INTO")) at++;
+		const { table } = nameAt(at);
+		return table ? { table, op: "INSERT" } : undefined;
+	}
+	if (verb === "DELETE") {
+		const { table } = nameAt(isWord(tokens[at], "FROM") ? at + 1 : at);
+		return table ? { table, op: "DELETE" } : undefined;
+	}
+	const { table, next } = nameAt(at);
+	let set = next;
+	while (set < tokens.length && !isWord(tokens[set], "SET")) set++;
+	if (!table) return undefined;
+	return {
+		table,
+		op: "UPDATE",
+		columns: set < tokens.length ? updatedColumns(tokens, set) : undefined,
+	};
+}
+
+interface TriggerProgram {
+	name: string;
+	table: string;
+	op: D1RowChange["op"];
+	/** UPDATE OF columns (lower case); undefined: any UPDATE. */
+	of: readonly string[] | undefined;
+	steps: D1RowChange[];
+}
+
+// Parsed once per trigger text: the schema is read again after every migration that changes it.
+const parsedTriggers = new Map<string, TriggerProgram | undefined>();
+
+const cachedTriggerProgram = (trigger: D1SchemaTrigger): TriggerProgram | undefined => {
+	const key = `${trigger.name}\0${trigger.table}\0${trigger.sql}`;
+	if (!parsedTriggers.has(key)) {
+		if (parsedTriggers.size > 10_000) parsedTriggers.clear();
+		parsedTriggers.set(key, parseTriggerProgram(trigger));
+	}
+	return parsedTriggers.get(key);
+};
+
+/** A trigger's event and the row changes of its body, read from its CREATE TRIGGER text. */
+export function parseTriggerProgram(trigger: D1SchemaTrigger): TriggerProgram | undefined {
+	const [statement] = splitStatements(trigger.sql);
+	const tokens = statement?.tokens ?? [];
+	const begin = tokens.findIndex((t) => isWord(t, "BEGIN"));
+	const event = tokens.findIndex((t, n) => n < begin && isWord(t, "INSERT", "UPDATE", "DELETE"));
+	if (begin < 0 || event < 0) return undefined;
+	const op = (tokens[event] as SqlToken).text.toUpperCase() as D1RowChange["op"];
+	let of: string[] | undefined;
+	if (op === "UPDATE" && isWord(tokens[event + 1], "OF")) {
+		of = [];
+		for (let n = event + 2; n < begin && !isWord(tokens[n], "ON"); n++) {
+			const name = identifierName(tokens[n]);
+			if (name !== undefined && tokens[n]?.text !== ",") of.push(name.toLowerCase());
+		}
+	}
+	// The body: the steps between BEGIN and the final END, each ended by `;`.
+	const steps: D1RowChange[] = [];
+	let step: SqlToken[] = [];
+	for (const token of tokens.slice(begin + 1, -1)) {
+		if (token.kind !== "semicolon") {
+			step.push(token);
+			continue;
+		}
+		const change = parseRowChange(step);
+		if (change && !change.withoutTriggers) steps.push(change);
+		step = [];
+	}
+	return { name: trigger.name, table: trigger.table.toLowerCase(), op, of, steps };
+}
+
+/** A trigger program's body, or an FK action compiled as one (sqlite3FkActions, fkey.c). */
+interface Program {
+	key: string;
+	steps: readonly D1RowChange[];
+}
+
+/** The programs SQLite compiles for one row change, in its order: triggers, then FK actions. */
+export type D1ProgramLookup = (change: D1RowChange) => Program[];
+
+const ACTIONS = ["CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT"];
+
+/** Builds the lookup from the schema, once per schema version. */
+export function planTriggerPrograms(schema: D1TriggerSchema): D1ProgramLookup {
+	// Indexed by table: the lookup runs once per node of every nesting walk.
+	const triggers = new Map<string, TriggerProgram[]>();
+	for (const t of schema.triggers.map(cachedTriggerProgram)) {
+		if (t) triggers.get(t.table)?.push(t) ?? triggers.set(t.table, [t]);
+	}
+	const keys = new Map<string, D1SchemaForeignKey[]>();
+	for (const fk of schema.foreignKeys) {
+		const id = `${fk.child.toLowerCase()}\0${fk.id}`;
+		keys.get(id)?.push(fk) ?? keys.set(id, [fk]);
+	}
+	const byParent = new Map<string, D1SchemaForeignKey[][]>();
+	for (const group of keys.values()) {
+		const parent = (group[0] as D1SchemaForeignKey).parent.toLowerCase();
+		byParent.get(parent)?.push(group) ?? byParent.set(parent, [group]);
+	}
+	return (change) => {
+		const table = change.table.toLowerCase();
+		const programs: Program[] = [];
+		if (!change.withoutTriggers) {
+			for (const t of triggers.get(table) ?? []) {
+				if (t.op !== change.op) continue;
+				const of = t.of;
+				const cols = change.columns;
+				if (of && cols && !of.some((c) => cols.includes(c))) continue;
+				programs.push({ key: `trigger ${t.name}`, steps: t.steps });
+			}
+		}
+		if (change.op === "INSERT") return programs;
+		for (const group of byParent.get(table) ?? []) {
+			const first = group[0] as D1SchemaForeignKey;
+			const action = (change.op === "DELETE" ? first.onDelete : first.onUpdate).toUpperCase();
+			if (!ACTIONS.includes(action)) continue;
+			// fkParentIsModified(): an UPDATE that sets none of the parent key's columns has no action.
+			const cols = change.columns;
+			if (
+				change.op === "UPDATE" &&
+				cols &&
+				!group.some((k) => k.to === null || cols.includes(k.to.toLowerCase()))
+			)
+				continue;
+			const child = first.child.toLowerCase();
+			const columns = group.map((k) => k.from.toLowerCase());
+			const steps: D1RowChange[] =
+				action === "RESTRICT"
+					? []
+					: change.op === "DELETE" && action === "CASCADE"
+						? [{ table: child, op: "DELETE" }]
+						: [{ table: child, op: "UPDATE", columns }];
+			programs.push({ key: `fk ${child} ${first.id} ${change.op}`, steps });
+		}
+		return programs;
+	};
+}
+
+/**
+ * SQLITE_LIMIT_TRIGGER_DEPTH as SQLite 3.54 applies it while compiling (trigger.c
+ * codeRowTrigger(): "triggers nested too deep" once a trigger program would be compiled 10
+ * levels down), so it refuses the statement even on empty tables; each program is compiled once
+ * per statement (getRowTrigger() reuses it), FK actions count as programs (fkey.c
+ * fkActionTrigger()). The deepest nesting one row change compiles.
+ */
+export function triggerDepth(programsFor: D1ProgramLookup, change: D1RowChange): number {
+	const compiled = new Set<string>();
+	const visit = (c: D1RowChange, depth: number): number => {
+		let deepest = depth;
+		for (const program of programsFor(c)) {
+			if (compiled.has(program.key)) continue;
+			compiled.add(program.key);
+			// Past the limit nothing deeper matters; stop so a wide schema stays cheap.
+			if (depth + 1 > D1_SQLITE_LIMITS.triggerDepth) return depth + 1;
+			for (const step of program.steps) deepest = Math.max(deepest, visit(step, depth + 1));
+			deepest = Math.max(deepest, depth + 1);
+		}
+		return deepest;
+	};
+	return visit(change, 0);
+}
+
+export const D1_TRIGGER_DEPTH_MESSAGE = "triggers nested too deep";
+export const D1_RESULT_COLUMNS_MESSAGE = "too many columns in result set";

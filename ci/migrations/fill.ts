@@ -12,6 +12,7 @@ interface ColumnInfo {
 }
 
 interface ForeignKey {
+	id: number;
 	table: string;
 	from: string;
 	to: string | null;
@@ -26,9 +27,15 @@ const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 const TABLE_BY_NAME =
 	"SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name = ? COLLATE NOCASE AND upper(substr(sql, 1, 14)) <> 'CREATE VIRTUAL'";
+const NAME_AFTER = (words: string) =>
+	new RegExp(
+		`\\b(?:${words})\\s+(?:if\\s+(?:not\\s+)?exists\\s+)?(?:[\\w$]+\\s*\\.\\s*)?("(?:[^"]|"")+"|\`[^\`]+\`|\\[[^\\]]+\\]|[\\w$]+)`,
+		"gi",
+	);
 // Names after TABLE (CREATE/ALTER TABLE) and RENAME TO: the tables a migration creates or changes.
-const NAMED_TABLE =
-	/\b(?:table|to)\s+(?:if\s+(?:not\s+)?exists\s+)?(?:[\w$]+\s*\.\s*)?("(?:[^"]|"")+"|`[^`]+`|\[[^\]]+\]|[\w$]+)/gi;
+const NAMED_TABLE = NAME_AFTER("table|to");
+// Names a statement reads or writes (CREATE INDEX ... ON t, INSERT INTO t SELECT ... FROM u).
+const USED_TABLE = NAME_AFTER("table|to|on|from|into|join|update");
 
 // The fill asks the same few questions after every migration: prepare each once per database
 // (pragma_* table-valued functions take the table as a parameter, so one statement serves all).
@@ -45,6 +52,11 @@ const COLUMNS = "SELECT * FROM pragma_table_xinfo(?)";
 
 const unquote = (name: string) =>
 	/^["`[]/.test(name) ? name.slice(1, -1).replace(/""/g, '"') : name;
+
+/** The tables (lower case) a failing statement names: those whose rows it met. */
+export const tablesNamedIn = (sql: string): string[] => [
+	...new Set([...sql.matchAll(USED_TABLE)].map((m) => unquote(m[1] ?? "").toLowerCase())),
+];
 
 /**
  * The tables a migration can have created or changed, found from the names its text gives after
@@ -102,6 +114,42 @@ export interface FillOptions {
 	mentioned: string;
 	/** Carried from call to call: `name\0sql` of tables already filled, and the next distinct value. */
 	state: { seen: Set<string>; seq: number };
+	/**
+	 * Tables (lower case) whose rows differ in every column; "all": no duplicates anywhere. Elsewhere
+	 * the second row repeats the first one's values in each column no unique key covers, as real
+	 * tables hold duplicates there, so a UNIQUE index added later meets them.
+	 */
+	distinct?: ReadonlySet<string> | "all";
+}
+
+// Every column of a PRIMARY KEY, UNIQUE constraint or unique index (partial ones included); an
+// index on an expression (cid -2) makes every column count, as the fill cannot tell which it covers.
+const UNIQUE_KEY_COLUMNS =
+	'SELECT ii.cid AS cid, ii.name AS name FROM pragma_index_list(?) il, pragma_index_info(il.name) ii WHERE il."unique" = 1';
+
+// Prepared once per connection: the fill runs after every migration that changes a table.
+const keyColumnQueries = new WeakMap<Database.Database, Database.Statement>();
+function keyColumnsQuery(db: Database.Database): Database.Statement {
+	let statement = keyColumnQueries.get(db);
+	if (statement === undefined) {
+		statement = db.prepare(UNIQUE_KEY_COLUMNS);
+		keyColumnQueries.set(db, statement);
+	}
+	return statement;
+}
+
+/** Names of the columns some unique key covers; undefined when that cannot be told (all count). */
+function uniqueKeyColumns(
+	statement: Database.Statement,
+	table: string,
+	columns: readonly ColumnInfo[],
+): ReadonlySet<string> | undefined {
+	const keyed = new Set(columns.filter((c) => c.pk > 0).map((c) => c.name));
+	for (const row of statement.all(table) as { cid: number; name: string | null }[]) {
+		if (row.cid < 0 || row.name === null) return undefined;
+		keyed.add(row.name);
+	}
+	return keyed;
 }
 
 /** Rows the fill could not write are skipped: a CHECK it cannot satisfy, a parent with no rows. */
@@ -120,6 +168,7 @@ export function fillTables(db: Database.Database, options: FillOptions): number 
 			prepared(db, FOREIGN_KEYS).all(t.name) as ForeignKey[],
 		]),
 	);
+	const keyColumns = keyColumnsQuery(db);
 	let written = 0;
 	for (let pass = 0; pass < 3 && pending.size > 0; pass++) {
 		for (const [key, table] of pending) {
@@ -139,12 +188,19 @@ export function fillTables(db: Database.Database, options: FillOptions): number 
 				(c) => c.hidden === 0,
 			);
 			const parents = new Map(fks.map((fk) => [fk, parentValues(db, fk)]));
-			const plans = Array.from({ length: options.rows - have }, () => ({
+			const distinct = options.distinct === "all" || options.distinct?.has(key) === true;
+			const keyed = uniqueKeyColumns(keyColumns, table.name, columns);
+			const duplicate = !distinct && keyed !== undefined;
+			const first = state.seq;
+			const plans = Array.from({ length: options.rows - have }, (_, n) => ({
 				table,
 				columns,
 				fks,
 				parents,
+				keyed,
 				seq: state.seq++,
+				// The second row shares the first one's values outside the unique keys.
+				shared: duplicate && n === 1 ? first : first + n,
 			}));
 			written += insertRows(db, plans);
 		}
@@ -172,28 +228,37 @@ interface RowPlan {
 	columns: readonly ColumnInfo[];
 	fks: readonly ForeignKey[];
 	parents: ReadonlyMap<ForeignKey, readonly string[]>;
+	/** Columns a unique key covers; undefined when that cannot be told (then all do). */
+	keyed: ReadonlySet<string> | undefined;
+	/** Distinct for each row. */
 	seq: number;
+	/** For the columns outside every unique key: another row's `seq` when this row duplicates it. */
+	shared: number;
 }
 
 /** One row's column list and SQL literals; undefined when a NOT NULL key has no parent row. */
 function rowFor(plan: RowPlan): { names: string[]; values: string[] } | undefined {
-	const { table, columns, fks, seq } = plan;
+	const { table, columns, fks, keyed } = plan;
 	const integerKey = columns.filter((c) => c.pk > 0).length === 1;
+	const isKey = (name: string) => keyed === undefined || keyed.has(name);
 	const names: string[] = [];
 	const values: string[] = [];
 	for (const column of columns) {
 		const fk = fks.find((f) => f.from === column.name);
 		let value: string | undefined;
 		if (fk) {
+			// Every column of a composite foreign key points at the same parent row.
+			const own = fks.filter((f) => f.id === fk.id).some((f) => isKey(f.from));
 			const keys = plan.parents.get(fk) ?? [];
-			value = keys[seq % Math.max(keys.length, 1)];
+			value = keys[(own ? plan.seq : plan.shared) % Math.max(keys.length, 1)];
 			if (value === undefined && column.notnull) return undefined;
 		} else if (column.pk > 0 && integerKey && /INT/i.test(column.type)) {
 			// Far from the small ids a later migration's seed rows use, so they never collide.
-			value = String(FILL_ID_BASE + seq);
-		} else if (column.dflt_value !== null && !column.pk && !/\bUNIQUE\b/i.test(table.sql)) {
+			value = String(FILL_ID_BASE + plan.seq);
+		} else if (column.dflt_value !== null && !column.pk && !isKey(column.name)) {
 			continue;
 		} else {
+			const seq = isKey(column.name) ? plan.seq : plan.shared;
 			value = allowedLiteral(table.sql, column.name) ?? valueFor(column, seq);
 		}
 		names.push(quote(column.name));

@@ -28,6 +28,10 @@ export interface CopyReport {
 	requests: number;
 	/** False when the budget cut a table short: the rehearsal then ran on part of the data. */
 	complete: boolean;
+	/** Virtual tables recreated empty because their content cannot be read back, with why. */
+	notCopied: { name: string; reason: string }[];
+	/** AUTOINCREMENT counters (sqlite_sequence) copied, so new rows get the ids D1 would give. */
+	sequences: number;
 }
 
 // Shadow tables SQLite creates for a virtual table: recreated by its CREATE VIRTUAL TABLE, never
@@ -35,24 +39,38 @@ export interface CopyReport {
 const SHADOW_SUFFIXES = ["data", "idx", "content", "docsize", "config", "node", "parent", "rowid"];
 
 const isVirtual = (row: SchemaRow) => /^\s*CREATE\s+VIRTUAL\s+TABLE/i.test(row.sql ?? "");
+const moduleOf = (row: SchemaRow) =>
+	/\bUSING\s+["`[]?(\w+)/i.exec(row.sql ?? "")?.[1]?.toLowerCase();
+// sqlite.org/fts5.html#contentless_tables: content='' keeps only the index, never the text.
+const isContentless = (row: SchemaRow) =>
+	moduleOf(row) === "fts5" && /[(,]\s*content\s*=\s*(?:''|""|``|\[\])\s*[,)]/i.test(row.sql ?? "");
+
+const CONTENTLESS =
+	"a contentless FTS5 table (content=''): D1 keeps only its index, whose text cannot be read back, so the copy's index is empty and a pending migration that reads it (MATCH, a trigger, 'rebuild') sees no rows";
 
 /** Which tables hold data to copy, and which are shadows of a virtual table. */
 export function planCopy(rows: readonly SchemaRow[]): {
 	tables: SchemaRow[];
 	virtual: SchemaRow[];
 	shadows: Set<string>;
+	/** Virtual tables recreated but not refilled: derived ones (fts5vocab), and unreadable ones with why. */
+	recreateOnly: { row: SchemaRow; reason: string | undefined }[];
 } {
-	const virtual = rows.filter((r) => r.type === "table" && isVirtual(r));
+	const all = rows.filter((r) => r.type === "table" && isVirtual(r));
+	// sqlite.org/fts5.html#the_fts5vocab_virtual_table_module: read-only, derived from its FTS5 table.
+	const skip = (r: SchemaRow) => moduleOf(r) === "fts5vocab" || isContentless(r);
+	const virtual = all.filter((r) => !skip(r));
+	const recreateOnly = all
+		.filter(skip)
+		.map((row) => ({ row, reason: isContentless(row) ? CONTENTLESS : undefined }));
 	const shadows = new Set(
 		rows
 			.filter((r) => r.type === "table")
 			.map((r) => r.name)
-			.filter((name) =>
-				virtual.some((v) => SHADOW_SUFFIXES.some((s) => name === `${v.name}_${s}`)),
-			),
+			.filter((name) => all.some((v) => SHADOW_SUFFIXES.some((s) => name === `${v.name}_${s}`))),
 	);
 	const tables = rows.filter((r) => r.type === "table" && !isVirtual(r) && !shadows.has(r.name));
-	return { tables, virtual, shadows };
+	return { tables, virtual, shadows, recreateOnly };
 }
 
 // D1 answers BLOBs as arrays of byte values (loopback d1-database.ts toJsonValue, D1's JSON).
@@ -72,9 +90,17 @@ export async function readCopy(
 ): Promise<{ copy: Database.Database; report: CopyReport }> {
 	const [schemaResult] = await db.query(`${SCHEMA_QUERY};`);
 	const rows = (schemaResult?.results ?? []) as unknown as SchemaRow[];
-	const { tables, virtual, shadows } = planCopy(rows);
+	const { tables, virtual, shadows, recreateOnly } = planCopy(rows);
 	const copy = new Database(":memory:");
-	const report: CopyReport = { tables: [], rows: 0, bytes: 0, requests: 1, complete: true };
+	const report: CopyReport = {
+		tables: [],
+		rows: 0,
+		bytes: 0,
+		requests: 1,
+		complete: true,
+		notCopied: [],
+		sequences: 0,
+	};
 	// Tables first, without foreign keys: rows arrive table by table, in any order.
 	for (const t of [...tables, ...virtual]) copy.exec(`${t.sql};`);
 	for (const t of [...tables, ...virtual]) {
@@ -83,6 +109,12 @@ export async function readCopy(
 		report.tables.push(copied);
 		progress?.(`rehearsal: copied ${copied.rows} row(s) of ${t.name}`);
 	}
+	// After their base tables: an fts5vocab table reads its FTS5 table's index.
+	for (const { row, reason } of recreateOnly) {
+		copy.exec(`${row.sql};`);
+		if (reason) report.notCopied.push({ name: row.name, reason });
+	}
+	if (tables.some((t) => AUTOINCREMENT.test(t.sql ?? ""))) await copySequences(db, copy, report);
 	// Indexes, views and triggers after the data, so no trigger fires during the copy.
 	for (const r of rows) {
 		if (r.type === "table" || shadows.has(r.tbl_name) || !r.sql) continue;
@@ -90,6 +122,40 @@ export async function readCopy(
 	}
 	copy.pragma("foreign_keys = ON");
 	return { copy, report };
+}
+
+const AUTOINCREMENT = /\bAUTOINCREMENT\b/i;
+
+/**
+ * sqlite_sequence holds each AUTOINCREMENT table's highest id ever used, often above the largest
+ * one left (deleted rows): without it the copy would hand out ids D1 never will
+ * (sqlite.org/autoinc.html). D1 lets it be read (checked on workerd through Miniflare).
+ */
+async function copySequences(
+	db: SqlExecutor,
+	copy: Database.Database,
+	report: CopyReport,
+): Promise<void> {
+	const [result] = await db.query("SELECT name, seq FROM sqlite_sequence;");
+	report.requests++;
+	const sequences = (result?.results ?? []) as { name: string; seq: number }[];
+	const update = copy.prepare("UPDATE sqlite_sequence SET seq = ? WHERE name = ?");
+	const insert = copy.prepare("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)");
+	copy.transaction(() => {
+		for (const { name, seq } of sequences) {
+			if (update.run(seq, name).changes === 0) insert.run(name, seq);
+		}
+	})();
+	report.sequences = sequences.length;
+}
+
+/** The rehearsal's warnings about tables the copy holds without their data. */
+export function formatNotCopied(report: Pick<CopyReport, "notCopied">): Finding[] {
+	return report.notCopied.map((t) => ({
+		code: "REHEARSAL_NOT_COPIED",
+		severity: "warning",
+		message: `the rehearsal copy has ${t.name} without its rows: ${t.reason}. The rehearsal's verdict on migrations that touch ${t.name} does not count for the data; test them against a database where it is filled.`,
+	}));
 }
 
 async function copyTable(

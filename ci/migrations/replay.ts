@@ -1,11 +1,23 @@
 import Database from "better-sqlite3";
 import { DEFAULT_MIGRATIONS_TABLE } from "../constants.ts";
 import type { Migration } from "./catalog.ts";
-import { D1_LIKE_PATTERN_MESSAGE, D1_SQLITE_LIMITS, findD1Refusal } from "./d1-rules.ts";
-import { fillTables } from "./fill.ts";
+import {
+	D1_LIKE_PATTERN_MESSAGE,
+	D1_RESULT_COLUMNS_MESSAGE,
+	D1_SQLITE_LIMITS,
+	D1_TRIGGER_DEPTH_MESSAGE,
+	type D1ProgramLookup,
+	type D1RowChange,
+	type D1SchemaForeignKey,
+	findD1Refusal,
+	parseRowChange,
+	planTriggerPrograms,
+	triggerDepth,
+} from "./d1-rules.ts";
+import { fillTables, tablesNamedIn } from "./fill.ts";
 import { quoteIdentifier, sqlString } from "./literals.ts";
 import { makeSchema, SCHEMA_QUERY, type Schema, type SchemaRow } from "./schema.ts";
-import { splitStatements, tokenizeSql } from "./sql.ts";
+import { isWord, type SqlStatement, type SqlToken, splitStatements, tokenizeSql } from "./sql.ts";
 
 export interface ReplayFailure {
 	migration: string;
@@ -53,6 +65,8 @@ export interface ReplayOptions {
 	onMigration?: (name: string, index: number, total: number) => void;
 	/** Data-carrying replay: after each migration, give every new or changed table this many rows. */
 	fillRows?: number;
+	/** Tables whose filled rows share no value (fill.ts `distinct`); default: duplicates outside unique keys. */
+	fillDistinct?: ReadonlySet<string> | "all";
 }
 
 /** wrangler's ledger DDL, so a replayed database has the same tables a real one has. */
@@ -179,6 +193,7 @@ export function replayMigrations(
 	const dropCascades: DropCascade[] = [];
 	let failure: ReplayFailure | undefined;
 	const filled = { seen: new Set<string>(), seq: 1 };
+	const gate: CompileGate = options.database ? readCompileGate(db) : { programs: 0, views: false };
 	try {
 		db.exec(ledgerTableSql(table));
 		for (const [index, migration] of migrations.entries()) {
@@ -203,6 +218,15 @@ export function replayMigrations(
 			}
 			if (DROP_TABLE.test(migration.sql))
 				dropCascades.push(...findDropCascades(db, migration, query));
+			const compileCheck = needsCompileCheck(db, migration.sql, gate);
+			const compileRefused =
+				compileCheck && compileCheck !== "after"
+					? findCompileRefusal(db, migration, query, { mode: compileCheck, views: gate.views })
+					: undefined;
+			if (compileRefused) {
+				failure = compileRefused;
+				break;
+			}
 			try {
 				db.exec("BEGIN");
 				db.exec(query);
@@ -211,6 +235,13 @@ export function replayMigrations(
 					db.exec("ROLLBACK");
 					failure = wideTableFailure(migration, wide);
 					break;
+				}
+				if (compileCheck === "after" && writesDeep(db, migration.sql)) {
+					db.exec("ROLLBACK");
+					failure = findCompileRefusal(db, migration, query, { mode: "pass", views: gate.views });
+					if (failure) break;
+					db.exec("BEGIN");
+					db.exec(query);
 				}
 				db.exec("COMMIT");
 			} catch (error) {
@@ -231,6 +262,7 @@ export function replayMigrations(
 					exclude: [table],
 					state: filled,
 					mentioned: migration.sql,
+					distinct: options.fillDistinct,
 				});
 			}
 			applied.push({ name: migration.name, durationMs: performance.now() - t0 });
@@ -419,4 +451,405 @@ function locateFailure(
 	}
 	const lastLine = migration.sql.trimEnd().split("\n").length;
 	return { ...base, line: lastLine, statement: "(at commit)" };
+}
+
+export interface DataReplayResult {
+	/** The data-carrying replay whose verdict counts (rows made distinct where duplicates tripped). */
+	result: ReplayResult;
+	/** Failures that only rows sharing values outside every unique key cause (UNIQUE over existing data). */
+	duplicateFailures: ReplayFailure[];
+}
+
+// Each attempt makes the rows of the tables a failure named distinct; bounded, then all distinct.
+const DUPLICATE_ATTEMPTS = 6;
+const UNIQUE_FAILURE = /^SQLITE_CONSTRAINT_(?:UNIQUE|PRIMARYKEY)$/;
+const passed = (result: ReplayResult, migration: string) =>
+	result.applied.some((a) => a.name === migration);
+// Past the statement that failed: a later one of the same migration may still fail.
+const gotPast = (result: ReplayResult, failed: ReplayFailure) =>
+	passed(result, failed.migration) ||
+	(result.failure?.migration === failed.migration &&
+		(result.failure.line !== failed.line || result.failure.statement !== failed.statement));
+
+/**
+ * The data-carrying replay with duplicate values in the columns no unique key covers, as
+ * populated tables hold them. A failure that goes away once the rows of the tables its statement
+ * names are made distinct depends on the data production holds: it is reported apart, and the
+ * replay goes on with those rows distinct. Costs nothing while nothing fails.
+ */
+export function replayWithDuplicates(
+	migrations: readonly Migration[],
+	options: ReplayOptions & { fillRows: number },
+): DataReplayResult {
+	const distinct = new Set<string>();
+	const duplicateFailures: ReplayFailure[] = [];
+	let suspect: ReplayFailure | undefined;
+	for (let attempt = 0; ; attempt++) {
+		const result = replayMigrations(migrations, { ...options, fillDistinct: distinct });
+		if (suspect && gotPast(result, suspect)) duplicateFailures.push(suspect);
+		suspect = undefined;
+		const failure = result.failure;
+		// A repeated value breaks nothing but a unique key: other failures are the rows' own.
+		if (!UNIQUE_FAILURE.test(failure?.code ?? "") || failure === undefined) {
+			return { result, duplicateFailures };
+		}
+		const fresh = tablesNamedIn(failure.statement).filter((t) => !distinct.has(t));
+		if (fresh.length > 0 && attempt < DUPLICATE_ATTEMPTS) {
+			for (const table of fresh) distinct.add(table);
+			suspect = failure;
+			continue;
+		}
+		// Not the named tables: the replay with no duplicates at all is the data verdict.
+		const plain = replayMigrations(migrations, { ...options, fillDistinct: "all" });
+		if (passed(plain, failure.migration)) duplicateFailures.push(failure);
+		return { result: plain, duplicateFailures };
+	}
+}
+
+// ---- SQLite limits checked while a statement compiles (workerd util/sqlite.c++ setupSecurity()) ----
+
+interface CompileModel {
+	version: number;
+	/** Null while the schema holds no more trigger programs than the depth limit: none nests past it. */
+	programs?: D1ProgramLookup | null;
+	/** Views of more than 100 columns: SQLite expands them on every use and refuses that. */
+	wideViews?: string[];
+}
+
+const compileModels = new WeakMap<Database.Database, CompileModel>();
+
+interface CompileQueries {
+	version: Database.Statement;
+	actionTables: Database.Statement;
+	triggers: Database.Statement;
+	views: Database.Statement;
+	foreignKeys: Database.Statement;
+	width: Database.Statement;
+}
+
+// Prepared once per connection: the model is read again after many migrations.
+const compileQueries = new WeakMap<Database.Database, CompileQueries>();
+function queriesFor(db: Database.Database): CompileQueries {
+	let queries = compileQueries.get(db);
+	if (queries === undefined) {
+		queries = {
+			version: db.prepare("PRAGMA schema_version").pluck(),
+			actionTables: db.prepare(ACTION_TABLES),
+			triggers: db.prepare(schemaOfType("trigger")),
+			views: db.prepare(schemaOfType("view")),
+			foreignKeys: db.prepare(FOREIGN_KEYS),
+			width: db.prepare("SELECT count(*) FROM pragma_table_xinfo(?)").pluck(),
+		};
+		compileQueries.set(db, queries);
+	}
+	return queries;
+}
+// A `*` in a result list: after SELECT [DISTINCT|ALL], after a comma, or `table.*`.
+const RESULT_STAR = /(?:\bselect\s+(?:distinct\s+|all\s+)?|,\s*|\.\s*)\*/i;
+const MAKES_PROGRAMS =
+	/\bcreate\s+trigger\b|\bon\s+(?:delete|update)\s+(?:cascade|set\s+(?:null|default)|restrict)\b/gi;
+const DML = /\b(?:insert|replace|update|delete|drop)\b/i;
+// A trigger body's steps compile only when the trigger fires (roughly: to its END;).
+const TRIGGER_BODY = /\bcreate\s+trigger\b[\s\S]*?\bend\s*;/gi;
+// Only a view with a `*` or 100 result terms can be wider than 100 columns.
+const mayBeWideView = (sql: string) =>
+	/\bcreate\s+view\b/i.test(sql) && (RESULT_STAR.test(sql) || countMatches(sql, /,/g) >= 99);
+const FOREIGN_KEYS = `SELECT ? AS child, id, "table" AS parent, "from", "to", on_delete AS onDelete, on_update AS onUpdate FROM pragma_foreign_key_list(?)`;
+const ACTION_TABLES =
+	"SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND sql IS NOT NULL";
+const HAS_ACTION = /\bon\s+(?:delete|update)\s+(?:cascade|set\s+(?:null|default)|restrict)\b/i;
+// Per table text: after each migration only new or changed tables are asked again.
+const actionKeys = new Map<string, { sql: string; keys: D1SchemaForeignKey[] }>();
+
+/** The foreign keys of every table whose text names an ON DELETE/UPDATE action. */
+function readActionKeys(db: Database.Database): D1SchemaForeignKey[] {
+	const queries = queriesFor(db);
+	const tables = queries.actionTables.all() as { name: string; sql: string }[];
+	const keys: D1SchemaForeignKey[] = [];
+	for (const { name, sql } of tables) {
+		const cached = actionKeys.get(name);
+		let found = cached?.sql === sql ? cached.keys : undefined;
+		if (found === undefined) {
+			if (actionKeys.size > 10_000) actionKeys.clear();
+			found = HAS_ACTION.test(sql)
+				? (queries.foreignKeys.all(name, name) as D1SchemaForeignKey[])
+				: [];
+			actionKeys.set(name, { sql, keys: found });
+		}
+		keys.push(...found);
+	}
+	return keys;
+}
+function schemaOfType(type: string): string {
+	return `SELECT name, tbl_name, sql FROM sqlite_schema WHERE type = '${type}' AND sql IS NOT NULL ORDER BY rowid DESC`;
+}
+
+const countMatches = (text: string, pattern: RegExp) => text.match(pattern)?.length ?? 0;
+
+/** The model of the current schema version; its parts are read when first asked for. */
+function compileModel(db: Database.Database): CompileModel {
+	const version = queriesFor(db).version.get() as number;
+	const cached = compileModels.get(db);
+	if (cached?.version === version) return cached;
+	const model: CompileModel = { version };
+	compileModels.set(db, model);
+	return model;
+}
+
+function triggerPrograms(db: Database.Database): D1ProgramLookup | null {
+	const model = compileModel(db);
+	if (model.programs !== undefined) return model.programs;
+	const triggers = queriesFor(db).triggers.all() as {
+		name: string;
+		tbl_name: string;
+		sql: string;
+	}[];
+	const foreignKeys = readActionKeys(db);
+	const actions = new Set(foreignKeys.map((k) => `${k.child}\0${k.id}`)).size;
+	if (triggers.length + actions <= D1_SQLITE_LIMITS.triggerDepth) {
+		model.programs = null;
+		return null;
+	}
+	// The same triggers and keys as last time (most migrations touch neither): the same lookup.
+	const last = lastPrograms.get(db);
+	if (
+		last !== undefined &&
+		last.triggers.length === triggers.length &&
+		last.foreignKeys.length === foreignKeys.length &&
+		last.foreignKeys.every((k, i) => k === foreignKeys[i]) &&
+		last.triggers.every((t, i) => t.name === triggers[i]?.name && t.sql === triggers[i]?.sql)
+	) {
+		model.programs = last.programs;
+		return last.programs;
+	}
+	model.programs = planTriggerPrograms({
+		triggers: triggers.map((t) => ({ name: t.name, table: t.tbl_name, sql: t.sql })),
+		foreignKeys,
+	});
+	lastPrograms.set(db, { triggers, foreignKeys, programs: model.programs });
+	return model.programs;
+}
+
+const lastPrograms = new WeakMap<
+	Database.Database,
+	{
+		triggers: { name: string; sql: string }[];
+		foreignKeys: D1SchemaForeignKey[];
+		programs: D1ProgramLookup;
+	}
+>();
+
+function wideViews(db: Database.Database): string[] {
+	const model = compileModel(db);
+	if (model.wideViews !== undefined) return model.wideViews;
+	const { width, views } = queriesFor(db);
+	model.wideViews = (views.all() as { name: string }[])
+		.filter((r) => {
+			try {
+				return (width.get(r.name) as number) > D1_SQLITE_LIMITS.column;
+			} catch {
+				return false; // A broken view fails on use anyway, as SQLite fails it.
+			}
+		})
+		.map((r) => r.name.toLowerCase());
+	return model.wideViews;
+}
+
+/** What the replay knows without reading the schema: bounds that skip the checks on most migrations. */
+export interface CompileGate {
+	/** Trigger programs (triggers, FK actions) ever created: at most this many can nest. */
+	programs: number;
+	/** A view was created: one may be over 100 columns. */
+	views: boolean;
+}
+
+/** The gate for a database the replay did not create (a rehearsal copy): read once. */
+export function readCompileGate(db: Database.Database): CompileGate {
+	const sql =
+		(db.prepare("SELECT group_concat(sql, ';') FROM sqlite_schema").pluck().get() as
+			| string
+			| null) ?? "";
+	return { programs: countMatches(sql, MAKES_PROGRAMS), views: mayBeWideView(sql) };
+}
+
+/**
+ * Whether a migration needs the statement-by-statement compile check: a `*` result list, a use
+ * of a view over 100 columns, or a row change where enough trigger programs exist to nest past
+ * the limit (checked up front when the migration adds none, else in a rolled-back pass).
+ */
+function needsCompileCheck(
+	db: Database.Database,
+	sql: string,
+	gate: CompileGate,
+): "pass" | "statements" | "after" | undefined {
+	const created = countMatches(sql, MAKES_PROGRAMS);
+	gate.programs += created;
+	const createsView = mayBeWideView(sql);
+	gate.views ||= createsView;
+	// A view the migration creates may be used by its later statements: run them to see.
+	if (createsView) return "pass";
+	// Checked against the schema before the migration; a SELECT it cannot prepare then (a table the
+	// migration creates) sends it to the rolled-back pass.
+	if (RESULT_STAR.test(sql)) return "statements";
+	if (gate.views) {
+		const lower = sql.toLowerCase();
+		if (wideViews(db).some((v) => lower.includes(v))) return "pass";
+	}
+	if (gate.programs <= D1_SQLITE_LIMITS.triggerDepth) return undefined;
+	// Row changes outside trigger bodies and `ON DELETE CASCADE` clauses.
+	if (!DML.test(sql.replace(TRIGGER_BODY, "").replace(MAKES_PROGRAMS, ""))) return undefined;
+	if (writesDeep(db, sql)) return created > 0 ? "pass" : "statements";
+	// New programs: judged on the schema the migration leaves (a rebuild's tables), before COMMIT.
+	return created > 0 ? "after" : undefined;
+}
+
+/** Whether a table the migration writes can nest past the limit (any columns): most stop here. */
+function writesDeep(db: Database.Database, sql: string): boolean {
+	const programs = triggerPrograms(db);
+	if (programs === null) return false;
+	return [...sql.matchAll(WRITTEN_TABLE)].some((m) => {
+		const verb = (m[0].match(/^\w+/)?.[0] ?? "").toUpperCase();
+		const change: D1RowChange = {
+			table: unquoteName(m[1] ?? ""),
+			op:
+				verb === "INSERT" || verb === "REPLACE"
+					? "INSERT"
+					: verb === "UPDATE"
+						? "UPDATE"
+						: "DELETE",
+			withoutTriggers: verb === "DROP",
+		};
+		return triggerDepth(programs, change) > D1_SQLITE_LIMITS.triggerDepth;
+	});
+}
+
+// The table after INSERT/REPLACE INTO, UPDATE [OR x], DELETE FROM or DROP TABLE [IF EXISTS].
+const WRITTEN_TABLE =
+	/\b(?:(?:insert|replace)(?:\s+or\s+\w+)?\s+into|update(?:\s+or\s+\w+)?|delete\s+from|drop\s+table(?:\s+if\s+exists)?)\s+(?:[\w$]+\s*\.\s*)?("(?:[^"]|"")+"|`[^`]+`|\[[^\]]+\]|[\w$]+)/gi;
+const unquoteName = (name: string) =>
+	(/^["`[]/.test(name) ? name.slice(1, -1).replace(/""/g, '"') : name).toLowerCase();
+
+/** The first SELECT (from token `start`) to its closing parenthesis or the statement's end. */
+function selectText(statement: SqlStatement, start: number): string {
+	const tokens = statement.tokens;
+	let depth = 0;
+	let end = tokens.length;
+	for (let n = start; n < tokens.length; n++) {
+		const text = tokens[n]?.text;
+		if (text === "(") depth++;
+		else if (text === ")" && --depth < 0) {
+			end = n;
+			break;
+		}
+	}
+	const first = tokens[start] as SqlToken;
+	const last = tokens[end - 1] as SqlToken;
+	return statement.text.slice(
+		first.offset - statement.offset,
+		last.offset - statement.offset + last.text.length,
+	);
+}
+
+/**
+ * What SQLite refuses while compiling one statement with D1's limits, which better-sqlite3 cannot
+ * set: SQLITE_LIMIT_COLUMN on a result set once `*` and views are expanded (select.c
+ * selectExpander(), "too many columns in result set") and SQLITE_LIMIT_TRIGGER_DEPTH (trigger.c
+ * codeRowTrigger()). Run on the schema as it is when the statement runs.
+ */
+export function findCompileLimitRefusal(
+	db: Database.Database,
+	statement: SqlStatement,
+): string | undefined {
+	const found = checkCompileLimits(db, statement, { views: true });
+	return found === UNPREPARED ? undefined : found;
+}
+
+// A SELECT that could not be prepared alone (a correlated subquery, a table not created yet).
+const UNPREPARED = Symbol("unprepared");
+
+function checkCompileLimits(
+	db: Database.Database,
+	statement: SqlStatement,
+	{ views: checkViews }: { views: boolean },
+): string | typeof UNPREPARED | undefined {
+	const tokens = statement.tokens;
+	const lower = statement.text.toLowerCase();
+	const views = checkViews && /\bfrom\b|\bjoin\b/i.test(lower) ? wideViews(db) : [];
+	const viewUsed = views.some((v) => lower.includes(v));
+	let unprepared = false;
+	if (viewUsed || RESULT_STAR.test(statement.text)) {
+		// A view or trigger body is compiled when used; DROP expands nothing.
+		const creates =
+			isWord(tokens[0], "DROP") ||
+			(isWord(tokens[0], "CREATE") && tokens.slice(1, 4).some((t) => isWord(t, "VIEW", "TRIGGER")));
+		for (let n = 0; n < tokens.length && !creates; n++) {
+			if (!isWord(tokens[n], "SELECT")) continue;
+			try {
+				const columns = db.prepare(selectText(statement, n)).columns().length;
+				if (columns > D1_SQLITE_LIMITS.column) return D1_RESULT_COLUMNS_MESSAGE;
+			} catch {
+				unprepared = true; // SQLite judges the whole statement; the caller may run it to see.
+			}
+		}
+		// A view over 100 columns fails wherever it is expanded, inside any subquery.
+		if (viewUsed && !creates && tokens.some((t) => views.includes(t.value.toLowerCase()))) {
+			return D1_RESULT_COLUMNS_MESSAGE;
+		}
+	}
+	const change = parseRowChange(tokens);
+	const programs = change ? triggerPrograms(db) : null;
+	if (change && programs && triggerDepth(programs, change) > D1_SQLITE_LIMITS.triggerDepth) {
+		return D1_TRIGGER_DEPTH_MESSAGE;
+	}
+	return unprepared ? UNPREPARED : undefined;
+}
+
+const compileFailure = (
+	migration: Migration,
+	statement: SqlStatement,
+	message: string,
+): ReplayFailure => ({
+	migration: migration.name,
+	path: migration.path,
+	line: statement.line,
+	statement: statement.text,
+	message,
+	code: "SQLITE_ERROR",
+});
+
+/**
+ * Checks each statement against the schema it meets: up front when the migration adds no trigger
+ * program ("statements"), else in a pass that runs it statement by statement and is rolled back.
+ */
+function findCompileRefusal(
+	db: Database.Database,
+	migration: Migration,
+	query: string,
+	{ mode, views }: { mode: "pass" | "statements"; views: boolean },
+): ReplayFailure | undefined {
+	const statements = splitStatements(query);
+	if (mode === "statements") {
+		let unprepared = false;
+		for (const statement of statements) {
+			const found = checkCompileLimits(db, statement, { views });
+			if (found === UNPREPARED) unprepared = true;
+			else if (found !== undefined) return compileFailure(migration, statement, found);
+		}
+		if (!unprepared) return undefined;
+	}
+	db.exec("BEGIN");
+	try {
+		for (const statement of statements) {
+			const found = checkCompileLimits(db, statement, { views });
+			if (found !== undefined && found !== UNPREPARED) {
+				return compileFailure(migration, statement, found);
+			}
+			db.exec(statement.text + (statement.terminated ? ";" : ""));
+		}
+	} catch {
+		// The real run reports the failure.
+	} finally {
+		if (db.inTransaction) db.exec("ROLLBACK");
+	}
+	return undefined;
 }

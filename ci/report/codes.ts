@@ -46,6 +46,10 @@ export const FINDING_CODES = {
 	// replay, snapshot, parity
 	REPLAY_FAILED: f("error", "a migration fails on a fresh database"),
 	REPLAY_DATA_FAILED: f("error", "a migration fails once earlier tables hold rows"),
+	REPLAY_DATA_UNIQUE: f(
+		"warning",
+		"a migration fails once rows share values in non-unique columns",
+	),
 	REPLAY_DQS_STRING: f("warning", "a double-quoted name was taken as a string"),
 	REPLAY_DROP_CASCADE: f("either", "a DROP TABLE would fire ON DELETE actions of child tables"),
 	SNAPSHOT_MISSING: f("error", "no committed schema snapshot"),
@@ -77,6 +81,7 @@ export const FINDING_CODES = {
 	LOCK_TAKEN_OVER: f("warning", "an expired lock of a dead run was taken over"),
 	LOCK_RELEASE_FAILED: f("warning", "the lock could not be released; it expires by itself"),
 	REHEARSAL_PARTIAL: f("warning", "the rehearsal copy stopped at its row/byte budget"),
+	REHEARSAL_NOT_COPIED: f("warning", "a virtual table the rehearsal copy holds without its rows"),
 	REHEARSAL_SLOW: f("warning", "a pending migration took over 20 s on the rehearsal copy"),
 	ROW_COUNT_GUARD: f("error", "a migration would delete rows of tables it does not name"),
 	REHEARSAL_FAILED: f("error", "a pending migration fails on a copy of the remote data"),

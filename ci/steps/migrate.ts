@@ -24,7 +24,12 @@ import {
 import type { LedgerState } from "../migrations/ledger.ts";
 import { fenceSql, type RunRecord, runRecordSql } from "../migrations/ledger.ts";
 import { limitPlan, type MigrationPlan, planMigrations } from "../migrations/plan.ts";
-import { DEFAULT_COPY_BUDGET, readCopy, rehearseOnCopy } from "../migrations/rehearse.ts";
+import {
+	DEFAULT_COPY_BUDGET,
+	formatNotCopied,
+	readCopy,
+	rehearseOnCopy,
+} from "../migrations/rehearse.ts";
 import {
 	DatabaseNotEmptyError,
 	emptyState,
@@ -295,7 +300,7 @@ async function rehearse(s: Session, pending: readonly Migration[]): Promise<Find
 			copy: { rows: report.rows, bytes: report.bytes, complete: report.complete },
 			predictions: result.predictions,
 		};
-		const findings = [...result.findings];
+		const findings = [...result.findings, ...formatNotCopied(report)];
 		if (!report.complete) {
 			findings.push({
 				code: "REHEARSAL_PARTIAL",

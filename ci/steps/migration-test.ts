@@ -11,7 +11,12 @@ import {
 } from "../migrations/check.ts";
 // Types only: parity (wrangler, child processes) loads when --parity asks for it.
 import type { ParityEngine, ParityResult } from "../migrations/parity.ts";
-import { type ReplayFailure, type ReplayResult, replayMigrations } from "../migrations/replay.ts";
+import {
+	type ReplayFailure,
+	type ReplayResult,
+	replayMigrations,
+	replayWithDuplicates,
+} from "../migrations/replay.ts";
 import {
 	diffSchema,
 	formatSchemaDifferences,
@@ -68,7 +73,7 @@ export type MigrationTestData = {
 	migrations: { name: string; checksum: string | null; status: MigrationStatus }[];
 	snapshot: { file: string; status: SnapshotStatus };
 	replay: { ok: boolean; durationMs: number; failure: ReplayFailure | undefined };
-	data: { rows: number; failure: ReplayFailure | undefined };
+	data: { rows: number; failure: ReplayFailure | undefined; duplicateFailures: ReplayFailure[] };
 	parity:
 		| {
 				agree: boolean;
@@ -90,6 +95,8 @@ export type MigrationTestData = {
 interface ReplayPhase {
 	replay: ReplayResult;
 	dataFailure: ReplayFailure | undefined;
+	/** Failures only duplicate values in non-unique columns cause (REPLAY_DATA_UNIQUE). */
+	duplicateFailures: ReplayFailure[];
 	rows: number;
 }
 
@@ -142,11 +149,15 @@ function runReplays(
 	// With data on (the default) the replay puts a few rows in every table between migrations,
 	// which shows what an empty database cannot (NOT NULL added, CHECK tightened); only when
 	// that fails is the empty replay run too, to tell a data failure from a plain one.
-	const first = replayMigrations(catalog.migrations, {
+	const replayOptions = {
 		migrationsTable: database.migrationsTable,
-		onMigration: (name, index) => ctx.progress(`replay ${index + 1}/${total}: ${name}`),
-		fillRows: data ? DATA_ROWS : undefined,
-	});
+		onMigration: (name: string, index: number) =>
+			ctx.progress(`replay ${index + 1}/${total}: ${name}`),
+	};
+	const withData = data
+		? replayWithDuplicates(catalog.migrations, { ...replayOptions, fillRows: DATA_ROWS })
+		: undefined;
+	const first = withData?.result ?? replayMigrations(catalog.migrations, replayOptions);
 	const replay =
 		data && first.failure
 			? replayMigrations(catalog.migrations, { migrationsTable: database.migrationsTable })
@@ -155,15 +166,23 @@ function runReplays(
 		replay !== first && first.failure && replay.failure?.migration !== first.failure.migration
 			? first.failure
 			: undefined;
-	return { replay, dataFailure, rows: data ? DATA_ROWS : 0 };
+	const duplicateFailures = withData?.duplicateFailures ?? [];
+	return { replay, dataFailure, duplicateFailures, rows: data ? DATA_ROWS : 0 };
 }
 
 /** Pure: the findings of the replays (failures, the double-quoted string fallback, cascading drops). */
 export function formatReplayFindings({
 	replay,
 	dataFailure,
-}: Pick<ReplayPhase, "replay" | "dataFailure">): Finding[] {
-	const findings: Finding[] = [];
+	duplicateFailures,
+}: Pick<ReplayPhase, "replay" | "dataFailure" | "duplicateFailures">): Finding[] {
+	const findings: Finding[] = duplicateFailures.map((f) => ({
+		code: "REPLAY_DATA_UNIQUE",
+		severity: "warning",
+		file: f.path,
+		line: f.line,
+		message: `${f.message}${f.code ? ` (${f.code})` : ""} — in: ${truncate(f.statement, 160)}. This migration fails once two existing rows share a value in columns that were not unique (the data-carrying replay gave them duplicates, as real tables hold), so it fails on a production database with such rows. Remove the duplicates first in the same migration (e.g. DELETE the extra rows, or merge them), or check production for them and acknowledge this finding.`,
+	}));
 	if (dataFailure) {
 		const f = dataFailure;
 		findings.push({
@@ -370,7 +389,11 @@ function makeMigrationTestData({
 			durationMs: Math.round(replay.durationMs),
 			failure: replay.failure,
 		},
-		data: { rows: phase.rows, failure: phase.dataFailure },
+		data: {
+			rows: phase.rows,
+			failure: phase.dataFailure,
+			duplicateFailures: phase.duplicateFailures,
+		},
 		parity: parity && {
 			agree: parity.agree,
 			summary: parity.summary,

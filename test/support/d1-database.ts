@@ -3,10 +3,12 @@
 import { createHash } from "node:crypto";
 import Database from "better-sqlite3";
 import {
+	findCompileLimitRefusal,
 	findWideTable,
 	installD1Limits,
 	tablesGainingColumns,
 } from "../../ci/migrations/replay.ts";
+import { splitStatements } from "../../ci/migrations/sql.ts";
 import {
 	authorizeStatement,
 	byteOffset,
@@ -301,6 +303,11 @@ export class D1DatabaseState {
 			if (failure !== undefined || statement === undefined) {
 				throw this.toD1Error(failure, { text, tokens });
 			}
+			// Limits workerd sets that SQLite checks while compiling (trigger depth, expanded result
+			// width), from ci/migrations/d1-rules.ts as the replay applies them.
+			const parsed = splitStatements(text)[0];
+			const limit = parsed && findCompileLimitRefusal(this.connection, parsed);
+			if (limit !== undefined) throw new D1Error(`${limit}: SQLITE_ERROR`);
 			return { statement, tokens, text, nextSegment: end + 1 };
 		}
 	}

@@ -15,6 +15,50 @@ const selects = (n: number) =>
 	Array.from({ length: n }, (_, i) => `SELECT ${i}`).join(" UNION ALL ");
 const ors = (n: number) => Array.from({ length: n }, (_, i) => `a = ${i}`).join(" OR ");
 const long = "x".repeat(60);
+// A chain of n triggers, each inserting into the next table (n + 1 tables).
+const triggerChain = (n: number) =>
+	[
+		...Array.from({ length: n + 1 }, (_, i) => `CREATE TABLE t${i} (a);`),
+		...Array.from(
+			{ length: n },
+			(_, i) =>
+				`CREATE TRIGGER g${i} AFTER INSERT ON t${i} BEGIN INSERT INTO t${i + 1} (a) VALUES (new.a); END;`,
+		),
+	].join("\n");
+// n child tables, each referencing the one before with ON DELETE CASCADE.
+const cascadeChain = (n: number) =>
+	[
+		"CREATE TABLE p0 (id INTEGER PRIMARY KEY);",
+		...Array.from(
+			{ length: n },
+			(_, i) =>
+				`CREATE TABLE p${i + 1} (id INTEGER PRIMARY KEY, up INTEGER REFERENCES p${i}(id) ON DELETE CASCADE);`,
+		),
+	].join("\n");
+// n tables whose primary key references the one before with ON UPDATE CASCADE.
+const keyChain = (n: number) =>
+	[
+		"CREATE TABLE q0 (id INTEGER PRIMARY KEY);",
+		...Array.from(
+			{ length: n },
+			(_, i) =>
+				`CREATE TABLE q${i + 1} (id INTEGER PRIMARY KEY REFERENCES q${i}(id) ON UPDATE CASCADE);`,
+		),
+	].join("\n");
+// A chain of n UPDATE OF a triggers, each setting a in the next table.
+const updateChain = (n: number) =>
+	[
+		...Array.from({ length: n + 1 }, (_, i) => `CREATE TABLE u${i} (a, b);`),
+		...Array.from(
+			{ length: n },
+			(_, i) =>
+				`CREATE TRIGGER h${i} AFTER UPDATE OF a ON u${i} BEGIN UPDATE u${i + 1} SET a = new.a; END;`,
+		),
+	].join("\n");
+const wide = (prefix: string, n: number) =>
+	Array.from({ length: n }, (_, i) => `${prefix}${i}`).join(", ");
+const twoWide = (n: number) =>
+	`CREATE TABLE a (${wide("a", n)});\nCREATE TABLE b (${wide("b", n)});`;
 
 export const D1_CASES: readonly D1Case[] = [
 	{
@@ -185,6 +229,115 @@ export const D1_CASES: readonly D1Case[] = [
 		// A view's columns are resolved when it is used, not when it is created.
 		name: "a view of 101 columns",
 		sql: `CREATE VIEW v AS SELECT ${Array.from({ length: 101 }, (_, i) => i).join(", ")};`,
+		d1: "accepts",
+	},
+	// SQLITE_LIMIT_TRIGGER_DEPTH 10, checked while compiling (SQLite trigger.c codeRowTrigger()):
+	// refused on empty tables; FK actions are trigger programs too.
+	{
+		name: "11 nested triggers",
+		sql: `${triggerChain(11)}\nINSERT INTO t0 (a) SELECT a FROM t0 WHERE 0;`,
+		d1: "refuses",
+		lint: null,
+	},
+	{
+		name: "10 nested triggers",
+		sql: `${triggerChain(10)}\nINSERT INTO t0 (a) VALUES (1);`,
+		d1: "accepts",
+	},
+	{ name: "11 nested triggers, only created", sql: triggerChain(11), d1: "accepts" },
+	{
+		name: "11 nested triggers, entered at the second",
+		sql: `${triggerChain(11)}\nINSERT INTO t1 (a) VALUES (1);`,
+		d1: "accepts",
+	},
+	{
+		name: "11 nested ON DELETE CASCADE",
+		sql: `${cascadeChain(11)}\nDELETE FROM p0;`,
+		d1: "refuses",
+		lint: null,
+	},
+	{
+		name: "DROP TABLE over 11 nested ON DELETE CASCADE",
+		sql: `${cascadeChain(11)}\nDROP TABLE p0;`,
+		d1: "refuses",
+		lint: null,
+	},
+	{
+		name: "10 nested ON DELETE CASCADE",
+		sql: `${cascadeChain(10)}\nDELETE FROM p0;`,
+		d1: "accepts",
+	},
+	{
+		name: "INSERT over 11 nested ON DELETE CASCADE",
+		sql: `${cascadeChain(11)}\nINSERT INTO p0 (id) VALUES (1);`,
+		d1: "accepts",
+	},
+	{
+		name: "UPDATE through 11 nested UPDATE OF triggers",
+		sql: `${updateChain(11)}\nUPDATE u0 SET a = 1;`,
+		d1: "refuses",
+		lint: null,
+	},
+	{
+		name: "UPDATE of a column no trigger watches",
+		sql: `${updateChain(11)}\nUPDATE u0 SET b = 1;`,
+		d1: "accepts",
+	},
+	{
+		name: "UPDATE through 11 nested ON UPDATE CASCADE",
+		sql: `${keyChain(11)}\nUPDATE q0 SET id = id + 1;`,
+		d1: "refuses",
+		lint: null,
+	},
+	{
+		// Each child's cascaded column is not the key its own children reference: one level only.
+		name: "ON UPDATE CASCADE that changes no referenced key",
+		sql: `${cascadeChain(11).replaceAll("ON DELETE CASCADE", "ON UPDATE CASCADE")}\nUPDATE p0 SET id = id + 1;`,
+		d1: "accepts",
+	},
+	// SQLITE_LIMIT_COLUMN on the result set once `*` is expanded (SQLite select.c selectExpander()).
+	{
+		name: "SELECT * over 120 columns",
+		sql: `${twoWide(60)}\nCREATE TABLE c AS SELECT * FROM a, b;`,
+		d1: "refuses",
+		lint: null,
+	},
+	{
+		name: "SELECT a.*, b.* over 120 columns",
+		sql: `${twoWide(60)}\nCREATE TABLE c AS SELECT a.*, b.* FROM a, b;`,
+		d1: "refuses",
+		lint: null,
+	},
+	{
+		name: "SELECT * over 120 columns in a subquery",
+		sql: `${twoWide(60)}\nCREATE TABLE c (x);\nINSERT INTO c SELECT 1 WHERE EXISTS (SELECT * FROM a, b);`,
+		d1: "refuses",
+		lint: null,
+	},
+	{
+		name: "SELECT * over 100 columns",
+		sql: `${twoWide(50)}\nCREATE TABLE c AS SELECT * FROM a, b;`,
+		d1: "accepts",
+	},
+	{
+		name: "a view SELECT * of 120 columns, created",
+		sql: `${twoWide(60)}\nCREATE VIEW v AS SELECT * FROM a, b;`,
+		d1: "accepts",
+	},
+	{
+		name: "a view SELECT * of 120 columns, used",
+		sql: `${twoWide(60)}\nCREATE VIEW v AS SELECT * FROM a, b;\nCREATE TABLE c (x);\nINSERT INTO c SELECT count(*) FROM v;`,
+		d1: "refuses",
+		lint: null,
+	},
+	{
+		name: "a view SELECT * of 120 columns, dropped",
+		sql: `${twoWide(60)}\nCREATE VIEW v AS SELECT * FROM a, b;\nDROP VIEW v;`,
+		d1: "accepts",
+	},
+	{
+		name: "a trigger body SELECT * of 120 columns, created",
+		sql: `${twoWide(60)}\nCREATE TABLE c (x);\nCREATE TRIGGER tg AFTER INSERT ON c BEGIN INSERT INTO c SELECT count(*) FROM (SELECT * FROM a, b); END;`,
 		d1: "accepts",
 	},
 ];

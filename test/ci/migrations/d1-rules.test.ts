@@ -1,7 +1,13 @@
 import { describe, expect, it } from "vitest";
 import type { Migration } from "../../../ci/migrations/catalog.ts";
+import {
+	parseRowChange,
+	planTriggerPrograms,
+	triggerDepth,
+} from "../../../ci/migrations/d1-rules.ts";
 import { lintMigration } from "../../../ci/migrations/lint.ts";
 import { replayMigrations } from "../../../ci/migrations/replay.ts";
+import { splitStatements } from "../../../ci/migrations/sql.ts";
 import { D1DatabaseState } from "../../support/d1-database.ts";
 import { D1_CASES } from "./d1-cases.ts";
 
@@ -56,5 +62,74 @@ describe("a request over 100 KB (workerd prepareSql(MULTI) prepares the remainin
 		const codes = lintMigration({ name: "0001_big.sql", content: sql }).map((f) => f.code);
 		expect(codes.includes("D1_REQUEST_TOO_LARGE")).toBe(refused);
 		expect(codes).not.toContain("D1_STATEMENT_TOO_LARGE");
+	});
+});
+
+describe("parseRowChange()", () => {
+	const change = (sql: string) => parseRowChange(splitStatements(sql)[0]?.tokens ?? []);
+	it.each([
+		["INSERT INTO main.t (a) VALUES (1)", { table: "t", op: "INSERT" }],
+		['INSERT OR IGNORE INTO "T" (a) VALUES (1)', { table: "t", op: "INSERT" }],
+		["REPLACE INTO t VALUES (1)", { table: "t", op: "INSERT" }],
+		["WITH x AS (SELECT 1) DELETE FROM t WHERE a IN x", { table: "t", op: "DELETE" }],
+		[
+			"UPDATE OR ABORT t SET a = 1, (b, c) = (2, 3) WHERE d = 4",
+			{ table: "t", op: "UPDATE", columns: ["a", "b", "c"] },
+		],
+		["DROP TABLE IF EXISTS t", { table: "t", op: "DELETE", withoutTriggers: true }],
+		["SELECT * FROM t", undefined],
+		["CREATE TRIGGER g AFTER INSERT ON t BEGIN DELETE FROM u; END", undefined],
+	])("%s", (sql, expected) => {
+		expect(change(sql)).toEqual(expected);
+	});
+});
+
+describe("triggerDepth()", () => {
+	const trigger = (name: string, table: string, sql: string) => ({ name, table, sql });
+	const programs = planTriggerPrograms({
+		triggers: [
+			trigger(
+				"a_ins",
+				"a",
+				"CREATE TRIGGER a_ins AFTER INSERT ON a BEGIN INSERT INTO b VALUES (1); UPDATE c SET x = 1; END",
+			),
+			trigger(
+				"b_ins",
+				"b",
+				"CREATE TRIGGER b_ins BEFORE INSERT ON b BEGIN INSERT INTO b VALUES (2); END",
+			),
+			trigger("c_upd", "c", "CREATE TRIGGER c_upd AFTER UPDATE OF y ON c BEGIN DELETE FROM a; END"),
+		],
+		foreignKeys: [
+			{
+				child: "d",
+				id: 0,
+				parent: "a",
+				from: "a_id",
+				to: null,
+				onDelete: "CASCADE",
+				onUpdate: "NO ACTION",
+			},
+			{
+				child: "e",
+				id: 0,
+				parent: "d",
+				from: "d_id",
+				to: "id",
+				onDelete: "SET NULL",
+				onUpdate: "NO ACTION",
+			},
+		],
+	});
+	it.each([
+		// a_ins (1) → b_ins (2; its own recursion is compiled once); UPDATE c SET x misses c_upd.
+		[{ table: "a", op: "INSERT" }, 2],
+		[{ table: "c", op: "UPDATE", columns: ["y"] }, 3],
+		[{ table: "c", op: "UPDATE", columns: ["x"] }, 0],
+		// DELETE FROM a: d's cascade (1), then e's SET NULL (2).
+		[{ table: "a", op: "DELETE" }, 2],
+		[{ table: "d", op: "INSERT" }, 0],
+	] as const)("%j nests %i programs", (change, depth) => {
+		expect(triggerDepth(programs, change)).toBe(depth);
 	});
 });

@@ -1,7 +1,14 @@
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { D1Client } from "../../../ci/cloudflare/d1-client.ts";
 import { parseCatalog } from "../../../ci/migrations/catalog.ts";
 import { SqliteExecutor } from "../../../ci/migrations/executor.ts";
-import { planCopy, readCopy, rehearseOnCopy } from "../../../ci/migrations/rehearse.ts";
+import {
+	formatNotCopied,
+	planCopy,
+	readCopy,
+	rehearseOnCopy,
+} from "../../../ci/migrations/rehearse.ts";
+import { type CloudflareApi, startCloudflareApi } from "../../support/cloudflare-api.ts";
 
 const row = (name: string, sql: string, type = "table") => ({ type, name, tbl_name: name, sql });
 
@@ -105,5 +112,99 @@ describe("rehearseOnCopy()", () => {
 			["REHEARSAL_FAILED", "migrations/0002_bad.sql"],
 		]);
 		copy.close();
+	});
+});
+
+// The same copy through the loopback D1 API (real better-sqlite3 behind D1's REST envelope).
+describe("readCopy() from the loopback D1", () => {
+	const token = "tok-rehearse";
+	const accountId = "0123456789abcdef0123456789abcdef";
+	const uuid = "00000000-0000-4000-8000-0000000000aa";
+	let api: CloudflareApi;
+	let client: D1Client;
+	beforeAll(async () => {
+		api = await startCloudflareApi({ token, accountId, databases: [{ uuid, name: "rehearse" }] });
+		client = new D1Client({ apiToken: token, accountId, databaseId: uuid, baseURL: api.url });
+		api.database(uuid).exec(
+			[
+				"CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL);",
+				"INSERT INTO items (name) VALUES ('a'), ('b'), ('c'), ('d');",
+				// The two newest rows are gone, their ids never handed out again.
+				"DELETE FROM items WHERE id > 2;",
+				"CREATE VIRTUAL TABLE boxes USING rtree(id, x0, x1, y0, y1, +label);",
+				"INSERT INTO boxes VALUES (5, 0, 10, 0, 10, 'big'), (8, 2, 3, 2, 3, 'small');",
+				"CREATE VIRTUAL TABLE notes USING fts5(body);",
+				"CREATE VIRTUAL TABLE notes_terms USING fts5vocab(notes, 'row');",
+				"INSERT INTO notes (rowid, body) VALUES (4, 'alpha beta');",
+				"CREATE VIRTUAL TABLE blind USING fts5(body, content='');",
+				"INSERT INTO blind (rowid, body) VALUES (6, 'gamma');",
+			].join("\n"),
+		);
+	});
+	afterAll(async () => {
+		await api?.close();
+	});
+
+	it("copies the AUTOINCREMENT counters, so the copy hands out the ids D1 would", async () => {
+		const { copy, report } = await readCopy(client);
+		try {
+			expect(report.sequences).toBe(1);
+			copy.exec("INSERT INTO items (name) VALUES ('e')");
+			const remoteNext = api.database(uuid);
+			remoteNext.exec("SAVEPOINT probe; INSERT INTO items (name) VALUES ('e');");
+			const expected = remoteNext.prepare("SELECT max(id) FROM items").pluck().get();
+			remoteNext.exec("ROLLBACK TO probe; RELEASE probe;");
+			expect(expected).toBe(5);
+			expect(copy.prepare("SELECT max(id) FROM items").pluck().get()).toBe(expected);
+		} finally {
+			copy.close();
+		}
+	});
+
+	it("refills an rtree from its rows, so spatial queries answer as on D1", async () => {
+		const { copy, report } = await readCopy(client);
+		try {
+			expect(report.tables.find((t) => t.name === "boxes")).toMatchObject({
+				rows: 2,
+				complete: true,
+			});
+			const inside = "SELECT id, label FROM boxes WHERE x0 <= 2.5 AND x1 >= 2.5 ORDER BY id";
+			expect(copy.prepare(inside).all()).toEqual(api.database(uuid).prepare(inside).all());
+			expect(copy.prepare(inside).all()).toHaveLength(2);
+		} finally {
+			copy.close();
+		}
+	});
+
+	it("recreates an fts5vocab table from its FTS5 table instead of copying it", async () => {
+		const { copy, report } = await readCopy(client);
+		try {
+			expect(report.tables.map((t) => t.name)).not.toContain("notes_terms");
+			expect(copy.prepare("SELECT term FROM notes_terms ORDER BY term").pluck().all()).toEqual([
+				"alpha",
+				"beta",
+			]);
+		} finally {
+			copy.close();
+		}
+	});
+
+	it("says that a contentless FTS5 table cannot be copied, rather than pretending", async () => {
+		const { copy, report } = await readCopy(client);
+		try {
+			expect(report.notCopied.map((t) => t.name)).toEqual(["blind"]);
+			expect(report.tables.map((t) => t.name)).not.toContain("blind");
+			// The table exists in the copy (migrations may name it), with an empty index.
+			expect(
+				copy.prepare("SELECT count(*) FROM blind WHERE blind MATCH 'gamma'").pluck().get(),
+			).toBe(0);
+			const findings = formatNotCopied(report);
+			expect(findings.map((f) => [f.code, f.severity])).toEqual([
+				["REHEARSAL_NOT_COPIED", "warning"],
+			]);
+			expect(findings[0]?.message).toContain("contentless FTS5 table (content='')");
+		} finally {
+			copy.close();
+		}
 	});
 });

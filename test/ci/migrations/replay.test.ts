@@ -6,6 +6,7 @@ import { type CatalogFile, parseCatalog, readCatalog } from "../../../ci/migrati
 import {
 	openD1LikeDatabase,
 	replayMigrations,
+	replayWithDuplicates,
 	wranglerMigrationQuery,
 } from "../../../ci/migrations/replay.ts";
 import { diffSchema, parseSnapshot } from "../../../ci/migrations/schema.ts";
@@ -433,5 +434,79 @@ describe("replayMigrations() with fillRows (the data-carrying replay)", () => {
 		} finally {
 			db.close();
 		}
+	});
+});
+
+describe("replayWithDuplicates() (UNIQUE over existing data)", () => {
+	const USERS =
+		"CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL, name TEXT, plan TEXT NOT NULL DEFAULT 'free');\n";
+	const run = (files: Record<string, string>) =>
+		replayWithDuplicates(migrations(files), { fillRows: 3 });
+
+	it.each([
+		["a unique index", "CREATE UNIQUE INDEX users_email ON users (email);\n"],
+		[
+			"a rebuild that adds UNIQUE",
+			"CREATE TABLE users_new (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, name TEXT, plan TEXT NOT NULL DEFAULT 'free');\nINSERT INTO users_new SELECT * FROM users;\nDROP TABLE users;\nALTER TABLE users_new RENAME TO users;\n",
+		],
+	])("reports %s over duplicated values, then goes on", (_, sql) => {
+		const result = run({
+			"0001_users.sql": USERS,
+			"0002_unique.sql": sql,
+			"0003_more.sql": "CREATE TABLE audit (id INTEGER PRIMARY KEY, at TEXT);\n",
+		});
+		expect(replay({ "0001_users.sql": USERS, "0002_unique.sql": sql }).ok).toBe(true);
+		expect(result.duplicateFailures.map((f) => [f.migration, f.code])).toEqual([
+			["0002_unique.sql", "SQLITE_CONSTRAINT_UNIQUE"],
+		]);
+		expect(result.duplicateFailures[0]?.message).toContain("UNIQUE constraint failed: users");
+		expect(result.result.ok).toBe(true);
+		expect(result.result.applied.map((a) => a.name)).toContain("0003_more.sql");
+	});
+
+	it("is no duplicate finding when the rows fail for another reason (REPLAY_DATA_FAILED stays)", () => {
+		const result = run({
+			"0001_users.sql": USERS,
+			"0002_team.sql": "ALTER TABLE users ADD COLUMN team TEXT NOT NULL;\n",
+		});
+		expect(result.duplicateFailures).toEqual([]);
+		expect(result.result.failure?.message).toContain("Cannot add a NOT NULL column");
+	});
+
+	it("is no duplicate finding when distinct rows fail too (a UNIQUE index over a constant default)", () => {
+		const result = run({
+			"0001_users.sql": USERS,
+			"0002_plan.sql": "CREATE UNIQUE INDEX users_plan ON users (plan);\n",
+		});
+		expect(result.duplicateFailures).toEqual([]);
+		expect(result.result.failure?.migration).toBe("0002_plan.sql");
+	});
+
+	it("finds each such statement of one migration", () => {
+		const result = run({
+			"0001_users.sql": `${USERS}CREATE TABLE teams (id INTEGER PRIMARY KEY, name TEXT);\n`,
+			"0002_unique.sql":
+				"CREATE UNIQUE INDEX users_email ON users (email);\nCREATE UNIQUE INDEX teams_name ON teams (name);\n",
+		});
+		expect(result.duplicateFailures.map((f) => [f.migration, f.line])).toEqual([
+			["0002_unique.sql", 1],
+			["0002_unique.sql", 2],
+		]);
+		expect(result.result.ok).toBe(true);
+	});
+
+	it("finds each such migration once, in order", () => {
+		const result = run({
+			"0001_users.sql": USERS,
+			"0002_email.sql": "CREATE UNIQUE INDEX users_email ON users (email);\n",
+			"0003_posts.sql":
+				"CREATE TABLE posts (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users(id), title TEXT);\n",
+			"0004_one_post.sql": "CREATE UNIQUE INDEX posts_user ON posts (user_id);\n",
+		});
+		expect(result.duplicateFailures.map((f) => f.migration)).toEqual([
+			"0002_email.sql",
+			"0004_one_post.sql",
+		]);
+		expect(result.result.ok).toBe(true);
 	});
 });

@@ -46,6 +46,22 @@ describe("migrationTestStep (the data-carrying replay)", () => {
 		expect(codes).toContainEqual(["D1_ADD_NOT_NULL", "migrations/0002_plan.sql"]);
 	});
 
+	it("warns of a UNIQUE index over values existing rows may share (REPLAY_DATA_UNIQUE), passing", async () => {
+		const result = await run(
+			project({
+				"0001_users.sql": "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL);\n",
+				"0002_unique.sql": "CREATE UNIQUE INDEX users_email ON users (email);\n",
+			}),
+		);
+		expect(result.ok).toBe(true);
+		expect(result.findings.map((f) => [f.code, f.severity, f.file])).toEqual([
+			["REPLAY_DATA_UNIQUE", "warning", "migrations/0002_unique.sql"],
+		]);
+		expect(result.findings[0]?.message).toMatch(
+			/UNIQUE constraint failed: users\.email.*duplicates/,
+		);
+	});
+
 	it("skips it with data: false (--no-data)", async () => {
 		const result = await run(project(NOT_NULL), { data: false });
 		expect(result.findings.map((f) => f.code)).not.toContain("REPLAY_DATA_FAILED");
