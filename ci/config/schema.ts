@@ -6,7 +6,9 @@ export { NAMING_PRESETS, type NamingPreset, type NamingRule, resolveNamingRule }
 
 // The zod schemas are built on first use: importing zod and building them costs 30-60 ms of
 // start-up, which a plain config (load.ts validates the common shapes itself) never pays.
-function defineSchemas(z: typeof import("zod").z) {
+type Zod = typeof import("zod").z;
+
+function defineWranglerSchemas(z: Zod) {
 	// Only the parts of wrangler's config this pipeline reads; everything else passes through untouched.
 	const d1BindingSchema = z.looseObject({
 		binding: z.string().min(1),
@@ -34,7 +36,10 @@ function defineSchemas(z: typeof import("zod").z) {
 		vars: z.record(z.string(), z.unknown()).optional(),
 		env: z.record(z.string(), environmentSchema).optional(),
 	});
+	return { d1BindingSchema, wranglerConfigSchema };
+}
 
+function defineSettingsSchemas(z: Zod) {
 	const acknowledgementSchema = z.strictObject({
 		/** A finding code, or a glob of codes (`D1_*`). */
 		code: z
@@ -112,6 +117,15 @@ function defineSchemas(z: typeof import("zod").z) {
 				command: z.array(z.string().min(1)).min(1).default(["npm", "test"]),
 			})
 			.default({ command: ["npm", "test"] }),
+		...defineQualitySections(z),
+	});
+
+	return { acknowledgementSchema, namingSchema, pipelineSettingsSchema };
+}
+
+/** The quality steps' sections of workers-pipeline.jsonc (e2e, format, architecture, mutation, timeouts). */
+function defineQualitySections(z: Zod) {
+	return {
 		e2e: z
 			.strictObject({
 				/** SQL run on the local D1 after the migrations; default: the first of seed.sql, db/seed.sql. */
@@ -161,15 +175,11 @@ function defineSchemas(z: typeof import("zod").z) {
 				mutation: z.number().positive().optional(),
 			})
 			.default({}),
-	});
-
-	return {
-		d1BindingSchema,
-		wranglerConfigSchema,
-		acknowledgementSchema,
-		namingSchema,
-		pipelineSettingsSchema,
 	};
+}
+
+function defineSchemas(z: Zod) {
+	return { ...defineWranglerSchemas(z), ...defineSettingsSchemas(z) };
 }
 
 type Schemas = ReturnType<typeof defineSchemas>;

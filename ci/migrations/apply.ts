@@ -393,6 +393,47 @@ export function validatedReleaseSql(
 	].join("\n");
 }
 
+/** A definite refusal of one attempt: after an unclear one it can mean that one landed. */
+async function settleRefusal(
+	db: SqlExecutor,
+	migration: Migration,
+	error: D1ApiError,
+	context: {
+		attempt: number;
+		durationMs: number;
+		lastError: string;
+		guarded: readonly GuardedTable[];
+		readApplied: () => Promise<Set<string>>;
+		releasedOnLanding: () => Promise<boolean>;
+	},
+): Promise<AttemptResult> {
+	const { attempt, guarded } = context;
+	// After an unclear attempt, a refusal (the never-twice guard, a table that exists) can
+	// mean that attempt landed after the ledger read: the ledger says which.
+	if (attempt > 1) {
+		const applied = await context.readApplied().catch(() => undefined);
+		if (applied?.has(migration.name)) {
+			return {
+				ok: true,
+				durationMs: context.durationMs,
+				attempts: attempt,
+				released: await context.releasedOnLanding(),
+				note: `an earlier attempt landed late (after: ${context.lastError}); the retry was refused and the ledger confirms it applied once`,
+			};
+		}
+	}
+	const counts = isRowsLost(error) ? await readCounts(db, guarded) : undefined;
+	return {
+		ok: false,
+		error: counts
+			? describeRowsLost(migration, guarded, counts)
+			: describeD1Failure(migration, error),
+		ambiguous: false,
+		lockLost: isLockLost(error),
+		rowsLost: counts !== undefined,
+	};
+}
+
 /** One migration as ONE request; an unclear answer is settled by a ledger read before any retry. */
 async function applyMigration(
 	db: SqlExecutor,
@@ -455,30 +496,14 @@ async function applyMigration(
 			}
 			if (!isAmbiguous(error)) {
 				if (!(error instanceof D1ApiError)) throw error;
-				// After an unclear attempt, a refusal (the never-twice guard, a table that exists) can
-				// mean that attempt landed after the ledger read: the ledger says which.
-				if (attempt > 1) {
-					const applied = await readApplied().catch(() => undefined);
-					if (applied?.has(migration.name)) {
-						return {
-							ok: true,
-							durationMs: elapsed(),
-							attempts: attempt,
-							released: await releasedOnLanding(),
-							note: `an earlier attempt landed late (after: ${lastError}); the retry was refused and the ledger confirms it applied once`,
-						};
-					}
-				}
-				const counts = isRowsLost(error) ? await readCounts(db, guarded) : undefined;
-				return {
-					ok: false,
-					error: counts
-						? describeRowsLost(migration, guarded, counts)
-						: describeD1Failure(migration, error),
-					ambiguous: false,
-					lockLost: isLockLost(error),
-					rowsLost: counts !== undefined,
-				};
+				return await settleRefusal(db, migration, error, {
+					attempt,
+					durationMs: elapsed(),
+					lastError,
+					guarded,
+					readApplied,
+					releasedOnLanding,
+				});
 			}
 			lastError = (error as Error).message;
 			hooks.progress?.(
