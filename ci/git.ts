@@ -35,6 +35,12 @@ export function readGitDirty(root: string): boolean | null {
 	return status === null ? null : status.length > 0;
 }
 
+/** Tracked files that differ from HEAD (git's paths, relative to the repository); null outside git. */
+export function readChangedTrackedFiles(root: string): Set<string> | null {
+	const out = git(root, ["diff", "--name-only", "HEAD", "--"]);
+	return out === null ? null : new Set(out.split("\n").filter(Boolean));
+}
+
 /** The version a build is stamped with: the sha, `<sha>-dirty` for a dirty tree, null outside git. */
 export function readGitVersion(root: string, env: Env): string | null {
 	const sha = readGitSha(root, env);

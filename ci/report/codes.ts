@@ -109,6 +109,7 @@ export const FINDING_CODES = {
 	LINT_FAILED: f("error", "the project's own lint (its script or lint.command) failed"),
 	FORMAT_CHECK_FAILED: f("error", "the project's own format check failed"),
 	TYPEGEN_FAILED: f("error", "type generation before the typecheck failed"),
+	TYPEGEN_CHANGED_TREE: f("warning", "type generation rewrote a tracked file (commit it)"),
 	TESTS_FAILED: f("error", "the test command exited non-zero or timed out"),
 	BUILD_TOOL_MISSING: f("error", "the project lacks its build tool (opennextjs-cloudflare)"),
 	BUILD_FAILED: f("error", "the build command failed"),

@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { resolveEnvironment } from "../config/load.ts";
 import type { D1Database, PipelineSettings, ProjectConfig } from "../config/schema.ts";
+import { readChangedTrackedFiles } from "../git.ts";
 import {
 	acknowledgeProjectFindings,
 	acknowledgesReplay,
@@ -192,12 +193,31 @@ export function parseTypecheckOutput(output: string): Finding[] {
 
 const LINT_CODES = { lint: "LINT_FAILED", format: "FORMAT_CHECK_FAILED" } as const;
 
+/**
+ * Tracked files the type generation rewrote (Next 16's `next typegen` adds its type paths to
+ * tsconfig.json): a tree changed so is dirty, and deploy refuses builds of a dirty tree.
+ */
+function findTypegenChanges(root: string, before: Set<string>, ran: readonly Argv[]): Finding[] {
+	const after = readChangedTrackedFiles(root);
+	const changed = [...(after ?? [])].filter((file) => !before.has(file)).sort();
+	if (!changed.length) return [];
+	return [
+		{
+			code: "TYPEGEN_CHANGED_TREE",
+			severity: "warning",
+			message: `${ran.map((a) => a.join(" ")).join(", ")} rewrote ${changed.join(", ")} (tracked): commit the change, or every build of this tree is stamped <sha>-dirty and deploy refuses it.`,
+		},
+	];
+}
+
 async function runLintTool(
 	ctx: StepContext,
 	root: string,
 	tool: LintTool,
 ): Promise<{ part: string; findings: Finding[] }> {
 	const label = `${tool.kind} (${tool.argv.join(" ")})`;
+	const changedBefore = tool.before.length ? readChangedTrackedFiles(root) : null;
+	const warnings: Finding[] = [];
 	for (const argv of tool.before) {
 		ctx.progress(argv.join(" "));
 		const [file, ...args] = argv;
@@ -215,16 +235,17 @@ async function runLintTool(
 			};
 		}
 	}
+	if (changedBefore) warnings.push(...findTypegenChanges(root, changedBefore, tool.before));
 	ctx.progress(tool.argv.join(" "));
 	const [file, ...args] = tool.argv;
 	const result = await runTool({ file, args, cwd: root, env: ctx.env, signal: ctx.signal });
 	const generated = tool.before.length
 		? ` after ${tool.before.map((a) => a.join(" ")).join(", ")}`
 		: "";
-	if (!result.failed) return { part: `${label}${generated} ok`, findings: [] };
+	if (!result.failed) return { part: `${label}${generated} ok`, findings: warnings };
 	const output = result.stdout + result.stderr;
 	if (tool.kind === "typecheck")
-		return { part: `${label} failed`, findings: parseTypecheckOutput(output) };
+		return { part: `${label} failed`, findings: [...warnings, ...parseTypecheckOutput(output)] };
 	const fix =
 		tool.source === "biome" ? " (run `npx biome check --write .` to fix what it can)" : "";
 	return {

@@ -338,6 +338,42 @@ describe("runCli()", () => {
 		expect(result.stdout).toContain("✘ lint failed");
 	});
 
+	it.each([
+		{ case: "rewrites tracked tsconfig.json", rewrite: true },
+		{ case: "leaves the tree as it was", rewrite: false },
+	])("should say when type generation $case (a dirty tree blocks deploy)", async ({ rewrite }) => {
+		const typegen = rewrite
+			? "require('fs').appendFileSync('tsconfig.json', '\\n')"
+			: "require('fs').writeFileSync('untracked.d.ts', '')";
+		const dir = fixture({
+			"package.json": JSON.stringify({
+				name: "app",
+				private: true,
+				scripts: { "cf-typegen": `node -e "${typegen}"` },
+			}),
+			"tsconfig.json": "{}\n",
+			".gitignore": "untracked.d.ts\n",
+			"workers-pipeline.jsonc": `{ "lint": { "biome": false, "typecheckCommand": ["node", "-e", "0"] } }`,
+		});
+		const git = (...args: string[]) =>
+			spawnSync("git", ["-c", "user.email=t@example.com", "-c", "user.name=t", ...args], {
+				cwd: dir,
+			});
+		git("init", "-q");
+		git("add", "-A");
+		git("commit", "-qm", "init");
+		const result = await cli(["lint", "--json"], dir);
+		expect(result.code, result.stdout + result.stderr).toBe(EXIT_OK);
+		const report = JSON.parse(result.stdout) as JsonReport;
+		const warning = report.findings.find((f) => f.code === "TYPEGEN_CHANGED_TREE");
+		if (rewrite) {
+			expect(warning?.severity).toBe("warning");
+			expect(warning?.message).toMatch(
+				/cf-typegen rewrote tsconfig\.json \(tracked\): commit the change/,
+			);
+		} else expect(warning).toBeUndefined();
+	});
+
 	it("should pass `lint` when the violation is suppressed with a reason", async () => {
 		const dir = fixture({
 			"migrations/0003_tune.sql":
