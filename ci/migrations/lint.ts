@@ -10,6 +10,7 @@ import {
 	mayBreakD1Rules,
 } from "./d1-rules.ts";
 import {
+	compareAsLocale,
 	findTopLevelWord,
 	identifierName,
 	isCommentToken,
@@ -459,7 +460,7 @@ const parseSuppressions = (tokens: readonly SqlToken[], file: string): Suppressi
 const byPosition = (a: Finding, b: Finding): number =>
 	(a.line ?? 0) - (b.line ?? 0) ||
 	(a.column ?? 0) - (b.column ?? 0) ||
-	a.code.localeCompare(b.code);
+	compareAsLocale(a.code, b.code);
 
 /** Lints one migration file for D1; returns findings sorted by position, never throws. */
 export function lintMigration(file: { name: string; content: string }): Finding[] {

@@ -338,3 +338,43 @@ export function splitStatements(sql: string, tokens = tokenizeSql(sql)): SqlStat
 	finish(undefined);
 	return statements;
 }
+
+// CLDR's root collation orders `_` before digits before letters, each a distinct primary weight
+// with no contraction among them; the "en" locales use it unchanged (only en-US-POSIX tailors it).
+const ROOT_RANK = (() => {
+	const rank = new Int8Array(128).fill(-1);
+	const order = "_0123456789abcdefghijklmnopqrstuvwxyz";
+	for (let n = 0; n < order.length; n++) {
+		rank[order.charCodeAt(n)] = n;
+		const upper = order.charCodeAt(n) - 32;
+		if (n > 10) rank[upper] = n;
+	}
+	return rank;
+})();
+// navigator.language is the ICU default locale localeCompare uses (cheap, unlike creating a collator).
+const ROOT_LIKE_LOCALE =
+	typeof navigator !== "undefined" &&
+	/^en(?:-(?:[A-Z]{2}|\d{3}))?$/.test((navigator as { language?: string }).language ?? "");
+// Words the rank order decides alone: one case of letters, so no tertiary (case) tie-break applies.
+const LOWER_WORD = /^[_0-9a-z]*$/;
+const UPPER_WORD = /^[_0-9A-Z]*$/;
+
+/**
+ * `a.localeCompare(b)` (the default locale), without the ICU collator start-up (~5 ms) for the
+ * names SQL schemas and finding codes use: `_`, digits, letters of one case, under an "en" locale.
+ * Anything else is compared by localeCompare itself, so the order is the same for every input.
+ */
+export function compareAsLocale(a: string, b: string): number {
+	if (
+		!ROOT_LIKE_LOCALE ||
+		!((LOWER_WORD.test(a) && LOWER_WORD.test(b)) || (UPPER_WORD.test(a) && UPPER_WORD.test(b)))
+	) {
+		return a.localeCompare(b);
+	}
+	const length = Math.min(a.length, b.length);
+	for (let n = 0; n < length; n++) {
+		const d = (ROOT_RANK[a.charCodeAt(n)] as number) - (ROOT_RANK[b.charCodeAt(n)] as number);
+		if (d !== 0) return d < 0 ? -1 : 1;
+	}
+	return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
+}
