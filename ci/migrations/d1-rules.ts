@@ -515,14 +515,20 @@ const SUSPECT_WORDS = new RegExp(
 	`_cf_|\\b(?:begin|commit|end|rollback|savepoint|release|attach|detach|pragma|virtual|temp|temporary|union|intersect|except|${[...D1_REFUSED_FUNCTIONS].filter((f) => f !== "if").join("|")})\\b|\\bif\\b(?!\\s+(?:not\\s+)?exists\\b)`,
 	"i",
 );
-const LIMIT_TOKENS = /,|[-+*/%<>=|&]|\b(?:and|or|is|like|glob|match|regexp)\b/gi;
+// A string, quoted name or comment is one token (sql.ts tokenizeSql), whatever it holds: matched
+// whole and not counted, so a seed INSERT's text values do not count as commas or operators.
+// An unterminated one is not matched, and its content then counts (more, never fewer).
+const LIMIT_TOKENS =
+	/'(?:[^']|'')*'|"(?:[^"]|"")*"|`[^`]*`|\[[^\]]*\]|--[^\n]*|\/\*[\s\S]*?\*\/|(,|[-+*/%<>=|&]|\b(?:and|or|is|like|glob|match|regexp)\b)/gi;
 
 export const mayBreakD1Rules = (sql: string): boolean => {
 	if (SUSPECT_WORDS.test(sql)) return true;
-	// The limits need at least 100 commas or binary operators somewhere in the text.
+	// The limits need at least 100 comma or binary-operator tokens somewhere in the text.
+	const needed = Math.min(D1_SQLITE_LIMITS.column, D1_SQLITE_LIMITS.exprDepth) - 1;
 	let count = 0;
-	for (LIMIT_TOKENS.lastIndex = 0; LIMIT_TOKENS.exec(sql) !== null; ) {
-		if (++count >= Math.min(D1_SQLITE_LIMITS.column, D1_SQLITE_LIMITS.exprDepth) - 1) return true;
+	LIMIT_TOKENS.lastIndex = 0;
+	for (let m = LIMIT_TOKENS.exec(sql); m !== null; m = LIMIT_TOKENS.exec(sql)) {
+		if (m[1] !== undefined && ++count >= needed) return true;
 	}
 	return false;
 };
