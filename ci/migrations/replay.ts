@@ -557,8 +557,11 @@ const TRIGGER_BODY = /\bcreate\s+trigger\b[\s\S]*?\bend\s*;/gi;
 const mayBeWideView = (sql: string) =>
 	/\bcreate\s+view\b/i.test(sql) && (RESULT_STAR.test(sql) || countMatches(sql, /,/g) >= 99);
 const FOREIGN_KEYS = `SELECT ? AS child, id, "table" AS parent, "from", "to", on_delete AS onDelete, on_update AS onUpdate FROM pragma_foreign_key_list(?)`;
+// Every text HAS_ACTION matches holds "delete" or "update" in some ASCII case (lower() folds
+// ASCII); the others stay in SQLite instead of being copied into JavaScript after each migration.
+// instr, not LIKE: the replay's `like` is a JavaScript function (installD1Limits).
 const ACTION_TABLES =
-	"SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND sql IS NOT NULL";
+	"SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND sql IS NOT NULL AND (instr(lower(sql), 'delete') > 0 OR instr(lower(sql), 'update') > 0)";
 const HAS_ACTION = /\bon\s+(?:delete|update)\s+(?:cascade|set\s+(?:null|default)|restrict)\b/i;
 // Per table text: after each migration only new or changed tables are asked again.
 const actionKeys = new Map<string, { sql: string; keys: D1SchemaForeignKey[] }>();
