@@ -206,12 +206,14 @@ export function fillTables(db: Database.Database, options: FillOptions): number 
 			const keyed = uniqueKeyColumns(keyColumns, table.name, columns);
 			const duplicate = !distinct && keyed !== undefined;
 			const first = state.seq;
+			const allowed = new Map<string, string | undefined>();
 			const plans = Array.from({ length: options.rows - have }, (_, n) => ({
 				table,
 				columns,
 				fks,
 				parents,
 				keyed,
+				allowed,
 				seq: state.seq++,
 				// The second row shares the first one's values outside the unique keys.
 				shared: duplicate && n === 1 ? first : first + n,
@@ -244,6 +246,8 @@ interface RowPlan {
 	parents: ReadonlyMap<ForeignKey, readonly string[]>;
 	/** Columns a unique key covers; undefined when that cannot be told (then all do). */
 	keyed: ReadonlySet<string> | undefined;
+	/** allowedLiteral per column, shared by the table's rows (each call compiles a RegExp). */
+	allowed: Map<string, string | undefined>;
 	/** Distinct for each row. */
 	seq: number;
 	/** For the columns outside every unique key: another row's `seq` when this row duplicates it. */
@@ -273,7 +277,10 @@ function rowFor(plan: RowPlan): { names: string[]; values: string[] } | undefine
 			continue;
 		} else {
 			const seq = isKey(column.name) ? plan.seq : plan.shared;
-			value = allowedLiteral(table.sql, column.name) ?? valueFor(column, seq);
+			if (!plan.allowed.has(column.name)) {
+				plan.allowed.set(column.name, allowedLiteral(table.sql, column.name));
+			}
+			value = plan.allowed.get(column.name) ?? valueFor(column, seq);
 		}
 		names.push(quote(column.name));
 		values.push(value ?? "NULL");
