@@ -251,6 +251,12 @@ export const isWord = (token: SqlToken | undefined, ...words: string[]): boolean
 	(token.kind === "keyword" || token.kind === "identifier") &&
 	words.includes(token.text.toUpperCase());
 
+/** isWord against a set: no argument array per call (the D1 checks ask this of every token). */
+export const isWordIn = (token: SqlToken | undefined, words: ReadonlySet<string>): boolean =>
+	token !== undefined &&
+	(token.kind === "keyword" || token.kind === "identifier") &&
+	words.has(token.text.toUpperCase());
+
 /** The name a token denotes when used as an identifier (SQLite also accepts a string there). */
 export const identifierName = (token: SqlToken | undefined): string | undefined => {
 	if (token === undefined) return undefined;

@@ -4,6 +4,7 @@ import {
 	findTopLevelWord,
 	identifierName,
 	isWord,
+	isWordIn,
 	keywordsAt,
 	type SqlTokenKind,
 	splitStatements,
@@ -227,4 +228,20 @@ describe("compareAsLocale()", () => {
 		});
 		expect([...names].sort(compareAsLocale)).toEqual([...names].sort((a, b) => a.localeCompare(b)));
 	});
+});
+
+describe("isWordIn()", () => {
+	const words = new Set(["SELECT", "FROM"]);
+	it.each([
+		["select", true],
+		["From", true],
+		["where", false],
+		["'select'", false],
+		['"from"', false],
+	])("%s: %s, as isWord says", (sql, expected) => {
+		const [token] = tokenizeSql(sql);
+		expect(isWordIn(token, words)).toBe(expected);
+		expect(isWord(token, ...words)).toBe(expected);
+	});
+	it("is false for no token", () => expect(isWordIn(undefined, words)).toBe(false));
 });
