@@ -544,11 +544,32 @@ export const mayBreakD1Rules = (sql: string): boolean => {
 	return false;
 };
 
+// lint and the replay ask it of the same file texts in one run; bounded like `verdicts`.
+const textVerdicts = new Map<string, boolean>();
+let textVerdictChars = 0;
+
+/**
+ * mayBreakD1Rules of a whole file, remembered. False clears every statement of it: a statement's
+ * text is a run of the file's tokens, so it holds no suspect word and no more counted tokens.
+ */
+export function mayBreakD1RulesOnce(sql: string): boolean {
+	const known = textVerdicts.get(sql);
+	if (known !== undefined) return known;
+	if (textVerdictChars > 4_000_000) {
+		textVerdicts.clear();
+		textVerdictChars = 0;
+	}
+	const verdict = mayBreakD1Rules(sql);
+	textVerdicts.set(sql, verdict);
+	textVerdictChars += sql.length;
+	return verdict;
+}
+
 /** The first statement of `sql` that D1 refuses, with the statement. */
 export function findD1Refusal(
 	sql: string,
 ): { statement: SqlStatement; refusal: D1Refusal } | undefined {
-	if (!mayBreakD1Rules(sql)) return undefined;
+	if (!mayBreakD1RulesOnce(sql)) return undefined;
 	for (const statement of splitStatements(sql)) {
 		if (!mayBreakD1Rules(statement.text)) continue;
 		const refusal = checkD1StatementOnce(statement);

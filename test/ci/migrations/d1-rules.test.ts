@@ -3,6 +3,7 @@ import type { Migration } from "../../../ci/migrations/catalog.ts";
 import {
 	checkD1Statement,
 	mayBreakD1Rules,
+	mayBreakD1RulesOnce,
 	parseRowChange,
 	planTriggerPrograms,
 	triggerDepth,
@@ -159,6 +160,24 @@ describe("mayBreakD1Rules()", () => {
 		["a string then 100 commas outside it", `SELECT 'a,b', ${terms(100)};`, true],
 	])("%s: %s", (_name, sql, expected) => {
 		expect(mayBreakD1Rules(sql)).toBe(expected);
+	});
+
+	it("should clear a whole text only when it clears each of its statements, and remember it", () => {
+		const texts = [
+			...D1_CASES.map((c) => c.sql),
+			`-- '${commas(120)}\nINSERT INTO t VALUES ('a'); /* ${commas(120)} */ SELECT ${terms(60)};\nSELECT ${terms(60)};`,
+			`INSERT INTO t VALUES ('${commas(50)}'); SELECT ${terms(99)};`,
+		];
+		for (const text of texts) {
+			const whole = mayBreakD1RulesOnce(text);
+			expect(mayBreakD1RulesOnce(text)).toBe(whole);
+			expect(whole).toBe(mayBreakD1Rules(text));
+			if (!whole) {
+				for (const statement of splitStatements(text)) {
+					expect(mayBreakD1Rules(statement.text), statement.text.slice(0, 60)).toBe(false);
+				}
+			}
+		}
 	});
 
 	it("should pass every statement D1 refuses to the full check", () => {
