@@ -63,6 +63,11 @@ const SQLITE_KEYWORDS = new Set(
 const THREE_CHAR_OPERATORS = new Set(["->>"]);
 const TWO_CHAR_OPERATORS = new Set(["||", "<=", ">=", "==", "!=", "<>", "<<", ">>", "->"]);
 const ONE_CHAR_OPERATORS = new Set([..."+-*/%&|~<>=(),."]);
+const SINGLE_ONLY_OPERATORS = new Set(
+	[...ONE_CHAR_OPERATORS].filter(
+		(c) => ![...THREE_CHAR_OPERATORS, ...TWO_CHAR_OPERATORS].some((op) => op.startsWith(c)),
+	),
+);
 
 const isDigit = (c: string) => c >= "0" && c <= "9";
 const isHexDigit = (c: string) => isDigit(c) || (c >= "a" && c <= "f") || (c >= "A" && c <= "F");
@@ -193,6 +198,8 @@ const scanToken = (sql: string, i: number, out: Scan): SqlTokenKind => {
 		return set(out, "parameter", identEnd(sql, i + 1));
 	}
 	if (c === ";") return set(out, "semicolon", i + 1);
+	// No longer operator starts with these (the commonest: commas and parentheses): no slices.
+	if (SINGLE_ONLY_OPERATORS.has(c)) return set(out, "operator", i + 1);
 	if (THREE_CHAR_OPERATORS.has(sql.slice(i, i + 3))) return set(out, "operator", i + 3);
 	if (TWO_CHAR_OPERATORS.has(sql.slice(i, i + 2))) return set(out, "operator", i + 2);
 	if (ONE_CHAR_OPERATORS.has(c)) return set(out, "operator", i + 1);
