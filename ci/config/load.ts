@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
-import { type ParseError, parse as parseJsonc, printParseErrorCode } from "jsonc-parser";
+import type { ParseError } from "jsonc-parser";
 import type { z } from "zod";
 import {
 	DEFAULT_MIGRATIONS_DIR,
@@ -94,6 +94,27 @@ export function loadProjectConfig({ cwd, config }: LoadProjectConfigOptions): Pr
 	};
 }
 
+type JsoncParse = typeof import("jsonc-parser").parse;
+let jsoncParse: JsoncParse | undefined;
+/**
+ * jsonc-parser's own parse (its entry point re-exports this very function), without the
+ * formatter and editor modules that entry loads on every start-up; the entry point if a later
+ * version moves the file.
+ */
+function loadJsoncParse(): JsoncParse {
+	if (jsoncParse) return jsoncParse;
+	const require = createRequire(import.meta.url);
+	try {
+		jsoncParse = (require("jsonc-parser/lib/umd/impl/parser.js") as { parse: JsoncParse }).parse;
+	} catch {
+		jsoncParse = (require("jsonc-parser") as typeof import("jsonc-parser")).parse;
+	}
+	if (typeof jsoncParse !== "function") {
+		jsoncParse = (require("jsonc-parser") as typeof import("jsonc-parser")).parse;
+	}
+	return jsoncParse;
+}
+
 /** The file's data: TOML for `.toml`, JSONC (comments, trailing commas) for `.json` and `.jsonc`, as wrangler reads them. */
 function parseConfigText(file: string, text: string): unknown {
 	if (file.endsWith(".toml")) {
@@ -118,12 +139,13 @@ function parseConfigText(file: string, text: string): unknown {
 		);
 	}
 	const errors: ParseError[] = [];
-	const raw: unknown = parseJsonc(text, errors, { allowTrailingComma: true });
+	const raw: unknown = loadJsoncParse()(text, errors, { allowTrailingComma: true });
 	const first = errors[0];
 	if (first) {
 		const { line, column } = lineAndColumn(text, first.offset);
+		const jsonc = createRequire(import.meta.url)("jsonc-parser") as typeof import("jsonc-parser");
 		throw new UserError(
-			`${file}:${line}:${column}: invalid JSONC (${printParseErrorCode(first.error)}). Fix the syntax; comments and trailing commas are allowed.`,
+			`${file}:${line}:${column}: invalid JSONC (${jsonc.printParseErrorCode(first.error)}). Fix the syntax; comments and trailing commas are allowed.`,
 			"E_CONFIG_INVALID",
 		);
 	}

@@ -5,6 +5,7 @@
 import {
 	identifierName,
 	isWord,
+	isWordIn,
 	type SqlStatement,
 	type SqlToken,
 	splitStatements,
@@ -187,6 +188,7 @@ export const D1_TRANSACTION_MESSAGE =
 	"To execute a transaction, please use the state.storage.transaction() or state.storage.transactionSync() APIs instead of the SQL BEGIN TRANSACTION or SAVEPOINT statements. The JavaScript API is safer because it will automatically roll back on exceptions, and because it interacts correctly with Durable Objects' automatic atomic write coalescing.";
 
 const TRANSACTION_WORDS = ["BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"];
+const TRANSACTION_WORDS_SET: ReadonlySet<string> = new Set(TRANSACTION_WORDS);
 // Words after which a name denotes a table, view, index or trigger (what isAllowedName() sees).
 const OBJECT_NAME_BEFORE = [
 	"TABLE",
@@ -199,9 +201,12 @@ const OBJECT_NAME_BEFORE = [
 	"UPDATE",
 	"ON",
 ];
+const OBJECT_NAME_BEFORE_SET: ReadonlySet<string> = new Set(OBJECT_NAME_BEFORE);
 // Words before `name(` that make it an object name, not a function call.
 const NOT_A_CALL_AFTER = [...OBJECT_NAME_BEFORE, "REFERENCES", "USING", "EXISTS", "KEY", "AS"];
+const NOT_A_CALL_AFTER_SET: ReadonlySet<string> = new Set(NOT_A_CALL_AFTER);
 const COMPOUND_WORDS = ["UNION", "INTERSECT", "EXCEPT"];
+const COMPOUND_WORDS_SET: ReadonlySet<string> = new Set(COMPOUND_WORDS);
 
 const refuse = (rule: D1Rule, message: string, token: SqlToken | undefined): D1Refusal => ({
 	rule,
@@ -275,6 +280,7 @@ function checkCreate(tokens: readonly SqlToken[]): D1Refusal | undefined {
 }
 
 const CONSTRAINT_WORDS = ["CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"];
+const CONSTRAINT_WORDS_SET: ReadonlySet<string> = new Set(CONSTRAINT_WORDS);
 
 /** Column definitions (not table constraints) in `CREATE TABLE name ( ... )` opening at `open`. */
 export function countColumnDefinitions(tokens: readonly SqlToken[], open: number): number {
@@ -292,7 +298,7 @@ export function countColumnDefinitions(tokens: readonly SqlToken[], open: number
 		} else if (depth === 1 && token.text === ",") {
 			expectName = true;
 		} else if (expectName) {
-			if (!isWord(token, ...CONSTRAINT_WORDS)) count++;
+			if (!isWordIn(token, CONSTRAINT_WORDS_SET)) count++;
 			expectName = false;
 		}
 	}
@@ -306,7 +312,7 @@ function checkCompound(tokens: readonly SqlToken[]): D1Refusal | undefined {
 		if (token.text === "(") terms.push(1);
 		else if (token.text === ")") terms.length > 1 && terms.pop();
 		else if (token.kind === "semicolon") terms[terms.length - 1] = 1;
-		else if (isWord(token, ...COMPOUND_WORDS)) {
+		else if (isWordIn(token, COMPOUND_WORDS_SET)) {
 			const count = (terms[terms.length - 1] ?? 1) + 1;
 			terms[terms.length - 1] = count;
 			if (count > D1_SQLITE_LIMITS.compoundSelect) {
@@ -346,6 +352,7 @@ const CHAIN_BREAKS = [
 	"RETURNING",
 	"ON",
 ];
+const CHAIN_BREAKS_SET: ReadonlySet<string> = new Set(CHAIN_BREAKS);
 
 /**
  * SQLITE_LIMIT_EXPR_DEPTH, estimated: operators at one level build a left-deep tree, as tall as
@@ -359,8 +366,8 @@ function checkExpressionDepth(tokens: readonly SqlToken[]): D1Refusal | undefine
 		const text = token.kind === "operator" ? token.text : token.text.toUpperCase();
 		if (text === "(") levels.push(fresh());
 		else if (text === ")") levels.length > 1 && levels.pop();
-		else if (text === "," || token.kind === "semicolon" || isWord(token, ...CHAIN_BREAKS)) {
-			levels[levels.length - 1] = fresh();
+		else if (text === "," || token.kind === "semicolon" || isWordIn(token, CHAIN_BREAKS_SET)) {
+			(levels[levels.length - 1] as number[]).fill(0);
 		} else {
 			const cls =
 				token.kind === "operator" || isWord(token, text) ? OPERATOR_CLASS.get(text) : undefined;
@@ -393,6 +400,7 @@ const RESULT_LIST_ENDS = [
 	"WINDOW",
 	"HAVING",
 ];
+const RESULT_LIST_ENDS_SET: ReadonlySet<string> = new Set(RESULT_LIST_ENDS);
 
 /**
  * SQLITE_LIMIT_COLUMN on a SELECT's result list: more than 100 comma-separated terms. A view or
@@ -411,7 +419,10 @@ function checkResultColumns(tokens: readonly SqlToken[]): D1Refusal | undefined 
 			if (token.text === "(") depth++;
 			else if (token.text === ")") {
 				if (--depth < 0) break;
-			} else if (depth === 0 && (token.kind === "semicolon" || isWord(token, ...RESULT_LIST_ENDS)))
+			} else if (
+				depth === 0 &&
+				(token.kind === "semicolon" || isWordIn(token, RESULT_LIST_ENDS_SET))
+			)
 				break;
 			else if (depth === 0 && token.text === ",") columns++;
 		}
@@ -430,7 +441,7 @@ function checkFunctions(tokens: readonly SqlToken[]): D1Refusal | undefined {
 		if (tokens[n + 1]?.text !== "(") continue;
 		if (!D1_REFUSED_FUNCTIONS.has(token.text.toLowerCase())) continue;
 		const before = tokens[n - 1];
-		if (before !== undefined && (before.text === "." || isWord(before, ...NOT_A_CALL_AFTER))) {
+		if (before !== undefined && (before.text === "." || isWordIn(before, NOT_A_CALL_AFTER_SET))) {
 			continue;
 		}
 		// SQLite's own wording for a denied SQLITE_FUNCTION (a SQLITE_ERROR, not SQLITE_AUTH).
@@ -444,7 +455,7 @@ function checkReservedNames(tokens: readonly SqlToken[]): D1Refusal | undefined 
 	for (let n = 0; n < tokens.length; n++) {
 		const token = tokens[n] as SqlToken;
 		const renameTo = isWord(token, "TO") && isWord(tokens[n - 1], "RENAME");
-		if (!renameTo && !isWord(token, ...OBJECT_NAME_BEFORE)) continue;
+		if (!renameTo && !isWordIn(token, OBJECT_NAME_BEFORE_SET)) continue;
 		const target = qualifiedName(tokens, skipIfExists(tokens, n + 1));
 		const name = identifierName(target.name);
 		if (name !== undefined && !isD1AllowedName(name)) {
@@ -457,7 +468,7 @@ function checkReservedNames(tokens: readonly SqlToken[]): D1Refusal | undefined 
 /** Schemas other than main: ATTACH is refused, so `aux.t` names nothing; `temp.t` is refused. */
 function checkSchemas(tokens: readonly SqlToken[]): D1Refusal | undefined {
 	for (let n = 0; n + 2 < tokens.length; n++) {
-		if (!isWord(tokens[n], ...OBJECT_NAME_BEFORE)) continue;
+		if (!isWordIn(tokens[n], OBJECT_NAME_BEFORE_SET)) continue;
 		const target = qualifiedName(tokens, skipIfExists(tokens, n + 1));
 		if (target.schema?.toLowerCase() === "temp") {
 			return refuse("temp", D1_NOT_AUTHORIZED, target.name);
@@ -474,7 +485,7 @@ export function checkD1Statement(statement: Pick<SqlStatement, "tokens">): D1Ref
 	const tokens = afterExplain(statement.tokens);
 	const first = tokens[0];
 	if (first === undefined) return undefined;
-	if (isWord(first, ...TRANSACTION_WORDS)) {
+	if (isWordIn(first, TRANSACTION_WORDS_SET)) {
 		return refuse("transaction", D1_TRANSACTION_MESSAGE, first);
 	}
 	if (isWord(first, "ATTACH", "DETACH")) return refuse("attach", D1_NOT_AUTHORIZED, first);
@@ -515,23 +526,50 @@ const SUSPECT_WORDS = new RegExp(
 	`_cf_|\\b(?:begin|commit|end|rollback|savepoint|release|attach|detach|pragma|virtual|temp|temporary|union|intersect|except|${[...D1_REFUSED_FUNCTIONS].filter((f) => f !== "if").join("|")})\\b|\\bif\\b(?!\\s+(?:not\\s+)?exists\\b)`,
 	"i",
 );
-const LIMIT_TOKENS = /,|[-+*/%<>=|&]|\b(?:and|or|is|like|glob|match|regexp)\b/gi;
+// A string, quoted name or comment is one token (sql.ts tokenizeSql), whatever it holds: matched
+// whole and not counted, so a seed INSERT's text values do not count as commas or operators.
+// An unterminated one is not matched, and its content then counts (more, never fewer).
+const LIMIT_TOKENS =
+	/'(?:[^']|'')*'|"(?:[^"]|"")*"|`[^`]*`|\[[^\]]*\]|--[^\n]*|\/\*[\s\S]*?\*\/|(,|[-+*/%<>=|&]|\b(?:and|or|is|like|glob|match|regexp)\b)/gi;
 
 export const mayBreakD1Rules = (sql: string): boolean => {
 	if (SUSPECT_WORDS.test(sql)) return true;
-	// The limits need at least 100 commas or binary operators somewhere in the text.
+	// The limits need at least 100 comma or binary-operator tokens somewhere in the text.
+	const needed = Math.min(D1_SQLITE_LIMITS.column, D1_SQLITE_LIMITS.exprDepth) - 1;
 	let count = 0;
-	for (LIMIT_TOKENS.lastIndex = 0; LIMIT_TOKENS.exec(sql) !== null; ) {
-		if (++count >= Math.min(D1_SQLITE_LIMITS.column, D1_SQLITE_LIMITS.exprDepth) - 1) return true;
+	LIMIT_TOKENS.lastIndex = 0;
+	for (let m = LIMIT_TOKENS.exec(sql); m !== null; m = LIMIT_TOKENS.exec(sql)) {
+		if (m[1] !== undefined && ++count >= needed) return true;
 	}
 	return false;
 };
+
+// lint and the replay ask it of the same file texts in one run; bounded like `verdicts`.
+const textVerdicts = new Map<string, boolean>();
+let textVerdictChars = 0;
+
+/**
+ * mayBreakD1Rules of a whole file, remembered. False clears every statement of it: a statement's
+ * text is a run of the file's tokens, so it holds no suspect word and no more counted tokens.
+ */
+export function mayBreakD1RulesOnce(sql: string): boolean {
+	const known = textVerdicts.get(sql);
+	if (known !== undefined) return known;
+	if (textVerdictChars > 4_000_000) {
+		textVerdicts.clear();
+		textVerdictChars = 0;
+	}
+	const verdict = mayBreakD1Rules(sql);
+	textVerdicts.set(sql, verdict);
+	textVerdictChars += sql.length;
+	return verdict;
+}
 
 /** The first statement of `sql` that D1 refuses, with the statement. */
 export function findD1Refusal(
 	sql: string,
 ): { statement: SqlStatement; refusal: D1Refusal } | undefined {
-	if (!mayBreakD1Rules(sql)) return undefined;
+	if (!mayBreakD1RulesOnce(sql)) return undefined;
 	for (const statement of splitStatements(sql)) {
 		if (!mayBreakD1Rules(statement.text)) continue;
 		const refusal = checkD1StatementOnce(statement);

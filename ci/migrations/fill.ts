@@ -47,8 +47,29 @@ const prepared = (db: Database.Database, sql: string): Database.Statement => {
 	cache.set(sql, statement);
 	return statement;
 };
-const FOREIGN_KEYS = "SELECT * FROM pragma_foreign_key_list(?)";
-const COLUMNS = "SELECT * FROM pragma_table_xinfo(?)";
+const FOREIGN_KEYS = 'SELECT id, "table", "from", "to" FROM pragma_foreign_key_list(?)';
+const COLUMNS = `SELECT name, type, "notnull", dflt_value, pk, hidden FROM pragma_table_xinfo(?)`;
+
+// Rows as arrays, named here: better-sqlite3 compiles a new row constructor for a statement each
+// time it is re-prepared (row-builder.cpp GetRowJS), and these are after nearly every migration.
+const rawRows = (statement: Database.Statement, ...params: unknown[]): unknown[][] =>
+	statement.raw(true).all(...params) as unknown[][];
+const foreignKeysOf = (db: Database.Database, table: string): ForeignKey[] =>
+	rawRows(prepared(db, FOREIGN_KEYS), table).map(([id, parent, from, to]) => ({
+		id: id as number,
+		table: parent as string,
+		from: from as string,
+		to: to as string | null,
+	}));
+const columnsOf = (db: Database.Database, table: string): ColumnInfo[] =>
+	rawRows(prepared(db, COLUMNS), table).map(([name, type, notnull, dflt, pk, hidden]) => ({
+		name: name as string,
+		type: type as string,
+		notnull: notnull as number,
+		dflt_value: dflt as string | null,
+		pk: pk as number,
+		hidden: hidden as number,
+	}));
 
 const unquote = (name: string) =>
 	/^["`[]/.test(name) ? name.slice(1, -1).replace(/""/g, '"') : name;
@@ -68,12 +89,12 @@ function fillableTables(db: Database.Database, mentioned: string): { name: strin
 		[...mentioned.matchAll(NAMED_TABLE)].map((m) => unquote(m[1] ?? "").toLowerCase()),
 	);
 	if (names.size === 0) return [];
-	const byName = prepared(db, TABLE_BY_NAME);
+	const byName = prepared(db, TABLE_BY_NAME).raw(true);
 	const found: { name: string; sql: string }[] = [];
 	for (const name of names) {
 		if (name.startsWith("sqlite_") || name.startsWith("_cf_")) continue;
-		const table = byName.get(name) as { name: string; sql: string } | undefined;
-		if (table) found.push(table);
+		const table = byName.get(name) as [string, string] | undefined;
+		if (table) found.push({ name: table[0], sql: table[1] });
 	}
 	return found;
 }
@@ -145,9 +166,9 @@ function uniqueKeyColumns(
 	columns: readonly ColumnInfo[],
 ): ReadonlySet<string> | undefined {
 	const keyed = new Set(columns.filter((c) => c.pk > 0).map((c) => c.name));
-	for (const row of statement.all(table) as { cid: number; name: string | null }[]) {
-		if (row.cid < 0 || row.name === null) return undefined;
-		keyed.add(row.name);
+	for (const [cid, name] of rawRows(statement, table) as [number, string | null][]) {
+		if (cid < 0 || name === null) return undefined;
+		keyed.add(name);
 	}
 	return keyed;
 }
@@ -162,12 +183,7 @@ export function fillTables(db: Database.Database, options: FillOptions): number 
 	if (tables.length === 0) return 0;
 	// Parents before children, so a child row can point at a parent row.
 	const pending = new Map(tables.map((t) => [t.name.toLowerCase(), t]));
-	const keys = new Map(
-		tables.map((t) => [
-			t.name.toLowerCase(),
-			prepared(db, FOREIGN_KEYS).all(t.name) as ForeignKey[],
-		]),
-	);
+	const keys = new Map(tables.map((t) => [t.name.toLowerCase(), foreignKeysOf(db, t.name)]));
 	const keyColumns = keyColumnsQuery(db);
 	let written = 0;
 	for (let pass = 0; pass < 3 && pending.size > 0; pass++) {
@@ -184,20 +200,20 @@ export function fillTables(db: Database.Database, options: FillOptions): number 
 				.pluck()
 				.get() as number;
 			if (have >= options.rows) continue;
-			const columns = (prepared(db, COLUMNS).all(table.name) as ColumnInfo[]).filter(
-				(c) => c.hidden === 0,
-			);
+			const columns = columnsOf(db, table.name).filter((c) => c.hidden === 0);
 			const parents = new Map(fks.map((fk) => [fk, parentValues(db, fk)]));
 			const distinct = options.distinct === "all" || options.distinct?.has(key) === true;
 			const keyed = uniqueKeyColumns(keyColumns, table.name, columns);
 			const duplicate = !distinct && keyed !== undefined;
 			const first = state.seq;
+			const allowed = new Map<string, string | undefined>();
 			const plans = Array.from({ length: options.rows - have }, (_, n) => ({
 				table,
 				columns,
 				fks,
 				parents,
 				keyed,
+				allowed,
 				seq: state.seq++,
 				// The second row shares the first one's values outside the unique keys.
 				shared: duplicate && n === 1 ? first : first + n,
@@ -230,6 +246,8 @@ interface RowPlan {
 	parents: ReadonlyMap<ForeignKey, readonly string[]>;
 	/** Columns a unique key covers; undefined when that cannot be told (then all do). */
 	keyed: ReadonlySet<string> | undefined;
+	/** allowedLiteral per column, shared by the table's rows (each call compiles a RegExp). */
+	allowed: Map<string, string | undefined>;
 	/** Distinct for each row. */
 	seq: number;
 	/** For the columns outside every unique key: another row's `seq` when this row duplicates it. */
@@ -259,7 +277,10 @@ function rowFor(plan: RowPlan): { names: string[]; values: string[] } | undefine
 			continue;
 		} else {
 			const seq = isKey(column.name) ? plan.seq : plan.shared;
-			value = allowedLiteral(table.sql, column.name) ?? valueFor(column, seq);
+			if (!plan.allowed.has(column.name)) {
+				plan.allowed.set(column.name, allowedLiteral(table.sql, column.name));
+			}
+			value = plan.allowed.get(column.name) ?? valueFor(column, seq);
 		}
 		names.push(quote(column.name));
 		values.push(value ?? "NULL");

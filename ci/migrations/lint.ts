@@ -8,8 +8,10 @@ import {
 	exceedsD1RequestLength,
 	isD1VirtualTableModule,
 	mayBreakD1Rules,
+	mayBreakD1RulesOnce,
 } from "./d1-rules.ts";
 import {
+	compareAsLocale,
 	findTopLevelWord,
 	identifierName,
 	isCommentToken,
@@ -332,7 +334,14 @@ const lintAddColumn = (statement: SqlStatement, n: number, table: string, emit: 
 	);
 };
 
-const lintStatement = (statement: SqlStatement, emit: Emit, renamedTo: ReadonlySet<string>) => {
+/** What lintStatement needs to know of the whole file. */
+interface FileFacts {
+	renamedTo: ReadonlySet<string>;
+	/** mayBreakD1Rules of the whole text: false clears every statement of the D1 check. */
+	mayBreakD1: boolean;
+}
+
+const lintStatement = (statement: SqlStatement, emit: Emit, file: FileFacts) => {
 	const first = statement.tokens[0];
 	if (first === undefined) return;
 	if (isWord(first, ...TRANSACTION_WORDS)) {
@@ -352,10 +361,10 @@ const lintStatement = (statement: SqlStatement, emit: Emit, renamedTo: ReadonlyS
 		return;
 	}
 	if (isWord(first, "PRAGMA")) return lintPragma(statement, emit);
-	lintD1Refusal(statement, emit);
+	if (file.mayBreakD1) lintD1Refusal(statement, emit);
 	if (isWord(first, "CREATE")) return lintCreate(statement, emit);
 	if (isWord(first, "ALTER")) return lintAlter(statement, emit);
-	if (isWord(first, "DROP")) return lintDrop(statement, emit, renamedTo);
+	if (isWord(first, "DROP")) return lintDrop(statement, emit, file.renamedTo);
 	lintUnfilteredWrite(statement, emit);
 };
 
@@ -459,7 +468,7 @@ const parseSuppressions = (tokens: readonly SqlToken[], file: string): Suppressi
 const byPosition = (a: Finding, b: Finding): number =>
 	(a.line ?? 0) - (b.line ?? 0) ||
 	(a.column ?? 0) - (b.column ?? 0) ||
-	a.code.localeCompare(b.code);
+	compareAsLocale(a.code, b.code);
 
 /** Lints one migration file for D1; returns findings sorted by position, never throws. */
 export function lintMigration(file: { name: string; content: string }): Finding[] {
@@ -481,7 +490,10 @@ export function lintMigration(file: { name: string; content: string }): Finding[
 		emit("SQL_UNTERMINATED", token, unterminatedMessage(token));
 	}
 
-	const renamedTo = renameTargets(statements);
+	const facts = {
+		renamedTo: renameTargets(statements),
+		mayBreakD1: mayBreakD1RulesOnce(file.content),
+	};
 	for (const statement of statements) {
 		if (statement.byteLength > D1_MAX_STATEMENT_BYTES) {
 			emit(
@@ -490,7 +502,7 @@ export function lintMigration(file: { name: string; content: string }): Finding[
 				`This statement is ${statement.byteLength} bytes; D1 rejects statements over ${D1_MAX_STATEMENT_BYTES} bytes. Split it into smaller statements (e.g. INSERT the rows in batches of a few hundred).`,
 			);
 		}
-		lintStatement(statement, emit, renamedTo);
+		lintStatement(statement, emit, facts);
 	}
 
 	// The request wrangler sends: the file, then its ledger INSERT (ci/migrations/replay.ts).

@@ -534,10 +534,12 @@ function queriesFor(db: Database.Database): CompileQueries {
 	if (queries === undefined) {
 		queries = {
 			version: db.prepare("PRAGMA schema_version").pluck(),
-			actionTables: db.prepare(ACTION_TABLES),
-			triggers: db.prepare(schemaOfType("trigger")),
-			views: db.prepare(schemaOfType("view")),
-			foreignKeys: db.prepare(FOREIGN_KEYS),
+			// Rows as arrays: a re-prepared statement (after each schema change) would otherwise
+			// compile a new row constructor (better-sqlite3 row-builder.cpp GetRowJS).
+			actionTables: db.prepare(ACTION_TABLES).raw(true),
+			triggers: db.prepare(schemaOfType("trigger")).raw(true),
+			views: db.prepare(schemaOfType("view")).raw(true),
+			foreignKeys: db.prepare(FOREIGN_KEYS).raw(true),
 			width: db.prepare("SELECT count(*) FROM pragma_table_xinfo(?)").pluck(),
 		};
 		compileQueries.set(db, queries);
@@ -555,24 +557,30 @@ const TRIGGER_BODY = /\bcreate\s+trigger\b[\s\S]*?\bend\s*;/gi;
 const mayBeWideView = (sql: string) =>
 	/\bcreate\s+view\b/i.test(sql) && (RESULT_STAR.test(sql) || countMatches(sql, /,/g) >= 99);
 const FOREIGN_KEYS = `SELECT ? AS child, id, "table" AS parent, "from", "to", on_delete AS onDelete, on_update AS onUpdate FROM pragma_foreign_key_list(?)`;
+// Every text HAS_ACTION matches holds "delete" or "update" in some ASCII case (lower() folds
+// ASCII); the others stay in SQLite instead of being copied into JavaScript after each migration.
+// instr, not LIKE: the replay's `like` is a JavaScript function (installD1Limits).
 const ACTION_TABLES =
-	"SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND sql IS NOT NULL";
+	"SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND sql IS NOT NULL AND (instr(lower(sql), 'delete') > 0 OR instr(lower(sql), 'update') > 0)";
 const HAS_ACTION = /\bon\s+(?:delete|update)\s+(?:cascade|set\s+(?:null|default)|restrict)\b/i;
 // Per table text: after each migration only new or changed tables are asked again.
 const actionKeys = new Map<string, { sql: string; keys: D1SchemaForeignKey[] }>();
 
+const foreignKeyOf = ([child, id, parent, from, to, onDelete, onUpdate]: unknown[]) =>
+	({ child, id, parent, from, to, onDelete, onUpdate }) as D1SchemaForeignKey;
+
 /** The foreign keys of every table whose text names an ON DELETE/UPDATE action. */
 function readActionKeys(db: Database.Database): D1SchemaForeignKey[] {
 	const queries = queriesFor(db);
-	const tables = queries.actionTables.all() as { name: string; sql: string }[];
+	const tables = queries.actionTables.all() as [name: string, sql: string][];
 	const keys: D1SchemaForeignKey[] = [];
-	for (const { name, sql } of tables) {
+	for (const [name, sql] of tables) {
 		const cached = actionKeys.get(name);
 		let found = cached?.sql === sql ? cached.keys : undefined;
 		if (found === undefined) {
 			if (actionKeys.size > 10_000) actionKeys.clear();
 			found = HAS_ACTION.test(sql)
-				? (queries.foreignKeys.all(name, name) as D1SchemaForeignKey[])
+				? (queries.foreignKeys.all(name, name) as unknown[][]).map(foreignKeyOf)
 				: [];
 			actionKeys.set(name, { sql, keys: found });
 		}
@@ -599,11 +607,9 @@ function compileModel(db: Database.Database): CompileModel {
 function triggerPrograms(db: Database.Database): D1ProgramLookup | null {
 	const model = compileModel(db);
 	if (model.programs !== undefined) return model.programs;
-	const triggers = queriesFor(db).triggers.all() as {
-		name: string;
-		tbl_name: string;
-		sql: string;
-	}[];
+	const triggers = (queriesFor(db).triggers.all() as [string, string, string][]).map(
+		([name, tbl_name, sql]) => ({ name, tbl_name, sql }),
+	);
 	const foreignKeys = readActionKeys(db);
 	const actions = new Set(foreignKeys.map((k) => `${k.child}\0${k.id}`)).size;
 	if (triggers.length + actions <= D1_SQLITE_LIMITS.triggerDepth) {
@@ -643,15 +649,15 @@ function wideViews(db: Database.Database): string[] {
 	const model = compileModel(db);
 	if (model.wideViews !== undefined) return model.wideViews;
 	const { width, views } = queriesFor(db);
-	model.wideViews = (views.all() as { name: string }[])
-		.filter((r) => {
+	model.wideViews = (views.all() as [name: string][])
+		.filter(([name]) => {
 			try {
-				return (width.get(r.name) as number) > D1_SQLITE_LIMITS.column;
+				return (width.get(name) as number) > D1_SQLITE_LIMITS.column;
 			} catch {
 				return false; // A broken view fails on use anyway, as SQLite fails it.
 			}
 		})
-		.map((r) => r.name.toLowerCase());
+		.map(([name]) => name.toLowerCase());
 	return model.wideViews;
 }
 

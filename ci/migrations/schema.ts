@@ -1,4 +1,10 @@
-import { isCommentToken, type SqlToken, splitStatements, tokenizeSql } from "./sql.ts";
+import {
+	compareAsLocale,
+	isCommentToken,
+	type SqlToken,
+	splitStatements,
+	tokenizeSql,
+} from "./sql.ts";
 
 export type SchemaObjectType = "table" | "index" | "view" | "trigger";
 
@@ -49,7 +55,7 @@ function sortObjects(objects: SchemaObject[]): SchemaObject[] {
 	return objects.sort(
 		(a, b) =>
 			TYPE_ORDER[a.type] - TYPE_ORDER[b.type] ||
-			a.name.toLowerCase().localeCompare(b.name.toLowerCase()),
+			compareAsLocale(a.name.toLowerCase(), b.name.toLowerCase()),
 	);
 }
 

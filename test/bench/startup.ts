@@ -12,6 +12,7 @@ import { generateMigrations } from "./generate.ts";
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const BIN = path.join(ROOT, "bin/workers-pipeline.js");
 const FLOOR = path.join(ROOT, "test/bench/exec-floor.mjs");
+const PHASES = path.join(ROOT, "test/bench/startup-phases.mjs");
 const RUNS = 15;
 
 const median = (values: number[]) =>
@@ -36,6 +37,21 @@ function medians(candidates: string[][]): number[] {
 }
 
 const ms = (value: number) => `${value.toFixed(0)} ms`.padStart(7);
+
+/** Median CPU ms of each phase of a cold migration-test (startup-phases.mjs), over RUNS processes. */
+function phaseMedians(project: string): [string, number][] {
+	const samples = new Map<string, number[]>();
+	for (let i = 0; i < RUNS; i++) {
+		const child = spawnSync(process.execPath, [PHASES, project], { encoding: "utf8" });
+		if (child.status !== 0) throw new Error(`startup-phases.mjs failed: ${child.stderr}`);
+		for (const [name, value] of Object.entries(
+			JSON.parse(child.stdout) as Record<string, number>,
+		)) {
+			samples.get(name)?.push(value) ?? samples.set(name, [value]);
+		}
+	}
+	return [...samples].map(([name, values]) => [name, median(values)]);
+}
 
 export async function benchStartup(): Promise<void> {
 	const project = mkdtempSync(path.join(tmpdir(), "wp-bench-startup-"));
@@ -65,6 +81,11 @@ export async function benchStartup(): Promise<void> {
 		console.log(
 			`  migration-test / floor = ${(migrationTest / floor).toFixed(2)}x   (target <= 2x)`,
 		);
+		// Where a migration-test process spends its CPU (the report steps after the replay excluded).
+		console.log(`migration-test phases, CPU (user + system), median of ${RUNS} cold processes`);
+		for (const [name, value] of phaseMedians(project)) {
+			console.log(`  ${name.padEnd(46)} ${ms(value)}`);
+		}
 	} finally {
 		rmSync(project, { recursive: true, force: true });
 	}

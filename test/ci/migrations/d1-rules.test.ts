@@ -1,6 +1,9 @@
 import { describe, expect, it } from "vitest";
 import type { Migration } from "../../../ci/migrations/catalog.ts";
 import {
+	checkD1Statement,
+	mayBreakD1Rules,
+	mayBreakD1RulesOnce,
 	parseRowChange,
 	planTriggerPrograms,
 	triggerDepth,
@@ -131,5 +134,60 @@ describe("triggerDepth()", () => {
 		[{ table: "d", op: "INSERT" }, 0],
 	] as const)("%j nests %i programs", (change, depth) => {
 		expect(triggerDepth(programs, change)).toBe(depth);
+	});
+});
+
+describe("mayBreakD1Rules()", () => {
+	const commas = (n: number) => ",".repeat(n);
+	const terms = (n: number) => Array.from({ length: n }, (_, i) => `c${i}`).join(", ");
+
+	it.each([
+		["commas in a string", `INSERT INTO t (a) VALUES ('${commas(300)}-${"-".repeat(50)}');`, false],
+		["commas in a comment", `-- ${commas(300)}\nCREATE TABLE t (a);\n/* ${commas(300)} */`, false],
+		[
+			"commas in quoted names",
+			`CREATE TABLE "${commas(150)}" (\`${commas(150)}\`, [${commas(150)}]);`,
+			false,
+		],
+		["an escaped quote inside a string", `INSERT INTO t VALUES ('it''s ${commas(200)}');`, false],
+		["101 columns", `CREATE TABLE w (${terms(101)});`, true],
+		[
+			"101 columns, a comment after each",
+			`CREATE TABLE w (${terms(101).replaceAll(",", " /* x */ ,")});`,
+			true,
+		],
+		["commas after an unterminated string count", `INSERT INTO t VALUES ('${commas(120)}`, true],
+		["a string then 100 commas outside it", `SELECT 'a,b', ${terms(100)};`, true],
+	])("%s: %s", (_name, sql, expected) => {
+		expect(mayBreakD1Rules(sql)).toBe(expected);
+	});
+
+	it("should clear a whole text only when it clears each of its statements, and remember it", () => {
+		const texts = [
+			...D1_CASES.map((c) => c.sql),
+			`-- '${commas(120)}\nINSERT INTO t VALUES ('a'); /* ${commas(120)} */ SELECT ${terms(60)};\nSELECT ${terms(60)};`,
+			`INSERT INTO t VALUES ('${commas(50)}'); SELECT ${terms(99)};`,
+		];
+		for (const text of texts) {
+			const whole = mayBreakD1RulesOnce(text);
+			expect(mayBreakD1RulesOnce(text)).toBe(whole);
+			expect(whole).toBe(mayBreakD1Rules(text));
+			if (!whole) {
+				for (const statement of splitStatements(text)) {
+					expect(mayBreakD1Rules(statement.text), statement.text.slice(0, 60)).toBe(false);
+				}
+			}
+		}
+	});
+
+	it("should pass every statement D1 refuses to the full check", () => {
+		const refused = D1_CASES.filter((c) => c.d1 !== "accepts");
+		for (const { sql } of refused) {
+			for (const statement of splitStatements(sql)) {
+				if (checkD1Statement(statement) !== undefined) {
+					expect(mayBreakD1Rules(statement.text), statement.text.slice(0, 80)).toBe(true);
+				}
+			}
+		}
 	});
 });

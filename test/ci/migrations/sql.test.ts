@@ -1,8 +1,10 @@
 import { describe, expect, it } from "vitest";
 import {
+	compareAsLocale,
 	findTopLevelWord,
 	identifierName,
 	isWord,
+	isWordIn,
 	keywordsAt,
 	type SqlTokenKind,
 	splitStatements,
@@ -35,6 +37,9 @@ describe("tokenizeSql()", () => {
 		["users", "identifier", "users"],
 		["_cf_kv", "identifier", "_cf_kv"],
 		["naïve", "identifier", "naïve"],
+		["a$1_Zé😀x", "identifier", "a$1_Zé😀x"],
+		["$a$1é", "parameter", "$a$1é"],
+		[":Ab_9$", "parameter", ":Ab_9$"],
 		["->>", "operator", "->>"],
 		["||", "operator", "||"],
 		["<>", "operator", "<>"],
@@ -184,4 +189,59 @@ describe("statement helpers", () => {
 		expect(identifierName(statement.tokens[3])).toBeUndefined();
 		expect(isWord(statement.tokens[0], "WITH", "SELECT")).toBe(true);
 	});
+});
+
+describe("compareAsLocale()", () => {
+	const sign = (n: number) => Math.sign(n);
+
+	it.each([
+		["a_1", "a1x"],
+		["entity_10", "entity_9"],
+		["ab", "a_b"],
+		["a", ""],
+		["users", "users_audit"],
+		["A_B", "AB"],
+		["D1_PRAGMA", "D1_DESTRUCTIVE"],
+		["Ab", "ab"],
+		["é", "e"],
+		["z", "ä"],
+		["a-b", "a_b"],
+		["same", "same"],
+	])("should order %j and %j as localeCompare does", (a, b) => {
+		expect(sign(compareAsLocale(a, b))).toBe(sign(a.localeCompare(b)));
+		expect(sign(compareAsLocale(b, a))).toBe(sign(b.localeCompare(a)));
+	});
+
+	it("should sort generated names exactly as localeCompare sorts them", () => {
+		const alphabet = "_0123456789abcxyzABCXYZ-é";
+		let seed = 7;
+		const next = () => {
+			seed = (seed * 1103515245 + 12345) % 2 ** 31;
+			return seed;
+		};
+		const names = Array.from({ length: 3000 }, () => {
+			const upper = next() % 2 === 0;
+			return Array.from({ length: 1 + (next() % 7) }, () => {
+				const c = alphabet.charAt(next() % (next() % 4 === 0 ? alphabet.length : 11));
+				return upper ? c.toUpperCase() : c;
+			}).join("");
+		});
+		expect([...names].sort(compareAsLocale)).toEqual([...names].sort((a, b) => a.localeCompare(b)));
+	});
+});
+
+describe("isWordIn()", () => {
+	const words = new Set(["SELECT", "FROM"]);
+	it.each([
+		["select", true],
+		["From", true],
+		["where", false],
+		["'select'", false],
+		['"from"', false],
+	])("%s: %s, as isWord says", (sql, expected) => {
+		const [token] = tokenizeSql(sql);
+		expect(isWordIn(token, words)).toBe(expected);
+		expect(isWord(token, ...words)).toBe(expected);
+	});
+	it("is false for no token", () => expect(isWordIn(undefined, words)).toBe(false));
 });
