@@ -369,25 +369,19 @@ const ROOT_RANK = (() => {
 	}
 	return rank;
 })();
-// navigator.language is the ICU default locale localeCompare uses (cheap, unlike creating a collator).
-const ROOT_LIKE_LOCALE =
-	typeof navigator !== "undefined" &&
-	/^en(?:-(?:[A-Z]{2}|\d{3}))?$/.test((navigator as { language?: string }).language ?? "");
 // Words the rank order decides alone: one case of letters, so no tertiary (case) tie-break applies.
 const LOWER_WORD = /^[_0-9a-z]*$/;
 const UPPER_WORD = /^[_0-9A-Z]*$/;
 
 /**
- * `a.localeCompare(b)` (the default locale), without the ICU collator start-up (~5 ms) for the
- * names SQL schemas and finding codes use: `_`, digits, letters of one case, under an "en" locale.
- * Anything else is compared by localeCompare itself, so the order is the same for every input.
+ * `a.localeCompare(b, "en")` — one order on every machine, so a schema snapshot written under a
+ * da_DK or sv_SE locale matches CI's — without the ICU collator start-up (~5 ms) for the names SQL
+ * schemas and finding codes use: `_`, digits, letters of one case. Anything else goes to
+ * localeCompare itself, so the order is the same for every input.
  */
 export function compareAsLocale(a: string, b: string): number {
-	if (
-		!ROOT_LIKE_LOCALE ||
-		!((LOWER_WORD.test(a) && LOWER_WORD.test(b)) || (UPPER_WORD.test(a) && UPPER_WORD.test(b)))
-	) {
-		return a.localeCompare(b);
+	if (!((LOWER_WORD.test(a) && LOWER_WORD.test(b)) || (UPPER_WORD.test(a) && UPPER_WORD.test(b)))) {
+		return a.localeCompare(b, "en");
 	}
 	const length = Math.min(a.length, b.length);
 	for (let n = 0; n < length; n++) {
