@@ -138,6 +138,8 @@ describe("fillTables() values", () => {
 	// Two rows with seq 1 and 2: each value of the column's affinity (sqlite.org/datatype3.html).
 	it.each([
 		["INTEGER", "n", [1, 2], "integer"],
+		// SQLite's rule 1: a type naming INT has INTEGER affinity, whatever else it names.
+		["INTTEXT", "n", [1, 2], "integer"],
 		["varchar(20)", "label", ["label-1", "label-2"], "text"],
 		["TEXT", "o'clock", ["o'clock-1", "o'clock-2"], "text"],
 		["TEXT", "created_at", ["2026-01-02 00:00:00", "2026-01-03 00:00:00"], "text"],
@@ -167,7 +169,7 @@ describe("fillTables() values", () => {
 	});
 
 	it("keeps an INTEGER PRIMARY KEY far from the small ids seed rows use", () => {
-		const { db } = fill("CREATE TABLE t (id INTEGER PRIMARY KEY, x TEXT);");
+		const { db } = fill("CREATE TABLE t (id INTEGER PRIMARY KEY, x TEXT, y TEXT);");
 		try {
 			expect(db.prepare("SELECT id FROM t ORDER BY id").pluck().all()).toEqual([
 				1_000_000_001, 1_000_000_002, 1_000_000_003,
@@ -266,6 +268,9 @@ describe("fillTables() tables", () => {
 			expect(fillTables(db, options)).toBe(2);
 			expect(count(db, "logs")).toBe(3);
 			expect(fillTables(db, options)).toBe(0);
+			// The same table again (unchanged since its fill): not refilled, even when emptied.
+			db.exec("DELETE FROM logs");
+			expect(fillTables(db, options)).toBe(0);
 			db.exec("ALTER TABLE logs ADD COLUMN level INTEGER; DELETE FROM logs;");
 			expect(fillTables(db, { ...options, mentioned: "ALTER TABLE logs ADD COLUMN level" })).toBe(
 				3,
@@ -299,10 +304,13 @@ describe("fillTables() tables", () => {
 	});
 
 	it("writes each row on its own when one of them breaks a CHECK, and counts only those written", () => {
-		const { db, written } = fill("CREATE TABLE c (n INTEGER CHECK (n <> 2));");
+		const { db, written } = fill("CREATE TABLE c (n INTEGER CHECK (n <> 2), m TEXT);");
 		try {
 			expect(written).toBe(2);
-			expect(db.prepare("SELECT n FROM c ORDER BY n").pluck().all()).toEqual([1, 3]);
+			expect(db.prepare("SELECT n, m FROM c ORDER BY n").raw().all()).toEqual([
+				[1, "m-1"],
+				[3, "m-3"],
+			]);
 		} finally {
 			db.close();
 		}
@@ -378,6 +386,25 @@ CREATE TABLE profile (user_id INTEGER PRIMARY KEY REFERENCES users (id), bio TEX
 			fillTables(db, { rows: 3, exclude: [], mentioned: sql, state: { seen: new Set(), seq: 1 } });
 			expect(distinctCount(db, "t", "code")).toBe(3);
 			expect(distinctCount(db, "t", "x")).toBe(2);
+		} finally {
+			db.close();
+		}
+	});
+});
+
+describe("fillTables() duplicates", () => {
+	it("repeats only the second row: the others stay distinct outside the keys too", () => {
+		const db = openD1LikeDatabase();
+		try {
+			const sql = "CREATE TABLE t (id INTEGER PRIMARY KEY, x TEXT);";
+			db.exec(sql);
+			fillTables(db, { rows: 4, exclude: [], mentioned: sql, state: { seen: new Set(), seq: 1 } });
+			expect(db.prepare("SELECT x FROM t ORDER BY id").pluck().all()).toEqual([
+				"x-1",
+				"x-1",
+				"x-3",
+				"x-4",
+			]);
 		} finally {
 			db.close();
 		}
