@@ -367,6 +367,13 @@ describe("diffLines() is a shortest diff", () => {
 		["a\nb\nc", "c\nb\na", 1],
 		["1\n2\n3\n4\n5\n6", "0\n2\n3\n9\n5\n6\n7", 4],
 		["p\nq", "r", 0],
+		["a\nb", "c\na\nb", 2],
+		["a\nb", "b\nc\na\nb", 2],
+		["c\na\nb", "a\nb", 2],
+		["a\nx\nb\ny\nc", "a\nb\nc", 3],
+		["a\nb\nc", "a\nx\nb\ny\nc", 3],
+		["q\na\nb\nc", "a\nb\nc\nq", 3],
+		["a\nb\nc\nq", "q\na\nb\nc", 3],
 	])("%j against %j keeps %i lines", (a, b, kept) => {
 		const diff = diffLines(a, b);
 		const side = (drop: string) =>
