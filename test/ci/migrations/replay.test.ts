@@ -3,10 +3,13 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { type CatalogFile, parseCatalog, readCatalog } from "../../../ci/migrations/catalog.ts";
+import { D1_LIKE_PATTERN_MESSAGE } from "../../../ci/migrations/d1-rules.ts";
 import {
+	findWideTable,
 	openD1LikeDatabase,
 	replayMigrations,
 	replayWithDuplicates,
+	tablesGainingColumns,
 	wranglerMigrationQuery,
 } from "../../../ci/migrations/replay.ts";
 import { diffSchema, parseSnapshot } from "../../../ci/migrations/schema.ts";
@@ -508,5 +511,90 @@ describe("replayWithDuplicates() (UNIQUE over existing data)", () => {
 			"0004_one_post.sql",
 		]);
 		expect(result.result.ok).toBe(true);
+	});
+});
+
+describe("tablesGainingColumns()", () => {
+	it.each([
+		["ALTER TABLE t ADD COLUMN c INTEGER;", ["t"]],
+		["alter table main.t add c;", ["t"]],
+		['ALTER TABLE t RENAME TO u;\nALTER TABLE "Q" ADD x;', ["Q"]],
+		["SELECT 1;\nALTER TABLE a ADD x;\nALTER TABLE b ADD COLUMN y;", ["a", "b"]],
+		["ALTER TABLE t RENAME COLUMN a TO add_me;", []],
+		["CREATE TABLE t (a);\n-- later: alter table t add b", []],
+		["INSERT INTO log VALUES ('alter table t add b');", []],
+	])("%j widens %j", (sql, tables) => {
+		expect(tablesGainingColumns(sql)).toEqual(tables);
+	});
+});
+
+describe("findWideTable()", () => {
+	const columns = (n: number) => Array.from({ length: n }, (_, i) => `c${i}`).join(", ");
+
+	it("names the first table over D1's 100 columns, and none at exactly 100", () => {
+		const db = openD1LikeDatabase();
+		try {
+			db.exec(
+				`CREATE TABLE full (${columns(100)}); CREATE TABLE wide (${columns(101)}); CREATE TABLE wider (${columns(102)});`,
+			);
+			expect(findWideTable(db, ["full", "wide", "wider"])).toBe("wide");
+			expect(findWideTable(db, ["full"])).toBeUndefined();
+			expect(findWideTable(db, [])).toBeUndefined();
+		} finally {
+			db.close();
+		}
+	});
+
+	it("fails the replay of an ADD COLUMN over the limit at the ALTER, as D1 does", () => {
+		const result = replay({
+			"0001_wide.sql": `CREATE TABLE w (${columns(100)});\nCREATE TABLE other (x);\nALTER TABLE w ADD COLUMN extra;\nALTER TABLE other ADD COLUMN y;\n`,
+		});
+		expect(result.ok).toBe(false);
+		expect(result.failure).toMatchObject({
+			migration: "0001_wide.sql",
+			line: 3,
+			statement: "ALTER TABLE w ADD COLUMN extra",
+			message: "too many columns on sqlite_altertab_w",
+			code: "SQLITE_ERROR",
+		});
+	});
+});
+
+describe("openD1LikeDatabase() LIKE and GLOB", () => {
+	const value = (sql: string, ...args: unknown[]) => {
+		const db = openD1LikeDatabase();
+		try {
+			return db
+				.prepare(sql)
+				.pluck()
+				.get(...args);
+		} finally {
+			db.close();
+		}
+	};
+
+	it.each([
+		["SELECT 'ABC' LIKE 'a%'", 1],
+		["SELECT 'abc' LIKE 'x%'", 0],
+		["SELECT 'a_b' LIKE 'a!_b' ESCAPE '!'", 1],
+		["SELECT 'axb' LIKE 'a!_b' ESCAPE '!'", 0],
+		["SELECT 'abc' GLOB 'a*'", 1],
+		["SELECT 'ABC' GLOB 'a*'", 0],
+		["SELECT NULL LIKE 'a'", null],
+	])("keeps SQLite's answer: %s is %j", (sql, expected) => {
+		expect(value(sql)).toBe(expected);
+	});
+
+	it.each([
+		["LIKE", "x".repeat(50), true],
+		["LIKE", "x".repeat(51), false],
+		["LIKE", "é".repeat(25), true],
+		["LIKE", "é".repeat(26), false],
+		["GLOB", "x".repeat(50), true],
+		["GLOB", "x".repeat(51), false],
+	])("%s with a pattern of %j: allowed %s (50 bytes at most, as D1)", (op, pattern, allowed) => {
+		const run = () => value(`SELECT 'x' ${op} ?`, pattern);
+		if (allowed) expect(run).not.toThrow();
+		else expect(run).toThrow(D1_LIKE_PATTERN_MESSAGE);
 	});
 });
