@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { type CatalogFile, parseCatalog, readCatalog } from "../../../ci/migrations/catalog.ts";
 import { D1_LIKE_PATTERN_MESSAGE } from "../../../ci/migrations/d1-rules.ts";
@@ -352,7 +353,12 @@ describe("replayMigrations()", () => {
 			],
 		}).migrations;
 		const result = replayMigrations(list);
-		expect(result.failure).toMatchObject({ migration: "0002_b.sql", line: 1 });
+		expect(result.failure).toMatchObject({
+			migration: "0002_b.sql",
+			line: 1,
+			statement: "",
+			message: "the file is unreadable or not valid UTF-8",
+		});
 		expect(result.applied.map((a) => a.name)).toEqual(["0001_a.sql"]);
 		expect(objectNames(result)).toEqual(["table a"]);
 	});
@@ -596,5 +602,90 @@ describe("openD1LikeDatabase() LIKE and GLOB", () => {
 		const run = () => value(`SELECT 'x' ${op} ?`, pattern);
 		if (allowed) expect(run).not.toThrow();
 		else expect(run).toThrow(D1_LIKE_PATTERN_MESSAGE);
+	});
+});
+
+describe("replayMigrations() edges", () => {
+	it("reports a DROP TABLE IF EXISTS of a parent whose children cascade", () => {
+		const result = replay({
+			"0001_a.sql":
+				"CREATE TABLE p (id INTEGER PRIMARY KEY);\nCREATE TABLE c (p INTEGER REFERENCES p (id) ON DELETE CASCADE);\nDROP TABLE IF EXISTS p;\n",
+		});
+		expect(result.dropCascades.map((d) => [d.table, d.line, d.children])).toEqual([
+			["p", 3, [{ table: "c", onDelete: "CASCADE" }]],
+		]);
+	});
+
+	it("turns each unresolvable double-quoted name of a statement into its string, a ' included", () => {
+		const db = openD1LikeDatabase();
+		try {
+			const result = replayMigrations(
+				migrations({
+					"0001_a.sql":
+						'CREATE TABLE t (a, b, c);\nINSERT INTO t SELECT "it\'s", "two words", "plain";\n',
+				}),
+				{ database: db },
+			);
+			expect(result.ok).toBe(true);
+			expect(result.dqsFallbacks.map((f) => [f.line, f.identifier])).toEqual([
+				[2, "it's"],
+				[2, "two words"],
+				[2, "plain"],
+			]);
+			expect(db.prepare("SELECT a, b, c FROM t").raw().get()).toEqual([
+				"it's",
+				"two words",
+				"plain",
+			]);
+		} finally {
+			db.close();
+		}
+	});
+
+	it.each([
+		[
+			"ATTACH DATABASE 'x.db' AS x;",
+			"SQLITE_AUTH",
+			"not authorized (D1 does not allow ATTACH or DETACH)",
+		],
+		[
+			"SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7;",
+			"SQLITE_ERROR",
+			undefined,
+		],
+	])("refuses %s before running it, with code %s", (sql, code, message) => {
+		const result = replay({ "0001_a.sql": `${sql}\n` });
+		expect(result.failure).toMatchObject({ line: 1, code, statement: sql.replace(/;$/, "") });
+		if (message) expect(result.failure?.message).toBe(message);
+		else expect(result.failure?.message).not.toContain("not authorized");
+	});
+
+	it("installs D1's limits on a database it is given, and leaves it open", () => {
+		const db = new Database(":memory:");
+		try {
+			const result = replayMigrations(
+				migrations({
+					"0001_a.sql": `CREATE TABLE t (a);\nINSERT INTO t VALUES ('x');\nSELECT count(*) FROM t WHERE a LIKE '${"x".repeat(51)}';\n`,
+				}),
+				{ database: db },
+			);
+			expect(result.failure?.message).toContain(D1_LIKE_PATTERN_MESSAGE);
+			expect(db.open).toBe(true);
+		} finally {
+			db.close();
+		}
+	});
+
+	it("times each migration within the whole replay's time", () => {
+		const t0 = performance.now();
+		const result = replay({
+			"0001_a.sql": "CREATE TABLE a (x);\n",
+			"0002_b.sql": "CREATE TABLE b (x);\n",
+		});
+		const elapsed = performance.now() - t0;
+		const sum = result.applied.reduce((total, a) => total + a.durationMs, 0);
+		expect(result.applied.every((a) => a.durationMs >= 0)).toBe(true);
+		expect(sum).toBeLessThanOrEqual(result.durationMs);
+		expect(result.durationMs).toBeLessThanOrEqual(elapsed);
 	});
 });
