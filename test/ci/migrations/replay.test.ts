@@ -553,7 +553,7 @@ describe("findWideTable()", () => {
 
 	it("fails the replay of an ADD COLUMN over the limit at the ALTER, as D1 does", () => {
 		const result = replay({
-			"0001_wide.sql": `CREATE TABLE w (${columns(100)});\nCREATE TABLE other (x);\nALTER TABLE w ADD COLUMN extra;\nALTER TABLE other ADD COLUMN y;\n`,
+			"0001_wide.sql": `CREATE TABLE w (${columns(100)});\nCREATE TABLE other (x);\nALTER TABLE w ADD COLUMN extra;\nALTER TABLE other ADD COLUMN y;\nINSERT INTO w (c0) VALUES ('add');\n`,
 		});
 		expect(result.ok).toBe(false);
 		expect(result.failure).toMatchObject({
