@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Migration } from "../../../ci/migrations/catalog.ts";
 import {
 	checkD1Statement,
+	isD1AllowedPragma,
 	mayBreakD1Rules,
 	mayBreakD1RulesOnce,
 	parseRowChange,
@@ -189,5 +190,51 @@ describe("mayBreakD1Rules()", () => {
 				}
 			}
 		}
+	});
+});
+
+// workerd util/sqlite.c++ isAuthorized() SQLITE_PRAGMA, one row per signature edge (see d1-rules.ts).
+describe("isD1AllowedPragma()", () => {
+	it.each([
+		[{ schema: "main", name: "foreign_keys", value: "ON" }, true],
+		[{ schema: "temp", name: "foreign_keys", value: "ON" }, false],
+		[{ name: "journal_mode", value: "WAL" }, false],
+		[{ name: "table_list", value: "anything" }, true],
+		[{ name: "data_version" }, true],
+		[{ name: "page_size", value: "4096" }, false],
+		[{ name: "Foreign_Keys" }, true],
+		[{ name: "foreign_keys", value: "onion" }, true],
+		[{ name: "foreign_keys", value: "'on'" }, true],
+		[{ name: "foreign_keys", value: '"off"' }, true],
+		[{ name: "foreign_keys", value: "maybe" }, false],
+		[{ name: "foreign_keys", value: "1'x'" }, true],
+		[{ name: "foreign_keys", value: "'on'x" }, false],
+		[{ name: "foreign_keys", value: "xonx" }, false],
+		[{ name: "table_info", value: "users" }, true],
+		[{ name: "table_info", value: "my_cf_table" }, true],
+		[{ name: "table_info", value: "_CF_kv" }, false],
+		[{ name: "table_info" }, false],
+		[{ name: "foreign_key_check" }, true],
+		[{ name: "foreign_key_check", value: "t" }, true],
+		[{ name: "foreign_key_check", value: "_cf_kv" }, false],
+		[{ name: "optimize" }, true],
+		[{ name: "optimize", value: "0x10002" }, true],
+		[{ name: "optimize", value: "+0x10" }, true],
+		[{ name: "optimize", value: "-0x10" }, true],
+		[{ name: "optimize", value: "10x5" }, false],
+		[{ name: "optimize", value: "0x10zz" }, false],
+		[{ name: "optimize", value: "+12" }, true],
+		[{ name: "optimize", value: "2147483647" }, true],
+		[{ name: "optimize", value: "2147483648" }, false],
+		[{ name: "optimize", value: "-2147483648" }, true],
+		[{ name: "optimize", value: "-2147483649" }, false],
+		[{ name: "optimize", value: "abc" }, false],
+		[{ name: "quick_check" }, true],
+		[{ name: "quick_check", value: "100" }, true],
+		[{ name: "quick_check", value: "t" }, true],
+		[{ name: "quick_check", value: "_cf_1" }, false],
+		[{ name: "quick_check", value: "_cf_x" }, false],
+	])("%j: %s", (pragma, allowed) => {
+		expect(isD1AllowedPragma(pragma)).toBe(allowed);
 	});
 });

@@ -113,3 +113,300 @@ describe("tablesNamedIn()", () => {
 		expect(tablesNamedIn(sql)).toEqual(tables);
 	});
 });
+
+/** Fills the tables `sql` creates on a fresh database; the rows written, and the database. */
+function fill(
+	sql: string,
+	options: { rows?: number; exclude?: string[]; mentioned?: string } = {},
+) {
+	const db = openD1LikeDatabase();
+	db.exec(sql);
+	const written = fillTables(db, {
+		rows: options.rows ?? 3,
+		exclude: options.exclude ?? [],
+		mentioned: options.mentioned ?? sql,
+		state: { seen: new Set(), seq: 1 },
+		distinct: "all",
+	});
+	return { db, written };
+}
+
+const count = (db: ReturnType<typeof openD1LikeDatabase>, table: string) =>
+	db.prepare(`SELECT count(*) FROM ${table}`).pluck().get();
+
+describe("fillTables() values", () => {
+	// Two rows with seq 1 and 2: each value of the column's affinity (sqlite.org/datatype3.html).
+	it.each([
+		["INTEGER", "n", [1, 2], "integer"],
+		// SQLite's rule 1: a type naming INT has INTEGER affinity, whatever else it names.
+		["INTTEXT", "n", [1, 2], "integer"],
+		["varchar(20)", "label", ["label-1", "label-2"], "text"],
+		["TEXT", "o'clock", ["o'clock-1", "o'clock-2"], "text"],
+		["TEXT", "created_at", ["2026-01-02 00:00:00", "2026-01-03 00:00:00"], "text"],
+		["DATETIME", "seen", ["2026-01-02 00:00:00", "2026-01-03 00:00:00"], "text"],
+		["TIMESTAMP TEXT", "seen", ["2026-01-02 00:00:00", "2026-01-03 00:00:00"], "text"],
+		["BLOB", "raw", [Buffer.from([1]), Buffer.from([2])], "blob"],
+		["REAL", "score", [1.5, 2.5], "real"],
+		["DOUBLE PRECISION", "score", [1.5, 2.5], "real"],
+		["FLOAT", "score", [1.5, 2.5], "real"],
+		["BOOLEAN", "active", [1, 0], "integer"],
+		["NUMERIC", "amount", [1, 2], "integer"],
+		["", "anything", [1, 2], "integer"],
+	])("gives a %s column %s the values %j", (type, name, values, storage) => {
+		const column = `"${name}"`;
+		const { db, written } = fill(`CREATE TABLE v (id INTEGER PRIMARY KEY, ${column} ${type});`, {
+			rows: 2,
+		});
+		try {
+			expect(written).toBe(2);
+			expect(db.prepare(`SELECT ${column} FROM v ORDER BY id`).pluck().all()).toEqual(values);
+			expect(db.prepare(`SELECT DISTINCT typeof(${column}) FROM v`).pluck().all()).toEqual([
+				storage,
+			]);
+		} finally {
+			db.close();
+		}
+	});
+
+	it("keeps an INTEGER PRIMARY KEY far from the small ids seed rows use", () => {
+		const { db } = fill("CREATE TABLE t (id INTEGER PRIMARY KEY, x TEXT, y TEXT);");
+		try {
+			expect(db.prepare("SELECT id FROM t ORDER BY id").pluck().all()).toEqual([
+				1_000_000_001, 1_000_000_002, 1_000_000_003,
+			]);
+		} finally {
+			db.close();
+		}
+	});
+
+	it("gives a composite INTEGER key its own values, not the rowid-alias ids", () => {
+		const { db } = fill("CREATE TABLE t (a INTEGER, b INTEGER, PRIMARY KEY (a, b));", { rows: 2 });
+		try {
+			expect(db.prepare("SELECT a, b FROM t ORDER BY a").raw().all()).toEqual([
+				[1, 1],
+				[2, 2],
+			]);
+		} finally {
+			db.close();
+		}
+	});
+
+	it.each([
+		[
+			"a column named with regex characters",
+			`CREATE TABLE t ("a.b" TEXT CHECK ("a.b" IN ('x', 'y')));`,
+		],
+		["a lower-case in", "CREATE TABLE t (kind TEXT CHECK (kind in ('x', 'y')));"],
+		["a numeric list", "CREATE TABLE t (kind INTEGER CHECK (kind IN (-7, 9)));"],
+	])("takes the first literal of a CHECK (col IN (...)) for %s", (_, sql) => {
+		const { db, written } = fill(sql);
+		try {
+			expect(written).toBe(3);
+			const values = db.prepare("SELECT DISTINCT * FROM t").pluck().all();
+			expect(values).toHaveLength(1);
+			expect(["x", -7]).toContain(values[0]);
+		} finally {
+			db.close();
+		}
+	});
+});
+
+describe("fillTables() tables", () => {
+	it("fills a table whose name needs quoting", () => {
+		const { db, written } = fill(`CREATE TABLE "say ""hi""" (x TEXT, "col ""q""" TEXT);`);
+		try {
+			expect(written).toBe(3);
+			expect(count(db, `"say ""hi"""`)).toBe(3);
+		} finally {
+			db.close();
+		}
+	});
+
+	it.each([
+		[
+			"the excluded ledger, in any case",
+			"CREATE TABLE d1_migrations (id INTEGER PRIMARY KEY, name TEXT);",
+			"d1_migrations",
+			["D1_Migrations"],
+		],
+		[
+			"D1's own _cf_ tables",
+			"CREATE TABLE _cf_KV (key TEXT PRIMARY KEY, value BLOB);",
+			"_cf_KV",
+			[],
+		],
+	])("never fills %s", (_, sql, table, exclude) => {
+		const { db, written } = fill(sql, { exclude });
+		try {
+			expect(written).toBe(0);
+			expect(count(db, table)).toBe(0);
+		} finally {
+			db.close();
+		}
+	});
+
+	it("never writes SQLite's own tables (sqlite_sequence), even when a migration names them", () => {
+		const sql = "CREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT);";
+		const { db, written } = fill(sql, { mentioned: `${sql}\nUPDATE TABLE sqlite_sequence` });
+		try {
+			expect(written).toBe(3);
+			expect(db.prepare("SELECT name, seq FROM sqlite_sequence").raw().all()).toEqual([
+				["items", 1_000_000_003],
+			]);
+		} finally {
+			db.close();
+		}
+	});
+
+	it("tops a table up to the rows asked for, and fills each table version once", () => {
+		const db = openD1LikeDatabase();
+		try {
+			const sql = "CREATE TABLE logs (msg TEXT);";
+			db.exec(`${sql} INSERT INTO logs VALUES ('seed');`);
+			const state = { seen: new Set<string>(), seq: 1 };
+			const options = { rows: 3, exclude: [], mentioned: sql, state };
+			expect(fillTables(db, options)).toBe(2);
+			expect(count(db, "logs")).toBe(3);
+			expect(fillTables(db, options)).toBe(0);
+			// The same table again (unchanged since its fill): not refilled, even when emptied.
+			db.exec("DELETE FROM logs");
+			expect(fillTables(db, options)).toBe(0);
+			db.exec("ALTER TABLE logs ADD COLUMN level INTEGER; DELETE FROM logs;");
+			expect(fillTables(db, { ...options, mentioned: "ALTER TABLE logs ADD COLUMN level" })).toBe(
+				3,
+			);
+			expect(db.prepare("SELECT count(level) FROM logs").pluck().get()).toBe(3);
+		} finally {
+			db.close();
+		}
+	});
+
+	it("writes a table whose every column has a default with DEFAULT VALUES", () => {
+		const { db, written } = fill("CREATE TABLE d (a TEXT DEFAULT 'x', b INTEGER DEFAULT 4);");
+		try {
+			expect(written).toBe(3);
+			expect(db.prepare("SELECT DISTINCT a || b FROM d").pluck().all()).toEqual(["x4"]);
+		} finally {
+			db.close();
+		}
+	});
+
+	it("leaves generated columns to SQLite", () => {
+		const { db, written } = fill(
+			"CREATE TABLE g (a INTEGER, b INTEGER GENERATED ALWAYS AS (a * 2) VIRTUAL);",
+		);
+		try {
+			expect(written).toBe(3);
+			expect(db.prepare("SELECT b FROM g ORDER BY a").pluck().all()).toEqual([2, 4, 6]);
+		} finally {
+			db.close();
+		}
+	});
+
+	it("writes each row on its own when one of them breaks a CHECK, and counts only those written", () => {
+		const { db, written } = fill("CREATE TABLE c (n INTEGER CHECK (n <> 2), m TEXT);");
+		try {
+			expect(written).toBe(2);
+			expect(db.prepare("SELECT n, m FROM c ORDER BY n").raw().all()).toEqual([
+				[1, "m-1"],
+				[3, "m-3"],
+			]);
+		} finally {
+			db.close();
+		}
+	});
+
+	it("writes nothing, and does not throw, when a NOT NULL foreign key has no parent row", () => {
+		const { db, written } = fill(
+			"CREATE TABLE p (id INTEGER PRIMARY KEY);\nCREATE TABLE c (p_id INTEGER NOT NULL REFERENCES p (id));",
+			{ mentioned: "CREATE TABLE c" },
+		);
+		try {
+			expect(written).toBe(0);
+			expect(count(db, "c")).toBe(0);
+		} finally {
+			db.close();
+		}
+	});
+});
+
+describe("fillTables() foreign keys", () => {
+	it("fills a parent before its child, whatever the order and case the migration names them in", () => {
+		const { db, written } = fill(
+			"CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL REFERENCES Parent (id));\nCREATE TABLE parent (id INTEGER PRIMARY KEY);",
+		);
+		try {
+			expect(written).toBe(6);
+			expect(count(db, "child")).toBe(3);
+			expect(db.prepare("SELECT count(*) FROM pragma_foreign_key_check").pluck().get()).toBe(0);
+		} finally {
+			db.close();
+		}
+	});
+
+	it("fills two tables that point at each other (a cycle) on the last pass", () => {
+		const { db, written } = fill(
+			"CREATE TABLE a (id INTEGER PRIMARY KEY, b_id INTEGER REFERENCES b (id));\nCREATE TABLE b (id INTEGER PRIMARY KEY, a_id INTEGER REFERENCES a (id));",
+		);
+		try {
+			expect(written).toBe(6);
+			expect(count(db, "a")).toBe(3);
+			expect(count(db, "b")).toBe(3);
+		} finally {
+			db.close();
+		}
+	});
+
+	it("points a keyed foreign key at a distinct parent per row, and a plain one at a repeated parent", () => {
+		const db = openD1LikeDatabase();
+		try {
+			const sql = `CREATE TABLE parent (x INTEGER, y INTEGER, UNIQUE (x, y));
+CREATE TABLE other (id INTEGER PRIMARY KEY);
+CREATE TABLE users (id INTEGER PRIMARY KEY);
+CREATE TABLE child (a INTEGER UNIQUE, b INTEGER, d INTEGER REFERENCES other (id), FOREIGN KEY (a, b) REFERENCES parent (x, y));
+CREATE TABLE profile (user_id INTEGER PRIMARY KEY REFERENCES users (id), bio TEXT);`;
+			db.exec(sql);
+			fillTables(db, { rows: 3, exclude: [], mentioned: sql, state: { seen: new Set(), seq: 1 } });
+			expect(count(db, "child")).toBe(3);
+			expect(count(db, "profile")).toBe(3);
+			// a is UNIQUE: its composite key (a, b) names three parent rows; d repeats one of them.
+			expect(db.prepare("SELECT count(DISTINCT a || ',' || b) FROM child").pluck().get()).toBe(3);
+			expect(db.prepare("SELECT count(DISTINCT d) FROM child").pluck().get()).toBe(2);
+			expect(db.prepare("SELECT count(*) FROM pragma_foreign_key_check").pluck().get()).toBe(0);
+		} finally {
+			db.close();
+		}
+	});
+
+	it("repeats a column outside every key even when a unique index covers the first column", () => {
+		const db = openD1LikeDatabase();
+		try {
+			const sql = "CREATE TABLE t (code TEXT UNIQUE, x TEXT);";
+			db.exec(sql);
+			fillTables(db, { rows: 3, exclude: [], mentioned: sql, state: { seen: new Set(), seq: 1 } });
+			expect(distinctCount(db, "t", "code")).toBe(3);
+			expect(distinctCount(db, "t", "x")).toBe(2);
+		} finally {
+			db.close();
+		}
+	});
+});
+
+describe("fillTables() duplicates", () => {
+	it("repeats only the second row: the others stay distinct outside the keys too", () => {
+		const db = openD1LikeDatabase();
+		try {
+			const sql = "CREATE TABLE t (id INTEGER PRIMARY KEY, x TEXT);";
+			db.exec(sql);
+			fillTables(db, { rows: 4, exclude: [], mentioned: sql, state: { seen: new Set(), seq: 1 } });
+			expect(db.prepare("SELECT x FROM t ORDER BY id").pluck().all()).toEqual([
+				"x-1",
+				"x-1",
+				"x-3",
+				"x-4",
+			]);
+		} finally {
+			db.close();
+		}
+	});
+});

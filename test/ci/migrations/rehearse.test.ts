@@ -208,3 +208,160 @@ describe("readCopy() from the loopback D1", () => {
 		}
 	});
 });
+
+describe("planCopy() virtual tables", () => {
+	it.each([
+		["  create  virtual \t table v USING fts5(a)", true],
+		["CREATE VIRTUAL TABLE v USING rtree(id, x0, x1)", true],
+		["CREATE TABLE v (note TEXT DEFAULT 'CREATE VIRTUAL TABLE')", false],
+	])("tells %j is virtual: %s", (sql, virtual) => {
+		const plan = planCopy([row("v", sql)]);
+		expect(plan.virtual.map((t) => t.name)).toEqual(virtual ? ["v"] : []);
+		expect(plan.tables.map((t) => t.name)).toEqual(virtual ? [] : ["v"]);
+	});
+
+	it("skips every shadow table SQLite creates (FTS5 and R*Tree), and nothing else named like one", () => {
+		const suffixes = ["data", "idx", "content", "docsize", "config", "node", "parent", "rowid"];
+		const plan = planCopy([
+			row("v", "CREATE VIRTUAL TABLE v USING fts5(a)"),
+			...suffixes.map((s) => row(`v_${s}`, `CREATE TABLE 'v_${s}'(id)`)),
+			{ type: "index", name: "v_extra", tbl_name: "v_data", sql: null },
+			{ type: "index", name: "w_data", tbl_name: "w", sql: "CREATE INDEX w_data ON w (id)" },
+			row("w", "CREATE TABLE w (id)"),
+			row("v_other", "CREATE TABLE v_other (id)"),
+		]);
+		expect([...plan.shadows].sort()).toEqual(suffixes.map((s) => `v_${s}`).sort());
+		expect(plan.tables.map((t) => t.name)).toEqual(["w", "v_other"]);
+	});
+
+	it("counts only tables as shadows, not an index named like one", () => {
+		const plan = planCopy([
+			row("v", "CREATE VIRTUAL TABLE v USING fts5(a)"),
+			{ type: "index", name: "v_data", tbl_name: "w", sql: "CREATE INDEX v_data ON w (id)" },
+		]);
+		expect([...plan.shadows]).toEqual([]);
+	});
+
+	it.each([
+		["fts5(body, content='')", "contentless"],
+		['fts5(content = "", body)', "contentless"],
+		["fts5(body,content=[])", "contentless"],
+		["fts5(body, content = '' )", "contentless"],
+		["fts5(body, content=``)", "contentless"],
+		["fts5(body, content='docs')", "refilled"],
+		["fts4(body, content='')", "refilled"],
+		["fts5vocab(docs, 'row')", "derived"],
+		["  FTS5VOCAB (docs, 'row')", "derived"],
+	])("USING %s: %s", (using, kind) => {
+		const sql = `CREATE VIRTUAL TABLE v USING  ${using}`;
+		const plan = planCopy([row("v", sql)]);
+		expect(plan.virtual.map((t) => t.name)).toEqual(kind === "refilled" ? ["v"] : []);
+		expect(plan.recreateOnly.map((r) => [r.row.name, r.reason !== undefined])).toEqual(
+			kind === "refilled" ? [] : [["v", kind === "contentless"]],
+		);
+		if (kind === "contentless") expect(plan.recreateOnly[0]?.reason).toContain("content=''");
+	});
+});
+
+describe("readCopy() requests, budgets and counters", () => {
+	async function source(sql: string): Promise<SqliteExecutor> {
+		const db = new SqliteExecutor();
+		await db.query(sql, { write: true });
+		return db;
+	}
+
+	it("pages with the default budget: one schema read, then 1000 rows per SELECT", async () => {
+		const db = await source(
+			"CREATE TABLE n (v INTEGER);\nWITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 2500) INSERT INTO n SELECT i FROM s;",
+		);
+		const progress: string[] = [];
+		const { copy, report } = await readCopy(db, undefined, (m) => progress.push(m));
+		try {
+			expect(report).toMatchObject({ rows: 2500, requests: 4, complete: true });
+			expect(report.tables).toEqual([{ name: "n", rows: 2500, complete: true }]);
+			expect(progress).toEqual(["rehearsal: copied 2500 row(s) of n"]);
+			expect(copy.prepare("SELECT count(*) FROM n").pluck().get()).toBe(2500);
+		} finally {
+			copy.close();
+		}
+	});
+
+	it("stops at its byte budget and marks the copy incomplete", async () => {
+		const db = await source(
+			"CREATE TABLE a (v TEXT);\nCREATE TABLE b (v TEXT);\nINSERT INTO a VALUES ('x'), ('y');\nINSERT INTO b VALUES ('z');",
+		);
+		// Exactly the first page's size: the budget is spent once it is reached.
+		const bytes = Buffer.byteLength(JSON.stringify([{ __rowid: 1, v: "x" }]));
+		const { copy, report } = await readCopy(db, { rows: 100, bytes, pageSize: 1 });
+		try {
+			expect(report.complete).toBe(false);
+			expect(report.tables).toEqual([
+				{ name: "a", rows: 1, complete: false },
+				{ name: "b", rows: 0, complete: false },
+			]);
+			expect(report.requests).toBe(2);
+			expect(report.bytes).toBe(bytes);
+		} finally {
+			copy.close();
+		}
+	});
+
+	it("copies a WITHOUT ROWID table however it is spaced", async () => {
+		const db = await source(
+			"CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT) WITHOUT  ROWID;\nINSERT INTO kv VALUES ('a', '1');",
+		);
+		const { copy, report } = await readCopy(db);
+		try {
+			expect(report.tables).toEqual([{ name: "kv", rows: 1, complete: true }]);
+		} finally {
+			copy.close();
+		}
+	});
+
+	it("copies the counter of an AUTOINCREMENT table whose rows are all gone, beside plain tables", async () => {
+		const db = await source(
+			"CREATE TABLE plain (v TEXT);\nCREATE TABLE items (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT);\nINSERT INTO items (v) VALUES ('a'), ('b'), ('c'), ('d');\nDELETE FROM items;",
+		);
+		const { copy, report } = await readCopy(db);
+		try {
+			expect(report.sequences).toBe(1);
+			// schema, plain, items, sqlite_sequence
+			expect(report.requests).toBe(4);
+			copy.exec("INSERT INTO items (v) VALUES ('e')");
+			expect(copy.prepare("SELECT id FROM items").pluck().get()).toBe(5);
+		} finally {
+			copy.close();
+		}
+	});
+});
+
+describe("rehearseOnCopy() predictions and message", () => {
+	it("splits the measured time between the migrations, and names SQLite's code", async () => {
+		const db = await remote();
+		const { copy } = await readCopy(db);
+		const catalog = parseCatalog({
+			dir: "migrations",
+			pattern: "migrations/*.sql",
+			retired: [],
+			files: [
+				{ name: "0001_a.sql", bytes: Buffer.from("CREATE TABLE a (x);\n") },
+				{ name: "0002_b.sql", bytes: Buffer.from("CREATE TABLE b (x);\n") },
+				{ name: "0003_bad.sql", bytes: Buffer.from("INSERT INTO users (id) VALUES (7);\n") },
+			],
+		});
+		const t0 = performance.now();
+		const result = rehearseOnCopy(copy, catalog.migrations, {
+			migrationsTable: "d1_migrations",
+			environment: "staging",
+		});
+		const elapsed = performance.now() - t0;
+		copy.close();
+		expect(result.predictions.map((p) => p.name)).toEqual(["0001_a.sql", "0002_b.sql"]);
+		const total = result.predictions.reduce((sum, p) => sum + p.predictedMs, 0);
+		expect(total).toBeGreaterThanOrEqual(0);
+		expect(total).toBeLessThanOrEqual(Math.ceil(elapsed) + 2);
+		expect(result.findings[0]?.message).toMatch(
+			/^on a copy of the staging data, 0003_bad\.sql fails: .*UNIQUE.* \(SQLITE_CONSTRAINT_PRIMARYKEY\)\. It works on an empty database/,
+		);
+	});
+});

@@ -1,12 +1,16 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { type CatalogFile, parseCatalog, readCatalog } from "../../../ci/migrations/catalog.ts";
+import { D1_LIKE_PATTERN_MESSAGE } from "../../../ci/migrations/d1-rules.ts";
 import {
+	findWideTable,
 	openD1LikeDatabase,
 	replayMigrations,
 	replayWithDuplicates,
+	tablesGainingColumns,
 	wranglerMigrationQuery,
 } from "../../../ci/migrations/replay.ts";
 import { diffSchema, parseSnapshot } from "../../../ci/migrations/schema.ts";
@@ -349,7 +353,12 @@ describe("replayMigrations()", () => {
 			],
 		}).migrations;
 		const result = replayMigrations(list);
-		expect(result.failure).toMatchObject({ migration: "0002_b.sql", line: 1 });
+		expect(result.failure).toMatchObject({
+			migration: "0002_b.sql",
+			line: 1,
+			statement: "",
+			message: "the file is unreadable or not valid UTF-8",
+		});
 		expect(result.applied.map((a) => a.name)).toEqual(["0001_a.sql"]);
 		expect(objectNames(result)).toEqual(["table a"]);
 	});
@@ -508,5 +517,175 @@ describe("replayWithDuplicates() (UNIQUE over existing data)", () => {
 			"0004_one_post.sql",
 		]);
 		expect(result.result.ok).toBe(true);
+	});
+});
+
+describe("tablesGainingColumns()", () => {
+	it.each([
+		["ALTER TABLE t ADD COLUMN c INTEGER;", ["t"]],
+		["alter table main.t add c;", ["t"]],
+		['ALTER TABLE t RENAME TO u;\nALTER TABLE "Q" ADD x;', ["Q"]],
+		["SELECT 1;\nALTER TABLE a ADD x;\nALTER TABLE b ADD COLUMN y;", ["a", "b"]],
+		["ALTER TABLE t RENAME COLUMN a TO add_me;", []],
+		["CREATE TABLE t (a);\n-- later: alter table t add b", []],
+		["INSERT INTO log VALUES ('alter table t add b');", []],
+	])("%j widens %j", (sql, tables) => {
+		expect(tablesGainingColumns(sql)).toEqual(tables);
+	});
+});
+
+describe("findWideTable()", () => {
+	const columns = (n: number) => Array.from({ length: n }, (_, i) => `c${i}`).join(", ");
+
+	it("names the first table over D1's 100 columns, and none at exactly 100", () => {
+		const db = openD1LikeDatabase();
+		try {
+			db.exec(
+				`CREATE TABLE full (${columns(100)}); CREATE TABLE wide (${columns(101)}); CREATE TABLE wider (${columns(102)});`,
+			);
+			expect(findWideTable(db, ["full", "wide", "wider"])).toBe("wide");
+			expect(findWideTable(db, ["full"])).toBeUndefined();
+			expect(findWideTable(db, [])).toBeUndefined();
+		} finally {
+			db.close();
+		}
+	});
+
+	it("fails the replay of an ADD COLUMN over the limit at the ALTER, as D1 does", () => {
+		const result = replay({
+			"0001_wide.sql": `CREATE TABLE w (${columns(100)});\nCREATE TABLE other (x);\nALTER TABLE w ADD COLUMN extra;\nALTER TABLE other ADD COLUMN y;\nINSERT INTO w (c0) VALUES ('add');\n`,
+		});
+		expect(result.ok).toBe(false);
+		expect(result.failure).toMatchObject({
+			migration: "0001_wide.sql",
+			line: 3,
+			statement: "ALTER TABLE w ADD COLUMN extra",
+			message: "too many columns on sqlite_altertab_w",
+			code: "SQLITE_ERROR",
+		});
+	});
+});
+
+describe("openD1LikeDatabase() LIKE and GLOB", () => {
+	const value = (sql: string, ...args: unknown[]) => {
+		const db = openD1LikeDatabase();
+		try {
+			return db
+				.prepare(sql)
+				.pluck()
+				.get(...args);
+		} finally {
+			db.close();
+		}
+	};
+
+	it.each([
+		["SELECT 'ABC' LIKE 'a%'", 1],
+		["SELECT 'abc' LIKE 'x%'", 0],
+		["SELECT 'a_b' LIKE 'a!_b' ESCAPE '!'", 1],
+		["SELECT 'axb' LIKE 'a!_b' ESCAPE '!'", 0],
+		["SELECT 'abc' GLOB 'a*'", 1],
+		["SELECT 'ABC' GLOB 'a*'", 0],
+		["SELECT NULL LIKE 'a'", null],
+	])("keeps SQLite's answer: %s is %j", (sql, expected) => {
+		expect(value(sql)).toBe(expected);
+	});
+
+	it.each([
+		["LIKE", "x".repeat(50), true],
+		["LIKE", "x".repeat(51), false],
+		["LIKE", "é".repeat(25), true],
+		["LIKE", "é".repeat(26), false],
+		["GLOB", "x".repeat(50), true],
+		["GLOB", "x".repeat(51), false],
+	])("%s with a pattern of %j: allowed %s (50 bytes at most, as D1)", (op, pattern, allowed) => {
+		const run = () => value(`SELECT 'x' ${op} ?`, pattern);
+		if (allowed) expect(run).not.toThrow();
+		else expect(run).toThrow(D1_LIKE_PATTERN_MESSAGE);
+	});
+});
+
+describe("replayMigrations() edges", () => {
+	it("reports a DROP TABLE IF EXISTS of a parent whose children cascade", () => {
+		const result = replay({
+			"0001_a.sql":
+				"CREATE TABLE p (id INTEGER PRIMARY KEY);\nCREATE TABLE c (p INTEGER REFERENCES p (id) ON DELETE CASCADE);\nDROP TABLE IF EXISTS p;\n",
+		});
+		expect(result.dropCascades.map((d) => [d.table, d.line, d.children])).toEqual([
+			["p", 3, [{ table: "c", onDelete: "CASCADE" }]],
+		]);
+	});
+
+	it("turns each unresolvable double-quoted name of a statement into its string, a ' included", () => {
+		const db = openD1LikeDatabase();
+		try {
+			const result = replayMigrations(
+				migrations({
+					"0001_a.sql":
+						'CREATE TABLE t (a, b, c);\nINSERT INTO t SELECT "it\'s", "two words", "plain";\n',
+				}),
+				{ database: db },
+			);
+			expect(result.ok).toBe(true);
+			expect(result.dqsFallbacks.map((f) => [f.line, f.identifier])).toEqual([
+				[2, "it's"],
+				[2, "two words"],
+				[2, "plain"],
+			]);
+			expect(db.prepare("SELECT a, b, c FROM t").raw().get()).toEqual([
+				"it's",
+				"two words",
+				"plain",
+			]);
+		} finally {
+			db.close();
+		}
+	});
+
+	it.each([
+		[
+			"ATTACH DATABASE 'x.db' AS x;",
+			"SQLITE_AUTH",
+			"not authorized (D1 does not allow ATTACH or DETACH)",
+		],
+		[
+			"SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7;",
+			"SQLITE_ERROR",
+			undefined,
+		],
+	])("refuses %s before running it, with code %s", (sql, code, message) => {
+		const result = replay({ "0001_a.sql": `${sql}\n` });
+		expect(result.failure).toMatchObject({ line: 1, code, statement: sql.replace(/;$/, "") });
+		if (message) expect(result.failure?.message).toBe(message);
+		else expect(result.failure?.message).not.toContain("not authorized");
+	});
+
+	it("installs D1's limits on a database it is given, and leaves it open", () => {
+		const db = new Database(":memory:");
+		try {
+			const result = replayMigrations(
+				migrations({
+					"0001_a.sql": `CREATE TABLE t (a);\nINSERT INTO t VALUES ('x');\nSELECT count(*) FROM t WHERE a LIKE '${"x".repeat(51)}';\n`,
+				}),
+				{ database: db },
+			);
+			expect(result.failure?.message).toContain(D1_LIKE_PATTERN_MESSAGE);
+			expect(db.open).toBe(true);
+		} finally {
+			db.close();
+		}
+	});
+
+	it("times each migration within the whole replay's time", () => {
+		const t0 = performance.now();
+		const result = replay({
+			"0001_a.sql": "CREATE TABLE a (x);\n",
+			"0002_b.sql": "CREATE TABLE b (x);\n",
+		});
+		const elapsed = performance.now() - t0;
+		const sum = result.applied.reduce((total, a) => total + a.durationMs, 0);
+		expect(result.applied.every((a) => a.durationMs >= 0)).toBe(true);
+		expect(sum).toBeLessThanOrEqual(result.durationMs);
+		expect(result.durationMs).toBeLessThanOrEqual(elapsed);
 	});
 });

@@ -205,3 +205,184 @@ describe("renderSnapshot() / parseSnapshot()", () => {
 		]);
 	});
 });
+
+describe("makeSchema()", () => {
+	const r = (type: string, name: string, sql: string | null, tbl_name = name) => ({
+		type,
+		name,
+		tbl_name,
+		sql,
+	});
+
+	it("keeps tables, indexes, views and triggers with SQL, sorted by type then name", () => {
+		const schema = makeSchema([
+			r("trigger", "t_ai", "CREATE TRIGGER t_ai AFTER INSERT ON t BEGIN SELECT 1; END", "t"),
+			r("index", "sqlite_autoindex_t_1", null, "t"),
+			r("table", "b", "CREATE TABLE b (x)"),
+			r("view", "v", "CREATE VIEW v AS SELECT 1"),
+			r("index", "t_x", "CREATE INDEX t_x ON t (x)", "t"),
+			r("table", "A", "CREATE TABLE A (x)"),
+			r("shadow", "odd", "CREATE TABLE odd (x)"),
+			r("table", "a", "CREATE TABLE a (x)"),
+		]);
+		expect(schema.objects.map((o) => `${o.type} ${o.name} ${o.table}`)).toEqual([
+			"table A A",
+			"table a a",
+			"table b b",
+			"index t_x t",
+			"view v v",
+			"trigger t_ai t",
+		]);
+	});
+
+	it("leaves out every object of an excluded table, whatever its case", () => {
+		const schema = makeSchema(
+			[
+				r("table", "Ledger", "CREATE TABLE Ledger (x)"),
+				r("index", "ledger_x", "CREATE INDEX ledger_x ON Ledger (x)", "Ledger"),
+				r("table", "kept", "CREATE TABLE kept (x)"),
+			],
+			["LEDGER"],
+		);
+		expect(schema.objects.map((o) => o.name)).toEqual(["kept"]);
+	});
+});
+
+describe("formatCreateStatement() shapes", () => {
+	it.each([
+		["trailing semicolons", "CREATE INDEX i ON t (a, b);;", "CREATE INDEX i ON t (a, b)"],
+		[
+			"a virtual table on one line",
+			"create virtual table d using fts5(a, b)",
+			"CREATE VIRTUAL TABLE d USING fts5 (a, b)",
+		],
+		[
+			"a view on one line",
+			"create view v as select a.x, b.y from a, b",
+			"CREATE VIEW v AS SELECT a.x, b.y FROM a, b",
+		],
+		[
+			"nested parentheses inside a column",
+			"CREATE TABLE t (a TEXT CHECK (a IN ('x', 'y')), b REAL DEFAULT (1.5))",
+			"CREATE TABLE t (\n\ta TEXT CHECK (a IN ('x', 'y')),\n\tb REAL DEFAULT (1.5)\n)",
+		],
+		[
+			"a table with a column named virtual",
+			"CREATE TABLE t (virtual INTEGER, b)",
+			"CREATE TABLE t (\n\tVIRTUAL INTEGER,\n\tb\n)",
+		],
+		["nothing at all", "", ""],
+		[
+			"a table constraint",
+			"CREATE TABLE t (a, b, PRIMARY KEY (a, b)) WITHOUT ROWID",
+			"CREATE TABLE t (\n\ta,\n\tb,\n\tPRIMARY KEY (a, b)\n) WITHOUT ROWID",
+		],
+		[
+			"a trigger with a CASE ... END in its body",
+			"CREATE TRIGGER t AFTER UPDATE ON x BEGIN UPDATE x SET a = CASE WHEN 1 THEN 2 END; SELECT 1; END",
+			"CREATE TRIGGER t AFTER UPDATE ON x BEGIN\n\tUPDATE x SET a = CASE WHEN 1 THEN 2 END;\n\tSELECT 1;\nEND",
+		],
+	])("formats %s", (_, sql, expected) => {
+		expect(formatCreateStatement(sql)).toBe(expected);
+	});
+});
+
+describe("parseSnapshot() identities", () => {
+	it.each([
+		["CREATE TEMP TABLE t (x)", ["table", "t", "t"]],
+		["CREATE TEMPORARY VIEW v AS SELECT 1", ["view", "v", "v"]],
+		["CREATE VIRTUAL TABLE d USING fts5(body)", ["table", "d", "d"]],
+		[
+			"CREATE TRIGGER IF NOT EXISTS main.tr AFTER INSERT ON posts BEGIN SELECT 1; END",
+			["trigger", "tr", "posts"],
+		],
+		['CREATE INDEX "Quoted" ON "My Table" (x)', ["index", "Quoted", "My Table"]],
+		["CREATE VIEW v AS SELECT * FROM a JOIN b ON a.id = b.id", ["view", "v", "v"]],
+		["CREATE INDEX IF NOT EXISTS main.i ON main (x)", ["index", "i", "main"]],
+	])("identifies %s", (sql, identity) => {
+		const schema = parseSnapshot(`${sql};\n`);
+		expect(schema.objects.map((o) => [o.type, o.name, o.table])).toEqual([identity]);
+	});
+
+	it.each(["SELECT 1", "INSERT INTO t VALUES (1)", "CREATE", "CREATE SEQUENCE s", "DROP TABLE t"])(
+		"skips %s",
+		(sql) => {
+			expect(parseSnapshot(`${sql};\n`).objects).toEqual([]);
+		},
+	);
+});
+
+describe("renderSnapshot()", () => {
+	it("separates objects by a blank line, each ending in ;", () => {
+		const schema = makeSchema([
+			{ type: "table", name: "a", tbl_name: "a", sql: "CREATE TABLE a (x)" },
+			{ type: "index", name: "a_x", tbl_name: "a", sql: "CREATE INDEX a_x ON a (x)" },
+		]);
+		expect(renderSnapshot(schema, ["h"])).toBe(
+			"-- h\n\nCREATE TABLE a (\n\tx\n);\n\nCREATE INDEX a_x ON a (x);\n",
+		);
+	});
+});
+
+describe("diffSchema() kinds", () => {
+	it("lists removed and changed objects in the expected order, then added ones", () => {
+		const table = (name: string, sql: string) => ({ type: "table", name, tbl_name: name, sql });
+		const expected = makeSchema([
+			table("a", "CREATE TABLE a (x)"),
+			table("b", "CREATE TABLE b (x)"),
+		]);
+		const actual = makeSchema([table("b", "CREATE TABLE b (y)"), table("c", "CREATE TABLE c (x)")]);
+		expect(diffSchema(expected, actual)).toEqual([
+			{ kind: "removed", type: "table", name: "a", diff: ["- CREATE TABLE a (", "- \tx", "- )"] },
+			{
+				kind: "changed",
+				type: "table",
+				name: "b",
+				diff: ["  CREATE TABLE b (", "+ \ty", "- \tx", "  )"],
+			},
+			{ kind: "added", type: "table", name: "c", diff: ["+ CREATE TABLE c (", "+ \tx", "+ )"] },
+		]);
+	});
+});
+
+describe("parseSnapshot() line endings and fragments", () => {
+	it("reads a snapshot with old Mac (CR) line endings", () => {
+		const schema = parseSnapshot("-- header\r\rCREATE TABLE a (x);\r");
+		expect(schema.objects.map((o) => o.name)).toEqual(["a"]);
+	});
+
+	it("does not throw on a CREATE TABLE with no name", () => {
+		expect(parseSnapshot("CREATE TABLE;\n").objects.map((o) => [o.type, o.name])).toEqual([
+			["table", ""],
+		]);
+	});
+});
+
+describe("diffLines() is a shortest diff", () => {
+	// Lines kept ("  ") = the longest common subsequence; the - and + sides rebuild a and b.
+	it.each([
+		["a\nb\nc\nd\ne", "a\nc\ne\nf", 3],
+		["x\na\nb", "a\nb\nx", 2],
+		["a\nb\na\nb", "b\na\nb\na", 3],
+		["a\nb\nc", "c\nb\na", 1],
+		["1\n2\n3\n4\n5\n6", "0\n2\n3\n9\n5\n6\n7", 4],
+		["p\nq", "r", 0],
+		["a\nb", "c\na\nb", 2],
+		["a\nb", "b\nc\na\nb", 2],
+		["c\na\nb", "a\nb", 2],
+		["a\nx\nb\ny\nc", "a\nb\nc", 3],
+		["a\nb\nc", "a\nx\nb\ny\nc", 3],
+		["q\na\nb\nc", "a\nb\nc\nq", 3],
+		["a\nb\nc\nq", "q\na\nb\nc", 3],
+	])("%j against %j keeps %i lines", (a, b, kept) => {
+		const diff = diffLines(a, b);
+		const side = (drop: string) =>
+			diff
+				.filter((l) => !l.startsWith(drop))
+				.map((l) => l.slice(2))
+				.join("\n");
+		expect(diff.filter((l) => l.startsWith("  "))).toHaveLength(kept);
+		expect(side("+")).toBe(a);
+		expect(side("-")).toBe(b);
+	});
+});
