@@ -647,3 +647,31 @@ describe("lintMigration() messages", () => {
 		expect(finding?.message).toContain(`This migration is ${Buffer.byteLength(sql)} bytes.`);
 	});
 });
+
+describe("lintMigration() on cut-off and corner statements", () => {
+	it.each([
+		["CREATE TABLE;", []],
+		["CREATE TEMP;", []],
+		["CREATE VIRTUAL TABLE v USING;", []],
+		["ALTER TABLE;", []],
+		["ALTER TABLE t RENAME TO;", []],
+		["ALTER TABLE t DROP;", ["D1_DESTRUCTIVE"]],
+		["ALTER TABLE t ADD;", []],
+		["DROP TABLE;", ["D1_DESTRUCTIVE"]],
+		["DELETE FROM;", ["D1_DESTRUCTIVE"]],
+		["UPDATE;", ["D1_DESTRUCTIVE"]],
+		["PRAGMA foreign_keys =;", []],
+		["PRAGMA foreign_keys OFF;", []],
+		["PRAGMA foreign_keys = no;", ["D1_FOREIGN_KEYS_OFF"]],
+		["PRAGMA foreign_keys = 'false';", ["D1_FOREIGN_KEYS_OFF"]],
+		["ALTER TABLE t ADD COLUMN c TEXT CHECK (c IS NOT NULL);", []],
+		["ALTER TABLE t ADD COLUMN c TEXT CHECK (c > 0) NOT NULL;", ["D1_ADD_NOT_NULL"]],
+		["ALTER TABLE t ADD COLUMN c TEXT DEFAULT NULL NOT NULL;", ["D1_ADD_NOT_NULL"]],
+		["ALTER TABLE t ADD COLUMN c INT AS (1) NOT NULL;", []],
+		["ALTER TABLE t ADD COLUMN c TEXT NOT NULL DEFAULT ('x');", []],
+		["-- workers-pipeline-disable :D1_DESTRUCTIVE: x\nSELECT 1;", ["LINT_SUPPRESSION_UNKNOWN"]],
+		["WITH x AS (SELECT 1) VALUES (1);", []],
+	])("%j → %j, without throwing", (sql, expected) => {
+		expect(codes(sql)).toEqual(expected);
+	});
+});
