@@ -94,6 +94,11 @@ describe("replaySchemaThrough()", () => {
 		]);
 	});
 
+	it("never calls a migration with its file uncheckable, even beside a retired copy", () => {
+		const both = catalog({ "0001_a.sql": FILES["0001_a.sql"] }, ["0001_a.sql.retired"]);
+		expect(uncheckableSchema(both, ["0001_a.sql"], "preflight")).toEqual([]);
+	});
+
 	it("prefers the catalog's file over a retired one of the same name", () => {
 		const retired = new Map([["0001_a.sql", migration("0001_a.sql", "CREATE TABLE stale (x);")]]);
 		expect(tables(replaySchemaThrough(cat, ["0001_a.sql"], "t", retired))).toEqual(["a"]);
@@ -205,6 +210,7 @@ describe("checkDrift()", () => {
 		expect(finding).toMatchObject({ code: "PREFLIGHT_SCHEMA_DRIFT", severity: "error" });
 		expect(finding?.message).toContain(line);
 		expect(finding?.message).not.toContain("without a checksum");
+		expect(finding?.message).toMatch(/\nsomeone may have changed the database by hand\. /);
 	});
 
 	it("names the migrations wrangler applied without a checksum as possible culprits", () => {

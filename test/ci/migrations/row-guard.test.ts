@@ -183,3 +183,28 @@ describe("rowCountsBeforeSql() and rowCountsAfterSql()", () => {
 		]);
 	});
 });
+
+describe("row guard corners", () => {
+	it.each([
+		"DROP TABLE;",
+		"DELETE FROM;",
+		"CREATE TABLE;",
+		"ALTER TABLE;",
+		"ALTER TABLE t RENAME TO;",
+	])("parseTouchedTables(%j) names nothing and never throws", (sql) => {
+		const touched = parseTouchedTables(sql);
+		expect([...touched.emptied, ...touched.named].filter((n) => n !== "t")).toEqual([]);
+	});
+
+	it("leaves out a child the migration changes itself, though it does not empty it", () => {
+		const sql = "DROP TABLE users;\nALTER TABLE sessions ADD COLUMN note TEXT;";
+		expect(planRowGuard(sql, schema).map((g) => g.table)).toEqual(["projects", "content"]);
+	});
+
+	it("follows a composite foreign key to its parent", () => {
+		const s = schemaOf(
+			"CREATE TABLE p (a INTEGER, b INTEGER, PRIMARY KEY (a, b));\nCREATE TABLE c (x INTEGER, y INTEGER, FOREIGN KEY (x, y) REFERENCES p (a, b) ON DELETE CASCADE);",
+		);
+		expect(cascadeEdges(s)).toEqual([{ child: "c", parent: "p" }]);
+	});
+});
