@@ -13,7 +13,7 @@ import {
 	type WranglerReplay,
 } from "../../../ci/migrations/parity.ts";
 import { type ReplayResult, replayMigrations } from "../../../ci/migrations/replay.ts";
-import { REPO } from "../../support/project.ts";
+import { makeProject, REPO, removeProjects } from "../../support/project.ts";
 
 const catalog = (files: Record<string, string>) =>
 	parseCatalog({
@@ -238,4 +238,36 @@ describe("runWranglerReplay() with wrangler's Miniflare", () => {
 			}),
 		).rejects.toThrow("interrupted");
 	}, 60_000);
+});
+
+describe("runWranglerReplay() with the wrangler CLI", () => {
+	afterAll(removeProjects);
+	// One real `wrangler d1 migrations apply --local` (seconds): a set whose second file fails.
+	it("records what wrangler applied, where it stopped and its error, and reads the local database", async () => {
+		const files = {
+			"0001_a.sql": FILES["0001_a.sql"],
+			"0002_bad.sql": "CREATE TABLE a (x);\n",
+			"0003_c.sql": "CREATE TABLE c (x);\n",
+		};
+		const root = makeProject({
+			prefix: "wp-parity-wrangler-",
+			files: Object.fromEntries(Object.entries(files).map(([n, sql]) => [`migrations/${n}`, sql])),
+		});
+		const result = await runWranglerReplay({
+			root,
+			catalog: catalog(files),
+			database: { ...DATABASE, migrationsTable: "my_ledger" },
+			env: process.env,
+			engine: "wrangler",
+		});
+		expect(result).toMatchObject({
+			ok: false,
+			applied: ["0001_a.sql"],
+			failedAt: "0002_bad.sql",
+			engine: "wrangler",
+		});
+		expect(result.exitCode).not.toBe(0);
+		expect(result.message).toContain("table a already exists");
+		expect(result.schema).toEqual(ours({ "0001_a.sql": FILES["0001_a.sql"] }, "my_ledger").schema);
+	}, 120_000);
 });
