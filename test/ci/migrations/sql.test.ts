@@ -488,3 +488,37 @@ describe("sql helpers", () => {
 		expect(findTopLevelWord(tokens(sql), word, from)).toBe(expected);
 	});
 });
+
+describe("sql corners found by mutation testing", () => {
+	it.each([
+		["0xA1", [["number", "0xA1"]]],
+		[
+			"1x1",
+			[
+				["number", "1"],
+				["identifier", "x1"],
+			],
+		],
+	])("tokenizeSql(%j)", (sql, expected) => {
+		expect(kinds(sql)).toEqual(expected);
+	});
+
+	it.each([
+		["a number", "1", "1"],
+		["an operator", "(", "("],
+	])("isWord is false for %s, whatever its text", (_, sql, word) => {
+		expect(isWord(tokenizeSql(sql)[0], word)).toBe(false);
+	});
+
+	it("findTopLevelWord tracks nested parentheses", () => {
+		expect(findTopLevelWord(tokenizeSql("((a) FROM b)"), "FROM")).toBe(-1);
+	});
+
+	it.each([
+		["CREATE TABLE t (begin TEXT); SELECT 1;", 2],
+		["CREATE TEMP TABLE t (begin TEXT); SELECT 1;", 2],
+		["CREATE VIEW v AS SELECT 1 AS begin; SELECT 2;", 2],
+	])("a column named begin is no trigger body: %j", (sql, count) => {
+		expect(splitStatements(sql)).toHaveLength(count);
+	});
+});
