@@ -9,6 +9,8 @@ export default defineConfig({
 		include: [
 			"test/ci/migrations/**/*.test.ts",
 			"test/ci/config/**/*.test.ts",
+			// The SqlExecutor contract (ci/migrations/executor.ts against both backends): about a second.
+			"test/ci/contract/**/*.test.ts",
 			"test/ci/migrate/restore.test.ts",
 			"test/deploy/build.test.ts",
 		],

@@ -303,7 +303,7 @@ export class LockHeldError extends CiError {
 	constructor(holder: LockHolder | undefined, waitedSeconds: number) {
 		super(
 			`the migration lock is held by ${holder ? `${holder.owner} (run ${holder.runId}, expires in ${Math.max(0, holder.expiresAt - holder.now)} s)` : "another run"}; waited ${waitedSeconds} s. Wait for it to finish, or raise --lock-timeout.`,
-			"E_CHECKS_FAILED",
+			"E_LOCK_HELD",
 		);
 		this.name = "LockHeldError";
 		this.holder = holder;

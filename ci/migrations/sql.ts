@@ -203,9 +203,8 @@ const scanToken = (sql: string, i: number, out: Scan): SqlTokenKind => {
 	if (THREE_CHAR_OPERATORS.has(sql.slice(i, i + 3))) return set(out, "operator", i + 3);
 	if (TWO_CHAR_OPERATORS.has(sql.slice(i, i + 2))) return set(out, "operator", i + 2);
 	if (ONE_CHAR_OPERATORS.has(c)) return set(out, "operator", i + 1);
-	// Keep surrogate pairs whole so an odd character never splits into two tokens.
-	const width = (c.codePointAt(0) ?? 0) > 0xffff ? 2 : 1;
-	return set(out, "unknown", i + width);
+	// Only ASCII gets here: every non-ASCII unit (surrogates included) starts an identifier.
+	return set(out, "unknown", i + 1);
 };
 
 /** Splits SQLite source into tokens, comments included and whitespace dropped. */

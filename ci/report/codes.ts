@@ -167,7 +167,7 @@ export const ERROR_CODES = {
 	E_D1_API: e(EXIT_FAILED, "the D1 API failed (5xx, 429, a refused request)"),
 	E_NETWORK: e(EXIT_FAILED, "no answer from the Cloudflare API at the URL named"),
 	E_WRANGLER: e(EXIT_FAILED, "a wrangler command failed"),
-	E_CHECKS_FAILED: e(EXIT_FAILED, "a remote check failed before any write (e.g. the lock)"),
+	E_LOCK_HELD: e(EXIT_FAILED, "another run holds the migration lock; nothing was written"),
 	E_INTERRUPTED: e(EXIT_INTERRUPTED, "interrupted (Ctrl-C, SIGTERM)"),
 	E_INTERNAL: e(EXIT_FAILED, "a bug in workers-pipeline"),
 } as const satisfies Record<string, ErrorCodeInfo>;

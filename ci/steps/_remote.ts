@@ -55,10 +55,6 @@ export function openRemote(ctx: StepContext, { project, env, binding }: RemoteAr
 	};
 }
 
-// Kept only for ci/steps/deploy.ts (owned by the deploy work package this round); every other
-// caller imports ci/git.ts. Drop this line once deploy.ts imports describeOwner/readGitSha there.
-export { describeOwner, readGitSha as gitSha } from "../git.ts";
-
 export const newRunId = () => randomUUID();
 
 /** The two ways to put the database back, printed wherever a restore may be needed. */

@@ -250,11 +250,22 @@ function readBuildPlan(project: ProjectConfig, envPath: string | undefined): Bui
 	});
 }
 
+/** What a build report carries: the stamp of the build in place, rebuilt or not. */
+export type BuildData = {
+	cached: boolean;
+	version: string;
+	inputsHash: string;
+	builtAt: string;
+	upload: BuildStamp["upload"];
+	/** OpenNext's worker.js, when there is one. */
+	workerEntryBytes?: number;
+};
+
 const failed = (started: number, summary: string, findings: Finding[]) =>
-	makeStepResult("build", started, { ok: false, summary, findings });
+	makeStepResult<BuildData>("build", started, { ok: false, summary, findings });
 
 /** `build`: the app's build (OpenNext, build.command, a framework's build script), then the upload size against the budget. */
-export const buildStep = defineStep<BuildArgs>({
+export const buildStep = defineStep<BuildArgs, BuildData>({
 	name: "build",
 	async run(ctx, { project, force }) {
 		const started = performance.now();

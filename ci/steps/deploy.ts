@@ -31,9 +31,10 @@ import {
 	workerUrlFromPreview,
 } from "../deploy/versions.ts";
 import { UserError } from "../errors.ts";
+import { describeOwner, readGitSha } from "../git.ts";
 import { parseCatalog, readCatalog } from "../migrations/catalog.ts";
 import { type Finding, hasErrors } from "../report/model.ts";
-import { describeOwner, envFlag, gitSha } from "./_remote.ts";
+import { envFlag } from "./_remote.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
 import { readBuildStamp } from "./build.ts";
 import { migrateStep } from "./migrate.ts";
@@ -656,7 +657,7 @@ export const deployStep = defineStep<DeployArgs>({
 			},
 			findings: [],
 			secrets,
-			sha: gitSha(project.root, ctx.env) ?? "dev",
+			sha: readGitSha(project.root, ctx.env) ?? "dev",
 			policy,
 			bookmark: null,
 		};

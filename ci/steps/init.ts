@@ -522,10 +522,8 @@ async function writeSnapshot(
 	const rel = snapshotPathFor(project, database);
 	const existed = existsSync(path.join(project.root, rel));
 	const check = await migrationTestStep.run(ctx, { project, includeLint: false });
-	const data = check.data as
-		| { snapshot?: { status?: string }; replay?: { ok?: boolean } }
-		| undefined;
-	if (!data?.replay?.ok) {
+	const data = check.data;
+	if (!data?.replay.ok) {
 		writer.files.push({
 			path: rel,
 			action: "kept",
@@ -533,7 +531,7 @@ async function writeSnapshot(
 		});
 		return;
 	}
-	if (data.snapshot?.status === "matches") {
+	if (data.snapshot.status === "matches") {
 		writer.files.push({ path: rel, action: "kept", note: "schema snapshot (unchanged)" });
 		return;
 	}

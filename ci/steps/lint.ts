@@ -260,7 +260,14 @@ async function runLintTool(
 	};
 }
 
-export const lintStep = defineStep<LintArgs>({
+/** What a lint report carries: how much D1 lint saw, and which tools ran. */
+export type LintData = {
+	migrations: number;
+	sets: number;
+	tools: { kind: LintTool["kind"]; source: string }[];
+};
+
+export const lintStep = defineStep<LintArgs, LintData>({
 	name: "lint",
 	async run(ctx, { project, cacheDir, format }) {
 		const started = performance.now();
@@ -308,6 +315,11 @@ export const lintStep = defineStep<LintArgs>({
 			ok: !hasErrors(reported),
 			summary: parts.join("; "),
 			findings: reported,
+			data: {
+				migrations: files,
+				sets: databases.length,
+				tools: plan.tools.map(({ kind, source }) => ({ kind, source })),
+			},
 		});
 	},
 });

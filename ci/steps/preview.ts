@@ -15,9 +15,9 @@ import { type HealthObservation, waitForHealth } from "../deploy/health-check.ts
 import { createPreview, deletePreview } from "../deploy/preview.ts";
 import { readDeploySecrets } from "../deploy/secrets.ts";
 import { UserError } from "../errors.ts";
+import { describeOwner, readGitSha } from "../git.ts";
 import { parseCatalog, readCatalog } from "../migrations/catalog.ts";
 import { type Finding, hasErrors } from "../report/model.ts";
-import { describeOwner, gitSha } from "./_remote.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
 import { readBuildStamp } from "./build.ts";
 import { EXPECTED_HEAD_VAR, planHealthPolicy } from "./deploy.ts";
@@ -235,7 +235,7 @@ async function runPreview(
 	data: PreviewData,
 	findings: Finding[],
 ): Promise<string> {
-	const sha = gitSha(args.project.root, ctx.env) ?? "dev";
+	const sha = readGitSha(args.project.root, ctx.env) ?? "dev";
 	const stamp = readBuildStamp(args.project.root);
 	if (!stamp || stamp.version !== sha) {
 		findings.push({

@@ -64,8 +64,11 @@ export function planTestCommand({
 	return { argv: scriptCommand(pm, "test", envPath) };
 }
 
+/** What a test report carries: the runner's counts when it printed them; `cached` when not re-run. */
+export type TestData = { passed?: number; failed?: number; cached?: boolean };
+
 /** Runs the project's unit tests: settings.test.command, default the `test` script. */
-export const testStep = defineStep<TestArgs>({
+export const testStep = defineStep<TestArgs, TestData>({
 	name: "test",
 	async run(ctx, { project, cacheDir, reuse = true }) {
 		const started = performance.now();

@@ -40,7 +40,7 @@ interface JsonReport {
 		message: string;
 	}[];
 	migrations: { name: string; checksum: string | null; status: string }[];
-	steps: { name: string; ok: boolean }[];
+	steps: { name: string; ok: boolean; data: Record<string, unknown> }[];
 	timings: { totalMs: number; steps: Record<string, number> };
 }
 
@@ -405,6 +405,12 @@ describe("runCli()", () => {
 				acknowledged: "applied to production in 2024",
 			}),
 		]);
+		// Biome and tsc are switched off: D1 lint alone ran, over the fixture's two files and this one.
+		expect(report.steps.find((s) => s.name === "lint")?.data).toEqual({
+			migrations: 3,
+			sets: 1,
+			tools: [],
+		});
 	});
 
 	it("should run lint, test, build and migration-test for `ci --no-parity` with one summary (exit 0)", async () => {

@@ -15,6 +15,7 @@ import {
 	checksumOf,
 	compareMigrationNames,
 	detectNaming,
+	fileMatches,
 	leadingNumber,
 	normalizeMigrationText,
 	parseCatalog,
@@ -672,5 +673,138 @@ describe("detectNaming()", () => {
 		[["002_rooms.sql", "schema.sql"], {}, "strict"],
 	] as const)("should pick for %j (%j) the preset %s", (names, hints, expected) => {
 		expect(detectNaming(names, hints)).toBe(expected);
+	});
+});
+
+describe("catalog edges", () => {
+	it.each([
+		[
+			"an unnumbered name sorting before digits goes last",
+			["(init).sql", "0001_a.sql"],
+			["0001_a.sql", "(init).sql"],
+		],
+		[
+			"a numbered name goes first, whatever the order given",
+			["0001_a.sql", "(init).sql"],
+			["0001_a.sql", "(init).sql"],
+		],
+		[
+			"a directory before the files inside it",
+			["0001_a/migration.sql", "0001_a"],
+			["0001_a", "0001_a/migration.sql"],
+		],
+	])("compareMigrationNames: %s", (_, names, expected) => {
+		expect([...names].sort(compareMigrationNames)).toEqual(expected);
+	});
+
+	it.each([
+		["init_a.sql", "init_a.sql", 0],
+		["init_b.sql", "init_a.sql", 1],
+		["init_a.sql", "init_b.sql", -1],
+		["0001_a", "0001_a/migration.sql", -1],
+		["0001_a/x/y.sql", "0001_a/x", 1],
+	])("compareMigrationNames(%j, %j) has the sign of %i", (a, b, sign) => {
+		expect(Math.sign(compareMigrationNames(a, b))).toBe(sign);
+	});
+
+	it.each([
+		["9999 after 0001 is a gap", ["0001_a.sql", "9999_b.sql"], ["CATALOG_NUMBER_GAP"]],
+		["10000 (a timestamp) after 0001 is none", ["0001_a.sql", "10000_b.sql"], []],
+		["consecutive numbers", ["0001_a.sql", "0002_b.sql"], []],
+		["unnumbered files are no duplicates of each other", ["init.sql", "seed.sql"], []],
+	])("%s", (_, names, codes) => {
+		const catalog = parseCatalog(
+			{ dir: "m", pattern: "m/*.sql", retired: [], files: names.map((n) => file(n)) },
+			{ naming: { pattern: ".*", description: "anything" } },
+		);
+		expect(catalog.findings.map((f) => f.code)).toEqual(codes);
+	});
+
+	it("says what to do with an empty migration", () => {
+		const [finding] = parse([file("0001_a.sql", "  \n")]).findings;
+		expect(finding).toMatchObject({
+			code: "CATALOG_EMPTY_FILE",
+			severity: "warning",
+			message: "the migration is empty; remove it or add its statements.",
+		});
+	});
+
+	it("gives an unreadable file empty SQL and no dependencies", () => {
+		const [migration] = parse([{ name: "0001_a.sql", bytes: undefined }]).migrations;
+		expect(migration).toMatchObject({
+			sql: "",
+			checksum: checksumOf(""),
+			readable: false,
+			depends: [],
+		});
+	});
+
+	it("points at a bad byte after valid multi-byte characters", () => {
+		const bytes = Buffer.concat([Buffer.from("é€", "utf8"), Buffer.from([0xff])]);
+		expect(parse([{ name: "0001_a.sql", bytes }]).findings[0]?.message).toContain(
+			"byte 5 is not valid UTF-8",
+		);
+	});
+
+	it("lists no hidden retired file", () => {
+		const root = tree({
+			"migrations/0001_a.sql": "SELECT 1;\n",
+			"migrations/.0002_b.sql.retired": "SELECT 2;\n",
+			"migrations/0003_c.sql.retired": "SELECT 3;\n",
+		});
+		expect(readCatalog({ root, database: database() }).retired).toEqual(["0003_c.sql.retired"]);
+	});
+
+	it.each([
+		[
+			"more names fit wrangler than strict",
+			["0001_Add.sql", "0002_b.sql", "schema.sql"],
+			{},
+			"wrangler",
+		],
+		[
+			"a drizzle journal, names drizzle-kit does not allow",
+			["0008_add_server-settings.v2.sql"],
+			{ drizzleJournal: true },
+			"wrangler",
+		],
+		["a Prisma lock beside flat names", ["0001_a.sql"], { prismaLock: true }, "strict"],
+	] as const)("detectNaming: %s", (_, names, hints, expected) => {
+		expect(detectNaming(names, hints)).toBe(expected);
+	});
+});
+
+describe("fileMatches() and unmatched acknowledgements", () => {
+	it.each([
+		["*", undefined, ["migrations"], true],
+		["**", undefined, ["migrations"], true],
+		["0001_a.sql", undefined, ["migrations"], false],
+		["0001_a.sql", "migrations/0001_a.sql", ["migrations"], true],
+		["0001_a.sql", "0001_a.sql", ["."], true],
+		["0001_a.sql", "other/0001_a.sql", ["migrations"], false],
+		// Taken literally first: a name with glob characters still matches itself.
+		["migrations/[x].sql", "migrations/[x].sql", [], true],
+		["*.sql", "migrations/a.sql", [".", "migrations"], true],
+	])("fileMatches(%j, %j, %j) → %s", (glob, f, dirs, expected) => {
+		expect(fileMatches(glob, f, dirs)).toBe(expected);
+	});
+
+	it("leaves an unacknowledged finding as it was, and reports an unused acknowledgement of every file", () => {
+		const finding: Finding = {
+			code: "D1_PRAGMA",
+			severity: "error",
+			message: "m",
+			file: "migrations/a.sql",
+		};
+		const { findings, unused } = acknowledgeFindings(
+			[finding],
+			[{ code: "D1_TRANSACTION", reason: "nothing matches this one" }],
+			{ dirs: ["migrations"], configFile: "workers-pipeline.jsonc" },
+		);
+		expect(findings[0]).toBe(finding);
+		expect(findings[0]).not.toHaveProperty("acknowledged");
+		expect(unused.map((u) => u.message)).toEqual([
+			"acknowledgement of D1_TRANSACTION for (every file) matches no finding; remove it from migrations.acknowledge.",
+		]);
 	});
 });

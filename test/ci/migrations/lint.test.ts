@@ -368,3 +368,409 @@ describe("formatLintFinding()", () => {
 		expect(formatLintFinding(finding)).toBe(expected);
 	});
 });
+
+// What each finding tells the user, where it points, and what silences it: one case per branch
+// of the rules, the messages spelled out (reviewed).
+const WIDE_TABLE = `CREATE TABLE wide (${Array.from({ length: 101 }, (_, i) => `c${i}`).join(", ")});`;
+const COMPOUND_SELECT = `SELECT ${Array.from({ length: 6 }, (_, i) => i).join(" UNION SELECT ")};`;
+const DEEP_EXPRESSION = `SELECT ${Array.from({ length: 101 }, (_, i) => `a = ${i}`).join(" OR ")} FROM t;`;
+
+describe("lintMigration() messages", () => {
+	// [what, SQL, each finding as "line:column severity CODE: message"]
+	const CASES: [string, string, string[]][] = [
+		[
+			"reserved table",
+			"CREATE TABLE _cf_kv (k);",
+			[
+				'1:14 error D1_RESERVED_NAME: table "_cf_kv" starts with "_cf_", a prefix D1 reserves for its own tables; D1 refuses it. Rename it (e.g. "cf_kv").',
+			],
+		],
+		[
+			"reserved index, any case",
+			"CREATE UNIQUE INDEX IF NOT EXISTS _CF_idx ON t (a);",
+			[
+				'1:35 error D1_RESERVED_NAME: index "_CF_idx" starts with "_cf_", a prefix D1 reserves for its own tables; D1 refuses it. Rename it (e.g. "cf_idx").',
+			],
+		],
+		[
+			"reserved view in a schema",
+			"CREATE VIEW main._cf_v AS SELECT 1;",
+			[
+				'1:18 error D1_RESERVED_NAME: view "_cf_v" starts with "_cf_", a prefix D1 reserves for its own tables; D1 refuses it. Rename it (e.g. "cf_v").',
+			],
+		],
+		[
+			"reserved trigger",
+			"CREATE TRIGGER _cf_t AFTER INSERT ON t BEGIN SELECT 1; END;",
+			[
+				'1:16 error D1_RESERVED_NAME: trigger "_cf_t" starts with "_cf_", a prefix D1 reserves for its own tables; D1 refuses it. Rename it (e.g. "cf_t").',
+			],
+		],
+		["a CREATE of something else", "CREATE INDEX i ON t (a);", []],
+		[
+			"temp table",
+			"CREATE TEMP TABLE scratch (x);",
+			[
+				"1:8 error D1_TEMP_OBJECT: CREATE TEMP TABLE makes a connection-local object that D1 does not keep between requests. Create a regular table (and drop it at the end of the migration if it is scratch space).",
+			],
+		],
+		[
+			"temporary view",
+			"create temporary view v as select 1;",
+			[
+				"1:8 error D1_TEMP_OBJECT: CREATE TEMP VIEW makes a connection-local object that D1 does not keep between requests. Create a regular view (and drop it at the end of the migration if it is scratch space).",
+			],
+		],
+		[
+			"reserved virtual table",
+			"CREATE VIRTUAL TABLE _cf_search USING fts5(body);",
+			[
+				'1:22 error D1_RESERVED_NAME: virtual table "_cf_search" starts with "_cf_", a prefix D1 reserves for its own tables; D1 refuses it. Rename it (e.g. "cf_search").',
+			],
+		],
+		[
+			"virtual table module",
+			"CREATE VIRTUAL TABLE IF NOT EXISTS main.docs USING fts4(body);",
+			[
+				'1:52 error D1_VIRTUAL_TABLE: Virtual table module "fts4" is not available on D1, which allows only fts5, fts5vocab, rtree, rtree_i32. Use one of those, or a regular table.',
+			],
+		],
+		["virtual table without a module", "CREATE VIRTUAL TABLE docs;", []],
+		[
+			"rename to a reserved name",
+			"ALTER TABLE t RENAME TO _cf_t;",
+			[
+				'1:25 error D1_RESERVED_NAME: table "_cf_t" starts with "_cf_", a prefix D1 reserves for its own tables; D1 refuses it. Rename it (e.g. "cf_t").',
+			],
+		],
+		["rename a column (no finding)", "ALTER TABLE t RENAME COLUMN a TO b;", []],
+		[
+			"drop column",
+			"ALTER TABLE main.t DROP COLUMN c;",
+			[
+				"1:20 warning D1_DESTRUCTIVE: ALTER TABLE t DROP COLUMN c deletes that column's data in every row. Confirm there is a backup or a D1 Time Travel bookmark to restore from, then silence this once reviewed with `-- workers-pipeline-disable D1_DESTRUCTIVE: <reason>`.",
+			],
+		],
+		[
+			"drop without COLUMN",
+			"ALTER TABLE t DROP c;",
+			[
+				"1:15 warning D1_DESTRUCTIVE: ALTER TABLE t DROP COLUMN c deletes that column's data in every row. Confirm there is a backup or a D1 Time Travel bookmark to restore from, then silence this once reviewed with `-- workers-pipeline-disable D1_DESTRUCTIVE: <reason>`.",
+			],
+		],
+		[
+			"drop table",
+			"DROP TABLE IF EXISTS main.t;",
+			[
+				"1:1 warning D1_DESTRUCTIVE: DROP TABLE t deletes the table and all its rows (and cascades to child tables with ON DELETE CASCADE). Confirm there is a backup or a D1 Time Travel bookmark to restore from, then silence this once reviewed with `-- workers-pipeline-disable D1_DESTRUCTIVE: <reason>`.",
+			],
+		],
+		["drop index (no finding)", "DROP INDEX i;", []],
+		[
+			"delete without where",
+			"DELETE FROM main.logs;",
+			[
+				"1:1 warning D1_DESTRUCTIVE: DELETE FROM logs without WHERE deletes every row. Confirm there is a backup or a D1 Time Travel bookmark to restore from, then silence this once reviewed with `-- workers-pipeline-disable D1_DESTRUCTIVE: <reason>`.",
+			],
+		],
+		[
+			"update or replace without where",
+			"UPDATE OR REPLACE t SET a = 1;",
+			[
+				"1:1 warning D1_DESTRUCTIVE: UPDATE t without WHERE overwrites the SET columns in every row. Confirm there is a backup or a D1 Time Travel bookmark to restore from, then silence this once reviewed with `-- workers-pipeline-disable D1_DESTRUCTIVE: <reason>`.",
+			],
+		],
+		[
+			"delete after a CTE",
+			"WITH x AS (SELECT 1) DELETE FROM t;",
+			[
+				"1:22 warning D1_DESTRUCTIVE: DELETE FROM t without WHERE deletes every row. Confirm there is a backup or a D1 Time Travel bookmark to restore from, then silence this once reviewed with `-- workers-pipeline-disable D1_DESTRUCTIVE: <reason>`.",
+			],
+		],
+		[
+			"update after a CTE",
+			"WITH x AS (SELECT 1) UPDATE t SET a = 1;",
+			[
+				"1:22 warning D1_DESTRUCTIVE: UPDATE t without WHERE overwrites the SET columns in every row. Confirm there is a backup or a D1 Time Travel bookmark to restore from, then silence this once reviewed with `-- workers-pipeline-disable D1_DESTRUCTIVE: <reason>`.",
+			],
+		],
+		[
+			"upsert after a CTE (no finding)",
+			"WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x WHERE true ON CONFLICT DO UPDATE SET a = 1;",
+			[],
+		],
+		[
+			"replace after a CTE (no finding)",
+			"WITH x AS (SELECT 1) REPLACE INTO t SELECT * FROM x;",
+			[],
+		],
+		[
+			"pragma off the list",
+			"PRAGMA journal_mode = WAL;",
+			[
+				"1:8 error D1_PRAGMA: PRAGMA journal_mode is not on D1's list of supported PRAGMAs, so D1 rejects the migration. Remove it (D1 manages journaling, sync and page settings itself); supported: table_list, table_info, table_xinfo, data_version, page_size, case_sensitive_like, foreign_keys, defer_foreign_keys, ignore_check_constraints, legacy_alter_table, recursive_triggers, reverse_unordered_selects, foreign_key_check, foreign_key_list, index_info, index_list, index_xinfo, quick_check, optimize.",
+			],
+		],
+		[
+			"pragma refused in another schema",
+			"PRAGMA aux.table_info(t);",
+			[
+				'1:12 error D1_PRAGMA: D1 refuses this PRAGMA table_info ("not authorized"): only the main schema may be named, not "aux".',
+			],
+		],
+		["pragma without a name (no finding)", "PRAGMA;", []],
+		[
+			"foreign_keys = OFF",
+			"PRAGMA foreign_keys = OFF;",
+			[
+				"1:23 error D1_FOREIGN_KEYS_OFF: PRAGMA foreign_keys = OFF is a no-op on D1 (each migration runs inside a transaction, where SQLite ignores it), so foreign keys stay enforced and a table rebuild's DROP TABLE fails or cascades deletes into child tables. Put `PRAGMA defer_foreign_keys = ON;` at the start of the migration instead (`= OFF` at the end is optional); it defers checks to commit but does not stop ON DELETE CASCADE, so copy child rows aside before dropping a parent table.",
+			],
+		],
+		[
+			"foreign_keys(0)",
+			"PRAGMA foreign_keys(0);",
+			[
+				"1:21 error D1_FOREIGN_KEYS_OFF: PRAGMA foreign_keys = OFF is a no-op on D1 (each migration runs inside a transaction, where SQLite ignores it), so foreign keys stay enforced and a table rebuild's DROP TABLE fails or cascades deletes into child tables. Put `PRAGMA defer_foreign_keys = ON;` at the start of the migration instead (`= OFF` at the end is optional); it defers checks to commit but does not stop ON DELETE CASCADE, so copy child rows aside before dropping a parent table.",
+			],
+		],
+		["foreign_keys read (no finding)", "PRAGMA foreign_keys;", []],
+		["foreign_keys ON (no finding)", "PRAGMA foreign_keys = ON;", []],
+		[
+			"add NOT NULL column",
+			"ALTER TABLE t ADD COLUMN c TEXT NOT NULL;",
+			[
+				'1:33 warning D1_ADD_NOT_NULL: ALTER TABLE t ADD COLUMN c ... NOT NULL has no non-NULL DEFAULT: it works on an empty database (and in a fresh replay) but SQLite refuses it on a table that has rows ("Cannot add a NOT NULL column with default value NULL"). Give it a DEFAULT, or add it nullable, backfill, then rebuild the table with NOT NULL.',
+			],
+		],
+		[
+			"add NOT NULL column without COLUMN",
+			"ALTER TABLE t ADD c TEXT NOT NULL;",
+			[
+				'1:26 warning D1_ADD_NOT_NULL: ALTER TABLE t ADD COLUMN c ... NOT NULL has no non-NULL DEFAULT: it works on an empty database (and in a fresh replay) but SQLite refuses it on a table that has rows ("Cannot add a NOT NULL column with default value NULL"). Give it a DEFAULT, or add it nullable, backfill, then rebuild the table with NOT NULL.',
+			],
+		],
+		[
+			"add NOT NULL with a default (no finding)",
+			"ALTER TABLE t ADD COLUMN c TEXT NOT NULL DEFAULT 'x';",
+			[],
+		],
+		[
+			"add NOT NULL after a CHECK (...) NULL",
+			"ALTER TABLE t ADD COLUMN c TEXT CHECK (c IS NOT NULL OR NULL) NOT NULL;",
+			[
+				'1:63 warning D1_ADD_NOT_NULL: ALTER TABLE t ADD COLUMN c ... NOT NULL has no non-NULL DEFAULT: it works on an empty database (and in a fresh replay) but SQLite refuses it on a table that has rows ("Cannot add a NOT NULL column with default value NULL"). Give it a DEFAULT, or add it nullable, backfill, then rebuild the table with NOT NULL.',
+			],
+		],
+		[
+			"add generated NOT NULL (no finding)",
+			"ALTER TABLE t ADD COLUMN c INT GENERATED ALWAYS AS (1) NOT NULL;",
+			[],
+		],
+		[
+			"transactions",
+			"begin;\nCommit;\nSAVEPOINT a;\nRELEASE a;\nEND;\nROLLBACK;",
+			[
+				"1:1 error D1_TRANSACTION: BEGIN controls an explicit transaction, which D1 refuses; wrangler already applies each migration file atomically. Remove the statement.",
+				"2:1 error D1_TRANSACTION: COMMIT controls an explicit transaction, which D1 refuses; wrangler already applies each migration file atomically. Remove the statement.",
+				"3:1 error D1_TRANSACTION: SAVEPOINT controls an explicit transaction, which D1 refuses; wrangler already applies each migration file atomically. Remove the statement.",
+				"4:1 error D1_TRANSACTION: RELEASE controls an explicit transaction, which D1 refuses; wrangler already applies each migration file atomically. Remove the statement.",
+				"5:1 error D1_TRANSACTION: END controls an explicit transaction, which D1 refuses; wrangler already applies each migration file atomically. Remove the statement.",
+				"6:1 error D1_TRANSACTION: ROLLBACK controls an explicit transaction, which D1 refuses; wrangler already applies each migration file atomically. Remove the statement.",
+			],
+		],
+		[
+			"attach and detach",
+			"attach 'x.db' AS x;\ndetach x;",
+			[
+				"1:1 error D1_ATTACH: ATTACH is not supported: a D1 database is a single SQLite database and cannot attach others. Remove it and use a separate D1 binding instead.",
+				"2:1 error D1_ATTACH: DETACH is not supported: a D1 database is a single SQLite database and cannot attach others. Remove it and use a separate D1 binding instead.",
+			],
+		],
+		[
+			"function off the list",
+			"SELECT sqlite_version();",
+			[
+				'1:8 error D1_FUNCTION: sqlite_version() is a SQLite function D1 does not allow (workerd\'s function allow-list), so D1 refuses the statement ("not authorized"). Remove the call or compute the value in the application.',
+			],
+		],
+		[
+			"too many columns",
+			WIDE_TABLE,
+			[
+				'1:14 error D1_LIMIT: D1 refuses this statement ("too many columns on wide"). D1 allows at most 100 columns per table: split the table.',
+			],
+		],
+		[
+			"too many compound terms",
+			COMPOUND_SELECT,
+			[
+				'1:70 error D1_LIMIT: D1 refuses this statement ("too many terms in compound SELECT"). D1 allows at most 5 SELECTs joined by UNION/INTERSECT/EXCEPT: use a multi-row VALUES list or several statements.',
+			],
+		],
+		[
+			"too deep",
+			DEEP_EXPRESSION,
+			[
+				'1:990 error D1_LIMIT: D1 refuses this statement ("Expression tree is too large (maximum depth 100)"). D1 allows expressions at most 100 levels deep: use IN (...) instead of long OR chains, or split the statement.',
+			],
+		],
+		[
+			"unterminated string",
+			"INSERT INTO t VALUES ('abc);",
+			[
+				"1:23 error SQL_UNTERMINATED: This string literal (') is never closed, so it swallows the rest of the file. Add the closing quote.",
+			],
+		],
+		[
+			"unterminated blob",
+			"INSERT INTO t VALUES (x'ab);",
+			[
+				"1:23 error SQL_UNTERMINATED: This blob literal (x) is never closed, so it swallows the rest of the file. Add the closing quote.",
+			],
+		],
+		[
+			"unterminated quoted identifier",
+			'CREATE TABLE "t (x);',
+			[
+				'1:14 error SQL_UNTERMINATED: This quoted identifier (") is never closed, so it swallows the rest of the file. Add the closing quote.',
+			],
+		],
+		[
+			"unterminated bracket identifier",
+			"CREATE TABLE [t (x);",
+			[
+				"1:14 error SQL_UNTERMINATED: This quoted identifier ([) is never closed, so it swallows the rest of the file. Add the closing quote.",
+			],
+		],
+		[
+			"unterminated block comment",
+			"CREATE TABLE t (x); /* note",
+			[
+				"1:21 error SQL_UNTERMINATED: This /* comment is never closed, so it swallows the rest of the file, including the ledger INSERT wrangler appends (the migration would run but never be recorded). Close it with */.",
+			],
+		],
+		[
+			"missing semicolon",
+			"CREATE TABLE t (x);\nCREATE TABLE u (y)  -- the end\n",
+			[
+				'2:18 error D1_MISSING_SEMICOLON: The last statement does not end with `;`. wrangler appends its ledger `INSERT INTO d1_migrations ...` to the file and D1 then fails with `near "INSERT": syntax error`. Add `;` after it (for a CREATE TRIGGER, also check its BEGIN ... END is closed).',
+			],
+		],
+		[
+			"findings on one line, by column",
+			"DROP TABLE b; DROP TABLE a;",
+			[
+				"1:1 warning D1_DESTRUCTIVE: DROP TABLE b deletes the table and all its rows (and cascades to child tables with ON DELETE CASCADE). Confirm there is a backup or a D1 Time Travel bookmark to restore from, then silence this once reviewed with `-- workers-pipeline-disable D1_DESTRUCTIVE: <reason>`.",
+				"1:15 warning D1_DESTRUCTIVE: DROP TABLE a deletes the table and all its rows (and cascades to child tables with ON DELETE CASCADE). Confirm there is a backup or a D1 Time Travel bookmark to restore from, then silence this once reviewed with `-- workers-pipeline-disable D1_DESTRUCTIVE: <reason>`.",
+			],
+		],
+		[
+			"suppressed, lower-case code",
+			"-- workers-pipeline-disable d1_destructive: backed up first\nDROP TABLE t;",
+			[],
+		],
+		[
+			"suppressed in a block comment",
+			"/* workers-pipeline-disable D1_DESTRUCTIVE : kept in R2 */\nDELETE FROM t;",
+			[],
+		],
+		[
+			"suppression naming no rule",
+			"-- workers-pipeline-disable\nDROP TABLE t;",
+			[
+				"1:1 error LINT_SUPPRESSION_UNKNOWN: workers-pipeline-disable names no rule, so nothing is silenced. Use one of: D1_TRANSACTION, D1_PRAGMA, D1_FOREIGN_KEYS_OFF, D1_RESERVED_NAME, D1_ATTACH, D1_TEMP_OBJECT, D1_VIRTUAL_TABLE, D1_FUNCTION, D1_LIMIT, D1_REQUEST_TOO_LARGE, D1_ADD_NOT_NULL, D1_STATEMENT_TOO_LARGE, D1_DESTRUCTIVE, D1_MISSING_SEMICOLON, SQL_UNTERMINATED.",
+				"2:1 warning D1_DESTRUCTIVE: DROP TABLE t deletes the table and all its rows (and cascades to child tables with ON DELETE CASCADE). Confirm there is a backup or a D1 Time Travel bookmark to restore from, then silence this once reviewed with `-- workers-pipeline-disable D1_DESTRUCTIVE: <reason>`.",
+			],
+		],
+		[
+			"suppression naming an unknown rule",
+			"-- workers-pipeline-disable NOPE: x\nDROP TABLE t;",
+			[
+				'1:1 error LINT_SUPPRESSION_UNKNOWN: workers-pipeline-disable names unknown rule "NOPE", so nothing is silenced. Use one of: D1_TRANSACTION, D1_PRAGMA, D1_FOREIGN_KEYS_OFF, D1_RESERVED_NAME, D1_ATTACH, D1_TEMP_OBJECT, D1_VIRTUAL_TABLE, D1_FUNCTION, D1_LIMIT, D1_REQUEST_TOO_LARGE, D1_ADD_NOT_NULL, D1_STATEMENT_TOO_LARGE, D1_DESTRUCTIVE, D1_MISSING_SEMICOLON, SQL_UNTERMINATED.',
+				"2:1 warning D1_DESTRUCTIVE: DROP TABLE t deletes the table and all its rows (and cascades to child tables with ON DELETE CASCADE). Confirm there is a backup or a D1 Time Travel bookmark to restore from, then silence this once reviewed with `-- workers-pipeline-disable D1_DESTRUCTIVE: <reason>`.",
+			],
+		],
+		[
+			"suppression after other text",
+			"-- workers-pipeline-disable because D1_DESTRUCTIVE: x\nDROP TABLE t;",
+			[
+				'1:1 error LINT_SUPPRESSION_UNKNOWN: workers-pipeline-disable names unknown rule "BECAUSE", so nothing is silenced. Use one of: D1_TRANSACTION, D1_PRAGMA, D1_FOREIGN_KEYS_OFF, D1_RESERVED_NAME, D1_ATTACH, D1_TEMP_OBJECT, D1_VIRTUAL_TABLE, D1_FUNCTION, D1_LIMIT, D1_REQUEST_TOO_LARGE, D1_ADD_NOT_NULL, D1_STATEMENT_TOO_LARGE, D1_DESTRUCTIVE, D1_MISSING_SEMICOLON, SQL_UNTERMINATED.',
+				"2:1 warning D1_DESTRUCTIVE: DROP TABLE t deletes the table and all its rows (and cascades to child tables with ON DELETE CASCADE). Confirm there is a backup or a D1 Time Travel bookmark to restore from, then silence this once reviewed with `-- workers-pipeline-disable D1_DESTRUCTIVE: <reason>`.",
+			],
+		],
+		[
+			"suppression without a reason",
+			"-- workers-pipeline-disable D1_DESTRUCTIVE\nDROP TABLE t;",
+			[
+				"1:1 error LINT_SUPPRESSION_REASON: Suppressing D1_DESTRUCTIVE needs a reason, so D1_DESTRUCTIVE stays active. Write it as `-- workers-pipeline-disable D1_DESTRUCTIVE: <why this is safe>`.",
+				"2:1 warning D1_DESTRUCTIVE: DROP TABLE t deletes the table and all its rows (and cascades to child tables with ON DELETE CASCADE). Confirm there is a backup or a D1 Time Travel bookmark to restore from, then silence this once reviewed with `-- workers-pipeline-disable D1_DESTRUCTIVE: <reason>`.",
+			],
+		],
+		[
+			"suppression with an empty reason",
+			"-- workers-pipeline-disable D1_DESTRUCTIVE:   \nDROP TABLE t;",
+			[
+				"1:1 error LINT_SUPPRESSION_REASON: Suppressing D1_DESTRUCTIVE needs a reason, so D1_DESTRUCTIVE stays active. Write it as `-- workers-pipeline-disable D1_DESTRUCTIVE: <why this is safe>`.",
+				"2:1 warning D1_DESTRUCTIVE: DROP TABLE t deletes the table and all its rows (and cascades to child tables with ON DELETE CASCADE). Confirm there is a backup or a D1 Time Travel bookmark to restore from, then silence this once reviewed with `-- workers-pipeline-disable D1_DESTRUCTIVE: <reason>`.",
+			],
+		],
+		[
+			"suppression with text but no colon",
+			"-- workers-pipeline-disable D1_DESTRUCTIVE reviewed\nDROP TABLE t;",
+			[
+				"1:1 error LINT_SUPPRESSION_REASON: Suppressing D1_DESTRUCTIVE needs a reason, so D1_DESTRUCTIVE stays active. Write it as `-- workers-pipeline-disable D1_DESTRUCTIVE: <why this is safe>`.",
+				"2:1 warning D1_DESTRUCTIVE: DROP TABLE t deletes the table and all its rows (and cascades to child tables with ON DELETE CASCADE). Confirm there is a backup or a D1 Time Travel bookmark to restore from, then silence this once reviewed with `-- workers-pipeline-disable D1_DESTRUCTIVE: <reason>`.",
+			],
+		],
+	];
+
+	it.each(CASES)("%s", (_, sql, expected) => {
+		expect(
+			lint(sql).map((f) => `${f.line}:${f.column} ${f.severity} ${f.code}: ${f.message}`),
+		).toEqual(expected);
+	});
+
+	it.each([
+		// The request (with wrangler's ledger INSERT) is over D1's limit either way; the statement only past it.
+		[D1_MAX_STATEMENT_BYTES, ["D1_REQUEST_TOO_LARGE"]],
+		[D1_MAX_STATEMENT_BYTES + 1, ["D1_REQUEST_TOO_LARGE", "D1_STATEMENT_TOO_LARGE"]],
+	])("a statement of %i bytes → %j", (bytes, expected) => {
+		// `SELECT '…'` is 9 bytes besides the quoted run; the `;` is not part of the statement.
+		const sql = `SELECT '${"a".repeat(bytes - 9)}';`;
+		expect(codes(sql)).toEqual(expected);
+	});
+
+	it("names the request size in bytes of UTF-8, not characters", () => {
+		const sql = `SELECT '${"é".repeat(50_001)}';`;
+		const [finding] = lint(sql).filter((f) => f.code === "D1_REQUEST_TOO_LARGE");
+		expect(finding?.message).toContain(`This migration is ${Buffer.byteLength(sql)} bytes.`);
+	});
+});
+
+describe("lintMigration() on cut-off and corner statements", () => {
+	it.each([
+		["CREATE TABLE;", []],
+		["CREATE TEMP;", []],
+		["CREATE VIRTUAL TABLE v USING;", []],
+		["ALTER TABLE;", []],
+		["ALTER TABLE t RENAME TO;", []],
+		["ALTER TABLE t DROP;", ["D1_DESTRUCTIVE"]],
+		["ALTER TABLE t ADD;", []],
+		["DROP TABLE;", ["D1_DESTRUCTIVE"]],
+		["DELETE FROM;", ["D1_DESTRUCTIVE"]],
+		["UPDATE;", ["D1_DESTRUCTIVE"]],
+		["PRAGMA foreign_keys =;", []],
+		["PRAGMA foreign_keys OFF;", []],
+		["PRAGMA foreign_keys = no;", ["D1_FOREIGN_KEYS_OFF"]],
+		["PRAGMA foreign_keys = 'false';", ["D1_FOREIGN_KEYS_OFF"]],
+		["ALTER TABLE t ADD COLUMN c TEXT CHECK (c IS NOT NULL);", []],
+		["ALTER TABLE t ADD COLUMN c TEXT CHECK (c > 0) NOT NULL;", ["D1_ADD_NOT_NULL"]],
+		["ALTER TABLE t ADD COLUMN c TEXT DEFAULT NULL NOT NULL;", ["D1_ADD_NOT_NULL"]],
+		["ALTER TABLE t ADD COLUMN c INT AS (1) NOT NULL;", []],
+		["ALTER TABLE t ADD COLUMN c TEXT NOT NULL DEFAULT ('x');", []],
+		["-- workers-pipeline-disable :D1_DESTRUCTIVE: x\nSELECT 1;", ["LINT_SUPPRESSION_UNKNOWN"]],
+		["WITH x AS (SELECT 1) VALUES (1);", []],
+	])("%j → %j, without throwing", (sql, expected) => {
+		expect(codes(sql)).toEqual(expected);
+	});
+});

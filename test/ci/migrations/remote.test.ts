@@ -428,7 +428,7 @@ describe("acquireLock()", () => {
 			onWait: (holder) => waits.push(holder?.runId),
 		}).catch((e: unknown) => e);
 		expect(error).toBeInstanceOf(LockHeldError);
-		expect((error as LockHeldError).code).toBe("E_CHECKS_FAILED");
+		expect((error as LockHeldError).code).toBe("E_LOCK_HELD");
 		expect((error as Error).message).toMatch(
 			/held by owner a \(run a, expires in (89|90) s\); waited 0 s/,
 		);
@@ -459,7 +459,7 @@ describe("acquireLock()", () => {
 			"the migration lock is held by another run; waited 3 s. Wait for it to finish, or raise --lock-timeout.",
 		);
 		expect(error.name).toBe("LockHeldError");
-		expect(error.code).toBe("E_CHECKS_FAILED");
+		expect(error.code).toBe("E_LOCK_HELD");
 	});
 
 	it("never says a lease expires in the past", () => {

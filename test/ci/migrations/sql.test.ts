@@ -172,11 +172,11 @@ describe("splitStatements()", () => {
 });
 
 describe("statement helpers", () => {
-	const [statement] = splitStatements(
-		'WITH s AS (SELECT id FROM t WHERE a) DELETE FROM "My""T" WHERE id IN s;',
-	);
-
 	it("reads words, names and top-level positions", () => {
+		// Inside the test: an error while collecting would hide a mutant from every test.
+		const [statement] = splitStatements(
+			'WITH s AS (SELECT id FROM t WHERE a) DELETE FROM "My""T" WHERE id IN s;',
+		);
 		if (statement === undefined) throw new Error("no statement");
 		expect(keywordsAt(statement, 3)).toEqual(["WITH", "S", "AS"]);
 		expect(keywordsAt(statement, 2, 11)).toEqual(["DELETE", "FROM"]);
@@ -256,4 +256,341 @@ describe("isWordIn()", () => {
 		expect(isWord(token, ...words)).toBe(expected);
 	});
 	it("is false for no token", () => expect(isWordIn(undefined, words)).toBe(false));
+});
+
+describe("tokenizeSql() edges", () => {
+	it.each([
+		["9", [["number", "9"]]],
+		["0x9f", [["number", "0x9f"]]],
+		["0XaF_0", [["number", "0XaF_0"]]],
+		[
+			"0x",
+			[
+				["number", "0"],
+				["identifier", "x"],
+			],
+		],
+		[
+			"0xg",
+			[
+				["number", "0"],
+				["identifier", "xg"],
+			],
+		],
+		[
+			"0x1__2",
+			[
+				["number", "0x1"],
+				["identifier", "__2"],
+			],
+		],
+		[
+			"1__0",
+			[
+				["number", "1"],
+				["identifier", "__0"],
+			],
+		],
+		[
+			"1_",
+			[
+				["number", "1"],
+				["identifier", "_"],
+			],
+		],
+		["1e5", [["number", "1e5"]]],
+		["1E+5", [["number", "1E+5"]]],
+		["2e-9", [["number", "2e-9"]]],
+		[
+			"1e",
+			[
+				["number", "1"],
+				["identifier", "e"],
+			],
+		],
+		[
+			"1e+",
+			[
+				["number", "1"],
+				["identifier", "e"],
+				["operator", "+"],
+			],
+		],
+		["1.", [["number", "1."]]],
+		[
+			"1.2.3",
+			[
+				["number", "1.2"],
+				["number", ".3"],
+			],
+		],
+		[
+			"a.b",
+			[
+				["identifier", "a"],
+				["operator", "."],
+				["identifier", "b"],
+			],
+		],
+		["Z9", [["identifier", "Z9"]]],
+		["a$b", [["identifier", "a$b"]]],
+		["$1", [["parameter", "$1"]]],
+		[
+			"$ a",
+			[
+				["unknown", "$"],
+				["identifier", "a"],
+			],
+		],
+		[
+			"é\u007f",
+			[
+				["identifier", "é"],
+				["unknown", "\u007f"],
+			],
+		],
+		[
+			"a/b",
+			[
+				["identifier", "a"],
+				["operator", "/"],
+				["identifier", "b"],
+			],
+		],
+		["/*/ x", [["block-comment", "/*/ x"]]],
+		[
+			'"a" b',
+			[
+				["quoted-identifier", '"a"'],
+				["identifier", "b"],
+			],
+		],
+		[
+			"[a]]",
+			[
+				["quoted-identifier", "[a]"],
+				["unknown", "]"],
+			],
+		],
+		[
+			"x'ab''cd'",
+			[
+				["blob", "x'ab'"],
+				["string", "'cd'"],
+			],
+		],
+		[
+			":a b",
+			[
+				["parameter", ":a"],
+				["identifier", "b"],
+			],
+		],
+		[
+			": a",
+			[
+				["unknown", ":"],
+				["identifier", "a"],
+			],
+		],
+		[
+			"a->>'x'",
+			[
+				["identifier", "a"],
+				["operator", "->>"],
+				["string", "'x'"],
+			],
+		],
+		[
+			"a->b",
+			[
+				["identifier", "a"],
+				["operator", "->"],
+				["identifier", "b"],
+			],
+		],
+		[
+			"a<=b",
+			[
+				["identifier", "a"],
+				["operator", "<="],
+				["identifier", "b"],
+			],
+		],
+		[
+			"a\r\n\f\v\tb",
+			[
+				["identifier", "a"],
+				["identifier", "b"],
+			],
+		],
+		[
+			"#!{",
+			[
+				["unknown", "#"],
+				["unknown", "!"],
+				["unknown", "{"],
+			],
+		],
+	])("%j → %j", (sql, expected) => {
+		expect(kinds(sql)).toEqual(expected);
+	});
+
+	it.each([
+		["'abc", "string", "abc"],
+		["'a''b", "string", "a'b"],
+		['"col', "quoted-identifier", "col"],
+		["[col", "quoted-identifier", "col"],
+		["x'ab", "blob", "ab"],
+		["/* open", "block-comment", "/* open"],
+	])("marks %j as an unterminated %s, its value to the end of input", (sql, kind, value) => {
+		const [token, ...rest] = tokenizeSql(sql);
+		expect(rest).toEqual([]);
+		expect(token).toMatchObject({ kind, value, text: sql, unterminated: true });
+	});
+
+	it("counts the lines inside strings and comments for the tokens after them", () => {
+		const tokens = tokenizeSql("SELECT 'a\nb\nc' AS x, /* 1\n2 */ y\n  z");
+		expect(tokens.map((t) => [t.text.split("\n")[0], t.line, t.column])).toEqual([
+			["SELECT", 1, 1],
+			["'a", 1, 8],
+			["AS", 3, 4],
+			["x", 3, 7],
+			[",", 3, 8],
+			["/* 1", 3, 10],
+			["y", 4, 6],
+			["z", 5, 3],
+		]);
+	});
+});
+
+describe("splitStatements() edges", () => {
+	it.each([
+		[
+			"a trigger opened with TEMP",
+			"CREATE TEMP TRIGGER t AFTER INSERT ON x BEGIN SELECT 1; END; SELECT 2;",
+			2,
+		],
+		[
+			"a trigger opened with TEMPORARY",
+			"CREATE TEMPORARY TRIGGER t AFTER INSERT ON x BEGIN SELECT 1; END; SELECT 2;",
+			2,
+		],
+		["a CREATE TEMP TABLE is no trigger", "CREATE TEMP TABLE t (x); SELECT 1;", 2],
+		["a `;` before the trigger's BEGIN ends it", "CREATE TRIGGER t; SELECT 1;", 2],
+		["BEGIN outside a trigger", "BEGIN; SELECT 1; END;", 3],
+		[
+			"a CASE ... END in the body",
+			"CREATE TRIGGER t AFTER INSERT ON x BEGIN SELECT CASE WHEN 1 THEN 2 END; SELECT 3; END; SELECT 4;",
+			2,
+		],
+		[
+			"two triggers in a row",
+			"CREATE TRIGGER a AFTER INSERT ON x BEGIN SELECT 1; END; CREATE TRIGGER b AFTER INSERT ON x BEGIN SELECT 2; END;",
+			2,
+		],
+	])("%s", (_, sql, count) => {
+		const statements = splitStatements(sql);
+		expect(statements).toHaveLength(count);
+		expect(statements.every((s) => s.terminated)).toBe(true);
+		expect(statements.at(-1)?.text).toMatch(/^(SELECT \d|END|CREATE TRIGGER b.*END)$/);
+	});
+
+	it("ends an unterminated statement at its last token", () => {
+		const [statement] = splitStatements("  SELECT 1 + 2   \n-- c");
+		expect(statement).toMatchObject({
+			text: "SELECT 1 + 2",
+			offset: 2,
+			line: 1,
+			column: 3,
+			terminated: false,
+		});
+	});
+});
+
+describe("sql helpers", () => {
+	const tokens = (sql: string) => tokenizeSql(sql);
+	it.each([
+		["a keyword", "drop", ["DROP"], true],
+		["an identifier", "Users", ["USERS"], true],
+		["a string is no word", "'DROP'", ["DROP"], false],
+		["a quoted identifier is no word", '"DROP"', ["DROP"], false],
+		["another word", "TABLE", ["DROP", "INDEX"], false],
+	])("isWord: %s", (_, sql, words, expected) => {
+		expect(isWord(tokens(sql)[0], ...words)).toBe(expected);
+	});
+
+	it.each([
+		["keyword", "TABLE", "TABLE"],
+		["identifier", "users", "users"],
+		["quoted identifier", '"my table"', "my table"],
+		["string", "'legacy'", "legacy"],
+		["number", "42", undefined],
+		["operator", "(", undefined],
+	])("identifierName of a %s", (_, sql, expected) => {
+		expect(identifierName(tokens(sql)[0])).toBe(expected);
+	});
+
+	it("identifierName and isWord of no token", () => {
+		expect(identifierName(undefined)).toBeUndefined();
+		expect(isWord(undefined, "A")).toBe(false);
+	});
+
+	it("keywordsAt upper-cases words only", () => {
+		const [statement] = splitStatements("create table \"T\" ('x');");
+		if (!statement) throw new Error("no statement");
+		expect(keywordsAt(statement, 5)).toEqual(["CREATE", "TABLE", '"T"', "(", "'x'"]);
+	});
+
+	it("startsWithWords needs every word, in order", () => {
+		const [statement] = splitStatements("ALTER TABLE t RENAME TO u;");
+		if (!statement) throw new Error("no statement");
+		expect(startsWithWords(statement, "ALTER", "TABLE")).toBe(true);
+		expect(startsWithWords(statement, "ALTER", "INDEX")).toBe(false);
+		expect(startsWithWords(statement, "TABLE", "ALTER")).toBe(false);
+	});
+
+	it.each([
+		["at depth 0 only", "SELECT (SELECT a FROM b) FROM c", "FROM", 0, 7],
+		["from an index", "SELECT a FROM b UNION SELECT c FROM d", "FROM", 3, 7],
+		["a stray `)` does not go below depth 0", "a ) FROM (x FROM y) FROM", "FROM", 0, 2],
+		["absent", "SELECT (FROM)", "FROM", 0, -1],
+		["past the end", "SELECT", "SELECT", 5, -1],
+	])("findTopLevelWord: %s", (_, sql, word, from, expected) => {
+		expect(findTopLevelWord(tokens(sql), word, from)).toBe(expected);
+	});
+});
+
+describe("sql corners found by mutation testing", () => {
+	it.each([
+		["0xA1", [["number", "0xA1"]]],
+		[
+			"1x1",
+			[
+				["number", "1"],
+				["identifier", "x1"],
+			],
+		],
+	])("tokenizeSql(%j)", (sql, expected) => {
+		expect(kinds(sql)).toEqual(expected);
+	});
+
+	it.each([
+		["a number", "1", "1"],
+		["an operator", "(", "("],
+	])("isWord is false for %s, whatever its text", (_, sql, word) => {
+		expect(isWord(tokenizeSql(sql)[0], word)).toBe(false);
+	});
+
+	it("findTopLevelWord tracks nested parentheses", () => {
+		expect(findTopLevelWord(tokenizeSql("((a) FROM b)"), "FROM")).toBe(-1);
+	});
+
+	it.each([
+		["CREATE TABLE t (begin TEXT); SELECT 1;", 2],
+		["CREATE TEMP TABLE t (begin TEXT); SELECT 1;", 2],
+		["CREATE VIEW v AS SELECT 1 AS begin; SELECT 2;", 2],
+	])("a column named begin is no trigger body: %j", (sql, count) => {
+		expect(splitStatements(sql)).toHaveLength(count);
+	});
 });

@@ -32,7 +32,8 @@ describe("exitCodeFor()", () => {
 		["E_D1_API", EXIT_FAILED],
 		["E_NETWORK", EXIT_FAILED],
 		["E_WRANGLER", EXIT_FAILED],
-		["E_CHECKS_FAILED", EXIT_FAILED],
+		// Another run holds the lock: this run failed, the configuration is fine.
+		["E_LOCK_HELD", EXIT_FAILED],
 		["E_INTERNAL", EXIT_FAILED],
 		["E_INTERRUPTED", EXIT_INTERRUPTED],
 	])("%s → %d", (code, exit) => {
