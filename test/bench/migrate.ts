@@ -106,7 +106,7 @@ export async function benchMigrate(): Promise<void> {
 			`  wrangler d1 migrations apply DB --remote --env ${ENV}: ${fmt(theirsMs).padStart(8)}  ${theirsRequests} requests to the database (${median(theirs.map((s) => s.allRequests))} in all)`,
 		);
 		console.log(
-			`  ours / wrangler: time ${(oursMs / theirsMs).toFixed(2)}x, requests ${(oursRequests / theirsRequests).toFixed(2)}x   (target <= 1x)`,
+			`  ours / wrangler: time ${(oursMs / theirsMs).toFixed(2)}x (target <= 0.6x); requests ${oursRequests} for ${COUNT} pending (target <= pending + 3 = ${COUNT + 3}; wrangler ${theirsRequests})`,
 		);
 	} finally {
 		for (const p of projects) p.dispose();
