@@ -69,7 +69,6 @@ export interface UploadOptions {
 	message: string;
 	vars: Record<string, string>;
 	secretsFile?: string;
-	previewAlias?: string;
 	outputDir: string;
 	signal?: AbortSignal;
 }
@@ -96,7 +95,6 @@ export async function uploadVersion(
 			options.message,
 			...Object.entries(options.vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
 			...(options.secretsFile ? ["--secrets-file", options.secretsFile] : []),
-			...(options.previewAlias ? ["--preview-alias", options.previewAlias] : []),
 		],
 		cwd: target.project.root,
 		projectRoot: target.project.root,
