@@ -22,6 +22,7 @@ import { connect, createServer as createNetServer, type Server as NetServer } fr
 import { dirname, join, posix, resolve } from "node:path";
 import { type FieldNode, Kind, type OperationDefinitionNode, parse, type ValueNode } from "graphql";
 import { gitignorePatterns, walkFiltered } from "./patterns.ts";
+import { pruneStore, touchEntry } from "./prune.ts";
 
 export const ENGINE_CACHE =
 	process.env.WORKERS_PIPELINE_ENGINE_CACHE ?? "/var/cache/workers-pipeline-engine";
@@ -196,6 +197,8 @@ export const startEngine = async (options: EngineOptions = {}): Promise<Engine> 
 	const store = join(cacheDir, "store");
 	for (const d of ["layers", "dirs", "volumes", "tmp"])
 		mkdirSync(join(store, d), { recursive: true });
+	// The engine's GC runs on its own; here once per session, before anything is mounted.
+	pruneStore(store);
 	const stats: EngineStats = { execs: [], hits: 0, misses: 0 };
 	const objects = new Map<string, Value>();
 	const secrets = new Map<string, Secret>();
@@ -245,8 +248,10 @@ export const startEngine = async (options: EngineOptions = {}): Promise<Engine> 
 	const freeze = (tmp: string): DirState => {
 		const digest = digestTree(tmp);
 		const root = join(store, "dirs", digest.slice(7));
-		if (existsSync(root)) rmSync(tmp, { recursive: true, force: true });
-		else renameSync(tmp, root);
+		if (existsSync(root)) {
+			rmSync(tmp, { recursive: true, force: true });
+			touchEntry(root);
+		} else renameSync(tmp, root);
 		return { root, digest };
 	};
 	const scratch = () => mkdtempSync(join(store, "tmp", "d-"));
@@ -390,6 +395,7 @@ export const startEngine = async (options: EngineOptions = {}): Promise<Engine> 
 				renameSync(tmp, layer);
 			});
 		layersSeen.add(layer);
+		touchEntry(dirname(layer));
 		const m = mountAt(s, abs);
 		if (m?.type === "dir")
 			return {
@@ -439,6 +445,7 @@ export const startEngine = async (options: EngineOptions = {}): Promise<Engine> 
 		const cached = existsSync(meta);
 		if (cached) {
 			stats.hits++;
+			touchEntry(dir);
 			result = JSON.parse(readFileSync(meta, "utf8")) as ExecResult;
 		} else {
 			stats.misses++;
