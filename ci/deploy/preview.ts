@@ -3,11 +3,17 @@
 // block, `wrangler preview delete -y` removes it with all its deployments. Both ask nothing:
 // a `previews` block in the config skips ensurePreviewsConfig's prompt, `-y` the delete confirm
 // (wrangler-dist/cli.js "src/preview/ensure-config.ts", "deploy-helpers/src/preview/preview.ts").
-import { readFileSync } from "node:fs";
 import path from "node:path";
 import { runWrangler } from "../cloudflare/wrangler.ts";
 import type { StepContext } from "../steps/_step.ts";
-import { tail, type WranglerTarget, wranglerTargetArgs } from "./live.ts";
+import {
+	formatWranglerFailure,
+	runWranglerWithOutput,
+	type UploadOptions,
+	uploadArgs,
+	type WranglerTarget,
+	wranglerTargetArgs,
+} from "./live.ts";
 
 /** What `wrangler preview` reports in WRANGLER_OUTPUT_FILE_PATH (`type: "preview"`). */
 export interface PreviewOutput {
@@ -43,14 +49,8 @@ export function parsePreviewOutput(ndjson: string): PreviewOutput | undefined {
 	return undefined;
 }
 
-export interface CreatePreviewOptions {
+export interface CreatePreviewOptions extends UploadOptions {
 	name: string;
-	tag: string;
-	message: string;
-	vars: Record<string, string>;
-	secretsFile?: string;
-	outputDir: string;
-	signal?: AbortSignal;
 }
 
 export type CreatePreviewResult = ({ ok: true } & PreviewOutput) | { ok: false; message: string };
@@ -65,39 +65,15 @@ export async function createPreview(
 	target: WranglerTarget,
 	options: CreatePreviewOptions,
 ): Promise<CreatePreviewResult> {
-	const outputFile = path.join(options.outputDir, "preview.ndjson");
-	const result = await runWrangler({
-		args: [
-			"preview",
-			...wranglerTargetArgs(target),
-			"--name",
-			options.name,
-			"--tag",
-			options.tag,
-			"--message",
-			options.message,
-			"--ignore-base-config",
-			...Object.entries(options.vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
-			...(options.secretsFile ? ["--secrets-file", options.secretsFile] : []),
-		],
-		cwd: target.project.root,
-		projectRoot: target.project.root,
-		env: { ...ctx.env, WRANGLER_OUTPUT_FILE_PATH: outputFile, OPEN_NEXT_DEPLOY: "true" },
-		timeoutMs: 10 * 60_000,
+	const { result, output } = await runWranglerWithOutput(ctx, target, {
+		command: ["preview"],
+		args: ["--name", options.name, "--ignore-base-config", ...uploadArgs(options)],
+		outputFile: path.join(options.outputDir, "preview.ndjson"),
 		signal: options.signal,
 	});
-	let output = "";
-	try {
-		output = readFileSync(outputFile, "utf8");
-	} catch {
-		// No output file: wrangler failed early.
-	}
 	const created = parsePreviewOutput(output);
 	if (!result.failed && created) return { ok: true, ...created };
-	return {
-		ok: false,
-		message: `wrangler preview failed (exit ${result.exitCode ?? result.signal}):\n${tail(result.stdout + result.stderr)}`,
-	};
+	return { ok: false, message: formatWranglerFailure("preview", result) };
 }
 
 /** Where the Previews API lives for this run (wrangler honours the same variable). */
@@ -158,8 +134,5 @@ export async function deletePreview(
 	if (!result.failed) return { ok: true, deleted: true };
 	const after = await readPreviewExists(ctx, target);
 	if (after === false) return { ok: true, deleted: false };
-	return {
-		ok: false,
-		message: `wrangler preview delete failed (exit ${result.exitCode ?? result.signal}):\n${tail(result.stdout + result.stderr)}`,
-	};
+	return { ok: false, message: formatWranglerFailure("preview delete", result) };
 }
