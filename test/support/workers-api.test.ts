@@ -1,8 +1,8 @@
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CloudflareApi, startCloudflareApi } from "./cloudflare-api.ts";
-import { createWranglerProject, type WranglerProject } from "./wrangler-process.ts";
+import type { CloudflareApi } from "./cloudflare-api.ts";
+import { startWranglerLoopback, type WranglerProject } from "./wrangler-process.ts";
 
 const TOKEN = "loopback-token-0123456789abcdef0123456789ab";
 const ACCOUNT_ID = "0123456789abcdef0123456789abcdef";
@@ -89,22 +89,13 @@ describe("Workers endpoints with real wrangler", () => {
 	};
 
 	beforeAll(async () => {
-		api = await startCloudflareApi({
+		({ api, project } = await startWranglerLoopback({
 			token: TOKEN,
 			accountId: ACCOUNT_ID,
 			databases: [DB],
 			log: (line) => unknown.push(line),
-		});
-		project = await createWranglerProject({
-			apiUrl: api.url,
-			token: TOKEN,
-			accountId: ACCOUNT_ID,
-			database: DB,
-		});
-		for (const [path, content] of Object.entries(FIXTURE)) {
-			await mkdir(dirname(join(project.dir, path)), { recursive: true });
-			await writeFile(join(project.dir, path), content);
-		}
+			files: FIXTURE,
+		}));
 		outputFile = join(project.home, "wrangler-output.ndjson");
 		project.env.WRANGLER_OUTPUT_FILE_PATH = outputFile;
 	});
