@@ -16,7 +16,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type Database from "better-sqlite3";
 import { afterAll, afterEach, beforeAll } from "vitest";
-import { runCli } from "../../../ci/cli/main.ts";
+import { type CliRun, captureCli } from "../../support/cli.ts";
 import {
 	type CloudflareApi,
 	type CloudflareApiOptions,
@@ -58,12 +58,6 @@ export interface ProcessRun {
 	stdout: string;
 	stderr: string;
 	durationMs: number;
-}
-
-export interface CliRun {
-	code: number;
-	stdout: string;
-	stderr: string;
 }
 
 export interface MigrateProjectOptions {
@@ -230,21 +224,12 @@ export function createMigrateProject(options: MigrateProjectOptions): MigratePro
 		writeMigration: (name, sql) => writeFileSync(path.join(dir, "migrations", name), sql),
 		removeMigration: (name) => rmSync(path.join(dir, "migrations", name)),
 		async cli(argv, { env: extra = {} } = {}) {
-			let stdout = "";
-			let stderr = "";
-			const code = await runCli([...argv, "--cwd", dir], {
-				stdout: (text) => {
-					stdout += text;
-				},
-				stderr: (text) => {
-					stderr += text;
-				},
-				env: { ...env, ...extra },
+			const run = await captureCli([...argv, "--cwd", dir], {
 				cwd: dir,
-				isTTY: false,
+				env: { ...env, ...extra },
 			});
-			outputs.push(stdout, stderr);
-			return { code, stdout, stderr };
+			outputs.push(run.stdout, run.stderr);
+			return run;
 		},
 		wrangler: (args, { timeoutMs = 90_000 } = {}) => spawnTracked(WRANGLER_BIN, args, timeoutMs),
 		bin: (argv, { timeoutMs = 90_000 } = {}) =>
