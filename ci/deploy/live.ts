@@ -137,6 +137,21 @@ export async function runWranglerWithOutput(
 	return { result, output };
 }
 
+/** Pure: the JSON objects of wrangler's ND-JSON output file, in order; other lines are skipped. */
+export function parseOutputEntries(ndjson: string): Record<string, unknown>[] {
+	const entries: Record<string, unknown>[] = [];
+	for (const line of ndjson.split("\n")) {
+		try {
+			const entry: unknown = JSON.parse(line);
+			if (typeof entry === "object" && entry !== null)
+				entries.push(entry as Record<string, unknown>);
+		} catch {
+			// Not JSON (or a blank line): ignore.
+		}
+	}
+	return entries;
+}
+
 /** Pure: "wrangler <what> failed (exit N):" and the tail of its output. */
 export const formatWranglerFailure = (
 	what: string,

@@ -8,6 +8,7 @@ import { runWrangler } from "../cloudflare/wrangler.ts";
 import type { StepContext } from "../steps/_step.ts";
 import {
 	formatWranglerFailure,
+	parseOutputEntries,
 	runWranglerWithOutput,
 	type UploadOptions,
 	uploadArgs,
@@ -29,14 +30,8 @@ const strings = (value: unknown): string[] =>
 
 /** Pure: the `type: "preview"` entry of wrangler's ND-JSON output file (cli.js previewHandler writeOutput). */
 export function parsePreviewOutput(ndjson: string): PreviewOutput | undefined {
-	for (const line of ndjson.split("\n")) {
-		let entry: Record<string, unknown>;
-		try {
-			entry = JSON.parse(line) as Record<string, unknown>;
-		} catch {
-			continue;
-		}
-		if (entry?.type !== "preview") continue;
+	for (const entry of parseOutputEntries(ndjson)) {
+		if (entry.type !== "preview") continue;
 		if (typeof entry.preview_id !== "string" || typeof entry.deployment_id !== "string") continue;
 		return {
 			previewId: entry.preview_id,

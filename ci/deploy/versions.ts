@@ -7,6 +7,7 @@ import { UserError } from "../errors.ts";
 import type { StepContext } from "../steps/_step.ts";
 import {
 	formatWranglerFailure,
+	parseOutputEntries,
 	runWranglerWithOutput,
 	tail,
 	type UploadOptions,
@@ -42,25 +43,14 @@ export function parseVersionUpload(ndjson: string): {
 	previewUrl: string | undefined;
 	previewAliasUrl: string | undefined;
 } {
-	for (const line of ndjson.split("\n")) {
-		try {
-			const entry = JSON.parse(line) as {
-				type?: string;
-				version_id?: string;
-				preview_url?: string;
-				preview_alias_url?: string;
-			};
-			if (entry.type === "version-upload")
-				return {
-					versionId: entry.version_id,
-					previewUrl: entry.preview_url ?? undefined,
-					previewAliasUrl: entry.preview_alias_url ?? undefined,
-				};
-		} catch {
-			// Not JSON: ignore.
-		}
-	}
-	return { versionId: undefined, previewUrl: undefined, previewAliasUrl: undefined };
+	const entry = parseOutputEntries(ndjson).find((e) => e.type === "version-upload") as
+		| { version_id?: string; preview_url?: string; preview_alias_url?: string }
+		| undefined;
+	return {
+		versionId: entry?.version_id,
+		previewUrl: entry?.preview_url ?? undefined,
+		previewAliasUrl: entry?.preview_alias_url ?? undefined,
+	};
 }
 
 /** Pure: the Worker's workers.dev URL from a version preview URL (`https://<8 hex>-<worker>.<sub>.workers.dev`). */

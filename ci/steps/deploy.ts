@@ -16,6 +16,7 @@ import {
 import {
 	formatWranglerFailure,
 	type LiveState,
+	parseOutputEntries,
 	readLiveState,
 	rollbackTo,
 	runWranglerWithOutput,
@@ -151,17 +152,10 @@ export function parseDeployOutput(ndjson: string): {
 	versionId: string | undefined;
 	targets: string[];
 } {
-	for (const line of ndjson.split("\n")) {
-		if (!line.trim()) continue;
-		try {
-			const entry = JSON.parse(line) as { type?: string; version_id?: string; targets?: string[] };
-			if (entry.type === "deploy")
-				return { versionId: entry.version_id, targets: entry.targets ?? [] };
-		} catch {
-			// Not JSON: ignore.
-		}
-	}
-	return { versionId: undefined, targets: [] };
+	const entry = parseOutputEntries(ndjson).find((e) => e.type === "deploy") as
+		| { version_id?: string; targets?: string[] }
+		| undefined;
+	return { versionId: entry?.version_id, targets: entry?.targets ?? [] };
 }
 
 /** The health settings of a run; a window longer than the timeout could never hold. */
