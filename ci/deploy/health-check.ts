@@ -80,16 +80,8 @@ export function judgeProbe(status: number, body: unknown, expect: HealthExpectat
 					: `version ${version} answered, not ${expect.versionId}`,
 		};
 	}
-	if (status !== 200 || body.status !== "ok")
-		return { good: false, reason: `HTTP ${status}${reasonText}` };
-	const schema = isObject(body.schema) ? body.schema : {};
-	if (!other && expect.expectedHead && schema.expected !== expect.expectedHead) {
-		return {
-			good: false,
-			reason: `the Worker expects ${String(schema.expected ?? "no migration")}, not ${expect.expectedHead}: it did not get the WORKERS_PIPELINE_EXPECTED_HEAD var`,
-		};
-	}
-	return { good: true, reason: "healthy" };
+	// Another accepted version (the old one during a split) never got this run's expected head.
+	return judgeHealthyAnswer(status, body, other ? undefined : expect.expectedHead, reasonText);
 }
 
 /** Pure: a health answer judged by the deployment token (`preview`) instead of the version id. */
@@ -108,13 +100,23 @@ function judgeDeployment(
 					? `the health body has no deployment token: the Worker did not get the WORKERS_PIPELINE_DEPLOYMENT var, or its workers-pipeline/health predates deployment tokens${reasonText}`
 					: `deployment ${deployment} answered, not ${expect.deployment}`,
 		};
+	return judgeHealthyAnswer(status, body, expect.expectedHead, reasonText);
+}
+
+/** Pure: the right Worker answered; healthy when it says ok with HTTP 200 and expects the head. */
+function judgeHealthyAnswer(
+	status: number,
+	body: Record<string, unknown>,
+	expectedHead: string | null | undefined,
+	reasonText: string,
+): ProbeVerdict {
 	if (status !== 200 || body.status !== "ok")
 		return { good: false, reason: `HTTP ${status}${reasonText}` };
 	const schema = isObject(body.schema) ? body.schema : {};
-	if (expect.expectedHead && schema.expected !== expect.expectedHead)
+	if (expectedHead && schema.expected !== expectedHead)
 		return {
 			good: false,
-			reason: `the Worker expects ${String(schema.expected ?? "no migration")}, not ${expect.expectedHead}: it did not get the WORKERS_PIPELINE_EXPECTED_HEAD var`,
+			reason: `the Worker expects ${String(schema.expected ?? "no migration")}, not ${expectedHead}: it did not get the WORKERS_PIPELINE_EXPECTED_HEAD var`,
 		};
 	return { good: true, reason: "healthy" };
 }

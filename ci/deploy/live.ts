@@ -1,5 +1,6 @@
 // What is live: `wrangler deployments status --json`, read so that only a definite "this Worker
 // has no deployments" counts as a first deploy, and `wrangler rollback`, confirmed afterwards.
+import { readFileSync } from "node:fs";
 import { runWrangler } from "../cloudflare/wrangler.ts";
 import type { ProjectConfig } from "../config/schema.ts";
 import type { ProcessResult } from "../process.ts";
@@ -75,6 +76,88 @@ export const wranglerTargetArgs = ({ project, env }: WranglerTarget): string[] =
 	project.wranglerPath,
 	...wranglerEnvArgs(env),
 ];
+
+/** What an upload of the build (deploy, versions upload, preview) carries. */
+export interface UploadOptions {
+	tag: string;
+	message: string;
+	vars: Record<string, string>;
+	secretsFile?: string;
+	outputDir: string;
+	signal?: AbortSignal;
+}
+
+/** Pure: an upload's `--tag`, `--message`, `--var k:v` and `--secrets-file` arguments. */
+export const uploadArgs = (
+	options: Pick<UploadOptions, "tag" | "message" | "vars" | "secretsFile">,
+): string[] => [
+	"--tag",
+	options.tag,
+	"--message",
+	options.message,
+	...Object.entries(options.vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
+	...(options.secretsFile ? ["--secrets-file", options.secretsFile] : []),
+];
+
+export interface WranglerOutputOptions {
+	/** The subcommand (`["versions", "upload"]`); the target's --config/--env follow it. */
+	command: string[];
+	/** The arguments after the target's. */
+	args: string[];
+	/** Where wrangler writes its ND-JSON output (WRANGLER_OUTPUT_FILE_PATH). */
+	outputFile: string;
+	signal: AbortSignal | undefined;
+}
+
+/**
+ * A wrangler command that uploads the build, with its ND-JSON output file read back: the
+ * result, and the file's text ("" when wrangler failed before writing it). OPEN_NEXT_DEPLOY set
+ * keeps wrangler from handing off to `opennextjs-cloudflare deploy`, the build being made
+ * (wrangler-dist/cli.js maybeDelegateToOpenNextDeployCommand).
+ */
+export async function runWranglerWithOutput(
+	ctx: StepContext,
+	target: WranglerTarget,
+	options: WranglerOutputOptions,
+): Promise<{ result: ProcessResult; output: string }> {
+	const result = await runWrangler({
+		args: [...options.command, ...wranglerTargetArgs(target), ...options.args],
+		cwd: target.project.root,
+		projectRoot: target.project.root,
+		env: { ...ctx.env, WRANGLER_OUTPUT_FILE_PATH: options.outputFile, OPEN_NEXT_DEPLOY: "true" },
+		timeoutMs: 10 * 60_000,
+		signal: options.signal,
+	});
+	let output = "";
+	try {
+		output = readFileSync(options.outputFile, "utf8");
+	} catch {
+		// No output file: wrangler failed early.
+	}
+	return { result, output };
+}
+
+/** Pure: the JSON objects of wrangler's ND-JSON output file, in order; other lines are skipped. */
+export function parseOutputEntries(ndjson: string): Record<string, unknown>[] {
+	const entries: Record<string, unknown>[] = [];
+	for (const line of ndjson.split("\n")) {
+		try {
+			const entry: unknown = JSON.parse(line);
+			if (typeof entry === "object" && entry !== null)
+				entries.push(entry as Record<string, unknown>);
+		} catch {
+			// Not JSON (or a blank line): ignore.
+		}
+	}
+	return entries;
+}
+
+/** Pure: "wrangler <what> failed (exit N):" and the tail of its output. */
+export const formatWranglerFailure = (
+	what: string,
+	result: Pick<ProcessResult, "exitCode" | "signal" | "stdout" | "stderr">,
+): string =>
+	`wrangler ${what} failed (exit ${result.exitCode ?? result.signal}):\n${tail(result.stdout + result.stderr)}`;
 
 /** `wrangler deployments status --json` for the environment's Worker. */
 export async function readLiveState(

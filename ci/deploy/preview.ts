@@ -3,11 +3,18 @@
 // block, `wrangler preview delete -y` removes it with all its deployments. Both ask nothing:
 // a `previews` block in the config skips ensurePreviewsConfig's prompt, `-y` the delete confirm
 // (wrangler-dist/cli.js "src/preview/ensure-config.ts", "deploy-helpers/src/preview/preview.ts").
-import { readFileSync } from "node:fs";
 import path from "node:path";
 import { runWrangler } from "../cloudflare/wrangler.ts";
 import type { StepContext } from "../steps/_step.ts";
-import { tail, type WranglerTarget, wranglerTargetArgs } from "./live.ts";
+import {
+	formatWranglerFailure,
+	parseOutputEntries,
+	runWranglerWithOutput,
+	type UploadOptions,
+	uploadArgs,
+	type WranglerTarget,
+	wranglerTargetArgs,
+} from "./live.ts";
 
 /** What `wrangler preview` reports in WRANGLER_OUTPUT_FILE_PATH (`type: "preview"`). */
 export interface PreviewOutput {
@@ -23,14 +30,8 @@ const strings = (value: unknown): string[] =>
 
 /** Pure: the `type: "preview"` entry of wrangler's ND-JSON output file (cli.js previewHandler writeOutput). */
 export function parsePreviewOutput(ndjson: string): PreviewOutput | undefined {
-	for (const line of ndjson.split("\n")) {
-		let entry: Record<string, unknown>;
-		try {
-			entry = JSON.parse(line) as Record<string, unknown>;
-		} catch {
-			continue;
-		}
-		if (entry?.type !== "preview") continue;
+	for (const entry of parseOutputEntries(ndjson)) {
+		if (entry.type !== "preview") continue;
 		if (typeof entry.preview_id !== "string" || typeof entry.deployment_id !== "string") continue;
 		return {
 			previewId: entry.preview_id,
@@ -43,14 +44,8 @@ export function parsePreviewOutput(ndjson: string): PreviewOutput | undefined {
 	return undefined;
 }
 
-export interface CreatePreviewOptions {
+export interface CreatePreviewOptions extends UploadOptions {
 	name: string;
-	tag: string;
-	message: string;
-	vars: Record<string, string>;
-	secretsFile?: string;
-	outputDir: string;
-	signal?: AbortSignal;
 }
 
 export type CreatePreviewResult = ({ ok: true } & PreviewOutput) | { ok: false; message: string };
@@ -65,39 +60,15 @@ export async function createPreview(
 	target: WranglerTarget,
 	options: CreatePreviewOptions,
 ): Promise<CreatePreviewResult> {
-	const outputFile = path.join(options.outputDir, "preview.ndjson");
-	const result = await runWrangler({
-		args: [
-			"preview",
-			...wranglerTargetArgs(target),
-			"--name",
-			options.name,
-			"--tag",
-			options.tag,
-			"--message",
-			options.message,
-			"--ignore-base-config",
-			...Object.entries(options.vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
-			...(options.secretsFile ? ["--secrets-file", options.secretsFile] : []),
-		],
-		cwd: target.project.root,
-		projectRoot: target.project.root,
-		env: { ...ctx.env, WRANGLER_OUTPUT_FILE_PATH: outputFile, OPEN_NEXT_DEPLOY: "true" },
-		timeoutMs: 10 * 60_000,
+	const { result, output } = await runWranglerWithOutput(ctx, target, {
+		command: ["preview"],
+		args: ["--name", options.name, "--ignore-base-config", ...uploadArgs(options)],
+		outputFile: path.join(options.outputDir, "preview.ndjson"),
 		signal: options.signal,
 	});
-	let output = "";
-	try {
-		output = readFileSync(outputFile, "utf8");
-	} catch {
-		// No output file: wrangler failed early.
-	}
 	const created = parsePreviewOutput(output);
 	if (!result.failed && created) return { ok: true, ...created };
-	return {
-		ok: false,
-		message: `wrangler preview failed (exit ${result.exitCode ?? result.signal}):\n${tail(result.stdout + result.stderr)}`,
-	};
+	return { ok: false, message: formatWranglerFailure("preview", result) };
 }
 
 /** Where the Previews API lives for this run (wrangler honours the same variable). */
@@ -158,8 +129,5 @@ export async function deletePreview(
 	if (!result.failed) return { ok: true, deleted: true };
 	const after = await readPreviewExists(ctx, target);
 	if (after === false) return { ok: true, deleted: false };
-	return {
-		ok: false,
-		message: `wrangler preview delete failed (exit ${result.exitCode ?? result.signal}):\n${tail(result.stdout + result.stderr)}`,
-	};
+	return { ok: false, message: formatWranglerFailure("preview delete", result) };
 }

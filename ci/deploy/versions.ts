@@ -1,12 +1,22 @@
 // Workers versions through wrangler: `versions upload` (a version that gets no traffic yet) and
 // `versions deploy` (percentages of at most two versions), both non-interactive.
-import { readFileSync } from "node:fs";
 import path from "node:path";
 import { runWrangler } from "../cloudflare/wrangler.ts";
 import { DEFAULT_GRADUAL_STEPS } from "../constants.ts";
 import { UserError } from "../errors.ts";
 import type { StepContext } from "../steps/_step.ts";
-import { tail, type WranglerTarget, wranglerTargetArgs } from "./live.ts";
+import {
+	formatWranglerFailure,
+	parseOutputEntries,
+	runWranglerWithOutput,
+	tail,
+	type UploadOptions,
+	uploadArgs,
+	type WranglerTarget,
+	wranglerTargetArgs,
+} from "./live.ts";
+
+export type { UploadOptions };
 
 export { DEFAULT_GRADUAL_STEPS };
 
@@ -33,25 +43,14 @@ export function parseVersionUpload(ndjson: string): {
 	previewUrl: string | undefined;
 	previewAliasUrl: string | undefined;
 } {
-	for (const line of ndjson.split("\n")) {
-		try {
-			const entry = JSON.parse(line) as {
-				type?: string;
-				version_id?: string;
-				preview_url?: string;
-				preview_alias_url?: string;
-			};
-			if (entry.type === "version-upload")
-				return {
-					versionId: entry.version_id,
-					previewUrl: entry.preview_url ?? undefined,
-					previewAliasUrl: entry.preview_alias_url ?? undefined,
-				};
-		} catch {
-			// Not JSON: ignore.
-		}
-	}
-	return { versionId: undefined, previewUrl: undefined, previewAliasUrl: undefined };
+	const entry = parseOutputEntries(ndjson).find((e) => e.type === "version-upload") as
+		| { version_id?: string; preview_url?: string; preview_alias_url?: string }
+		| undefined;
+	return {
+		versionId: entry?.version_id,
+		previewUrl: entry?.preview_url ?? undefined,
+		previewAliasUrl: entry?.preview_alias_url ?? undefined,
+	};
 }
 
 /** Pure: the Worker's workers.dev URL from a version preview URL (`https://<8 hex>-<worker>.<sub>.workers.dev`). */
@@ -64,15 +63,6 @@ export function workerUrlFromPreview(
 	return match?.[1]?.startsWith(`${worker}.`) ? `https://${match[1]}` : undefined;
 }
 
-export interface UploadOptions {
-	tag: string;
-	message: string;
-	vars: Record<string, string>;
-	secretsFile?: string;
-	outputDir: string;
-	signal?: AbortSignal;
-}
-
 export type UploadResult =
 	| { ok: true; versionId: string; previewUrl?: string; previewAliasUrl?: string }
 	| { ok: false; message: string };
@@ -83,31 +73,12 @@ export async function uploadVersion(
 	target: WranglerTarget,
 	options: UploadOptions,
 ): Promise<UploadResult> {
-	const outputFile = path.join(options.outputDir, "versions-upload.ndjson");
-	const result = await runWrangler({
-		args: [
-			"versions",
-			"upload",
-			...wranglerTargetArgs(target),
-			"--tag",
-			options.tag,
-			"--message",
-			options.message,
-			...Object.entries(options.vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
-			...(options.secretsFile ? ["--secrets-file", options.secretsFile] : []),
-		],
-		cwd: target.project.root,
-		projectRoot: target.project.root,
-		env: { ...ctx.env, WRANGLER_OUTPUT_FILE_PATH: outputFile, OPEN_NEXT_DEPLOY: "true" },
-		timeoutMs: 10 * 60_000,
+	const { result, output } = await runWranglerWithOutput(ctx, target, {
+		command: ["versions", "upload"],
+		args: uploadArgs(options),
+		outputFile: path.join(options.outputDir, "versions-upload.ndjson"),
 		signal: options.signal,
 	});
-	let output = "";
-	try {
-		output = readFileSync(outputFile, "utf8");
-	} catch {
-		// No output file: wrangler failed early.
-	}
 	const uploaded = parseVersionUpload(output);
 	if (!result.failed && uploaded.versionId) {
 		return {
@@ -117,10 +88,7 @@ export async function uploadVersion(
 			previewAliasUrl: uploaded.previewAliasUrl,
 		};
 	}
-	return {
-		ok: false,
-		message: `wrangler versions upload failed (exit ${result.exitCode ?? result.signal}):\n${tail(result.stdout + result.stderr)}`,
-	};
+	return { ok: false, message: formatWranglerFailure("versions upload", result) };
 }
 
 export interface TrafficSplit {

@@ -1,7 +1,6 @@
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { runWrangler } from "../cloudflare/wrangler.ts";
 import { resolveEnvironment, selectDatabase } from "../config/load.ts";
 import type { ProjectConfig, ResolvedEnvironment } from "../config/schema.ts";
 import {
@@ -15,12 +14,15 @@ import {
 	waitForHealth,
 } from "../deploy/health-check.ts";
 import {
+	formatWranglerFailure,
 	type LiveState,
+	parseOutputEntries,
 	readLiveState,
 	rollbackTo,
-	tail,
+	runWranglerWithOutput,
+	type UploadOptions,
+	uploadArgs,
 	type WranglerTarget,
-	wranglerEnvArgs,
 } from "../deploy/live.ts";
 import { type DeploySecrets, readDeploySecrets, redactDeep } from "../deploy/secrets.ts";
 import {
@@ -150,17 +152,10 @@ export function parseDeployOutput(ndjson: string): {
 	versionId: string | undefined;
 	targets: string[];
 } {
-	for (const line of ndjson.split("\n")) {
-		if (!line.trim()) continue;
-		try {
-			const entry = JSON.parse(line) as { type?: string; version_id?: string; targets?: string[] };
-			if (entry.type === "deploy")
-				return { versionId: entry.version_id, targets: entry.targets ?? [] };
-		} catch {
-			// Not JSON: ignore.
-		}
-	}
-	return { versionId: undefined, targets: [] };
+	const entry = parseOutputEntries(ndjson).find((e) => e.type === "deploy") as
+		| { version_id?: string; targets?: string[] }
+		| undefined;
+	return { versionId: entry?.version_id, targets: entry?.targets ?? [] };
 }
 
 /** The health settings of a run; a window longer than the timeout could never hold. */
@@ -251,37 +246,27 @@ async function migrateFirst(run: DeployRun): Promise<boolean> {
 const deployMessage = (run: DeployRun) =>
 	`workers-pipeline deploy ${run.sha.slice(0, 12)} by ${describeOwner(run.ctx.env)}`;
 
+/** What both strategies upload: this commit's build, tagged, with the expected head as a var. */
+const uploadOf = (run: DeployRun, outputDir: string): UploadOptions => ({
+	tag: run.sha,
+	message: deployMessage(run),
+	vars: run.data.expectedHead ? { [EXPECTED_HEAD_VAR]: run.data.expectedHead } : {},
+	secretsFile: run.secrets.file,
+	outputDir,
+	signal: run.ctx.signal,
+});
+
 /** `wrangler deploy --tag <sha>`: the new version at 100 %, with the expected head as a var. */
 async function uploadImmediate(run: DeployRun, outputDir: string) {
 	run.ctx.progress(`wrangler deploy${envFlag(run.args.env)} --tag ${run.sha.slice(0, 12)}`);
-	const outputFile = path.join(outputDir, "wrangler-output.ndjson");
 	// --config keeps wrangler from handing off to `opennextjs-cloudflare deploy` (which would
 	// rebuild and pass our arguments through a shell); the build is already made.
-	const result = await runWrangler({
-		args: [
-			"deploy",
-			"--config",
-			run.project.wranglerPath,
-			...wranglerEnvArgs(run.args.env),
-			"--tag",
-			run.sha,
-			"--message",
-			deployMessage(run),
-			...(run.data.expectedHead ? ["--var", `${EXPECTED_HEAD_VAR}:${run.data.expectedHead}`] : []),
-			...(run.secrets.file ? ["--secrets-file", run.secrets.file] : []),
-		],
-		cwd: run.project.root,
-		projectRoot: run.project.root,
-		env: { ...run.ctx.env, WRANGLER_OUTPUT_FILE_PATH: outputFile, OPEN_NEXT_DEPLOY: "true" },
-		timeoutMs: 10 * 60_000,
+	const { result, output } = await runWranglerWithOutput(run.ctx, run.target, {
+		command: ["deploy"],
+		args: uploadArgs(uploadOf(run, outputDir)),
+		outputFile: path.join(outputDir, "wrangler-output.ndjson"),
 		signal: run.ctx.signal,
 	});
-	let output = "";
-	try {
-		output = readFileSync(outputFile, "utf8");
-	} catch {
-		// No output file: wrangler failed early.
-	}
 	const deployed = parseDeployOutput(output);
 	run.data.versionId = deployed.versionId ?? null;
 	run.data.targets = deployed.targets;
@@ -290,7 +275,7 @@ async function uploadImmediate(run: DeployRun, outputDir: string) {
 	run.findings.push({
 		code: "DEPLOY_FAILED",
 		severity: "error",
-		message: `wrangler deploy failed (exit ${result.exitCode ?? result.signal}):\n${tail(result.stdout + result.stderr)}`,
+		message: formatWranglerFailure("deploy", result),
 	});
 	return undefined;
 }
@@ -559,14 +544,7 @@ async function deployGradual(
 		run.ctx.progress(
 			`wrangler versions upload${envFlag(run.args.env)} --tag ${run.sha.slice(0, 12)}`,
 		);
-		const uploaded = await uploadVersion(run.ctx, run.target, {
-			tag: run.sha,
-			message: deployMessage(run),
-			vars: run.data.expectedHead ? { [EXPECTED_HEAD_VAR]: run.data.expectedHead } : {},
-			secretsFile: run.secrets.file,
-			outputDir,
-			signal: run.ctx.signal,
-		});
+		const uploaded = await uploadVersion(run.ctx, run.target, uploadOf(run, outputDir));
 		if (isAborted(run)) throw run.ctx.signal?.reason;
 		if (!uploaded.ok) {
 			run.findings.push({ code: "DEPLOY_FAILED", severity: "error", message: uploaded.message });

@@ -2,7 +2,7 @@ import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { runCli } from "../../ci/cli/main.ts";
+import { captureCli } from "../support/cli.ts";
 
 // A real drizzle-kit history (zpg6/better-auth-cloudflare, see shared/corpus/d1/SOURCES.md): its
 // 0001 rebuilds `users` with PRAGMA foreign_keys=OFF, which on D1 cascades into sessions/accounts.
@@ -47,19 +47,8 @@ function project(acknowledge: unknown[]): string {
 	return dir;
 }
 
-async function cli(argv: string[], dir: string) {
-	let stdout = "";
-	const code = await runCli([...argv, "--cwd", dir], {
-		stdout: (t) => {
-			stdout += t;
-		},
-		stderr: () => {},
-		env: { PATH: process.env.PATH },
-		cwd: dir,
-		isTTY: false,
-	});
-	return { code, stdout };
-}
+// The CLI in `dir`, with only PATH in its environment.
+const cli = (argv: string[], dir: string) => captureCli([...argv, "--cwd", dir], { cwd: dir });
 
 interface Json {
 	findings: { step: string; code: string; acknowledged?: string; file: string | null }[];

@@ -345,6 +345,30 @@ async function remotePart(
 	return { deploy, versionId };
 }
 
+/** deploy exited 0: the new version is live and its health held with the head migration applied. */
+function expectHealthyDeploy(
+	{ deploy, versionId }: Awaited<ReturnType<typeof remotePart>>,
+	remote: Awaited<ReturnType<typeof remoteFor>>,
+	target: Target,
+	data: Record<string, unknown> = {},
+) {
+	expect(deploy.result.code, deploy.result.stdout + deploy.result.stderr).toBe(0);
+	expect(remote.api.workers.liveVersion(target.worker)).toBe(versionId);
+	const head = target.migrations.at(-1);
+	expect(step(deploy.report, "deploy")).toMatchObject({
+		ok: true,
+		summary: expect.stringMatching(/; health holds$/),
+		data: {
+			...data,
+			health: {
+				ok: true,
+				lastStatus: 200,
+				lastBody: { status: "ok", version: versionId, schema: { head, expected: head } },
+			},
+		},
+	});
+}
+
 const sqlFiles = (dir: string) =>
 	readdirSync(path.join(FIXTURES, dir))
 		.filter((f) => f.endsWith(".sql"))
@@ -435,26 +459,10 @@ describe("adopting workers-pipeline on fixture apps (packed tarball, own package
 				),
 			).toBe(true);
 			// The health route init wrote answers for the new version, with the head deploy passed.
-			const { deploy, versionId } = await remotePart(copy, remote, target, [
+			const deployed = await remotePart(copy, remote, target, [
 				...["--health-timeout", "60", "--health-window", "1"],
 			]);
-			expect(deploy.result.code, deploy.result.stdout + deploy.result.stderr).toBe(0);
-			expect(remote.api.workers.liveVersion(target.worker)).toBe(versionId);
-			expect(step(deploy.report, "deploy")).toMatchObject({
-				ok: true,
-				summary: expect.stringMatching(/; health holds$/),
-				data: {
-					health: {
-						ok: true,
-						lastStatus: 200,
-						lastBody: {
-							status: "ok",
-							version: versionId,
-							schema: { head: target.migrations.at(-1), expected: target.migrations.at(-1) },
-						},
-					},
-				},
-			});
+			expectHealthyDeploy(deployed, remote, target);
 		},
 		240_000,
 	);
@@ -495,26 +503,9 @@ describe("adopting workers-pipeline on fixture apps (packed tarball, own package
 		// No env block: plan and migrate work on the top-level database, and deploy uploads the build
 		// ci made to the top-level Worker, as wrangler without --env; the edge serves it from
 		// .open-next/ with the app's own wrangler, and the route init wrote reports it healthy.
-		const { deploy, versionId } = await remotePart(copy, remote, target, [
+		const deployed = await remotePart(copy, remote, target, [
 			...["--health-timeout", "180", "--health-window", "1"],
 		]);
-		expect(deploy.result.code, deploy.result.stdout + deploy.result.stderr).toBe(0);
-		expect(remote.api.workers.liveVersion(target.worker)).toBe(versionId);
-		expect(step(deploy.report, "deploy")).toMatchObject({
-			ok: true,
-			summary: expect.stringMatching(/; health holds$/),
-			data: {
-				environment: null,
-				worker: target.worker,
-				health: {
-					ok: true,
-					lastBody: {
-						status: "ok",
-						version: versionId,
-						schema: { head: target.migrations.at(-1), expected: target.migrations.at(-1) },
-					},
-				},
-			},
-		});
+		expectHealthyDeploy(deployed, remote, target, { environment: null, worker: target.worker });
 	}, 420_000);
 });

@@ -12,7 +12,6 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { parse as parseJsonc } from "jsonc-parser";
 import { afterAll, describe, expect, it } from "vitest";
-import { runCli } from "../../ci/cli/main.ts";
 import {
 	addHonoHealthRoute,
 	addVersionMetadataJsonc,
@@ -20,6 +19,7 @@ import {
 	planAcknowledgements,
 	renderSettings,
 } from "../../ci/steps/init.ts";
+import { captureCli } from "../support/cli.ts";
 
 const repoRoot = path.resolve(import.meta.dirname, "../..");
 const corpusDir = path.resolve(
@@ -133,19 +133,8 @@ describe("planAcknowledgements()", () => {
 	});
 });
 
-async function cli(argv: string[], dir: string) {
-	let stdout = "";
-	const code = await runCli([...argv, "--cwd", dir], {
-		stdout: (t) => {
-			stdout += t;
-		},
-		stderr: () => {},
-		env: { PATH: process.env.PATH },
-		cwd: dir,
-		isTTY: false,
-	});
-	return { code, stdout };
-}
+// The CLI in `dir`, with only PATH in its environment.
+const cli = (argv: string[], dir: string) => captureCli([...argv, "--cwd", dir], { cwd: dir });
 
 interface Json {
 	ok: boolean;

@@ -241,10 +241,11 @@ describe("deploy with real wrangler against the loopback API", () => {
 	}, 60_000);
 
 	let v1 = "";
+	const IMMEDIATE = ["deploy", "--env", "staging", "--strategy", "immediate"];
 
 	it("refuses to deploy without a build of the current commit, before any request", async () => {
 		const other = "0".repeat(40);
-		const run = await project.cli(["deploy", "--env", "staging", "--strategy", "immediate"], {
+		const run = await project.cli(IMMEDIATE, {
 			GITHUB_SHA: other,
 		});
 		expect(run.code, run.stdout + run.stderr).toBe(1);
@@ -259,7 +260,7 @@ describe("deploy with real wrangler against the loopback API", () => {
 		const stamp = path.join(project.dir, BUILD_STAMP);
 		renameSync(stamp, `${stamp}.away`);
 		try {
-			const missing = await project.cli(["deploy", "--env", "staging", "--strategy", "immediate"]);
+			const missing = await project.cli(IMMEDIATE);
 			expect(missing.code).toBe(1);
 			report = project.report("deploy");
 			expect(finding(report, "BUILD_MISSING")?.message).toContain("no build found");
@@ -273,7 +274,7 @@ describe("deploy with real wrangler against the loopback API", () => {
 		const bad = project.migration(NEW_MIGRATION.replace("add_content_summary", "broken"));
 		writeFileSync(bad, "ALTER TABLE no_such_table ADD COLUMN oops INTEGER;\n");
 		try {
-			const run = await project.cli(["deploy", "--env", "staging", "--strategy", "immediate"]);
+			const run = await project.cli(IMMEDIATE);
 			expect(run.code, run.stdout + run.stderr).toBe(1);
 			const report = project.report("deploy");
 			expect(report.steps[0]?.summary).toMatch(/^migrate failed: nothing was deployed/);
@@ -345,6 +346,26 @@ describe("deploy with real wrangler against the loopback API", () => {
 		expect(migrate.bookmark).toEqual(expect.any(String));
 	});
 
+	/** An immediate deploy with short health: it fails (exit 1), the new version is rolled back to v1. */
+	const deployRolledBack = async (healthTimeoutSeconds: string) => {
+		expect(api.workers.liveVersion(SCRIPT)).toBe(v1);
+		const run = await project.cli([
+			...IMMEDIATE,
+			...["--health-timeout", healthTimeoutSeconds, "--health-window", "1"],
+		]);
+		expect(run.code, run.stdout + run.stderr).toBe(1);
+		const ids = versionIds(api);
+		expect(api.workers.liveVersion(SCRIPT)).toBe(v1);
+		const report = project.report("deploy");
+		const data = report.steps[0]?.data ?? {};
+		expect(data).toMatchObject({
+			previousVersionId: v1,
+			versionId: ids.at(-1),
+			rollback: { attempted: true, to: v1, confirmed: true, live: v1 },
+		});
+		return { run, ids, report, data };
+	};
+
 	it("rolls back to the exact recorded version when health answers 503, and says D1 was not", async () => {
 		// A nullable column: safe for the version still live.
 		const sql = "ALTER TABLE content ADD COLUMN summary TEXT;";
@@ -352,39 +373,14 @@ describe("deploy with real wrangler against the loopback API", () => {
 		// migrate applies it on the API's D1; the D1 the edge's Workers read lags behind, so the new
 		// version (which needs it) answers 503 while the live one (which does not) stays healthy.
 		try {
-			const before = api.workers.liveVersion(SCRIPT);
-			expect(before).toBe(v1);
 			const bookmarkBefore = api.currentBookmark(STAGING_DB.uuid);
-
-			const run = await project.cli([
-				"deploy",
-				"--env",
-				"staging",
-				"--strategy",
-				"immediate",
-				"--health-timeout",
-				"20",
-				"--health-window",
-				"1",
-			]);
-			expect(run.code, run.stdout + run.stderr).toBe(1);
-
-			const ids = versionIds(api);
+			const { run, ids, report, data } = await deployRolledBack("20");
 			expect(ids).toHaveLength(2);
 			expect(ids[1]).not.toBe(v1);
-			expect(api.workers.liveVersion(SCRIPT)).toBe(v1);
 			expect(api.workers.deployments(SCRIPT)[0]?.annotations["workers/triggered_by"]).toBe(
 				"rollback",
 			);
-
-			const report = project.report("deploy");
-			const data = report.steps[0]?.data ?? {};
-			expect(data).toMatchObject({
-				previousVersionId: v1,
-				versionId: ids[1],
-				rollback: { attempted: true, to: v1, confirmed: true, live: v1 },
-				health: { ok: false, lastStatus: 503 },
-			});
+			expect(data).toMatchObject({ health: { ok: false, lastStatus: 503 } });
 			expect(finding(report, "HEALTH_FAILED")?.message).toContain(
 				`schema behind: head ${NEWEST_MIGRATION}, expected ${NEW_MIGRATION}`,
 			);
@@ -416,30 +412,9 @@ describe("deploy with real wrangler against the loopback API", () => {
 		const closed = await freePort();
 		project.setHealthUrl(`http://127.0.0.1:${closed}/api/health`);
 		try {
-			const before = api.workers.liveVersion(SCRIPT);
-			expect(before).toBe(v1);
-			const run = await project.cli([
-				"deploy",
-				"--env",
-				"staging",
-				"--strategy",
-				"immediate",
-				"--health-timeout",
-				"3",
-				"--health-window",
-				"1",
-			]);
-			expect(run.code, run.stdout + run.stderr).toBe(1);
-			const ids = versionIds(api);
+			const { ids, report, data } = await deployRolledBack("3");
 			expect(ids).toHaveLength(3);
-			expect(api.workers.liveVersion(SCRIPT)).toBe(v1);
-
-			const report = project.report("deploy");
-			expect(report.steps[0]?.data).toMatchObject({
-				versionId: ids[2],
-				rollback: { attempted: true, to: v1, confirmed: true, live: v1 },
-				health: { ok: false },
-			});
+			expect(data).toMatchObject({ health: { ok: false } });
 			expect(finding(report, "HEALTH_FAILED")?.message).toMatch(/timed out after 3 s: no answer/);
 			// Nothing was migrated this time.
 			expect(finding(report, "ROLLED_BACK")?.message).toContain(
@@ -468,7 +443,7 @@ describe("deploy with real wrangler against the loopback API", () => {
 				: undefined,
 		);
 		try {
-			const run = await project.cli(["deploy", "--env", "staging", "--strategy", "immediate"]);
+			const run = await project.cli(IMMEDIATE);
 			expect(run.code, run.stdout + run.stderr).toBe(1);
 			const report = project.report("deploy");
 			expect(report.steps[0]?.summary).toBe(
@@ -491,7 +466,7 @@ describe("deploy with real wrangler against the loopback API", () => {
 		try {
 			const before = api.workers.liveVersion(SCRIPT);
 			const run = await project.cli(
-				["deploy", "--env", "staging", "--strategy", "immediate", "--health-timeout", "120"],
+				[...IMMEDIATE, "--health-timeout", "120"],
 				{},
 				{
 					signal: controller.signal,
@@ -524,7 +499,7 @@ describe("deploy with real wrangler against the loopback API", () => {
 		const before = { ids: versionIds(api), live: api.workers.liveVersion(SCRIPT) };
 		const ledgerBefore = ledger(api);
 		try {
-			const run = await project.cli(["deploy", "--env", "staging", "--strategy", "immediate"]);
+			const run = await project.cli(IMMEDIATE);
 			expect(run.code, run.stdout + run.stderr).toBe(1);
 			const report = project.report("deploy");
 			expect(report.steps[0]?.summary).toMatch(/^migrate failed: nothing was deployed/);
@@ -548,15 +523,7 @@ describe("deploy with real wrangler against the loopback API", () => {
 			// An app that echoes a secret in its health body: the value never reaches output or reports
 			// (afterEach scans both), it is replaced where it appeared.
 			edge.echoSecret("API_KEY");
-			const run = await project.cli([
-				"deploy",
-				"--env",
-				"staging",
-				"--strategy",
-				"immediate",
-				"--secrets-file",
-				file,
-			]);
+			const run = await project.cli([...IMMEDIATE, "--secrets-file", file]);
 			edge.echoSecret(undefined);
 			expect(run.code, run.stdout + run.stderr).toBe(0);
 			const body = project.report("deploy").steps[0]?.data.health as {
@@ -586,17 +553,7 @@ describe("deploy with real wrangler against the loopback API", () => {
 			// Trailing blanks after a quoted value, as editors leave them.
 			writeFileSync(file, `FILE_SECRET="${fromFile}"   \n`);
 			const run = await project.cli(
-				[
-					"deploy",
-					"--env",
-					"staging",
-					"--strategy",
-					"immediate",
-					"--secrets-file",
-					file,
-					"--secrets-from-env",
-					"ENV_SECRET",
-				],
+				[...IMMEDIATE, "--secrets-file", file, "--secrets-from-env", "ENV_SECRET"],
 				{ ENV_SECRET: fromEnv },
 			);
 			expect(run.code, run.stdout + run.stderr).toBe(0);

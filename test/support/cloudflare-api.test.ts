@@ -10,7 +10,7 @@ import {
 	randomFaultHook,
 	startCloudflareApi,
 } from "./cloudflare-api.ts";
-import { createWranglerProject, type WranglerProject } from "./wrangler-process.ts";
+import { startWranglerLoopback, type WranglerProject } from "./wrangler-process.ts";
 
 const TOKEN = "loopback-token-0123456789abcdef0123456789ab";
 const ACCOUNT_ID = "0123456789abcdef0123456789abcdef";
@@ -37,14 +37,12 @@ describe("startCloudflareApi() with real wrangler", () => {
 	let initialBytes: Buffer;
 
 	beforeAll(async () => {
-		api = await startCloudflareApi({ token: TOKEN, accountId: ACCOUNT_ID, databases: [DB] });
-		project = await createWranglerProject({
-			apiUrl: api.url,
+		({ api, project } = await startWranglerLoopback({
 			token: TOKEN,
 			accountId: ACCOUNT_ID,
-			database: DB,
+			databases: [DB],
 			migrations: MIGRATIONS,
-		});
+		}));
 		initialBookmark = api.currentBookmark(DB.uuid);
 		initialBytes = api.serialize(DB.uuid);
 	});

@@ -1,11 +1,11 @@
 // The loopback's Worker Previews routes (cloudflare-api/previews.ts) driven by real wrangler 4.164:
 // `wrangler preview` creates a named Preview with its own D1 binding from the config's `previews`
 // block, `wrangler preview delete -y` removes it, and a second delete fails as the real API does.
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CloudflareApi, startCloudflareApi } from "./cloudflare-api.ts";
-import { createWranglerProject, type WranglerProject } from "./wrangler-process.ts";
+import type { CloudflareApi } from "./cloudflare-api.ts";
+import { startWranglerLoopback, type WranglerProject } from "./wrangler-process.ts";
 
 const TOKEN = "loopback-token-0123456789abcdef0123456789ab";
 const ACCOUNT_ID = "0123456789abcdef0123456789abcdef";
@@ -69,22 +69,16 @@ describe("Worker Previews endpoints with real wrangler", () => {
 		);
 
 	beforeAll(async () => {
-		api = await startCloudflareApi({
+		({ api, project } = await startWranglerLoopback({
 			token: TOKEN,
 			accountId: ACCOUNT_ID,
 			databases: [STAGING_DB, PR_DB],
 			log: (line) => unknown.push(line),
-		});
-		project = await createWranglerProject({
-			apiUrl: api.url,
-			token: TOKEN,
-			accountId: ACCOUNT_ID,
-			database: STAGING_DB,
-		});
-		const worker = "export default { fetch: () => new Response('ok') };\n";
-		await mkdir(dirname(join(project.dir, "worker.js")), { recursive: true });
-		await writeFile(join(project.dir, "worker.js"), worker);
-		await writeFile(join(project.dir, ".secrets.json"), JSON.stringify({ API_KEY: SECRET_VALUE }));
+			files: {
+				"worker.js": "export default { fetch: () => new Response('ok') };\n",
+				".secrets.json": JSON.stringify({ API_KEY: SECRET_VALUE }),
+			},
+		}));
 		outputFile = join(project.home, "wrangler-output.ndjson");
 		project.env.WRANGLER_OUTPUT_FILE_PATH = outputFile;
 	});

@@ -1,8 +1,8 @@
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type CloudflareApi, startCloudflareApi } from "./cloudflare-api.ts";
-import { createWranglerProject, type WranglerProject } from "./wrangler-process.ts";
+import type { CloudflareApi } from "./cloudflare-api.ts";
+import { startWranglerLoopback, type WranglerProject } from "./wrangler-process.ts";
 
 const TOKEN = "loopback-token-0123456789abcdef0123456789ab";
 const ACCOUNT_ID = "0123456789abcdef0123456789abcdef";
@@ -68,43 +68,25 @@ describe("Workers endpoints with real wrangler", () => {
 	let outputFile: string;
 	const unknown: string[] = [];
 
+	// wrangler against the fixture's staging Worker; `--config` also keeps it from handing off.
+	const staging = (args: string[], options?: { timeoutMs?: number }) =>
+		project.run([...args, "--config", "wrangler.jsonc", "--env", "staging"], options);
 	const deploy = async (tag: string, message: string, extra: string[] = []) => {
 		await rm(outputFile, { force: true });
-		const run = await project.run(
-			[
-				"deploy",
-				"--config",
-				"wrangler.jsonc",
-				"--env",
-				"staging",
-				"--tag",
-				tag,
-				"--message",
-				message,
-				...extra,
-			],
-			{ timeoutMs: 90_000 },
-		);
+		const run = await staging(["deploy", "--tag", tag, "--message", message, ...extra], {
+			timeoutMs: 90_000,
+		});
 		return run;
 	};
 
 	beforeAll(async () => {
-		api = await startCloudflareApi({
+		({ api, project } = await startWranglerLoopback({
 			token: TOKEN,
 			accountId: ACCOUNT_ID,
 			databases: [DB],
 			log: (line) => unknown.push(line),
-		});
-		project = await createWranglerProject({
-			apiUrl: api.url,
-			token: TOKEN,
-			accountId: ACCOUNT_ID,
-			database: DB,
-		});
-		for (const [path, content] of Object.entries(FIXTURE)) {
-			await mkdir(dirname(join(project.dir, path)), { recursive: true });
-			await writeFile(join(project.dir, path), content);
-		}
+			files: FIXTURE,
+		}));
 		outputFile = join(project.home, "wrangler-output.ndjson");
 		project.env.WRANGLER_OUTPUT_FILE_PATH = outputFile;
 	});
@@ -183,15 +165,7 @@ describe("Workers endpoints with real wrangler", () => {
 	});
 
 	it("should list versions and report the live one with deployments status", async () => {
-		const list = await project.run([
-			"versions",
-			"list",
-			"--config",
-			"wrangler.jsonc",
-			"--env",
-			"staging",
-			"--json",
-		]);
+		const list = await staging(["versions", "list", "--json"]);
 		expect(list.exitCode, list.stderr).toBe(0);
 		const versions = JSON.parse(list.stdout) as {
 			id: string;
@@ -200,15 +174,7 @@ describe("Workers endpoints with real wrangler", () => {
 		expect(versions.map((v) => v.id)).toEqual([firstVersion, secondVersion]);
 		expect(versions[1]?.annotations["workers/tag"]).toBe("sha-2222222");
 
-		const status = await project.run([
-			"deployments",
-			"status",
-			"--config",
-			"wrangler.jsonc",
-			"--env",
-			"staging",
-			"--json",
-		]);
+		const status = await staging(["deployments", "status", "--json"]);
 		expect(status.exitCode, status.stderr).toBe(0);
 		const latest = JSON.parse(status.stdout) as {
 			versions: { version_id: string; percentage: number }[];
@@ -217,17 +183,7 @@ describe("Workers endpoints with real wrangler", () => {
 	});
 
 	it("should roll back to the first version", async () => {
-		const run = await project.run([
-			"rollback",
-			firstVersion,
-			"--config",
-			"wrangler.jsonc",
-			"--env",
-			"staging",
-			"--message",
-			"health check failed",
-			"-y",
-		]);
+		const run = await staging(["rollback", firstVersion, "--message", "health check failed", "-y"]);
 		expect(run.exitCode, run.stdout + run.stderr).toBe(0);
 		expect(unknown).toEqual([]);
 		expect(run.stdout).toContain(`Current Version ID: ${firstVersion}`);
@@ -237,15 +193,7 @@ describe("Workers endpoints with real wrangler", () => {
 			annotations: { "workers/message": "health check failed", "workers/triggered_by": "rollback" },
 		});
 		// rollback writes no deploy entry: `Current Version ID:` is what there is to parse.
-		const status = await project.run([
-			"deployments",
-			"status",
-			"--config",
-			"wrangler.jsonc",
-			"--env",
-			"staging",
-			"--json",
-		]);
+		const status = await staging(["deployments", "status", "--json"]);
 		expect(JSON.parse(status.stdout).versions[0].version_id).toBe(firstVersion);
 	});
 
@@ -276,15 +224,7 @@ describe("Workers endpoints with real wrangler", () => {
 	});
 
 	it("should confirm and force a rollback across changed secrets", async () => {
-		const run = await project.run([
-			"rollback",
-			secondVersion,
-			"--config",
-			"wrangler.jsonc",
-			"--env",
-			"staging",
-			"-y",
-		]);
+		const run = await staging(["rollback", secondVersion, "-y"]);
 		expect(run.exitCode, run.stdout + run.stderr).toBe(0);
 		expect(run.stdout).toContain("have changed since version");
 		expect(run.stdout).toContain("API_KEY");
@@ -304,14 +244,10 @@ describe("Workers endpoints with real wrangler", () => {
 	it("should upload a version with a preview alias that gets no traffic", async () => {
 		const live = api.workers.liveVersion(SCRIPT);
 		await rm(outputFile, { force: true });
-		const run = await project.run(
+		const run = await staging(
 			[
 				"versions",
 				"upload",
-				"--config",
-				"wrangler.jsonc",
-				"--env",
-				"staging",
 				"--tag",
 				"sha-5555555",
 				"--message",
@@ -341,15 +277,11 @@ describe("Workers endpoints with real wrangler", () => {
 
 	it("should split traffic between two versions without a prompt, then move it all", async () => {
 		const live = api.workers.liveVersion(SCRIPT) ?? "";
-		const split = await project.run([
+		const split = await staging([
 			"versions",
 			"deploy",
 			`${aliased}@10%`,
 			`${live}@90%`,
-			"--config",
-			"wrangler.jsonc",
-			"--env",
-			"staging",
 			"--message",
 			"canary",
 			"--yes",
@@ -363,43 +295,16 @@ describe("Workers endpoints with real wrangler", () => {
 			],
 			annotations: { "workers/message": "canary", "workers/triggered_by": "deployment" },
 		});
-		const status = await project.run([
-			"deployments",
-			"status",
-			"--config",
-			"wrangler.jsonc",
-			"--env",
-			"staging",
-			"--json",
-		]);
+		const status = await staging(["deployments", "status", "--json"]);
 		expect(JSON.parse(status.stdout).versions).toHaveLength(2);
-		const all = await project.run([
-			"versions",
-			"deploy",
-			`${aliased}@100%`,
-			"--config",
-			"wrangler.jsonc",
-			"--env",
-			"staging",
-			"--yes",
-		]);
+		const all = await staging(["versions", "deploy", `${aliased}@100%`, "--yes"]);
 		expect(all.exitCode, all.stdout + all.stderr).toBe(0);
 		expect(api.workers.liveVersion(SCRIPT)).toBe(aliased);
 	});
 
 	it("should refuse a split that does not add up to 100 %", async () => {
 		const live = api.workers.liveVersion(SCRIPT) ?? "";
-		const run = await project.run([
-			"versions",
-			"deploy",
-			`${live}@60%`,
-			`${aliased}@60%`,
-			"--config",
-			"wrangler.jsonc",
-			"--env",
-			"staging",
-			"--yes",
-		]);
+		const run = await staging(["versions", "deploy", `${live}@60%`, `${aliased}@60%`, "--yes"]);
 		expect(run.exitCode).not.toBe(0);
 		expect(api.workers.liveVersion(SCRIPT)).toBe(live);
 	});

@@ -2,8 +2,14 @@
 // tracking every child by PID (test/support/processes.ts) so a test can always stop what it started.
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import {
+	type CloudflareApi,
+	type CloudflareApiOptions,
+	type D1DatabaseSpec,
+	startCloudflareApi,
+} from "./cloudflare-api.ts";
 import { trackProcesses } from "./processes.ts";
 
 export const WRANGLER_BIN = fileURLToPath(
@@ -108,4 +114,32 @@ export async function createWranglerProject(
 			await rm(home, { recursive: true, force: true });
 		},
 	};
+}
+
+export interface WranglerLoopbackOptions extends Omit<CloudflareApiOptions, "databases"> {
+	/** The databases the API holds; the project's wrangler.jsonc binds the first as DB. */
+	databases: [D1DatabaseSpec, ...D1DatabaseSpec[]];
+	migrations?: Record<string, string>;
+	/** More files for the project (relative path → content), their folders made. */
+	files?: Record<string, string>;
+}
+
+/** The loopback API and a real-wrangler project pointed at it with the same token and account. */
+export async function startWranglerLoopback(
+	options: WranglerLoopbackOptions,
+): Promise<{ api: CloudflareApi; project: WranglerProject }> {
+	const { migrations, files = {}, ...apiOptions } = options;
+	const api = await startCloudflareApi(apiOptions);
+	const project = await createWranglerProject({
+		apiUrl: api.url,
+		token: options.token,
+		accountId: options.accountId,
+		database: options.databases[0],
+		migrations,
+	});
+	for (const [path, content] of Object.entries(files)) {
+		await mkdir(dirname(join(project.dir, path)), { recursive: true });
+		await writeFile(join(project.dir, path), content);
+	}
+	return { api, project };
 }

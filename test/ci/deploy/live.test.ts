@@ -3,7 +3,10 @@
 import { describe, expect, it } from "vitest";
 import type { ProjectConfig } from "../../../ci/config/schema.ts";
 import {
+	formatWranglerFailure,
 	parseDeploymentsStatus,
+	parseOutputEntries,
+	uploadArgs,
 	wranglerEnvArgs,
 	wranglerTargetArgs,
 } from "../../../ci/deploy/live.ts";
@@ -99,5 +102,45 @@ describe("wranglerTargetArgs()", () => {
 	])("env $env → $argv", ({ env, argv }) => {
 		expect(wranglerTargetArgs({ project, env })).toEqual(argv);
 		expect(wranglerEnvArgs(env)).toEqual(argv.slice(2));
+	});
+});
+
+describe("parseOutputEntries()", () => {
+	it.each([
+		["", []],
+		["\n\n", []],
+		['{"type":"wrangler-session"}\n', [{ type: "wrangler-session" }]],
+		['not json\n{"type":"deploy"}\n{"type":"deploy",\n', [{ type: "deploy" }]],
+		['null\n"text"\n42\n{"a":1}\n{"b":2}', [{ a: 1 }, { b: 2 }]],
+	])("%j → %j", (ndjson, entries) => {
+		expect(parseOutputEntries(ndjson)).toEqual(entries);
+	});
+});
+
+describe("uploadArgs()", () => {
+	it("puts the tag, message, each var and the secrets file in wrangler's flags", () => {
+		expect(
+			uploadArgs({ tag: "abc", message: "m", vars: { A: "1", B: "x:y" }, secretsFile: "/s" }),
+		).toEqual([
+			...["--tag", "abc", "--message", "m"],
+			...["--var", "A:1", "--var", "B:x:y", "--secrets-file", "/s"],
+		]);
+	});
+
+	it("leaves out --var and --secrets-file when there are none", () => {
+		expect(uploadArgs({ tag: "abc", message: "m", vars: {} })).toEqual([
+			...["--tag", "abc", "--message", "m"],
+		]);
+	});
+});
+
+describe("formatWranglerFailure()", () => {
+	it.each([
+		[{ exitCode: 1, signal: null }, "wrangler deploy failed (exit 1):\nout\nerr"],
+		[{ exitCode: null, signal: "SIGTERM" }, "wrangler deploy failed (exit SIGTERM):\nout\nerr"],
+	])("%j", (exit, message) => {
+		expect(formatWranglerFailure("deploy", { ...exit, stdout: "out\n", stderr: "err\n" })).toBe(
+			message,
+		);
 	});
 });

@@ -1,13 +1,11 @@
 // deletePreview() (ci/deploy/preview.ts) with real wrangler against the loopback Previews API:
 // idempotent when the Preview is gone, a real failure when the API refuses the delete.
-import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadProjectConfig } from "../../../ci/config/load.ts";
 import { deletePreview } from "../../../ci/deploy/preview.ts";
 import type { StepContext } from "../../../ci/steps/_step.ts";
-import { type CloudflareApi, startCloudflareApi } from "../../support/cloudflare-api.ts";
-import { createWranglerProject, type WranglerProject } from "../../support/wrangler-process.ts";
+import type { CloudflareApi } from "../../support/cloudflare-api.ts";
+import { startWranglerLoopback, type WranglerProject } from "../../support/wrangler-process.ts";
 
 const TOKEN = "loopback-token-preview-delete-0123456789";
 const ACCOUNT_ID = "0123456789abcdef0123456789abcdef";
@@ -35,18 +33,6 @@ describe("deletePreview() with real wrangler", () => {
 	};
 
 	beforeAll(async () => {
-		api = await startCloudflareApi({
-			token: TOKEN,
-			accountId: ACCOUNT_ID,
-			databases: [DB],
-			log: (line) => unknown.push(line),
-		});
-		project = await createWranglerProject({
-			apiUrl: api.url,
-			token: TOKEN,
-			accountId: ACCOUNT_ID,
-			database: DB,
-		});
 		const previews = {
 			d1_databases: [{ binding: "DB", database_name: DB.name, database_id: DB.uuid }],
 		};
@@ -56,11 +42,16 @@ describe("deletePreview() with real wrangler", () => {
 			compatibility_date: "2025-01-01",
 			env: { staging: { d1_databases: previews.d1_databases, previews } },
 		};
-		await writeFile(join(project.dir, "wrangler.json"), JSON.stringify(config));
-		await writeFile(
-			join(project.dir, "worker.js"),
-			"export default { fetch: () => new Response('ok') };\n",
-		);
+		({ api, project } = await startWranglerLoopback({
+			token: TOKEN,
+			accountId: ACCOUNT_ID,
+			databases: [DB],
+			log: (line) => unknown.push(line),
+			files: {
+				"wrangler.json": JSON.stringify(config),
+				"worker.js": "export default { fetch: () => new Response('ok') };\n",
+			},
+		}));
 		ctx = { cwd: project.dir, env: { ...project.env }, progress: () => {} };
 	});
 

@@ -5,8 +5,10 @@ import { randomUUID } from "node:crypto";
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { runCli } from "../../../ci/cli/main.ts";
+import { type CliRun, captureCli } from "../../support/cli.ts";
 import type { CloudflareApi } from "../../support/cloudflare-api.ts";
+
+export type { CliRun };
 
 export const REPO = path.resolve(import.meta.dirname, "../../..");
 export const BIN = path.join(REPO, "bin/workers-pipeline.js");
@@ -106,33 +108,12 @@ export const apiEnv = (api: CloudflareApi): Record<string, string> => ({
 	CLOUDFLARE_API_BASE_URL: api.url,
 });
 
-export interface CliRun {
-	code: number;
-	stdout: string;
-	stderr: string;
-}
-
 /** The CLI in-process, in `dir`, with only PATH/USER and the given environment. */
-export async function cli(
+export const cli = (
 	argv: readonly string[],
 	dir: string,
 	env: Record<string, string | undefined>,
-): Promise<CliRun> {
-	let stdout = "";
-	let stderr = "";
-	const code = await runCli(argv, {
-		stdout: (text) => {
-			stdout += text;
-		},
-		stderr: (text) => {
-			stderr += text;
-		},
-		env: { PATH: process.env.PATH, USER: "migrate-inputs", ...env },
-		cwd: dir,
-		isTTY: false,
-	});
-	return { code, stdout, stderr };
-}
+): Promise<CliRun> => captureCli(argv, { cwd: dir, env: { USER: "migrate-inputs", ...env } });
 
 const running = new Set<number>();
 

@@ -15,8 +15,13 @@ import {
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type Database from "better-sqlite3";
-import { runCli } from "../../../ci/cli/main.ts";
-import type { CloudflareApi } from "../../support/cloudflare-api.ts";
+import { afterAll, afterEach, beforeAll } from "vitest";
+import { type CliRun, captureCli } from "../../support/cli.ts";
+import {
+	type CloudflareApi,
+	type CloudflareApiOptions,
+	startCloudflareApi,
+} from "../../support/cloudflare-api.ts";
 import { WRANGLER_BIN } from "../../support/wrangler-process.ts";
 
 export const REPO = path.resolve(import.meta.dirname, "../../..");
@@ -53,12 +58,6 @@ export interface ProcessRun {
 	stdout: string;
 	stderr: string;
 	durationMs: number;
-}
-
-export interface CliRun {
-	code: number;
-	stdout: string;
-	stderr: string;
 }
 
 export interface MigrateProjectOptions {
@@ -225,21 +224,12 @@ export function createMigrateProject(options: MigrateProjectOptions): MigratePro
 		writeMigration: (name, sql) => writeFileSync(path.join(dir, "migrations", name), sql),
 		removeMigration: (name) => rmSync(path.join(dir, "migrations", name)),
 		async cli(argv, { env: extra = {} } = {}) {
-			let stdout = "";
-			let stderr = "";
-			const code = await runCli([...argv, "--cwd", dir], {
-				stdout: (text) => {
-					stdout += text;
-				},
-				stderr: (text) => {
-					stderr += text;
-				},
-				env: { ...env, ...extra },
+			const run = await captureCli([...argv, "--cwd", dir], {
 				cwd: dir,
-				isTTY: false,
+				env: { ...env, ...extra },
 			});
-			outputs.push(stdout, stderr);
-			return { code, stdout, stderr };
+			outputs.push(run.stdout, run.stderr);
+			return run;
 		},
 		wrangler: (args, { timeoutMs = 90_000 } = {}) => spawnTracked(WRANGLER_BIN, args, timeoutMs),
 		bin: (argv, { timeoutMs = 90_000 } = {}) =>
@@ -262,6 +252,61 @@ export function createMigrateProject(options: MigrateProjectOptions): MigratePro
 			running.clear();
 			rmSync(dir, { recursive: true, force: true });
 			rmSync(home, { recursive: true, force: true });
+		},
+	};
+}
+
+export interface LoopbackApi {
+	/** The token the API accepts (any other is refused). */
+	token: string;
+	/** The running API (from beforeAll on). */
+	readonly api: CloudflareApi;
+	/** A project on this API with this token, disposed after the test. */
+	project(options?: Omit<MigrateProjectOptions, "api" | "token">): MigrateProject;
+}
+
+export interface SetupLoopbackApiOptions extends Partial<Omit<CloudflareApiOptions, "token">> {
+	/** After each test, fail it when a project printed or wrote the token (then dispose all). */
+	assertNoTokenLeak?: boolean;
+}
+
+/**
+ * One loopback Cloudflare API for a test file: started before all tests, closed after them; after
+ * each test its fault hook is cleared and every project made through `project()` disposed.
+ */
+export function setupLoopbackApi(options: SetupLoopbackApiOptions = {}): LoopbackApi {
+	const { assertNoTokenLeak, ...apiOptions } = options;
+	const token = newToken();
+	let api: CloudflareApi | undefined;
+	const projects: MigrateProject[] = [];
+	beforeAll(async () => {
+		api = await startCloudflareApi({ accountId: ACCOUNT_ID, ...apiOptions, token });
+	});
+	afterAll(async () => {
+		await api?.close();
+	});
+	afterEach(() => {
+		api?.setFaultHook(undefined);
+		const open = projects.splice(0);
+		try {
+			if (assertNoTokenLeak) for (const project of open) project.assertNoTokenLeak();
+		} finally {
+			for (const project of open) project.dispose();
+		}
+	});
+	const started = (): CloudflareApi => {
+		if (!api) throw new Error("the loopback API starts in beforeAll: use it inside a test");
+		return api;
+	};
+	return {
+		token,
+		get api() {
+			return started();
+		},
+		project(projectOptions = {}) {
+			const project = createMigrateProject({ ...projectOptions, api: started(), token });
+			projects.push(project);
+			return project;
 		},
 	};
 }

@@ -1,44 +1,21 @@
 // Real wrangler and workers-pipeline on the same remote database, both ways, through the loopback
 // Cloudflare API: each must see the other's work as its own.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type CloudflareApi, startCloudflareApi } from "../../support/cloudflare-api.ts";
+import { describe, expect, it } from "vitest";
 import {
-	ACCOUNT_ID,
 	auditChecksums,
-	createMigrateProject,
 	ENV,
 	EXAMPLE_FILES,
 	EXAMPLE_MIGRATIONS,
 	type JsonReport,
 	ledgerNames,
 	type MigrateProject,
-	newToken,
+	setupLoopbackApi,
 } from "./_support.ts";
 
-const token = newToken();
-let api: CloudflareApi;
-const projects: MigrateProject[] = [];
+const loopback = setupLoopbackApi({ assertNoTokenLeak: true });
 
-beforeAll(async () => {
-	api = await startCloudflareApi({ token, accountId: ACCOUNT_ID });
-});
-afterAll(async () => {
-	await api?.close();
-});
-afterEach(() => {
-	const open = projects.splice(0);
-	try {
-		for (const project of open) project.assertNoTokenLeak();
-	} finally {
-		for (const project of open) project.dispose();
-	}
-});
-
-const project = (migrations: readonly string[] = EXAMPLE_MIGRATIONS) => {
-	const p = createMigrateProject({ api, token, migrations });
-	projects.push(p);
-	return p;
-};
+const project = (migrations: readonly string[] = EXAMPLE_MIGRATIONS) =>
+	loopback.project({ migrations });
 
 const FIRST = EXAMPLE_MIGRATIONS.slice(0, 4);
 const REST = EXAMPLE_MIGRATIONS.slice(4);
@@ -158,7 +135,7 @@ describe("wrangler migrations apply, then workers-pipeline", () => {
 			edited,
 			`${EXAMPLE_FILES[edited]}\nCREATE TABLE edited_after_apply (id INTEGER PRIMARY KEY);\n`,
 		);
-		const bytes = api.serialize(p.uuid);
+		const bytes = loopback.api.serialize(p.uuid);
 
 		const migrate = await p.cli(["migrate", "--env", ENV, "--json"]);
 		expect(migrate.code, migrate.stdout + migrate.stderr).toBe(1);
@@ -168,7 +145,7 @@ describe("wrangler migrations apply, then workers-pipeline", () => {
 		expect(drift?.message).toContain("edited_after_apply");
 		expect(drift?.message).toContain(edited);
 		expect(report.steps[0]?.summary).toContain("nothing was written");
-		expect(api.serialize(p.uuid).equals(bytes)).toBe(true);
+		expect(loopback.api.serialize(p.uuid).equals(bytes)).toBe(true);
 		// The report files say the same as stdout.
 		expect(p.report("migrate").findings.map((f) => f.code)).toContain("PREFLIGHT_SCHEMA_DRIFT");
 	});

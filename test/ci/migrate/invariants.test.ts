@@ -3,34 +3,21 @@
 // applied, and a retired file never switches the schema checks off.
 import { renameSync } from "node:fs";
 import path from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { runCli } from "../../../ci/cli/main.ts";
-import { type CloudflareApi, startCloudflareApi } from "../../support/cloudflare-api.ts";
 import {
 	ACCOUNT_ID,
-	createMigrateProject,
 	ENV,
 	EXAMPLE_FILES,
 	type JsonReport,
 	ledgerNames,
 	type MigrateProject,
-	newToken,
 	nextMigrationName,
+	setupLoopbackApi,
 } from "./_support.ts";
 
-const token = newToken();
-let api: CloudflareApi;
-const projects: MigrateProject[] = [];
-beforeAll(async () => {
-	api = await startCloudflareApi({ token, accountId: ACCOUNT_ID, log: () => {} });
-});
-afterAll(async () => {
-	await api?.close();
-});
-afterEach(() => {
-	api.setFaultHook(undefined);
-	for (const p of projects.splice(0)) p.dispose();
-});
+const loopback = setupLoopbackApi({ log: () => {} });
+const { token } = loopback;
 
 const NOTES = nextMigrationName("create_notes", 1);
 const TAGS = nextMigrationName("create_tags", 2);
@@ -44,12 +31,9 @@ const SQL: Record<string, string> = {
 
 /** A database migrated through the examples and NOTES, then `pending` files added. */
 async function migrated(pending: string[]): Promise<MigrateProject> {
-	const p = createMigrateProject({
-		api,
-		token,
+	const p = loopback.project({
 		migrations: { ...EXAMPLE_FILES, [NOTES]: SQL[NOTES] ?? "" },
 	});
-	projects.push(p);
 	const first = await p.cli(["migrate", "--env", ENV]);
 	expect(first.code, first.stdout + first.stderr).toBe(0);
 	for (const name of pending) p.writeMigration(name, SQL[name] ?? "");
@@ -59,13 +43,13 @@ async function migrated(pending: string[]): Promise<MigrateProject> {
 const report = (stdout: string) => JSON.parse(stdout) as JsonReport;
 const codes = (r: JsonReport) => r.findings.map((f) => f.code);
 const restores = (p: MigrateProject) =>
-	api.requests.filter((r) => r.path.endsWith(`/${p.uuid}/time_travel/restore`)).length;
+	loopback.api.requests.filter((r) => r.path.endsWith(`/${p.uuid}/time_travel/restore`)).length;
 const notes = (p: MigrateProject) =>
 	p.db().prepare("SELECT body FROM notes ORDER BY id").pluck().all() as string[];
 
 /** When the request applying `name` arrives, another run takes the lock over and writes. */
 function takeOverAt(p: MigrateProject, name: string) {
-	api.setFaultHook((request) => {
+	loopback.api.setFaultHook((request) => {
 		if (!request.path.endsWith(`/${p.uuid}/query`) || !request.body?.includes(`values ('${name}')`))
 			return undefined;
 		p.db().exec(
@@ -113,7 +97,7 @@ describe("an automatic restore", () => {
 		p.db().exec("INSERT INTO notes (body) VALUES ('dup'), ('dup');");
 		let failed = false;
 		let wrote = false;
-		api.setFaultHook((request) => {
+		loopback.api.setFaultHook((request) => {
 			if (!request.path.includes(`/${p.uuid}/`)) return undefined;
 			if (request.body?.includes("notes_body_uq")) failed = true;
 			else if (failed && !wrote && request.path.endsWith("/time_travel/bookmark")) {
@@ -144,16 +128,15 @@ describe("applied means applied", () => {
 	});
 
 	it("refuses a ledger table without wrangler's UNIQUE on name, writing nothing", async () => {
-		const p = createMigrateProject({ api, token, migrations: { [NOTES]: SQL[NOTES] ?? "" } });
-		projects.push(p);
+		const p = loopback.project({ migrations: { [NOTES]: SQL[NOTES] ?? "" } });
 		p.db().exec(
 			"CREATE TABLE d1_migrations (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT, applied_at TEXT);",
 		);
-		const before = api.serialize(p.uuid);
+		const before = loopback.api.serialize(p.uuid);
 		const run = await p.cli(["migrate", "--env", ENV, "--json"]);
 		expect(run.code).toBe(1);
 		expect(codes(report(run.stdout))).toContain("LEDGER_TABLE_SHAPE");
-		expect(api.serialize(p.uuid).equals(before)).toBe(true);
+		expect(loopback.api.serialize(p.uuid).equals(before)).toBe(true);
 	});
 });
 
@@ -176,7 +159,7 @@ describe("Ctrl-C / SIGTERM", () => {
 	/** migrate in-process with a signal aborted when `when` matches a request of this database. */
 	async function interrupted(p: MigrateProject, when: (body: string) => boolean) {
 		const controller = new AbortController();
-		api.setFaultHook((request) => {
+		loopback.api.setFaultHook((request) => {
 			if (request.path.includes(`/${p.uuid}/`) && when(request.body ?? "")) controller.abort();
 			return undefined;
 		});
@@ -196,11 +179,11 @@ describe("Ctrl-C / SIGTERM", () => {
 
 	it("before the first write: nothing written, exit 130", async () => {
 		const p = await migrated([TAGS]);
-		const before = api.serialize(p.uuid);
+		const before = loopback.api.serialize(p.uuid);
 		const run = await interrupted(p, () => true);
 		expect(run.code).toBe(130);
 		expect(codes(run.report)).toContain("INTERRUPTED");
-		expect(api.serialize(p.uuid).equals(before)).toBe(true);
+		expect(loopback.api.serialize(p.uuid).equals(before)).toBe(true);
 	});
 
 	it("during apply: the migration in flight finishes, no more, the lock is released, exit 130", async () => {
@@ -217,10 +200,10 @@ describe("Ctrl-C / SIGTERM", () => {
 describe("a rate limit", () => {
 	it("is waited out when Retry-After is short, and the migration applies once", async () => {
 		const p = await migrated([TAGS]);
-		api.setFaultHook((request) =>
+		loopback.api.setFaultHook((request) =>
 			request.path.endsWith(`/${p.uuid}/query`) &&
 			request.body?.includes(`values ('${TAGS}')`) &&
-			!api.faults.injected.some((f) => f.request.body?.includes(`values ('${TAGS}')`))
+			!loopback.api.faults.injected.some((f) => f.request.body?.includes(`values ('${TAGS}')`))
 				? { kind: "status", status: 429, d1Code: 10100, retryAfterSeconds: 1 }
 				: undefined,
 		);
@@ -231,7 +214,7 @@ describe("a rate limit", () => {
 
 	it("stops the run and says when to retry when Retry-After is long", async () => {
 		const p = await migrated([TAGS]);
-		api.setFaultHook((request) =>
+		loopback.api.setFaultHook((request) =>
 			request.path.endsWith(`/${p.uuid}/query`) && request.body?.includes(`values ('${TAGS}')`)
 				? { kind: "status", status: 429, d1Code: 10100, retryAfterSeconds: 300 }
 				: undefined,
@@ -265,11 +248,11 @@ describe("migrate --to NNNN", () => {
 		["9999", /no migration file is numbered 9999/],
 	])("refuses --to %s before contacting D1 (exit 2)", async (to, message) => {
 		const p = await migrated([TAGS]);
-		const before = api.requests.length;
+		const before = loopback.api.requests.length;
 		const run = await p.cli(["migrate", "--env", ENV, "--to", to]);
 		expect(run.code).toBe(2);
 		expect(run.stderr).toMatch(message);
-		expect(api.requests.slice(before).filter((r) => r.path.includes(p.uuid))).toEqual([]);
+		expect(loopback.api.requests.slice(before).filter((r) => r.path.includes(p.uuid))).toEqual([]);
 	});
 });
 
@@ -308,10 +291,10 @@ describe("a migration one request cannot carry", () => {
 			bulk,
 			`CREATE TABLE bulk (id INTEGER PRIMARY KEY, v TEXT NOT NULL);\n${inserts.join("\n")}\n`,
 		);
-		const before = api.requests.length;
+		const before = loopback.api.requests.length;
 		const run = await p.cli(["migrate", "--env", ENV, "--json"]);
 		expect(run.code, run.stdout).toBe(0);
-		const mine = api.requests.slice(before).filter((r) => r.path.includes(p.uuid));
+		const mine = loopback.api.requests.slice(before).filter((r) => r.path.includes(p.uuid));
 		expect(mine.some((r) => r.path.endsWith("/import") && r.body?.includes('"ingest"'))).toBe(true);
 		expect(
 			mine.some((r) => r.path.endsWith("/query") && r.body?.includes("INSERT INTO bulk")),
@@ -335,13 +318,14 @@ describe("an operator's restore during a run", () => {
 		const p = await migrated([TAGS, UNIQUE_BODY]);
 		let bookmark: string | undefined;
 		let restoring: Promise<Response> | undefined;
-		api.setFaultHook((request) => {
+		loopback.api.setFaultHook((request) => {
 			if (!request.path.endsWith(`/${p.uuid}/query`)) return undefined;
-			if (request.body?.includes(`values ('${TAGS}')`)) bookmark ??= api.currentBookmark(p.uuid);
+			if (request.body?.includes(`values ('${TAGS}')`))
+				bookmark ??= loopback.api.currentBookmark(p.uuid);
 			if (request.body?.includes(`values ('${UNIQUE_BODY}')`) && !restoring) {
 				// The operator restores while this request is in flight (it is held 300 ms).
 				restoring = fetch(
-					`${api.url}/accounts/${ACCOUNT_ID}/d1/database/${p.uuid}/time_travel/restore?bookmark=${bookmark}`,
+					`${loopback.api.url}/accounts/${ACCOUNT_ID}/d1/database/${p.uuid}/time_travel/restore?bookmark=${bookmark}`,
 					{ method: "POST", headers: { authorization: `Bearer ${token}` } },
 				);
 				return { kind: "delay", ms: 300 };

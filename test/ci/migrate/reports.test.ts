@@ -1,26 +1,8 @@
 // Remote commands write their report on every path, errors included.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type CloudflareApi, startCloudflareApi } from "../../support/cloudflare-api.ts";
-import {
-	ACCOUNT_ID,
-	createMigrateProject,
-	ENV,
-	type MigrateProject,
-	newToken,
-} from "./_support.ts";
+import { describe, expect, it } from "vitest";
+import { ENV, setupLoopbackApi } from "./_support.ts";
 
-const token = newToken();
-let api: CloudflareApi;
-const projects: MigrateProject[] = [];
-beforeAll(async () => {
-	api = await startCloudflareApi({ token, accountId: ACCOUNT_ID, log: () => {} });
-});
-afterAll(async () => {
-	await api?.close();
-});
-afterEach(() => {
-	for (const p of projects.splice(0)) p.dispose();
-});
+const loopback = setupLoopbackApi({ log: () => {} });
 
 describe("remote command reports", () => {
 	it.each([
@@ -29,8 +11,7 @@ describe("remote command reports", () => {
 		["restore", ["restore", "--env", ENV, "--bookmark", "b"]],
 		["baseline", ["baseline", "--env", ENV, "--through", "0001"]],
 	])("%s writes .reports/<command>.json when the token is refused", async (command, argv) => {
-		const p = createMigrateProject({ api, token });
-		projects.push(p);
+		const p = loopback.project();
 		const run = await p.cli(argv, { env: { CLOUDFLARE_API_TOKEN: "tok-wrong-0123456789" } });
 		expect(run.code).toBe(2);
 		if (command === "plan") return; // plan reports only under CI or --report-dir

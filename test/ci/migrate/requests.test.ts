@@ -1,39 +1,23 @@
 // What a migrate costs in requests, read from the loopback's request log: a happy path of N
 // pending is at most N + 3 (state read, claim, bookmark, one request per migration, the last of
 // which releases the lock), and the paths where that last request must not release it.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type CloudflareApi, startCloudflareApi } from "../../support/cloudflare-api.ts";
+import { describe, expect, it } from "vitest";
 import {
-	ACCOUNT_ID,
-	createMigrateProject,
 	ENV,
 	EXAMPLE_FILES,
 	EXAMPLE_MIGRATIONS,
 	type JsonReport,
 	ledgerNames,
 	type MigrateProject,
-	newToken,
 	nextMigrationName,
+	setupLoopbackApi,
 } from "./_support.ts";
 
-const token = newToken();
-let api: CloudflareApi;
-const projects: MigrateProject[] = [];
-beforeAll(async () => {
-	api = await startCloudflareApi({ token, accountId: ACCOUNT_ID, log: () => {} });
-});
-afterAll(async () => {
-	await api?.close();
-});
-afterEach(() => {
-	api.setFaultHook(undefined);
-	for (const p of projects.splice(0)) p.dispose();
-});
+const loopback = setupLoopbackApi({ log: () => {} });
 
 /** A database migrated through the examples, then `count` new pending files. */
 async function migratedWithPending(count: number): Promise<{ p: MigrateProject; names: string[] }> {
-	const p = createMigrateProject({ api, token, migrations: EXAMPLE_FILES });
-	projects.push(p);
+	const p = loopback.project({ migrations: EXAMPLE_FILES });
 	const first = await p.cli(["migrate", "--env", ENV]);
 	expect(first.code, first.stdout + first.stderr).toBe(0);
 	const names = Array.from({ length: count }, (_, i) => nextMigrationName(`table_${i + 1}`, i + 1));
@@ -44,9 +28,9 @@ async function migratedWithPending(count: number): Promise<{ p: MigrateProject; 
 
 /** Runs migrate and returns the requests it sent to this project's database. */
 async function migrate(p: MigrateProject, argv: string[] = []) {
-	const before = api.requests.length;
+	const before = loopback.api.requests.length;
 	const run = await p.cli(["migrate", "--env", ENV, "--json", ...argv]);
-	const sent = api.requests.slice(before).filter((r) => r.path.includes(`/${p.uuid}`));
+	const sent = loopback.api.requests.slice(before).filter((r) => r.path.includes(`/${p.uuid}`));
 	return { run, sent, report: JSON.parse(run.stdout) as JsonReport };
 }
 
@@ -153,7 +137,7 @@ describe("a lost answer to the last migration's request", () => {
 	it("is settled by reads: applied once, the landed release recognised, no release request", async () => {
 		const { p, names } = await migratedWithPending(2);
 		let reset = false;
-		api.setFaultHook((request) => {
+		loopback.api.setFaultHook((request) => {
 			if (reset || !request.body?.includes(`values ('${names[1]}')`)) return undefined;
 			reset = true;
 			return { kind: "reset-after" };
@@ -177,7 +161,7 @@ describe("a validation that fails after the last migration", () => {
 	function alterBeforeLast(p: MigrateProject, name: string) {
 		const seen = { altered: false, heldAfterLast: [] as string[] };
 		let lastDone = false;
-		api.setFaultHook((request) => {
+		loopback.api.setFaultHook((request) => {
 			if (!request.path.includes(`/${p.uuid}/`)) return undefined;
 			if (lastDone && seen.heldAfterLast.length === 0) seen.heldAfterLast = lockRows(p);
 			if (!seen.altered && request.body?.includes(`values ('${name}')`)) {

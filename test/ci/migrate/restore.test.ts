@@ -3,16 +3,10 @@
 // before production is touched. All against the loopback Cloudflare API.
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
+import type { FaultRequest } from "../../support/cloudflare-api.ts";
 import {
-	type CloudflareApi,
-	type FaultRequest,
-	startCloudflareApi,
-} from "../../support/cloudflare-api.ts";
-import {
-	ACCOUNT_ID,
 	auditChecksums,
-	createMigrateProject,
 	ENV,
 	EXAMPLE_FILES,
 	EXAMPLE_MIGRATIONS,
@@ -20,30 +14,13 @@ import {
 	type JsonReport,
 	ledgerNames,
 	type MigrateProject,
-	newToken,
 	nextMigrationName,
+	setupLoopbackApi,
 	userState,
 } from "./_support.ts";
 
-const token = newToken();
-let api: CloudflareApi;
-const projects: MigrateProject[] = [];
-
-beforeAll(async () => {
-	api = await startCloudflareApi({ token, accountId: ACCOUNT_ID });
-});
-afterAll(async () => {
-	await api?.close();
-});
-afterEach(() => {
-	api.setFaultHook(undefined);
-	const open = projects.splice(0);
-	try {
-		for (const project of open) project.assertNoTokenLeak();
-	} finally {
-		for (const project of open) project.dispose();
-	}
-});
+const loopback = setupLoopbackApi({ assertNoTokenLeak: true });
+const { token } = loopback;
 
 // Applied in the first run, then given duplicate labels directly in the remote data.
 const TAGS = nextMigrationName("create_tags", 1);
@@ -62,12 +39,9 @@ const APPLIED_FIRST = [...EXAMPLE_MIGRATIONS, TAGS];
 
 /** A database migrated through TAGS, whose tags hold a duplicate label; `pending` files added after. */
 async function migratedWithDuplicates(pending: string[]): Promise<MigrateProject> {
-	const p = createMigrateProject({
-		api,
-		token,
+	const p = loopback.project({
 		migrations: { ...EXAMPLE_FILES, [TAGS]: FILES[TAGS] ?? "" },
 	});
-	projects.push(p);
 	const first = await p.cli(["migrate", "--env", ENV]);
 	expect(first.code, first.stdout + first.stderr).toBe(0);
 	expect(ledgerNames(p.db())).toEqual(APPLIED_FIRST);
@@ -83,7 +57,7 @@ const statusOf = (report: JsonReport, name: string) =>
 
 /** The `/query` requests this project's database received, as [status, sql]. */
 const queries = (p: MigrateProject) =>
-	api.requests
+	loopback.api.requests
 		.filter((r) => r.path.endsWith(`/${p.uuid}/query`))
 		.map((r) => [r.status, String(JSON.parse(r.body ?? "{}").sql ?? "")] as const);
 const appliedRequest = (p: MigrateProject, name: string) =>
@@ -97,14 +71,15 @@ function watchRestore(p: MigrateProject, onRequest?: (request: FaultRequest) => 
 	const seen: { atBookmark?: Buffer; afterRestore?: Buffer; restored: boolean } = {
 		restored: false,
 	};
-	api.setFaultHook((request) => {
+	loopback.api.setFaultHook((request) => {
 		if (!request.path.includes(`/${p.uuid}/`)) return undefined;
 		onRequest?.(request);
 		// The run's bookmark is its first; later reads (the restore-safety check) compare, not record.
-		if (request.path.endsWith("/time_travel/bookmark")) seen.atBookmark ??= api.serialize(p.uuid);
+		if (request.path.endsWith("/time_travel/bookmark"))
+			seen.atBookmark ??= loopback.api.serialize(p.uuid);
 		else if (request.path.endsWith("/time_travel/restore")) seen.restored = true;
 		else if (seen.restored && seen.afterRestore === undefined)
-			seen.afterRestore = api.serialize(p.uuid);
+			seen.afterRestore = loopback.api.serialize(p.uuid);
 		return undefined;
 	});
 	return seen;
@@ -233,8 +208,8 @@ describe("migrate --rehearse", () => {
 		it(`stops before production on ${title}`, async () => {
 			const p = await migratedWithDuplicates([LABELS, failing]);
 			const before = userState(p.db());
-			const bytesBefore = api.serialize(p.uuid);
-			const requestsBefore = api.requests.length;
+			const bytesBefore = loopback.api.serialize(p.uuid);
+			const requestsBefore = loopback.api.requests.length;
 
 			const run = await p.cli(["migrate", "--env", ENV, "--rehearse", "--json"]);
 			expect(run.code, run.stderr).toBe(1);
@@ -247,12 +222,14 @@ describe("migrate --rehearse", () => {
 
 			// The copy was read with queries, never with the export API (it refuses FTS5 and blocks
 			// every query while it runs), and no migration request was ever sent.
-			const mine = api.requests.slice(requestsBefore).filter((r) => r.path.includes(p.uuid));
+			const mine = loopback.api.requests
+				.slice(requestsBefore)
+				.filter((r) => r.path.includes(p.uuid));
 			expect(mine.some((r) => r.path.endsWith("/export"))).toBe(false);
 			expect(appliedRequest(p, LABELS)).toBeUndefined();
 			expect(appliedRequest(p, failing)).toBeUndefined();
 			// The rehearsal runs before the lock: not one byte of the database changed.
-			expect(api.serialize(p.uuid).equals(bytesBefore)).toBe(true);
+			expect(loopback.api.serialize(p.uuid).equals(bytesBefore)).toBe(true);
 			expect(userState(p.db())).toEqual(before);
 			expect(ledgerNames(p.db())).toEqual(APPLIED_FIRST);
 			expect([...auditChecksums(p.db()).keys()].sort()).toEqual([...APPLIED_FIRST].sort());
@@ -264,22 +241,19 @@ describe("migrate --rehearse on a database with FTS5", () => {
 	it("copies it with paged reads, rebuilds the index locally, and predicts each migration's time", async () => {
 		const DOCS = nextMigrationName("create_docs_fts", 1);
 		const SEARCH = nextMigrationName("docs_search_view", 2);
-		const p = createMigrateProject({
-			api,
-			token,
+		const p = loopback.project({
 			migrations: {
 				...EXAMPLE_FILES,
 				[DOCS]: "CREATE VIRTUAL TABLE docs USING fts5(title, body);\n",
 			},
 		});
-		projects.push(p);
 		expect((await p.cli(["migrate", "--env", ENV])).code).toBe(0);
 		p.db().exec("INSERT INTO docs (title, body) VALUES ('one', 'alpha beta'), ('two', 'gamma');");
 		p.writeMigration(
 			SEARCH,
 			"CREATE TABLE doc_hits (title TEXT NOT NULL);\nINSERT INTO doc_hits SELECT title FROM docs WHERE docs MATCH 'alpha';\n",
 		);
-		const requestsBefore = api.requests.length;
+		const requestsBefore = loopback.api.requests.length;
 		const run = await p.cli(["migrate", "--env", ENV, "--rehearse", "--json"]);
 		expect(run.code, run.stderr).toBe(0);
 		const rehearsal = stepData(json(run.stdout)).rehearsal as {
@@ -290,7 +264,7 @@ describe("migrate --rehearse on a database with FTS5", () => {
 		expect(rehearsal).toMatchObject({ ok: true, copy: { complete: true } });
 		expect(rehearsal.predictions.map((x) => x.name)).toEqual([SEARCH]);
 		expect(rehearsal.predictions[0]?.predictedMs).toBeGreaterThanOrEqual(0);
-		const mine = api.requests.slice(requestsBefore).filter((r) => r.path.includes(p.uuid));
+		const mine = loopback.api.requests.slice(requestsBefore).filter((r) => r.path.includes(p.uuid));
 		expect(mine.some((r) => r.path.endsWith("/export"))).toBe(false);
 		expect(p.db().prepare("SELECT title FROM doc_hits").pluck().all()).toEqual(["one"]);
 	});
@@ -299,12 +273,9 @@ describe("migrate --rehearse on a database with FTS5", () => {
 describe("the API token", () => {
 	it("is redacted even where D1's own error quotes it, in output and in reports", async () => {
 		const bad = nextMigrationName("quotes_the_token", 1);
-		const p = createMigrateProject({
-			api,
-			token,
+		const p = loopback.project({
 			migrations: { ...EXAMPLE_FILES, [bad]: `INSERT INTO "${token}" (id) VALUES (1);\n` },
 		});
-		projects.push(p);
 		const run = await p.cli(["migrate", "--env", ENV]);
 		expect(run.code).toBe(1);
 		expect(run.stdout).toContain("no such table: ***");

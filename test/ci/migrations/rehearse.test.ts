@@ -52,6 +52,27 @@ async function remote(): Promise<SqliteExecutor> {
 	return db;
 }
 
+/** Pending migrations (name → SQL) rehearsed on a copy of remote(); `elapsed`: the rehearsal's ms. */
+async function rehearse(environment: string, files: Record<string, string>) {
+	const { copy } = await readCopy(await remote());
+	const catalog = parseCatalog({
+		dir: "migrations",
+		pattern: "migrations/*.sql",
+		retired: [],
+		files: Object.entries(files).map(([name, sql]) => ({ name, bytes: Buffer.from(sql) })),
+	});
+	try {
+		const t0 = performance.now();
+		const result = rehearseOnCopy(copy, catalog.migrations, {
+			migrationsTable: "d1_migrations",
+			environment,
+		});
+		return { result, elapsed: performance.now() - t0 };
+	} finally {
+		copy.close();
+	}
+}
+
 describe("readCopy()", () => {
 	it("copies rows with their rowids and blobs, and rebuilds the FTS index locally", async () => {
 		const db = await remote();
@@ -89,29 +110,14 @@ describe("readCopy()", () => {
 
 describe("rehearseOnCopy()", () => {
 	it("predicts each pending migration's time, and names the one that fails on the data", async () => {
-		const db = await remote();
-		const { copy } = await readCopy(db);
-		const catalog = parseCatalog({
-			dir: "migrations",
-			pattern: "migrations/*.sql",
-			retired: [],
-			files: [
-				{ name: "0001_ok.sql", bytes: Buffer.from("ALTER TABLE users ADD COLUMN age INTEGER;\n") },
-				{
-					name: "0002_bad.sql",
-					bytes: Buffer.from("ALTER TABLE users ADD COLUMN email TEXT NOT NULL;\n"),
-				},
-			],
-		});
-		const result = rehearseOnCopy(copy, catalog.migrations, {
-			migrationsTable: "d1_migrations",
-			environment: "production",
+		const { result } = await rehearse("production", {
+			"0001_ok.sql": "ALTER TABLE users ADD COLUMN age INTEGER;\n",
+			"0002_bad.sql": "ALTER TABLE users ADD COLUMN email TEXT NOT NULL;\n",
 		});
 		expect(result.predictions.map((p) => p.name)).toEqual(["0001_ok.sql"]);
 		expect(result.findings.map((f) => [f.code, f.file])).toEqual([
 			["REHEARSAL_FAILED", "migrations/0002_bad.sql"],
 		]);
-		copy.close();
 	});
 });
 
@@ -337,25 +343,11 @@ describe("readCopy() requests, budgets and counters", () => {
 
 describe("rehearseOnCopy() predictions and message", () => {
 	it("splits the measured time between the migrations, and names SQLite's code", async () => {
-		const db = await remote();
-		const { copy } = await readCopy(db);
-		const catalog = parseCatalog({
-			dir: "migrations",
-			pattern: "migrations/*.sql",
-			retired: [],
-			files: [
-				{ name: "0001_a.sql", bytes: Buffer.from("CREATE TABLE a (x);\n") },
-				{ name: "0002_b.sql", bytes: Buffer.from("CREATE TABLE b (x);\n") },
-				{ name: "0003_bad.sql", bytes: Buffer.from("INSERT INTO users (id) VALUES (7);\n") },
-			],
+		const { result, elapsed } = await rehearse("staging", {
+			"0001_a.sql": "CREATE TABLE a (x);\n",
+			"0002_b.sql": "CREATE TABLE b (x);\n",
+			"0003_bad.sql": "INSERT INTO users (id) VALUES (7);\n",
 		});
-		const t0 = performance.now();
-		const result = rehearseOnCopy(copy, catalog.migrations, {
-			migrationsTable: "d1_migrations",
-			environment: "staging",
-		});
-		const elapsed = performance.now() - t0;
-		copy.close();
 		expect(result.predictions.map((p) => p.name)).toEqual(["0001_a.sql", "0002_b.sql"]);
 		const total = result.predictions.reduce((sum, p) => sum + p.predictedMs, 0);
 		expect(total).toBeGreaterThanOrEqual(0);
