@@ -210,7 +210,7 @@ export async function readWithRetry<T>(
 			if (!isRetryable(error)) throw error;
 			// A rate limit says when to come back: wait that long if it is short, else give up now.
 			const retryAfter = error instanceof D1RateLimitError ? error.retryAfterMs : undefined;
-			if (retryAfter !== undefined && retryAfter > MAX_RETRY_AFTER_MS) throw error;
+			if ((retryAfter ?? 0) > MAX_RETRY_AFTER_MS) throw error;
 			// No pause after the last attempt: it would only delay the failure.
 			if (i < attempts - 1)
 				await pause(Math.max(retryAfter ?? 0, Math.min(baseDelayMs * 2 ** i, 5000)), signal);

@@ -282,6 +282,20 @@ describe("replayDigests()", () => {
 });
 
 describe("migrationRequest()", () => {
+	it("without options carries no first write, no continuity check, no state read and no release", () => {
+		const request = migrationRequest(catalog.migrations[1] as never, run);
+		expect(request.counts).toMatchObject({
+			first: 0,
+			continuity: 0,
+			countsBefore: 0,
+			countsAfter: 0,
+			state: 0,
+			release: 0,
+			held: 0,
+		});
+		expect(request.sql).not.toContain("sqlite_master");
+	});
+
 	it("puts the fence and the never-twice guard before the file, the ledger rows after it", () => {
 		const request = migrationRequest(catalog.migrations[1] as never, run);
 		const sql = request.sql;
@@ -464,7 +478,7 @@ describe("applyPlan() outcomes", () => {
 		const outcome = await applyPlan(plan, db, { run, sleep: paused.sleep });
 		expect(db.writes).toBe(1);
 		expect(paused.waits).toEqual([250, 500, 1000, 2000, 4000]);
-		expect(outcome.failure).toMatchObject({ ambiguous: true });
+		expect(outcome.failure).toMatchObject({ ambiguous: true, lockLost: false });
 		expect(outcome.failure?.message).toBe(
 			"0001_t.sql: the apply request got no clear answer (D1 query: no answer from the API) and the ledger could not be read (D1 query: no answer from the API). Whether it applied is unknown; run `workers-pipeline plan` before anything else.",
 		);
@@ -770,6 +784,38 @@ describe("applyPlan() answers lost", () => {
 		},
 	);
 
+	it("an attempt that landed late with its release, the release unreadable: not released", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		db.writes = 0;
+		db.faults = { 2: "lands-late" };
+		const digests = replayDigests(catalog.migrations, "d1_migrations");
+		if (!digests) throw new Error("no replay");
+		const query = db.query.bind(db);
+		db.query = async (sql, options = {}) => {
+			if (sql.includes("AS landed")) throw new D1ApiError("not authorized", { status: 403 });
+			return query(sql, options);
+		};
+		const outcome = await applyPlan(plan, db, {
+			run,
+			sleep: recordedSleep().sleep,
+			release: validatedReleaseSql(digests, {
+				migrationsTable: "d1_migrations",
+				record: {
+					runId: run.runId,
+					owner: "me",
+					environment: null,
+					gitSha: null,
+					bookmark: "b0",
+					status: "succeeded",
+					detail: null,
+				},
+			}),
+		});
+		expect(outcome.rows[1]).toMatchObject({ status: "applied", attempts: 2 });
+		expect(outcome.released).toBe(false);
+	});
+
 	it("retries the record of wrangler's migrations after a lost answer (it is idempotent)", async () => {
 		const db = new FaultyExecutor();
 		await planned(db);
@@ -830,6 +876,44 @@ describe("applyPlan() row-count guard", () => {
 		expect(db.db.prepare("SELECT count(*) FROM grandchild").pluck().get()).toBe(3);
 	});
 
+	it("a guarded migration refused for another reason is not a loss of rows", async () => {
+		const db = new FaultyExecutor();
+		const outcome = await applyFamilies(db, () => {
+			db.faults = {
+				2: new D1ApiError("CHECK constraint failed: lock_lost IS NULL", { status: 400 }),
+			};
+			db.writes = 0;
+		});
+		expect(outcome.failure).toMatchObject({ rowsLost: false, lockLost: true });
+		expect(outcome.failure?.message).toMatch(
+			/^0002_empty_parent.sql was not applied: this run lost the migration lock/,
+		);
+	});
+
+	it("a migration's own refusal that mentions rows_lost, with nothing guarded, is D1's failure", async () => {
+		const db = new FaultyExecutor();
+		const own = parseCatalog({
+			dir: "migrations",
+			pattern: "migrations/*.sql",
+			retired: [],
+			files: [
+				{
+					name: "0001_log.sql",
+					bytes: Buffer.from(
+						"CREATE TABLE log (rows_lost INTEGER CHECK (rows_lost >= 0));\nINSERT INTO log VALUES (-1);\n",
+					),
+				},
+			],
+		});
+		const claim = await tryClaimLock(db, run);
+		if (!claim.acquired || !claim.state) throw new Error("no lock");
+		const outcome = await applyPlan(planMigrations(own, claim.state.ledger), db, { run });
+		expect(outcome.failure).toMatchObject({ rowsLost: false, lockLost: false });
+		expect(outcome.failure?.message).toMatch(
+			/^0001_log.sql failed on D1 \(D1 error 7500\): .*rows_lost >= 0/,
+		);
+	});
+
 	it("says ? for counts it cannot read", async () => {
 		const db = new FaultyExecutor();
 		const outcome = await applyFamilies(db, () => {
@@ -839,5 +923,153 @@ describe("applyPlan() row-count guard", () => {
 		expect(outcome.failure?.message).toContain(
 			"\n  child: ? row(s) now, reached by ON DELETE CASCADE from parent\n  grandchild: ? row(s)",
 		);
+	});
+});
+
+describe("applyPlan() requests", () => {
+	const three = parseCatalog({
+		dir: "migrations",
+		pattern: "migrations/*.sql",
+		retired: [],
+		files: [
+			{ name: "0001_a.sql", bytes: Buffer.from("CREATE TABLE a (v TEXT);\n") },
+			{ name: "0002_b.sql", bytes: Buffer.from("CREATE TABLE b (v TEXT);\n") },
+			{ name: "0003_c.sql", bytes: Buffer.from("CREATE TABLE c (v TEXT);\n") },
+		],
+	});
+	/** A database with 0001 applied by this pipeline, the lock held: the plan is 0002, 0003. */
+	async function oneApplied() {
+		const db = new FaultyExecutor();
+		await planned(db);
+		const first = parseCatalog({
+			dir: "migrations",
+			pattern: "migrations/*.sql",
+			retired: [],
+			files: [{ name: "0001_a.sql", bytes: Buffer.from("CREATE TABLE a (v TEXT);\n") }],
+		});
+		const claim = await tryClaimLock(db, run);
+		if (!claim.acquired || !claim.state) throw new Error("no lock");
+		await applyPlan(planMigrations(first, claim.state.ledger), db, { run });
+		const again = await tryClaimLock(db, run);
+		if (!again.acquired || !again.state) throw new Error("no lock");
+		return { db, plan: planMigrations(three, again.state.ledger) };
+	}
+	const sending = (db: SqliteExecutor) => {
+		const sent: string[] = [];
+		const query = db.query.bind(db);
+		db.query = async (sql, options) => {
+			sent.push(sql);
+			return query(sql, options);
+		};
+		return sent;
+	};
+
+	it("refuses to build on a ledger that lost this run's last migration mid-run (restored under it)", async () => {
+		const { db, plan } = await oneApplied();
+		expect(plan.head).toBe("0001_a.sql");
+		const outcome = await applyPlan(plan, db, {
+			run,
+			progress: (m) => {
+				if (m.startsWith("applying 2/2"))
+					db.db.exec("DELETE FROM d1_migrations WHERE name = '0002_b.sql';");
+			},
+		});
+		expect(outcome.applied.map((a) => a.name)).toEqual(["0002_b.sql"]);
+		expect(outcome.failure).toMatchObject({ lockLost: true });
+		expect(outcome.failure?.migration.name).toBe("0003_c.sql");
+		expect(db.db.prepare("SELECT name FROM sqlite_master WHERE name = 'c'").all()).toEqual([]);
+	});
+
+	it("reads the state only in the last migration's request, one request per migration", async () => {
+		const { db, plan } = await oneApplied();
+		const sent = sending(db);
+		const outcome = await applyPlan(plan, db, { run });
+		expect(sent).toHaveLength(2);
+		expect(sent.map((sql) => sql.includes("FROM sqlite_master"))).toEqual([false, true]);
+		expect(outcome.stateAfter?.ledger.applied.map((r) => r.name)).toEqual([
+			"0001_a.sql",
+			"0002_b.sql",
+			"0003_c.sql",
+		]);
+	});
+
+	it("reads no state inside an import (D1's import answers no rows)", async () => {
+		const { db, plan } = await oneApplied();
+		const imported: string[] = [];
+		const importSql = db.importSql.bind(db);
+		db.importSql = async (sql) => {
+			imported.push(sql);
+			return importSql(sql);
+		};
+		const outcome = await applyPlan(plan, db, { run, importReason: () => "too large" });
+		expect(imported).toHaveLength(2);
+		expect(imported.some((sql) => sql.includes("FROM sqlite_master"))).toBe(false);
+		expect(outcome.stateAfter).toBeUndefined();
+	});
+
+	it("checks no release after a confirmed lost answer when no release rode with it", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		db.faults = { 2: "lost-after-commit" };
+		db.writes = 0;
+		const sent = sending(db);
+		const outcome = await applyPlan(plan, db, { run, sleep: recordedSleep().sleep });
+		expect(outcome.released).toBe(false);
+		expect(sent.some((sql) => sql.includes("AS landed"))).toBe(false);
+		expect(sent).toHaveLength(3);
+	});
+
+	it("counts a migration's duration within the time the apply took", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		const started = performance.now();
+		const outcome = await applyPlan(plan, db, { run });
+		const took = performance.now() - started;
+		for (const a of outcome.applied) {
+			expect(a.durationMs).toBeGreaterThanOrEqual(0);
+			expect(a.durationMs).toBeLessThanOrEqual(Math.ceil(took));
+		}
+	});
+
+	it("a plan that only records wrangler's migrations says it wrote", async () => {
+		const db = new FaultyExecutor();
+		await planned(db);
+		db.db.exec(
+			"INSERT INTO d1_migrations (name) VALUES ('0001_t.sql'), ('0002_seed.sql'); CREATE TABLE t (v TEXT);",
+		);
+		const claim = await tryClaimLock(db, run);
+		if (!claim.acquired || !claim.state) throw new Error("no lock");
+		const plan = planMigrations(catalog, claim.state.ledger);
+		expect(plan.pending).toEqual([]);
+		const before = Date.now();
+		const outcome = await applyPlan(plan, db, { run });
+		expect(outcome.recorded).toEqual(["0001_t.sql", "0002_seed.sql"]);
+		expect(outcome.wrote).toBe(true);
+		expect(outcome.lastWriteAt).toBeGreaterThanOrEqual(before);
+	});
+});
+
+describe("applyPlan() release boundary", () => {
+	it.each([
+		["exactly as large as D1 takes: folded in", 0, true],
+		["one byte larger: left out", 1, false],
+	])("a last request with the release %s", async (_label, over, folded) => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		const last = plan.pending.at(-1)?.migration;
+		if (!last) throw new Error("no pending migration");
+		const release = (pad: number) => `SELECT '${"x".repeat(pad)}';`;
+		const options = { after: "0001_t.sql", readState: true, release: release(0) };
+		const base = Buffer.byteLength(migrationRequest(last, run, options).sql, "utf8");
+		const padded = release(MAX_REQUEST_SQL_BYTES - base + over);
+		const sent: string[] = [];
+		const query = db.query.bind(db);
+		db.query = async (sql, queryOptions) => {
+			sent.push(sql);
+			return query(sql, queryOptions);
+		};
+		await applyPlan(plan, db, { run, release: padded });
+		expect(sent.at(-1)?.includes(padded)).toBe(folded);
+		if (folded) expect(Buffer.byteLength(sent.at(-1) ?? "", "utf8")).toBe(MAX_REQUEST_SQL_BYTES);
 	});
 });

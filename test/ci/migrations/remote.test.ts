@@ -104,6 +104,16 @@ describe("ledgerHasUniqueName()", () => {
 			"CREATE TABLE d1_migrations (id INTEGER, name TEXT, rename TEXT UNIQUE)",
 			false,
 		],
+		[
+			"a table constraint without spaces",
+			"CREATE TABLE d1_migrations (id INTEGER, name TEXT,UNIQUE(name))",
+			true,
+		],
+		[
+			"a table constraint spread over lines",
+			"CREATE TABLE d1_migrations (id INTEGER, name TEXT,\n  UNIQUE \n  (\n    name\n  )\n)",
+			true,
+		],
 	])("%s → %s", (_label, sql, expected) => {
 		expect(ledgerHasUniqueName([table(sql)], "d1_migrations")).toBe(expected);
 	});
@@ -177,6 +187,58 @@ describe("ledgerHasUniqueName()", () => {
 			true,
 		],
 		[
+			"a unique index spread over lines, unquoted",
+			[
+				table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
+				{
+					type: "index",
+					name: "u",
+					tbl_name: "d1_migrations",
+					sql: "CREATE UNIQUE INDEX u ON d1_migrations (\n\tname\n)",
+				},
+			],
+			true,
+		],
+		[
+			"a partial unique index (some names may repeat)",
+			[
+				table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
+				{
+					type: "index",
+					name: "u",
+					tbl_name: "d1_migrations",
+					sql: "CREATE UNIQUE INDEX u ON d1_migrations (name) WHERE id > 5",
+				},
+			],
+			false,
+		],
+		[
+			"a plain index whose quoted name reads like a unique one",
+			[
+				table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
+				{
+					type: "index",
+					name: "CREATE UNIQUE INDEX",
+					tbl_name: "d1_migrations",
+					sql: 'CREATE INDEX "CREATE UNIQUE INDEX" ON d1_migrations (name)',
+				},
+			],
+			false,
+		],
+		[
+			"a trigger named like the ledger, before it (SQLite keeps triggers apart)",
+			[
+				{
+					type: "trigger",
+					name: "d1_migrations",
+					tbl_name: "x",
+					sql: "CREATE TRIGGER d1_migrations AFTER INSERT ON x BEGIN SELECT 'name TEXT UNIQUE'; END",
+				},
+				table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
+			],
+			false,
+		],
+		[
 			"a table row whose name matches an index's table",
 			[
 				table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
@@ -218,11 +280,11 @@ describe("readWithRetry()", () => {
 	};
 
 	it.each([
-		["a TypeError", new TypeError("x is not a function"), 1],
-		["a definite D1 refusal", new D1ApiError("no such table", { status: 400 }), 1],
-		["no answer", new D1ApiError("timeout"), 3],
-		["a 503", new D1ApiError("x", { status: 503 }), 3],
-	])("%s is tried %i time(s)", async (_label, error, expected) => {
+		["a TypeError", 1, new TypeError("x is not a function")],
+		["a definite D1 refusal", 1, new D1ApiError("no such table", { status: 400 })],
+		["no answer", 3, new D1ApiError("timeout")],
+		["a 503", 3, new D1ApiError("x", { status: 503 })],
+	])("%s is tried %i time(s)", async (_label, expected, error) => {
 		const { read, calls } = counting(error);
 		await expect(readWithRetry(read, { attempts: 3, baseDelayMs: 1 })).rejects.toBe(error);
 		expect(calls()).toBe(expected);
@@ -273,12 +335,16 @@ describe("withMigrationLock()", () => {
 
 	it("sends the body's final statements in the release request", async () => {
 		const db = new SqliteExecutor();
+		let before = 0;
 		const { value, release } = await withMigrationLock(db, options("a"), async (lock) => {
 			lock.finalStatements = [
-				`INSERT INTO ${RUNS_TABLE} (run_id, owner, status) VALUES ('a', 'a', 'succeeded');`,
+				`INSERT INTO ${RUNS_TABLE} (run_id, owner, status) VALUES ('a', 'a', 'running');`,
+				`UPDATE ${RUNS_TABLE} SET status = 'succeeded' WHERE run_id = 'a';`,
 			];
+			before = db.requestCount;
 			return 42;
 		});
+		expect(db.requestCount - before).toBe(1);
 		expect(value).toBe(42);
 		expect(release).toEqual({ released: true });
 		expect(db.db.prepare(`SELECT status FROM ${RUNS_TABLE}`).pluck().all()).toEqual(["succeeded"]);
@@ -588,11 +654,13 @@ describe("readRemoteState()", () => {
 
 	it("reads a never-migrated database as empty, without writing", async () => {
 		const db = new SqliteExecutor();
-		db.db.exec("CREATE TABLE users (id INTEGER PRIMARY KEY);");
+		db.db.exec(
+			"CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT); CREATE INDEX users_email ON users (email); CREATE VIEW emails AS SELECT email FROM users;",
+		);
 		const state = await readRemoteState(db, "d1_migrations");
 		expect(state.ledger.applied).toEqual([]);
 		expect(state.ledger.audit.size).toBe(0);
-		expect(state.schema.objects.map((o) => o.name)).toEqual(["users"]);
+		expect(state.schema.objects.map((o) => o.name)).toEqual(["users", "users_email", "emails"]);
 		expect([...state.tables]).toEqual(["users"]);
 		expect(state.ledgerUnique).toBe(true);
 	});
@@ -635,6 +703,14 @@ describe("readRemoteState()", () => {
 		expect(state.tables.has(AUDIT_TABLE)).toBe(true);
 	});
 
+	it("reads the ledger's own shape, not a trigger's of the same name", async () => {
+		const db = new SqliteExecutor();
+		db.db.exec(
+			"CREATE TABLE x (a); CREATE TRIGGER d1_migrations AFTER INSERT ON x BEGIN SELECT 'name TEXT UNIQUE'; END; CREATE TABLE d1_migrations (id INTEGER PRIMARY KEY, name TEXT, applied_at TEXT);",
+		);
+		expect((await readRemoteState(db, "d1_migrations")).ledgerUnique).toBe(false);
+	});
+
 	it("flags a ledger without a UNIQUE name", async () => {
 		const db = new SqliteExecutor();
 		db.db.exec("CREATE TABLE d1_migrations (id INTEGER PRIMARY KEY, name TEXT, applied_at TEXT);");
@@ -664,12 +740,25 @@ describe("parseState()", () => {
 	it("reads missing results as empty", () => {
 		const state = parseState([], "d1_migrations");
 		expect(state.ledger.applied).toEqual([]);
+		expect(state.ledger.audit.size).toBe(0);
 		expect(state.tables.size).toBe(0);
 		expect(state.ledgerUnique).toBe(true);
 	});
 });
 
 describe("readStateIfMigrated()", () => {
+	it.each([
+		["not D1's", new TypeError("no such table: d1_migrations")],
+		["no clear answer", new D1ApiError("no such table: d1_migrations", { status: 503 })],
+		["another refusal", new D1ApiError("not authorized", { status: 400 })],
+	])("rethrows an error that is %s, even one naming a missing table", async (_label, error) => {
+		const db = new SqliteExecutor();
+		db.query = async () => {
+			throw error;
+		};
+		await expect(readStateIfMigrated(db, "d1_migrations")).rejects.toBe(error);
+	});
+
 	it("names wrangler's ledger as missing on a never-migrated database, in one request", async () => {
 		const db = new SqliteExecutor();
 		expect(await readStateIfMigrated(db, "d1_migrations")).toEqual({ missing: "d1_migrations" });
@@ -794,6 +883,20 @@ describe("acquireLock() wait", () => {
 			expect(seen).toEqual(waits.map(() => "a"));
 		},
 	);
+
+	it("waits without an onWait", async () => {
+		const db = new SqliteExecutor();
+		await tryClaimLock(db, claimOptions("a"));
+		const clock = fakeClock();
+		const error = await acquireLock(db, {
+			...claimOptions("b"),
+			timeoutMs: 1500,
+			now: clock.now,
+			sleep: clock.sleep,
+		}).catch((e: unknown) => e);
+		expect(error).toBeInstanceOf(LockHeldError);
+		expect(clock.waits).toEqual([1000, 500]);
+	});
 
 	it("stops waiting when interrupted, leaving the holder's lock alone", async () => {
 		const db = new SqliteExecutor();
