@@ -784,7 +784,7 @@ describe("applyPlan() answers lost", () => {
 		},
 	);
 
-	it("an attempt that landed late with its release, the release unreadable: not released", async () => {
+	it("an attempt that landed late with its release, the release check unanswered: not released", async () => {
 		const db = new FaultyExecutor();
 		const plan = await planned(db);
 		db.writes = 0;
@@ -793,12 +793,13 @@ describe("applyPlan() answers lost", () => {
 		if (!digests) throw new Error("no replay");
 		const query = db.query.bind(db);
 		db.query = async (sql, options = {}) => {
-			if (sql.includes("AS landed")) throw new D1ApiError("not authorized", { status: 403 });
+			if (sql.includes("AS landed")) throw new D1ApiError(lost);
 			return query(sql, options);
 		};
+		const paused = recordedSleep();
 		const outcome = await applyPlan(plan, db, {
 			run,
-			sleep: recordedSleep().sleep,
+			sleep: paused.sleep,
 			release: validatedReleaseSql(digests, {
 				migrationsTable: "d1_migrations",
 				record: {
@@ -814,6 +815,8 @@ describe("applyPlan() answers lost", () => {
 		});
 		expect(outcome.rows[1]).toMatchObject({ status: "applied", attempts: 2 });
 		expect(outcome.released).toBe(false);
+		// The retry's own pause, then the release check's six tries.
+		expect(paused.waits).toEqual([250, 250, 500, 1000, 2000, 4000]);
 	});
 
 	it("retries the record of wrangler's migrations after a lost answer (it is idempotent)", async () => {
@@ -857,12 +860,16 @@ describe("applyPlan() row-count guard", () => {
 				]
 			: [];
 
-	async function applyFamilies(db: FaultyExecutor, before?: () => void) {
+	async function applyFamilies(
+		db: FaultyExecutor,
+		before?: () => void,
+		sleep = recordedSleep().sleep,
+	) {
 		const claim = await tryClaimLock(db, run);
 		if (!claim.acquired || !claim.state) throw new Error("no lock");
 		const plan = planMigrations(families, claim.state.ledger);
 		before?.();
-		return applyPlan(plan, db, { run, guardFor, sleep: recordedSleep().sleep });
+		return applyPlan(plan, db, { run, guardFor, sleep });
 	}
 
 	it("refuses a migration that would cascade away rows, naming each table and its count", async () => {
@@ -914,11 +921,17 @@ describe("applyPlan() row-count guard", () => {
 		);
 	});
 
-	it("says ? for counts it cannot read", async () => {
+	it("says ? for counts it cannot read, after retrying the read", async () => {
 		const db = new FaultyExecutor();
-		const outcome = await applyFamilies(db, () => {
-			db.unreadable = true;
-		});
+		const paused = recordedSleep();
+		const outcome = await applyFamilies(
+			db,
+			() => {
+				db.unreadable = true;
+			},
+			paused.sleep,
+		);
+		expect(paused.waits).toEqual([250, 500, 1000, 2000, 4000]);
 		expect(outcome.failure?.rowsLost).toBe(true);
 		expect(outcome.failure?.message).toContain(
 			"\n  child: ? row(s) now, reached by ON DELETE CASCADE from parent\n  grandchild: ? row(s)",

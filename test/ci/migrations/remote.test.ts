@@ -218,9 +218,9 @@ describe("ledgerHasUniqueName()", () => {
 				table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
 				{
 					type: "index",
-					name: "CREATE UNIQUE INDEX",
+					name: "CREATE UNIQUE INDEX u",
 					tbl_name: "d1_migrations",
-					sql: 'CREATE INDEX "CREATE UNIQUE INDEX" ON d1_migrations (name)',
+					sql: 'CREATE INDEX "CREATE UNIQUE INDEX u" ON d1_migrations (name)',
 				},
 			],
 			false,
@@ -321,16 +321,19 @@ describe("withMigrationLock()", () => {
 	});
 	const lockRows = (db: SqliteExecutor) => db.db.prepare(`SELECT run_id FROM ${LOCK_TABLE}`).all();
 
-	it("releases the lock when the body throws, and rethrows", async () => {
+	it("releases the lock when the body throws, in one request, and rethrows", async () => {
 		const db = new SqliteExecutor();
 		const boom = new Error("boom");
+		let before = 0;
 		await expect(
 			withMigrationLock(db, options("a"), async () => {
 				expect(lockRows(db)).toEqual([{ run_id: "a" }]);
+				before = db.requestCount;
 				throw boom;
 			}),
 		).rejects.toBe(boom);
 		expect(lockRows(db)).toEqual([]);
+		expect(db.requestCount - before).toBe(1);
 	});
 
 	it("sends the body's final statements in the release request", async () => {
