@@ -28,6 +28,7 @@ import {
 	type RemoteState,
 	readAppliedNames,
 	readWithRetry,
+	type Sleep,
 	stateSql,
 } from "./remote.ts";
 import { openD1LikeDatabase, replayMigrations } from "./replay.ts";
@@ -79,6 +80,8 @@ export interface ApplyHooks {
 	stopRequested?: () => boolean;
 	/** Pause before the retry of attempt `attempt` (1-based). */
 	retryDelayMs?: (attempt: number) => number;
+	/** How every pause (rate limit, retry, read retries) is waited; tests pass one that records it. */
+	sleep?: Sleep;
 	/** Tables whose row counts the migration's own request must keep (the row-count guard). */
 	guardFor?: (migration: Migration) => GuardedTable[];
 	/** Why a migration goes through the import API (too large or too slow for one request). */
@@ -125,12 +128,13 @@ const isRowsLost = (error: unknown) =>
 async function readCounts(
 	db: SqlExecutor,
 	guarded: readonly GuardedTable[],
+	sleep?: Sleep,
 ): Promise<Map<string, number> | undefined> {
 	if (guarded.length === 0) return undefined;
 	const sql = guarded
 		.map((g) => `SELECT count(*) AS n FROM ${quoteIdentifier(g.table)};`)
 		.join("\n");
-	const results = await readWithRetry(() => db.query(sql)).catch(() => undefined);
+	const results = await readWithRetry(() => db.query(sql), { sleep }).catch(() => undefined);
 	return new Map(
 		guarded.map((g, i) => [g.table, Number(results?.[i]?.results[0]?.n ?? Number.NaN)]),
 	);
@@ -202,7 +206,7 @@ export async function applyPlan(
 			...firstWrite,
 			recordAdoptedSql(plan, hooks.run),
 		].join("\n");
-		await readWithRetry(() => db.query(sql, { write: true }));
+		await readWithRetry(() => db.query(sql, { write: true }), { sleep: hooks.sleep });
 		wrote();
 		for (const a of plan.toRecord) {
 			outcome.recorded.push(a.name);
@@ -405,6 +409,7 @@ async function settleRefusal(
 		guarded: readonly GuardedTable[];
 		readApplied: () => Promise<Set<string>>;
 		releasedOnLanding: () => Promise<boolean>;
+		sleep?: Sleep;
 	},
 ): Promise<AttemptResult> {
 	const { attempt, guarded } = context;
@@ -422,7 +427,7 @@ async function settleRefusal(
 			};
 		}
 	}
-	const counts = isRowsLost(error) ? await readCounts(db, guarded) : undefined;
+	const counts = isRowsLost(error) ? await readCounts(db, guarded, context.sleep) : undefined;
 	return {
 		ok: false,
 		error: counts
@@ -445,7 +450,7 @@ async function applyMigration(
 		after,
 	}: { hooks: ApplyHooks; firstWrite: string[]; readState: boolean; after: string | undefined },
 ): Promise<AttemptResult> {
-	const { run } = hooks;
+	const { run, sleep: pause = sleep } = hooks;
 	const guarded = hooks.guardFor?.(migration) ?? [];
 	const reason = hooks.importReason?.(migration);
 	const viaImport = reason && db.importSql ? (sql: string) => db.importSql?.(sql) : undefined;
@@ -459,11 +464,12 @@ async function applyMigration(
 		after,
 		release: readState && !viaImport ? hooks.release : undefined,
 	});
-	const readApplied = () => readWithRetry(() => readAppliedNames(db, run.migrationsTable));
+	const readApplied = () =>
+		readWithRetry(() => readAppliedNames(db, run.migrationsTable), { sleep: hooks.sleep });
 	// An attempt that landed unanswered may have released the lock: then the run holds it no more.
 	const releasedOnLanding = async () =>
 		request.counts.held > 0 &&
-		(await readWithRetry(() => db.query(releaseLandedSql(run.runId)))
+		(await readWithRetry(() => db.query(releaseLandedSql(run.runId)), { sleep: hooks.sleep })
 			.then(([r]) => Number(r?.results[0]?.landed) === 1)
 			.catch(() => false));
 	let lastError = "";
@@ -491,7 +497,7 @@ async function applyMigration(
 			) {
 				const wait = error.retryAfterMs ?? (hooks.retryDelayMs ?? defaultDelay)(attempt);
 				hooks.progress?.(`${migration.name}: rate limited; retrying ${formatRetryAfter(wait)}`);
-				await sleep(wait);
+				await pause(wait);
 				continue;
 			}
 			if (!isAmbiguous(error)) {
@@ -503,6 +509,7 @@ async function applyMigration(
 					guarded,
 					readApplied,
 					releasedOnLanding,
+					sleep: hooks.sleep,
 				});
 			}
 			lastError = (error as Error).message;
@@ -531,7 +538,7 @@ async function applyMigration(
 			}
 			// No wait after the last attempt: the ledger read just made must stay the last word
 			// before the lock (whose fence refuses a late landing) is released.
-			if (attempt < MAX_WRITE_ATTEMPTS) await sleep((hooks.retryDelayMs ?? defaultDelay)(attempt));
+			if (attempt < MAX_WRITE_ATTEMPTS) await pause((hooks.retryDelayMs ?? defaultDelay)(attempt));
 		}
 	}
 	// The ledger read cannot rule out that the last attempt is still in flight: it can land until

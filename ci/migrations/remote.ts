@@ -176,6 +176,9 @@ export async function readAppliedNames(
 	return new Set((result?.results ?? []).map((r) => String(r.name)));
 }
 
+/** Waits `ms`, rejecting when `signal` aborts: the pause of every retry and of the lock wait. */
+export type Sleep = (ms: number, signal?: AbortSignal) => Promise<void>;
+
 /** A Retry-After longer than this is not waited out: the run stops and says when to retry. */
 export const MAX_RETRY_AFTER_MS = 30_000;
 
@@ -189,7 +192,14 @@ export async function readWithRetry<T>(
 		attempts = 6,
 		baseDelayMs = 250,
 		signal,
-	}: { attempts?: number; baseDelayMs?: number; signal?: AbortSignal } = {},
+		sleep: pause = sleep,
+	}: {
+		attempts?: number;
+		baseDelayMs?: number;
+		signal?: AbortSignal;
+		/** The pause between attempts (tests pass one that records it). */
+		sleep?: Sleep;
+	} = {},
 ): Promise<T> {
 	let last: unknown;
 	for (let i = 0; i < attempts; i++) {
@@ -200,10 +210,10 @@ export async function readWithRetry<T>(
 			if (!isRetryable(error)) throw error;
 			// A rate limit says when to come back: wait that long if it is short, else give up now.
 			const retryAfter = error instanceof D1RateLimitError ? error.retryAfterMs : undefined;
-			if (retryAfter !== undefined && retryAfter > MAX_RETRY_AFTER_MS) throw error;
+			if ((retryAfter ?? 0) > MAX_RETRY_AFTER_MS) throw error;
 			// No pause after the last attempt: it would only delay the failure.
 			if (i < attempts - 1)
-				await sleep(Math.max(retryAfter ?? 0, Math.min(baseDelayMs * 2 ** i, 5000)), signal);
+				await pause(Math.max(retryAfter ?? 0, Math.min(baseDelayMs * 2 ** i, 5000)), signal);
 		}
 	}
 	throw last;
@@ -241,6 +251,7 @@ export async function tryClaimLock(
 		owner,
 		ttlSeconds,
 		requireEmpty = false,
+		sleep,
 	}: {
 		migrationsTable: string;
 		runId: string;
@@ -248,6 +259,8 @@ export async function tryClaimLock(
 		ttlSeconds: number;
 		/** Claim only if the database has no schema object (else DatabaseNotEmptyError). */
 		requireEmpty?: boolean;
+		/** The pause between reads of the holder after a lost answer. */
+		sleep?: Sleep;
 	},
 ): Promise<LockOutcome> {
 	const lock = claimLockParts(runId, owner, ttlSeconds);
@@ -275,7 +288,7 @@ export async function tryClaimLock(
 		// No clear answer: ask who holds the lock now; if it is us, the claim went through.
 		let row: StatementResult | undefined;
 		try {
-			[row] = await readWithRetry(() => db.query(lockHolderSql));
+			[row] = await readWithRetry(() => db.query(lockHolderSql), { sleep });
 		} catch (readError) {
 			// On a fresh database the claim that created the table did not land (yet): not held;
 			// the caller claims again (a late landing of this claim then reads as ours).
@@ -315,15 +328,16 @@ export async function acquireLock(
 	db: SqlExecutor,
 	options: MigrationLockOptions,
 ): Promise<{ tookOverFrom: LockHolder | undefined; state: RemoteState | undefined }> {
-	const started = Date.now();
+	const { now = Date.now, sleep: pause = sleep } = options;
+	const started = now();
 	for (;;) {
 		const outcome = await tryClaimLock(db, options);
 		if (outcome.acquired) return { tookOverFrom: outcome.tookOverFrom, state: outcome.state };
-		const waited = Date.now() - started;
+		const waited = now() - started;
 		if (waited >= options.timeoutMs)
 			throw new LockHeldError(outcome.holder, Math.round(waited / 1000));
 		options.onWait?.(outcome.holder);
-		await sleep(
+		await pause(
 			Math.min(options.pollMs ?? 1000, Math.max(50, options.timeoutMs - waited)),
 			options.signal,
 		);
@@ -341,6 +355,10 @@ export interface MigrationLockOptions {
 	onWait?: (holder: LockHolder | undefined) => void;
 	/** The claim also proves the database has no schema object (a never-migrated database). */
 	requireEmpty?: boolean;
+	/** The pause of the wait and of the claim's and release's retries (tests pass their own). */
+	sleep?: Sleep;
+	/** The clock the wait is measured on (Date.now unless a test passes its own). */
+	now?: () => number;
 }
 
 /** What the body of withMigrationLock sees, and how it shapes the one release request. */
@@ -390,7 +408,9 @@ export async function withMigrationLock<T>(
 		outcome = { ok: false, error };
 	}
 	// Whatever fn did: a lock left behind blocks every migrate for its whole lease.
-	const release: LockRelease = lock.released ? { released: true } : await releaseLock(db, lock);
+	const release: LockRelease = lock.released
+		? { released: true }
+		: await releaseLock(db, lock, { sleep: options.sleep });
 	if (!outcome.ok) throw outcome.error;
 	return { value: outcome.value, release };
 }
@@ -399,18 +419,19 @@ export async function withMigrationLock<T>(
 export async function releaseLock(
 	db: SqlExecutor,
 	lock: Pick<HeldLock, "runId" | "finalStatements" | "clearAll">,
+	{ sleep }: { sleep?: Sleep } = {},
 ): Promise<LockRelease> {
 	const releaseSql = lock.clearAll ? `DELETE FROM ${LOCK_TABLE};` : releaseLockSql(lock.runId);
 	const sql = [...lock.finalStatements, releaseSql].join("\n");
 	try {
-		await readWithRetry(() => db.query(sql, { write: true }), { attempts: 4 });
+		await readWithRetry(() => db.query(sql, { write: true }), { attempts: 4, sleep });
 		return { released: true };
 	} catch (error) {
 		if (lock.finalStatements.length === 0)
 			return { released: false, error: (error as Error).message };
 	}
 	try {
-		await readWithRetry(() => db.query(releaseSql, { write: true }), { attempts: 4 });
+		await readWithRetry(() => db.query(releaseSql, { write: true }), { attempts: 4, sleep });
 		return { released: true };
 	} catch (error) {
 		return { released: false, error: (error as Error).message };

@@ -20,7 +20,7 @@ import {
 	runRecordSql,
 } from "../../../ci/migrations/ledger.ts";
 import { planMigrations } from "../../../ci/migrations/plan.ts";
-import { tryClaimLock } from "../../../ci/migrations/remote.ts";
+import { MAX_RETRY_AFTER_MS, tryClaimLock } from "../../../ci/migrations/remote.ts";
 
 const catalog = parseCatalog({
 	dir: "migrations",
@@ -32,6 +32,12 @@ const catalog = parseCatalog({
 		{ name: "0002_seed.sql", bytes: Buffer.from("INSERT INTO t VALUES ('once');\n") },
 	],
 });
+/** A sleep that waits for nothing and records each pause. */
+const recordedSleep = () => {
+	const waits: number[] = [];
+	return { waits, sleep: async (ms: number) => void waits.push(ms) };
+};
+
 const run = {
 	migrationsTable: "d1_migrations",
 	runId: "run-1",
@@ -41,23 +47,39 @@ const run = {
 	bookmark: "b0",
 };
 
-/** A SQLite executor whose `n`-th write request fails the way `fault` says. */
+type Fault =
+	| "lost-after-commit"
+	| "lost-before"
+	| "lands-late"
+	| "type-error"
+	| "refused"
+	| "rate-limited";
+
+/**
+ * A SQLite executor whose `n`-th write request fails the way `fault` says (an Error: thrown
+ * unrun). "lands-late": no answer, and the request runs just before the next write.
+ */
 class FaultyExecutor extends SqliteExecutor {
 	writes = 0;
 	calls = 0;
-	faults: Record<
-		number,
-		"lost-after-commit" | "lost-before" | "type-error" | "refused" | "rate-limited"
-	> = {};
+	faults: Record<number, Fault | Error> = {};
 	unreadable = false;
+	ledgerReads = 0;
+	#late: string | undefined;
 	override async query(sql: string, options: QueryOptions = {}) {
 		this.calls++;
 		if (!options.write) {
+			if (/^SELECT name FROM "d1_migrations"/.test(sql)) this.ledgerReads++;
 			if (this.unreadable) throw new D1ApiError("D1 query: no answer from the API");
 			return super.query(sql, options);
 		}
+		if (this.#late !== undefined) await super.query(this.#late, { write: true });
+		this.#late = undefined;
 		const fault = this.faults[++this.writes];
-		if (fault === "lost-before") throw new D1ApiError("D1 query: no answer from the API");
+		if (fault instanceof Error) throw fault;
+		if (fault === "lands-late") this.#late = sql;
+		if (fault === "lost-before" || fault === "lands-late")
+			throw new D1ApiError("D1 query: no answer from the API");
 		if (fault === "rate-limited") throw new D1RateLimitError("limited", { retryAfterMs: 5 });
 		if (fault === "type-error") throw new TypeError("cannot read properties of undefined");
 		if (fault === "refused") throw new D1ApiError("no such table: x", { status: 400 });
@@ -260,6 +282,20 @@ describe("replayDigests()", () => {
 });
 
 describe("migrationRequest()", () => {
+	it("without options carries no first write, no continuity check, no state read and no release", () => {
+		const request = migrationRequest(catalog.migrations[1] as never, run);
+		expect(request.counts).toMatchObject({
+			first: 0,
+			continuity: 0,
+			countsBefore: 0,
+			countsAfter: 0,
+			state: 0,
+			release: 0,
+			held: 0,
+		});
+		expect(request.sql).not.toContain("sqlite_master");
+	});
+
 	it("puts the fence and the never-twice guard before the file, the ledger rows after it", () => {
 		const request = migrationRequest(catalog.migrations[1] as never, run);
 		const sql = request.sql;
@@ -438,10 +474,15 @@ describe("applyPlan() outcomes", () => {
 		db.faults = { 1: "lost-before" };
 		db.writes = 0;
 		db.unreadable = true;
-		const outcome = await applyPlan(plan, db, { run, retryDelayMs: () => 1 });
+		const paused = recordedSleep();
+		const outcome = await applyPlan(plan, db, { run, sleep: paused.sleep });
 		expect(db.writes).toBe(1);
-		expect(outcome.failure).toMatchObject({ ambiguous: true });
-		expect(outcome.failure?.message).toMatch(/the ledger could not be read/);
+		expect(paused.waits).toEqual([250, 500, 1000, 2000, 4000]);
+		expect(outcome.failure).toMatchObject({ ambiguous: true, lockLost: false });
+		expect(outcome.failure?.message).toBe(
+			"0001_t.sql: the apply request got no clear answer (D1 query: no answer from the API) and the ledger could not be read (D1 query: no answer from the API). Whether it applied is unknown; run `workers-pipeline plan` before anything else.",
+		);
+		expect(outcome.rows.map((r) => r.status)).toEqual(["failed", "not-run"]);
 	});
 
 	it("accepts a retry refused because the earlier attempt landed late", async () => {
@@ -512,5 +553,536 @@ describe("describeRowsLost()", () => {
 			"\n  posts: 3 row(s) now, reached by ON DELETE CASCADE from users\n  likes: ? row(s) now, reached by ON DELETE CASCADE from posts\n",
 		);
 		expect(text).toMatch(/^0001_t.sql was not applied/);
+	});
+});
+
+describe("applyPlan() rate limits", () => {
+	const limited = (retryAfterMs?: number) => new D1RateLimitError("limited", { retryAfterMs });
+	const count = (db: SqliteExecutor) => db.db.prepare("SELECT count(*) FROM t").pluck().get();
+
+	it.each([
+		["as long as its Retry-After says", [limited(5)], [5]],
+		[
+			"up to the longest Retry-After it waits out",
+			[limited(MAX_RETRY_AFTER_MS)],
+			[MAX_RETRY_AFTER_MS],
+		],
+		["by the backoff when it says nothing", [limited()], [250]],
+		["twice, the backoff doubling", [limited(), limited()], [250, 500]],
+	])("waits %s, then applies once", async (_label, faults, waits) => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		db.faults = Object.fromEntries(faults.map((f, i) => [i + 1, f]));
+		db.writes = 0;
+		const paused = recordedSleep();
+		const outcome = await applyPlan(plan, db, { run, sleep: paused.sleep });
+		expect(outcome.failure).toBeUndefined();
+		expect(outcome.rows[0]).toMatchObject({ name: "0001_t.sql", attempts: waits.length + 1 });
+		expect(paused.waits).toEqual(waits);
+		expect(count(db)).toBe(1);
+	});
+
+	it("paces a rate limit without Retry-After by retryDelayMs", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		db.faults = { 1: limited(), 2: limited() };
+		db.writes = 0;
+		const paused = recordedSleep();
+		await applyPlan(plan, db, { run, sleep: paused.sleep, retryDelayMs: (a) => a * 7 });
+		expect(paused.waits).toEqual([7, 14]);
+	});
+
+	it.each([
+		["a Retry-After longer than it waits out", { 1: limited(MAX_RETRY_AFTER_MS + 1) }, 1, []],
+		[
+			`${MAX_WRITE_ATTEMPTS} rate limits in a row`,
+			{ 1: limited(5), 2: limited(5), 3: limited(5) },
+			MAX_WRITE_ATTEMPTS,
+			[5, 5],
+		],
+	])("stops at %s: a definite failure, nothing applied", async (_label, faults, writes, waits) => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		db.faults = faults;
+		db.writes = 0;
+		const paused = recordedSleep();
+		const outcome = await applyPlan(plan, db, { run, sleep: paused.sleep });
+		expect(outcome.failure).toMatchObject({ ambiguous: false, lockLost: false, rowsLost: false });
+		expect(outcome.failure?.message).toBe(
+			"0001_t.sql failed on D1: limited. The request was atomic: nothing of this migration was applied.",
+		);
+		expect(db.writes).toBe(writes);
+		expect(paused.waits).toEqual(waits);
+		expect(outcome.rows.map((r) => r.status)).toEqual(["failed", "not-run"]);
+	});
+});
+
+describe("applyPlan() answers lost", () => {
+	const count = (db: SqliteExecutor) => db.db.prepare("SELECT count(*) FROM t").pluck().get();
+	const lost = "D1 query: no answer from the API";
+
+	it("pauses by the backoff between attempts and not after the last, reading the ledger after each", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		db.faults = { 1: "lost-before", 2: "lost-before", 3: "lost-before" };
+		db.writes = 0;
+		const paused = recordedSleep();
+		const progress: string[] = [];
+		const outcome = await applyPlan(plan, db, {
+			run,
+			sleep: paused.sleep,
+			progress: (m) => progress.push(m),
+		});
+		expect(paused.waits).toEqual([250, 500]);
+		expect(db.ledgerReads).toBe(MAX_WRITE_ATTEMPTS);
+		expect(outcome.failure?.message).toBe(
+			`0001_t.sql: ${MAX_WRITE_ATTEMPTS} attempts got no clear answer (last: ${lost}); the ledger did not show it after the last one, but that attempt may still have landed before this run released its lock. Run \`workers-pipeline plan\` to see whether it applied, then rerun migrate.`,
+		);
+		expect(progress.slice(1)).toEqual(
+			Array.from(
+				{ length: MAX_WRITE_ATTEMPTS },
+				() => `0001_t.sql: no clear answer (${lost}); reading the ledger before any retry`,
+			),
+		);
+	});
+
+	it("asks retryDelayMs for the pause after each attempt by number", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		db.faults = { 1: "lost-before", 2: "lost-before" };
+		db.writes = 0;
+		const asked: number[] = [];
+		const paused = recordedSleep();
+		const outcome = await applyPlan(plan, db, {
+			run,
+			sleep: paused.sleep,
+			retryDelayMs: (attempt) => asked.push(attempt),
+		});
+		expect(outcome.rows[0]).toMatchObject({ status: "applied", attempts: 3 });
+		expect(asked).toEqual([1, 2]);
+		expect(paused.waits).toEqual([1, 2]);
+	});
+
+	it("confirms by the ledger an answer lost after the commit, without a retry or a pause", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		db.faults = { 1: "lost-after-commit" };
+		db.writes = 0;
+		const paused = recordedSleep();
+		const outcome = await applyPlan(plan, db, { run, sleep: paused.sleep });
+		expect(outcome.rows[0]).toMatchObject({
+			status: "applied",
+			attempts: 1,
+			note: `confirmed applied by a ledger read after: ${lost}`,
+		});
+		expect(outcome.released).toBe(false);
+		expect(paused.waits).toEqual([]);
+		expect(db.writes).toBe(2);
+	});
+
+	it("reads the ledger again when that read gets no answer", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		db.faults = { 1: "lost-after-commit" };
+		db.writes = 0;
+		let dropped = 0;
+		const query = db.query.bind(db);
+		db.query = async (sql, options = {}) => {
+			if (/^SELECT name FROM/.test(sql) && dropped++ === 0) throw new D1ApiError(lost);
+			return query(sql, options);
+		};
+		const paused = recordedSleep();
+		const outcome = await applyPlan(plan, db, { run, sleep: paused.sleep });
+		expect(outcome.rows[0]).toMatchObject({ status: "applied", attempts: 1 });
+		expect(paused.waits).toEqual([250]);
+		expect(count(db)).toBe(1);
+	});
+
+	it("a first attempt refused by the never-twice guard is a failure, never applied", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		// Another hand wrote the ledger row after the plan: the guard refuses, the ledger names it.
+		db.db.exec("INSERT INTO d1_migrations (name) VALUES ('0001_t.sql');");
+		const outcome = await applyPlan(plan, db, { run });
+		expect(outcome.failure).toMatchObject({ ambiguous: false, lockLost: false });
+		expect(outcome.failure?.message).toMatch(
+			/^0001_t.sql failed on D1 \(D1 error 7500\): .*already_applied/,
+		);
+		expect(outcome.applied).toEqual([]);
+		expect(db.ledgerReads).toBe(0);
+	});
+
+	it("a retry refused after a lost attempt the ledger does not show is a definite failure", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		db.faults = { 1: "lost-before", 2: "refused" };
+		db.writes = 0;
+		const paused = recordedSleep();
+		const outcome = await applyPlan(plan, db, { run, sleep: paused.sleep });
+		expect(outcome.failure).toMatchObject({ ambiguous: false, lockLost: false });
+		expect(outcome.failure?.message).toBe(
+			"0001_t.sql failed on D1: no such table: x. The request was atomic: nothing of this migration was applied.",
+		);
+		expect(db.ledgerReads).toBe(2);
+	});
+
+	it("a retry refused when the ledger cannot be read is a definite failure", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		db.faults = { 1: "lost-before", 2: "refused" };
+		db.writes = 0;
+		let reads = 0;
+		const query = db.query.bind(db);
+		db.query = async (sql, options = {}) => {
+			if (/^SELECT name FROM/.test(sql) && reads++ > 0) throw new D1ApiError(lost);
+			return query(sql, options);
+		};
+		const outcome = await applyPlan(plan, db, { run, sleep: recordedSleep().sleep });
+		expect(outcome.failure).toMatchObject({ ambiguous: false });
+		expect(outcome.failure?.message).toMatch(/^0001_t.sql failed on D1: no such table: x/);
+	});
+
+	it.each([
+		["the last migration, its release folded in: applied and released", true, []],
+		["a migration without the release: applied, the lock still held", false, [run.runId]],
+	])(
+		"an attempt that lands after the ledger read and is refused on retry: %s",
+		async (_l, withRelease, held) => {
+			const db = new FaultyExecutor();
+			const plan = await planned(db);
+			db.writes = 0;
+			db.faults = { 2: "lands-late" };
+			const record = {
+				runId: run.runId,
+				owner: "me",
+				environment: null,
+				gitSha: null,
+				bookmark: "b0",
+				status: "succeeded" as const,
+				detail: null,
+			};
+			const digests = replayDigests(catalog.migrations, "d1_migrations");
+			const outcome = await applyPlan(plan, db, {
+				run,
+				sleep: recordedSleep().sleep,
+				...(withRelease && digests
+					? { release: validatedReleaseSql(digests, { migrationsTable: "d1_migrations", record }) }
+					: {}),
+			});
+			expect(outcome.failure).toBeUndefined();
+			expect(outcome.rows[1]).toMatchObject({
+				name: "0002_seed.sql",
+				status: "applied",
+				attempts: 2,
+			});
+			expect(outcome.rows[1]?.note).toBe(
+				`an earlier attempt landed late (after: ${lost}); the retry was refused and the ledger confirms it applied once`,
+			);
+			expect(outcome.released).toBe(withRelease);
+			expect(db.db.prepare(`SELECT run_id FROM ${LOCK_TABLE}`).pluck().all()).toEqual(held);
+			expect(count(db)).toBe(1);
+		},
+	);
+
+	it("an attempt that landed late with its release, the release check unanswered: not released", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		db.writes = 0;
+		db.faults = { 2: "lands-late" };
+		const digests = replayDigests(catalog.migrations, "d1_migrations");
+		if (!digests) throw new Error("no replay");
+		const query = db.query.bind(db);
+		db.query = async (sql, options = {}) => {
+			if (sql.includes("AS landed")) throw new D1ApiError(lost);
+			return query(sql, options);
+		};
+		const paused = recordedSleep();
+		const outcome = await applyPlan(plan, db, {
+			run,
+			sleep: paused.sleep,
+			release: validatedReleaseSql(digests, {
+				migrationsTable: "d1_migrations",
+				record: {
+					runId: run.runId,
+					owner: "me",
+					environment: null,
+					gitSha: null,
+					bookmark: "b0",
+					status: "succeeded",
+					detail: null,
+				},
+			}),
+		});
+		expect(outcome.rows[1]).toMatchObject({ status: "applied", attempts: 2 });
+		expect(outcome.released).toBe(false);
+		// The retry's own pause, then the release check's six tries.
+		expect(paused.waits).toEqual([250, 250, 500, 1000, 2000, 4000]);
+	});
+
+	it("retries the record of wrangler's migrations after a lost answer (it is idempotent)", async () => {
+		const db = new FaultyExecutor();
+		await planned(db);
+		db.db.exec("INSERT INTO d1_migrations (name) VALUES ('0001_t.sql'); CREATE TABLE t (v TEXT);");
+		const claim = await tryClaimLock(db, run);
+		if (!claim.acquired || !claim.state) throw new Error("no lock");
+		const plan = planMigrations(catalog, claim.state.ledger);
+		db.writes = 0;
+		db.faults = { 1: "lost-after-commit" };
+		const paused = recordedSleep();
+		const outcome = await applyPlan(plan, db, { run, sleep: paused.sleep });
+		expect(outcome.recorded).toEqual(["0001_t.sql"]);
+		expect(outcome.failure).toBeUndefined();
+		expect(paused.waits).toEqual([250]);
+		expect(db.db.prepare(`SELECT count(*) FROM ${AUDIT_TABLE}`).pluck().get()).toBe(2);
+	});
+});
+
+describe("applyPlan() row-count guard", () => {
+	const families = parseCatalog({
+		dir: "migrations",
+		pattern: "migrations/*.sql",
+		retired: [],
+		files: [
+			{
+				name: "0001_tables.sql",
+				bytes: Buffer.from(
+					"CREATE TABLE parent (id INTEGER PRIMARY KEY);\nCREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent (id) ON DELETE CASCADE);\nCREATE TABLE grandchild (id INTEGER PRIMARY KEY, child_id INTEGER REFERENCES child (id) ON DELETE CASCADE);\nINSERT INTO parent VALUES (1);\nINSERT INTO child VALUES (1, 1), (2, 1);\nINSERT INTO grandchild VALUES (1, 1), (2, 1), (3, 2);\n",
+				),
+			},
+			{ name: "0002_empty_parent.sql", bytes: Buffer.from("DELETE FROM parent;\n") },
+		],
+	});
+	const guardFor = (m: { name: string }) =>
+		m.name === "0002_empty_parent.sql"
+			? [
+					{ table: "child", via: "parent" },
+					{ table: "grandchild", via: "child" },
+				]
+			: [];
+
+	async function applyFamilies(
+		db: FaultyExecutor,
+		before?: () => void,
+		sleep = recordedSleep().sleep,
+	) {
+		const claim = await tryClaimLock(db, run);
+		if (!claim.acquired || !claim.state) throw new Error("no lock");
+		const plan = planMigrations(families, claim.state.ledger);
+		before?.();
+		return applyPlan(plan, db, { run, guardFor, sleep });
+	}
+
+	it("refuses a migration that would cascade away rows, naming each table and its count", async () => {
+		const db = new FaultyExecutor();
+		const outcome = await applyFamilies(db);
+		expect(outcome.applied.map((a) => a.name)).toEqual(["0001_tables.sql"]);
+		expect(outcome.failure).toMatchObject({ rowsLost: true, ambiguous: false, lockLost: false });
+		expect(outcome.failure?.message).toContain(
+			"\n  child: 2 row(s) now, reached by ON DELETE CASCADE from parent\n  grandchild: 3 row(s) now, reached by ON DELETE CASCADE from child\n",
+		);
+		expect(db.db.prepare("SELECT count(*) FROM grandchild").pluck().get()).toBe(3);
+	});
+
+	it("a guarded migration refused for another reason is not a loss of rows", async () => {
+		const db = new FaultyExecutor();
+		const outcome = await applyFamilies(db, () => {
+			db.faults = {
+				2: new D1ApiError("CHECK constraint failed: lock_lost IS NULL", { status: 400 }),
+			};
+			db.writes = 0;
+		});
+		expect(outcome.failure).toMatchObject({ rowsLost: false, lockLost: true });
+		expect(outcome.failure?.message).toMatch(
+			/^0002_empty_parent.sql was not applied: this run lost the migration lock/,
+		);
+	});
+
+	it("a migration's own refusal that mentions rows_lost, with nothing guarded, is D1's failure", async () => {
+		const db = new FaultyExecutor();
+		const own = parseCatalog({
+			dir: "migrations",
+			pattern: "migrations/*.sql",
+			retired: [],
+			files: [
+				{
+					name: "0001_log.sql",
+					bytes: Buffer.from(
+						"CREATE TABLE log (rows_lost INTEGER CHECK (rows_lost >= 0));\nINSERT INTO log VALUES (-1);\n",
+					),
+				},
+			],
+		});
+		const claim = await tryClaimLock(db, run);
+		if (!claim.acquired || !claim.state) throw new Error("no lock");
+		const outcome = await applyPlan(planMigrations(own, claim.state.ledger), db, { run });
+		expect(outcome.failure).toMatchObject({ rowsLost: false, lockLost: false });
+		expect(outcome.failure?.message).toMatch(
+			/^0001_log.sql failed on D1 \(D1 error 7500\): .*rows_lost >= 0/,
+		);
+	});
+
+	it("says ? for counts it cannot read, after retrying the read", async () => {
+		const db = new FaultyExecutor();
+		const paused = recordedSleep();
+		const outcome = await applyFamilies(
+			db,
+			() => {
+				db.unreadable = true;
+			},
+			paused.sleep,
+		);
+		expect(paused.waits).toEqual([250, 500, 1000, 2000, 4000]);
+		expect(outcome.failure?.rowsLost).toBe(true);
+		expect(outcome.failure?.message).toContain(
+			"\n  child: ? row(s) now, reached by ON DELETE CASCADE from parent\n  grandchild: ? row(s)",
+		);
+	});
+});
+
+describe("applyPlan() requests", () => {
+	const three = parseCatalog({
+		dir: "migrations",
+		pattern: "migrations/*.sql",
+		retired: [],
+		files: [
+			{ name: "0001_a.sql", bytes: Buffer.from("CREATE TABLE a (v TEXT);\n") },
+			{ name: "0002_b.sql", bytes: Buffer.from("CREATE TABLE b (v TEXT);\n") },
+			{ name: "0003_c.sql", bytes: Buffer.from("CREATE TABLE c (v TEXT);\n") },
+		],
+	});
+	/** A database with 0001 applied by this pipeline, the lock held: the plan is 0002, 0003. */
+	async function oneApplied() {
+		const db = new FaultyExecutor();
+		await planned(db);
+		const first = parseCatalog({
+			dir: "migrations",
+			pattern: "migrations/*.sql",
+			retired: [],
+			files: [{ name: "0001_a.sql", bytes: Buffer.from("CREATE TABLE a (v TEXT);\n") }],
+		});
+		const claim = await tryClaimLock(db, run);
+		if (!claim.acquired || !claim.state) throw new Error("no lock");
+		await applyPlan(planMigrations(first, claim.state.ledger), db, { run });
+		const again = await tryClaimLock(db, run);
+		if (!again.acquired || !again.state) throw new Error("no lock");
+		return { db, plan: planMigrations(three, again.state.ledger) };
+	}
+	const sending = (db: SqliteExecutor) => {
+		const sent: string[] = [];
+		const query = db.query.bind(db);
+		db.query = async (sql, options) => {
+			sent.push(sql);
+			return query(sql, options);
+		};
+		return sent;
+	};
+
+	it("refuses to build on a ledger that lost this run's last migration mid-run (restored under it)", async () => {
+		const { db, plan } = await oneApplied();
+		expect(plan.head).toBe("0001_a.sql");
+		const outcome = await applyPlan(plan, db, {
+			run,
+			progress: (m) => {
+				if (m.startsWith("applying 2/2"))
+					db.db.exec("DELETE FROM d1_migrations WHERE name = '0002_b.sql';");
+			},
+		});
+		expect(outcome.applied.map((a) => a.name)).toEqual(["0002_b.sql"]);
+		expect(outcome.failure).toMatchObject({ lockLost: true });
+		expect(outcome.failure?.migration.name).toBe("0003_c.sql");
+		expect(db.db.prepare("SELECT name FROM sqlite_master WHERE name = 'c'").all()).toEqual([]);
+	});
+
+	it("reads the state only in the last migration's request, one request per migration", async () => {
+		const { db, plan } = await oneApplied();
+		const sent = sending(db);
+		const outcome = await applyPlan(plan, db, { run });
+		expect(sent).toHaveLength(2);
+		expect(sent.map((sql) => sql.includes("FROM sqlite_master"))).toEqual([false, true]);
+		expect(outcome.stateAfter?.ledger.applied.map((r) => r.name)).toEqual([
+			"0001_a.sql",
+			"0002_b.sql",
+			"0003_c.sql",
+		]);
+	});
+
+	it("reads no state inside an import (D1's import answers no rows)", async () => {
+		const { db, plan } = await oneApplied();
+		const imported: string[] = [];
+		const importSql = db.importSql.bind(db);
+		db.importSql = async (sql) => {
+			imported.push(sql);
+			return importSql(sql);
+		};
+		const outcome = await applyPlan(plan, db, { run, importReason: () => "too large" });
+		expect(imported).toHaveLength(2);
+		expect(imported.some((sql) => sql.includes("FROM sqlite_master"))).toBe(false);
+		expect(outcome.stateAfter).toBeUndefined();
+	});
+
+	it("checks no release after a confirmed lost answer when no release rode with it", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		db.faults = { 2: "lost-after-commit" };
+		db.writes = 0;
+		const sent = sending(db);
+		const outcome = await applyPlan(plan, db, { run, sleep: recordedSleep().sleep });
+		expect(outcome.released).toBe(false);
+		expect(sent.some((sql) => sql.includes("AS landed"))).toBe(false);
+		expect(sent).toHaveLength(3);
+	});
+
+	it("counts a migration's duration within the time the apply took", async () => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		const started = performance.now();
+		const outcome = await applyPlan(plan, db, { run });
+		const took = performance.now() - started;
+		for (const a of outcome.applied) {
+			expect(a.durationMs).toBeGreaterThanOrEqual(0);
+			expect(a.durationMs).toBeLessThanOrEqual(Math.ceil(took));
+		}
+	});
+
+	it("a plan that only records wrangler's migrations says it wrote", async () => {
+		const db = new FaultyExecutor();
+		await planned(db);
+		db.db.exec(
+			"INSERT INTO d1_migrations (name) VALUES ('0001_t.sql'), ('0002_seed.sql'); CREATE TABLE t (v TEXT);",
+		);
+		const claim = await tryClaimLock(db, run);
+		if (!claim.acquired || !claim.state) throw new Error("no lock");
+		const plan = planMigrations(catalog, claim.state.ledger);
+		expect(plan.pending).toEqual([]);
+		const before = Date.now();
+		const outcome = await applyPlan(plan, db, { run });
+		expect(outcome.recorded).toEqual(["0001_t.sql", "0002_seed.sql"]);
+		expect(outcome.wrote).toBe(true);
+		expect(outcome.lastWriteAt).toBeGreaterThanOrEqual(before);
+	});
+});
+
+describe("applyPlan() release boundary", () => {
+	it.each([
+		["exactly as large as D1 takes: folded in", 0, true],
+		["one byte larger: left out", 1, false],
+	])("a last request with the release %s", async (_label, over, folded) => {
+		const db = new FaultyExecutor();
+		const plan = await planned(db);
+		const last = plan.pending.at(-1)?.migration;
+		if (!last) throw new Error("no pending migration");
+		const release = (pad: number) => `SELECT '${"x".repeat(pad)}';`;
+		const options = { after: "0001_t.sql", readState: true, release: release(0) };
+		const base = Buffer.byteLength(migrationRequest(last, run, options).sql, "utf8");
+		const padded = release(MAX_REQUEST_SQL_BYTES - base + over);
+		const sent: string[] = [];
+		const query = db.query.bind(db);
+		db.query = async (sql, queryOptions) => {
+			sent.push(sql);
+			return query(sql, queryOptions);
+		};
+		await applyPlan(plan, db, { run, release: padded });
+		expect(sent.at(-1)?.includes(padded)).toBe(folded);
+		if (folded) expect(Buffer.byteLength(sent.at(-1) ?? "", "utf8")).toBe(MAX_REQUEST_SQL_BYTES);
 	});
 });

@@ -404,8 +404,12 @@ describe("parseLedger()", () => {
 				{ id: "3", name: "0001_a.sql", applied_at: null },
 				{ id: 4, name: "0002_b.sql" },
 			],
-			[{ name: "0001_a.sql", checksum: "c", recorded_by: "baseline", duration_ms: "7" }],
+			[
+				{ name: "0001_a.sql", checksum: "c", recorded_by: "baseline", duration_ms: "7" },
+				{ name: "0002_b.sql", checksum: "d", recorded_by: "migrate", duration_ms: null },
+			],
 		);
+		expect(ledger.audit.get("0002_b.sql")?.durationMs).toBeNull();
 		expect(ledger.applied).toEqual([
 			{ id: 3, name: "0001_a.sql", appliedAt: null },
 			{ id: 4, name: "0002_b.sql", appliedAt: null },

@@ -95,6 +95,14 @@ describe("planMigrations()", () => {
 		expect(missing?.message).toMatch(/differs from it only in Unicode normalisation/);
 		expect(missing?.message).toMatch(/the ledger has NFC, the file name is NFD/);
 	});
+
+	it("names a ledger name that mixes both normalisation forms", () => {
+		const mixed = "0001_cafe\u0301_\u00e9t\u00e9.sql";
+		const nfc = mixed.normalize("NFC");
+		const plan = planMigrations(catalog({ [nfc]: FILES["0001_a.sql"] }), ledger([mixed], []));
+		const missing = plan.findings.find((f) => f.code === "LEDGER_FILE_MISSING");
+		expect(missing?.message).toMatch(/the ledger has mixed form, the file name is NFC/);
+	});
 });
 
 describe("planMigrations() details", () => {
@@ -196,11 +204,30 @@ describe("planMigrations() details", () => {
 		]);
 	});
 
+	it("says ? for the run of a recorded migration whose wrangler row is missing, when none is known", () => {
+		const plan = planMigrations(cat, ledger([], [{ ...audit("0002_b.sql"), run_id: null }]));
+		expect(plan.findings.map((f) => f.message)).toEqual([
+			expect.stringContaining(
+				"is recorded as applied in workers_pipeline_migrations (migrate, run ?)",
+			),
+		]);
+	});
+
+	it("keeps a pending migration numbered like the newest applied one in order", () => {
+		const twins = catalog({ ...FILES, "0003_d.sql": "CREATE TABLE d (id INTEGER);\n" });
+		const plan = planMigrations(twins, ledger(["0001_a.sql", "0002_b.sql", "0003_c.sql"]));
+		expect(plan.pending.map((p) => [p.migration.name, p.outOfOrder])).toEqual([
+			["0003_d.sql", false],
+		]);
+		expect(plan.findings).toEqual([]);
+	});
+
 	it("says who recorded a migration whose wrangler row is missing", () => {
 		const plan = planMigrations(cat, ledger([], ["0002_b.sql"]));
 		expect(plan.findings).toEqual([
 			expect.objectContaining({
 				code: "LEDGER_ROW_MISSING",
+				severity: "error",
 				file: "migrations/0002_b.sql",
 				message: expect.stringContaining("(migrate, run r1)"),
 			}),

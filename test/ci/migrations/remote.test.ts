@@ -9,14 +9,43 @@ import {
 	DatabaseNotEmptyError,
 	LockHeldError,
 	ledgerHasUniqueName,
+	MAX_RETRY_AFTER_MS,
 	parseState,
 	readAppliedNames,
 	readRemoteState,
 	readStateIfMigrated,
 	readWithRetry,
+	releaseLock,
 	tryClaimLock,
 	withMigrationLock,
 } from "../../../ci/migrations/remote.ts";
+
+/** A sleep that waits for nothing and records each pause (and the signal it was given). */
+const recordedSleep = () => {
+	const waits: number[] = [];
+	const signals: (AbortSignal | undefined)[] = [];
+	const sleep = async (ms: number, signal?: AbortSignal) => {
+		waits.push(ms);
+		signals.push(signal);
+	};
+	return { waits, signals, sleep };
+};
+
+/** No answer from D1 (status undefined): the request may or may not have run. */
+const lostAnswer = () => new D1ApiError("fetch failed: socket hang up");
+
+/** Runs each request, except that the next write requests throw the queued errors unrun. */
+class ScriptedExecutor extends SqliteExecutor {
+	writeFailures: unknown[] = [];
+	readFailures: unknown[] = [];
+	sent: string[] = [];
+	override async query(sql: string, options: QueryOptions = {}): Promise<StatementResult[]> {
+		this.sent.push(sql);
+		const queue = options.write ? this.writeFailures : this.readFailures;
+		if (queue.length > 0) throw queue.shift();
+		return super.query(sql, options);
+	}
+}
 
 const table = (sql: string, name = "d1_migrations") => ({
 	type: "table",
@@ -74,6 +103,16 @@ describe("ledgerHasUniqueName()", () => {
 			"a column only named like it",
 			"CREATE TABLE d1_migrations (id INTEGER, name TEXT, rename TEXT UNIQUE)",
 			false,
+		],
+		[
+			"a table constraint without spaces",
+			"CREATE TABLE d1_migrations (id INTEGER, name TEXT,UNIQUE(name))",
+			true,
+		],
+		[
+			"a table constraint spread over lines",
+			"CREATE TABLE d1_migrations (id INTEGER, name TEXT,\n  UNIQUE \n  (\n    name\n  )\n)",
+			true,
 		],
 	])("%s → %s", (_label, sql, expected) => {
 		expect(ledgerHasUniqueName([table(sql)], "d1_migrations")).toBe(expected);
@@ -148,6 +187,58 @@ describe("ledgerHasUniqueName()", () => {
 			true,
 		],
 		[
+			"a unique index spread over lines, unquoted",
+			[
+				table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
+				{
+					type: "index",
+					name: "u",
+					tbl_name: "d1_migrations",
+					sql: "CREATE UNIQUE INDEX u ON d1_migrations (\n\tname\n)",
+				},
+			],
+			true,
+		],
+		[
+			"a partial unique index (some names may repeat)",
+			[
+				table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
+				{
+					type: "index",
+					name: "u",
+					tbl_name: "d1_migrations",
+					sql: "CREATE UNIQUE INDEX u ON d1_migrations (name) WHERE id > 5",
+				},
+			],
+			false,
+		],
+		[
+			"a plain index whose quoted name reads like a unique one",
+			[
+				table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
+				{
+					type: "index",
+					name: "CREATE UNIQUE INDEX u",
+					tbl_name: "d1_migrations",
+					sql: 'CREATE INDEX "CREATE UNIQUE INDEX u" ON d1_migrations (name)',
+				},
+			],
+			false,
+		],
+		[
+			"a trigger named like the ledger, before it (SQLite keeps triggers apart)",
+			[
+				{
+					type: "trigger",
+					name: "d1_migrations",
+					tbl_name: "x",
+					sql: "CREATE TRIGGER d1_migrations AFTER INSERT ON x BEGIN SELECT 'name TEXT UNIQUE'; END",
+				},
+				table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
+			],
+			false,
+		],
+		[
 			"a table row whose name matches an index's table",
 			[
 				table("CREATE TABLE d1_migrations (id INTEGER, name TEXT)"),
@@ -189,11 +280,11 @@ describe("readWithRetry()", () => {
 	};
 
 	it.each([
-		["a TypeError", new TypeError("x is not a function"), 1],
-		["a definite D1 refusal", new D1ApiError("no such table", { status: 400 }), 1],
-		["no answer", new D1ApiError("timeout"), 3],
-		["a 503", new D1ApiError("x", { status: 503 }), 3],
-	])("%s is tried %i time(s)", async (_label, error, expected) => {
+		["a TypeError", 1, new TypeError("x is not a function")],
+		["a definite D1 refusal", 1, new D1ApiError("no such table", { status: 400 })],
+		["no answer", 3, new D1ApiError("timeout")],
+		["a 503", 3, new D1ApiError("x", { status: 503 })],
+	])("%s is tried %i time(s)", async (_label, expected, error) => {
 		const { read, calls } = counting(error);
 		await expect(readWithRetry(read, { attempts: 3, baseDelayMs: 1 })).rejects.toBe(error);
 		expect(calls()).toBe(expected);
@@ -230,26 +321,33 @@ describe("withMigrationLock()", () => {
 	});
 	const lockRows = (db: SqliteExecutor) => db.db.prepare(`SELECT run_id FROM ${LOCK_TABLE}`).all();
 
-	it("releases the lock when the body throws, and rethrows", async () => {
+	it("releases the lock when the body throws, in one request, and rethrows", async () => {
 		const db = new SqliteExecutor();
 		const boom = new Error("boom");
+		let before = 0;
 		await expect(
 			withMigrationLock(db, options("a"), async () => {
 				expect(lockRows(db)).toEqual([{ run_id: "a" }]);
+				before = db.requestCount;
 				throw boom;
 			}),
 		).rejects.toBe(boom);
 		expect(lockRows(db)).toEqual([]);
+		expect(db.requestCount - before).toBe(1);
 	});
 
 	it("sends the body's final statements in the release request", async () => {
 		const db = new SqliteExecutor();
+		let before = 0;
 		const { value, release } = await withMigrationLock(db, options("a"), async (lock) => {
 			lock.finalStatements = [
-				`INSERT INTO ${RUNS_TABLE} (run_id, owner, status) VALUES ('a', 'a', 'succeeded');`,
+				`INSERT INTO ${RUNS_TABLE} (run_id, owner, status) VALUES ('a', 'a', 'running');`,
+				`UPDATE ${RUNS_TABLE} SET status = 'succeeded' WHERE run_id = 'a';`,
 			];
+			before = db.requestCount;
 			return 42;
 		});
+		expect(db.requestCount - before).toBe(1);
 		expect(value).toBe(42);
 		expect(release).toEqual({ released: true });
 		expect(db.db.prepare(`SELECT status FROM ${RUNS_TABLE}`).pluck().all()).toEqual(["succeeded"]);
@@ -559,11 +657,13 @@ describe("readRemoteState()", () => {
 
 	it("reads a never-migrated database as empty, without writing", async () => {
 		const db = new SqliteExecutor();
-		db.db.exec("CREATE TABLE users (id INTEGER PRIMARY KEY);");
+		db.db.exec(
+			"CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT); CREATE INDEX users_email ON users (email); CREATE VIEW emails AS SELECT email FROM users;",
+		);
 		const state = await readRemoteState(db, "d1_migrations");
 		expect(state.ledger.applied).toEqual([]);
 		expect(state.ledger.audit.size).toBe(0);
-		expect(state.schema.objects.map((o) => o.name)).toEqual(["users"]);
+		expect(state.schema.objects.map((o) => o.name)).toEqual(["users", "users_email", "emails"]);
 		expect([...state.tables]).toEqual(["users"]);
 		expect(state.ledgerUnique).toBe(true);
 	});
@@ -606,6 +706,14 @@ describe("readRemoteState()", () => {
 		expect(state.tables.has(AUDIT_TABLE)).toBe(true);
 	});
 
+	it("reads the ledger's own shape, not a trigger's of the same name", async () => {
+		const db = new SqliteExecutor();
+		db.db.exec(
+			"CREATE TABLE x (a); CREATE TRIGGER d1_migrations AFTER INSERT ON x BEGIN SELECT 'name TEXT UNIQUE'; END; CREATE TABLE d1_migrations (id INTEGER PRIMARY KEY, name TEXT, applied_at TEXT);",
+		);
+		expect((await readRemoteState(db, "d1_migrations")).ledgerUnique).toBe(false);
+	});
+
 	it("flags a ledger without a UNIQUE name", async () => {
 		const db = new SqliteExecutor();
 		db.db.exec("CREATE TABLE d1_migrations (id INTEGER PRIMARY KEY, name TEXT, applied_at TEXT);");
@@ -635,12 +743,25 @@ describe("parseState()", () => {
 	it("reads missing results as empty", () => {
 		const state = parseState([], "d1_migrations");
 		expect(state.ledger.applied).toEqual([]);
+		expect(state.ledger.audit.size).toBe(0);
 		expect(state.tables.size).toBe(0);
 		expect(state.ledgerUnique).toBe(true);
 	});
 });
 
 describe("readStateIfMigrated()", () => {
+	it.each([
+		["not D1's", new TypeError("no such table: d1_migrations")],
+		["no clear answer", new D1ApiError("no such table: d1_migrations", { status: 503 })],
+		["another refusal", new D1ApiError("not authorized", { status: 400 })],
+	])("rethrows an error that is %s, even one naming a missing table", async (_label, error) => {
+		const db = new SqliteExecutor();
+		db.query = async () => {
+			throw error;
+		};
+		await expect(readStateIfMigrated(db, "d1_migrations")).rejects.toBe(error);
+	});
+
 	it("names wrangler's ledger as missing on a never-migrated database, in one request", async () => {
 		const db = new SqliteExecutor();
 		expect(await readStateIfMigrated(db, "d1_migrations")).toEqual({ missing: "d1_migrations" });
@@ -657,5 +778,285 @@ describe("readStateIfMigrated()", () => {
 		});
 		const state = await readRemoteState(db, "d1_migrations");
 		expect(state.ledger.applied.map((r) => r.name)).toEqual(["0001_a.sql"]);
+	});
+});
+
+describe("readWithRetry() pauses", () => {
+	const failing = (error: unknown) => async (): Promise<never> => {
+		throw error;
+	};
+
+	it.each([
+		["six attempts by default, doubling from 250 ms", {}, [250, 500, 1000, 2000, 4000]],
+		["never more than 5 s apart", { baseDelayMs: 1000 }, [1000, 2000, 4000, 5000, 5000]],
+		["no pause after the last attempt", { attempts: 2, baseDelayMs: 10 }, [10]],
+		["a single attempt: no pause at all", { attempts: 1 }, []],
+	])("%s", async (_label, options, waits) => {
+		const paused = recordedSleep();
+		let calls = 0;
+		const error = lostAnswer();
+		const read = async () => {
+			calls++;
+			throw error;
+		};
+		await expect(readWithRetry(read, { ...options, sleep: paused.sleep })).rejects.toBe(error);
+		expect(paused.waits).toEqual(waits);
+		expect(calls).toBe(waits.length + 1);
+	});
+
+	it.each([
+		["longer than the backoff: waited instead", 3000, [3000, 3000]],
+		["shorter than the backoff: the backoff", 100, [250, 500]],
+		[
+			"exactly the longest it waits out",
+			MAX_RETRY_AFTER_MS,
+			[MAX_RETRY_AFTER_MS, MAX_RETRY_AFTER_MS],
+		],
+		["unknown: the backoff", undefined, [250, 500]],
+	])("a Retry-After %s", async (_label, retryAfterMs, waits) => {
+		const paused = recordedSleep();
+		const error = new D1RateLimitError("limited", { retryAfterMs });
+		await expect(readWithRetry(failing(error), { attempts: 3, sleep: paused.sleep })).rejects.toBe(
+			error,
+		);
+		expect(paused.waits).toEqual(waits);
+	});
+
+	it("gives up without a pause on a Retry-After just over the longest it waits", async () => {
+		const paused = recordedSleep();
+		const error = new D1RateLimitError("limited", { retryAfterMs: MAX_RETRY_AFTER_MS + 1 });
+		await expect(readWithRetry(failing(error), { sleep: paused.sleep })).rejects.toBe(error);
+		expect(paused.waits).toEqual([]);
+	});
+
+	it("pauses with the caller's signal, so an interrupt ends the wait", async () => {
+		const paused = recordedSleep();
+		const signal = new AbortController().signal;
+		await expect(
+			readWithRetry(failing(lostAnswer()), { attempts: 2, signal, sleep: paused.sleep }),
+		).rejects.toThrow("socket hang up");
+		expect(paused.signals).toEqual([signal]);
+	});
+});
+
+describe("acquireLock() wait", () => {
+	/** A clock that moves only when the wait sleeps: every pause is exact. */
+	const fakeClock = () => {
+		let now = 1_000_000;
+		const waits: number[] = [];
+		return {
+			waits,
+			now: () => now,
+			sleep: async (ms: number) => {
+				waits.push(ms);
+				now += ms;
+			},
+		};
+	};
+
+	it.each([
+		[
+			"every second by default, the last pause cut to the timeout",
+			{ timeoutMs: 2500 },
+			[1000, 1000, 500],
+			3,
+		],
+		["every pollMs", { timeoutMs: 1000, pollMs: 300 }, [300, 300, 300, 100], 1],
+		["never less than 50 ms", { timeoutMs: 1030, pollMs: 500 }, [500, 500, 50], 1],
+		["not at all with no timeout: one claim", { timeoutMs: 0 }, [], 0],
+	])(
+		"polls %s, then names the holder and the time waited",
+		async (_label, wait, waits, seconds) => {
+			const db = new SqliteExecutor();
+			await tryClaimLock(db, claimOptions("a"));
+			const clock = fakeClock();
+			const seen: unknown[] = [];
+			const before = db.requestCount;
+			const error = await acquireLock(db, {
+				...claimOptions("b"),
+				...wait,
+				now: clock.now,
+				sleep: clock.sleep,
+				onWait: (holder) => seen.push(holder?.runId),
+			}).catch((e: unknown) => e);
+			expect(error).toBeInstanceOf(LockHeldError);
+			expect((error as Error).message).toContain(`; waited ${seconds} s.`);
+			expect(clock.waits).toEqual(waits);
+			expect(db.requestCount - before).toBe(waits.length + 1);
+			expect(seen).toEqual(waits.map(() => "a"));
+		},
+	);
+
+	it("waits without an onWait", async () => {
+		const db = new SqliteExecutor();
+		await tryClaimLock(db, claimOptions("a"));
+		const clock = fakeClock();
+		const error = await acquireLock(db, {
+			...claimOptions("b"),
+			timeoutMs: 1500,
+			now: clock.now,
+			sleep: clock.sleep,
+		}).catch((e: unknown) => e);
+		expect(error).toBeInstanceOf(LockHeldError);
+		expect(clock.waits).toEqual([1000, 500]);
+	});
+
+	it("stops waiting when interrupted, leaving the holder's lock alone", async () => {
+		const db = new SqliteExecutor();
+		await tryClaimLock(db, claimOptions("a"));
+		const controller = new AbortController();
+		const interrupt = new Error("interrupted");
+		const error = await acquireLock(db, {
+			...claimOptions("b"),
+			timeoutMs: 60_000,
+			signal: controller.signal,
+			onWait: () => setTimeout(() => controller.abort(interrupt), 5),
+		}).catch((e: unknown) => e);
+		expect(error).toBe(interrupt);
+		expect(db.db.prepare(`SELECT run_id FROM ${LOCK_TABLE}`).pluck().all()).toEqual(["a"]);
+	});
+});
+
+describe("tryClaimLock() refusals", () => {
+	it.each([
+		[
+			"a refusal that is not the emptiness proof's",
+			true,
+			new D1ApiError("no such column: x", { status: 400 }),
+		],
+		[
+			"the proof's refusal when no emptiness was asked",
+			false,
+			new D1ApiError("malformed JSON", { status: 400 }),
+		],
+		["an error that is not D1's", true, new TypeError("malformed JSON")],
+	])("rethrows %s as it is", async (_label, requireEmpty, error) => {
+		const db = new ScriptedExecutor();
+		db.writeFailures = [error];
+		await expect(tryClaimLock(db, { ...claimOptions("a"), requireEmpty })).rejects.toBe(error);
+		expect(db.sent).toHaveLength(1);
+	});
+
+	it("turns the emptiness proof's refusal into DatabaseNotEmptyError, keeping D1's error as its cause", async () => {
+		const db = new SqliteExecutor();
+		db.db.exec("CREATE TABLE t (id INTEGER);");
+		const error = await tryClaimLock(db, { ...claimOptions("a"), requireEmpty: true }).catch(
+			(e: unknown) => e,
+		);
+		expect(error).toBeInstanceOf(DatabaseNotEmptyError);
+		expect((error as DatabaseNotEmptyError).code).toBe("E_D1_API");
+		expect((error as DatabaseNotEmptyError).name).toBe("DatabaseNotEmptyError");
+		expect((error as Error).message).toBe(
+			"the database is not empty: its state must be read before the lock",
+		);
+		expect((error as Error).cause).toBeInstanceOf(D1ApiError);
+		expect(((error as Error).cause as Error).message).toMatch(/malformed JSON/);
+	});
+
+	it("reads a lost answer as lost even when it mentions malformed JSON", async () => {
+		const db = new ScriptedExecutor();
+		db.writeFailures = [new D1ApiError("malformed JSON in the gateway's answer")];
+		const outcome = await tryClaimLock(db, { ...claimOptions("a"), requireEmpty: true });
+		expect(outcome).toEqual({ acquired: false, holder: undefined });
+		expect(db.sent[1]).toMatch(/^SELECT run_id, owner/);
+	});
+
+	it("after a lost answer, retries the holder read until it answers", async () => {
+		const db = new LostAnswerExecutor();
+		db.lose = 2;
+		const paused = recordedSleep();
+		const outcome = await tryClaimLock(db, { ...claimOptions("a"), sleep: paused.sleep });
+		expect(outcome).toEqual({ acquired: true, tookOverFrom: undefined });
+		expect(paused.waits).toEqual([250]);
+	});
+
+	it("after a lost answer, rethrows a holder read refused for another reason than a missing table", async () => {
+		const db = new ScriptedExecutor();
+		const refusal = new D1ApiError("not authorized", { status: 403 });
+		db.writeFailures = [lostAnswer()];
+		db.readFailures = [refusal];
+		await expect(tryClaimLock(db, claimOptions("a"))).rejects.toBe(refusal);
+	});
+});
+
+describe("releaseLock()", () => {
+	const runsRecord = `INSERT INTO ${RUNS_TABLE} (run_id, owner, status) VALUES ('a', 'a', 'succeeded');`;
+	async function held() {
+		const db = new ScriptedExecutor();
+		await tryClaimLock(db, claimOptions("a"));
+		db.sent = [];
+		return db;
+	}
+	const lockRows = (db: SqliteExecutor) =>
+		db.db.prepare(`SELECT run_id FROM ${LOCK_TABLE}`).pluck().all();
+	const runs = (db: SqliteExecutor) =>
+		db.db.prepare(`SELECT status FROM ${RUNS_TABLE}`).pluck().all();
+
+	it.each([
+		["gets through on the fourth try", 3, { released: true }, [] as string[]],
+		[
+			"gives up after four tries",
+			4,
+			{ released: false, error: "fetch failed: socket hang up" },
+			["a"],
+		],
+	])("without final statements, %s", async (_label, lost, release, rows) => {
+		const db = await held();
+		db.writeFailures = Array.from({ length: lost }, lostAnswer);
+		const paused = recordedSleep();
+		const lock = { runId: "a", finalStatements: [], clearAll: false };
+		expect(await releaseLock(db, lock, { sleep: paused.sleep })).toEqual(release);
+		expect(db.sent).toHaveLength(Math.min(lost + 1, 4));
+		expect(paused.waits).toEqual([250, 500, 1000].slice(0, Math.min(lost, 3)));
+		expect(lockRows(db)).toEqual(rows);
+	});
+
+	it("sends a refused release once when there is nothing to leave out", async () => {
+		const db = await held();
+		const refusal = new D1ApiError("no such table: workers_pipeline_lock", { status: 400 });
+		db.writeFailures = [refusal];
+		const lock = { runId: "a", finalStatements: [], clearAll: false };
+		expect(await releaseLock(db, lock)).toEqual({ released: false, error: refusal.message });
+		expect(db.sent).toHaveLength(1);
+	});
+
+	it("after four lost answers with its final statements, releases bare: the lock goes, the record does not", async () => {
+		const db = await held();
+		db.writeFailures = Array.from({ length: 4 }, lostAnswer);
+		const paused = recordedSleep();
+		const lock = { runId: "a", finalStatements: [runsRecord], clearAll: false };
+		expect(await releaseLock(db, lock, { sleep: paused.sleep })).toEqual({ released: true });
+		expect(db.sent).toHaveLength(5);
+		expect(db.sent.at(-1)).not.toContain(RUNS_TABLE);
+		expect(lockRows(db)).toEqual([]);
+		expect(runs(db)).toEqual([]);
+	});
+
+	it("retries the bare release four times too, then says why it failed", async () => {
+		const db = await held();
+		db.writeFailures = [...Array.from({ length: 7 }, lostAnswer), new D1ApiError("the last one")];
+		const paused = recordedSleep();
+		const lock = { runId: "a", finalStatements: [runsRecord], clearAll: false };
+		expect(await releaseLock(db, lock, { sleep: paused.sleep })).toEqual({
+			released: false,
+			error: "the last one",
+		});
+		expect(db.sent).toHaveLength(8);
+		expect(lockRows(db)).toEqual(["a"]);
+	});
+
+	it("withMigrationLock pauses its release retries with the lock's sleep", async () => {
+		const db = new ScriptedExecutor();
+		const paused = recordedSleep();
+		const { release } = await withMigrationLock(
+			db,
+			{ ...claimOptions("a"), timeoutMs: 0, sleep: paused.sleep },
+			async () => {
+				db.writeFailures = [lostAnswer()];
+			},
+		);
+		expect(release).toEqual({ released: true });
+		expect(paused.waits).toEqual([250]);
+		expect(lockRows(db)).toEqual([]);
 	});
 });
