@@ -1,5 +1,6 @@
 // Cloudflare API envelopes → D1ApiError, and which failures are "no clear answer".
 import { createServer as createHttpServer } from "node:http";
+import { getEventListeners } from "node:events";
 import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
 import {
@@ -11,6 +12,7 @@ import {
 	NoAnswer,
 	parseRetryAfter,
 	readRetryDelayMs,
+	sleep,
 	toD1ApiError,
 } from "../../../ci/cloudflare/d1-client.ts";
 import { D1ApiError } from "../../../ci/errors.ts";
@@ -150,6 +152,33 @@ describe("parseRetryAfter()", () => {
 	it("formats when to come back", () => {
 		expect(formatRetryAfter(90_000, now)).toBe("in 90 s (at 12:01:30 UTC)");
 		expect(formatRetryAfter(undefined, now)).toMatch(/no Retry-After/);
+	});
+});
+
+describe("sleep()", () => {
+	const settled = (p: Promise<void>) =>
+		Promise.race([
+			p.then(
+				() => "slept",
+				(e: Error) => `rejected: ${e.message}`,
+			),
+			new Promise<string>((r) => setImmediate(() => r("still waiting"))),
+		]);
+
+	it("rejects at once when the signal was aborted before the pause began", async () => {
+		const controller = new AbortController();
+		controller.abort(new Error("interrupted"));
+		expect(await settled(sleep(60_000, controller.signal))).toBe("rejected: interrupted");
+	});
+
+	it("rejects when the signal aborts during the pause, and leaves no listener after one", async () => {
+		const controller = new AbortController();
+		await sleep(1, controller.signal);
+		await sleep(1, controller.signal);
+		expect(getEventListeners(controller.signal, "abort")).toHaveLength(0);
+		const pause = sleep(60_000, controller.signal);
+		controller.abort(new Error("stop"));
+		expect(await settled(pause)).toBe("rejected: stop");
 	});
 });
 
