@@ -158,7 +158,8 @@ function wideTableFailure(migration: Migration, table: string): ReplayFailure {
 		statements.findLast(
 			(s) =>
 				s.tokens[0]?.text.toUpperCase() === "ALTER" &&
-				s.tokens[2]?.value.toLowerCase() === table.toLowerCase() &&
+				s.tokens.at(s.tokens[3]?.text === "." ? 4 : 2)?.value.toLowerCase() ===
+					table.toLowerCase() &&
 				/\badd\b/i.test(s.text),
 		) ?? statements[0];
 	return {
@@ -352,8 +353,7 @@ function findDropCascades(
 }
 
 // SQLite's hint when a double-quoted name matches no column and DQS is off (better-sqlite3's build).
-const DQS_HINT =
-	/^no such column: "((?:[^"]|"")+)" - should this be a string literal in single-quotes\?$/;
+const DQS_HINT = /^no such column: "(.+)" - should this be a string literal in single-quotes\?$/s;
 
 /**
  * D1 runs SQLite with double-quoted string literals allowed (wrangler and workerd accept them);
@@ -378,7 +378,7 @@ function applyWithDqsFallback(
 				} catch (error) {
 					const match = DQS_HINT.exec((error as Error).message);
 					if (!match || attempt > 50) throw error;
-					const identifier = (match[1] as string).replace(/""/g, '"');
+					const identifier = match[1] as string;
 					const rewritten = quoteAsString(text, identifier);
 					if (rewritten === text) throw error;
 					text = rewritten;
