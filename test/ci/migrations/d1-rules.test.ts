@@ -32,16 +32,20 @@ describe("D1's rules through lint, the replay and the loopback D1", () => {
 		expect(result.ok, JSON.stringify(result.failure)).toBe(d1 === "accepts");
 	});
 
-	it.each(D1_CASES)("loopback D1: $name ($d1)", ({ sql, d1 }) => {
-		const state = new D1DatabaseState({ uuid: "case", name: "case" });
-		try {
-			const run = () => state.execute([{ sql }]);
-			if (d1 === "accepts") run();
-			else expect(run).toThrow();
-		} finally {
-			state.close();
-		}
-	});
+	// Known gaps of the stand-in are skipped by name (D1Case.loopbackGap says why).
+	it.each(D1_CASES.filter((c) => c.loopbackGap === undefined))(
+		"loopback D1: $name ($d1)",
+		({ sql, d1 }) => {
+			const state = new D1DatabaseState({ uuid: "case", name: "case" });
+			try {
+				const run = () => state.execute([{ sql }]);
+				if (d1 === "accepts") run();
+				else expect(run).toThrow();
+			} finally {
+				state.close();
+			}
+		},
+	);
 });
 
 describe("a request over 100 KB (workerd prepareSql(MULTI) prepares the remaining text; workers-sdk#6347)", () => {
