@@ -694,9 +694,9 @@ function needsCompileCheck(
 	gate.views ||= createsView;
 	// A view the migration creates may be used by its later statements: run them to see.
 	if (createsView) return "pass";
-	// Checked against the schema before the migration; a SELECT it cannot prepare then (a table the
-	// migration creates) sends it to the rolled-back pass.
-	if (RESULT_STAR.test(sql)) return "statements";
+	// Checked against the schema before the migration (unless it drops or alters something); a
+	// SELECT it cannot prepare then (a table the migration creates) sends it to the rolled-back pass.
+	if (RESULT_STAR.test(sql)) return /\b(?:drop|alter)\b/i.test(sql) ? "pass" : "statements";
 	if (gate.views) {
 		const lower = sql.toLowerCase();
 		if (wideViews(db).some((v) => lower.includes(v))) return "pass";
@@ -704,7 +704,8 @@ function needsCompileCheck(
 	if (gate.programs <= D1_SQLITE_LIMITS.triggerDepth) return undefined;
 	// Row changes outside trigger bodies and `ON DELETE CASCADE` clauses.
 	if (!DML.test(sql.replace(TRIGGER_BODY, "").replace(MAKES_PROGRAMS, ""))) return undefined;
-	if (writesDeep(db, sql)) return created > 0 ? "pass" : "statements";
+	if (writesDeep(db, sql))
+		return created > 0 || /\b(?:drop|alter)\b/i.test(sql) ? "pass" : "statements";
 	// New programs: judged on the schema the migration leaves (a rebuild's tables), before COMMIT.
 	return created > 0 ? "after" : undefined;
 }

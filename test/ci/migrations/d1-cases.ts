@@ -272,6 +272,12 @@ export const D1_CASES: readonly D1Case[] = [
 		d1: "accepts",
 	},
 	{
+		// Each statement of a request is compiled once the ones before it ran.
+		name: "11 nested triggers, one dropped before the INSERT",
+		sql: `${triggerChain(11)}\nDROP TRIGGER g5;\nINSERT INTO t0 (a) VALUES (1);`,
+		d1: "accepts",
+	},
+	{
 		name: "INSERT over 11 nested ON DELETE CASCADE",
 		sql: `${cascadeChain(11)}\nINSERT INTO p0 (id) VALUES (1);`,
 		d1: "accepts",
@@ -317,6 +323,11 @@ export const D1_CASES: readonly D1Case[] = [
 		sql: `${twoWide(60)}\nCREATE TABLE c (x);\nINSERT INTO c SELECT 1 WHERE EXISTS (SELECT * FROM a, b);`,
 		d1: "refuses",
 		lint: null,
+	},
+	{
+		name: "SELECT * over a table rebuilt narrower first",
+		sql: `${twoWide(60)}\nDROP TABLE b;\nCREATE TABLE b (b0);\nCREATE TABLE c AS SELECT * FROM a, b;`,
+		d1: "accepts",
 	},
 	{
 		name: "SELECT * over 100 columns",

@@ -8,7 +8,9 @@ import { D1_LIKE_PATTERN_MESSAGE } from "../../../ci/migrations/d1-rules.ts";
 import {
 	findCompileLimitRefusal,
 	findWideTable,
+	ledgerTableSql,
 	openD1LikeDatabase,
+	readSchema,
 	replayMigrations,
 	replayWithDuplicates,
 	tablesGainingColumns,
@@ -31,6 +33,17 @@ const migrations = (files: Record<string, string>) =>
 	}).migrations;
 
 const replay = (files: Record<string, string>) => replayMigrations(migrations(files));
+/** The schema plain SQLite leaves after running `sqls` (the replay's ledger table included). */
+const sqliteSchema = (...sqls: string[]) => {
+	const db = new Database(":memory:");
+	try {
+		db.exec(ledgerTableSql("d1_migrations"));
+		for (const sql of sqls) db.exec(sql);
+		return readSchema(db, ["d1_migrations"]);
+	} finally {
+		db.close();
+	}
+};
 const objectNames = (result: ReturnType<typeof replayMigrations>) =>
 	result.schema.objects.map((o) => `${o.type} ${o.name}`);
 
@@ -862,11 +875,37 @@ describe("replayMigrations() compile-time limits across migrations", () => {
 			3,
 			WIDE,
 		],
+		// Each statement compiles against the schema the statements before it left.
+		[
+			"a trigger of the chain dropped before the INSERT",
+			chain(11),
+			"DROP TRIGGER g5;\nINSERT INTO t0 (a) VALUES (1);\n",
+			undefined,
+			undefined,
+		],
+		[
+			"a table rebuilt narrower before a SELECT * over it",
+			twoWide(60),
+			"DROP TABLE b;\nCREATE TABLE b (b0);\nCREATE TABLE d AS SELECT * FROM a, b;\n",
+			undefined,
+			undefined,
+		],
+		[
+			"a table widened by ALTER TABLE before a SELECT * over it",
+			`${twoWide(60).replace(wide("b", 60), wide("b", 40))}`,
+			`${range(21)
+				.map((i) => `ALTER TABLE b ADD COLUMN x${i};`)
+				.join("\n")}\nCREATE TABLE d AS SELECT * FROM a, b;\n`,
+			22,
+			WIDE,
+		],
 	])("%s", (_label, first, second, line, message) => {
 		const result = replay({ "0001_schema.sql": first, "0002_use.sql": second });
 		if (line === undefined) {
 			expect(result.failure).toBeUndefined();
 			expect(result.applied.map((a) => a.name)).toEqual(["0001_schema.sql", "0002_use.sql"]);
+			// The schema SQLite itself leaves: the checks' rolled-back passes keep nothing, lose nothing.
+			expect(result.schema).toEqual(sqliteSchema(first, second));
 			return;
 		}
 		expect(result.failure).toEqual({
