@@ -10,6 +10,7 @@ import {
 	findWideTable,
 	ledgerTableSql,
 	openD1LikeDatabase,
+	readCompileGate,
 	readSchema,
 	replayMigrations,
 	replayWithDuplicates,
@@ -236,6 +237,10 @@ describe("replayMigrations()", () => {
 		[
 			"a NO ACTION child",
 			"CREATE TABLE p (id INTEGER PRIMARY KEY);\nCREATE TABLE c (p INTEGER REFERENCES p (id));\nDROP TABLE c;\nDROP TABLE IF EXISTS p;\n",
+		],
+		[
+			"a DROP INDEX IF EXISTS named like a parent table",
+			"CREATE TABLE p (id INTEGER PRIMARY KEY);\nCREATE TABLE c (p INTEGER REFERENCES p (id) ON DELETE CASCADE);\nDROP INDEX IF EXISTS p;\nDROP TABLE IF EXISTS unrelated;\n",
 		],
 		[
 			"a DROP TABLE inside a string",
@@ -543,6 +548,10 @@ describe("tablesGainingColumns()", () => {
 		["SELECT 1;\nALTER TABLE a ADD x;\nALTER TABLE b ADD COLUMN y;", ["a", "b"]],
 		["ALTER TABLE t RENAME COLUMN a TO add_me;", []],
 		["ALTER TABLE t ADD x;\nALTER TABLE u;", ["t"]],
+		[
+			"ALTER TABLE t ADD x;\nXALTER TABLE u ADD y;\nALTERS TABLE v ADD z;\nALTER TABLE w READD q;\nALTER TABLE x ADDS q;",
+			["t"],
+		],
 		["CREATE TABLE t (a);\n-- later: alter table t add b", []],
 		["INSERT INTO log VALUES ('alter table t add b');", []],
 	])("%j widens %j", (sql, tables) => {
@@ -952,6 +961,12 @@ describe("replayMigrations() after triggers or foreign keys are redefined", () =
 			"DROP TABLE p6;\nCREATE TABLE p6 (id INTEGER PRIMARY KEY, up INTEGER REFERENCES p5(id) ON DELETE CASCADE);\n",
 			"DELETE FROM p0;\n",
 		],
+		[
+			"a child table added at the end of a cascade chain",
+			`CREATE TABLE p0 (id INTEGER PRIMARY KEY);\n${children((i) => i).replace(/CREATE TABLE p11 .*\n/, "")}CREATE TABLE side (a);\nCREATE TRIGGER side_ins AFTER INSERT ON side BEGIN SELECT 1; END;\n`,
+			"CREATE TABLE p11 (id INTEGER PRIMARY KEY, up INTEGER REFERENCES p10(id) ON DELETE CASCADE);\nDELETE FROM p5;\n",
+			"DELETE FROM p0;\n",
+		],
 	])("judges the schema as it is now: %s", (_label, first, second, third) => {
 		expect(replay({ "0001_a.sql": first, "0003_c.sql": third }).failure).toBeUndefined();
 		const result = replay({ "0001_a.sql": first, "0002_b.sql": second, "0003_c.sql": third });
@@ -1129,6 +1144,18 @@ describe("replayWithDuplicates() more cases", () => {
 		expect(result.result.ok).toBe(true);
 	});
 
+	it("finds a duplicate failure followed by the same statement failing on its own", () => {
+		const copy = "INSERT INTO emails (email) SELECT email FROM users;";
+		const result = run({
+			"0001_users.sql": `${USERS}CREATE TABLE emails (email TEXT UNIQUE);\n`,
+			"0002_copy.sql": `${copy}\n-- copied twice\n${copy}\n`,
+		});
+		expect(result.duplicateFailures.map((f) => [f.migration, f.line])).toEqual([
+			["0002_copy.sql", 1],
+		]);
+		expect(result.result.failure).toMatchObject({ migration: "0002_copy.sql", line: 3 });
+	});
+
 	it("is no duplicate finding when a trigger, not a unique key, refuses the duplicates", () => {
 		const result = run({
 			"0001_users.sql": USERS,
@@ -1167,6 +1194,73 @@ describe("findCompileLimitRefusal()", () => {
 			const [statement] = splitStatements(sql);
 			if (statement === undefined) throw new Error("no statement");
 			expect(findCompileLimitRefusal(db, statement)).toBe(expected);
+		} finally {
+			db.close();
+		}
+	});
+});
+
+describe("replayMigrations() and SQLite's own rules", () => {
+	it("accepts LIKE and GLOB in CHECK constraints and partial indexes (deterministic, as D1's)", () => {
+		const result = replay({
+			"0001_a.sql": [
+				"CREATE TABLE u (email TEXT CHECK (email LIKE '%@%'), code TEXT CHECK (code GLOB '[A-Z]*'), tag TEXT CHECK (tag LIKE 'a!_%' ESCAPE '!'));",
+				"INSERT INTO u VALUES ('a@b', 'X1', 'a_1');",
+				"CREATE INDEX u_at ON u (email) WHERE email LIKE '%@x%';",
+				"",
+			].join("\n"),
+		});
+		expect(result.failure).toBeUndefined();
+		expect(objectNames(result)).toEqual(["table u", "index u_at"]);
+	});
+
+	it("reads 51 unresolvable double-quoted names of one statement as strings", () => {
+		const names = Array.from({ length: 51 }, (_, i) => `n${i}`);
+		const db = openD1LikeDatabase();
+		try {
+			const result = replayMigrations(
+				migrations({
+					"0001_a.sql": `CREATE TABLE t (${names.join(", ")});\nINSERT INTO t VALUES (${names.map((n) => `"${n}x"`).join(", ")});\n`,
+				}),
+				{ database: db },
+			);
+			expect(result.failure).toBeUndefined();
+			expect(result.dqsFallbacks).toHaveLength(51);
+			expect(db.prepare("SELECT n50 FROM t").pluck().get()).toBe("n50x");
+		} finally {
+			db.close();
+		}
+	});
+
+	it("fails a later migration at SQLite's message when it uses a view whose table is gone", () => {
+		const result = replay({
+			"0001_a.sql":
+				"CREATE TABLE a (x);\nCREATE VIEW v AS SELECT * FROM a;\nDROP TABLE a;\nCREATE TABLE c (x);\n",
+			"0002_b.sql": "INSERT INTO c (x) SELECT count(*) FROM v;\n",
+		});
+		expect(result.failure).toMatchObject({
+			migration: "0002_b.sql",
+			line: 1,
+			code: "SQLITE_ERROR",
+		});
+		expect(result.failure?.message).toContain("no such table: main.a");
+	});
+});
+
+describe("readCompileGate()", () => {
+	it.each([
+		["", { programs: 0, views: false }],
+		["CREATE TABLE t (a); CREATE VIEW v AS SELECT a FROM t;", { programs: 0, views: false }],
+		["CREATE TABLE t (a); CREATE VIEW v AS SELECT * FROM t;", { programs: 0, views: true }],
+		[
+			"CREATE TABLE p (id INTEGER PRIMARY KEY); CREATE TABLE c (p REFERENCES p (id) ON DELETE CASCADE, q REFERENCES p (id) ON UPDATE SET NULL); CREATE TRIGGER g AFTER INSERT ON c BEGIN SELECT 1; END;",
+			{ programs: 3, views: false },
+		],
+	])("%j: %j", (sql, gate) => {
+		const db = openD1LikeDatabase();
+		try {
+			db.exec(sql);
+			expect(readCompileGate(db)).toEqual(gate);
 		} finally {
 			db.close();
 		}
