@@ -125,7 +125,7 @@ export function installD1Limits(db: Database.Database): void {
 	});
 }
 
-const ADD_COLUMN = /\balter\s+table\b[^;]*\badd\b/i;
+const ADD_COLUMN = /\balter\b[\s\S]*?\badd\b/i;
 const SCHEMA_CHANGE = /\b(create|alter)\b/i;
 const COLUMN_COUNT = "SELECT count(*) FROM pragma_table_xinfo(?)";
 

@@ -554,6 +554,9 @@ describe("tablesGainingColumns()", () => {
 		],
 		["CREATE TABLE t (a);\n-- later: alter table t add b", []],
 		["INSERT INTO log VALUES ('alter table t add b');", []],
+		["ALTER /* widen */ TABLE w ADD COLUMN x;", ["w"]],
+		['ALTER TABLE "a;b" ADD COLUMN x;', ["a;b"]],
+		["ALTER TABLE w -- one; two\n  ADD COLUMN x;", ["w"]],
 	])("%j widens %j", (sql, tables) => {
 		expect(tablesGainingColumns(sql)).toEqual(tables);
 	});
@@ -1040,6 +1043,7 @@ describe("replayMigrations() more edges", () => {
 		["w", "ALTER TABLE w ADD COLUMN extra;"],
 		["main.w", "ALTER TABLE main.w ADD COLUMN extra;"],
 		['"w"', 'ALTER TABLE "w" ADD extra;'],
+		["w, a comment inside", "ALTER /* widen */ TABLE w ADD COLUMN extra;"],
 	])(
 		"fails ADD COLUMN past 100 on %s at the ALTER, keeping nothing of the file",
 		(_name, alter) => {
