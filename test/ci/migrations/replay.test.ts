@@ -399,11 +399,7 @@ describe("wranglerMigrationQuery()", () => {
 				{ name: "0001_it's.sql", sql: "CREATE TABLE a (x);" },
 				"d1_migrations",
 			),
-		).toMatchInlineSnapshot(`
-			"CREATE TABLE a (x);
-			INSERT INTO "d1_migrations" (name)
-			values ('0001_it''s.sql');"
-		`);
+		).toBe("CREATE TABLE a (x);\nINSERT INTO \"d1_migrations\" (name)\nvalues ('0001_it''s.sql');");
 	});
 
 	it("should refuse ATTACH as D1 does, without creating the attached file", () => {
