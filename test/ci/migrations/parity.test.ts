@@ -286,18 +286,22 @@ describe("runWranglerReplay() with the wrangler CLI", () => {
 		expect(result.schema).toEqual(ours({ "0001_a.sql": FILES["0001_a.sql"] }, "my_ledger").schema);
 	}, 120_000);
 
-	it("records a clean run: every file applied, no failure, exit code 0", async () => {
-		const root = makeProject({
-			prefix: "wp-parity-wrangler-",
-			files: Object.fromEntries(Object.entries(FILES).map(([n, sql]) => [`migrations/${n}`, sql])),
-		});
-		const result = await runWranglerReplay({
-			root,
-			catalog: catalog(FILES),
+	const cli = (files: Record<string, string>) =>
+		runWranglerReplay({
+			root: makeProject({
+				prefix: "wp-parity-wrangler-",
+				files: Object.fromEntries(
+					Object.entries(files).map(([n, sql]) => [`migrations/${n}`, sql]),
+				),
+			}),
+			catalog: catalog(files),
 			database: DATABASE,
 			env: process.env,
 			engine: "wrangler",
 		});
+
+	it("records a clean run: every file applied, no failure, exit code 0", async () => {
+		const result = await cli(FILES);
 		expect(result).toMatchObject({
 			ok: true,
 			applied: ["0001_a.sql", "0002_b.sql"],
@@ -307,5 +311,16 @@ describe("runWranglerReplay() with the wrangler CLI", () => {
 			engine: "wrangler",
 		});
 		expect(result.schema).toEqual(ours(FILES).schema);
+	}, 120_000);
+
+	it("is no clean verdict when wrangler exits 0 but its ledger lacks files", async () => {
+		const result = await cli({ ...FILES, "0003_reset.sql": "DELETE FROM d1_migrations;\n" });
+		expect(result).toMatchObject({
+			ok: false,
+			applied: ["0003_reset.sql"],
+			failedAt: "0001_a.sql",
+			message: "exit code 0",
+			exitCode: 0,
+		});
 	}, 120_000);
 });
