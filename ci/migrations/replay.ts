@@ -125,7 +125,7 @@ export function installD1Limits(db: Database.Database): void {
 	});
 }
 
-const ADD_COLUMN = /\balter\s+table\b[^;]*\badd\b/i;
+const ADD_COLUMN = /\balter\b[\s\S]*?\badd\b/i;
 const SCHEMA_CHANGE = /\b(create|alter)\b/i;
 const COLUMN_COUNT = "SELECT count(*) FROM pragma_table_xinfo(?)";
 
@@ -158,7 +158,8 @@ function wideTableFailure(migration: Migration, table: string): ReplayFailure {
 		statements.findLast(
 			(s) =>
 				s.tokens[0]?.text.toUpperCase() === "ALTER" &&
-				s.tokens[2]?.value.toLowerCase() === table.toLowerCase() &&
+				s.tokens.at(s.tokens[3]?.text === "." ? 4 : 2)?.value.toLowerCase() ===
+					table.toLowerCase() &&
 				/\badd\b/i.test(s.text),
 		) ?? statements[0];
 	return {
@@ -352,8 +353,7 @@ function findDropCascades(
 }
 
 // SQLite's hint when a double-quoted name matches no column and DQS is off (better-sqlite3's build).
-const DQS_HINT =
-	/^no such column: "((?:[^"]|"")+)" - should this be a string literal in single-quotes\?$/;
+const DQS_HINT = /^no such column: "(.+)" - should this be a string literal in single-quotes\?$/s;
 
 /**
  * D1 runs SQLite with double-quoted string literals allowed (wrangler and workerd accept them);
@@ -378,7 +378,7 @@ function applyWithDqsFallback(
 				} catch (error) {
 					const match = DQS_HINT.exec((error as Error).message);
 					if (!match || attempt > 50) throw error;
-					const identifier = (match[1] as string).replace(/""/g, '"');
+					const identifier = match[1] as string;
 					const rewritten = quoteAsString(text, identifier);
 					if (rewritten === text) throw error;
 					text = rewritten;
@@ -694,9 +694,9 @@ function needsCompileCheck(
 	gate.views ||= createsView;
 	// A view the migration creates may be used by its later statements: run them to see.
 	if (createsView) return "pass";
-	// Checked against the schema before the migration; a SELECT it cannot prepare then (a table the
-	// migration creates) sends it to the rolled-back pass.
-	if (RESULT_STAR.test(sql)) return "statements";
+	// Checked against the schema before the migration (unless it drops or alters something); a
+	// SELECT it cannot prepare then (a table the migration creates) sends it to the rolled-back pass.
+	if (RESULT_STAR.test(sql)) return /\b(?:drop|alter)\b/i.test(sql) ? "pass" : "statements";
 	if (gate.views) {
 		const lower = sql.toLowerCase();
 		if (wideViews(db).some((v) => lower.includes(v))) return "pass";
@@ -704,7 +704,8 @@ function needsCompileCheck(
 	if (gate.programs <= D1_SQLITE_LIMITS.triggerDepth) return undefined;
 	// Row changes outside trigger bodies and `ON DELETE CASCADE` clauses.
 	if (!DML.test(sql.replace(TRIGGER_BODY, "").replace(MAKES_PROGRAMS, ""))) return undefined;
-	if (writesDeep(db, sql)) return created > 0 ? "pass" : "statements";
+	if (writesDeep(db, sql))
+		return created > 0 || /\b(?:drop|alter)\b/i.test(sql) ? "pass" : "statements";
 	// New programs: judged on the schema the migration leaves (a rebuild's tables), before COMMIT.
 	return created > 0 ? "after" : undefined;
 }

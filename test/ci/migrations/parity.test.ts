@@ -169,7 +169,10 @@ describe("runWranglerReplay() with wrangler's Miniflare", () => {
 		});
 
 	it("applies every file as wrangler does and reads back the schema and ledger", async () => {
+		const t0 = performance.now();
 		const result = await run(FILES, { database: { ...DATABASE, migrationsTable: "my_ledger" } });
+		expect(result.durationMs).toBeGreaterThanOrEqual(0);
+		expect(result.durationMs).toBeLessThanOrEqual(performance.now() - t0);
 		expect(result).toMatchObject({
 			ok: true,
 			applied: ["0001_a.sql", "0002_b.sql"],
@@ -194,8 +197,20 @@ describe("runWranglerReplay() with wrangler's Miniflare", () => {
 			failedAt: "0003_bad.sql",
 			exitCode: 1,
 		});
-		expect(result.message).toContain("table a already exists");
+		// The D1 error's own message, not the Error wrapping it ("Error: ...").
+		expect(result.message).toMatch(/^table a already exists\b/);
 		expect(result.schema.objects.map((o) => o.name)).toEqual(["a", "b"]);
+	}, 60_000);
+
+	it("is no clean verdict when a migration empties wrangler's ledger: the first unrecorded file", async () => {
+		const result = await run({ ...FILES, "0003_reset.sql": "DELETE FROM d1_migrations;\n" });
+		expect(result).toMatchObject({
+			ok: false,
+			applied: ["0003_reset.sql"],
+			failedAt: "0001_a.sql",
+			message: undefined,
+			exitCode: 1,
+		});
 	}, 60_000);
 
 	it("keeps a verdict and reuses it for the same files, unless told not to", async () => {
@@ -269,5 +284,43 @@ describe("runWranglerReplay() with the wrangler CLI", () => {
 		expect(result.exitCode).not.toBe(0);
 		expect(result.message).toContain("table a already exists");
 		expect(result.schema).toEqual(ours({ "0001_a.sql": FILES["0001_a.sql"] }, "my_ledger").schema);
+	}, 120_000);
+
+	const cli = (files: Record<string, string>) =>
+		runWranglerReplay({
+			root: makeProject({
+				prefix: "wp-parity-wrangler-",
+				files: Object.fromEntries(
+					Object.entries(files).map(([n, sql]) => [`migrations/${n}`, sql]),
+				),
+			}),
+			catalog: catalog(files),
+			database: DATABASE,
+			env: process.env,
+			engine: "wrangler",
+		});
+
+	it("records a clean run: every file applied, no failure, exit code 0", async () => {
+		const result = await cli(FILES);
+		expect(result).toMatchObject({
+			ok: true,
+			applied: ["0001_a.sql", "0002_b.sql"],
+			failedAt: undefined,
+			message: undefined,
+			exitCode: 0,
+			engine: "wrangler",
+		});
+		expect(result.schema).toEqual(ours(FILES).schema);
+	}, 120_000);
+
+	it("is no clean verdict when wrangler exits 0 but its ledger lacks files", async () => {
+		const result = await cli({ ...FILES, "0003_reset.sql": "DELETE FROM d1_migrations;\n" });
+		expect(result).toMatchObject({
+			ok: false,
+			applied: ["0003_reset.sql"],
+			failedAt: "0001_a.sql",
+			message: "exit code 0",
+			exitCode: 0,
+		});
 	}, 120_000);
 });
