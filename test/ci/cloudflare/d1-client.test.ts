@@ -1,6 +1,6 @@
 // Cloudflare API envelopes → D1ApiError, and which failures are "no clear answer".
-import { createServer as createHttpServer } from "node:http";
 import { getEventListeners } from "node:events";
+import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
 import {
