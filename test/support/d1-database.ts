@@ -23,6 +23,19 @@ import {
 	tokenizeSql,
 } from "./d1-sql.ts";
 
+// better-sqlite3's message for a double-quoted name with no column (SQLite prints it unescaped).
+const DQS_HINT = /^no such column: "(.+)" - should this be a string literal in single-quotes\?$/s;
+
+/** `text` with its first double-quoted token naming `name` written as a string literal. */
+function asString(text: string, name: string): string | undefined {
+	for (const token of tokenizeSql(text)) {
+		if (token.kind !== "ident" || !token.text.startsWith('"')) continue;
+		if (token.text.slice(1, -1).replaceAll('""', '"') !== name) continue;
+		return `${text.slice(0, token.start)}'${name.replaceAll("'", "''")}'${text.slice(token.end)}`;
+	}
+	return undefined;
+}
+
 export interface D1Query {
 	sql: string;
 	params?: unknown[];
@@ -273,23 +286,17 @@ export class D1DatabaseState {
 		const first = segments[index] as StatementSegment;
 		let end = index;
 		for (;;) {
-			const text = sql.slice(first.start, (segments[end] as StatementSegment).end);
-			const tokens = tokenizeSql(text);
+			const original = sql.slice(first.start, (segments[end] as StatementSegment).end);
 			// workerd util/sqlite.c++ prepareSql(MULTI) prepares the whole remaining text of the
 			// request, and SQLite refuses more than SQLITE_LIMIT_SQL_LENGTH bytes there (workers-sdk#6347).
 			// An import is not a /query request: developers.cloudflare.com/d1/best-practices/
 			// import-export-data/ ("Statement too long") limits each statement, not the file.
-			const limited = via === "import" ? text : sql.slice(first.start);
+			const limited = via === "import" ? original : sql.slice(first.start);
 			if (Buffer.byteLength(limited, "utf8") > D1_MAX_STATEMENT_BYTES) {
 				throw new D1Error("statement too long: SQLITE_TOOBIG");
 			}
-			let statement: Database.Statement | undefined;
-			let failure: unknown;
-			try {
-				statement = this.connection.prepare(text);
-			} catch (error) {
-				failure = error;
-			}
+			const { statement, failure, text } = this.prepareWithDqs(original);
+			const tokens = tokenizeSql(text);
 			const message = failure instanceof Error ? failure.message : "";
 			if (message === "incomplete input" && end + 1 < segments.length) {
 				end++;
@@ -309,6 +316,30 @@ export class D1DatabaseState {
 			const limit = parsed && findCompileLimitRefusal(this.connection, parsed);
 			if (limit !== undefined) throw new D1Error(`${limit}: SQLITE_ERROR`);
 			return { statement, tokens, text, nextSegment: end + 1 };
+		}
+	}
+
+	// SQLite's double-quoted string fallback (sqlite.org/quirks.html#dblquote): workerd builds
+	// SQLite without SQLITE_DQS (build/BUILD.sqlite3), so D1 reads a double-quoted name that
+	// matches no column as a string. better-sqlite3 is built with DQS=0 and names the token
+	// instead; each named one is rewritten as the string SQLite would have read, then prepared again.
+	private prepareWithDqs(original: string): {
+		statement: Database.Statement | undefined;
+		failure: unknown;
+		text: string;
+	} {
+		let text = original;
+		for (let attempt = 0; ; attempt++) {
+			try {
+				return { statement: this.connection.prepare(text), failure: undefined, text };
+			} catch (error) {
+				const name = DQS_HINT.exec(error instanceof Error ? error.message : "")?.[1];
+				const rewritten = name === undefined || attempt > 100 ? undefined : asString(text, name);
+				// Nothing to rewrite: the original's failure, as SQLite reports it.
+				if (rewritten === undefined)
+					return { statement: undefined, failure: error, text: original };
+				text = rewritten;
+			}
 		}
 	}
 

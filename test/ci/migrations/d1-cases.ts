@@ -12,8 +12,6 @@ export interface D1Case {
 	loopbackGap?: string;
 }
 
-const NO_DQS = "no double-quoted-string fallback (better-sqlite3 is built with DQS=0)";
-
 const columns = (n: number) => Array.from({ length: n }, (_, i) => `c${i}`).join(", ");
 const selects = (n: number) =>
 	Array.from({ length: n }, (_, i) => `SELECT ${i}`).join(" UNION ALL ");
@@ -372,13 +370,11 @@ export const D1_CASES: readonly D1Case[] = [
 		name: "a double-quoted name that matches no column",
 		sql: 'CREATE TABLE t (a);\nINSERT INTO t (a) VALUES ("nope");',
 		d1: "accepts",
-		loopbackGap: NO_DQS,
 	},
 	{
 		name: "a double-quoted name with quotes inside",
 		sql: 'CREATE TABLE t (a);\nINSERT INTO t (a) VALUES ("say ""hi""");',
 		d1: "accepts",
-		loopbackGap: NO_DQS,
 	},
 	{
 		name: "a [bracketed] name that matches no column",
