@@ -247,14 +247,17 @@ export function replayMigrations(
 				db.exec("COMMIT");
 			} catch (error) {
 				if (db.inTransaction) db.exec("ROLLBACK");
-				const fallbacks = DQS_HINT.test((error as Error).message)
+				const dqs = DQS_HINT.test((error as Error).message)
 					? applyWithDqsFallback(db, migration, query)
 					: undefined;
-				if (!fallbacks) {
-					failure = locateFailure(db, migration, query, error as Error & { code?: string });
+				if (dqs === undefined || "failure" in dqs) {
+					// After a fallback the statement D1 fails at is a later one: the pass names it.
+					failure =
+						dqs?.failure ??
+						locateFailure(db, migration, query, error as Error & { code?: string });
 					break;
 				}
-				dqsFallbacks.push(...fallbacks);
+				dqsFallbacks.push(...dqs.fallbacks);
 			}
 			// Only CREATE and ALTER make a table new or change it (a rebuild copies its rows).
 			if (options.fillRows && SCHEMA_CHANGE.test(migration.sql)) {
@@ -359,14 +362,16 @@ const DQS_HINT = /^no such column: "(.+)" - should this be a string literal in s
  * D1 runs SQLite with double-quoted string literals allowed (wrangler and workerd accept them);
  * better-sqlite3 is built without. Re-run the migration statement by statement, turning each
  * unresolvable "name" SQLite points at into the string 'name' exactly as DQS would, and report
- * every such fallback (it is almost always a bug in the migration). Undefined: still failing.
+ * every such fallback (it is almost always a bug in the migration). A failure: the statement
+ * that still fails (or the COMMIT), as D1 would report it.
  */
 function applyWithDqsFallback(
 	db: Database.Database,
 	migration: Migration,
 	query: string,
-): DqsFallback[] | undefined {
+): { fallbacks: DqsFallback[] } | { failure: ReplayFailure } {
 	const fallbacks: DqsFallback[] = [];
+	const at = { migration: migration.name, path: migration.path };
 	db.exec("BEGIN");
 	try {
 		for (const statement of splitStatements(query)) {
@@ -376,28 +381,38 @@ function applyWithDqsFallback(
 					db.exec(text);
 					break;
 				} catch (error) {
-					const match = DQS_HINT.exec((error as Error).message);
-					if (!match || attempt > 50) throw error;
-					const identifier = match[1] as string;
-					const rewritten = quoteAsString(text, identifier);
-					if (rewritten === text) throw error;
+					const e = error as Error & { code?: string };
+					const identifier = attempt > 50 ? undefined : DQS_HINT.exec(e.message)?.[1];
+					const rewritten = identifier === undefined ? text : quoteAsString(text, identifier);
+					if (identifier === undefined || rewritten === text) {
+						const where = { line: statement.line, statement: statement.text };
+						return { failure: { ...at, ...where, message: e.message, code: e.code } };
+					}
 					text = rewritten;
-					fallbacks.push({
-						migration: migration.name,
-						path: migration.path,
-						line: statement.line,
-						identifier,
-					});
+					fallbacks.push({ ...at, line: statement.line, identifier });
 				}
 			}
 		}
-		db.exec("COMMIT");
-		return fallbacks;
-	} catch {
+		try {
+			db.exec("COMMIT");
+		} catch (error) {
+			return { failure: commitFailure(migration, error as Error & { code?: string }) };
+		}
+		return { fallbacks };
+	} finally {
 		if (db.inTransaction) db.exec("ROLLBACK");
-		return undefined;
 	}
 }
+
+/** A failure at COMMIT (deferred foreign keys): no statement to name, so the file's end. */
+const commitFailure = (migration: Migration, error: Error & { code?: string }): ReplayFailure => ({
+	migration: migration.name,
+	path: migration.path,
+	line: migration.sql.trimEnd().split("\n").length,
+	statement: "(at commit)",
+	message: error.message,
+	code: error.code,
+});
 
 function quoteAsString(sql: string, identifier: string): string {
 	let out = "";
@@ -449,8 +464,7 @@ function locateFailure(
 	} finally {
 		if (db.inTransaction) db.exec("ROLLBACK");
 	}
-	const lastLine = migration.sql.trimEnd().split("\n").length;
-	return { ...base, line: lastLine, statement: "(at commit)" };
+	return commitFailure(migration, error);
 }
 
 export interface DataReplayResult {

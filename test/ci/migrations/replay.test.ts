@@ -1008,16 +1008,21 @@ describe("replayMigrations() when a statement ends the transaction itself", () =
 		[
 			"INSERT OR ROLLBACK",
 			"CREATE TABLE t (a UNIQUE);\nINSERT INTO t (a) VALUES (\"x\");\nINSERT OR ROLLBACK INTO t (a) VALUES ('x');\n",
+			"UNIQUE constraint failed: t.a",
 		],
 		[
 			"a missing table",
 			'CREATE TABLE t (a);\nINSERT INTO t (a) VALUES ("x");\nINSERT INTO missing VALUES (1);\n',
+			"no such table: missing",
 		],
 	])(
-		"fails a migration whose DQS fallback is followed by a failing statement (%s)",
-		(_label, sql) => {
+		"fails a migration whose DQS fallback is followed by a failing statement (%s), at that statement",
+		(_label, sql, message) => {
 			const result = replay({ "0001_a.sql": "CREATE TABLE kept (x);\n", "0002_b.sql": sql });
 			expect(result.failure?.migration).toBe("0002_b.sql");
+			// Where D1 fails: the third statement, not the double-quoted string it read.
+			expect(result.failure?.line).toBe(3);
+			expect(result.failure?.message).toBe(message);
 			expect(result.dqsFallbacks).toEqual([]);
 			expect(objectNames(result)).toEqual(["table kept"]);
 		},
