@@ -253,8 +253,7 @@ export function replayMigrations(
 				if (dqs === undefined || "failure" in dqs) {
 					// After a fallback the statement D1 fails at is a later one: the pass names it.
 					failure =
-						dqs?.failure ??
-						locateFailure(db, migration, query, error as Error & { code?: string });
+						dqs?.failure ?? locateFailure(db, migration, query, error as Error & { code?: string });
 					break;
 				}
 				dqsFallbacks.push(...dqs.fallbacks);
