@@ -187,10 +187,17 @@ export const D1_NOT_AUTHORIZED = "not authorized";
 export const D1_TRANSACTION_MESSAGE =
 	"To execute a transaction, please use the state.storage.transaction() or state.storage.transactionSync() APIs instead of the SQL BEGIN TRANSACTION or SAVEPOINT statements. The JavaScript API is safer because it will automatically roll back on exceptions, and because it interacts correctly with Durable Objects' automatic atomic write coalescing.";
 
-const TRANSACTION_WORDS = ["BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"];
-const TRANSACTION_WORDS_SET: ReadonlySet<string> = new Set(TRANSACTION_WORDS);
+/** Words that open or close a transaction: refused by D1 (and lint says so). */
+export const TRANSACTION_WORDS: ReadonlySet<string> = new Set([
+	"BEGIN",
+	"COMMIT",
+	"END",
+	"ROLLBACK",
+	"SAVEPOINT",
+	"RELEASE",
+]);
 // Words after which a name denotes a table, view, index or trigger (what isAllowedName() sees).
-const OBJECT_NAME_BEFORE = [
+const OBJECT_NAME_BEFORE: ReadonlySet<string> = new Set([
 	"TABLE",
 	"INDEX",
 	"VIEW",
@@ -200,13 +207,17 @@ const OBJECT_NAME_BEFORE = [
 	"INTO",
 	"UPDATE",
 	"ON",
-];
-const OBJECT_NAME_BEFORE_SET: ReadonlySet<string> = new Set(OBJECT_NAME_BEFORE);
+]);
 // Words before `name(` that make it an object name, not a function call.
-const NOT_A_CALL_AFTER = [...OBJECT_NAME_BEFORE, "REFERENCES", "USING", "EXISTS", "KEY", "AS"];
-const NOT_A_CALL_AFTER_SET: ReadonlySet<string> = new Set(NOT_A_CALL_AFTER);
-const COMPOUND_WORDS = ["UNION", "INTERSECT", "EXCEPT"];
-const COMPOUND_WORDS_SET: ReadonlySet<string> = new Set(COMPOUND_WORDS);
+const NOT_A_CALL_AFTER: ReadonlySet<string> = new Set([
+	...OBJECT_NAME_BEFORE,
+	"REFERENCES",
+	"USING",
+	"EXISTS",
+	"KEY",
+	"AS",
+]);
+const COMPOUND_WORDS: ReadonlySet<string> = new Set(["UNION", "INTERSECT", "EXCEPT"]);
 
 const refuse = (rule: D1Rule, message: string, token: SqlToken | undefined): D1Refusal => ({
 	rule,
@@ -279,8 +290,13 @@ function checkCreate(tokens: readonly SqlToken[]): D1Refusal | undefined {
 	return undefined;
 }
 
-const CONSTRAINT_WORDS = ["CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"];
-const CONSTRAINT_WORDS_SET: ReadonlySet<string> = new Set(CONSTRAINT_WORDS);
+const CONSTRAINT_WORDS: ReadonlySet<string> = new Set([
+	"CONSTRAINT",
+	"PRIMARY",
+	"UNIQUE",
+	"CHECK",
+	"FOREIGN",
+]);
 
 /** Column definitions (not table constraints) in `CREATE TABLE name ( ... )` opening at `open`. */
 export function countColumnDefinitions(tokens: readonly SqlToken[], open: number): number {
@@ -298,7 +314,7 @@ export function countColumnDefinitions(tokens: readonly SqlToken[], open: number
 		} else if (depth === 1 && token.text === ",") {
 			expectName = true;
 		} else if (expectName) {
-			if (!isWordIn(token, CONSTRAINT_WORDS_SET)) count++;
+			if (!isWordIn(token, CONSTRAINT_WORDS)) count++;
 			expectName = false;
 		}
 	}
@@ -312,7 +328,7 @@ function checkCompound(tokens: readonly SqlToken[]): D1Refusal | undefined {
 		if (token.text === "(") terms.push(1);
 		else if (token.text === ")") terms.length > 1 && terms.pop();
 		else if (token.kind === "semicolon") terms[terms.length - 1] = 1;
-		else if (isWordIn(token, COMPOUND_WORDS_SET)) {
+		else if (isWordIn(token, COMPOUND_WORDS)) {
 			const count = (terms[terms.length - 1] ?? 1) + 1;
 			terms[terms.length - 1] = count;
 			if (count > D1_SQLITE_LIMITS.compoundSelect) {
@@ -336,7 +352,7 @@ const OPERATOR_CLASSES: readonly (readonly string[])[] = [
 ];
 const OPERATOR_CLASS = new Map(OPERATOR_CLASSES.flatMap((words, n) => words.map((w) => [w, n])));
 // Words that end one operand chain and start another (CASE arms, clauses).
-const CHAIN_BREAKS = [
+const CHAIN_BREAKS: ReadonlySet<string> = new Set([
 	"WHEN",
 	"THEN",
 	"ELSE",
@@ -351,8 +367,7 @@ const CHAIN_BREAKS = [
 	"BY",
 	"RETURNING",
 	"ON",
-];
-const CHAIN_BREAKS_SET: ReadonlySet<string> = new Set(CHAIN_BREAKS);
+]);
 
 /**
  * SQLITE_LIMIT_EXPR_DEPTH, estimated: operators at one level build a left-deep tree, as tall as
@@ -366,7 +381,7 @@ function checkExpressionDepth(tokens: readonly SqlToken[]): D1Refusal | undefine
 		const text = token.kind === "operator" ? token.text : token.text.toUpperCase();
 		if (text === "(") levels.push(fresh());
 		else if (text === ")") levels.length > 1 && levels.pop();
-		else if (text === "," || token.kind === "semicolon" || isWordIn(token, CHAIN_BREAKS_SET)) {
+		else if (text === "," || token.kind === "semicolon" || isWordIn(token, CHAIN_BREAKS)) {
 			(levels[levels.length - 1] as number[]).fill(0);
 		} else {
 			const cls =
@@ -388,7 +403,7 @@ function checkExpressionDepth(tokens: readonly SqlToken[]): D1Refusal | undefine
 	return undefined;
 }
 
-const RESULT_LIST_ENDS = [
+const RESULT_LIST_ENDS: ReadonlySet<string> = new Set([
 	"FROM",
 	"WHERE",
 	"GROUP",
@@ -399,8 +414,7 @@ const RESULT_LIST_ENDS = [
 	"EXCEPT",
 	"WINDOW",
 	"HAVING",
-];
-const RESULT_LIST_ENDS_SET: ReadonlySet<string> = new Set(RESULT_LIST_ENDS);
+]);
 
 /**
  * SQLITE_LIMIT_COLUMN on a SELECT's result list: more than 100 comma-separated terms. A view or
@@ -419,10 +433,7 @@ function checkResultColumns(tokens: readonly SqlToken[]): D1Refusal | undefined 
 			if (token.text === "(") depth++;
 			else if (token.text === ")") {
 				if (--depth < 0) break;
-			} else if (
-				depth === 0 &&
-				(token.kind === "semicolon" || isWordIn(token, RESULT_LIST_ENDS_SET))
-			)
+			} else if (depth === 0 && (token.kind === "semicolon" || isWordIn(token, RESULT_LIST_ENDS)))
 				break;
 			else if (depth === 0 && token.text === ",") columns++;
 		}
@@ -441,7 +452,7 @@ function checkFunctions(tokens: readonly SqlToken[]): D1Refusal | undefined {
 		if (tokens[n + 1]?.text !== "(") continue;
 		if (!D1_REFUSED_FUNCTIONS.has(token.text.toLowerCase())) continue;
 		const before = tokens[n - 1];
-		if (before !== undefined && (before.text === "." || isWordIn(before, NOT_A_CALL_AFTER_SET))) {
+		if (before !== undefined && (before.text === "." || isWordIn(before, NOT_A_CALL_AFTER))) {
 			continue;
 		}
 		// SQLite's own wording for a denied SQLITE_FUNCTION (a SQLITE_ERROR, not SQLITE_AUTH).
@@ -455,7 +466,7 @@ function checkReservedNames(tokens: readonly SqlToken[]): D1Refusal | undefined 
 	for (let n = 0; n < tokens.length; n++) {
 		const token = tokens[n] as SqlToken;
 		const renameTo = isWord(token, "TO") && isWord(tokens[n - 1], "RENAME");
-		if (!renameTo && !isWordIn(token, OBJECT_NAME_BEFORE_SET)) continue;
+		if (!renameTo && !isWordIn(token, OBJECT_NAME_BEFORE)) continue;
 		const target = qualifiedName(tokens, skipIfExists(tokens, n + 1));
 		const name = identifierName(target.name);
 		if (name !== undefined && !isD1AllowedName(name)) {
@@ -468,7 +479,7 @@ function checkReservedNames(tokens: readonly SqlToken[]): D1Refusal | undefined 
 /** Schemas other than main: ATTACH is refused, so `aux.t` names nothing; `temp.t` is refused. */
 function checkSchemas(tokens: readonly SqlToken[]): D1Refusal | undefined {
 	for (let n = 0; n + 2 < tokens.length; n++) {
-		if (!isWordIn(tokens[n], OBJECT_NAME_BEFORE_SET)) continue;
+		if (!isWordIn(tokens[n], OBJECT_NAME_BEFORE)) continue;
 		const target = qualifiedName(tokens, skipIfExists(tokens, n + 1));
 		if (target.schema?.toLowerCase() === "temp") {
 			return refuse("temp", D1_NOT_AUTHORIZED, target.name);
@@ -485,7 +496,7 @@ export function checkD1Statement(statement: Pick<SqlStatement, "tokens">): D1Ref
 	const tokens = afterExplain(statement.tokens);
 	const first = tokens[0];
 	if (first === undefined) return undefined;
-	if (isWordIn(first, TRANSACTION_WORDS_SET)) {
+	if (isWordIn(first, TRANSACTION_WORDS)) {
 		return refuse("transaction", D1_TRANSACTION_MESSAGE, first);
 	}
 	if (isWord(first, "ATTACH", "DETACH")) return refuse("attach", D1_NOT_AUTHORIZED, first);
@@ -501,24 +512,35 @@ export function checkD1Statement(statement: Pick<SqlStatement, "tokens">): D1Ref
 	);
 }
 
-// lint and the replay check the same statements of the same files in one run. A statement's
-// tokens, and so its verdict, follow from its text and where it starts; the cache is bounded.
-const verdicts = new Map<string, D1Refusal | undefined>();
-let verdictChars = 0;
+/**
+ * Verdicts remembered by text, for lint and the replay, which ask the same of the same files in
+ * one run; forgotten all at once past ~4 M characters of keys, so a long process stays bounded.
+ */
+function rememberedByText<T>(): (key: string, judge: () => T) => T {
+	const known = new Map<string, T>();
+	let chars = 0;
+	return (key, judge) => {
+		if (known.has(key)) return known.get(key) as T;
+		if (chars > 4_000_000) {
+			known.clear();
+			chars = 0;
+		}
+		const verdict = judge();
+		known.set(key, verdict);
+		chars += key.length;
+		return verdict;
+	};
+}
+
+// A statement's tokens, and so its verdict, follow from its text and where it starts.
+const statementVerdict = rememberedByText<D1Refusal | undefined>();
 
 /** checkD1Statement, remembered for a statement met before (same text at the same place). */
-export function checkD1StatementOnce(statement: SqlStatement): D1Refusal | undefined {
-	const key = `${statement.offset}:${statement.line}:${statement.column}:${statement.text}`;
-	if (verdicts.has(key)) return verdicts.get(key);
-	if (verdictChars > 4_000_000) {
-		verdicts.clear();
-		verdictChars = 0;
-	}
-	const refusal = checkD1Statement(statement);
-	verdicts.set(key, refusal);
-	verdictChars += key.length;
-	return refusal;
-}
+export const checkD1StatementOnce = (statement: SqlStatement): D1Refusal | undefined =>
+	statementVerdict(
+		`${statement.offset}:${statement.line}:${statement.column}:${statement.text}`,
+		() => checkD1Statement(statement),
+	);
 
 // Text without any of these can break no rule above: checkD1Statement is then skipped, which
 // keeps the replay's fast path fast (most migrations are plain CREATE/ALTER/INSERT).
@@ -544,26 +566,14 @@ export const mayBreakD1Rules = (sql: string): boolean => {
 	return false;
 };
 
-// lint and the replay ask it of the same file texts in one run; bounded like `verdicts`.
-const textVerdicts = new Map<string, boolean>();
-let textVerdictChars = 0;
+const fileVerdict = rememberedByText<boolean>();
 
 /**
  * mayBreakD1Rules of a whole file, remembered. False clears every statement of it: a statement's
  * text is a run of the file's tokens, so it holds no suspect word and no more counted tokens.
  */
-export function mayBreakD1RulesOnce(sql: string): boolean {
-	const known = textVerdicts.get(sql);
-	if (known !== undefined) return known;
-	if (textVerdictChars > 4_000_000) {
-		textVerdicts.clear();
-		textVerdictChars = 0;
-	}
-	const verdict = mayBreakD1Rules(sql);
-	textVerdicts.set(sql, verdict);
-	textVerdictChars += sql.length;
-	return verdict;
-}
+export const mayBreakD1RulesOnce = (sql: string): boolean =>
+	fileVerdict(sql, () => mayBreakD1Rules(sql));
 
 /** The first statement of `sql` that D1 refuses, with the statement. */
 export function findD1Refusal(

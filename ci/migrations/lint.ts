@@ -9,6 +9,7 @@ import {
 	isD1VirtualTableModule,
 	mayBreakD1Rules,
 	mayBreakD1RulesOnce,
+	TRANSACTION_WORDS,
 } from "./d1-rules.ts";
 import {
 	compareAsLocale,
@@ -16,6 +17,7 @@ import {
 	identifierName,
 	isCommentToken,
 	isWord,
+	isWordIn,
 	type SqlStatement,
 	type SqlToken,
 	splitStatements,
@@ -115,7 +117,6 @@ export type LintCode = (typeof LINT_RULES)[number]["code"];
 /** D1's PRAGMA allow-list (workerd util/sqlite.c++ ALLOWED_PRAGMAS; see d1-rules.ts). */
 export const D1_ALLOWED_PRAGMAS: ReadonlySet<string> = new Set(D1_PRAGMAS.keys());
 
-const TRANSACTION_WORDS = ["BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"];
 const FALSE_VALUES = new Set(["off", "0", "false", "no"]);
 const RESERVED_PREFIX = "_cf_";
 const DISABLE_DIRECTIVE = /^\s*workers-pipeline-disable\b(.*)$/is;
@@ -344,7 +345,7 @@ interface FileFacts {
 const lintStatement = (statement: SqlStatement, emit: Emit, file: FileFacts) => {
 	const first = statement.tokens[0];
 	if (first === undefined) return;
-	if (isWord(first, ...TRANSACTION_WORDS)) {
+	if (isWordIn(first, TRANSACTION_WORDS)) {
 		emit(
 			"D1_TRANSACTION",
 			first,
