@@ -354,8 +354,10 @@ function findDropCascades(
 	return found;
 }
 
-// SQLite's hint when a double-quoted name matches no column and DQS is off (better-sqlite3's build).
-const DQS_HINT = /^no such column: "(.+)" - should this be a string literal in single-quotes\?$/s;
+// SQLite's hint when a double-quoted name matches no column and DQS is off (better-sqlite3's
+// build); it prints the name unescaped.
+export const DQS_HINT =
+	/^no such column: "(.+)" - should this be a string literal in single-quotes\?$/s;
 
 /**
  * D1 runs SQLite with double-quoted string literals allowed (wrangler and workerd accept them);
@@ -370,7 +372,6 @@ function applyWithDqsFallback(
 	query: string,
 ): { fallbacks: DqsFallback[] } | { failure: ReplayFailure } {
 	const fallbacks: DqsFallback[] = [];
-	const at = { migration: migration.name, path: migration.path };
 	db.exec("BEGIN");
 	try {
 		for (const statement of splitStatements(query)) {
@@ -383,12 +384,15 @@ function applyWithDqsFallback(
 					const e = error as Error & { code?: string };
 					const identifier = attempt > 50 ? undefined : DQS_HINT.exec(e.message)?.[1];
 					const rewritten = identifier === undefined ? text : quoteAsString(text, identifier);
-					if (identifier === undefined || rewritten === text) {
-						const where = { line: statement.line, statement: statement.text };
-						return { failure: { ...at, ...where, message: e.message, code: e.code } };
-					}
+					if (identifier === undefined || rewritten === text)
+						return { failure: statementFailure(migration, statement, e) };
 					text = rewritten;
-					fallbacks.push({ ...at, line: statement.line, identifier });
+					fallbacks.push({
+						migration: migration.name,
+						path: migration.path,
+						line: statement.line,
+						identifier,
+					});
 				}
 			}
 		}
@@ -402,6 +406,20 @@ function applyWithDqsFallback(
 		if (db.inTransaction) db.exec("ROLLBACK");
 	}
 }
+
+/** The failure of one statement, with SQLite's message and code. */
+const statementFailure = (
+	migration: Migration,
+	statement: SqlStatement,
+	error: Error & { code?: string },
+): ReplayFailure => ({
+	migration: migration.name,
+	path: migration.path,
+	line: statement.line,
+	statement: statement.text,
+	message: error.message,
+	code: error.code,
+});
 
 /** A failure at COMMIT (deferred foreign keys): no statement to name, so the file's end. */
 const commitFailure = (migration: Migration, error: Error & { code?: string }): ReplayFailure => ({
@@ -437,12 +455,6 @@ function locateFailure(
 	query: string,
 	error: Error & { code?: string },
 ): ReplayFailure {
-	const base = {
-		migration: migration.name,
-		path: migration.path,
-		message: error.message,
-		code: error.code,
-	};
 	const statements = splitStatements(query);
 	try {
 		db.exec("BEGIN");
@@ -450,14 +462,7 @@ function locateFailure(
 			try {
 				db.exec(statement.text + (statement.terminated ? ";" : ""));
 			} catch (inner) {
-				const e = inner as Error & { code?: string };
-				return {
-					...base,
-					line: statement.line,
-					statement: statement.text,
-					message: e.message,
-					code: e.code,
-				};
+				return statementFailure(migration, statement, inner as Error & { code?: string });
 			}
 		}
 	} finally {
@@ -691,6 +696,10 @@ export function readCompileGate(db: Database.Database): CompileGate {
 	return { programs: countMatches(sql, MAKES_PROGRAMS), views: mayBeWideView(sql) };
 }
 
+// A migration that drops or alters something changes, between its statements, what a later one
+// compiles against: judged as it runs (the rolled-back pass), not on the schema before it.
+const CHANGES_AS_IT_RUNS = /\b(?:drop|alter)\b/i;
+
 /**
  * Whether a migration needs the statement-by-statement compile check: a `*` result list, a use
  * of a view over 100 columns, or a row change where enough trigger programs exist to nest past
@@ -709,7 +718,7 @@ function needsCompileCheck(
 	if (createsView) return "pass";
 	// Checked against the schema before the migration (unless it drops or alters something); a
 	// SELECT it cannot prepare then (a table the migration creates) sends it to the rolled-back pass.
-	if (RESULT_STAR.test(sql)) return /\b(?:drop|alter)\b/i.test(sql) ? "pass" : "statements";
+	if (RESULT_STAR.test(sql)) return CHANGES_AS_IT_RUNS.test(sql) ? "pass" : "statements";
 	if (gate.views) {
 		const lower = sql.toLowerCase();
 		if (wideViews(db).some((v) => lower.includes(v))) return "pass";
@@ -718,7 +727,7 @@ function needsCompileCheck(
 	// Row changes outside trigger bodies and `ON DELETE CASCADE` clauses.
 	if (!DML.test(sql.replace(TRIGGER_BODY, "").replace(MAKES_PROGRAMS, ""))) return undefined;
 	if (writesDeep(db, sql))
-		return created > 0 || /\b(?:drop|alter)\b/i.test(sql) ? "pass" : "statements";
+		return created > 0 || CHANGES_AS_IT_RUNS.test(sql) ? "pass" : "statements";
 	// New programs: judged on the schema the migration leaves (a rebuild's tables), before COMMIT.
 	return created > 0 ? "after" : undefined;
 }

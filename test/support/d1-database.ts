@@ -3,6 +3,7 @@
 import { createHash } from "node:crypto";
 import Database from "better-sqlite3";
 import {
+	DQS_HINT,
 	findCompileLimitRefusal,
 	findWideTable,
 	installD1Limits,
@@ -22,9 +23,6 @@ import {
 	type Token,
 	tokenizeSql,
 } from "./d1-sql.ts";
-
-// better-sqlite3's message for a double-quoted name with no column (SQLite prints it unescaped).
-const DQS_HINT = /^no such column: "(.+)" - should this be a string literal in single-quotes\?$/s;
 
 /** `text` with its first double-quoted token naming `name` written as a string literal. */
 function asString(text: string, name: string): string | undefined {
