@@ -104,14 +104,16 @@ let jsoncParse: JsoncParse | undefined;
 function loadJsoncParse(): JsoncParse {
 	if (jsoncParse) return jsoncParse;
 	const require = createRequire(import.meta.url);
+	let parse: unknown;
 	try {
-		jsoncParse = (require("jsonc-parser/lib/umd/impl/parser.js") as { parse: JsoncParse }).parse;
+		parse = (require("jsonc-parser/lib/umd/impl/parser.js") as { parse?: unknown }).parse;
 	} catch {
-		jsoncParse = (require("jsonc-parser") as typeof import("jsonc-parser")).parse;
+		// Moved in another version: the entry point below.
 	}
-	if (typeof jsoncParse !== "function") {
-		jsoncParse = (require("jsonc-parser") as typeof import("jsonc-parser")).parse;
-	}
+	jsoncParse =
+		typeof parse === "function"
+			? (parse as JsoncParse)
+			: (require("jsonc-parser") as typeof import("jsonc-parser")).parse;
 	return jsoncParse;
 }
 
