@@ -1,5 +1,5 @@
 // The stand-in's cache garbage collection, after the Dagger engine's default cache policy
-// (docs.dagger.io/reference/configuration/cache: "ensuring at least 20% of the disk remains
+// (docs.dagger.io/configuration/cache: "ensuring that at least 20% of the disk remains
 // free"; engine.json `gc.minFreeSpace`): once the disk holding the store has less free space than
 // that, the least recently used cache entries go until it has it again. The policy's other half
 // (long-term cache under 75% of the disk) is not modelled: it needs the store's size, a walk of
@@ -8,8 +8,9 @@
 import { readdirSync, rmSync, statfsSync, statSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 
-// The folders of the store whose entries are caches (volumes are named and kept, as dagger's
-// plain prune keeps cache volumes; tmp holds in-flight work, removed only when stale).
+// The folders of the store whose entries are caches. Cache volumes are kept: the docs page above
+// does not say whether the default policy prunes them, and a user report of `localCache.prune`
+// (no arguments) says it never touches named volumes; tmp holds in-flight work, removed when stale.
 const CACHE_FOLDERS = ["layers", "dirs"];
 
 export interface PrunePolicy {
