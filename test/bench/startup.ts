@@ -38,7 +38,7 @@ function medians(candidates: string[][]): number[] {
 
 const ms = (value: number) => `${value.toFixed(0)} ms`.padStart(7);
 
-/** Median CPU ms of each phase of a cold migration-test (startup-phases.mjs), over RUNS processes. */
+/** Median main-thread CPU ms of each phase of a cold migration-test (startup-phases.mjs), over RUNS processes. */
 function phaseMedians(project: string): [string, number][] {
 	const samples = new Map<string, number[]>();
 	for (let i = 0; i < RUNS; i++) {
@@ -82,7 +82,9 @@ export async function benchStartup(): Promise<void> {
 			`  migration-test / floor = ${(migrationTest / floor).toFixed(2)}x   (target <= 2x)`,
 		);
 		// Where a migration-test process spends its CPU (the report steps after the replay excluded).
-		console.log(`migration-test phases, CPU (user + system), median of ${RUNS} cold processes`);
+		console.log(
+			`migration-test phases, main-thread CPU (user + system), median of ${RUNS} cold processes`,
+		);
 		for (const [name, value] of phaseMedians(project)) {
 			console.log(`  ${name.padEnd(46)} ${ms(value)}`);
 		}
