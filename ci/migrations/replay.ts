@@ -141,14 +141,24 @@ export function tablesGainingColumns(sql: string): string[] {
 		.map((s) => (s.tokens[3]?.text === "." ? s.tokens[4] : s.tokens[2])?.value ?? "");
 }
 
-/** SQLITE_LIMIT_COLUMN for ALTER TABLE ADD COLUMN, which no static check can see: the first table over it. */
+// Names match in any ASCII case (sqlite3StrICmp); the stored spelling is the one SQLite prints.
+const STORED_TABLE_NAME =
+	"SELECT name FROM sqlite_schema WHERE type = 'table' AND name = ? COLLATE NOCASE";
+
+/**
+ * SQLITE_LIMIT_COLUMN for ALTER TABLE ADD COLUMN, which no static check can see: the first table
+ * over it, named as stored (SQLite alter.c sqlite3AlterBeginAddColumn() names its working copy
+ * "sqlite_altertab_%s" after the schema's table, not the ALTER's spelling).
+ */
 export function findWideTable(
 	db: Database.Database,
 	tables: readonly string[],
 ): string | undefined {
 	if (tables.length === 0) return undefined;
 	const count = db.prepare(COLUMN_COUNT).pluck();
-	return tables.find((t) => (count.get(t) as number) > D1_SQLITE_LIMITS.column);
+	const wide = tables.find((t) => (count.get(t) as number) > D1_SQLITE_LIMITS.column);
+	if (wide === undefined) return undefined;
+	return (db.prepare(STORED_TABLE_NAME).pluck().get(wide) as string | undefined) ?? wide;
 }
 
 /** The failure D1 reports for the ALTER TABLE ... ADD that took `table` over 100 columns. */
@@ -167,7 +177,7 @@ function wideTableFailure(migration: Migration, table: string): ReplayFailure {
 		path: migration.path,
 		line: alter?.line ?? 1,
 		statement: alter?.text ?? "",
-		// SQLite names the working copy of the table in this message.
+		// SQLite build.c sqlite3AddColumn(): "too many columns on %s", the working copy's name.
 		message: `too many columns on sqlite_altertab_${table}`,
 		code: "SQLITE_ERROR",
 	};

@@ -590,6 +590,27 @@ describe("findWideTable()", () => {
 	});
 });
 
+// SQLite alter.c names the working copy after the stored table; workerd's D1 answered
+// "too many columns on sqlite_altertab_Wide" to `ALTER TABLE wide` on a table created as Wide.
+describe("findWideTable() names the table as stored", () => {
+	const columns = (n: number) => Array.from({ length: n }, (_, i) => `c${i}`).join(", ");
+
+	it.each([
+		["Wide", "ALTER TABLE wide ADD COLUMN extra;", "Wide"],
+		['"Wi de"', 'ALTER TABLE "WI DE" ADD COLUMN extra;', "Wi de"],
+		["w", "ALTER TABLE main.W ADD extra;", "w"],
+	])("CREATE TABLE %s, then %s: sqlite_altertab_%s", (created, alter, stored) => {
+		const result = replay({
+			"0001_wide.sql": `CREATE TABLE ${created} (${columns(100)});\n${alter}\n`,
+		});
+		expect(result.failure).toMatchObject({
+			line: 2,
+			statement: alter.replace(/;$/, ""),
+			message: `too many columns on sqlite_altertab_${stored}`,
+		});
+	});
+});
+
 describe("openD1LikeDatabase() LIKE and GLOB", () => {
 	const value = (sql: string, ...args: unknown[]) => {
 		const db = openD1LikeDatabase();
