@@ -766,6 +766,161 @@ describe("replayMigrations() DQS fallback with quotes inside the name", () => {
 	});
 });
 
+// Each value below is what workerd's D1 (Miniflare) answered for the same SQL: it builds SQLite
+// without SQLITE_DQS (build/BUILD.sqlite3), so both DQS flags stay on, however many names there are.
+describe("replayMigrations() DQS fallback at any count", () => {
+	const names = (n: number) => Array.from({ length: n }, (_, i) => `n${i}`);
+	const run = (sql: string, read: string) => {
+		const db = openD1LikeDatabase();
+		try {
+			const result = replayMigrations(migrations({ "0001_a.sql": sql }), { database: db });
+			return { result, rows: db.prepare(read).raw(true).all() };
+		} finally {
+			db.close();
+		}
+	};
+
+	it.each([52, 300])("reads %i names in the rows of one INSERT ... VALUES as strings", (n) => {
+		const rows = names(n).map((v) => `("${v}")`);
+		const { result, rows: read } = run(
+			`CREATE TABLE t (a TEXT);\nINSERT INTO t VALUES ${rows.join(", ")};\n`,
+			"SELECT a FROM t ORDER BY rowid",
+		);
+		expect(result.failure).toBeUndefined();
+		expect(read.flat()).toEqual(names(n));
+		expect(result.dqsFallbacks.map((f) => f.identifier).sort()).toEqual(names(n).sort());
+		expect(new Set(result.dqsFallbacks.map((f) => f.line))).toEqual(new Set([2]));
+	});
+
+	it("reads 300 names in an IN list over a table as strings, one per name SQLite reports", () => {
+		const list = names(300).map((v) => `"${v}"`);
+		const { result, rows } = run(
+			`CREATE TABLE t (a TEXT);\nINSERT INTO t VALUES ('n250'), ('other');\nDELETE FROM t WHERE a IN (${list.join(", ")});\n`,
+			"SELECT a FROM t",
+		);
+		expect(result.failure).toBeUndefined();
+		expect(rows).toEqual([["other"]]);
+		expect(result.dqsFallbacks).toHaveLength(300);
+	});
+
+	it.each([
+		[
+			"a subquery's own column stays a column",
+			`CREATE TABLE u (b TEXT);\nINSERT INTO u VALUES ('ub');\nCREATE TABLE t (a TEXT);\nINSERT INTO t VALUES ("a"), ((SELECT "b" FROM u)), ((SELECT "c" FROM u));\n`,
+			"SELECT group_concat(a) FROM t",
+			[["a,ub,c"]],
+			["a", "c"],
+		],
+		[
+			"the upsert's column stays a column",
+			`CREATE TABLE t (a TEXT PRIMARY KEY, b INTEGER);\nINSERT INTO t VALUES ('x', 1);\nINSERT INTO t (a, b) VALUES ("x", 5) ON CONFLICT(a) DO UPDATE SET b = "b" + 10;\n`,
+			"SELECT a, b FROM t",
+			[["x", 11]],
+			["x"],
+		],
+		[
+			"a function name, a collation and a type stay what they are",
+			`CREATE TABLE t (a TEXT, b TEXT);\nINSERT INTO t VALUES ("lower"('ABC'), CAST(1 AS "text") COLLATE "nocase");\n`,
+			"SELECT a, typeof(b) FROM t",
+			[["abc", "text"]],
+			[],
+		],
+	])("in VALUES rows, %s", (_label, sql, read, expected, identifiers) => {
+		const { result, rows } = run(sql, read);
+		expect(result.failure).toBeUndefined();
+		expect(rows).toEqual(expected);
+		expect(result.dqsFallbacks.map((f) => f.identifier).sort()).toEqual(identifiers);
+	});
+});
+
+// SQLite resolves a trigger's WHEN and body when it fires (trigger.c codeRowTrigger()); workerd's
+// D1 then read "hello" as a string, "zz" as the column added before the firing, and fired a
+// table's triggers newest first.
+describe("replayMigrations() DQS fallback inside a trigger", () => {
+	const tables = "CREATE TABLE t (a TEXT);\nCREATE TABLE log (m TEXT);\n";
+	const run = (files: Record<string, string>, read: string) => {
+		const db = openD1LikeDatabase();
+		try {
+			const result = replayMigrations(migrations(files), { database: db });
+			return {
+				result,
+				rows: db.prepare(read).raw(true).all(),
+				triggers: db
+					.prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' ORDER BY name")
+					.raw(true)
+					.all(),
+			};
+		} finally {
+			db.close();
+		}
+	};
+
+	it("reads the body's name as a string when a later migration fires it, keeping the trigger as written", () => {
+		const trigger = `CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO log VALUES ("hello"); END`;
+		const { result, rows, triggers } = run(
+			{
+				"0001_a.sql": `${tables}${trigger};\n`,
+				"0002_b.sql": "INSERT INTO t VALUES ('x');\nINSERT INTO t VALUES ('y');\n",
+			},
+			"SELECT m FROM log",
+		);
+		expect(result.failure).toBeUndefined();
+		expect(rows).toEqual([["hello"], ["hello"]]);
+		expect(triggers).toEqual([["tr", trigger]]);
+		expect(result.dqsFallbacks).toEqual([
+			{
+				migration: "0002_b.sql",
+				path: "migrations/0002_b.sql",
+				line: 1,
+				identifier: "hello",
+				trigger: "tr",
+			},
+			{
+				migration: "0002_b.sql",
+				path: "migrations/0002_b.sql",
+				line: 2,
+				identifier: "hello",
+				trigger: "tr",
+			},
+		]);
+	});
+
+	it.each([
+		[
+			"a name in WHEN",
+			`${tables}CREATE TRIGGER tr AFTER INSERT ON t WHEN new.a = "x" BEGIN INSERT INTO log VALUES (new.a); END;\nINSERT INTO t VALUES ('x');\n`,
+			[["x"]],
+		],
+		[
+			"a name that is a column by the time it fires",
+			`${tables}CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE log SET m = "zz"; END;\nINSERT INTO log VALUES ('orig');\nALTER TABLE log ADD COLUMN zz TEXT DEFAULT 'col';\nINSERT INTO t VALUES ('x');\n`,
+			[["col"]],
+		],
+		[
+			"three triggers, the middle one with a name, fired twice",
+			`${tables}CREATE TRIGGER tr1 AFTER INSERT ON t BEGIN INSERT INTO log VALUES ('one'); END;\nCREATE TRIGGER tr2 AFTER INSERT ON t BEGIN INSERT INTO log VALUES ("two"); END;\nCREATE TRIGGER tr3 AFTER INSERT ON t BEGIN INSERT INTO log VALUES ('three'); END;\nINSERT INTO t VALUES ('x');\nINSERT INTO t VALUES ('y');\n`,
+			[["three,two,one,three,two,one"]],
+		],
+	])("%s", (label, sql, expected) => {
+		const read = label.startsWith("three")
+			? "SELECT group_concat(m) FROM log"
+			: "SELECT m FROM log";
+		const { result, rows } = run({ "0001_a.sql": sql }, read);
+		expect(result.failure).toBeUndefined();
+		expect(rows).toEqual(expected);
+	});
+
+	it("still fails a trigger whose name nothing can make a string (a qualified column)", () => {
+		const { result } = run(
+			{
+				"0001_a.sql": `${tables}CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO log VALUES (new."nope"); END;\nINSERT INTO t VALUES ('x');\n`,
+			},
+			"SELECT count(*) FROM sqlite_schema",
+		);
+		expect(result.failure).toMatchObject({ line: 4, message: "no such column: new.nope" });
+	});
+});
+
 // SQLite's compile-time limits (trigger depth, result width) judged on the schema earlier
 // migrations left: each case is a d1-cases.ts verdict (checked on workerd) split over files.
 describe("replayMigrations() compile-time limits across migrations", () => {
