@@ -4,12 +4,22 @@ import { createHash } from "node:crypto";
 import Database from "better-sqlite3";
 import {
 	DQS_HINT,
+	type DqsTriggers,
 	findCompileLimitRefusal,
 	findWideTable,
 	installD1Limits,
+	makeDqsTriggers,
+	restoreTriggers,
+	rewriteTriggerNames,
 	tablesGainingColumns,
+	valuesRowNames,
+	writeAsStrings,
 } from "../../ci/migrations/replay.ts";
-import { splitStatements } from "../../ci/migrations/sql.ts";
+import {
+	type SqlToken,
+	splitStatements,
+	tokenizeSql as tokenizeCiSql,
+} from "../../ci/migrations/sql.ts";
 import {
 	authorizeStatement,
 	byteOffset,
@@ -23,16 +33,6 @@ import {
 	type Token,
 	tokenizeSql,
 } from "./d1-sql.ts";
-
-/** `text` with its first double-quoted token naming `name` written as a string literal. */
-function asString(text: string, name: string): string | undefined {
-	for (const token of tokenizeSql(text)) {
-		if (token.kind !== "ident" || !token.text.startsWith('"')) continue;
-		if (token.text.slice(1, -1).replaceAll('""', '"') !== name) continue;
-		return `${text.slice(0, token.start)}'${name.replaceAll("'", "''")}'${text.slice(token.end)}`;
-	}
-	return undefined;
-}
 
 export interface D1Query {
 	sql: string;
@@ -252,23 +252,29 @@ export class D1DatabaseState {
 				i++;
 				continue;
 			}
-			const prepared = this.prepare(query.sql, segments, i, via);
-			const isLast = prepared.nextSegment > lastIndex;
-			const wanted = countParameters(prepared.tokens);
-			if (wanted > D1_MAX_BOUND_PARAMETERS) {
-				throw new D1Error("too many SQL variables: SQLITE_ERROR");
+			// Triggers rewritten for DQS while this statement runs, put back as written after it.
+			const triggers = makeDqsTriggers();
+			try {
+				const prepared = this.prepare(query.sql, segments, i, { via, triggers });
+				const isLast = prepared.nextSegment > lastIndex;
+				const wanted = countParameters(prepared.tokens);
+				if (wanted > D1_MAX_BOUND_PARAMETERS) {
+					throw new D1Error("too many SQL variables: SQLITE_ERROR");
+				}
+				if (!isLast && wanted > 0) {
+					throw new D1Error(
+						"When executing multiple SQL statements in a single call, only the last statement can have parameters.",
+					);
+				}
+				const bound = isLast ? params : [];
+				if (wanted !== bound.length) {
+					throw new D1Error("Wrong number of parameter bindings for SQL query.");
+				}
+				results.push(this.run(prepared, bound));
+				i = prepared.nextSegment;
+			} finally {
+				restoreTriggers(this.connection, triggers);
 			}
-			if (!isLast && wanted > 0) {
-				throw new D1Error(
-					"When executing multiple SQL statements in a single call, only the last statement can have parameters.",
-				);
-			}
-			const bound = isLast ? params : [];
-			if (wanted !== bound.length) {
-				throw new D1Error("Wrong number of parameter bindings for SQL query.");
-			}
-			results.push(this.run(prepared, bound));
-			i = prepared.nextSegment;
 		}
 		return results;
 	}
@@ -279,7 +285,7 @@ export class D1DatabaseState {
 		sql: string,
 		segments: StatementSegment[],
 		index: number,
-		via: "query" | "import",
+		{ via, triggers }: { via: "query" | "import"; triggers: DqsTriggers },
 	): PreparedStatement {
 		const first = segments[index] as StatementSegment;
 		let end = index;
@@ -293,7 +299,7 @@ export class D1DatabaseState {
 			if (Buffer.byteLength(limited, "utf8") > D1_MAX_STATEMENT_BYTES) {
 				throw new D1Error("statement too long: SQLITE_TOOBIG");
 			}
-			const { statement, failure, text } = this.prepareWithDqs(original);
+			const { statement, failure, text } = this.prepareWithDqs(original, triggers);
 			const tokens = tokenizeSql(text);
 			const message = failure instanceof Error ? failure.message : "";
 			if (message === "incomplete input" && end + 1 < segments.length) {
@@ -320,23 +326,51 @@ export class D1DatabaseState {
 	// SQLite's double-quoted string fallback (sqlite.org/quirks.html#dblquote): workerd builds
 	// SQLite without SQLITE_DQS (build/BUILD.sqlite3), so D1 reads a double-quoted name that
 	// matches no column as a string. better-sqlite3 is built with DQS=0 and names the token
-	// instead; each named one is rewritten as the string SQLite would have read, then prepared again.
-	private prepareWithDqs(original: string): {
+	// instead; each named one is rewritten as the string SQLite would have read (the rows of
+	// INSERT ... VALUES at once), then prepared again, as the replay does (replay.ts). Each round
+	// writes one more token as a string, so there are at most as many rounds as such names.
+	private prepareWithDqs(
+		original: string,
+		triggers: DqsTriggers,
+	): {
 		statement: Database.Statement | undefined;
 		failure: unknown;
 		text: string;
 	} {
 		let text = original;
-		for (let attempt = 0; ; attempt++) {
+		let tokens: SqlToken[] | undefined;
+		const strings = new Set<SqlToken>();
+		for (let round = 0; ; round++) {
 			try {
 				return { statement: this.connection.prepare(text), failure: undefined, text };
 			} catch (error) {
 				const name = DQS_HINT.exec(error instanceof Error ? error.message : "")?.[1];
-				const rewritten = name === undefined || attempt > 100 ? undefined : asString(text, name);
 				// Nothing to rewrite: the original's failure, as SQLite reports it.
-				if (rewritten === undefined)
-					return { statement: undefined, failure: error, text: original };
-				text = rewritten;
+				const unresolved = { statement: undefined, failure: error, text: original };
+				if (name === undefined) return unresolved;
+				tokens ??= tokenizeCiSql(original).filter(
+					(t) => t.kind !== "line-comment" && t.kind !== "block-comment",
+				);
+				const fresh = [
+					...tokens.filter(
+						(t) =>
+							t.kind === "quoted-identifier" &&
+							t.text.startsWith('"') &&
+							t.value === name &&
+							!strings.has(t),
+					),
+					...(round === 0 ? valuesRowNames(tokens) : []),
+				];
+				if (fresh.length > 0) {
+					for (const token of fresh) strings.add(token);
+					text = writeAsStrings(original, tokens, strings);
+					continue;
+				}
+				// A trigger this statement fires holds it: SQLite resolves a trigger's WHEN and body
+				// when it fires (trigger.c codeRowTrigger()), which is when D1 reads it as a string.
+				if (rewriteTriggerNames(this.connection, triggers, name).length === 0) {
+					return unresolved;
+				}
 			}
 		}
 	}
