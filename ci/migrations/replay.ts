@@ -17,7 +17,14 @@ import {
 import { fillTables, tablesNamedIn } from "./fill.ts";
 import { quoteIdentifier, sqlString } from "./literals.ts";
 import { makeSchema, SCHEMA_QUERY, type Schema, type SchemaRow } from "./schema.ts";
-import { isWord, type SqlStatement, type SqlToken, splitStatements, tokenizeSql } from "./sql.ts";
+import {
+	isWord,
+	isWordIn,
+	type SqlStatement,
+	type SqlToken,
+	splitStatements,
+	tokenizeSql,
+} from "./sql.ts";
 
 export interface ReplayFailure {
 	migration: string;
@@ -409,52 +416,79 @@ function applyWithDqsFallback(
 	}
 }
 
-/**
- * Runs one statement as SQLite with DQS would: the rows of INSERT ... VALUES at once (nothing is
- * in scope there), then one name per round as SQLite names it, in the statement or in a trigger
- * it fires. Each round writes at least one more token as a string, so a statement takes at most
- * as many rounds as it holds double-quoted names. Returns SQLite's error when it still fails.
- */
+/** Runs one statement (with the fallback), restoring any trigger it rewrote; SQLite's error if it fails. */
 function runWithDqsStrings(
 	db: Database.Database,
 	statement: SqlStatement,
 	onString: (identifier: string, trigger?: string) => void,
 ): (Error & { code?: string }) | undefined {
-	const strings = new Set<SqlToken>();
-	const reported = new Set<string>();
 	const triggers = makeDqsTriggers();
-	let text = statement.text + (statement.terminated ? ";" : "");
 	try {
-		for (let round = 0; ; round++) {
-			try {
-				db.exec(text);
-				return undefined;
-			} catch (error) {
-				const e = error as Error & { code?: string };
-				const name = DQS_HINT.exec(e.message)?.[1];
-				if (name === undefined) return e;
-				const own = statement.tokens.filter(
-					(t) => isDoubleQuoted(t) && t.value === name && !strings.has(t),
-				);
-				const fresh = [...own, ...(round === 0 ? valuesRowNames(statement.tokens) : [])];
-				if (fresh.length === 0) {
-					const rewritten = rewriteTriggerNames(db, triggers, name);
-					if (rewritten.length === 0) return e;
-					for (const trigger of rewritten) onString(name, trigger);
-					continue;
-				}
-				for (const token of fresh) {
-					strings.add(token);
-					if (!reported.has(token.value)) onString(token.value);
-					reported.add(token.value);
-				}
-				text =
-					writeAsStrings(statement.text, statement.tokens, strings, statement.offset) +
-					(statement.terminated ? ";" : "");
-			}
-		}
+		const run = withDqsStrings(db, statement, { attempt: (text) => db.exec(text), triggers });
+		if (!run.ok) return run.error as Error & { code?: string };
+		for (const [identifier, trigger] of run.strings) onString(identifier, trigger);
+		return undefined;
 	} finally {
 		restoreTriggers(db, triggers);
+	}
+}
+
+export type DqsAttempt<T> =
+	| { ok: true; value: T; text: string; strings: [identifier: string, trigger?: string][] }
+	| { ok: false; error: unknown };
+
+/**
+ * Attempts one statement (exec or prepare) as SQLite with DQS would read it: first every name
+ * nothing can resolve (the rows of INSERT ... VALUES, names no column anywhere has:
+ * unresolvableNames), then one name per round as SQLite names it, in the statement or in a
+ * trigger it fires (rewritten in `triggers`: the caller restores them). Each round writes at least
+ * one more token as a string, so there are at most as many rounds as such names.
+ */
+export function withDqsStrings<T>(
+	db: Database.Database,
+	statement: SqlStatement,
+	{ attempt, triggers }: { attempt: (text: string) => T; triggers: DqsTriggers },
+): DqsAttempt<T> {
+	const strings = new Set<SqlToken>();
+	const inTriggers: [string, string][] = [];
+	const end = statement.terminated ? ";" : "";
+	const textOf = () =>
+		writeAsStrings(statement.text, statement.tokens, strings, statement.offset) + end;
+	let guessed: SqlToken[] = [];
+	let text = statement.text + end;
+	for (let round = 0; ; round++) {
+		try {
+			const value = attempt(text);
+			const named = [...new Set([...strings].map((t) => t.value))].map((v): [string] => [v]);
+			return { ok: true, value, text, strings: [...named, ...inTriggers] };
+		} catch (error) {
+			const name = DQS_HINT.exec(error instanceof Error ? error.message : "")?.[1];
+			if (name === undefined && guessed.length > 0) {
+				// Another failure: SQLite's own rounds give the message D1 would give.
+				for (const token of guessed) strings.delete(token);
+				guessed = [];
+				text = textOf();
+				continue;
+			}
+			if (name === undefined) return { ok: false, error };
+			const before = strings.size;
+			for (const token of statement.tokens) {
+				if (isDoubleQuoted(token) && token.value === name) strings.add(token);
+			}
+			if (round === 0) {
+				for (const token of valuesRowNames(statement.tokens)) strings.add(token);
+				guessed = unresolvableNames(db, statement).filter((t) => !strings.has(t));
+				for (const token of guessed) strings.add(token);
+			}
+			if (strings.size > before) {
+				text = textOf();
+				continue;
+			}
+			// Not in the statement's own text: in a trigger it fires, or nowhere.
+			const rewritten = rewriteTriggerNames(db, triggers, name);
+			if (rewritten.length === 0) return { ok: false, error };
+			for (const trigger of rewritten) inTriggers.push([name, trigger]);
+		}
 	}
 }
 
@@ -521,6 +555,67 @@ function closingParen(tokens: readonly SqlToken[], open: number): number {
 		else if (tokens[n]?.text === ")" && --depth === 0) return n;
 	}
 	return tokens.length;
+}
+
+// Where a token starts an expression operand: after an operator, `(`, `,` or a word an
+// expression follows (a name there that is an index, table or column is known, so never guessed).
+const OPERAND_AFTER = new Set([
+	..."(,=<>+-*/%&|~",
+	...["==", "!=", "<>", "<=", ">=", "||", "<<", ">>", "->", "->>"],
+]);
+const OPERAND_AFTER_WORDS = new Set(
+	`IN AND OR NOT IS LIKE GLOB MATCH REGEXP ESCAPE BETWEEN CASE WHEN THEN ELSE WHERE HAVING ON
+	SELECT DISTINCT ALL BY LIMIT OFFSET RETURNING`.split(/\s+/),
+);
+// Statements with names that come from no schema column: CTEs, windows, table-valued functions.
+const OWN_NAMES = /^(?:with|over|window|json_each|json_tree|pragma_.*)$/i;
+const ALL_COLUMNS =
+	"SELECT p.name FROM sqlite_schema s, pragma_table_xinfo(s.name) p WHERE s.type IN ('table', 'view')";
+
+/**
+ * The double-quoted operands of a row-changing or SELECT statement that nothing can resolve: a
+ * name that is no column of any table or view (nor a table's, for FTS5's hidden column), no rowid
+ * alias, no columnN of a VALUES subquery, and not written anywhere else in the statement (an alias,
+ * a string alias). SQLite resolves a bare name only to such columns (resolve.c lookupName()), so
+ * with DQS each is a string; the rest goes one name per round.
+ */
+export function unresolvableNames(db: Database.Database, statement: SqlStatement): SqlToken[] {
+	const tokens = statement.tokens;
+	if (!isWord(tokens[0], "SELECT", "INSERT", "REPLACE", "UPDATE", "DELETE")) return [];
+	if (
+		tokens.some((t) => (t.kind === "keyword" || t.kind === "identifier") && OWN_NAMES.test(t.text))
+	)
+		return [];
+	const operand = (i: number) => {
+		const token = tokens[i] as SqlToken;
+		const before = tokens[i - 1];
+		const after = tokens[i + 1]?.text;
+		return (
+			isDoubleQuoted(token) &&
+			after !== "(" &&
+			after !== "." &&
+			(OPERAND_AFTER.has(before?.text ?? "") || isWordIn(before, OPERAND_AFTER_WORDS))
+		);
+	};
+	const known = new Set(["rowid", "oid", "_rowid_"]);
+	try {
+		for (const name of db.prepare(ALL_COLUMNS).pluck().all() as string[])
+			known.add(name.toLowerCase());
+		for (const name of db.prepare("SELECT name FROM sqlite_schema").pluck().all() as string[])
+			known.add(name.toLowerCase());
+	} catch {
+		return []; // A broken view: leave every name to SQLite.
+	}
+	const candidates: SqlToken[] = [];
+	for (const [i, token] of tokens.entries()) {
+		if (operand(i)) candidates.push(token);
+		else if (token.kind !== "number" && token.kind !== "operator")
+			known.add(token.value.toLowerCase());
+	}
+	return candidates.filter((t) => {
+		const name = t.value.toLowerCase();
+		return !known.has(name) && !/^column\d+$/.test(name);
+	});
 }
 
 /** Triggers recreated with some "names" written as strings while one statement runs. */

@@ -70,6 +70,12 @@ describe("D1DatabaseState double-quoted strings", () => {
 			[[300, "n0"]],
 		],
 		[
+			"a name that is a column beside one that is not, in one IN list",
+			`CREATE TABLE t (a TEXT); INSERT INTO t VALUES ('a'), ('x'), ('y'); DELETE FROM t WHERE a IN ("a", "x");`,
+			"SELECT count(*) FROM t",
+			[[0]],
+		],
+		[
 			"300 names in one IN list",
 			`CREATE TABLE t (a TEXT); INSERT INTO t VALUES ('n250'), ('other'); DELETE FROM t WHERE a IN (${Array.from({ length: 300 }, (_, i) => `"n${i}"`).join(", ")});`,
 			"SELECT a FROM t",

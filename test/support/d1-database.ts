@@ -3,23 +3,16 @@
 import { createHash } from "node:crypto";
 import Database from "better-sqlite3";
 import {
-	DQS_HINT,
 	type DqsTriggers,
 	findCompileLimitRefusal,
 	findWideTable,
 	installD1Limits,
 	makeDqsTriggers,
 	restoreTriggers,
-	rewriteTriggerNames,
 	tablesGainingColumns,
-	valuesRowNames,
-	writeAsStrings,
+	withDqsStrings,
 } from "../../ci/migrations/replay.ts";
-import {
-	type SqlToken,
-	splitStatements,
-	tokenizeSql as tokenizeCiSql,
-} from "../../ci/migrations/sql.ts";
+import { splitStatements } from "../../ci/migrations/sql.ts";
 import {
 	authorizeStatement,
 	byteOffset,
@@ -325,10 +318,9 @@ export class D1DatabaseState {
 
 	// SQLite's double-quoted string fallback (sqlite.org/quirks.html#dblquote): workerd builds
 	// SQLite without SQLITE_DQS (build/BUILD.sqlite3), so D1 reads a double-quoted name that
-	// matches no column as a string. better-sqlite3 is built with DQS=0 and names the token
-	// instead; each named one is rewritten as the string SQLite would have read (the rows of
-	// INSERT ... VALUES at once), then prepared again, as the replay does (replay.ts). Each round
-	// writes one more token as a string, so there are at most as many rounds as such names.
+	// matches no column as a string, in a trigger when it fires (trigger.c codeRowTrigger()).
+	// better-sqlite3 is built with DQS=0 and names the token instead: the replay's fallback
+	// (replay.ts withDqsStrings) rewrites each as the string SQLite would have read.
 	private prepareWithDqs(
 		original: string,
 		triggers: DqsTriggers,
@@ -337,42 +329,21 @@ export class D1DatabaseState {
 		failure: unknown;
 		text: string;
 	} {
-		let text = original;
-		let tokens: SqlToken[] | undefined;
-		const strings = new Set<SqlToken>();
-		for (let round = 0; ; round++) {
+		const parsed = splitStatements(original)[0];
+		const attempt = (text: string) => this.connection.prepare(text);
+		if (parsed === undefined) {
 			try {
-				return { statement: this.connection.prepare(text), failure: undefined, text };
+				return { statement: attempt(original), failure: undefined, text: original };
 			} catch (error) {
-				const name = DQS_HINT.exec(error instanceof Error ? error.message : "")?.[1];
-				// Nothing to rewrite: the original's failure, as SQLite reports it.
-				const unresolved = { statement: undefined, failure: error, text: original };
-				if (name === undefined) return unresolved;
-				tokens ??= tokenizeCiSql(original).filter(
-					(t) => t.kind !== "line-comment" && t.kind !== "block-comment",
-				);
-				const fresh = [
-					...tokens.filter(
-						(t) =>
-							t.kind === "quoted-identifier" &&
-							t.text.startsWith('"') &&
-							t.value === name &&
-							!strings.has(t),
-					),
-					...(round === 0 ? valuesRowNames(tokens) : []),
-				];
-				if (fresh.length > 0) {
-					for (const token of fresh) strings.add(token);
-					text = writeAsStrings(original, tokens, strings);
-					continue;
-				}
-				// A trigger this statement fires holds it: SQLite resolves a trigger's WHEN and body
-				// when it fires (trigger.c codeRowTrigger()), which is when D1 reads it as a string.
-				if (rewriteTriggerNames(this.connection, triggers, name).length === 0) {
-					return unresolved;
-				}
+				return { statement: undefined, failure: error, text: original };
 			}
 		}
+		const run = withDqsStrings(this.connection, parsed, { attempt, triggers });
+		// Nothing more to rewrite: the failure as SQLite reports it, of the statement as written.
+		if (!run.ok) return { statement: undefined, failure: run.error, text: original };
+		// Untouched, the statement keeps its text as sent (its offsets are D1's).
+		const text = run.strings.length === 0 ? original : run.text;
+		return { statement: run.value, failure: undefined, text };
 	}
 
 	private run(prepared: PreparedStatement, params: unknown[]): D1StatementResult {

@@ -15,6 +15,7 @@ import {
 	replayMigrations,
 	replayWithDuplicates,
 	tablesGainingColumns,
+	unresolvableNames,
 	wranglerMigrationQuery,
 } from "../../../ci/migrations/replay.ts";
 import { diffSchema, parseSnapshot } from "../../../ci/migrations/schema.ts";
@@ -830,6 +831,88 @@ describe("replayMigrations() DQS fallback at any count", () => {
 		expect(result.failure).toBeUndefined();
 		expect(rows).toEqual(expected);
 		expect(result.dqsFallbacks.map((f) => f.identifier).sort()).toEqual(identifiers);
+	});
+});
+
+describe("unresolvableNames()", () => {
+	const schema =
+		"CREATE TABLE t (a TEXT, j TEXT); CREATE TABLE u (b TEXT); CREATE VIRTUAL TABLE docs USING fts5(body);";
+	it.each([
+		['DELETE FROM t WHERE a IN ("a", "x", "y")', ["x", "y"]],
+		['SELECT a, "zz" FROM t', ["zz"]],
+		['SELECT "a" FROM t', []],
+		[
+			'SELECT DISTINCT "p", a FROM t WHERE a IS "q" OR j ->> "$.r" LIKE "s" ORDER BY "p"',
+			["p", "q", "$.r", "s", "p"],
+		],
+		['SELECT a FROM t INDEXED BY "gone_index" WHERE a = 1', ["gone_index"]],
+		['INSERT INTO t (a) SELECT "x" FROM u RETURNING "y"', ["x", "y"]],
+
+		['SELECT a AS "x" FROM t ORDER BY a, "x"', []],
+		["SELECT a 'x' FROM t GROUP BY a, \"x\"", []],
+		['UPDATE t SET a = "vv", j = json_extract(j, "$.k") WHERE a = "w"', ["vv", "$.k", "w"]],
+		['SELECT 1 FROM t, "u"', []],
+		['SELECT 1 FROM t, "gone"', ["gone"]],
+		['SELECT 1 FROM t WHERE a = "lower"(\'X\') OR a = "t"."a"', []],
+		['SELECT 1 FROM t WHERE "rowid" = 1 OR a = "oid"', []],
+		["SELECT * FROM docs WHERE \"docs\" MATCH 'x'", []],
+		['SELECT 1 FROM (VALUES (1)) WHERE 1 = "column1"', []],
+		['WITH c("x") AS (SELECT 1) SELECT 1 FROM c WHERE 1 = "x"', []],
+		['SELECT count(*) OVER (PARTITION BY "x") FROM t', []],
+		["SELECT value FROM json_each('[1]') WHERE 1 IN (\"key\")", []],
+		['CREATE TABLE x (a CHECK (a <> "zz"))', []],
+	])("%s: %j", (sql, names) => {
+		const db = openD1LikeDatabase();
+		try {
+			db.exec(schema);
+			const [statement] = splitStatements(sql);
+			if (!statement) throw new Error("no statement");
+			expect(unresolvableNames(db, statement).map((t) => t.value)).toEqual(names);
+		} finally {
+			db.close();
+		}
+	});
+
+	// workerd's D1 answered each of these: a name that is a column stays one beside strings.
+	it.each([
+		[
+			"INSERT INTO t (a) VALUES ('a'), ('x'), ('y');\nDELETE FROM t WHERE a IN (\"a\", \"x\");\n",
+			"SELECT count(*) FROM t",
+			[[0]],
+		],
+		[
+			"INSERT INTO t (a) VALUES ('b'), ('a');\nINSERT INTO u SELECT group_concat(x) FROM (SELECT a AS \"x\" FROM t ORDER BY 1, \"x\");\n",
+			"SELECT b FROM u",
+			[["a,b"]],
+		],
+		[
+			'INSERT INTO t (j) VALUES (\'{"a":5}\');\nINSERT INTO u SELECT json_extract(j, "$.a") FROM t;\n',
+			"SELECT b FROM u",
+			[[5]],
+		],
+	])("replays %j as D1 does", (sql, read, expected) => {
+		const db = openD1LikeDatabase();
+		try {
+			const result = replayMigrations(
+				migrations({
+					"0001_a.sql": "CREATE TABLE t (a TEXT, j TEXT);\nCREATE TABLE u (b);\n",
+					"0002_b.sql": sql,
+				}),
+				{ database: db },
+			);
+			expect(result.failure).toBeUndefined();
+			expect(db.prepare(read).raw(true).all()).toEqual(expected);
+		} finally {
+			db.close();
+		}
+	});
+
+	it("fails a guessed table name with SQLite's own message", () => {
+		const result = replay({
+			"0001_a.sql":
+				'CREATE TABLE t (a);\nDELETE FROM t WHERE a IN ("x") AND a IN (SELECT 1 FROM t, "gone");\n',
+		});
+		expect(result.failure).toMatchObject({ line: 2, message: "no such table: gone" });
 	});
 });
 
