@@ -121,8 +121,12 @@ export interface ApplyOutcome {
 	released: boolean;
 }
 
+// The guard's own failure, exactly: rowCountsAfterSql() inserts into ROW_GUARD_TABLE, whose unnamed
+// CHECK SQLite names by its text (build.c sqlite3AddCheckConstraint()); D1 may append ": SQLITE_CONSTRAINT".
+const ROWS_LOST_FAILURE =
+	/(?:^|: )CHECK constraint failed: rows_lost IS NULL(?:: SQLITE_CONSTRAINT\b.*)?$/s;
 const isRowsLost = (error: unknown) =>
-	error instanceof D1ApiError && /rows_lost|workers_pipeline_row_guard/.test(error.message);
+	error instanceof D1ApiError && ROWS_LOST_FAILURE.test(error.message);
 
 /** The guarded tables' counts now (the refused request changed nothing). */
 async function readCounts(

@@ -21,6 +21,7 @@ import {
 } from "./ledger.ts";
 import { quoteIdentifier } from "./literals.ts";
 import { makeSchema, SCHEMA_QUERY, type Schema, type SchemaRow } from "./schema.ts";
+import { splitStatements } from "./sql.ts";
 
 const NOT_EMPTY_MARK = "workers_pipeline: the database is not empty";
 
@@ -415,6 +416,11 @@ export async function withMigrationLock<T>(
 	return { value: outcome.value, release };
 }
 
+// A final statement without its `;` would run into the release (`near "DELETE": syntax error`);
+// after a newline, so a trailing `-- comment` cannot swallow the `;`.
+const terminated = (sql: string) =>
+	splitStatements(sql).at(-1)?.terminated === false ? `${sql}\n;` : sql;
+
 /** The one release request: the body's final statements, then the release; a bare retry. */
 export async function releaseLock(
 	db: SqlExecutor,
@@ -422,7 +428,7 @@ export async function releaseLock(
 	{ sleep }: { sleep?: Sleep } = {},
 ): Promise<LockRelease> {
 	const releaseSql = lock.clearAll ? `DELETE FROM ${LOCK_TABLE};` : releaseLockSql(lock.runId);
-	const sql = [...lock.finalStatements, releaseSql].join("\n");
+	const sql = [...lock.finalStatements.map(terminated), releaseSql].join("\n");
 	try {
 		await readWithRetry(() => db.query(sql, { write: true }), { attempts: 4, sleep });
 		return { released: true };

@@ -17,7 +17,14 @@ import {
 import { fillTables, tablesNamedIn } from "./fill.ts";
 import { quoteIdentifier, sqlString } from "./literals.ts";
 import { makeSchema, SCHEMA_QUERY, type Schema, type SchemaRow } from "./schema.ts";
-import { isWord, type SqlStatement, type SqlToken, splitStatements, tokenizeSql } from "./sql.ts";
+import {
+	isWord,
+	isWordIn,
+	type SqlStatement,
+	type SqlToken,
+	splitStatements,
+	tokenizeSql,
+} from "./sql.ts";
 
 export interface ReplayFailure {
 	migration: string;
@@ -36,6 +43,8 @@ export interface DqsFallback {
 	path: string;
 	line: number;
 	identifier: string;
+	/** The trigger whose WHEN or body holds the name, resolved when this statement fired it. */
+	trigger?: string;
 }
 
 /** A DROP TABLE whose rows' removal would cascade into child tables on a populated database. */
@@ -141,14 +150,24 @@ export function tablesGainingColumns(sql: string): string[] {
 		.map((s) => (s.tokens[3]?.text === "." ? s.tokens[4] : s.tokens[2])?.value ?? "");
 }
 
-/** SQLITE_LIMIT_COLUMN for ALTER TABLE ADD COLUMN, which no static check can see: the first table over it. */
+// Names match in any ASCII case (sqlite3StrICmp); the stored spelling is the one SQLite prints.
+const STORED_TABLE_NAME =
+	"SELECT name FROM sqlite_schema WHERE type = 'table' AND name = ? COLLATE NOCASE";
+
+/**
+ * SQLITE_LIMIT_COLUMN for ALTER TABLE ADD COLUMN, which no static check can see: the first table
+ * over it, named as stored (SQLite alter.c sqlite3AlterBeginAddColumn() names its working copy
+ * "sqlite_altertab_%s" after the schema's table, not the ALTER's spelling).
+ */
 export function findWideTable(
 	db: Database.Database,
 	tables: readonly string[],
 ): string | undefined {
 	if (tables.length === 0) return undefined;
 	const count = db.prepare(COLUMN_COUNT).pluck();
-	return tables.find((t) => (count.get(t) as number) > D1_SQLITE_LIMITS.column);
+	const wide = tables.find((t) => (count.get(t) as number) > D1_SQLITE_LIMITS.column);
+	if (wide === undefined) return undefined;
+	return (db.prepare(STORED_TABLE_NAME).pluck().get(wide) as string | undefined) ?? wide;
 }
 
 /** The failure D1 reports for the ALTER TABLE ... ADD that took `table` over 100 columns. */
@@ -167,7 +186,7 @@ function wideTableFailure(migration: Migration, table: string): ReplayFailure {
 		path: migration.path,
 		line: alter?.line ?? 1,
 		statement: alter?.text ?? "",
-		// SQLite names the working copy of the table in this message.
+		// SQLite build.c sqlite3AddColumn(): "too many columns on %s", the working copy's name.
 		message: `too many columns on sqlite_altertab_${table}`,
 		code: "SQLITE_ERROR",
 	};
@@ -360,11 +379,11 @@ export const DQS_HINT =
 	/^no such column: "(.+)" - should this be a string literal in single-quotes\?$/s;
 
 /**
- * D1 runs SQLite with double-quoted string literals allowed (wrangler and workerd accept them);
- * better-sqlite3 is built without. Re-run the migration statement by statement, turning each
- * unresolvable "name" SQLite points at into the string 'name' exactly as DQS would, and report
- * every such fallback (it is almost always a bug in the migration). A failure: the statement
- * that still fails (or the COMMIT), as D1 would report it.
+ * D1 runs SQLite with double-quoted string literals allowed (workerd build/BUILD.sqlite3 sets no
+ * SQLITE_DQS, so both DQS flags stay on); better-sqlite3 is built with SQLITE_DQS=0. Re-run the
+ * migration statement by statement, turning each "name" SQLite cannot resolve into the string
+ * 'name' exactly as DQS would, and report every such fallback (it is almost always a bug in the
+ * migration). A failure: the statement that still fails (or the COMMIT), as D1 would report it.
  */
 function applyWithDqsFallback(
 	db: Database.Database,
@@ -375,26 +394,16 @@ function applyWithDqsFallback(
 	db.exec("BEGIN");
 	try {
 		for (const statement of splitStatements(query)) {
-			let text = statement.text + (statement.terminated ? ";" : "");
-			for (let attempt = 0; ; attempt++) {
-				try {
-					db.exec(text);
-					break;
-				} catch (error) {
-					const e = error as Error & { code?: string };
-					const identifier = attempt > 50 ? undefined : DQS_HINT.exec(e.message)?.[1];
-					const rewritten = identifier === undefined ? text : quoteAsString(text, identifier);
-					if (identifier === undefined || rewritten === text)
-						return { failure: statementFailure(migration, statement, e) };
-					text = rewritten;
-					fallbacks.push({
-						migration: migration.name,
-						path: migration.path,
-						line: statement.line,
-						identifier,
-					});
-				}
-			}
+			const failed = runWithDqsStrings(db, statement, (identifier, trigger) =>
+				fallbacks.push({
+					migration: migration.name,
+					path: migration.path,
+					line: statement.line,
+					identifier,
+					...(trigger === undefined ? {} : { trigger }),
+				}),
+			);
+			if (failed) return { failure: statementFailure(migration, statement, failed) };
 		}
 		try {
 			db.exec("COMMIT");
@@ -404,6 +413,301 @@ function applyWithDqsFallback(
 		return { fallbacks };
 	} finally {
 		if (db.inTransaction) db.exec("ROLLBACK");
+	}
+}
+
+/** Runs one statement (with the fallback), restoring any trigger it rewrote; SQLite's error if it fails. */
+function runWithDqsStrings(
+	db: Database.Database,
+	statement: SqlStatement,
+	onString: (identifier: string, trigger?: string) => void,
+): (Error & { code?: string }) | undefined {
+	const triggers = makeDqsTriggers();
+	try {
+		const run = withDqsStrings(db, statement, { attempt: (text) => db.exec(text), triggers });
+		if (!run.ok) return run.error as Error & { code?: string };
+		for (const [identifier, trigger] of run.strings) onString(identifier, trigger);
+		return undefined;
+	} finally {
+		restoreTriggers(db, triggers);
+	}
+}
+
+export type DqsAttempt<T> =
+	| { ok: true; value: T; text: string; strings: [identifier: string, trigger?: string][] }
+	| { ok: false; error: unknown };
+
+/**
+ * Attempts one statement (exec or prepare) as SQLite with DQS would read it: first every name
+ * nothing can resolve (the rows of INSERT ... VALUES, names no column anywhere has:
+ * unresolvableNames), then one name per round as SQLite names it, in the statement or in a
+ * trigger it fires (rewritten in `triggers`: the caller restores them). Each round writes at least
+ * one more token as a string, so there are at most as many rounds as such names.
+ */
+export function withDqsStrings<T>(
+	db: Database.Database,
+	statement: SqlStatement,
+	{ attempt, triggers }: { attempt: (text: string) => T; triggers: DqsTriggers },
+): DqsAttempt<T> {
+	const strings = new Set<SqlToken>();
+	const inTriggers: [string, string][] = [];
+	const end = statement.terminated ? ";" : "";
+	const textOf = () =>
+		writeAsStrings(statement.text, statement.tokens, strings, statement.offset) + end;
+	let guessed: SqlToken[] = [];
+	let text = statement.text + end;
+	for (let round = 0; ; round++) {
+		try {
+			const value = attempt(text);
+			const named = [...new Set([...strings].map((t) => t.value))].map((v): [string] => [v]);
+			return { ok: true, value, text, strings: [...named, ...inTriggers] };
+		} catch (error) {
+			const name = DQS_HINT.exec(error instanceof Error ? error.message : "")?.[1];
+			if (name === undefined && guessed.length > 0) {
+				// Another failure: SQLite's own rounds give the message D1 would give.
+				for (const token of guessed) strings.delete(token);
+				guessed = [];
+				text = textOf();
+				continue;
+			}
+			if (name === undefined) return { ok: false, error };
+			const before = strings.size;
+			for (const token of statement.tokens) {
+				if (isDoubleQuoted(token) && token.value === name) strings.add(token);
+			}
+			if (round === 0) {
+				for (const token of valuesRowNames(statement.tokens)) strings.add(token);
+				guessed = unresolvableNames(db, statement).filter((t) => !strings.has(t));
+				for (const token of guessed) strings.add(token);
+			}
+			if (strings.size > before) {
+				text = textOf();
+				continue;
+			}
+			// Not in the statement's own text: in a trigger it fires, or nowhere.
+			const rewritten = rewriteTriggerNames(db, triggers, name);
+			if (rewritten.length === 0) return { ok: false, error };
+			for (const trigger of rewritten) inTriggers.push([name, trigger]);
+		}
+	}
+}
+
+const isDoubleQuoted = (token: SqlToken) =>
+	token.kind === "quoted-identifier" && token.text.startsWith('"');
+
+/** `text` with the tokens in `strings` (offsets counted from `base`) written as the strings DQS reads. */
+export function writeAsStrings(
+	text: string,
+	tokens: readonly SqlToken[],
+	strings: ReadonlySet<SqlToken>,
+	base = 0,
+): string {
+	let out = "";
+	let last = 0;
+	for (const token of tokens) {
+		if (!strings.has(token)) continue;
+		const at = token.offset - base;
+		out += `${text.slice(last, at)}${sqlString(token.value)}`;
+		last = at + token.text.length;
+	}
+	return out + text.slice(last);
+}
+
+/**
+ * The bare double-quoted names in the rows of INSERT/REPLACE ... VALUES, outside any row with a
+ * subquery or window: SQLite resolves VALUES with no table in scope (insert.c), so with DQS each
+ * is a string. Not function names, qualified names, types (AS) or collations.
+ */
+export function valuesRowNames(tokens: readonly SqlToken[]): SqlToken[] {
+	if (!isWord(tokens[0], "INSERT", "REPLACE")) return [];
+	let depth = 0;
+	let at = -1;
+	for (let n = 1; n < tokens.length && at < 0; n++) {
+		const text = tokens[n]?.text;
+		if (text === "(") depth++;
+		else if (text === ")") depth--;
+		else if (depth === 0 && isWord(tokens[n], "SELECT")) return [];
+		else if (depth === 0 && isWord(tokens[n], "VALUES")) at = n + 1;
+	}
+	const found: SqlToken[] = [];
+	while (at > 0 && tokens[at]?.text === "(") {
+		const end = closingParen(tokens, at);
+		const row = tokens.slice(at + 1, end);
+		if (!row.some((t) => isWord(t, "SELECT", "OVER"))) {
+			for (const [i, token] of row.entries()) {
+				const before = row[i - 1];
+				const after = row[i + 1];
+				if (!isDoubleQuoted(token) || after?.text === "." || after?.text === "(") continue;
+				if (before?.text === "." || isWord(before, "AS", "COLLATE")) continue;
+				found.push(token);
+			}
+		}
+		at = tokens[end + 1]?.text === "," ? end + 2 : -1;
+	}
+	return found;
+}
+
+/** The index of the `)` closing the `(` at `open` (the end when unbalanced). */
+function closingParen(tokens: readonly SqlToken[], open: number): number {
+	let depth = 0;
+	for (let n = open; n < tokens.length; n++) {
+		if (tokens[n]?.text === "(") depth++;
+		else if (tokens[n]?.text === ")" && --depth === 0) return n;
+	}
+	return tokens.length;
+}
+
+// Where a token starts an expression operand: after an operator, `(`, `,` or a word an
+// expression follows (a name there that is an index, table or column is known, so never guessed).
+const OPERAND_AFTER = new Set([
+	..."(,=<>+-*/%&|~",
+	...["==", "!=", "<>", "<=", ">=", "||", "<<", ">>", "->", "->>"],
+]);
+const OPERAND_AFTER_WORDS = new Set(
+	`IN AND OR NOT IS LIKE GLOB MATCH REGEXP ESCAPE BETWEEN CASE WHEN THEN ELSE WHERE HAVING ON
+	SELECT DISTINCT ALL BY LIMIT OFFSET RETURNING`.split(/\s+/),
+);
+// Statements with names that come from no schema column: CTEs, windows, table-valued functions.
+const OWN_NAMES = /^(?:with|over|window|json_each|json_tree|pragma_.*)$/i;
+const ALL_COLUMNS =
+	"SELECT p.name FROM sqlite_schema s, pragma_table_xinfo(s.name) p WHERE s.type IN ('table', 'view')";
+
+/**
+ * The double-quoted operands of a row-changing or SELECT statement that nothing can resolve: a
+ * name that is no column of any table or view (nor a table's, for FTS5's hidden column), no rowid
+ * alias, no columnN of a VALUES subquery, and not written anywhere else in the statement (an alias,
+ * a string alias). SQLite resolves a bare name only to such columns (resolve.c lookupName()), so
+ * with DQS each is a string; the rest goes one name per round.
+ */
+export function unresolvableNames(db: Database.Database, statement: SqlStatement): SqlToken[] {
+	const tokens = statement.tokens;
+	if (!isWord(tokens[0], "SELECT", "INSERT", "REPLACE", "UPDATE", "DELETE")) return [];
+	if (
+		tokens.some((t) => (t.kind === "keyword" || t.kind === "identifier") && OWN_NAMES.test(t.text))
+	)
+		return [];
+	const operand = (i: number) => {
+		const token = tokens[i] as SqlToken;
+		const before = tokens[i - 1];
+		const after = tokens[i + 1]?.text;
+		return (
+			isDoubleQuoted(token) &&
+			after !== "(" &&
+			after !== "." &&
+			(OPERAND_AFTER.has(before?.text ?? "") || isWordIn(before, OPERAND_AFTER_WORDS))
+		);
+	};
+	const known = new Set(["rowid", "oid", "_rowid_"]);
+	try {
+		for (const name of db.prepare(ALL_COLUMNS).pluck().all() as string[])
+			known.add(name.toLowerCase());
+		for (const name of db.prepare("SELECT name FROM sqlite_schema").pluck().all() as string[])
+			known.add(name.toLowerCase());
+	} catch {
+		return []; // A broken view: leave every name to SQLite.
+	}
+	const candidates: SqlToken[] = [];
+	for (const [i, token] of tokens.entries()) {
+		if (operand(i)) candidates.push(token);
+		else if (token.kind !== "number" && token.kind !== "operator")
+			known.add(token.value.toLowerCase());
+	}
+	return candidates.filter((t) => {
+		const name = t.value.toLowerCase();
+		return !known.has(name) && !/^column\d+$/.test(name);
+	});
+}
+
+/** Triggers recreated with some "names" written as strings while one statement runs. */
+export interface DqsTriggers {
+	/** Per table (lower case): its triggers as written, in schema order, before the first rewrite. */
+	tables: Map<string, { name: string; sql: string }[]>;
+	/** Per trigger (lower case): the tokens of its text written as strings so far. */
+	strings: Map<string, Set<SqlToken>>;
+	tokens: Map<string, SqlToken[]>;
+}
+
+export const makeDqsTriggers = (): DqsTriggers => ({
+	tables: new Map(),
+	strings: new Map(),
+	tokens: new Map(),
+});
+
+const TABLE_OR_VIEW =
+	"SELECT 1 FROM sqlite_schema WHERE type IN ('table', 'view') AND name = ? COLLATE NOCASE";
+const TRIGGERS_OF =
+	"SELECT name, tbl_name AS tbl, sql FROM sqlite_schema WHERE type = 'trigger' AND sql IS NOT NULL ORDER BY rowid";
+
+/**
+ * SQLite resolves a trigger's WHEN and body when the trigger fires (trigger.c codeRowTrigger()),
+ * so D1 reads an unresolvable "name" there as a string only then. Recreates every trigger whose
+ * WHEN or body holds "name" with it written as a string (its table's triggers all again, in
+ * their order: SQLite fires them newest first); the names of those triggers, none when none does.
+ */
+export function rewriteTriggerNames(
+	db: Database.Database,
+	state: DqsTriggers,
+	name: string,
+): string[] {
+	const rows = db.prepare(TRIGGERS_OF).all() as { name: string; tbl: string; sql: string }[];
+	const rewritten: string[] = [];
+	const touched = new Set<string>();
+	for (const row of rows) {
+		const key = row.name.toLowerCase();
+		const table = row.tbl.toLowerCase();
+		const original = state.tables.get(table)?.find((t) => t.name.toLowerCase() === key)?.sql;
+		const tokens = state.tokens.get(key) ?? tokenizeSql(original ?? row.sql);
+		const body = tokens.findIndex((t) => isWord(t, "WHEN", "BEGIN"));
+		const strings = state.strings.get(key) ?? new Set<SqlToken>();
+		const fresh = tokens.filter(
+			(t, i) => i > body && body >= 0 && isDoubleQuoted(t) && t.value === name && !strings.has(t),
+		);
+		if (fresh.length === 0) continue;
+		if (!state.tables.has(table)) {
+			state.tables.set(
+				table,
+				rows
+					.filter((r) => r.tbl.toLowerCase() === table)
+					.map((r) => ({ name: r.name, sql: r.sql })),
+			);
+		}
+		for (const token of fresh) strings.add(token);
+		state.strings.set(key, strings);
+		state.tokens.set(key, tokens);
+		rewritten.push(row.name);
+		touched.add(table);
+	}
+	try {
+		for (const table of touched) recreateTriggers(db, state, table, true);
+	} catch {
+		return []; // SQLite refused the rewritten text: the statement fails as it is.
+	}
+	return rewritten;
+}
+
+/** Puts back, as written and in their order, the triggers of every table rewriteTriggerNames touched. */
+export function restoreTriggers(db: Database.Database, state: DqsTriggers): void {
+	for (const table of state.tables.keys()) recreateTriggers(db, state, table, false);
+	state.tables.clear();
+	state.strings.clear();
+	state.tokens.clear();
+}
+
+function recreateTriggers(
+	db: Database.Database,
+	state: DqsTriggers,
+	table: string,
+	withStrings: boolean,
+): void {
+	const triggers = state.tables.get(table) ?? [];
+	// The statement dropped the table (and so its triggers): nothing to put back.
+	if (db.prepare(TABLE_OR_VIEW).pluck().get(table) === undefined) return;
+	for (const t of triggers) db.exec(`DROP TRIGGER IF EXISTS ${quoteIdentifier(t.name)}`);
+	for (const t of triggers) {
+		const key = t.name.toLowerCase();
+		const strings = withStrings ? state.strings.get(key) : undefined;
+		const tokens = state.tokens.get(key);
+		db.exec(strings && tokens ? writeAsStrings(t.sql, tokens, strings) : t.sql);
 	}
 }
 
@@ -430,22 +734,6 @@ const commitFailure = (migration: Migration, error: Error & { code?: string }): 
 	message: error.message,
 	code: error.code,
 });
-
-function quoteAsString(sql: string, identifier: string): string {
-	let out = "";
-	let last = 0;
-	for (const token of tokenizeSql(sql)) {
-		if (
-			token.kind === "quoted-identifier" &&
-			token.text.startsWith('"') &&
-			token.value === identifier
-		) {
-			out += `${sql.slice(last, token.offset)}'${identifier.replace(/'/g, "''")}'`;
-			last = token.offset + token.text.length;
-		}
-	}
-	return out + sql.slice(last);
-}
 
 // Re-runs the statements one by one inside a transaction that is always rolled back, to find
 // the one SQLite refuses; a failure at COMMIT (deferred foreign keys) points at the file's end.

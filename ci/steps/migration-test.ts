@@ -210,7 +210,7 @@ export function formatReplayFindings({
 			severity: "warning",
 			file: fallback.path,
 			line: fallback.line,
-			message: `"${fallback.identifier}" names no column here, so D1 reads it as the string '${fallback.identifier}' (SQLite's double-quoted string fallback); this is almost always a bug (e.g. a copied column that does not exist yet). Use a real column, or write '${fallback.identifier}' if a string is meant.`,
+			message: `"${fallback.identifier}" ${fallback.trigger === undefined ? "names no column here" : `in trigger ${fallback.trigger} names no column when this statement fires it`}, so D1 reads it as the string '${fallback.identifier}' (SQLite's double-quoted string fallback); this is almost always a bug (e.g. a copied column that does not exist yet). Use a real column, or write '${fallback.identifier}' if a string is meant.`,
 		});
 	}
 

@@ -3,11 +3,14 @@
 import { createHash } from "node:crypto";
 import Database from "better-sqlite3";
 import {
-	DQS_HINT,
+	type DqsTriggers,
 	findCompileLimitRefusal,
 	findWideTable,
 	installD1Limits,
+	makeDqsTriggers,
+	restoreTriggers,
 	tablesGainingColumns,
+	withDqsStrings,
 } from "../../ci/migrations/replay.ts";
 import { splitStatements } from "../../ci/migrations/sql.ts";
 import {
@@ -23,16 +26,6 @@ import {
 	type Token,
 	tokenizeSql,
 } from "./d1-sql.ts";
-
-/** `text` with its first double-quoted token naming `name` written as a string literal. */
-function asString(text: string, name: string): string | undefined {
-	for (const token of tokenizeSql(text)) {
-		if (token.kind !== "ident" || !token.text.startsWith('"')) continue;
-		if (token.text.slice(1, -1).replaceAll('""', '"') !== name) continue;
-		return `${text.slice(0, token.start)}'${name.replaceAll("'", "''")}'${text.slice(token.end)}`;
-	}
-	return undefined;
-}
 
 export interface D1Query {
 	sql: string;
@@ -252,23 +245,29 @@ export class D1DatabaseState {
 				i++;
 				continue;
 			}
-			const prepared = this.prepare(query.sql, segments, i, via);
-			const isLast = prepared.nextSegment > lastIndex;
-			const wanted = countParameters(prepared.tokens);
-			if (wanted > D1_MAX_BOUND_PARAMETERS) {
-				throw new D1Error("too many SQL variables: SQLITE_ERROR");
+			// Triggers rewritten for DQS while this statement runs, put back as written after it.
+			const triggers = makeDqsTriggers();
+			try {
+				const prepared = this.prepare(query.sql, segments, i, { via, triggers });
+				const isLast = prepared.nextSegment > lastIndex;
+				const wanted = countParameters(prepared.tokens);
+				if (wanted > D1_MAX_BOUND_PARAMETERS) {
+					throw new D1Error("too many SQL variables: SQLITE_ERROR");
+				}
+				if (!isLast && wanted > 0) {
+					throw new D1Error(
+						"When executing multiple SQL statements in a single call, only the last statement can have parameters.",
+					);
+				}
+				const bound = isLast ? params : [];
+				if (wanted !== bound.length) {
+					throw new D1Error("Wrong number of parameter bindings for SQL query.");
+				}
+				results.push(this.run(prepared, bound));
+				i = prepared.nextSegment;
+			} finally {
+				restoreTriggers(this.connection, triggers);
 			}
-			if (!isLast && wanted > 0) {
-				throw new D1Error(
-					"When executing multiple SQL statements in a single call, only the last statement can have parameters.",
-				);
-			}
-			const bound = isLast ? params : [];
-			if (wanted !== bound.length) {
-				throw new D1Error("Wrong number of parameter bindings for SQL query.");
-			}
-			results.push(this.run(prepared, bound));
-			i = prepared.nextSegment;
 		}
 		return results;
 	}
@@ -279,7 +278,7 @@ export class D1DatabaseState {
 		sql: string,
 		segments: StatementSegment[],
 		index: number,
-		via: "query" | "import",
+		{ via, triggers }: { via: "query" | "import"; triggers: DqsTriggers },
 	): PreparedStatement {
 		const first = segments[index] as StatementSegment;
 		let end = index;
@@ -293,7 +292,7 @@ export class D1DatabaseState {
 			if (Buffer.byteLength(limited, "utf8") > D1_MAX_STATEMENT_BYTES) {
 				throw new D1Error("statement too long: SQLITE_TOOBIG");
 			}
-			const { statement, failure, text } = this.prepareWithDqs(original);
+			const { statement, failure, text } = this.prepareWithDqs(original, triggers);
 			const tokens = tokenizeSql(text);
 			const message = failure instanceof Error ? failure.message : "";
 			if (message === "incomplete input" && end + 1 < segments.length) {
@@ -319,26 +318,32 @@ export class D1DatabaseState {
 
 	// SQLite's double-quoted string fallback (sqlite.org/quirks.html#dblquote): workerd builds
 	// SQLite without SQLITE_DQS (build/BUILD.sqlite3), so D1 reads a double-quoted name that
-	// matches no column as a string. better-sqlite3 is built with DQS=0 and names the token
-	// instead; each named one is rewritten as the string SQLite would have read, then prepared again.
-	private prepareWithDqs(original: string): {
+	// matches no column as a string, in a trigger when it fires (trigger.c codeRowTrigger()).
+	// better-sqlite3 is built with DQS=0 and names the token instead: the replay's fallback
+	// (replay.ts withDqsStrings) rewrites each as the string SQLite would have read.
+	private prepareWithDqs(
+		original: string,
+		triggers: DqsTriggers,
+	): {
 		statement: Database.Statement | undefined;
 		failure: unknown;
 		text: string;
 	} {
-		let text = original;
-		for (let attempt = 0; ; attempt++) {
+		const parsed = splitStatements(original)[0];
+		const attempt = (text: string) => this.connection.prepare(text);
+		if (parsed === undefined) {
 			try {
-				return { statement: this.connection.prepare(text), failure: undefined, text };
+				return { statement: attempt(original), failure: undefined, text: original };
 			} catch (error) {
-				const name = DQS_HINT.exec(error instanceof Error ? error.message : "")?.[1];
-				const rewritten = name === undefined || attempt > 100 ? undefined : asString(text, name);
-				// Nothing to rewrite: the original's failure, as SQLite reports it.
-				if (rewritten === undefined)
-					return { statement: undefined, failure: error, text: original };
-				text = rewritten;
+				return { statement: undefined, failure: error, text: original };
 			}
 		}
+		const run = withDqsStrings(this.connection, parsed, { attempt, triggers });
+		// Nothing more to rewrite: the failure as SQLite reports it, of the statement as written.
+		if (!run.ok) return { statement: undefined, failure: run.error, text: original };
+		// Untouched, the statement keeps its text as sent (its offsets are D1's).
+		const text = run.strings.length === 0 ? original : run.text;
+		return { statement: run.value, failure: undefined, text };
 	}
 
 	private run(prepared: PreparedStatement, params: unknown[]): D1StatementResult {

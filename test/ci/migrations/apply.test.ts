@@ -838,6 +838,8 @@ describe("applyPlan() answers lost", () => {
 });
 
 describe("applyPlan() row-count guard", () => {
+	const tablesSql =
+		"CREATE TABLE parent (id INTEGER PRIMARY KEY);\nCREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent (id) ON DELETE CASCADE);\nCREATE TABLE grandchild (id INTEGER PRIMARY KEY, child_id INTEGER REFERENCES child (id) ON DELETE CASCADE);\nINSERT INTO parent VALUES (1);\nINSERT INTO child VALUES (1, 1), (2, 1);\nINSERT INTO grandchild VALUES (1, 1), (2, 1), (3, 2);\n";
 	const families = parseCatalog({
 		dir: "migrations",
 		pattern: "migrations/*.sql",
@@ -845,9 +847,7 @@ describe("applyPlan() row-count guard", () => {
 		files: [
 			{
 				name: "0001_tables.sql",
-				bytes: Buffer.from(
-					"CREATE TABLE parent (id INTEGER PRIMARY KEY);\nCREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent (id) ON DELETE CASCADE);\nCREATE TABLE grandchild (id INTEGER PRIMARY KEY, child_id INTEGER REFERENCES child (id) ON DELETE CASCADE);\nINSERT INTO parent VALUES (1);\nINSERT INTO child VALUES (1, 1), (2, 1);\nINSERT INTO grandchild VALUES (1, 1), (2, 1), (3, 2);\n",
-				),
+				bytes: Buffer.from(tablesSql),
 			},
 			{ name: "0002_empty_parent.sql", bytes: Buffer.from("DELETE FROM parent;\n") },
 		],
@@ -894,6 +894,72 @@ describe("applyPlan() row-count guard", () => {
 		expect(outcome.failure).toMatchObject({ rowsLost: false, lockLost: true });
 		expect(outcome.failure?.message).toMatch(
 			/^0002_empty_parent.sql was not applied: this run lost the migration lock/,
+		);
+	});
+
+	// Only the guard's own CHECK (rowCountsAfterSql into ROW_GUARD_TABLE) is a loss of rows.
+	it.each([
+		["D1's REST text", "CHECK constraint failed: rows_lost IS NULL: SQLITE_CONSTRAINT", true],
+		[
+			"workerd's binding text",
+			"D1_ERROR: CHECK constraint failed: rows_lost IS NULL: SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_CHECK)",
+			true,
+		],
+		[
+			"the migration's own CHECK",
+			"CHECK constraint failed: rows_lost >= 0: SQLITE_CONSTRAINT",
+			false,
+		],
+		[
+			"a longer CHECK that starts alike",
+			"CHECK constraint failed: rows_lost IS NULL OR n > 0: SQLITE_CONSTRAINT",
+			false,
+		],
+		[
+			"a table named like the guard",
+			"no such table: workers_pipeline_row_guard: SQLITE_ERROR",
+			false,
+		],
+		["a column named rows_lost", "table log has no column named rows_lost: SQLITE_ERROR", false],
+	])("a guarded migration refused with %s: rows lost %s", async (_label, text, lost) => {
+		const db = new FaultyExecutor();
+		const outcome = await applyFamilies(db, () => {
+			db.faults = {
+				2: new D1ApiError(`D1 query failed (HTTP 400) [7500]: ${text}`, { status: 400 }),
+			};
+			db.writes = 0;
+		});
+		expect(outcome.failure?.rowsLost).toBe(lost);
+		expect(
+			outcome.failure?.message.startsWith(
+				"0002_empty_parent.sql was not applied: it would delete rows",
+			),
+		).toBe(lost);
+	});
+
+	it("a guarded migration failing on its own rows_lost column is D1's failure, not a cascade", async () => {
+		const db = new FaultyExecutor();
+		const own = parseCatalog({
+			dir: "migrations",
+			pattern: "migrations/*.sql",
+			retired: [],
+			files: [
+				{ name: "0001_tables.sql", bytes: Buffer.from(tablesSql) },
+				{
+					name: "0002_empty_parent.sql",
+					bytes: Buffer.from(
+						"CREATE TABLE log (rows_lost INTEGER CHECK (rows_lost >= 0));\nINSERT INTO log VALUES (-1);\nDELETE FROM parent;\n",
+					),
+				},
+			],
+		});
+		const claim = await tryClaimLock(db, run);
+		if (!claim.acquired || !claim.state) throw new Error("no lock");
+		const outcome = await applyPlan(planMigrations(own, claim.state.ledger), db, { run, guardFor });
+		expect(outcome.applied.map((a) => a.name)).toEqual(["0001_tables.sql"]);
+		expect(outcome.failure).toMatchObject({ rowsLost: false, lockLost: false });
+		expect(outcome.failure?.message).toMatch(
+			/^0002_empty_parent.sql failed on D1 \(D1 error 7500\): .*rows_lost >= 0/,
 		);
 	});
 

@@ -377,6 +377,33 @@ export const D1_CASES: readonly D1Case[] = [
 		d1: "accepts",
 	},
 	{
+		name: "300 double-quoted names in the rows of one INSERT",
+		sql: `CREATE TABLE t (a);\nINSERT INTO t (a) VALUES ${Array.from({ length: 300 }, (_, i) => `("n${i}")`).join(", ")};`,
+		d1: "accepts",
+	},
+	{
+		name: "300 double-quoted names in one IN list over a table",
+		sql: `CREATE TABLE t (a);\nDELETE FROM t WHERE a IN (${Array.from({ length: 300 }, (_, i) => `"n${i}"`).join(", ")});`,
+		d1: "accepts",
+	},
+	// A trigger's WHEN and body are resolved when it fires (SQLite trigger.c codeRowTrigger()).
+	{
+		name: "a double-quoted name in a trigger body, fired",
+		sql: 'CREATE TABLE t (a);\nCREATE TABLE log (m);\nCREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO log VALUES ("hello"); END;\nINSERT INTO t (a) VALUES (1);',
+		d1: "accepts",
+	},
+	{
+		name: "a double-quoted name in a trigger's WHEN, fired",
+		sql: "CREATE TABLE t (a);\nCREATE TABLE log (m);\nCREATE TRIGGER tr AFTER INSERT ON t WHEN new.a = \"x\" BEGIN INSERT INTO log VALUES (new.a); END;\nINSERT INTO t (a) VALUES ('x');",
+		d1: "accepts",
+	},
+	{
+		name: "a qualified name in a trigger body that matches no column, fired",
+		sql: 'CREATE TABLE t (a);\nCREATE TABLE log (m);\nCREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO log VALUES (new."nope"); END;\nINSERT INTO t (a) VALUES (1);',
+		d1: "refuses",
+		lint: null,
+	},
+	{
 		name: "a [bracketed] name that matches no column",
 		sql: 'CREATE TABLE t (a, b);\nINSERT INTO t (a, b) VALUES ("x", [x]);',
 		d1: "refuses",

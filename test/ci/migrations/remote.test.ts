@@ -1011,6 +1011,21 @@ describe("releaseLock()", () => {
 		expect(lockRows(db)).toEqual(rows);
 	});
 
+	it.each([
+		["without its ;", runsRecord.replace(/;$/, "")],
+		["ending in a line comment, no ;", `${runsRecord.replace(/;$/, "")} -- the run's record`],
+		["ending in a block comment, no ;", `${runsRecord.replace(/;$/, "")} /* record */`],
+		["with its ;", runsRecord],
+		["with its ; and a comment after", `${runsRecord} -- done`],
+	])("a final statement %s goes in the one release request, terminated", async (_label, sql) => {
+		const db = await held();
+		const lock = { runId: "a", finalStatements: [sql], clearAll: false };
+		expect(await releaseLock(db, lock)).toEqual({ released: true });
+		expect(db.sent).toHaveLength(1);
+		expect(runs(db)).toEqual(["succeeded"]);
+		expect(lockRows(db)).toEqual([]);
+	});
+
 	it("sends a refused release once when there is nothing to leave out", async () => {
 		const db = await held();
 		const refusal = new D1ApiError("no such table: workers_pipeline_lock", { status: 400 });

@@ -15,6 +15,7 @@ import {
 	replayMigrations,
 	replayWithDuplicates,
 	tablesGainingColumns,
+	unresolvableNames,
 	wranglerMigrationQuery,
 } from "../../../ci/migrations/replay.ts";
 import { diffSchema, parseSnapshot } from "../../../ci/migrations/schema.ts";
@@ -590,6 +591,27 @@ describe("findWideTable()", () => {
 	});
 });
 
+// SQLite alter.c names the working copy after the stored table; workerd's D1 answered
+// "too many columns on sqlite_altertab_Wide" to `ALTER TABLE wide` on a table created as Wide.
+describe("findWideTable() names the table as stored", () => {
+	const columns = (n: number) => Array.from({ length: n }, (_, i) => `c${i}`).join(", ");
+
+	it.each([
+		["Wide", "ALTER TABLE wide ADD COLUMN extra;", "Wide"],
+		['"Wi de"', 'ALTER TABLE "WI DE" ADD COLUMN extra;', "Wi de"],
+		["w", "ALTER TABLE main.W ADD extra;", "w"],
+	])("CREATE TABLE %s, then %s: sqlite_altertab_%s", (created, alter, stored) => {
+		const result = replay({
+			"0001_wide.sql": `CREATE TABLE ${created} (${columns(100)});\n${alter}\n`,
+		});
+		expect(result.failure).toMatchObject({
+			line: 2,
+			statement: alter.replace(/;$/, ""),
+			message: `too many columns on sqlite_altertab_${stored}`,
+		});
+	});
+});
+
 describe("openD1LikeDatabase() LIKE and GLOB", () => {
 	const value = (sql: string, ...args: unknown[]) => {
 		const db = openD1LikeDatabase();
@@ -742,6 +764,243 @@ describe("replayMigrations() DQS fallback with quotes inside the name", () => {
 		} finally {
 			db.close();
 		}
+	});
+});
+
+// Each value below is what workerd's D1 (Miniflare) answered for the same SQL: it builds SQLite
+// without SQLITE_DQS (build/BUILD.sqlite3), so both DQS flags stay on, however many names there are.
+describe("replayMigrations() DQS fallback at any count", () => {
+	const names = (n: number) => Array.from({ length: n }, (_, i) => `n${i}`);
+	const run = (sql: string, read: string) => {
+		const db = openD1LikeDatabase();
+		try {
+			const result = replayMigrations(migrations({ "0001_a.sql": sql }), { database: db });
+			return { result, rows: db.prepare(read).raw(true).all() };
+		} finally {
+			db.close();
+		}
+	};
+
+	it.each([52, 300])("reads %i names in the rows of one INSERT ... VALUES as strings", (n) => {
+		const rows = names(n).map((v) => `("${v}")`);
+		const { result, rows: read } = run(
+			`CREATE TABLE t (a TEXT);\nINSERT INTO t VALUES ${rows.join(", ")};\n`,
+			"SELECT a FROM t ORDER BY rowid",
+		);
+		expect(result.failure).toBeUndefined();
+		expect(read.flat()).toEqual(names(n));
+		expect(result.dqsFallbacks.map((f) => f.identifier).sort()).toEqual(names(n).sort());
+		expect(new Set(result.dqsFallbacks.map((f) => f.line))).toEqual(new Set([2]));
+	});
+
+	it("reads 300 names in an IN list over a table as strings, one per name SQLite reports", () => {
+		const list = names(300).map((v) => `"${v}"`);
+		const { result, rows } = run(
+			`CREATE TABLE t (a TEXT);\nINSERT INTO t VALUES ('n250'), ('other');\nDELETE FROM t WHERE a IN (${list.join(", ")});\n`,
+			"SELECT a FROM t",
+		);
+		expect(result.failure).toBeUndefined();
+		expect(rows).toEqual([["other"]]);
+		expect(result.dqsFallbacks).toHaveLength(300);
+	});
+
+	it.each([
+		[
+			"a subquery's own column stays a column",
+			`CREATE TABLE u (b TEXT);\nINSERT INTO u VALUES ('ub');\nCREATE TABLE t (a TEXT);\nINSERT INTO t VALUES ("a"), ((SELECT "b" FROM u)), ((SELECT "c" FROM u));\n`,
+			"SELECT group_concat(a) FROM t",
+			[["a,ub,c"]],
+			["a", "c"],
+		],
+		[
+			"the upsert's column stays a column",
+			`CREATE TABLE t (a TEXT PRIMARY KEY, b INTEGER);\nINSERT INTO t VALUES ('x', 1);\nINSERT INTO t (a, b) VALUES ("x", 5) ON CONFLICT(a) DO UPDATE SET b = "b" + 10;\n`,
+			"SELECT a, b FROM t",
+			[["x", 11]],
+			["x"],
+		],
+		[
+			"a function name, a collation and a type stay what they are",
+			`CREATE TABLE t (a TEXT, b TEXT);\nINSERT INTO t VALUES ("lower"('ABC'), CAST(1 AS "text") COLLATE "nocase");\n`,
+			"SELECT a, typeof(b) FROM t",
+			[["abc", "text"]],
+			[],
+		],
+	])("in VALUES rows, %s", (_label, sql, read, expected, identifiers) => {
+		const { result, rows } = run(sql, read);
+		expect(result.failure).toBeUndefined();
+		expect(rows).toEqual(expected);
+		expect(result.dqsFallbacks.map((f) => f.identifier).sort()).toEqual(identifiers);
+	});
+});
+
+describe("unresolvableNames()", () => {
+	const schema =
+		"CREATE TABLE t (a TEXT, j TEXT); CREATE TABLE u (b TEXT); CREATE VIRTUAL TABLE docs USING fts5(body);";
+	it.each([
+		['DELETE FROM t WHERE a IN ("a", "x", "y")', ["x", "y"]],
+		['SELECT a, "zz" FROM t', ["zz"]],
+		['SELECT "a" FROM t', []],
+		[
+			'SELECT DISTINCT "p", a FROM t WHERE a IS "q" OR j ->> "$.r" LIKE "s" ORDER BY "p"',
+			["p", "q", "$.r", "s", "p"],
+		],
+		['SELECT a FROM t INDEXED BY "gone_index" WHERE a = 1', ["gone_index"]],
+		['INSERT INTO t (a) SELECT "x" FROM u RETURNING "y"', ["x", "y"]],
+
+		['SELECT a AS "x" FROM t ORDER BY a, "x"', []],
+		["SELECT a 'x' FROM t GROUP BY a, \"x\"", []],
+		['UPDATE t SET a = "vv", j = json_extract(j, "$.k") WHERE a = "w"', ["vv", "$.k", "w"]],
+		['SELECT 1 FROM t, "u"', []],
+		['SELECT 1 FROM t, "gone"', ["gone"]],
+		['SELECT 1 FROM t WHERE a = "lower"(\'X\') OR a = "t"."a"', []],
+		['SELECT 1 FROM t WHERE "rowid" = 1 OR a = "oid"', []],
+		["SELECT * FROM docs WHERE \"docs\" MATCH 'x'", []],
+		['SELECT 1 FROM (VALUES (1)) WHERE 1 = "column1"', []],
+		['WITH c("x") AS (SELECT 1) SELECT 1 FROM c WHERE 1 = "x"', []],
+		['SELECT count(*) OVER (PARTITION BY "x") FROM t', []],
+		["SELECT value FROM json_each('[1]') WHERE 1 IN (\"key\")", []],
+		['CREATE TABLE x (a CHECK (a <> "zz"))', []],
+	])("%s: %j", (sql, names) => {
+		const db = openD1LikeDatabase();
+		try {
+			db.exec(schema);
+			const [statement] = splitStatements(sql);
+			if (!statement) throw new Error("no statement");
+			expect(unresolvableNames(db, statement).map((t) => t.value)).toEqual(names);
+		} finally {
+			db.close();
+		}
+	});
+
+	// workerd's D1 answered each of these: a name that is a column stays one beside strings.
+	it.each([
+		[
+			"INSERT INTO t (a) VALUES ('a'), ('x'), ('y');\nDELETE FROM t WHERE a IN (\"a\", \"x\");\n",
+			"SELECT count(*) FROM t",
+			[[0]],
+		],
+		[
+			"INSERT INTO t (a) VALUES ('b'), ('a');\nINSERT INTO u SELECT group_concat(x) FROM (SELECT a AS \"x\" FROM t ORDER BY 1, \"x\");\n",
+			"SELECT b FROM u",
+			[["a,b"]],
+		],
+		[
+			'INSERT INTO t (j) VALUES (\'{"a":5}\');\nINSERT INTO u SELECT json_extract(j, "$.a") FROM t;\n',
+			"SELECT b FROM u",
+			[[5]],
+		],
+	])("replays %j as D1 does", (sql, read, expected) => {
+		const db = openD1LikeDatabase();
+		try {
+			const result = replayMigrations(
+				migrations({
+					"0001_a.sql": "CREATE TABLE t (a TEXT, j TEXT);\nCREATE TABLE u (b);\n",
+					"0002_b.sql": sql,
+				}),
+				{ database: db },
+			);
+			expect(result.failure).toBeUndefined();
+			expect(db.prepare(read).raw(true).all()).toEqual(expected);
+		} finally {
+			db.close();
+		}
+	});
+
+	it("fails a guessed table name with SQLite's own message", () => {
+		const result = replay({
+			"0001_a.sql":
+				'CREATE TABLE t (a);\nDELETE FROM t WHERE a IN ("x") AND a IN (SELECT 1 FROM t, "gone");\n',
+		});
+		expect(result.failure).toMatchObject({ line: 2, message: "no such table: gone" });
+	});
+});
+
+// SQLite resolves a trigger's WHEN and body when it fires (trigger.c codeRowTrigger()); workerd's
+// D1 then read "hello" as a string, "zz" as the column added before the firing, and fired a
+// table's triggers newest first.
+describe("replayMigrations() DQS fallback inside a trigger", () => {
+	const tables = "CREATE TABLE t (a TEXT);\nCREATE TABLE log (m TEXT);\n";
+	const run = (files: Record<string, string>, read: string) => {
+		const db = openD1LikeDatabase();
+		try {
+			const result = replayMigrations(migrations(files), { database: db });
+			return {
+				result,
+				rows: db.prepare(read).raw(true).all(),
+				triggers: db
+					.prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'trigger' ORDER BY name")
+					.raw(true)
+					.all(),
+			};
+		} finally {
+			db.close();
+		}
+	};
+
+	it("reads the body's name as a string when a later migration fires it, keeping the trigger as written", () => {
+		const trigger = `CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO log VALUES ("hello"); END`;
+		const { result, rows, triggers } = run(
+			{
+				"0001_a.sql": `${tables}${trigger};\n`,
+				"0002_b.sql": "INSERT INTO t VALUES ('x');\nINSERT INTO t VALUES ('y');\n",
+			},
+			"SELECT m FROM log",
+		);
+		expect(result.failure).toBeUndefined();
+		expect(rows).toEqual([["hello"], ["hello"]]);
+		expect(triggers).toEqual([["tr", trigger]]);
+		expect(result.dqsFallbacks).toEqual([
+			{
+				migration: "0002_b.sql",
+				path: "migrations/0002_b.sql",
+				line: 1,
+				identifier: "hello",
+				trigger: "tr",
+			},
+			{
+				migration: "0002_b.sql",
+				path: "migrations/0002_b.sql",
+				line: 2,
+				identifier: "hello",
+				trigger: "tr",
+			},
+		]);
+	});
+
+	it.each([
+		[
+			"a name in WHEN",
+			`${tables}CREATE TRIGGER tr AFTER INSERT ON t WHEN new.a = "x" BEGIN INSERT INTO log VALUES (new.a); END;\nINSERT INTO t VALUES ('x');\n`,
+			[["x"]],
+		],
+		[
+			"a name that is a column by the time it fires",
+			`${tables}CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE log SET m = "zz"; END;\nINSERT INTO log VALUES ('orig');\nALTER TABLE log ADD COLUMN zz TEXT DEFAULT 'col';\nINSERT INTO t VALUES ('x');\n`,
+			[["col"]],
+		],
+		[
+			"three triggers, the middle one with a name, fired twice",
+			`${tables}CREATE TRIGGER tr1 AFTER INSERT ON t BEGIN INSERT INTO log VALUES ('one'); END;\nCREATE TRIGGER tr2 AFTER INSERT ON t BEGIN INSERT INTO log VALUES ("two"); END;\nCREATE TRIGGER tr3 AFTER INSERT ON t BEGIN INSERT INTO log VALUES ('three'); END;\nINSERT INTO t VALUES ('x');\nINSERT INTO t VALUES ('y');\n`,
+			[["three,two,one,three,two,one"]],
+		],
+	])("%s", (label, sql, expected) => {
+		const read = label.startsWith("three")
+			? "SELECT group_concat(m) FROM log"
+			: "SELECT m FROM log";
+		const { result, rows } = run({ "0001_a.sql": sql }, read);
+		expect(result.failure).toBeUndefined();
+		expect(rows).toEqual(expected);
+	});
+
+	it("still fails a trigger whose name nothing can make a string (a qualified column)", () => {
+		const { result } = run(
+			{
+				"0001_a.sql": `${tables}CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO log VALUES (new."nope"); END;\nINSERT INTO t VALUES ('x');\n`,
+			},
+			"SELECT count(*) FROM sqlite_schema",
+		);
+		expect(result.failure).toMatchObject({ line: 4, message: "no such column: new.nope" });
 	});
 });
 

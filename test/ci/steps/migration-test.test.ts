@@ -3,7 +3,12 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadProjectConfig } from "../../../ci/config/load.ts";
-import { migrationTestStep, planMigrationStatuses } from "../../../ci/steps/migration-test.ts";
+import { makeSchema } from "../../../ci/migrations/schema.ts";
+import {
+	formatReplayFindings,
+	migrationTestStep,
+	planMigrationStatuses,
+} from "../../../ci/steps/migration-test.ts";
 
 const temps: string[] = [];
 afterAll(() => {
@@ -160,5 +165,41 @@ describe("planMigrationStatuses()", () => {
 			})),
 			{ name: "0000_old.sql", checksum: null, status: "retired" },
 		]);
+	});
+});
+
+describe("formatReplayFindings() REPLAY_DQS_STRING", () => {
+	const fallback = {
+		migration: "0002_b.sql",
+		path: "migrations/0002_b.sql",
+		line: 3,
+		identifier: "hello",
+	};
+	it.each([
+		[fallback, /^"hello" names no column here, so D1 reads it as the string 'hello'/],
+		[
+			{ ...fallback, trigger: "log_insert" },
+			/^"hello" in trigger log_insert names no column when this statement fires it, so D1 reads it as the string 'hello'/,
+		],
+	])("names where the name is: %j", (dqs, message) => {
+		const [finding] = formatReplayFindings({
+			replay: {
+				ok: true,
+				dqsFallbacks: [dqs],
+				dropCascades: [],
+				applied: [],
+				failure: undefined,
+				schema: makeSchema([], []),
+				durationMs: 0,
+			},
+			dataFailure: undefined,
+			duplicateFailures: [],
+		});
+		expect(finding).toMatchObject({
+			code: "REPLAY_DQS_STRING",
+			file: "migrations/0002_b.sql",
+			line: 3,
+		});
+		expect(finding?.message).toMatch(message);
 	});
 });
