@@ -121,10 +121,18 @@ export interface ApplyOutcome {
 	released: boolean;
 }
 
-// The guard's own failure, exactly: rowCountsAfterSql() inserts into ROW_GUARD_TABLE, whose unnamed
-// CHECK SQLite names by its text (build.c sqlite3AddCheckConstraint()); D1 may append ": SQLITE_CONSTRAINT".
-const ROWS_LOST_FAILURE =
-	/(?:^|: )CHECK constraint failed: rows_lost IS NULL(?:: SQLITE_CONSTRAINT\b.*)?$/s;
+// The failure of one of our own guard tables, exactly: a row inserted into a table whose unnamed
+// `CHECK (<column> IS NULL)` SQLite names by its text (build.c sqlite3AddCheckConstraint()); D1 may
+// append ": SQLITE_CONSTRAINT". A migration's own CHECK, table or column of that name never matches.
+const guardFailure = (column: string) =>
+	new RegExp(
+		`(?:^|: )CHECK constraint failed: ${column} IS NULL(?:: SQLITE_CONSTRAINT\\b.*)?$`,
+		"s",
+	);
+// rowCountsAfterSql() inserts into ROW_GUARD_TABLE when a guarded table lost rows.
+const ROWS_LOST_FAILURE = guardFailure("rows_lost");
+// The lock fence (ledger.ts) inserts into FENCE_TABLE when this run no longer holds the lock.
+const LOCK_LOST_FAILURE = guardFailure("lock_lost");
 const isRowsLost = (error: unknown) =>
 	error instanceof D1ApiError && ROWS_LOST_FAILURE.test(error.message);
 
@@ -158,7 +166,7 @@ export function describeRowsLost(
 }
 
 export const isLockLost = (error: unknown) =>
-	error instanceof D1ApiError && /lock_lost|workers_pipeline_fence/.test(error.message);
+	error instanceof D1ApiError && LOCK_LOST_FAILURE.test(error.message);
 
 /** Describes a definite D1 failure of one migration, with D1's code and message. */
 export function describeD1Failure(migration: Migration, error: D1ApiError): string {

@@ -5,6 +5,7 @@ import {
 	applyPlan,
 	describeD1Failure,
 	describeRowsLost,
+	isLockLost,
 	MAX_REQUEST_SQL_BYTES,
 	MAX_WRITE_ATTEMPTS,
 	migrationRequest,
@@ -533,6 +534,42 @@ describe("describeD1Failure()", () => {
 		],
 	])("%s", (error, message) => {
 		expect(describeD1Failure(migration, error)).toBe(message);
+	});
+});
+
+// Only the fence's own CHECK (ledger.ts, FENCE_TABLE) is a lost lock: a migration's own CHECK,
+// table or column named like it is the migration's failure.
+describe("isLockLost()", () => {
+	it.each([
+		["D1's REST text", "CHECK constraint failed: lock_lost IS NULL: SQLITE_CONSTRAINT", true],
+		[
+			"workerd's binding text",
+			"D1_ERROR: CHECK constraint failed: lock_lost IS NULL: SQLITE_CONSTRAINT (extended: SQLITE_CONSTRAINT_CHECK)",
+			true,
+		],
+		["the bare SQLite text", "CHECK constraint failed: lock_lost IS NULL", true],
+		[
+			"the migration's own CHECK",
+			"CHECK constraint failed: lock_lost >= 0: SQLITE_CONSTRAINT",
+			false,
+		],
+		[
+			"a longer CHECK that starts alike",
+			"CHECK constraint failed: lock_lost IS NULL OR n > 0: SQLITE_CONSTRAINT",
+			false,
+		],
+		["a table named like the fence", "no such table: workers_pipeline_fence: SQLITE_ERROR", false],
+		["a column named lock_lost", "table log has no column named lock_lost: SQLITE_ERROR", false],
+	])("%s: lock lost %s", (_label, text, lost) => {
+		const error = new D1ApiError(`D1 query failed (HTTP 400) [7500]: ${text}`, { status: 400 });
+		expect(isLockLost(error)).toBe(lost);
+		expect(
+			describeD1Failure(catalog.migrations[0] as never, error).includes("lost the migration lock"),
+		).toBe(lost);
+	});
+
+	it("is false for anything but a D1 answer", () => {
+		expect(isLockLost(new Error("CHECK constraint failed: lock_lost IS NULL"))).toBe(false);
 	});
 });
 
