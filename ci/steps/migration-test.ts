@@ -12,6 +12,7 @@ import {
 // Types only: parity (wrangler, child processes) loads when --parity asks for it.
 import type { ParityEngine, ParityResult } from "../migrations/parity.ts";
 import {
+	type DqsFallback,
 	type ReplayFailure,
 	type ReplayResult,
 	replayMigrations,
@@ -204,13 +205,26 @@ export function formatReplayFindings({
 		});
 	}
 
-	for (const fallback of replay.dqsFallbacks) {
+	for (const group of groupDqsFallbacks(replay.dqsFallbacks)) {
+		const [first] = group;
+		if (first === undefined) continue;
+		const names = group.map((f) => f.identifier);
+		const shown = names.slice(0, DQS_NAMES_SHOWN);
+		const listed = `${shown.map((n) => `"${n}"`).join(", ")}${names.length > shown.length ? ` and ${names.length - shown.length} more` : ""}`;
+		const where =
+			first.trigger === undefined
+				? `name${names.length === 1 ? "s" : ""} no column here`
+				: `in trigger ${first.trigger} name${names.length === 1 ? "s" : ""} no column when this statement fires it`;
+		const strings = shown.map((n) => `'${n}'`).join(", ");
 		findings.push({
 			code: "REPLAY_DQS_STRING",
 			severity: "warning",
-			file: fallback.path,
-			line: fallback.line,
-			message: `"${fallback.identifier}" ${fallback.trigger === undefined ? "names no column here" : `in trigger ${fallback.trigger} names no column when this statement fires it`}, so D1 reads it as the string '${fallback.identifier}' (SQLite's double-quoted string fallback); this is almost always a bug (e.g. a copied column that does not exist yet). Use a real column, or write '${fallback.identifier}' if a string is meant.`,
+			file: first.path,
+			line: first.line,
+			message:
+				names.length === 1
+					? `${listed} ${where}, so D1 reads it as the string ${strings} (SQLite's double-quoted string fallback); this is almost always a bug (e.g. a copied column that does not exist yet). Use a real column, or write ${strings} if a string is meant.`
+					: `${listed} ${where}, so D1 reads them as the strings ${strings}${names.length > shown.length ? ", …" : ""} (SQLite's double-quoted string fallback); this is almost always a bug (e.g. a copied column that does not exist yet, or a dump written with double-quoted strings). Use real columns, or single quotes where strings are meant.`,
 		});
 	}
 
@@ -226,6 +240,20 @@ export function formatReplayFindings({
 		});
 	}
 	return findings;
+}
+
+// One finding per statement (and trigger) that D1 reads double-quoted names in as strings: a seed
+// file written with double quotes would otherwise give one warning per value.
+const DQS_NAMES_SHOWN = 5;
+function groupDqsFallbacks(fallbacks: readonly DqsFallback[]): DqsFallback[][] {
+	const groups = new Map<string, DqsFallback[]>();
+	for (const fallback of fallbacks) {
+		const key = `${fallback.path}\0${fallback.line}\0${fallback.trigger ?? ""}`;
+		const group = groups.get(key) ?? [];
+		if (!group.some((f) => f.identifier === fallback.identifier)) group.push(fallback);
+		groups.set(key, group);
+	}
+	return [...groups.values()];
 }
 
 /** Compares the replayed schema with the committed snapshot, or writes it with --update-snapshot. */

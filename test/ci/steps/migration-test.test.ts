@@ -202,4 +202,36 @@ describe("formatReplayFindings() REPLAY_DQS_STRING", () => {
 		});
 		expect(finding?.message).toMatch(message);
 	});
+	const findingsOf = (dqsFallbacks: (typeof fallback & { trigger?: string })[]) =>
+		formatReplayFindings({
+			replay: {
+				ok: true,
+				dqsFallbacks,
+				dropCascades: [],
+				applied: [],
+				failure: undefined,
+				schema: makeSchema([], []),
+				durationMs: 0,
+			},
+			dataFailure: undefined,
+			duplicateFailures: [],
+		});
+
+	it("gives one finding per statement, naming the first names and how many more", () => {
+		const names = Array.from({ length: 8 }, (_, n) => `v${n}`);
+		const findings = findingsOf([
+			...names.map((identifier) => ({ ...fallback, identifier })),
+			{ ...fallback, identifier: "v0" },
+			{ ...fallback, line: 9, identifier: "other" },
+			{ ...fallback, identifier: "t", trigger: "log_insert" },
+		]);
+		expect(findings.map((f) => [f.line, f.message.slice(0, 60)])).toEqual([
+			[3, '"v0", "v1", "v2", "v3", "v4" and 3 more name no column here,'],
+			[9, '"other" names no column here, so D1 reads it as the string \''],
+			[3, '"t" in trigger log_insert names no column when this statemen'],
+		]);
+		expect(findings[0]?.message).toContain(
+			"so D1 reads them as the strings 'v0', 'v1', 'v2', 'v3', 'v4', …",
+		);
+	});
 });
