@@ -18,9 +18,11 @@ import type { ProjectConfig } from "../config/schema.ts";
 import { listProjectFiles, readGitVersion } from "../git.ts";
 import { localBin, runTool } from "../process.ts";
 import type { Finding } from "../report/model.ts";
+import { listWorkspaceInputs } from "./_cache.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
 import {
 	detectFramework,
+	explainScriptFailure,
 	type Framework,
 	LOCKFILES,
 	type PackageManager,
@@ -67,6 +69,8 @@ export function listBuildInputs(root: string, output?: string): string[] {
 	const files = new Set(listProjectFiles(root).filter((file) => !isOutput(file)));
 	for (const [lockfile] of LOCKFILES)
 		if (existsSync(path.join(root, lockfile))) files.add(lockfile);
+	// A monorepo's app: the workspace lockfile and the workspace packages it bundles.
+	for (const file of listWorkspaceInputs(root)) files.add(file);
 	return [...files].sort();
 }
 
@@ -321,6 +325,13 @@ export const buildStep = defineStep<BuildArgs, BuildData>({
 			const missing =
 				plan.kind === "opennext" ? !built(plan) : plan.output !== undefined && !built(plan);
 			if (result.failed || missing) {
+				const why = result.failed
+					? explainScriptFailure({
+							argv: plan.argv,
+							output: result.stdout + result.stderr,
+							pm: readPackageManager(project.root),
+						})
+					: undefined;
 				return failed(
 					started,
 					`${plan.argv.join(" ")} failed (exit ${result.exitCode ?? result.signal})`,
@@ -328,7 +339,7 @@ export const buildStep = defineStep<BuildArgs, BuildData>({
 						{
 							code: "BUILD_FAILED",
 							severity: "error",
-							message: `${missing && !result.failed ? `${plan.argv.join(" ")} succeeded but wrote no ${plan.kind === "opennext" ? plan.entry : plan.output}; set build.output to where the build writes.\n` : ""}${(result.stdout + result.stderr).trimEnd().split("\n").slice(-40).join("\n")}`,
+							message: `${missing && !result.failed ? `${plan.argv.join(" ")} succeeded but wrote no ${plan.kind === "opennext" ? plan.entry : plan.output}; set build.output to where the build writes.\n` : ""}${why ? `${why}.\n` : ""}${(result.stdout + result.stderr).trimEnd().split("\n").slice(-40).join("\n")}`,
 						},
 					],
 				);
