@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import {
 	cpSync,
 	existsSync,
@@ -302,5 +303,84 @@ describe("init: idempotent, never overwrites without --force", () => {
 		const run = await cli(["init", "--json"], dir);
 		expect(run.code).toBe(0);
 		expect(Object.keys(actions(run.stdout))).not.toContain("migrations.schema.sql");
+	});
+});
+
+describe("init: shapes beyond one app with one binding", () => {
+	function write(dir: string, files: Record<string, string>): void {
+		for (const [rel, text] of Object.entries(files)) {
+			mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+			writeFileSync(path.join(dir, rel), text);
+		}
+	}
+	const files = (stdout: string) =>
+		(
+			JSON.parse(stdout) as {
+				steps: { data: { files: { path: string; action: string }[]; next: string[] } }[];
+			}
+		).steps[0]?.data;
+
+	it("should write a monorepo app's workflow where GitHub reads it, calling the module on the app", async () => {
+		const dir = mkdtempSync(path.join(tmpdir(), "wp-init-mono-"));
+		temps.push(dir);
+		write(dir, {
+			"package.json": JSON.stringify({ private: true, workspaces: ["apps/*"] }),
+			"package-lock.json": "{}",
+			"apps/api/package.json": JSON.stringify({ name: "api" }),
+			"apps/api/wrangler.jsonc":
+				'{ "name": "api", "d1_databases": [{ "binding": "DB", "migrations_dir": "drizzle" }] }\n',
+			"apps/api/drizzle/0000_init.sql": "CREATE TABLE t (id INTEGER PRIMARY KEY);\n",
+		});
+		spawnSync("git", ["init", "-q", dir]);
+		const app = path.join(dir, "apps/api");
+		const run = await cli(["init", "--json"], app);
+		expect(run.code).toBe(0);
+		const data = files(run.stdout);
+		const workflow = "../../.github/workflows/workers-pipeline-apps-api.yml";
+		expect(data?.files.find((f) => f.path === workflow)?.action).toBe("created");
+		expect(existsSync(path.join(app, ".github"))).toBe(false);
+		expect(readFileSync(path.join(app, workflow), "utf8")).toContain(
+			"call: --source apps/api ci\n",
+		);
+		// The module installs with npm ci inside --source; this app's lockfile is the workspace's.
+		expect(data?.next.join("\n")).toMatch(/lockfile is in its workspace \(\.\.\/\.\.\)/);
+	});
+
+	it("should adopt every D1 binding, each set with its own snapshot, wherever its migrations are", async () => {
+		const dir = mkdtempSync(path.join(tmpdir(), "wp-init-bindings-"));
+		temps.push(dir);
+		write(dir, {
+			"package.json": JSON.stringify({ name: "app" }),
+			"app/wrangler.json": `{
+	"$schema": "../node_modules/wrangler/config-schema.json",
+	// two databases, both outside the config's directory
+	"name": "app",
+	"d1_databases": [
+		{ "binding": "DB", "migrations_dir": "../db/migrations", "migrations_pattern": "../db/migrations/*/migration.sql", "preview_database_id": "p" },
+		{ "binding": "EVENTS", "migrations_dir": "../events", "migrations_table": "drizzle_migrations" },
+	],
+}
+`,
+			"db/migrations/migration_lock.toml": 'provider = "sqlite"\n',
+			"db/migrations/20240101120000_init/migration.sql":
+				'CREATE TABLE "User" ("id" INTEGER NOT NULL PRIMARY KEY);\n',
+			"events/0000_events.sql": "CREATE TABLE events (id INTEGER PRIMARY KEY);\n",
+		});
+		const run = await cli(["init", "--config", "app/wrangler.json", "--json"], dir);
+		expect(run.code).toBe(0);
+		const actions = Object.fromEntries(
+			files(run.stdout)?.files.map((f) => [f.path, f.action]) ?? [],
+		);
+		expect(actions["db/migrations.schema.sql"]).toBe("created");
+		expect(actions["events.schema.sql"]).toBe("created");
+		expect(readFileSync(path.join(dir, "events.schema.sql"), "utf8")).toContain("events");
+		// Both sets are green afterwards, each by its binding.
+		for (const binding of ["DB", "EVENTS"]) {
+			const test = await cli(
+				["migration-test", "--config", "app/wrangler.json", "--binding", binding],
+				dir,
+			);
+			expect(test.code, test.stdout).toBe(0);
+		}
 	});
 });
