@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { applyEdits, modify, parse as parseJsonc } from "jsonc-parser";
-import { resolveEnvironment, snapshotPathFor } from "../config/load.ts";
+import { snapshotPathFor } from "../config/load.ts";
 import {
 	type Acknowledgement,
 	type D1Database,
@@ -24,7 +24,7 @@ import {
 	scriptCommand,
 } from "./_toolchain.ts";
 import { distinctDatabases } from "./lint.ts";
-import { migrationTestStep } from "./migration-test.ts";
+import { listMigrationSets, migrationTestStep } from "./migration-test.ts";
 
 export const VERSION_BINDING = "CF_VERSION_METADATA";
 /** How each package manager runs a dependency's bin. */
@@ -460,23 +460,6 @@ export const initStep = defineStep<InitArgs>({
 		});
 	},
 });
-
-/** Each distinct migrations set, with the environment that selects it (bindings are per environment). */
-export function listMigrationSets(
-	project: ProjectConfig,
-): { env: string | undefined; database: D1Database }[] {
-	const seen = new Set<string>();
-	const sets: { env: string | undefined; database: D1Database }[] = [];
-	for (const env of [undefined, ...project.environments]) {
-		for (const database of resolveEnvironment(project, env).databases) {
-			const key = `${database.migrationsPattern}\0${database.migrationsTable}`;
-			if (seen.has(key)) continue;
-			seen.add(key);
-			sets.push({ env, database });
-		}
-	}
-	return sets;
-}
 
 /** The findings of a bare adoption (no acknowledgements): static and replay, for every set. */
 async function collectFindings(
