@@ -132,7 +132,7 @@ export const COMMANDS: CommandDef[] = [
 	{
 		name: "build",
 		summary:
-			"Builds the app (`opennextjs-cloudflare build`, build.command, or a Vite/Remix/Astro app's build script) and checks the Worker upload size (raw, gzip) against the budget and the Workers limits.",
+			"Builds the app (`opennextjs-cloudflare build`, build.command, or the build script of a Vite/Remix/Astro app or of an app whose wrangler main only its build writes) and checks the Worker upload size (raw, gzip) against the budget and the Workers limits.",
 		flags: [CACHE_FLAG],
 		examples: ["workers-pipeline build", "workers-pipeline build --no-cache --json"],
 		run: async (input) => {

@@ -202,6 +202,8 @@ export function planBuild(inputs: {
 	framework: Framework;
 	scripts: Record<string, string>;
 	hasMain: boolean;
+	/** A path the wrangler config names that the build writes (`main`, `assets.directory`): not a source file. */
+	generated?: string;
 	pm: PackageManager;
 	envPath: string | undefined;
 }): BuildPlan {
@@ -223,12 +225,14 @@ export function planBuild(inputs: {
 			entry: `${BUILD_DIR}/worker.js`,
 		};
 	}
-	if (BUILT_FRAMEWORKS.has(inputs.framework) && inputs.scripts.build) {
+	// Any framework (SvelteKit, Nuxt, React Router…) whose Worker only its build writes.
+	if ((BUILT_FRAMEWORKS.has(inputs.framework) || inputs.generated) && inputs.scripts.build) {
 		return {
 			kind: "command",
 			argv: scriptCommand(inputs.pm, "build", inputs.envPath),
-			source: "build script",
-			output: settings.output,
+			source: inputs.generated ? `build script, as ${inputs.generated} is built` : "build script",
+			// What must exist after it (and for a cached build to count as built).
+			output: settings.output ?? inputs.generated,
 		};
 	}
 	if (inputs.hasMain) return { kind: "wrangler" };
@@ -237,6 +241,27 @@ export function planBuild(inputs: {
 		reason:
 			"nothing to build: no open-next.config, no build.command and no `main` in the wrangler config",
 	};
+}
+
+/**
+ * The first path the wrangler config names (`main`, then `assets.directory`) that is not among the
+ * project's files (git's view: missing, or ignored as build output): what only a build writes.
+ */
+export function readGeneratedEntry(project: ProjectConfig): string | undefined {
+	const assets = (project.wrangler as { assets?: { directory?: unknown } }).assets?.directory;
+	const named = [project.wrangler.main, typeof assets === "string" ? assets : undefined];
+	const configDir = path.dirname(project.wranglerPath);
+	let files: Set<string> | undefined;
+	for (const entry of named) {
+		if (!entry) continue;
+		const rel = path
+			.relative(project.root, path.resolve(configDir, entry))
+			.replaceAll(path.sep, "/");
+		files ??= new Set(listProjectFiles(project.root));
+		const isSource = files.has(rel) || [...files].some((file) => file.startsWith(`${rel}/`));
+		if (!isSource) return rel;
+	}
+	return undefined;
 }
 
 function readBuildPlan(project: ProjectConfig, envPath: string | undefined): BuildPlan {
@@ -249,6 +274,7 @@ function readBuildPlan(project: ProjectConfig, envPath: string | undefined): Bui
 		framework: detectFramework(pkg),
 		scripts: pkg?.scripts ?? {},
 		hasMain: Boolean(project.wrangler.main),
+		generated: pkg?.scripts?.build ? readGeneratedEntry(project) : undefined,
 		pm: readPackageManager(project.root),
 		envPath,
 	});
@@ -367,7 +393,7 @@ export const buildStep = defineStep<BuildArgs, BuildData>({
 			plan.kind === "opennext"
 				? ` into ${BUILD_DIR}/`
 				: plan.kind === "command"
-					? ` with ${plan.argv.join(" ")} (${plan.source})${plan.output ? ` into ${plan.output}/` : ""}`
+					? ` with ${plan.argv.join(" ")} (${plan.source})${plan.output ? ` into ${plan.output}` : ""}`
 					: " (wrangler bundle)";
 		return makeStepResult("build", started, {
 			ok: !findings.some((f) => f.severity === "error"),
