@@ -312,9 +312,15 @@ export function selectDatabase(
 ): D1Database {
 	const where = env.name ? `env.${env.name}.d1_databases` : "d1_databases";
 	if (env.databases.length === 0) {
+		// No --env is the top-level Worker (as in wrangler); say which environments do have D1.
+		const withD1 = env.name
+			? []
+			: project.environments.filter((name) => project.wrangler.env?.[name]?.d1_databases?.length);
 		const hint = env.name
 			? ` D1 bindings are not inherited from the top level: declare them under env.${env.name}.`
-			: "";
+			: withD1.length
+				? ` Without --env this is the top-level Worker (as in wrangler); D1 is declared for ${withD1.map((n) => `env.${n}`).join(", ")}: pass --env ${withD1.length === 1 ? withD1[0] : "<name>"}.`
+				: "";
 		throw new UserError(
 			`${project.wranglerPath}: ${where} has no D1 binding.${hint}`,
 			"E_CONFIG_INVALID",

@@ -436,6 +436,21 @@ describe("selectDatabase()", () => {
 		expect(error.message).not.toContain("inherited");
 	});
 
+	it("should name the environments that declare D1 when there is none at the top level", () => {
+		const cfg = load({
+			"wrangler.jsonc": `{"name": "app", "env": {
+				"staging": { "d1_databases": [{ "binding": "DB", "database_id": "s" }] },
+				"preview": {},
+			}}`,
+		});
+		const error = userErrorOf(() =>
+			selectDatabase(cfg, resolveEnvironment(cfg, undefined), undefined),
+		);
+		expect(error.message).toMatch(
+			/: d1_databases has no D1 binding\. Without --env this is the top-level Worker \(as in wrangler\); D1 is declared for env\.staging: pass --env staging\.$/,
+		);
+	});
+
 	it("should require --binding when there are several, listing them", () => {
 		const cfg = config();
 		const error = userErrorOf(() =>
