@@ -66,7 +66,7 @@ export function acknowledgeProjectFindings(
 /** Reads the catalog of one D1 binding and runs every static check on it (names, order, DEPENDS, D1 lint). */
 export function readCheckedCatalog(project: ProjectConfig, database: D1Database): CheckedCatalog {
 	const catalog = parseCatalog(readCatalog({ root: project.root, database }), {
-		naming: resolveNamingRule(project.settings.migrations.naming),
+		naming: resolveNamingRule(project.settings.migrations.naming, database.migrationsDir),
 	});
 	const raw = [...catalog.findings];
 	if (catalog.migrations.length === 0) {

@@ -322,18 +322,42 @@ function writeWorkflow(
 		);
 }
 
-/** Detects the naming of each migrations set; the strictest preset every set fits. */
+/**
+ * The naming each migrations dir follows (its tool's files decide ties); one preset when every
+ * dir agrees, else one per dir, so each tool's next migration fits its own rule.
+ */
 function readNaming(project: ProjectConfig, databases: readonly D1Database[]): Naming {
-	const names: string[] = [];
-	let drizzleJournal = false;
-	let prismaLock = false;
+	const byDir = new Map<
+		string,
+		{ names: string[]; drizzleJournal: boolean; prismaLock: boolean }
+	>();
 	for (const database of databases) {
 		const dir = path.join(project.root, database.migrationsDir);
-		drizzleJournal ||= existsSync(path.join(dir, "meta", "_journal.json"));
-		prismaLock ||= existsSync(path.join(dir, "migration_lock.toml"));
-		names.push(...readCheckedCatalog(project, database).catalog.migrations.map((m) => m.name));
+		const entry = byDir.get(database.migrationsDir) ?? {
+			names: [],
+			drizzleJournal: existsSync(path.join(dir, "meta", "_journal.json")),
+			prismaLock: existsSync(path.join(dir, "migration_lock.toml")),
+		};
+		entry.names.push(
+			...readCheckedCatalog(project, database).catalog.migrations.map((m) => m.name),
+		);
+		byDir.set(database.migrationsDir, entry);
 	}
-	return detectNaming(names, { drizzleJournal, prismaLock });
+	const detected = [...byDir].map(
+		([dir, { names, ...files }]) => [dir, detectNaming(names, files)] as const,
+	);
+	const presets = new Set(detected.map(([, preset]) => preset));
+	if (presets.size <= 1) return [...presets][0] ?? "strict";
+	return Object.fromEntries(detected);
+}
+
+/** `"prisma"`, or `db/migrations: prisma, events: drizzle-kit`, for init's summary. Pure. */
+export function formatNaming(naming: Naming): string {
+	if (typeof naming === "string") return `"${naming}"`;
+	if (typeof naming.pattern === "string" && typeof naming.description === "string") return "custom";
+	return `per dir (${Object.entries(naming)
+		.map(([dir, rule]) => `${dir}: ${typeof rule === "string" ? rule : "custom"}`)
+		.join(", ")})`;
 }
 
 interface Writer {
@@ -406,7 +430,7 @@ export const initStep = defineStep<InitArgs>({
 			writer.write(
 				settingsRel,
 				renderSettings({ naming, acknowledge }),
-				`naming "${typeof naming === "string" ? naming : "custom"}", ${acknowledge.length} acknowledgement(s) of the existing history`,
+				`naming ${formatNaming(naming)}, ${acknowledge.length} acknowledgement(s) of the existing history`,
 				{ replace: true },
 			);
 			if (acknowledge.length)

@@ -374,8 +374,31 @@ describe("init: shapes beyond one app with one binding", () => {
 		expect(actions["db/migrations.schema.sql"]).toBe("created");
 		expect(actions["events.schema.sql"]).toBe("created");
 		expect(readFileSync(path.join(dir, "events.schema.sql"), "utf8")).toContain("events");
-		// Both sets are green afterwards, each by its binding.
+		// Each set keeps its own tool's naming, so the next migration of each needs nothing new.
+		const settings = parseJsonc(readFileSync(path.join(dir, "workers-pipeline.jsonc"), "utf8"));
+		expect(settings.migrations).toEqual({
+			naming: { "db/migrations": "prisma", events: "strict" },
+			acknowledge: [],
+		});
+		write(dir, {
+			"db/migrations/20240301120000_add_posts/migration.sql":
+				'CREATE TABLE "Post" ("id" INTEGER NOT NULL PRIMARY KEY);\n',
+			"events/0001_more_events.sql": "CREATE TABLE more_events (id INTEGER PRIMARY KEY);\n",
+		});
+		const lint = await cli(["lint", "--config", "app/wrangler.json", "--json"], dir);
+		expect(JSON.parse(lint.stdout).findings).toEqual([]);
 		for (const binding of ["DB", "EVENTS"]) {
+			await cli(
+				[
+					"migration-test",
+					"--config",
+					"app/wrangler.json",
+					"--binding",
+					binding,
+					"--update-snapshot",
+				],
+				dir,
+			);
 			const test = await cli(
 				["migration-test", "--config", "app/wrangler.json", "--binding", binding],
 				dir,
