@@ -315,6 +315,14 @@ function writeWorkflow(
 		next.push(
 			`Set the module in ${rel} (module: github.com/<owner>/workers-pipeline@<ref>), or rerun init with --module.`,
 		);
+	// The module sees only --source: migrations kept outside the app would not be there.
+	const outside = listMigrationSets(project)
+		.map((set) => set.database.migrationsDir)
+		.filter((dir) => dir === ".." || dir.startsWith("../"));
+	if (outside.length)
+		next.push(
+			`The Dagger module sees only ${source}, and this app's migrations are outside it (${[...new Set(outside)].join(", ")}): move them into the app, or run \`npx workers-pipeline ci\` in your workflow instead of the Dagger step.`,
+		);
 	// The module installs with \`npm ci\` from package-lock.json inside --source (.dagger INSTALL_INPUTS).
 	if (pm.name !== "npm" || pm.workspaceRoot)
 		next.push(

@@ -344,6 +344,17 @@ describe("init: shapes beyond one app with one binding", () => {
 		);
 		// The module installs with npm ci inside --source; this app's lockfile is the workspace's.
 		expect(data?.next.join("\n")).toMatch(/lockfile is in its workspace \(\.\.\/\.\.\)/);
+		expect(data?.next.join("\n")).not.toMatch(/migrations are outside/);
+		// Migrations kept outside the app are not in what the module is given.
+		writeFileSync(
+			path.join(app, "wrangler.jsonc"),
+			'{ "name": "api", "d1_databases": [{ "binding": "DB", "migrations_dir": "../../db" }] }\n',
+		);
+		write(dir, { "db/0000_init.sql": "CREATE TABLE t (id INTEGER PRIMARY KEY);\n" });
+		const outside = files((await cli(["init", "--force", "--json"], app)).stdout);
+		expect(outside?.next.join("\n")).toMatch(
+			/sees only apps\/api, and this app's migrations are outside it \(\.\.\/\.\.\/db\)/,
+		);
 	});
 
 	it("should adopt every D1 binding, each set with its own snapshot, wherever its migrations are", async () => {
