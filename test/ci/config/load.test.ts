@@ -23,7 +23,10 @@ afterEach(() => {
 function project(files: Record<string, string>): string {
 	const dir = mkdtempSync(path.join(tmpdir(), "wp-config-"));
 	dirs.push(dir);
-	for (const [name, content] of Object.entries(files)) writeFileSync(path.join(dir, name), content);
+	for (const [name, content] of Object.entries(files)) {
+		mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+		writeFileSync(path.join(dir, name), content);
+	}
 	return dir;
 }
 
@@ -150,6 +153,21 @@ describe("loadProjectConfig()", () => {
 		expect(error.code).toBe("E_CONFIG_MISSING");
 		expect(error.message).toContain("wrangler.json, wrangler.jsonc, wrangler.toml");
 		expect(error.message).toContain("--cwd");
+	});
+
+	it("should name the apps below a monorepo root, and the --cwd to pass", () => {
+		const error = userErrorOf(() =>
+			load({
+				"package.json": '{"workspaces":["apps/*"]}',
+				"apps/api/wrangler.toml": 'name = "api"\n',
+				"apps/web/wrangler.jsonc": '{ "name": "web" }',
+				"node_modules/x/wrangler.toml": 'name = "x"\n',
+			}),
+		);
+		expect(error.code).toBe("E_CONFIG_MISSING");
+		expect(error.message).toContain(
+			"Apps below it: apps/api/wrangler.toml, apps/web/wrangler.jsonc; pass --cwd apps/api.",
+		);
 	});
 
 	it("should refuse a project directory that does not exist", () => {
