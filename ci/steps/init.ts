@@ -326,7 +326,7 @@ function writeWorkflow(
 	// The module installs with \`npm ci\` from package-lock.json inside --source (.dagger INSTALL_INPUTS).
 	if (pm.name !== "npm" || pm.workspaceRoot)
 		next.push(
-			`The Dagger module installs the app with \`npm ci\` from a package-lock.json in ${source}; this ${pm.workspaceRoot ? `app's lockfile is in its workspace (${toPosix(path.relative(project.root, pm.workspaceRoot)) || "."})` : `app uses ${pm.name}`}, so until the module supports that, run \`npx workers-pipeline ci\` in your workflow instead of the Dagger step.`,
+			`The Dagger module installs the app with \`npm ci\` from a package-lock.json in ${source === "." ? "the repository's root" : source}; this ${pm.workspaceRoot ? `app's lockfile is in its workspace (${toPosix(path.relative(project.root, pm.workspaceRoot)) || "."})` : `app uses ${pm.name}`}, so until the module supports that, run \`npx workers-pipeline ci\` in your workflow instead of the Dagger step.`,
 		);
 }
 
