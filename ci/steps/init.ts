@@ -49,7 +49,13 @@ export interface InitFile {
 }
 
 // Never acknowledged: init writes the snapshot, and a history that does not replay must be fixed.
-const NOT_ACKNOWLEDGED = new Set(["SNAPSHOT_MISSING", "SNAPSHOT_DRIFT", "REPLAY_FAILED"]);
+// CATALOG_EMPTY is the config missing the history (e.g. no migrations_pattern), not history.
+const NOT_ACKNOWLEDGED = new Set([
+	"SNAPSHOT_MISSING",
+	"SNAPSHOT_DRIFT",
+	"REPLAY_FAILED",
+	"CATALOG_EMPTY",
+]);
 
 /** What a team checks before keeping an acknowledgement init wrote; by code, else generic. */
 const REVIEW_HINTS: Record<string, string> = {
@@ -502,7 +508,10 @@ async function collectFindings(
 	const blocking: Finding[] = [];
 	// A Worker without D1 has no history to adopt; the rest of init still applies.
 	for (const { env, database } of listMigrationSets(project)) {
-		findings.push(...readCheckedCatalog(project, database).raw);
+		const raw = readCheckedCatalog(project, database).raw;
+		findings.push(...raw);
+		// Shown, not acknowledged: a set init finds nothing in is a config to fix.
+		blocking.push(...raw.filter((f) => f.code === "CATALOG_EMPTY"));
 		const tested = await migrationTestStep.run(ctx, {
 			project,
 			env,

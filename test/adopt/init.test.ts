@@ -357,6 +357,25 @@ describe("init: shapes beyond one app with one binding", () => {
 		);
 	});
 
+	it("should report, never acknowledge, a set the config finds no migration in (a missing migrations_pattern)", async () => {
+		const dir = mkdtempSync(path.join(tmpdir(), "wp-init-pattern-"));
+		temps.push(dir);
+		write(dir, {
+			"package.json": JSON.stringify({ name: "app" }),
+			"wrangler.jsonc":
+				'{ "name": "app", "d1_databases": [{ "binding": "DB", "migrations_dir": "drizzle" }] }\n',
+			"drizzle/20250101000000_init/migration.sql": "CREATE TABLE t (id INTEGER PRIMARY KEY);\n",
+		});
+		const run = await cli(["init", "--json"], dir);
+		const report = JSON.parse(run.stdout) as { findings: { code: string; message: string }[] };
+		expect(report.findings.map((f) => f.code)).toEqual(["CATALOG_EMPTY"]);
+		expect(report.findings[0]?.message).toContain(
+			'"migrations_pattern": "drizzle/*/migration.sql"',
+		);
+		const settings = parseJsonc(readFileSync(path.join(dir, "workers-pipeline.jsonc"), "utf8"));
+		expect(settings.migrations.acknowledge).toEqual([]);
+	});
+
 	it("should adopt every D1 binding, each set with its own snapshot, wherever its migrations are", async () => {
 		const dir = mkdtempSync(path.join(tmpdir(), "wp-init-bindings-"));
 		temps.push(dir);
