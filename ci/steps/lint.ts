@@ -140,7 +140,11 @@ export function planLintTools(inputs: LintToolInputs): { tools: LintTool[]; skip
 	const before: Argv[] = [];
 	if (inputs.framework === "next" && bins.has("next")) before.push(["next", "typegen"]);
 	if (scripts["cf-typegen"]) before.push(script("cf-typegen"));
-	const typecheckScript = TYPECHECK_SCRIPTS.find((name) => scripts[name]);
+	// SvelteKit's and Astro's templates call theirs `check` (svelte-kit sync && svelte-check, astro
+	// check); a `check` that is something else (biome check) is not a typecheck.
+	const typecheckScript =
+		TYPECHECK_SCRIPTS.find((name) => scripts[name]) ??
+		(/\b(svelte-check|astro check|vue-tsc|tsc)\b/.test(scripts.check ?? "") ? "check" : undefined);
 	if (settings.typecheckCommand) {
 		tools.push({
 			kind: "typecheck",

@@ -97,6 +97,19 @@ describe("planLintTools()", () => {
 	});
 });
 
+describe("planLintTools(): the typecheck script", () => {
+	it.each([
+		[{ typecheck: "tsc --noEmit", check: "svelte-check" }, "typecheck script"],
+		[{ check: "svelte-kit sync && svelte-check --tsconfig ./tsconfig.json" }, "check script"],
+		[{ check: "astro check" }, "check script"],
+		// biome's `check` lints and formats: not a typecheck, so tsc runs.
+		[{ check: "biome check ." }, "tsc"],
+	])("should pick %j as %s", (scripts, source) => {
+		const { tools } = planLintTools(inputs({ scripts, bins: new Set(["tsc"]) }));
+		expect(tools.find((t) => t.kind === "typecheck")?.source).toBe(source);
+	});
+});
+
 describe("parseTypecheckOutput()", () => {
 	it("should turn tsc's lines into findings, and anything else into one TYPECHECK finding", () => {
 		expect(
