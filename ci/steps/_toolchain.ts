@@ -1,5 +1,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { findWorkspaceRoot } from "../workspace.ts";
+
+export { findWorkspaceRoot };
 
 export type PackageManagerName = "npm" | "pnpm" | "yarn" | "bun";
 
@@ -88,20 +91,6 @@ function readPackageManagerIn(dir: string): PackageManager {
 	}
 	const pm = detectPackageManager({ packageJson: readPackageJson(dir), files, yarnrc });
 	return pm.yarnPath ? { ...pm, yarnPath: path.resolve(dir, pm.yarnPath) } : pm;
-}
-
-/**
- * The nearest directory above `root` that declares a workspace holding it: `pnpm-workspace.yaml`,
- * or a package.json with `workspaces` (npm, yarn, bun). A monorepo's app has no lockfile of its own.
- */
-export function findWorkspaceRoot(root: string): string | undefined {
-	const start = path.resolve(root);
-	for (let dir = path.dirname(start); ; dir = path.dirname(dir)) {
-		if (existsSync(path.join(dir, "pnpm-workspace.yaml"))) return dir;
-		const workspaces = (readPackageJson(dir) as { workspaces?: unknown } | undefined)?.workspaces;
-		if (workspaces !== undefined) return dir;
-		if (path.dirname(dir) === dir) return undefined;
-	}
 }
 
 /** The project's manager; for a package inside a workspace without its own, the workspace's. */
