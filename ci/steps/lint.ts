@@ -71,7 +71,7 @@ export interface LintToolInputs {
 	format?: boolean;
 }
 
-const FORMAT_SCRIPTS = ["format:check", "check:format", "fmt:check", "prettier:check"];
+export const FORMAT_SCRIPTS = ["format:check", "check:format", "fmt:check", "prettier:check"];
 const TYPECHECK_SCRIPTS = ["typecheck", "type-check", "check-types", "types:check", "tsc"];
 
 /** Which lint, format check and typecheck to run for this project, and why each other is skipped. Pure. */
