@@ -280,6 +280,8 @@ function readBuildPlan(project: ProjectConfig, envPath: string | undefined): Bui
 	});
 }
 
+const isDirectory = (file: string) => existsSync(file) && statSync(file).isDirectory();
+
 /** What a build report carries: the stamp of the build in place, rebuilt or not. */
 export type BuildData = {
 	cached: boolean;
@@ -393,7 +395,7 @@ export const buildStep = defineStep<BuildArgs, BuildData>({
 			plan.kind === "opennext"
 				? ` into ${BUILD_DIR}/`
 				: plan.kind === "command"
-					? ` with ${plan.argv.join(" ")} (${plan.source})${plan.output ? ` into ${plan.output}` : ""}`
+					? ` with ${plan.argv.join(" ")} (${plan.source})${plan.output ? ` into ${plan.output}${isDirectory(path.join(project.root, plan.output)) ? "/" : ""}` : ""}`
 					: " (wrangler bundle)";
 		return makeStepResult("build", started, {
 			ok: !findings.some((f) => f.severity === "error"),
