@@ -96,10 +96,14 @@ function readPackageManagerIn(dir: string): PackageManager {
 /** The project's manager; for a package inside a workspace without its own, the workspace's. */
 export function readPackageManager(root: string): PackageManager {
 	const own = readPackageManagerIn(root);
-	if (own.source !== "default") return own;
+	if (own.lockfile) return own;
 	const workspaceRoot = findWorkspaceRoot(root);
 	if (!workspaceRoot) return own;
-	return { ...readPackageManagerIn(workspaceRoot), workspaceRoot };
+	const outer = readPackageManagerIn(workspaceRoot);
+	// An app that pins its manager keeps it; the lockfile is the workspace's when it is that manager's.
+	if (own.source === "packageManager")
+		return outer.name === own.name ? { ...own, lockfile: outer.lockfile, workspaceRoot } : own;
+	return { ...outer, workspaceRoot };
 }
 
 /** Whether an executable is on PATH (no shell, no `which`). */

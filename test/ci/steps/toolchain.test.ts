@@ -92,6 +92,22 @@ describe("readPackageManager() in a workspace", () => {
 		expect([pm.name, pm.lockfile !== undefined, pm.workspaceRoot]).toEqual([name, true, dir]);
 	});
 
+	it("should keep a pinned manager of the app, with the workspace's lockfile", () => {
+		const dir = tree({
+			"pnpm-workspace.yaml": "packages: [apps/*]\n",
+			"pnpm-lock.yaml": "",
+			"package.json": "{}",
+			"apps/api/package.json": '{"packageManager":"pnpm@10.34.9"}',
+		});
+		expect(readPackageManager(path.join(dir, "apps/api"))).toEqual({
+			name: "pnpm",
+			version: "10.34.9",
+			source: "packageManager",
+			lockfile: "pnpm-lock.yaml",
+			workspaceRoot: dir,
+		});
+	});
+
 	it("should keep an app's own lockfile, and not climb out of a directory that is no workspace", () => {
 		const dir = tree({
 			"package.json": '{"workspaces":["apps/*"]}',
