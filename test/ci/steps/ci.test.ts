@@ -80,6 +80,19 @@ describe("ci with several D1 bindings", () => {
 		expect(tests).toEqual(["migration-test DB", "migration-test EVENTS"]);
 		const failed = report.findings.filter((f) => f.code === "REPLAY_FAILED").map((f) => f.step);
 		expect(failed).toEqual(["migration-test EVENTS"]);
+		// migration-test alone does the same unless one set is chosen.
+		const alone = await captureCli(["migration-test", "--json", "--cwd", dir], { cwd: dir });
+		const steps = (JSON.parse(alone.stdout) as { steps: { name: string; ok: boolean }[] }).steps;
+		expect(steps.map((s) => [s.name, s.ok])).toEqual([
+			["migration-test DB", false],
+			["migration-test EVENTS", false],
+		]);
+		const one = await captureCli(["migration-test", "--json", "--binding", "DB", "--cwd", dir], {
+			cwd: dir,
+		});
+		expect(
+			(JSON.parse(one.stdout) as { steps: { name: string }[] }).steps.map((s) => s.name),
+		).toEqual(["migration-test"]);
 		expect(run.code).toBe(1);
 	});
 
