@@ -41,6 +41,11 @@ export function readChangedTrackedFiles(root: string): Set<string> | null {
 	return out === null ? null : new Set(out.split("\n").filter(Boolean));
 }
 
+/** The repository's top directory (GitHub reads workflows only from its .github); null outside git. */
+export function readGitTopLevel(root: string): string | null {
+	return git(root, ["rev-parse", "--show-toplevel"]) || null;
+}
+
 /** The version a build is stamped with: the sha, `<sha>-dirty` for a dirty tree, null outside git. */
 export function readGitVersion(root: string, env: Env): string | null {
 	const sha = readGitSha(root, env);

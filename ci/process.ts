@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
+import { projectBinDirs } from "./workspace.ts";
 
 /** One shape for a finished process, failed or not. */
 export interface ProcessResult {
@@ -92,16 +93,19 @@ export function runProcess(options: RunProcessOptions): Promise<ProcessResult> {
 	});
 }
 
-/** A tool from the project's own node_modules/.bin, when it has one. */
+/** A tool from the project's own node_modules/.bin (or its workspace's), when it has one. */
 export function localBin(root: string, name: string): string | undefined {
-	const file = path.join(root, "node_modules", ".bin", name);
-	return existsSync(file) ? file : undefined;
+	for (const dir of projectBinDirs(root)) {
+		const file = path.join(dir, name);
+		if (existsSync(file)) return file;
+	}
+	return undefined;
 }
 
 export interface RunToolOptions {
 	file: string;
 	args: readonly string[];
-	/** The project root: the tool runs there, with its node_modules/.bin first on PATH. */
+	/** The project root: the tool runs there, with its (and its workspace's) node_modules/.bin first on PATH. */
 	cwd: string;
 	env: Readonly<Record<string, string | undefined>>;
 	signal?: AbortSignal;
@@ -111,7 +115,7 @@ export interface RunToolOptions {
 
 /** Runs a project tool (biome, tsc, the test command, a build) without colour, as runProcess does. */
 export function runTool(options: RunToolOptions): Promise<ProcessResult> {
-	const bin = path.join(options.cwd, "node_modules", ".bin");
+	const bins = projectBinDirs(options.cwd);
 	return runProcess({
 		file: options.file,
 		args: options.args,
@@ -120,7 +124,7 @@ export function runTool(options: RunToolOptions): Promise<ProcessResult> {
 			...options.env,
 			// The project's tools first, then the Node running this CLI, so a `#!/usr/bin/env node`
 			// tool gets the same Node (and native-module ABI) even when the system Node is older.
-			PATH: [bin, path.dirname(process.execPath), options.env.PATH ?? ""].join(path.delimiter),
+			PATH: [...bins, path.dirname(process.execPath), options.env.PATH ?? ""].join(path.delimiter),
 			FORCE_COLOR: "0",
 			NO_COLOR: "1",
 		},

@@ -132,7 +132,7 @@ export const COMMANDS: CommandDef[] = [
 	{
 		name: "build",
 		summary:
-			"Builds the app (`opennextjs-cloudflare build`, build.command, or a Vite/Remix/Astro app's build script) and checks the Worker upload size (raw, gzip) against the budget and the Workers limits.",
+			"Builds the app (`opennextjs-cloudflare build`, build.command, or the build script of a Vite/Remix/Astro app or of an app whose wrangler main only its build writes) and checks the Worker upload size (raw, gzip) against the budget and the Workers limits.",
 		flags: [CACHE_FLAG],
 		examples: ["workers-pipeline build", "workers-pipeline build --no-cache --json"],
 		run: async (input) => {
@@ -215,7 +215,7 @@ export const COMMANDS: CommandDef[] = [
 	{
 		name: "migration-test",
 		summary:
-			"Replays every migration on a fresh D1-like database, checks the schema snapshot, optionally against real wrangler.",
+			"Replays every migration on a fresh D1-like database, checks the schema snapshot, optionally against real wrangler; every D1 binding's set unless --binding, --env or --dir picks one.",
 		flags: [
 			{
 				name: "dir",
@@ -254,29 +254,46 @@ export const COMMANDS: CommandDef[] = [
 			"workers-pipeline migration-test --update-snapshot",
 		],
 		// Config errors are usage errors (exit 2), so this step is not wrapped in runStepSafely.
-		run: async (input) => [
-			await (await import("../steps/migration-test.ts")).migrationTestStep.run(
-				input.context("migration-test"),
-				{
-					project: await loadProjectForDir(input),
-					env: str(input.flags, "env"),
-					binding: str(input.flags, "binding"),
-					dir: str(input.flags, "dir"),
-					updateSnapshot: input.flags["update-snapshot"] === true,
-					parity: input.flags.parity === true,
-					data: input.flags.data !== false,
-					cacheDir:
-						input.flags.cache === true
-							? path.join(
-									path.resolve(input.cwd, str(input.flags, "cwd") ?? "."),
-									"node_modules",
-									".cache",
-									"workers-pipeline",
-								)
-							: undefined,
-				},
-			),
-		],
+		run: async (input) => {
+			const [{ migrationTestStep }, { planMigrationTests }] = await Promise.all([
+				import("../steps/migration-test.ts"),
+				import("../steps/ci.ts"),
+			]);
+			const project = await loadProjectForDir(input);
+			const args = {
+				project,
+				env: str(input.flags, "env"),
+				binding: str(input.flags, "binding"),
+				dir: str(input.flags, "dir"),
+				updateSnapshot: input.flags["update-snapshot"] === true,
+				parity: input.flags.parity === true,
+				data: input.flags.data !== false,
+				cacheDir:
+					input.flags.cache === true
+						? path.join(
+								path.resolve(input.cwd, str(input.flags, "cwd") ?? "."),
+								"node_modules",
+								".cache",
+								"workers-pipeline",
+							)
+						: undefined,
+			};
+			// Several migrations sets and none chosen: each, named by binding, as ci runs them.
+			const chosen = args.env !== undefined || args.binding !== undefined || args.dir !== undefined;
+			const sets = chosen ? [] : planMigrationTests(project);
+			if (sets.length <= 1)
+				return [await migrationTestStep.run(input.context("migration-test"), args)];
+			const results = [];
+			for (const { name, env, binding } of sets) {
+				const result = await migrationTestStep.run(input.context("migration-test"), {
+					...args,
+					env,
+					binding,
+				});
+				results.push({ ...result, name });
+			}
+			return results;
+		},
 	},
 ];
 

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs";
+import { type Dirent, existsSync, readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import type { ParseError } from "jsonc-parser";
@@ -45,6 +45,38 @@ export function findWranglerConfig(from: string): string | undefined {
 	return undefined;
 }
 
+/** Wrangler configs up to three directories below `root` (not in node_modules or dot dirs), at most five. */
+export function findWranglerConfigsBelow(root: string): string[] {
+	const found: string[] = [];
+	const visit = (rel: string, depth: number) => {
+		let entries: Dirent[];
+		try {
+			entries = readdirSync(path.join(root, rel), { withFileTypes: true });
+		} catch {
+			return;
+		}
+		for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+			if (found.length >= 5) return;
+			const child = rel ? `${rel}/${entry.name}` : entry.name;
+			if (
+				entry.isFile() &&
+				depth > 0 &&
+				(WRANGLER_CONFIG_CANDIDATES as readonly string[]).includes(entry.name)
+			)
+				found.push(child);
+			else if (
+				entry.isDirectory() &&
+				depth < 3 &&
+				entry.name !== "node_modules" &&
+				!entry.name.startsWith(".")
+			)
+				visit(child, depth + 1);
+		}
+	};
+	visit("", 0);
+	return found;
+}
+
 /**
  * Reads and validates the wrangler config (wrangler.json, wrangler.jsonc or wrangler.toml) and
  * workers-pipeline.jsonc; every failure is a UserError (exit 2).
@@ -59,8 +91,13 @@ export function loadProjectConfig({ cwd, config }: LoadProjectConfigOptions): Pr
 		const looked = config
 			? path.resolve(root, config)
 			: `${WRANGLER_CONFIG_CANDIDATES.join(", ")} in ${root} or a parent directory`;
+		// A monorepo's root: name the apps below it, so the user knows which --cwd to pass.
+		const below = config ? [] : findWranglerConfigsBelow(root);
+		const apps = below.length
+			? ` Apps below it: ${below.join(", ")}; pass --cwd ${below[0]?.replace(/\/[^/]+$/, "")}.`
+			: "";
 		throw new UserError(
-			`No wrangler config found (looked for ${looked}). Run from the project directory, or pass --cwd <dir> / --config <file>.`,
+			`No wrangler config found (looked for ${looked}).${apps} Run from the project directory, or pass --cwd <dir> / --config <file>.`,
 			"E_CONFIG_MISSING",
 		);
 	}
@@ -312,9 +349,15 @@ export function selectDatabase(
 ): D1Database {
 	const where = env.name ? `env.${env.name}.d1_databases` : "d1_databases";
 	if (env.databases.length === 0) {
+		// No --env is the top-level Worker (as in wrangler); say which environments do have D1.
+		const withD1 = env.name
+			? []
+			: project.environments.filter((name) => project.wrangler.env?.[name]?.d1_databases?.length);
 		const hint = env.name
 			? ` D1 bindings are not inherited from the top level: declare them under env.${env.name}.`
-			: "";
+			: withD1.length
+				? ` Without --env this is the top-level Worker (as in wrangler); D1 is declared for ${withD1.map((n) => `env.${n}`).join(", ")}: pass --env ${withD1.length === 1 ? withD1[0] : "<name>"}.`
+				: "";
 		throw new UserError(
 			`${project.wranglerPath}: ${where} has no D1 binding.${hint}`,
 			"E_CONFIG_INVALID",

@@ -37,6 +37,20 @@ export interface NamingRule {
 	description: string;
 }
 
-/** The preset's rule, or the project's own. */
-export const resolveNamingRule = (naming: NamingPreset | NamingRule = "strict"): NamingRule =>
-	typeof naming === "string" ? NAMING_PRESETS[naming] : naming;
+/** A rule for every migrations set, or one per migrations dir (a project with several tools). */
+export type NamingSetting = NamingPreset | NamingRule | Record<string, NamingPreset | NamingRule>;
+
+const isRule = (naming: object): naming is NamingRule =>
+	typeof (naming as NamingRule).pattern === "string" &&
+	typeof (naming as NamingRule).description === "string";
+
+/**
+ * The preset's rule, the project's own, or, keyed by migrations dir (relative to the project),
+ * that dir's; a dir the map leaves out follows `strict`.
+ */
+export const resolveNamingRule = (naming: NamingSetting = "strict", dir?: string): NamingRule => {
+	if (typeof naming === "string") return NAMING_PRESETS[naming];
+	if (isRule(naming)) return naming;
+	const own = dir === undefined ? undefined : naming[dir.replace(/^\.\/|\/$/g, "")];
+	return resolveNamingRule(own ?? "strict");
+};

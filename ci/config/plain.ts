@@ -2,7 +2,7 @@
 // it (30-60 ms). Each parse* returns exactly what the zod schema in schema.ts returns, or
 // undefined for anything it does not accept plainly: the caller then asks zod for the verdict
 // and its messages. test/ci/config/plain.test.ts holds both to the same outputs.
-import { NAMING_PRESETS } from "./naming.ts";
+import { NAMING_PRESETS, type NamingPreset, type NamingRule } from "./naming.ts";
 import type {
 	Acknowledgement,
 	Naming,
@@ -140,8 +140,18 @@ const hasOnlyKeys = (value: Plain, keys: readonly string[]): boolean =>
 	Object.keys(value).every((key) => keys.includes(key) && value[key] !== undefined);
 
 function plainNaming(value: unknown): Naming | undefined {
+	// One rule per migrations dir: every value a preset or a rule.
+	if (isPlainObject(value) && !("pattern" in value) && !("description" in value)) {
+		const entries = Object.entries(value).map(([dir, rule]) => [dir, plainOneNaming(rule)]);
+		const valid = entries.every(([dir, rule]) => dir !== "" && rule !== undefined);
+		return valid ? (Object.fromEntries(entries) as Naming) : undefined;
+	}
+	return plainOneNaming(value);
+}
+
+function plainOneNaming(value: unknown): NamingPreset | NamingRule | undefined {
 	if (typeof value === "string")
-		return Object.hasOwn(NAMING_PRESETS, value) ? (value as Naming) : undefined;
+		return Object.hasOwn(NAMING_PRESETS, value) ? (value as NamingPreset) : undefined;
 	if (!isPlainObject(value) || !hasOnlyKeys(value, ["pattern", "description"])) return undefined;
 	const { pattern, description } = value;
 	if (typeof pattern !== "string" || !isText(description, 1)) return undefined;

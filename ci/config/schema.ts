@@ -50,19 +50,23 @@ function defineSettingsSchemas(z: Zod) {
 		reason: z.string().trim().min(10, "a reason of at least 10 characters"),
 	});
 
+	const presetSchema = z.enum(Object.keys(NAMING_PRESETS) as [NamingPreset, ...NamingPreset[]]);
+	const ruleSchema = z.strictObject({
+		pattern: z.string().refine((source) => {
+			try {
+				new RegExp(source);
+				return true;
+			} catch {
+				return false;
+			}
+		}, "a valid regular expression"),
+		description: z.string().min(1),
+	});
 	const namingSchema = z.union([
-		z.enum(Object.keys(NAMING_PRESETS) as [NamingPreset, ...NamingPreset[]]),
-		z.strictObject({
-			pattern: z.string().refine((source) => {
-				try {
-					new RegExp(source);
-					return true;
-				} catch {
-					return false;
-				}
-			}, "a valid regular expression"),
-			description: z.string().min(1),
-		}),
+		presetSchema,
+		ruleSchema,
+		// One rule per migrations dir (relative to the project): several bindings, several tools.
+		z.record(z.string().min(1), z.union([presetSchema, ruleSchema])),
 	]);
 
 	/** A command as an argv array (no shell): ["pnpm", "run", "lint"]. */

@@ -1,5 +1,5 @@
 import { hash } from "node:crypto";
-import { type Dirent, readdirSync, readFileSync, statSync } from "node:fs";
+import { type Dirent, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { patternWithinDir } from "../config/paths.ts";
 import {
@@ -57,6 +57,31 @@ export interface Catalog {
 	findings: Finding[];
 }
 
+// Where drizzle-kit, Prisma and hand-rolled setups keep migrations, relative to the project.
+const USUAL_DIRS = [
+	"migrations",
+	"drizzle",
+	"drizzle/migrations",
+	"prisma/migrations",
+	"db/migrations",
+	"src/db/migrations",
+];
+
+/** A usual migrations dir holding .sql files (flat or `<name>/migration.sql`), if any. */
+function findUsualMigrationsDir(root: string): string | undefined {
+	return USUAL_DIRS.find((dir) => {
+		try {
+			return readdirSync(path.join(root, dir), { withFileTypes: true }).some(
+				(e) =>
+					(e.isFile() && e.name.endsWith(".sql")) ||
+					(e.isDirectory() && existsSync(path.join(root, dir, e.name, "migration.sql"))),
+			);
+		} catch {
+			return false;
+		}
+	});
+}
+
 /** Lists the migration files wrangler would select (its `migrations_pattern`) and reads them. */
 export function readCatalog({
 	root,
@@ -70,8 +95,12 @@ export function readCatalog({
 	try {
 		stat = statSync(absDir);
 	} catch {
+		const elsewhere = findUsualMigrationsDir(root);
+		const hint = elsewhere
+			? ` ${elsewhere} holds .sql files: if that is this binding's history, set "migrations_dir" to it (relative to the wrangler config).`
+			: " Create it, or set migrations_dir for this binding in the wrangler config.";
 		throw new UserError(
-			`Migrations directory ${database.migrationsDir} not found in ${root} (D1 binding "${database.binding}"). Create it, or set migrations_dir for this binding in the wrangler config.`,
+			`Migrations directory ${database.migrationsDir} not found in ${root} (D1 binding "${database.binding}").${hint}`,
 			"E_MIGRATIONS_DIR",
 		);
 	}

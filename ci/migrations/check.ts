@@ -1,3 +1,4 @@
+import { type Dirent, existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import {
 	type Acknowledgement,
@@ -63,18 +64,40 @@ export function acknowledgeProjectFindings(
 	});
 }
 
+/** Subdirectories of the migrations dir holding a migration.sql (at most three named), if any. */
+function findNestedMigrations(root: string, database: D1Database): string | undefined {
+	const dir = path.join(root, database.migrationsDir);
+	let entries: Dirent[];
+	try {
+		entries = readdirSync(dir, { withFileTypes: true });
+	} catch {
+		return undefined;
+	}
+	const nested = entries
+		.filter((e) => e.isDirectory() && existsSync(path.join(dir, e.name, "migration.sql")))
+		.map((e) => `${database.migrationsDir}/${e.name}`)
+		.sort();
+	if (nested.length === 0) return undefined;
+	return nested.length > 3
+		? `${nested.slice(0, 3).join(", ")} and ${nested.length - 3} more`
+		: nested.join(", ");
+}
+
 /** Reads the catalog of one D1 binding and runs every static check on it (names, order, DEPENDS, D1 lint). */
 export function readCheckedCatalog(project: ProjectConfig, database: D1Database): CheckedCatalog {
 	const catalog = parseCatalog(readCatalog({ root: project.root, database }), {
-		naming: resolveNamingRule(project.settings.migrations.naming),
+		naming: resolveNamingRule(project.settings.migrations.naming, database.migrationsDir),
 	});
 	const raw = [...catalog.findings];
 	if (catalog.migrations.length === 0) {
+		const nested = findNestedMigrations(project.root, database);
 		raw.push({
 			code: "CATALOG_EMPTY",
 			severity: "warning",
 			file: database.migrationsDir,
-			message: `no migration files match ${database.migrationsPattern}; add NNNN_name.sql files, or fix migrations_dir / migrations_pattern of binding "${database.binding}".`,
+			message: nested
+				? `no migration files match ${database.migrationsPattern}, but ${nested} hold${nested.includes(",") ? "" : "s"} migration.sql files (drizzle-kit v1's or Prisma's layout): set "migrations_pattern": "${database.migrationsDir}/*/migration.sql" on binding "${database.binding}" (wrangler applies none of them without it).`
+				: `no migration files match ${database.migrationsPattern}; add NNNN_name.sql files, or fix migrations_dir / migrations_pattern of binding "${database.binding}".`,
 		});
 	}
 	for (const migration of catalog.migrations) {

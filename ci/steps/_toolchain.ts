@@ -1,5 +1,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { findWorkspaceRoot } from "../workspace.ts";
+
+export { findWorkspaceRoot };
 
 export type PackageManagerName = "npm" | "pnpm" | "yarn" | "bun";
 
@@ -10,6 +13,12 @@ export interface PackageManager {
 	/** What decided it, for messages. */
 	source: "packageManager" | "lockfile" | "default";
 	lockfile: string | undefined;
+	/** yarn 2+ (berry): not published as `yarn` on npm, and spells a frozen install `--immutable`. */
+	berry?: boolean;
+	/** Berry's checked-in release (`yarnPath` in .yarnrc.yml), absolute once read from disk. */
+	yarnPath?: string;
+	/** The workspace root the manager was read from, when the project is a package inside one. */
+	workspaceRoot?: string;
 }
 
 /** The parts of package.json the pipeline reads. */
@@ -37,20 +46,31 @@ const MANAGERS = new Set<string>(["npm", "pnpm", "yarn", "bun"]);
 export function detectPackageManager({
 	packageJson,
 	files,
+	yarnrc,
 }: {
 	packageJson: PackageJson | undefined;
 	/** Names of the files in the project root. */
 	files: readonly string[];
+	/** The text of .yarnrc.yml, when there is one (only yarn berry reads that file). */
+	yarnrc?: string;
 }): PackageManager {
 	const lock = LOCKFILES.find(([file]) => files.includes(file));
 	const pinned = /^(npm|pnpm|yarn|bun)@([^+\s]+)/.exec(packageJson?.packageManager ?? "");
+	let pm: PackageManager;
 	if (pinned && MANAGERS.has(pinned[1] as string)) {
 		const name = pinned[1] as PackageManagerName;
 		const lockfile = LOCKFILES.find(([file, pm]) => pm === name && files.includes(file))?.[0];
-		return { name, version: pinned[2], source: "packageManager", lockfile };
+		pm = { name, version: pinned[2], source: "packageManager", lockfile };
+	} else if (lock) {
+		pm = { name: lock[1], version: undefined, source: "lockfile", lockfile: lock[0] };
+	} else {
+		pm = { name: "npm", version: undefined, source: "default", lockfile: undefined };
 	}
-	if (lock) return { name: lock[1], version: undefined, source: "lockfile", lockfile: lock[0] };
-	return { name: "npm", version: undefined, source: "default", lockfile: undefined };
+	if (pm.name !== "yarn") return pm;
+	const major = Number(pm.version?.split(".")[0]);
+	const berry = major >= 2 || (pm.version === undefined && yarnrc !== undefined);
+	const yarnPath = /^yarnPath:\s*["']?([^"'\n#]+?)["']?\s*(?:#.*)?$/m.exec(yarnrc ?? "")?.[1];
+	return { ...pm, berry, ...(berry && yarnPath ? { yarnPath } : {}) };
 }
 
 export function readPackageJson(root: string): PackageJson | undefined {
@@ -61,9 +81,29 @@ export function readPackageJson(root: string): PackageJson | undefined {
 	}
 }
 
+function readPackageManagerIn(dir: string): PackageManager {
+	const files = LOCKFILES.map(([file]) => file).filter((file) => existsSync(path.join(dir, file)));
+	let yarnrc: string | undefined;
+	try {
+		yarnrc = readFileSync(path.join(dir, ".yarnrc.yml"), "utf8");
+	} catch {
+		// No .yarnrc.yml: not yarn berry, or berry with its defaults.
+	}
+	const pm = detectPackageManager({ packageJson: readPackageJson(dir), files, yarnrc });
+	return pm.yarnPath ? { ...pm, yarnPath: path.resolve(dir, pm.yarnPath) } : pm;
+}
+
+/** The project's manager; for a package inside a workspace without its own, the workspace's. */
 export function readPackageManager(root: string): PackageManager {
-	const files = LOCKFILES.map(([file]) => file).filter((file) => existsSync(path.join(root, file)));
-	return detectPackageManager({ packageJson: readPackageJson(root), files });
+	const own = readPackageManagerIn(root);
+	if (own.lockfile) return own;
+	const workspaceRoot = findWorkspaceRoot(root);
+	if (!workspaceRoot) return own;
+	const outer = readPackageManagerIn(workspaceRoot);
+	// An app that pins its manager keeps it; the lockfile is the workspace's when it is that manager's.
+	if (own.source === "packageManager")
+		return outer.name === own.name ? { ...own, lockfile: outer.lockfile, workspaceRoot } : own;
+	return { ...outer, workspaceRoot };
 }
 
 /** Whether an executable is on PATH (no shell, no `which`). */
@@ -84,6 +124,11 @@ export function packageManagerCommand(
 	envPath: string | undefined,
 ): [string, ...string[]] {
 	if (pm.name === "npm" || onPath(pm.name, envPath)) return [pm.name];
+	// Berry's own release, checked in; any yarn on PATH would hand over to it too.
+	if (pm.yarnPath && existsSync(pm.yarnPath)) return ["node", pm.yarnPath];
+	// yarn 2+ is published as @yarnpkg/cli-dist (the `yarn` package stops at 1.x).
+	if (pm.berry)
+		return ["npx", "--yes", "--package", `@yarnpkg/cli-dist@${pm.version ?? "latest"}`, "yarn"];
 	return ["npx", "--yes", `${pm.name}@${pm.version ?? "latest"}`];
 }
 
@@ -105,8 +150,43 @@ export function installCommand(
 	if (pm.name === "npm") return pm.lockfile ? ["npm", "ci"] : ["npm", "install"];
 	if (pm.name === "pnpm")
 		return [...base, "install", ...(pm.lockfile ? ["--frozen-lockfile"] : [])];
-	if (pm.name === "yarn") return [...base, "install", ...(pm.lockfile ? ["--immutable"] : [])];
+	if (pm.name === "yarn") {
+		const frozen = pm.berry ? "--immutable" : "--frozen-lockfile";
+		return [...base, "install", ...(pm.lockfile ? [frozen] : [])];
+	}
 	return [...base, "install", ...(pm.lockfile ? ["--frozen-lockfile"] : [])];
+}
+
+/**
+ * What to do when a script the project runs failed for a reason that is not its own check: a tool
+ * it calls is not installed (sh exit 127), or the manager could not be fetched through npx. Pure.
+ */
+export function explainScriptFailure({
+	argv,
+	output,
+	pm,
+}: {
+	argv: readonly string[];
+	output: string;
+	pm: PackageManager;
+}): string | undefined {
+	const fetched = argv[0] === "npx" && argv[1] === "--yes" && argv[2] !== undefined;
+	if (
+		fetched &&
+		/\b(ETARGET|E404|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|ENETUNREACH)\b/.test(output)
+	) {
+		const fetch = argv.slice(0, argv.indexOf("run") > 0 ? argv.indexOf("run") : 3).join(" ");
+		return `${pm.name} is not on PATH and \`${fetch}\` could not fetch it: install ${pm.name}${pm.version ? ` ${pm.version}` : ""} (\`corepack enable\`, or \`npm i -g ${pm.berry ? "@yarnpkg/cli-dist" : pm.name}\`) and run again`;
+	}
+	// sh: `sh: 1: eslint: not found`; bash: `eslint: command not found`; yarn berry: `command not found: eslint`; pnpm exec: `Command "eslint" not found`.
+	const missing =
+		/(?:^|\n)\S*sh: (?:\d+: |line \d+: )?([^\s:]+): (?:command )?not found/.exec(output) ??
+		/(?:^|\n)([^\s:'"]+): command not found/.exec(output) ??
+		/command not found: ([^\s'"]+)/.exec(output) ??
+		/Command "([^"]+)" not found/.exec(output);
+	if (!missing) return undefined;
+	const tool = missing[1] as string;
+	return `\`${tool}\` is not installed: the script runs it, but neither node_modules/.bin nor PATH has it. Install the dependencies first (\`${pm.name === "npm" ? (pm.lockfile ? "npm ci" : "npm install") : `${pm.name} install`}\`${pm.workspaceRoot ? ` in ${pm.workspaceRoot}` : ""}), or add ${tool} to devDependencies`;
 }
 
 export type Framework = "next" | "hono" | "vite" | "remix" | "astro" | "worker";

@@ -18,9 +18,11 @@ import type { ProjectConfig } from "../config/schema.ts";
 import { listProjectFiles, readGitVersion } from "../git.ts";
 import { localBin, runTool } from "../process.ts";
 import type { Finding } from "../report/model.ts";
+import { listWorkspaceInputs } from "./_cache.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
 import {
 	detectFramework,
+	explainScriptFailure,
 	type Framework,
 	LOCKFILES,
 	type PackageManager,
@@ -67,6 +69,8 @@ export function listBuildInputs(root: string, output?: string): string[] {
 	const files = new Set(listProjectFiles(root).filter((file) => !isOutput(file)));
 	for (const [lockfile] of LOCKFILES)
 		if (existsSync(path.join(root, lockfile))) files.add(lockfile);
+	// A monorepo's app: the workspace lockfile and the workspace packages it bundles.
+	for (const file of listWorkspaceInputs(root)) files.add(file);
 	return [...files].sort();
 }
 
@@ -198,6 +202,8 @@ export function planBuild(inputs: {
 	framework: Framework;
 	scripts: Record<string, string>;
 	hasMain: boolean;
+	/** A path the wrangler config names that the build writes (`main`, `assets.directory`): not a source file. */
+	generated?: string;
 	pm: PackageManager;
 	envPath: string | undefined;
 }): BuildPlan {
@@ -219,12 +225,14 @@ export function planBuild(inputs: {
 			entry: `${BUILD_DIR}/worker.js`,
 		};
 	}
-	if (BUILT_FRAMEWORKS.has(inputs.framework) && inputs.scripts.build) {
+	// Any framework (SvelteKit, Nuxt, React Router…) whose Worker only its build writes.
+	if ((BUILT_FRAMEWORKS.has(inputs.framework) || inputs.generated) && inputs.scripts.build) {
 		return {
 			kind: "command",
 			argv: scriptCommand(inputs.pm, "build", inputs.envPath),
-			source: "build script",
-			output: settings.output,
+			source: inputs.generated ? `build script, as ${inputs.generated} is built` : "build script",
+			// What must exist after it (and for a cached build to count as built).
+			output: settings.output ?? inputs.generated,
 		};
 	}
 	if (inputs.hasMain) return { kind: "wrangler" };
@@ -233,6 +241,27 @@ export function planBuild(inputs: {
 		reason:
 			"nothing to build: no open-next.config, no build.command and no `main` in the wrangler config",
 	};
+}
+
+/**
+ * The first path the wrangler config names (`main`, then `assets.directory`) that is not among the
+ * project's files (git's view: missing, or ignored as build output): what only a build writes.
+ */
+export function readGeneratedEntry(project: ProjectConfig): string | undefined {
+	const assets = (project.wrangler as { assets?: { directory?: unknown } }).assets?.directory;
+	const named = [project.wrangler.main, typeof assets === "string" ? assets : undefined];
+	const configDir = path.dirname(project.wranglerPath);
+	let files: Set<string> | undefined;
+	for (const entry of named) {
+		if (!entry) continue;
+		const rel = path
+			.relative(project.root, path.resolve(configDir, entry))
+			.replaceAll(path.sep, "/");
+		files ??= new Set(listProjectFiles(project.root));
+		const isSource = files.has(rel) || [...files].some((file) => file.startsWith(`${rel}/`));
+		if (!isSource) return rel;
+	}
+	return undefined;
 }
 
 function readBuildPlan(project: ProjectConfig, envPath: string | undefined): BuildPlan {
@@ -245,10 +274,13 @@ function readBuildPlan(project: ProjectConfig, envPath: string | undefined): Bui
 		framework: detectFramework(pkg),
 		scripts: pkg?.scripts ?? {},
 		hasMain: Boolean(project.wrangler.main),
+		generated: pkg?.scripts?.build ? readGeneratedEntry(project) : undefined,
 		pm: readPackageManager(project.root),
 		envPath,
 	});
 }
+
+const isDirectory = (file: string) => existsSync(file) && statSync(file).isDirectory();
 
 /** What a build report carries: the stamp of the build in place, rebuilt or not. */
 export type BuildData = {
@@ -321,6 +353,13 @@ export const buildStep = defineStep<BuildArgs, BuildData>({
 			const missing =
 				plan.kind === "opennext" ? !built(plan) : plan.output !== undefined && !built(plan);
 			if (result.failed || missing) {
+				const why = result.failed
+					? explainScriptFailure({
+							argv: plan.argv,
+							output: result.stdout + result.stderr,
+							pm: readPackageManager(project.root),
+						})
+					: undefined;
 				return failed(
 					started,
 					`${plan.argv.join(" ")} failed (exit ${result.exitCode ?? result.signal})`,
@@ -328,7 +367,7 @@ export const buildStep = defineStep<BuildArgs, BuildData>({
 						{
 							code: "BUILD_FAILED",
 							severity: "error",
-							message: `${missing && !result.failed ? `${plan.argv.join(" ")} succeeded but wrote no ${plan.kind === "opennext" ? plan.entry : plan.output}; set build.output to where the build writes.\n` : ""}${(result.stdout + result.stderr).trimEnd().split("\n").slice(-40).join("\n")}`,
+							message: `${missing && !result.failed ? `${plan.argv.join(" ")} succeeded but wrote no ${plan.kind === "opennext" ? plan.entry : plan.output}; set build.output to where the build writes.\n` : ""}${why ? `${why}.\n` : ""}${(result.stdout + result.stderr).trimEnd().split("\n").slice(-40).join("\n")}`,
 						},
 					],
 				);
@@ -356,7 +395,7 @@ export const buildStep = defineStep<BuildArgs, BuildData>({
 			plan.kind === "opennext"
 				? ` into ${BUILD_DIR}/`
 				: plan.kind === "command"
-					? ` with ${plan.argv.join(" ")} (${plan.source})${plan.output ? ` into ${plan.output}/` : ""}`
+					? ` with ${plan.argv.join(" ")} (${plan.source})${plan.output ? ` into ${plan.output}${isDirectory(path.join(project.root, plan.output)) ? "/" : ""}` : ""}`
 					: " (wrangler bundle)";
 		return makeStepResult("build", started, {
 			ok: !findings.some((f) => f.severity === "error"),

@@ -6,7 +6,7 @@ import type { Step, StepContext } from "./_step.ts";
 import { buildStep } from "./build.ts";
 import { architectureStep, formatStep } from "./format.ts";
 import { lintStep } from "./lint.ts";
-import { migrationTestStep } from "./migration-test.ts";
+import { listMigrationSets, migrationTestStep } from "./migration-test.ts";
 import { testStep } from "./test.ts";
 
 export interface CiArgs {
@@ -144,6 +144,24 @@ export async function runStepSafely<A>(
 	}
 }
 
+/**
+ * One migration test per distinct migrations set (several D1 bindings, or per-environment
+ * directories), named by binding; one plain `migration-test` when there is at most one. Pure.
+ */
+export function planMigrationTests(
+	project: ProjectConfig,
+): { name: string; env?: string; binding?: string }[] {
+	const sets = listMigrationSets(project);
+	if (sets.length <= 1) return [{ name: "migration-test" }];
+	const bindings = sets.map((s) => s.database.binding);
+	return sets.map(({ env, database: { binding } }) => ({
+		// The same binding name in two environments with different sets: say which environment.
+		name: `migration-test ${binding}${bindings.indexOf(binding) !== bindings.lastIndexOf(binding) ? `@${env ?? "top"}` : ""}`,
+		env,
+		binding,
+	}));
+}
+
 /** lint (D1 lint, biome, tsc), format, architecture, tests, build and the migration test are independent: run them concurrently. */
 export async function runCi(
 	ctx: (step: string) => StepContext,
@@ -161,13 +179,17 @@ export async function runCi(
 		runStepSafely(architectureStep, ctx("architecture"), { project }),
 		runStepSafely(testStep, ctx("test"), { project, cacheDir, reuse }),
 		...(build ? [runStepSafely(buildStep, ctx("build"), { project, force: !reuse })] : []),
-		runStepSafely(migrationTestStep, ctx("migration-test"), {
-			project,
-			parity,
-			includeLint: false,
-			cacheDir,
-			reuse,
-		}),
+		...planMigrationTests(project).map(({ name, env, binding }) =>
+			runStepSafely(migrationTestStep, ctx("migration-test"), {
+				project,
+				parity,
+				includeLint: false,
+				cacheDir,
+				reuse,
+				env,
+				binding,
+			}).then((result) => ({ ...result, name })),
+		),
 	]);
 	const failed = settled.find((r) => r.status === "rejected");
 	if (failed) throw failed.reason;

@@ -4,6 +4,8 @@ import type { ProjectConfig } from "../config/schema.ts";
 import { localBin, runProcess } from "../process.ts";
 import type { StepResult } from "../report/model.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
+import { readPackageManager, scriptCommand } from "./_toolchain.ts";
+import { FORMAT_SCRIPTS } from "./lint.ts";
 import { appEnv } from "./serve.ts";
 
 /** A check command chosen for the project, and how to fix what it finds. */
@@ -22,10 +24,13 @@ export interface ProjectFacts {
 	files: string[];
 	hasPrettierKey: boolean;
 	bin: (name: string) => string | undefined;
+	/** How the project runs one of its scripts (its package manager); default `npm run`. */
+	runScript?: (name: string) => [string, ...string[]];
 }
 
 /** The I/O half: what the planners look at. */
-export function readProjectFacts(root: string): ProjectFacts {
+export function readProjectFacts(root: string, envPath?: string): ProjectFacts {
+	const pm = readPackageManager(root);
 	let pkg: { scripts?: Record<string, string>; prettier?: unknown } = {};
 	try {
 		pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8"));
@@ -38,6 +43,7 @@ export function readProjectFacts(root: string): ProjectFacts {
 		files: readdirSync(root),
 		hasPrettierKey: pkg.prettier !== undefined,
 		bin: (name) => localBin(root, name),
+		runScript: (name) => scriptCommand(pm, name, envPath),
 	};
 }
 
@@ -62,14 +68,16 @@ export function planFormatCheck(
 	configured?: readonly string[],
 ): CheckPlan | undefined {
 	if (configured) return fromCommand(configured, facts.root);
-	if (facts.scripts["format:check"]) {
-		const fix = facts.scripts.format ? "`npm run format`" : "your formatter's write mode";
-		return {
-			file: "npm",
-			args: ["run", "--silent", "format:check"],
-			display: "npm run format:check",
-			fix,
-		};
+	// The same scripts lint's format check knows, run with the project's package manager.
+	const script = FORMAT_SCRIPTS.find((name) => facts.scripts[name]);
+	if (script) {
+		const run =
+			facts.runScript ?? ((name: string) => ["npm", "run", name] as [string, ...string[]]);
+		const [file, ...args] = run(script);
+		const fix = facts.scripts.format
+			? `\`${run("format").join(" ")}\``
+			: "your formatter's write mode";
+		return { file, args, display: [file, ...args].join(" "), fix };
 	}
 	const prettier = facts.bin("prettier");
 	if (prettier && (facts.hasPrettierKey || facts.files.some((f) => PRETTIER_CONFIG.test(f)))) {
@@ -151,7 +159,10 @@ export interface FormatArgs {
 export const formatStep = defineStep<FormatArgs>({
 	name: "format",
 	async run(ctx, { project }) {
-		const plan = planFormatCheck(readProjectFacts(project.root), project.settings.format.command);
+		const plan = planFormatCheck(
+			readProjectFacts(project.root, ctx.env.PATH),
+			project.settings.format.command,
+		);
 		if (!plan) {
 			return makeStepResult("format", performance.now(), {
 				ok: true,

@@ -10,6 +10,7 @@ import {
 	pipelineSettingsSchema,
 } from "../config/schema.ts";
 import { DEFAULT_PIPELINE_CONFIG } from "../constants.ts";
+import { readGitTopLevel } from "../git.ts";
 import { detectNaming } from "../migrations/catalog.ts";
 import { readCheckedCatalog } from "../migrations/check.ts";
 import type { Finding } from "../report/model.ts";
@@ -17,12 +18,13 @@ import { defineStep, makeStepResult } from "./_step.ts";
 import {
 	detectFramework,
 	type Framework,
+	type PackageManager,
 	readPackageJson,
 	readPackageManager,
 	scriptCommand,
 } from "./_toolchain.ts";
 import { distinctDatabases } from "./lint.ts";
-import { migrationTestStep, pickDatabase } from "./migration-test.ts";
+import { listMigrationSets, migrationTestStep } from "./migration-test.ts";
 
 export const VERSION_BINDING = "CF_VERSION_METADATA";
 /** How each package manager runs a dependency's bin. */
@@ -47,7 +49,13 @@ export interface InitFile {
 }
 
 // Never acknowledged: init writes the snapshot, and a history that does not replay must be fixed.
-const NOT_ACKNOWLEDGED = new Set(["SNAPSHOT_MISSING", "SNAPSHOT_DRIFT", "REPLAY_FAILED"]);
+// CATALOG_EMPTY is the config missing the history (e.g. no migrations_pattern), not history.
+const NOT_ACKNOWLEDGED = new Set([
+	"SNAPSHOT_MISSING",
+	"SNAPSHOT_DRIFT",
+	"REPLAY_FAILED",
+	"CATALOG_EMPTY",
+]);
 
 /** What a team checks before keeping an acknowledgement init wrote; by code, else generic. */
 const REVIEW_HINTS: Record<string, string> = {
@@ -232,10 +240,35 @@ export function planHealthRoute({
 	};
 }
 
-/** The GitHub workflow: `dagger call ci` on every pull request and push to main. Pure. */
-export function renderWorkflow({ module }: { module: string }): string {
+/** Where the workflow goes: the repository's .github (GitHub reads no other), one file per app. Pure. */
+export function planWorkflowFile({ source }: { source: string }): string {
+	return source === "."
+		? WORKFLOW_FILE
+		: WORKFLOW_FILE.replace(/\.yml$/, `-${appSlug(source)}.yml`);
+}
+
+const appSlug = (source: string) => source.replace(/[^A-Za-z0-9]+/g, "-").replace(/^-|-$/g, "");
+
+/**
+ * The GitHub workflow: `dagger call ci` on every pull request and push to main. `source` is the
+ * app's directory in the repository; the module's constructor flags go before the function
+ * (`dagger call --source . ci`), and a module used from elsewhere needs `--source` explicitly
+ * (its own default path is the module's repository). Pure.
+ */
+export function renderWorkflow({
+	module,
+	source = ".",
+	wranglerConfig,
+}: {
+	module: string;
+	source?: string;
+	wranglerConfig?: string;
+}): string {
+	const app = source === "." ? "" : ` (${source})`;
+	const group = source === "." ? "" : `${appSlug(source)}-`;
+	const config = wranglerConfig ? ` --wrangler-config ${wranglerConfig}` : "";
 	return `# Written by \`workers-pipeline init\`: the same \`ci\` a laptop runs, in the Dagger module.
-name: workers-pipeline
+name: workers-pipeline${app}
 
 on:
   pull_request:
@@ -246,7 +279,7 @@ permissions:
   contents: read
 
 concurrency:
-  group: workers-pipeline-\${{ github.ref }}
+  group: workers-pipeline-${group}\${{ github.ref }}
   cancel-in-progress: true
 
 jobs:
@@ -261,22 +294,84 @@ jobs:
         with:
           version: "${DAGGER_VERSION}"
           module: ${module}
-          call: ci --source .
+          call: --source ${source}${config} ci
 `;
 }
 
-/** Detects the naming of each migrations set; the strictest preset every set fits. */
+function writeWorkflow(
+	writer: Writer,
+	next: string[],
+	{ project, module, pm }: { project: ProjectConfig; module?: string; pm: PackageManager },
+): void {
+	const top = readGitTopLevel(project.root) ?? project.root;
+	const toPosix = (p: string) => p.replaceAll(path.sep, "/");
+	const source = toPosix(path.relative(top, project.root)) || ".";
+	const configRel = toPosix(path.relative(project.root, project.wranglerPath));
+	// The CLI finds wrangler.json/.jsonc/.toml in the app itself; anything else is named.
+	const wranglerConfig = configRel.includes("/") ? configRel : undefined;
+	const file = planWorkflowFile({ source });
+	const rel = toPosix(path.relative(project.root, path.join(top, file)));
+	const moduleRef = module ?? "github.com/<owner>/workers-pipeline@<ref>";
+	writer.write(
+		rel,
+		renderWorkflow({ module: moduleRef, source, wranglerConfig }),
+		`GitHub Actions: dagger call --source ${source} ci`,
+	);
+	if (!module)
+		next.push(
+			`Set the module in ${rel} (module: github.com/<owner>/workers-pipeline@<ref>), or rerun init with --module.`,
+		);
+	// The module sees only --source: migrations kept outside the app would not be there.
+	const outside = listMigrationSets(project)
+		.map((set) => set.database.migrationsDir)
+		.filter((dir) => dir === ".." || dir.startsWith("../"));
+	if (outside.length)
+		next.push(
+			`The Dagger module sees only ${source}, and this app's migrations are outside it (${[...new Set(outside)].join(", ")}): move them into the app, or run \`npx workers-pipeline ci\` in your workflow instead of the Dagger step.`,
+		);
+	// The module installs with \`npm ci\` from package-lock.json inside --source (.dagger INSTALL_INPUTS).
+	if (pm.name !== "npm" || pm.workspaceRoot)
+		next.push(
+			`The Dagger module installs the app with \`npm ci\` from a package-lock.json in ${source === "." ? "the repository's root" : source}; this ${pm.workspaceRoot ? `app's lockfile is in its workspace (${toPosix(path.relative(project.root, pm.workspaceRoot)) || "."})` : `app uses ${pm.name}`}, so until the module supports that, run \`npx workers-pipeline ci\` in your workflow instead of the Dagger step.`,
+		);
+}
+
+/**
+ * The naming each migrations dir follows (its tool's files decide ties); one preset when every
+ * dir agrees, else one per dir, so each tool's next migration fits its own rule.
+ */
 function readNaming(project: ProjectConfig, databases: readonly D1Database[]): Naming {
-	const names: string[] = [];
-	let drizzleJournal = false;
-	let prismaLock = false;
+	const byDir = new Map<
+		string,
+		{ names: string[]; drizzleJournal: boolean; prismaLock: boolean }
+	>();
 	for (const database of databases) {
 		const dir = path.join(project.root, database.migrationsDir);
-		drizzleJournal ||= existsSync(path.join(dir, "meta", "_journal.json"));
-		prismaLock ||= existsSync(path.join(dir, "migration_lock.toml"));
-		names.push(...readCheckedCatalog(project, database).catalog.migrations.map((m) => m.name));
+		const entry = byDir.get(database.migrationsDir) ?? {
+			names: [],
+			drizzleJournal: existsSync(path.join(dir, "meta", "_journal.json")),
+			prismaLock: existsSync(path.join(dir, "migration_lock.toml")),
+		};
+		entry.names.push(
+			...readCheckedCatalog(project, database).catalog.migrations.map((m) => m.name),
+		);
+		byDir.set(database.migrationsDir, entry);
 	}
-	return detectNaming(names, { drizzleJournal, prismaLock });
+	const detected = [...byDir].map(
+		([dir, { names, ...files }]) => [dir, detectNaming(names, files)] as const,
+	);
+	const presets = new Set(detected.map(([, preset]) => preset));
+	if (presets.size <= 1) return [...presets][0] ?? "strict";
+	return Object.fromEntries(detected);
+}
+
+/** `"prisma"`, or `db/migrations: prisma, events: drizzle-kit`, for init's summary. Pure. */
+export function formatNaming(naming: Naming): string {
+	if (typeof naming === "string") return `"${naming}"`;
+	if (typeof naming.pattern === "string" && typeof naming.description === "string") return "custom";
+	return `per dir (${Object.entries(naming)
+		.map(([dir, rule]) => `${dir}: ${typeof rule === "string" ? rule : "custom"}`)
+		.join(", ")})`;
 }
 
 interface Writer {
@@ -349,7 +444,7 @@ export const initStep = defineStep<InitArgs>({
 			writer.write(
 				settingsRel,
 				renderSettings({ naming, acknowledge }),
-				`naming "${typeof naming === "string" ? naming : "custom"}", ${acknowledge.length} acknowledgement(s) of the existing history`,
+				`naming ${formatNaming(naming)}, ${acknowledge.length} acknowledgement(s) of the existing history`,
 				{ replace: true },
 			);
 			if (acknowledge.length)
@@ -370,16 +465,7 @@ export const initStep = defineStep<InitArgs>({
 		writeVersionBinding(writer, project);
 
 		// 4. The workflow calling the Dagger module.
-		const moduleRef = module ?? "github.com/<owner>/workers-pipeline@<ref>";
-		writer.write(
-			WORKFLOW_FILE,
-			renderWorkflow({ module: moduleRef }),
-			"GitHub Actions: dagger call ci",
-		);
-		if (!module)
-			next.push(
-				`Set the module in ${WORKFLOW_FILE} (module: github.com/<owner>/workers-pipeline@<ref>), or rerun init with --module.`,
-			);
+		writeWorkflow(writer, next, { project, module, pm });
 
 		// 5. The schema snapshot, from the replay of the history.
 		await writeSnapshot(ctx, writer, findings, { project: adopted, force });
@@ -413,25 +499,34 @@ export const initStep = defineStep<InitArgs>({
 	},
 });
 
-/** The findings of a bare adoption (no acknowledgements): static for every set, replay for the tested one. */
+/** The findings of a bare adoption (no acknowledgements): static and replay, for every set. */
 async function collectFindings(
 	ctx: Parameters<typeof migrationTestStep.run>[0],
 	project: ProjectConfig,
 ): Promise<{ findings: Finding[]; blocking: Finding[] }> {
 	const findings: Finding[] = [];
-	const databases = distinctDatabases(project);
+	const blocking: Finding[] = [];
 	// A Worker without D1 has no history to adopt; the rest of init still applies.
-	if (databases.length === 0) return { findings, blocking: [] };
-	for (const database of databases) findings.push(...readCheckedCatalog(project, database).raw);
-	const tested = await migrationTestStep.run(ctx, { project, includeLint: false });
-	findings.push(...tested.findings);
-	// A history that does not replay cannot be acknowledged away: the team must fix it first.
-	const blocking = tested.findings
-		.filter((f) => f.code === "REPLAY_FAILED")
-		.map((f) => ({
-			...f,
-			message: `${f.message} The existing history does not replay on a fresh database; fix the order or the SQL (a new migration if it is applied), then run init again.`,
-		}));
+	for (const { env, database } of listMigrationSets(project)) {
+		const raw = readCheckedCatalog(project, database).raw;
+		findings.push(...raw);
+		// Shown, not acknowledged: a set init finds nothing in is a config to fix.
+		blocking.push(...raw.filter((f) => f.code === "CATALOG_EMPTY"));
+		const tested = await migrationTestStep.run(ctx, {
+			project,
+			env,
+			binding: database.binding,
+			includeLint: false,
+		});
+		findings.push(...tested.findings);
+		// A history that does not replay cannot be acknowledged away: the team must fix it first.
+		for (const f of tested.findings.filter((f) => f.code === "REPLAY_FAILED")) {
+			blocking.push({
+				...f,
+				message: `${f.message} The existing history does not replay on a fresh database; fix the order or the SQL (a new migration if it is applied), then run init again.`,
+			});
+		}
+	}
 	return { findings, blocking };
 }
 
@@ -517,37 +612,42 @@ async function writeSnapshot(
 	findings: Finding[],
 	{ project, force }: { project: ProjectConfig; force: boolean },
 ): Promise<void> {
-	if (distinctDatabases(project).length === 0) return;
-	const database = pickDatabase(project, {});
-	const rel = snapshotPathFor(project, database);
-	const existed = existsSync(path.join(project.root, rel));
-	const check = await migrationTestStep.run(ctx, { project, includeLint: false });
-	const data = check.data;
-	if (!data?.replay.ok) {
+	const written = new Set<string>();
+	for (const { env, database } of listMigrationSets(project)) {
+		const rel = snapshotPathFor(project, database);
+		// One file per path: sets that share a configured snapshot get it from the first.
+		if (written.has(rel)) continue;
+		written.add(rel);
+		const args = { project, env, binding: database.binding, includeLint: false };
+		const existed = existsSync(path.join(project.root, rel));
+		const check = await migrationTestStep.run(ctx, args);
+		const data = check.data;
+		if (!data?.replay.ok) {
+			writer.files.push({
+				path: rel,
+				action: "kept",
+				note: `schema snapshot of binding "${database.binding}" not written: the history does not replay`,
+			});
+			continue;
+		}
+		if (data.snapshot.status === "matches") {
+			writer.files.push({ path: rel, action: "kept", note: "schema snapshot (unchanged)" });
+			continue;
+		}
+		if (existed && !force) {
+			writer.files.push({
+				path: rel,
+				action: "kept",
+				note: "schema snapshot differs from the migrations (exists; --force to rewrite)",
+			});
+			findings.push(...check.findings.filter((f) => f.code === "SNAPSHOT_DRIFT"));
+			continue;
+		}
+		await migrationTestStep.run(ctx, { ...args, updateSnapshot: true });
 		writer.files.push({
 			path: rel,
-			action: "kept",
-			note: "schema snapshot not written: the history does not replay",
+			action: existed ? "overwritten" : "created",
+			note: `schema snapshot of binding "${database.binding}"`,
 		});
-		return;
 	}
-	if (data.snapshot.status === "matches") {
-		writer.files.push({ path: rel, action: "kept", note: "schema snapshot (unchanged)" });
-		return;
-	}
-	if (existed && !force) {
-		writer.files.push({
-			path: rel,
-			action: "kept",
-			note: "schema snapshot differs from the migrations (exists; --force to rewrite)",
-		});
-		findings.push(...check.findings.filter((f) => f.code === "SNAPSHOT_DRIFT"));
-		return;
-	}
-	await migrationTestStep.run(ctx, { project, includeLint: false, updateSnapshot: true });
-	writer.files.push({
-		path: rel,
-		action: existed ? "overwritten" : "created",
-		note: `schema snapshot of binding "${database.binding}"`,
-	});
 }

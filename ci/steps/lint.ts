@@ -14,6 +14,7 @@ import { type Finding, hasErrors } from "../report/model.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
 import {
 	detectFramework,
+	explainScriptFailure,
 	type Framework,
 	type PackageManager,
 	readPackageJson,
@@ -70,7 +71,7 @@ export interface LintToolInputs {
 	format?: boolean;
 }
 
-const FORMAT_SCRIPTS = ["format:check", "check:format", "fmt:check", "prettier:check"];
+export const FORMAT_SCRIPTS = ["format:check", "check:format", "fmt:check", "prettier:check"];
 const TYPECHECK_SCRIPTS = ["typecheck", "type-check", "check-types", "types:check", "tsc"];
 
 /** Which lint, format check and typecheck to run for this project, and why each other is skipped. Pure. */
@@ -139,7 +140,11 @@ export function planLintTools(inputs: LintToolInputs): { tools: LintTool[]; skip
 	const before: Argv[] = [];
 	if (inputs.framework === "next" && bins.has("next")) before.push(["next", "typegen"]);
 	if (scripts["cf-typegen"]) before.push(script("cf-typegen"));
-	const typecheckScript = TYPECHECK_SCRIPTS.find((name) => scripts[name]);
+	// SvelteKit's and Astro's templates call theirs `check` (svelte-kit sync && svelte-check, astro
+	// check); a `check` that is something else (biome check) is not a typecheck.
+	const typecheckScript =
+		TYPECHECK_SCRIPTS.find((name) => scripts[name]) ??
+		(/\b(svelte-check|astro check|vue-tsc|tsc)\b/.test(scripts.check ?? "") ? "check" : undefined);
 	if (settings.typecheckCommand) {
 		tools.push({
 			kind: "typecheck",
@@ -212,7 +217,7 @@ function findTypegenChanges(root: string, before: Set<string>, ran: readonly Arg
 
 async function runLintTool(
 	ctx: StepContext,
-	root: string,
+	{ root, pm }: { root: string; pm: PackageManager },
 	tool: LintTool,
 ): Promise<{ part: string; findings: Finding[] }> {
 	const label = `${tool.kind} (${tool.argv.join(" ")})`;
@@ -246,8 +251,12 @@ async function runLintTool(
 	const output = result.stdout + result.stderr;
 	if (tool.kind === "typecheck")
 		return { part: `${label} failed`, findings: [...warnings, ...parseTypecheckOutput(output)] };
-	const fix =
-		tool.source === "biome" ? " (run `npx biome check --write .` to fix what it can)" : "";
+	const why = explainScriptFailure({ argv: tool.argv, output, pm });
+	const fix = why
+		? ` (${why})`
+		: tool.source === "biome"
+			? " (run `npx biome check --write .` to fix what it can)"
+			: "";
 	return {
 		part: `${label} failed`,
 		findings: [
@@ -286,10 +295,11 @@ export const lintStep = defineStep<LintArgs, LintData>({
 		const bins = new Set(
 			["biome", "tsc", "prettier", "next"].filter((name) => localBin(project.root, name)),
 		);
+		const pm = readPackageManager(project.root);
 		const plan = planLintTools({
 			settings: project.settings.lint,
 			scripts: pkg?.scripts ?? {},
-			pm: readPackageManager(project.root),
+			pm,
 			framework: detectFramework(pkg),
 			bins,
 			hasTsconfig: existsSync(path.join(project.root, "tsconfig.json")),
@@ -298,7 +308,7 @@ export const lintStep = defineStep<LintArgs, LintData>({
 			format,
 		});
 		const results = await Promise.all(
-			plan.tools.map((tool) => runLintTool(ctx, project.root, tool)),
+			plan.tools.map((tool) => runLintTool(ctx, { root: project.root, pm }, tool)),
 		);
 		for (const result of results) {
 			parts.push(result.part);

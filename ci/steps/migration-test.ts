@@ -65,6 +65,23 @@ export function pickDatabase(
 	return args.dir === undefined ? database : withMigrationsDir(database, args.dir);
 }
 
+/** Each distinct migrations set, with the environment that selects it (bindings are per environment). */
+export function listMigrationSets(
+	project: ProjectConfig,
+): { env: string | undefined; database: D1Database }[] {
+	const seen = new Set<string>();
+	const sets: { env: string | undefined; database: D1Database }[] = [];
+	for (const env of [undefined, ...project.environments]) {
+		for (const database of resolveEnvironment(project, env).databases) {
+			const key = `${database.migrationsPattern}\0${database.migrationsTable}`;
+			if (seen.has(key)) continue;
+			seen.add(key);
+			sets.push({ env, database });
+		}
+	}
+	return sets;
+}
+
 export type SnapshotStatus = "matches" | "updated" | "drift" | "missing" | "not-checked";
 
 /** What a migration-test report carries (`data` of its step), as one typed value. */

@@ -11,6 +11,7 @@ import { UserError } from "../errors.ts";
 import { parseCatalog, readCatalog } from "../migrations/catalog.ts";
 import { localBin } from "../process.ts";
 import type { Finding, StepResult } from "../report/model.ts";
+import { projectBinDirs } from "../workspace.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
 import { buildStep } from "./build.ts";
 
@@ -132,11 +133,9 @@ export function freePort(host = "127.0.0.1"): Promise<number> {
 export function appEnv(ctx: StepContext, root: string): Record<string, string | undefined> {
 	return {
 		...ctx.env,
-		PATH: [
-			path.join(root, "node_modules", ".bin"),
-			path.dirname(process.execPath),
-			ctx.env.PATH ?? "",
-		].join(path.delimiter),
+		PATH: [...projectBinDirs(root), path.dirname(process.execPath), ctx.env.PATH ?? ""].join(
+			path.delimiter,
+		),
 		WRANGLER_SEND_METRICS: "false",
 		NEXT_TELEMETRY_DISABLED: "1",
 		NO_COLOR: "1",

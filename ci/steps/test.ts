@@ -5,6 +5,7 @@ import { runTool } from "../process.ts";
 import { hashProjectFiles, readCacheEntry, writeCacheEntry } from "./_cache.ts";
 import { defineStep, makeStepResult } from "./_step.ts";
 import {
+	explainScriptFailure,
 	type PackageManager,
 	readPackageJson,
 	readPackageManager,
@@ -72,10 +73,11 @@ export const testStep = defineStep<TestArgs, TestData>({
 	name: "test",
 	async run(ctx, { project, cacheDir, reuse = true }) {
 		const started = performance.now();
+		const pm = readPackageManager(project.root);
 		const planned = planTestCommand({
 			command: project.settings.test.command,
 			scripts: readPackageJson(project.root)?.scripts,
-			pm: readPackageManager(project.root),
+			pm,
 			envPath: ctx.env.PATH,
 		});
 		if ("skip" in planned) {
@@ -116,6 +118,9 @@ export const testStep = defineStep<TestArgs, TestData>({
 			const entry: CachedTestRun = { inputsHash, summary, counts, at: new Date().toISOString() };
 			writeCacheEntry(cacheDir, "test", entry);
 		}
+		const why = result.failed
+			? explainScriptFailure({ argv: planned.argv, output: result.stdout + result.stderr, pm })
+			: undefined;
 		return makeStepResult("test", started, {
 			ok: !result.failed,
 			summary,
@@ -124,7 +129,7 @@ export const testStep = defineStep<TestArgs, TestData>({
 						{
 							code: "TESTS_FAILED",
 							severity: "error",
-							message: `${[file, ...args].join(" ")} exited with ${result.timedOut ? "a timeout" : (result.exitCode ?? result.signal)}:\n${(result.stdout + result.stderr).trimEnd().split("\n").slice(-40).join("\n")}`,
+							message: `${[file, ...args].join(" ")} exited with ${result.timedOut ? "a timeout" : (result.exitCode ?? result.signal)}${why ? ` (${why})` : ""}:\n${(result.stdout + result.stderr).trimEnd().split("\n").slice(-40).join("\n")}`,
 						},
 					]
 				: [],

@@ -1,3 +1,4 @@
+import { spawnSync } from "node:child_process";
 import {
 	cpSync,
 	existsSync,
@@ -302,5 +303,137 @@ describe("init: idempotent, never overwrites without --force", () => {
 		const run = await cli(["init", "--json"], dir);
 		expect(run.code).toBe(0);
 		expect(Object.keys(actions(run.stdout))).not.toContain("migrations.schema.sql");
+	});
+});
+
+describe("init: shapes beyond one app with one binding", () => {
+	function write(dir: string, files: Record<string, string>): void {
+		for (const [rel, text] of Object.entries(files)) {
+			mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+			writeFileSync(path.join(dir, rel), text);
+		}
+	}
+	const files = (stdout: string) =>
+		(
+			JSON.parse(stdout) as {
+				steps: { data: { files: { path: string; action: string }[]; next: string[] } }[];
+			}
+		).steps[0]?.data;
+
+	it("should write a monorepo app's workflow where GitHub reads it, calling the module on the app", async () => {
+		const dir = mkdtempSync(path.join(tmpdir(), "wp-init-mono-"));
+		temps.push(dir);
+		write(dir, {
+			"package.json": JSON.stringify({ private: true, workspaces: ["apps/*"] }),
+			"package-lock.json": "{}",
+			"apps/api/package.json": JSON.stringify({ name: "api" }),
+			"apps/api/wrangler.jsonc":
+				'{ "name": "api", "d1_databases": [{ "binding": "DB", "migrations_dir": "drizzle" }] }\n',
+			"apps/api/drizzle/0000_init.sql": "CREATE TABLE t (id INTEGER PRIMARY KEY);\n",
+		});
+		spawnSync("git", ["init", "-q", dir]);
+		const app = path.join(dir, "apps/api");
+		const run = await cli(["init", "--json"], app);
+		expect(run.code).toBe(0);
+		const data = files(run.stdout);
+		const workflow = "../../.github/workflows/workers-pipeline-apps-api.yml";
+		expect(data?.files.find((f) => f.path === workflow)?.action).toBe("created");
+		expect(existsSync(path.join(app, ".github"))).toBe(false);
+		expect(readFileSync(path.join(app, workflow), "utf8")).toContain(
+			"call: --source apps/api ci\n",
+		);
+		// The module installs with npm ci inside --source; this app's lockfile is the workspace's.
+		expect(data?.next.join("\n")).toMatch(/lockfile is in its workspace \(\.\.\/\.\.\)/);
+		expect(data?.next.join("\n")).not.toMatch(/migrations are outside/);
+		// Migrations kept outside the app are not in what the module is given.
+		writeFileSync(
+			path.join(app, "wrangler.jsonc"),
+			'{ "name": "api", "d1_databases": [{ "binding": "DB", "migrations_dir": "../../db" }] }\n',
+		);
+		write(dir, { "db/0000_init.sql": "CREATE TABLE t (id INTEGER PRIMARY KEY);\n" });
+		const outside = files((await cli(["init", "--force", "--json"], app)).stdout);
+		expect(outside?.next.join("\n")).toMatch(
+			/sees only apps\/api, and this app's migrations are outside it \(\.\.\/\.\.\/db\)/,
+		);
+	});
+
+	it("should report, never acknowledge, a set the config finds no migration in (a missing migrations_pattern)", async () => {
+		const dir = mkdtempSync(path.join(tmpdir(), "wp-init-pattern-"));
+		temps.push(dir);
+		write(dir, {
+			"package.json": JSON.stringify({ name: "app" }),
+			"wrangler.jsonc":
+				'{ "name": "app", "d1_databases": [{ "binding": "DB", "migrations_dir": "drizzle" }] }\n',
+			"drizzle/20250101000000_init/migration.sql": "CREATE TABLE t (id INTEGER PRIMARY KEY);\n",
+		});
+		const run = await cli(["init", "--json"], dir);
+		const report = JSON.parse(run.stdout) as { findings: { code: string; message: string }[] };
+		expect(report.findings.map((f) => f.code)).toEqual(["CATALOG_EMPTY"]);
+		expect(report.findings[0]?.message).toContain(
+			'"migrations_pattern": "drizzle/*/migration.sql"',
+		);
+		const settings = parseJsonc(readFileSync(path.join(dir, "workers-pipeline.jsonc"), "utf8"));
+		expect(settings.migrations.acknowledge).toEqual([]);
+	});
+
+	it("should adopt every D1 binding, each set with its own snapshot, wherever its migrations are", async () => {
+		const dir = mkdtempSync(path.join(tmpdir(), "wp-init-bindings-"));
+		temps.push(dir);
+		write(dir, {
+			"package.json": JSON.stringify({ name: "app" }),
+			"app/wrangler.json": `{
+	"$schema": "../node_modules/wrangler/config-schema.json",
+	// two databases, both outside the config's directory
+	"name": "app",
+	"d1_databases": [
+		{ "binding": "DB", "migrations_dir": "../db/migrations", "migrations_pattern": "../db/migrations/*/migration.sql", "preview_database_id": "p" },
+		{ "binding": "EVENTS", "migrations_dir": "../events", "migrations_table": "drizzle_migrations" },
+	],
+}
+`,
+			"db/migrations/migration_lock.toml": 'provider = "sqlite"\n',
+			"db/migrations/20240101120000_init/migration.sql":
+				'CREATE TABLE "User" ("id" INTEGER NOT NULL PRIMARY KEY);\n',
+			"events/0000_events.sql": "CREATE TABLE events (id INTEGER PRIMARY KEY);\n",
+		});
+		const run = await cli(["init", "--config", "app/wrangler.json", "--json"], dir);
+		expect(run.code).toBe(0);
+		const actions = Object.fromEntries(
+			files(run.stdout)?.files.map((f) => [f.path, f.action]) ?? [],
+		);
+		expect(actions["db/migrations.schema.sql"]).toBe("created");
+		expect(actions["events.schema.sql"]).toBe("created");
+		expect(readFileSync(path.join(dir, "events.schema.sql"), "utf8")).toContain("events");
+		// Each set keeps its own tool's naming, so the next migration of each needs nothing new.
+		const settings = parseJsonc(readFileSync(path.join(dir, "workers-pipeline.jsonc"), "utf8"));
+		expect(settings.migrations).toEqual({
+			naming: { "db/migrations": "prisma", events: "strict" },
+			acknowledge: [],
+		});
+		write(dir, {
+			"db/migrations/20240301120000_add_posts/migration.sql":
+				'CREATE TABLE "Post" ("id" INTEGER NOT NULL PRIMARY KEY);\n',
+			"events/0001_more_events.sql": "CREATE TABLE more_events (id INTEGER PRIMARY KEY);\n",
+		});
+		const lint = await cli(["lint", "--config", "app/wrangler.json", "--json"], dir);
+		expect(JSON.parse(lint.stdout).findings).toEqual([]);
+		for (const binding of ["DB", "EVENTS"]) {
+			await cli(
+				[
+					"migration-test",
+					"--config",
+					"app/wrangler.json",
+					"--binding",
+					binding,
+					"--update-snapshot",
+				],
+				dir,
+			);
+			const test = await cli(
+				["migration-test", "--config", "app/wrangler.json", "--binding", binding],
+				dir,
+			);
+			expect(test.code, test.stdout).toBe(0);
+		}
 	});
 });

@@ -109,6 +109,24 @@ describe("localBin()", () => {
 	});
 });
 
+describe("localBin() in a workspace", () => {
+	it("should find a tool the workspace hoisted to its root, and never climb out of a workspace", () => {
+		const top = tempDir();
+		writeFileSync(path.join(top, "package.json"), '{"workspaces":["apps/*"]}');
+		mkdirSync(path.join(top, "node_modules/.bin"), { recursive: true });
+		writeFileSync(path.join(top, "node_modules/.bin/tsc"), "");
+		const app = path.join(top, "apps/api");
+		mkdirSync(path.join(app, "node_modules/.bin"), { recursive: true });
+		writeFileSync(path.join(app, "node_modules/.bin/biome"), "");
+		// The app's own first, then the workspace root's.
+		expect(localBin(app, "biome")).toBe(path.join(app, "node_modules/.bin/biome"));
+		expect(localBin(app, "tsc")).toBe(path.join(top, "node_modules/.bin/tsc"));
+		// Not a workspace: only the project's own bin, whatever the directories above hold.
+		writeFileSync(path.join(top, "package.json"), "{}");
+		expect(localBin(app, "tsc")).toBeUndefined();
+	});
+});
+
 describe("runTool()", () => {
 	it("puts the project's bin, then this Node, first on PATH, and turns colour off", async () => {
 		const root = tempDir();

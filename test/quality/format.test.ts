@@ -37,6 +37,22 @@ describe("planFormatCheck()", () => {
 			undefined,
 			"npm run format:check",
 		],
+		// The scripts lint's format check knows (ci leaves the format check to this step).
+		[
+			"a check:format script",
+			facts({ scripts: { "check:format": "x" } }),
+			undefined,
+			"npm run check:format",
+		],
+		[
+			"a script with the project's package manager",
+			facts({
+				scripts: { "format:check": "x" },
+				runScript: (name) => ["npx", "--yes", "pnpm@10.34.9", "run", name],
+			}),
+			undefined,
+			"npx --yes pnpm@10.34.9 run format:check",
+		],
 		[
 			"prettier with a config",
 			facts({ bin: bins("prettier", "biome"), files: [".prettierrc", "biome.json"] }),

@@ -23,7 +23,10 @@ afterEach(() => {
 function project(files: Record<string, string>): string {
 	const dir = mkdtempSync(path.join(tmpdir(), "wp-config-"));
 	dirs.push(dir);
-	for (const [name, content] of Object.entries(files)) writeFileSync(path.join(dir, name), content);
+	for (const [name, content] of Object.entries(files)) {
+		mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+		writeFileSync(path.join(dir, name), content);
+	}
 	return dir;
 }
 
@@ -150,6 +153,21 @@ describe("loadProjectConfig()", () => {
 		expect(error.code).toBe("E_CONFIG_MISSING");
 		expect(error.message).toContain("wrangler.json, wrangler.jsonc, wrangler.toml");
 		expect(error.message).toContain("--cwd");
+	});
+
+	it("should name the apps below a monorepo root, and the --cwd to pass", () => {
+		const error = userErrorOf(() =>
+			load({
+				"package.json": '{"workspaces":["apps/*"]}',
+				"apps/api/wrangler.toml": 'name = "api"\n',
+				"apps/web/wrangler.jsonc": '{ "name": "web" }',
+				"node_modules/x/wrangler.toml": 'name = "x"\n',
+			}),
+		);
+		expect(error.code).toBe("E_CONFIG_MISSING");
+		expect(error.message).toContain(
+			"Apps below it: apps/api/wrangler.toml, apps/web/wrangler.jsonc; pass --cwd apps/api.",
+		);
 	});
 
 	it("should refuse a project directory that does not exist", () => {
@@ -434,6 +452,21 @@ describe("selectDatabase()", () => {
 		);
 		expect(error.message).toContain(": d1_databases has no D1 binding.");
 		expect(error.message).not.toContain("inherited");
+	});
+
+	it("should name the environments that declare D1 when there is none at the top level", () => {
+		const cfg = load({
+			"wrangler.jsonc": `{"name": "app", "env": {
+				"staging": { "d1_databases": [{ "binding": "DB", "database_id": "s" }] },
+				"preview": {},
+			}}`,
+		});
+		const error = userErrorOf(() =>
+			selectDatabase(cfg, resolveEnvironment(cfg, undefined), undefined),
+		);
+		expect(error.message).toMatch(
+			/: d1_databases has no D1 binding\. Without --env this is the top-level Worker \(as in wrangler\); D1 is declared for env\.staging: pass --env staging\.$/,
+		);
 	});
 
 	it("should require --binding when there are several, listing them", () => {

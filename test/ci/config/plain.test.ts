@@ -181,6 +181,17 @@ describe("parsePlainSettings()", () => {
 				$schema: "x",
 			},
 		],
+		[
+			"a naming rule per migrations dir",
+			{
+				migrations: {
+					naming: {
+						"db/migrations": "prisma",
+						"analytics/drizzle": { pattern: "^\\d{4}_.+\\.sql$", description: "NNNN_x.sql" },
+					},
+				},
+			},
+		],
 	])("returns what zod returns for %s", (_label, raw) => {
 		const parsed = parsePlainSettings(raw);
 		expect(parsed).toBeDefined();
@@ -233,6 +244,8 @@ describe("parsePlainSettings()", () => {
 		["an empty command", { test: { command: [] } }],
 		["a zero timeout", { timeouts: { lint: 0 } }],
 		["an unknown preset", { migrations: { naming: "flyway" } }],
+		["an unknown preset for one dir", { migrations: { naming: { migrations: "flyway" } } }],
+		["an empty dir", { migrations: { naming: { "": "strict" } } }],
 		[
 			"a short reason once trimmed",
 			{ migrations: { acknowledge: [{ ...ack, reason: "   short    " }] } },

@@ -439,6 +439,16 @@ describe("readCatalog()", () => {
 		);
 	});
 
+	it.each([
+		[{ "drizzle/0000_init.sql": "SELECT 1;\n" }, "drizzle"],
+		[{ "prisma/migrations/20240101000000_init/migration.sql": "SELECT 1;\n" }, "prisma/migrations"],
+	])("should point a missing dir at a usual one holding the history (%j)", (files, found) => {
+		const root = tree(files);
+		expect(() => readCatalog({ root, database: database() })).toThrow(
+			`Migrations directory migrations not found in ${root} (D1 binding "DB"). ${found} holds .sql files: if that is this binding's history, set "migrations_dir" to it (relative to the wrangler config).`,
+		);
+	});
+
 	const isRoot = process.getuid?.() === 0;
 	it.skipIf(isRoot)("should record an unreadable file (chmod 000) instead of throwing", () => {
 		const root = tree({ "migrations/0001_a.sql": "SELECT 1;\n" });

@@ -88,6 +88,20 @@ describe("readCheckedCatalog()", () => {
 		]);
 	});
 
+	it("names the migrations_pattern to set when the files are in drizzle-kit v1 / Prisma directories", () => {
+		const result = check({
+			"migrations/20250101000000_init/migration.sql": "CREATE TABLE a (id INTEGER);\n",
+			"migrations/20250102000000_more/migration.sql": "CREATE TABLE b (id INTEGER);\n",
+			"migrations/meta/_journal.json": "{}",
+		});
+		expect(result.raw.map((f) => [f.code, f.message])).toEqual([
+			[
+				"CATALOG_EMPTY",
+				'no migration files match migrations/*.sql, but migrations/20250101000000_init, migrations/20250102000000_more hold migration.sql files (drizzle-kit v1\'s or Prisma\'s layout): set "migrations_pattern": "migrations/*/migration.sql" on binding "DB" (wrangler applies none of them without it).',
+			],
+		]);
+	});
+
 	it("follows the project's naming rule", () => {
 		const files = { "migrations/0001_CamelCase.sql": "CREATE TABLE a (id INTEGER);\n" };
 		expect(codes(check(files).raw)).toEqual(["CATALOG_BAD_NAME"]);

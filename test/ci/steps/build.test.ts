@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -9,6 +9,7 @@ import {
 	hashBuildInputs,
 	listBuildInputs,
 	planBuild,
+	readGeneratedEntry,
 } from "../../../ci/steps/build.ts";
 
 const npm: PackageManager = {
@@ -48,6 +49,21 @@ describe("planBuild()", () => {
 			{ kind: "command", argv: ["npm", "run", "build"], source: "build script" },
 		],
 		["a plain Worker: wrangler bundles main", { scripts: { build: "tsc" } }, { kind: "wrangler" }],
+		[
+			"the build script of any framework whose main only the build writes (SvelteKit)",
+			{ scripts: { build: "vite build" }, generated: ".svelte-kit/cloudflare/_worker.js" },
+			{
+				kind: "command",
+				argv: ["npm", "run", "build"],
+				source: "build script, as .svelte-kit/cloudflare/_worker.js is built",
+				output: ".svelte-kit/cloudflare/_worker.js",
+			},
+		],
+		[
+			"wrangler's own error without a build script",
+			{ generated: "dist/index.js" },
+			{ kind: "wrangler" },
+		],
 		["nothing without main", { hasMain: false }, { kind: "none" }],
 	])("should plan %s", (_, over, expected) => {
 		expect(planBuild({ ...base, ...over })).toMatchObject(expected);
@@ -104,6 +120,31 @@ describe("buildVersion()", () => {
 	});
 });
 
+describe("readGeneratedEntry()", () => {
+	const project = (dir: string, wrangler: Record<string, unknown>) =>
+		({ root: dir, wranglerPath: path.join(dir, "wrangler.jsonc"), wrangler }) as never;
+	it.each([
+		["a tracked main", { main: "src/index.ts" }, undefined],
+		[
+			"an ignored main, even once built",
+			{ main: ".svelte-kit/cloudflare/_worker.js" },
+			".svelte-kit/cloudflare/_worker.js",
+		],
+		["a main not written yet", { main: "build/server/index.js" }, "build/server/index.js"],
+		["tracked assets, no main", { assets: { directory: "public" } }, undefined],
+		["assets only a build writes", { assets: { directory: "./dist" } }, "dist"],
+	])("should tell %s", (_, wrangler, expected) => {
+		const dir = repo({
+			"src/index.ts": "export default {};\n",
+			"public/index.html": "<p>hi</p>\n",
+			".gitignore": ".svelte-kit/\n",
+		});
+		mkdirSync(path.join(dir, ".svelte-kit/cloudflare"), { recursive: true });
+		writeFileSync(path.join(dir, ".svelte-kit/cloudflare/_worker.js"), "export default {};\n");
+		expect(readGeneratedEntry(project(dir, { name: "app", ...wrangler }))).toBe(expected);
+	});
+});
+
 describe("listBuildInputs() / hashBuildInputs()", () => {
 	it("should key on every tracked file and every lockfile, never on build output", () => {
 		const dir = repo({
@@ -122,5 +163,28 @@ describe("listBuildInputs() / hashBuildInputs()", () => {
 		expect(hashBuildInputs(dir, "v", "out")).toBe(before);
 		writeFileSync(path.join(dir, "pnpm-lock.yaml"), "lockfileVersion: '9.1'\n");
 		expect(hashBuildInputs(dir, "v", "out")).not.toBe(before);
+	});
+
+	it("should key a monorepo app on its workspace's lockfile and the workspace packages it links", () => {
+		const dir = repo({
+			"package.json": '{"workspaces":["apps/*","packages/*"]}',
+			"package-lock.json": "{}",
+			"apps/api/package.json": '{"dependencies":{"@m/shared":"*"}}',
+			"apps/api/src/index.ts": "export default {};\n",
+			"packages/shared/package.json": '{"name":"@m/shared"}',
+			"packages/shared/index.ts": "export const a = 1;\n",
+			"apps/web/index.ts": "unrelated\n",
+		});
+		mkdirSync(path.join(dir, "node_modules/@m"), { recursive: true });
+		symlinkSync(path.join(dir, "packages/shared"), path.join(dir, "node_modules/@m/shared"));
+		const app = path.join(dir, "apps/api");
+		const before = hashBuildInputs(app, "v");
+		writeFileSync(path.join(dir, "apps/web/index.ts"), "still unrelated\n");
+		expect(hashBuildInputs(app, "v")).toBe(before);
+		writeFileSync(path.join(dir, "packages/shared/index.ts"), "export const a = 2;\n");
+		const shared = hashBuildInputs(app, "v");
+		expect(shared).not.toBe(before);
+		writeFileSync(path.join(dir, "package-lock.json"), '{"lockfileVersion":3}');
+		expect(hashBuildInputs(app, "v")).not.toBe(shared);
 	});
 });

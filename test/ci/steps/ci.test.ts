@@ -1,7 +1,12 @@
-import { describe, expect, it } from "vitest";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { loadProjectConfig } from "../../../ci/config/load.ts";
 import { D1ApiError, UserError } from "../../../ci/errors.ts";
 import { defineStep, type StepContext } from "../../../ci/steps/_step.ts";
-import { runStepSafely } from "../../../ci/steps/ci.ts";
+import { planMigrationTests, runStepSafely } from "../../../ci/steps/ci.ts";
+import { captureCli } from "../../support/cli.ts";
 
 const ctx: StepContext = { cwd: ".", env: {}, progress: () => {} };
 const throwing = (error: unknown) =>
@@ -32,5 +37,74 @@ describe("runStepSafely()", () => {
 		["a refused token", new D1ApiError("HTTP 401", { status: 401 })],
 	])("lets %s end the whole run (exit 2)", async (_, error) => {
 		await expect(runStepSafely(throwing(error), ctx, undefined)).rejects.toBe(error);
+	});
+});
+
+describe("ci with several D1 bindings", () => {
+	const temps: string[] = [];
+	afterAll(() => {
+		for (const dir of temps) rmSync(dir, { recursive: true, force: true });
+	});
+
+	it("should test every migrations set, each named by its binding, instead of asking for --binding", async () => {
+		const dir = mkdtempSync(path.join(tmpdir(), "wp-ci-bindings-"));
+		temps.push(dir);
+		const files: Record<string, string> = {
+			"package.json": JSON.stringify({ name: "app" }),
+			"wrangler.jsonc": `{ "name": "app", "d1_databases": [
+				{ "binding": "DB", "migrations_dir": "migrations" },
+				{ "binding": "EVENTS", "migrations_dir": "events" },
+			] }\n`,
+			"migrations/0001_init.sql": "CREATE TABLE t (id INTEGER PRIMARY KEY);\n",
+			// EVENTS' set does not replay: ci must see it, not only the first binding's.
+			"events/0001_events.sql": "CREATE TABLE e (id INTEGER PRIMARY KEY);\n",
+			"events/0002_broken.sql": "ALTER TABLE nope ADD COLUMN x TEXT;\n",
+		};
+		for (const [rel, text] of Object.entries(files)) {
+			mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+			writeFileSync(path.join(dir, rel), text);
+		}
+		const project = loadProjectConfig({ cwd: dir });
+		expect(planMigrationTests(project)).toEqual([
+			{ name: "migration-test DB", env: undefined, binding: "DB" },
+			{ name: "migration-test EVENTS", env: undefined, binding: "EVENTS" },
+		]);
+		const run = await captureCli(["ci", "--no-build", "--no-parity", "--json", "--cwd", dir], {
+			cwd: dir,
+		});
+		const report = JSON.parse(run.stdout) as {
+			steps: { name: string }[];
+			findings: { step: string; code: string }[];
+		};
+		const tests = report.steps.map((s) => s.name).filter((n) => n.startsWith("migration-test"));
+		expect(tests).toEqual(["migration-test DB", "migration-test EVENTS"]);
+		const failed = report.findings.filter((f) => f.code === "REPLAY_FAILED").map((f) => f.step);
+		expect(failed).toEqual(["migration-test EVENTS"]);
+		// migration-test alone does the same unless one set is chosen.
+		const alone = await captureCli(["migration-test", "--json", "--cwd", dir], { cwd: dir });
+		const steps = (JSON.parse(alone.stdout) as { steps: { name: string; ok: boolean }[] }).steps;
+		expect(steps.map((s) => [s.name, s.ok])).toEqual([
+			["migration-test DB", false],
+			["migration-test EVENTS", false],
+		]);
+		const one = await captureCli(["migration-test", "--json", "--binding", "DB", "--cwd", dir], {
+			cwd: dir,
+		});
+		expect(
+			(JSON.parse(one.stdout) as { steps: { name: string }[] }).steps.map((s) => s.name),
+		).toEqual(["migration-test"]);
+		expect(run.code).toBe(1);
+	});
+
+	it("should keep one plain migration-test for one set", () => {
+		const dir = mkdtempSync(path.join(tmpdir(), "wp-ci-one-"));
+		temps.push(dir);
+		writeFileSync(
+			path.join(dir, "wrangler.jsonc"),
+			'{ "name": "app", "d1_databases": [{ "binding": "DB" }] }',
+		);
+		expect(planMigrationTests(loadProjectConfig({ cwd: dir }))).toEqual([
+			{ name: "migration-test" },
+		]);
 	});
 });

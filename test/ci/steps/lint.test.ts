@@ -1,10 +1,14 @@
-import { describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
 import type { PipelineSettings } from "../../../ci/config/schema.ts";
 import {
 	type LintToolInputs,
 	parseTypecheckOutput,
 	planLintTools,
 } from "../../../ci/steps/lint.ts";
+import { captureCli } from "../../support/cli.ts";
 
 const inputs = (over: Partial<LintToolInputs> = {}): LintToolInputs => ({
 	settings: { biome: true, typecheck: true } as PipelineSettings["lint"],
@@ -93,6 +97,19 @@ describe("planLintTools()", () => {
 	});
 });
 
+describe("planLintTools(): the typecheck script", () => {
+	it.each([
+		[{ typecheck: "tsc --noEmit", check: "svelte-check" }, "typecheck script"],
+		[{ check: "svelte-kit sync && svelte-check --tsconfig ./tsconfig.json" }, "check script"],
+		[{ check: "astro check" }, "check script"],
+		// biome's `check` lints and formats: not a typecheck, so tsc runs.
+		[{ check: "biome check ." }, "tsc"],
+	])("should pick %j as %s", (scripts, source) => {
+		const { tools } = planLintTools(inputs({ scripts, bins: new Set(["tsc"]) }));
+		expect(tools.find((t) => t.kind === "typecheck")?.source).toBe(source);
+	});
+});
+
 describe("parseTypecheckOutput()", () => {
 	it("should turn tsc's lines into findings, and anything else into one TYPECHECK finding", () => {
 		expect(
@@ -108,5 +125,30 @@ describe("parseTypecheckOutput()", () => {
 			},
 		]);
 		expect(parseTypecheckOutput("error: cannot find tsconfig")[0]?.code).toBe("TYPECHECK");
+	});
+});
+
+describe("lint: a script whose tool is not installed", () => {
+	const temps: string[] = [];
+	afterAll(() => {
+		for (const dir of temps) rmSync(dir, { recursive: true, force: true });
+	});
+
+	it("should say which tool is missing and how to install it, not only `exited with 127`", async () => {
+		const dir = mkdtempSync(path.join(tmpdir(), "wp-lint-missing-"));
+		temps.push(dir);
+		writeFileSync(path.join(dir, "wrangler.jsonc"), '{ "name": "app" }\n');
+		writeFileSync(
+			path.join(dir, "package.json"),
+			JSON.stringify({ name: "app", scripts: { lint: "wp-no-such-linter ." } }),
+		);
+		writeFileSync(path.join(dir, "package-lock.json"), "{}");
+		const run = await captureCli(["lint", "--json", "--cwd", dir], { cwd: dir });
+		const report = JSON.parse(run.stdout) as { findings: { code: string; message: string }[] };
+		const finding = report.findings.find((f) => f.code === "LINT_FAILED");
+		expect(run.code).toBe(1);
+		expect(finding?.message).toMatch(
+			/^npm run lint exited with 127 \(`wp-no-such-linter` is not installed: .*Install the dependencies first \(`npm ci`\)/,
+		);
 	});
 });
