@@ -284,13 +284,17 @@ export function parseCatalog(
 
 	const seenNumbers = new Map<number, Migration>();
 	let previous: Migration | undefined;
+	const layout = suggestNaming(
+		migrations.map((m) => m.name),
+		namePattern,
+	);
 	for (const migration of migrations) {
 		if (!namePattern.test(migration.name)) {
 			findings.push({
 				code: "CATALOG_BAD_NAME",
 				severity: "error",
 				file: migration.path,
-				message: `"${migration.name}" does not follow ${naming.description}; rename it before it is applied anywhere, or acknowledge it in workers-pipeline.jsonc if it is already applied (or set migrations.naming to your tool's layout).`,
+				message: `"${migration.name}" does not follow ${naming.description}; rename it before it is applied anywhere, or acknowledge it in workers-pipeline.jsonc if it is already applied (or set migrations.naming to your tool's layout${layout}).`,
 			});
 		}
 		if (migration.number !== undefined) {
@@ -413,6 +417,16 @@ export function detectNaming(
 		return "drizzle-kit";
 	if (best === "drizzle-kit-v1" && prismaLock) return "prisma";
 	return best;
+}
+
+/** `: every name here fits "timestamp"` when some names break the rule and one preset fits all. */
+function suggestNaming(names: readonly string[], rule: RegExp): string {
+	if (names.every((name) => rule.test(name))) return "";
+	const preset = detectNaming(names);
+	const fits = new RegExp(NAMING_PRESETS[preset].pattern);
+	return names.every((name) => fits.test(name)) && NAMING_PRESETS[preset].pattern !== rule.source
+		? `: every name here fits "${preset}"${preset === "drizzle-kit-v1" ? ' (or "prisma", the same layout)' : ""}`
+		: "";
 }
 
 export interface AcknowledgeOptions {

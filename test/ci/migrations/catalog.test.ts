@@ -449,6 +449,31 @@ describe("readCatalog()", () => {
 		);
 	});
 
+	it.each([
+		[["1700000000_init.sql", "1700000100_more.sql"], ': every name here fits "timestamp").'],
+		[
+			["20240101000000_init/migration.sql"],
+			': every name here fits "drizzle-kit-v1" (or "prisma", the same layout)).',
+		],
+		// No preset fits every name: nothing to suggest.
+		[["1700000000_init.sql", "init.sql"], "(or set migrations.naming to your tool's layout)."],
+	])(
+		"should name the preset a whole history fits when it breaks the rule (%j)",
+		(names, ending) => {
+			const catalog = parseCatalog({
+				dir: "migrations",
+				pattern: "migrations/*.sql",
+				retired: [],
+				files: names.map((name) => ({ name, bytes: Buffer.from("SELECT 1;\n") })),
+			});
+			const messages = catalog.findings
+				.filter((f) => f.code === "CATALOG_BAD_NAME")
+				.map((f) => f.message);
+			expect(messages.length).toBeGreaterThan(0);
+			for (const message of messages) expect(message.endsWith(ending), message).toBe(true);
+		},
+	);
+
 	const isRoot = process.getuid?.() === 0;
 	it.skipIf(isRoot)("should record an unreadable file (chmod 000) instead of throwing", () => {
 		const root = tree({ "migrations/0001_a.sql": "SELECT 1;\n" });
