@@ -37,6 +37,8 @@ const healthProbes = { name: "health-probes", type: "string" } as const;
 const healthWindow = { name: "health-window", type: "string" } as const;
 
 export const cliInvocations = {
+	// Not a function of its own: installed() runs it before lint, test and build.
+	install: { command: "install", flags: [] },
 	lint: { command: "lint", flags: [] },
 	test: { command: "test", flags: [] },
 	build: { command: "build", flags: [cache] },

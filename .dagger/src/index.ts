@@ -58,12 +58,27 @@ export const SOURCE_IGNORE = [
 	"**/.reports",
 ];
 
-// What the dependency install sees of the app: a source change elsewhere keeps it cached.
+// What the dependency install sees of the app: a source change elsewhere keeps it cached. Every
+// manager's manifest, lockfile and settings (the CLI's `install` picks the manager from them:
+// ci/steps/_toolchain.ts LOCKFILES), and yarn berry's checked-in release and plugins.
 export const INSTALL_INPUTS = [
 	"package.json",
 	"package-lock.json",
 	"npm-shrinkwrap.json",
 	".npmrc",
+	"pnpm-lock.yaml",
+	"pnpm-workspace.yaml",
+	".pnpmfile.cjs",
+	"yarn.lock",
+	".yarnrc",
+	".yarnrc.yml",
+	".yarn/releases/**",
+	".yarn/plugins/**",
+	".yarn/patches/**",
+	"patches/**",
+	"bun.lock",
+	"bun.lockb",
+	"bunfig.toml",
 ];
 
 // The pipeline's own code, loaded from THIS module's context even when used as a dependency
@@ -477,11 +492,13 @@ export class WorkersPipeline {
 	}
 
 	// The app's dependencies keyed on its lockfile alone, then its source; caches for npm and Next.
+	// The CLI's `install` installs them with the app's own manager (npm ci, pnpm, yarn, bun).
 	installed(): Container {
 		const lock = this.app().filter({ include: INSTALL_INPUTS });
 		const deps = this.base()
 			.withDirectory(APP_DIR, lock)
-			.withExec(NPM_CI)
+			// No --report-dir: its report is not one of the reports the functions return.
+			.withExec([...CLI, ...cliArgs("install", { cwd: APP_DIR })])
 			.withMountedCache(`${APP_DIR}/.next/cache`, dag.cacheVolume(NEXT_CACHE));
 		return this.withApp(deps);
 	}
@@ -529,7 +546,8 @@ export class WorkersPipeline {
 		return { name, exitCode, summary };
 	}
 
-	// The one place the CLI is invoked: globals come from the module, the rest from the caller.
+	// The one place a function's CLI call is made (install aside: installed() runs it without
+	// reports): globals come from the module, the rest from the caller.
 	// keepGoing runs it with expect ANY, so its reports survive a failure.
 	run<F extends FunctionName>(
 		ctr: Container,

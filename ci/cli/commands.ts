@@ -181,6 +181,21 @@ export const COMMANDS: CommandDef[] = [
 		},
 	},
 	{
+		name: "install",
+		summary:
+			"Installs the project's dependencies from its lockfile with its own package manager (npm ci, pnpm/bun install --frozen-lockfile, yarn install --immutable); the Dagger module runs it before lint, test and build. Needs only package.json.",
+		flags: [],
+		examples: ["workers-pipeline install", "workers-pipeline install --cwd apps/web --json"],
+		run: async (input) => {
+			const [{ runStepSafely }, { installStep }] = await Promise.all([
+				import("../steps/ci.ts"),
+				import("../steps/install.ts"),
+			]);
+			const root = path.resolve(input.cwd, str(input.flags, "cwd") ?? ".");
+			return [await runStepSafely(installStep, input.context("install"), { root })];
+		},
+	},
+	{
 		name: "init",
 		summary:
 			"Sets up workers-pipeline in an existing project: workers-pipeline.jsonc (naming and acknowledgements of the existing history), the health route, the version_metadata binding, a GitHub workflow calling the Dagger module, the schema snapshot. Never prompts; keeps existing files unless --force.",

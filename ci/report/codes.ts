@@ -111,6 +111,7 @@ export const FINDING_CODES = {
 	TYPEGEN_FAILED: f("error", "type generation before the typecheck failed"),
 	TYPEGEN_CHANGED_TREE: f("warning", "type generation rewrote a tracked file (commit it)"),
 	TESTS_FAILED: f("error", "the test command exited non-zero or timed out"),
+	INSTALL_FAILED: f("error", "the frozen install with the project's package manager failed"),
 	BUILD_TOOL_MISSING: f("error", "the project lacks its build tool (opennextjs-cloudflare)"),
 	BUILD_FAILED: f("error", "the build command failed"),
 	BUNDLE_FAILED: f("error", "wrangler could not bundle the build (deploy --dry-run)"),

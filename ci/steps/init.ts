@@ -329,10 +329,11 @@ function writeWorkflow(
 		next.push(
 			`The Dagger module sees only ${source}, and this app's migrations are outside it (${[...new Set(outside)].join(", ")}): move them into the app, or run \`npx workers-pipeline ci\` in your workflow instead of the Dagger step.`,
 		);
-	// The module installs with \`npm ci\` from package-lock.json inside --source (.dagger INSTALL_INPUTS).
-	if (pm.name !== "npm" || pm.workspaceRoot)
+	// The module installs with the CLI's `install` from the lockfile inside --source (.dagger
+	// INSTALL_INPUTS): a workspace's lockfile at the repository root is not there.
+	if (pm.workspaceRoot)
 		next.push(
-			`The Dagger module installs the app with \`npm ci\` from a package-lock.json in ${source === "." ? "the repository's root" : source}; this ${pm.workspaceRoot ? `app's lockfile is in its workspace (${toPosix(path.relative(project.root, pm.workspaceRoot)) || "."})` : `app uses ${pm.name}`}, so until the module supports that, run \`npx workers-pipeline ci\` in your workflow instead of the Dagger step.`,
+			`The Dagger module installs the app (with ${pm.name}, from its lockfile) inside ${source === "." ? "the repository's root" : source}; this app's lockfile is in its workspace (${toPosix(path.relative(project.root, pm.workspaceRoot)) || "."}), which the module does not see, so until it does, run \`npx workers-pipeline ci\` in your workflow instead of the Dagger step.`,
 		);
 }
 

@@ -342,7 +342,7 @@ describe("init: shapes beyond one app with one binding", () => {
 		expect(readFileSync(path.join(app, workflow), "utf8")).toContain(
 			"call: --source apps/api ci\n",
 		);
-		// The module installs with npm ci inside --source; this app's lockfile is the workspace's.
+		// The module installs from the lockfile inside --source; this app's lockfile is the workspace's.
 		expect(data?.next.join("\n")).toMatch(/lockfile is in its workspace \(\.\.\/\.\.\)/);
 		expect(data?.next.join("\n")).not.toMatch(/migrations are outside/);
 		// Migrations kept outside the app are not in what the module is given.

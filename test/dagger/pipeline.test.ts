@@ -206,6 +206,10 @@ describe.skipIf(unavailable)("the module, executed", () => {
 		cloudflareAccountId: ACCOUNT_ID,
 	});
 	const npmCi = () => engine.stats.execs.filter((e) => e.args[0] === "npm" && e.args[1] === "ci");
+	// The pipeline's own installs (npm ci) and the app's (the CLI's `install`, its manager inside).
+	const isInstall = (e: { args: readonly string[] }) =>
+		(e.args[0] === "npm" && e.args[1] === "ci") ||
+		(e.args[1]?.endsWith("/bin/workers-pipeline.js") === true && e.args[2] === "install");
 
 	it(
 		"lint and test pass, installing once per lockfile",
@@ -213,9 +217,10 @@ describe.skipIf(unavailable)("the module, executed", () => {
 			expect(await call("lint")).toMatch(/lint passed/);
 			expect(await call("test")).toMatch(/test passed/);
 			// Pack stage, pipeline --omit=dev, the app: three installs, none repeated for test.
-			const installs = npmCi();
+			const installs = engine.stats.execs.filter(isInstall);
 			expect(installs.filter((e) => !e.cached).length).toBeLessThanOrEqual(3);
-			expect(installs.some((e) => e.args.includes("--omit=dev"))).toBe(true);
+			expect(npmCi().some((e) => e.args.includes("--omit=dev"))).toBe(true);
+			expect(installs.some((e) => e.args[2] === "install")).toBe(true);
 		},
 		HEAVY,
 	);
@@ -227,9 +232,48 @@ describe.skipIf(unavailable)("the module, executed", () => {
 			const before = engine.stats.execs.length;
 			expect(await call("lint")).toMatch(/lint passed/);
 			const ran = engine.stats.execs.slice(before);
-			expect(ran.filter((e) => e.args[0] === "npm").every((e) => e.cached)).toBe(true);
+			expect(ran.filter(isInstall).length).toBeGreaterThan(0);
+			expect(ran.filter(isInstall).every((e) => e.cached)).toBe(true);
 			expect(ran.find((e) => e.args.includes("lint"))?.cached).toBe(false);
 			rmSync(join(context, "src/one-file-change.ts"));
+		},
+		HEAVY,
+	);
+
+	it(
+		"a pnpm app installs with pnpm from its own lockfile (the CLI's install), then tests",
+		async () => {
+			const app = mkdtempSync(join(tmpdir(), "wp-dagger-pnpm-"));
+			try {
+				const manifest = {
+					name: "pnpm-app",
+					private: true,
+					packageManager: "pnpm@9.15.0",
+					dependencies: { "is-number": "7.0.0" },
+					// Passes only when pnpm's layout installed the dependency.
+					scripts: {
+						test: "node -e \"require('is-number'); require('fs').statSync('node_modules/.pnpm')\"",
+					},
+				};
+				writeFileSync(join(app, "package.json"), `${JSON.stringify(manifest, null, 2)}\n`);
+				writeFileSync(
+					join(app, "wrangler.jsonc"),
+					'{ "name": "pnpm-app", "main": "src/index.js" }\n',
+				);
+				// The lockfile as pnpm writes it (from the npm registry, as in the container).
+				const lock = spawnSync("npx", ["--yes", "pnpm@9.15.0", "install", "--lockfile-only"], {
+					cwd: app,
+					encoding: "utf8",
+				});
+				expect(lock.status, lock.stderr).toBe(0);
+				const before = engine.stats.execs.length;
+				const out = await call("test", {}, { source: sdk.dag.host().directory(app) });
+				expect(out).toMatch(/test passed/);
+				const install = engine.stats.execs.slice(before).find((e) => e.args[2] === "install");
+				expect(install?.cached).toBe(false);
+			} finally {
+				rmSync(app, { recursive: true, force: true });
+			}
 		},
 		HEAVY,
 	);

@@ -1,0 +1,130 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import type { StepContext } from "../../../ci/steps/_step.ts";
+import { describeChoice, excerpt, installStep } from "../../../ci/steps/install.ts";
+
+const temps: string[] = [];
+afterAll(() => {
+	for (const dir of temps) rmSync(dir, { recursive: true, force: true });
+});
+
+const ctx = (cwd: string): StepContext => ({ cwd, env: process.env, progress: () => {} });
+
+/** A project with no dependencies, so npm never needs the registry. */
+function project(files: Record<string, string>): string {
+	const dir = mkdtempSync(path.join(tmpdir(), "wp-install-"));
+	temps.push(dir);
+	for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
+	return dir;
+}
+
+const manifest = (extra: object = {}) =>
+	JSON.stringify({ name: "app", version: "1.0.0", ...extra });
+// What `npm install --package-lock-only` writes for that manifest (lockfile v3).
+const lockfile = (deps: Record<string, string> = {}) =>
+	JSON.stringify({
+		name: "app",
+		version: "1.0.0",
+		lockfileVersion: 3,
+		requires: true,
+		packages: { "": { name: "app", version: "1.0.0", dependencies: deps } },
+	});
+
+describe("describeChoice()", () => {
+	it.each([
+		[
+			{ name: "pnpm", version: "9.15.0", source: "packageManager", lockfile: "pnpm-lock.yaml" },
+			"pnpm 9.15.0 from packageManager",
+		],
+		[
+			{ name: "yarn", version: undefined, source: "lockfile", lockfile: "yarn.lock" },
+			"yarn from yarn.lock",
+		],
+		[
+			{
+				name: "npm",
+				version: undefined,
+				source: "lockfile",
+				lockfile: "package-lock.json",
+				workspaceRoot: "/r",
+			},
+			"npm from package-lock.json of the workspace at /r",
+		],
+		[
+			{ name: "npm", version: undefined, source: "default", lockfile: undefined },
+			"npm, no lockfile or packageManager",
+		],
+	] as const)("%j: %s", (pm, text) => {
+		expect(describeChoice(pm)).toBe(text);
+	});
+});
+
+describe("excerpt()", () => {
+	const lines = (n: number) => Array.from({ length: n }, (_, i) => `line ${i + 1}`).join("\n");
+	it("keeps 40 lines or fewer whole", () => {
+		expect(excerpt(`${lines(40)}\n\n`)).toBe(lines(40));
+	});
+	it("keeps the first 15 and the last 25 of more, saying how many it left out", () => {
+		const kept = excerpt(lines(100)).split("\n");
+		expect(kept).toHaveLength(41);
+		expect(kept.slice(14, 17)).toEqual(["line 15", "… (60 lines)", "line 76"]);
+		expect(kept.at(-1)).toBe("line 100");
+	});
+});
+
+describe("installStep", () => {
+	it("installs from the lockfile with npm ci and says what decided it", async () => {
+		const dir = project({ "package.json": manifest(), "package-lock.json": lockfile() });
+		const result = await installStep.run(ctx(dir), { root: dir });
+		expect(result).toMatchObject({
+			ok: true,
+			findings: [],
+			data: {
+				packageManager: "npm",
+				source: "lockfile",
+				lockfile: "package-lock.json",
+				command: ["npm", "ci"],
+			},
+		});
+		expect(result.summary).toBe("npm ci: ok (npm from package-lock.json)");
+	});
+
+	it("fails with INSTALL_FAILED, npm's own words, when package.json and the lockfile disagree", async () => {
+		const dir = project({
+			"package.json": manifest({ dependencies: { "left-pad": "1.3.0" } }),
+			"package-lock.json": lockfile(),
+		});
+		const result = await installStep.run(ctx(dir), { root: dir });
+		expect(result.ok).toBe(false);
+		expect(result.findings).toHaveLength(1);
+		expect(result.findings[0]).toMatchObject({ code: "INSTALL_FAILED", severity: "error" });
+		expect(result.findings[0]?.message).toMatch(
+			/^npm ci exited with 1 in .*package\.json and package-lock\.json disagree/s,
+		);
+		expect(result.findings[0]?.message).toMatch(/in sync/);
+	});
+
+	it("refuses a directory without package.json as a usage error", async () => {
+		const dir = project({});
+		await expect(installStep.run(ctx(dir), { root: dir })).rejects.toMatchObject({
+			code: "E_CONFIG_MISSING",
+		});
+	});
+
+	it("exits 1 from the CLI on a failed install, 2 without package.json", () => {
+		const bin = path.resolve(import.meta.dirname, "../../../bin/workers-pipeline.js");
+		const run = (cwd: string) =>
+			spawnSync(process.execPath, [bin, "install", "--cwd", cwd, "--json"], { encoding: "utf8" });
+		const bad = project({
+			"package.json": manifest({ dependencies: { "left-pad": "1.3.0" } }),
+			"package-lock.json": lockfile(),
+		});
+		const failed = run(bad);
+		expect(failed.status).toBe(1);
+		expect(JSON.parse(failed.stdout).findings[0].code).toBe("INSTALL_FAILED");
+		expect(run(project({})).status).toBe(2);
+	});
+});
