@@ -270,10 +270,8 @@ export const COMMANDS: CommandDef[] = [
 		],
 		// Config errors are usage errors (exit 2), so this step is not wrapped in runStepSafely.
 		run: async (input) => {
-			const [{ migrationTestStep }, { planMigrationTests }] = await Promise.all([
-				import("../steps/migration-test.ts"),
-				import("../steps/ci.ts"),
-			]);
+			// Not steps/ci.ts: it loads every other step.
+			const { migrationTestStep, planMigrationTests } = await import("../steps/migration-test.ts");
 			const project = await loadProjectForDir(input);
 			const args = {
 				project,

@@ -6,7 +6,10 @@ import type { Step, StepContext } from "./_step.ts";
 import { buildStep } from "./build.ts";
 import { architectureStep, formatStep } from "./format.ts";
 import { lintStep } from "./lint.ts";
-import { listMigrationSets, migrationTestStep } from "./migration-test.ts";
+import { migrationTestStep, planMigrationTests } from "./migration-test.ts";
+
+export { planMigrationTests };
+
 import { testStep } from "./test.ts";
 
 export interface CiArgs {
@@ -142,24 +145,6 @@ export async function runStepSafely<A>(
 		clearTimeout(graceTimer);
 		ctx.signal?.removeEventListener("abort", forward);
 	}
-}
-
-/**
- * One migration test per distinct migrations set (several D1 bindings, or per-environment
- * directories), named by binding; one plain `migration-test` when there is at most one. Pure.
- */
-export function planMigrationTests(
-	project: ProjectConfig,
-): { name: string; env?: string; binding?: string }[] {
-	const sets = listMigrationSets(project);
-	if (sets.length <= 1) return [{ name: "migration-test" }];
-	const bindings = sets.map((s) => s.database.binding);
-	return sets.map(({ env, database: { binding } }) => ({
-		// The same binding name in two environments with different sets: say which environment.
-		name: `migration-test ${binding}${bindings.indexOf(binding) !== bindings.lastIndexOf(binding) ? `@${env ?? "top"}` : ""}`,
-		env,
-		binding,
-	}));
 }
 
 /** lint (D1 lint, biome, tsc), format, architecture, tests, build and the migration test are independent: run them concurrently. */

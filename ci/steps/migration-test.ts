@@ -484,3 +484,21 @@ function acknowledgeMigrationTest(
 	);
 	return [...(includeLint ? findings : findings.slice(staticFindings.length)), ...unused];
 }
+
+/**
+ * One migration test per distinct migrations set (several D1 bindings, or per-environment
+ * directories), named by binding; one plain `migration-test` when there is at most one. Pure.
+ */
+export function planMigrationTests(
+	project: ProjectConfig,
+): { name: string; env?: string; binding?: string }[] {
+	const sets = listMigrationSets(project);
+	if (sets.length <= 1) return [{ name: "migration-test" }];
+	const bindings = sets.map((s) => s.database.binding);
+	return sets.map(({ env, database: { binding } }) => ({
+		// The same binding name in two environments with different sets: say which environment.
+		name: `migration-test ${binding}${bindings.indexOf(binding) !== bindings.lastIndexOf(binding) ? `@${env ?? "top"}` : ""}`,
+		env,
+		binding,
+	}));
+}
