@@ -20,7 +20,7 @@ function staticImports(source: string): string[] {
 	return found;
 }
 
-function startupGraph(): { files: string[]; packages: string[] } {
+function startupGraph(entry = ENTRY): { files: string[]; packages: string[] } {
 	const files = new Set<string>();
 	const packages = new Set<string>();
 	const visit = (file: string) => {
@@ -31,7 +31,7 @@ function startupGraph(): { files: string[]; packages: string[] } {
 			else if (!spec.startsWith("node:")) packages.add(spec);
 		}
 	};
-	visit(ENTRY);
+	visit(entry);
 	return { files: [...files].sort(), packages: [...packages].sort() };
 }
 
@@ -63,5 +63,25 @@ describe("the CLI's start-up import graph", () => {
 
 	it("still reaches the command table", () => {
 		expect(graph.files).toContain("ci/cli/commands.ts");
+	});
+});
+
+// The 200-migration start-up target (issue 9, item 2) is migration-test's: its step loads no other
+// step (steps/ci.ts imports them all), and its command imports only it.
+describe("migration-test's import graph", () => {
+	it("holds no other step", () => {
+		const steps = startupGraph("ci/steps/migration-test.ts").files.filter((f) =>
+			f.startsWith("ci/steps/"),
+		);
+		expect(steps).toEqual(["ci/steps/_step.ts", "ci/steps/migration-test.ts"]);
+	});
+
+	it("is all the migration-test command imports", () => {
+		const commands = readFileSync(path.join(REPO, "ci/cli/commands.ts"), "utf8");
+		const body = commands.slice(commands.indexOf('name: "migration-test"'));
+		const run = body.slice(body.indexOf("run: async"), body.indexOf("\n\t},\n"));
+		expect([...run.matchAll(/import\("([^"]+)"\)/g)].map((m) => m[1])).toEqual([
+			"../steps/migration-test.ts",
+		]);
 	});
 });
