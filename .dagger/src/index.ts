@@ -123,6 +123,7 @@ export enum DeployEnv {
 export class WorkersPipeline {
 	source: Directory;
 	pipeline: Directory;
+	appDir?: string;
 	wranglerConfig?: string;
 	commit?: string;
 	actor?: string;
@@ -135,6 +136,11 @@ export class WorkersPipeline {
 		@argument({ defaultPath: "/", ignore: SOURCE_IGNORE }) source: Directory,
 		/** The pipeline code (ci/, bin/, scripts/, package*.json); defaults to this module's own. */
 		@argument({ defaultPath: "/", ignore: PIPELINE_ONLY }) pipeline: Directory,
+		/**
+		 * The app's directory inside source, for an app in a monorepo (`--source . --app-dir
+		 * apps/api`): the workspace's lockfile and packages are installed from source's root.
+		 */
+		appDir?: string,
 		/** Wrangler config file inside the app (CLI default: wrangler.jsonc). */
 		wranglerConfig?: string,
 		/** The commit being built and deployed (the Worker version's tag); default "dev". */
@@ -150,6 +156,7 @@ export class WorkersPipeline {
 	) {
 		this.source = source;
 		this.pipeline = pipeline;
+		this.appDir = appDir;
 		this.wranglerConfig = wranglerConfig;
 		this.commit = commit;
 		this.actor = actor;
@@ -199,6 +206,17 @@ export class WorkersPipeline {
 		return this.source.filter({ exclude: SOURCE_IGNORE, gitignore: true });
 	}
 
+	// Where the CLI works: source's root, or the app's directory inside it (--app-dir).
+	appRoot(): string {
+		const dir = (this.appDir ?? "").replace(/^\.\/+/, "").replace(/\/+$/, "");
+		if (dir === "" || dir === ".") return APP_DIR;
+		if (dir.startsWith("/") || dir.split("/").includes(".."))
+			throw new Error(
+				`--app-dir ${this.appDir}: give the app's directory relative to --source, inside it`,
+			);
+		return `${APP_DIR}/${dir}`;
+	}
+
 	/** Lint and typecheck the app. */
 	@func()
 	@check()
@@ -218,7 +236,7 @@ export class WorkersPipeline {
 	async build(noCache = false): Promise<Directory> {
 		const ctr = this.run(this.installed(), "build", { cache: off(noCache) }, true);
 		await this.passed(ctr);
-		return ctr.directory(BUILD_DIR);
+		return ctr.directory(`${this.appRoot()}/.open-next`);
 	}
 
 	/** Replay every migration on a fresh database and return the CLI's JSON report. */
@@ -383,7 +401,10 @@ export class WorkersPipeline {
 			);
 		// A given build (the bytes an earlier job verified) or the same layers build() makes,
 		// shared through the layer cache (a method call, not a cached function call).
-		let ctr = this.installed().withDirectory(BUILD_DIR, build ?? (await this.build()));
+		let ctr = this.installed().withDirectory(
+			`${this.appRoot()}/.open-next`,
+			build ?? (await this.build()),
+		);
 		// Worker secrets stay Secrets end to end: a file in a temp mount, secret variables.
 		if (secretsFile)
 			ctr = ctr.withMountedTemp(SECRETS_DIR).withMountedSecret(SECRETS_FILE, secretsFile);
@@ -458,7 +479,7 @@ export class WorkersPipeline {
 	@func()
 	@check()
 	async e2e(): Promise<string> {
-		const args = cliArgs("serve", { cwd: APP_DIR, host: "0.0.0.0", port: E2E_PORT });
+		const args = cliArgs("serve", { cwd: this.appRoot(), host: "0.0.0.0", port: E2E_PORT });
 		const app = this.installed()
 			.withExposedPort(E2E_PORT)
 			.asService({ args: [...CLI, ...args] });
@@ -494,12 +515,15 @@ export class WorkersPipeline {
 	// The app's dependencies keyed on its lockfile alone, then its source; caches for npm and Next.
 	// The CLI's `install` installs them with the app's own manager (npm ci, pnpm, yarn, bun).
 	installed(): Container {
-		const lock = this.app().filter({ include: INSTALL_INPUTS });
+		// A monorepo app: every workspace member's manifest too (the workspace installs them all).
+		const lock = this.app().filter({
+			include: this.appRoot() === APP_DIR ? INSTALL_INPUTS : [...INSTALL_INPUTS, "**/package.json"],
+		});
 		const deps = this.base()
 			.withDirectory(APP_DIR, lock)
 			// No --report-dir: its report is not one of the reports the functions return.
-			.withExec([...CLI, ...cliArgs("install", { cwd: APP_DIR })])
-			.withMountedCache(`${APP_DIR}/.next/cache`, dag.cacheVolume(NEXT_CACHE));
+			.withExec([...CLI, ...cliArgs("install", { cwd: this.appRoot() })])
+			.withMountedCache(`${this.appRoot()}/.next/cache`, dag.cacheVolume(NEXT_CACHE));
 		return this.withApp(deps);
 	}
 
@@ -555,7 +579,7 @@ export class WorkersPipeline {
 		flags: FlagValues<F>,
 		keepGoing = false,
 	): Container {
-		const globals = { cwd: APP_DIR, "report-dir": REPORT_DIR, config: this.wranglerConfig };
+		const globals = { cwd: this.appRoot(), "report-dir": REPORT_DIR, config: this.wranglerConfig };
 		const args = cliArgs(fn, { ...flags, ...globals } as FlagValues<F>);
 		// An empty reports directory first, so even a CLI that fails before writing has one.
 		const ready = keepGoing ? ctr.withDirectory(REPORT_DIR, dag.directory()) : ctr;

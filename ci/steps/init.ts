@@ -258,15 +258,19 @@ const appSlug = (source: string) => source.replace(/[^A-Za-z0-9]+/g, "-").replac
 export function renderWorkflow({
 	module,
 	source = ".",
+	appDir,
 	wranglerConfig,
 }: {
 	module: string;
 	source?: string;
+	/** The app's directory inside `source` (a monorepo app installed from its workspace). */
+	appDir?: string;
 	wranglerConfig?: string;
 }): string {
-	const app = source === "." ? "" : ` (${source})`;
-	const group = source === "." ? "" : `${appSlug(source)}-`;
-	const config = wranglerConfig ? ` --wrangler-config ${wranglerConfig}` : "";
+	const where = appDir ? (source === "." ? appDir : `${source}/${appDir}`) : source;
+	const app = where === "." ? "" : ` (${where})`;
+	const group = where === "." ? "" : `${appSlug(where)}-`;
+	const config = `${appDir ? ` --app-dir ${appDir}` : ""}${wranglerConfig ? ` --wrangler-config ${wranglerConfig}` : ""}`;
 	return `# Written by \`workers-pipeline init\`: the same \`ci\` a laptop runs, in the Dagger module.
 name: workers-pipeline${app}
 
@@ -305,35 +309,41 @@ function writeWorkflow(
 ): void {
 	const top = readGitTopLevel(project.root) ?? project.root;
 	const toPosix = (p: string) => p.replaceAll(path.sep, "/");
-	const source = toPosix(path.relative(top, project.root)) || ".";
+	const app = toPosix(path.relative(top, project.root)) || ".";
+	// A workspace's app goes in with its workspace (the lockfile and packages there), the app's
+	// directory named inside it (--app-dir); any other app is --source on its own.
+	const workspace =
+		pm.workspaceRoot && app !== "."
+			? toPosix(path.relative(top, pm.workspaceRoot)) || "."
+			: undefined;
+	const source = workspace ?? app;
+	const appDir =
+		workspace === undefined
+			? undefined
+			: toPosix(path.relative(path.join(top, workspace), project.root));
 	const configRel = toPosix(path.relative(project.root, project.wranglerPath));
 	// The CLI finds wrangler.json/.jsonc/.toml in the app itself; anything else is named.
 	const wranglerConfig = configRel.includes("/") ? configRel : undefined;
-	const file = planWorkflowFile({ source });
+	const file = planWorkflowFile({ source: app });
 	const rel = toPosix(path.relative(project.root, path.join(top, file)));
 	const moduleRef = module ?? "github.com/<owner>/workers-pipeline@<ref>";
 	writer.write(
 		rel,
-		renderWorkflow({ module: moduleRef, source, wranglerConfig }),
-		`GitHub Actions: dagger call --source ${source} ci`,
+		renderWorkflow({ module: moduleRef, source, appDir, wranglerConfig }),
+		`GitHub Actions: dagger call --source ${source}${appDir ? ` --app-dir ${appDir}` : ""} ci`,
 	);
 	if (!module)
 		next.push(
 			`Set the module in ${rel} (module: github.com/<owner>/workers-pipeline@<ref>), or rerun init with --module.`,
 		);
-	// The module sees only --source: migrations kept outside the app would not be there.
+	// The module sees only --source: migrations kept outside it would not be there.
+	const sourceRoot = path.join(top, source);
 	const outside = listMigrationSets(project)
 		.map((set) => set.database.migrationsDir)
-		.filter((dir) => dir === ".." || dir.startsWith("../"));
+		.filter((dir) => path.relative(sourceRoot, path.join(project.root, dir)).startsWith(".."));
 	if (outside.length)
 		next.push(
 			`The Dagger module sees only ${source}, and this app's migrations are outside it (${[...new Set(outside)].join(", ")}): move them into the app, or run \`npx workers-pipeline ci\` in your workflow instead of the Dagger step.`,
-		);
-	// The module installs with the CLI's `install` from the lockfile inside --source (.dagger
-	// INSTALL_INPUTS): a workspace's lockfile at the repository root is not there.
-	if (pm.workspaceRoot)
-		next.push(
-			`The Dagger module installs the app (with ${pm.name}, from its lockfile) inside ${source === "." ? "the repository's root" : source}; this app's lockfile is in its workspace (${toPosix(path.relative(project.root, pm.workspaceRoot)) || "."}), which the module does not see, so until it does, run \`npx workers-pipeline ci\` in your workflow instead of the Dagger step.`,
 		);
 }
 

@@ -339,20 +339,42 @@ describe("init: shapes beyond one app with one binding", () => {
 		const workflow = "../../.github/workflows/workers-pipeline-apps-api.yml";
 		expect(data?.files.find((f) => f.path === workflow)?.action).toBe("created");
 		expect(existsSync(path.join(app, ".github"))).toBe(false);
+		// The workspace's lockfile and packages are at the root: the module gets it, and the app in it.
 		expect(readFileSync(path.join(app, workflow), "utf8")).toContain(
-			"call: --source apps/api ci\n",
+			"call: --source . --app-dir apps/api ci\n",
 		);
-		// The module installs from the lockfile inside --source; this app's lockfile is the workspace's.
-		expect(data?.next.join("\n")).toMatch(/lockfile is in its workspace \(\.\.\/\.\.\)/);
-		expect(data?.next.join("\n")).not.toMatch(/migrations are outside/);
-		// Migrations kept outside the app are not in what the module is given.
+		expect(data?.next.join("\n")).not.toMatch(
+			/lockfile is in its workspace|migrations are outside/,
+		);
+		// Migrations elsewhere in the repository are in what the module is given...
 		writeFileSync(
 			path.join(app, "wrangler.jsonc"),
 			'{ "name": "api", "d1_databases": [{ "binding": "DB", "migrations_dir": "../../db" }] }\n',
 		);
 		write(dir, { "db/0000_init.sql": "CREATE TABLE t (id INTEGER PRIMARY KEY);\n" });
-		const outside = files((await cli(["init", "--force", "--json"], app)).stdout);
-		expect(outside?.next.join("\n")).toMatch(
+		const inside = files((await cli(["init", "--force", "--json"], app)).stdout);
+		expect(inside?.next.join("\n")).not.toMatch(/migrations are outside/);
+	});
+
+	it("should name migrations outside what the module is given (an app with its own lockfile in a subdir)", async () => {
+		const dir = mkdtempSync(path.join(tmpdir(), "wp-init-sub-"));
+		temps.push(dir);
+		write(dir, {
+			"apps/api/package.json": JSON.stringify({ name: "api" }),
+			"apps/api/package-lock.json": "{}",
+			"apps/api/wrangler.jsonc":
+				'{ "name": "api", "d1_databases": [{ "binding": "DB", "migrations_dir": "../../db" }] }\n',
+			"db/0000_init.sql": "CREATE TABLE t (id INTEGER PRIMARY KEY);\n",
+		});
+		spawnSync("git", ["init", "-q", dir]);
+		const app = path.join(dir, "apps/api");
+		const run = await cli(["init", "--json"], app);
+		expect(run.code).toBe(0);
+		const workflow = "../../.github/workflows/workers-pipeline-apps-api.yml";
+		expect(readFileSync(path.join(app, workflow), "utf8")).toContain(
+			"call: --source apps/api ci\n",
+		);
+		expect(files(run.stdout)?.next.join("\n")).toMatch(
 			/sees only apps\/api, and this app's migrations are outside it \(\.\.\/\.\.\/db\)/,
 		);
 	});

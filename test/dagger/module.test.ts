@@ -65,6 +65,7 @@ describe("introspection (the SDK's own scanner)", () => {
 		expect(signature(ctor)).toEqual([
 			"source?: Directory (defaultPath /)",
 			"pipeline?: Directory (defaultPath /)",
+			"appDir?: string",
 			"wranglerConfig?: string",
 			"commit?: string",
 			"actor?: string",

@@ -279,6 +279,63 @@ describe.skipIf(unavailable)("the module, executed", () => {
 	);
 
 	it(
+		"a workspace's app (--source . --app-dir apps/api) installs with its workspace, then tests",
+		async () => {
+			const repo = mkdtempSync(join(tmpdir(), "wp-dagger-mono-"));
+			try {
+				const write = (rel: string, text: string) => {
+					mkdirSync(join(repo, rel, ".."), { recursive: true });
+					writeFileSync(join(repo, rel), text);
+				};
+				write(
+					"package.json",
+					JSON.stringify({ name: "mono", private: true, workspaces: ["apps/*", "packages/*"] }),
+				);
+				write(
+					"packages/shared/package.json",
+					JSON.stringify({ name: "@acme/shared", version: "1.0.0", main: "index.js" }),
+				);
+				write("packages/shared/index.js", "module.exports = 42;\n");
+				write(
+					"apps/api/package.json",
+					JSON.stringify({
+						name: "api",
+						private: true,
+						dependencies: { "@acme/shared": "1.0.0", "is-number": "7.0.0" },
+						// Passes only when the workspace's install linked its package and fetched the other.
+						scripts: {
+							test: "node -e \"if (require('@acme/shared') !== 42) process.exit(1); require('is-number')\"",
+						},
+					}),
+				);
+				write("apps/api/wrangler.jsonc", '{ "name": "api", "main": "src/index.js" }\n');
+				// The workspace's one lockfile, at its root, as npm writes it.
+				const lock = spawnSync(
+					"npm",
+					["install", "--package-lock-only", "--no-audit", "--no-fund"],
+					{
+						cwd: repo,
+						encoding: "utf8",
+					},
+				);
+				expect(lock.status, lock.stderr).toBe(0);
+				const before = engine.stats.execs.length;
+				const out = await call(
+					"test",
+					{},
+					{ source: sdk.dag.host().directory(repo), appDir: "apps/api" },
+				);
+				expect(out).toMatch(/test passed/);
+				const install = engine.stats.execs.slice(before).find((e) => e.args[2] === "install");
+				expect(install?.args).toContain("/app/apps/api");
+			} finally {
+				rmSync(repo, { recursive: true, force: true });
+			}
+		},
+		HEAVY,
+	);
+
+	it(
 		"migrationTest returns the CLI's own JSON report",
 		async () => {
 			const text = (await call("migrationTest", {}, {}, (f) => f.contents())) as string;

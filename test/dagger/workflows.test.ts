@@ -162,6 +162,8 @@ describe("the workflow `init` writes", () => {
 			{ source: "apps/api", wranglerConfig: "config/wrangler.toml" },
 			"--source apps/api --wrangler-config config/wrangler.toml ci",
 		],
+		// A workspace's app: the workspace as source (its lockfile, its packages), the app inside it.
+		[{ source: ".", appDir: "apps/api" }, "--source . --app-dir apps/api ci"],
 	])("passes actionlint and calls the module validly for %j", async (args, call) => {
 		const text = renderWorkflow({ module: "github.com/acme/workers-pipeline@v1", ...args });
 		expect(callOf(text)).toBe(call);
