@@ -269,8 +269,9 @@ describe.skipIf(unavailable)("the module, executed", () => {
 				const before = engine.stats.execs.length;
 				const out = await call("test", {}, { source: sdk.dag.host().directory(app) });
 				expect(out).toMatch(/test passed/);
+				// The CLI's install ran for it (or its layer from an earlier run of this same lockfile).
 				const install = engine.stats.execs.slice(before).find((e) => e.args[2] === "install");
-				expect(install?.cached).toBe(false);
+				expect(install?.args).toContain("/app");
 			} finally {
 				rmSync(app, { recursive: true, force: true });
 			}
