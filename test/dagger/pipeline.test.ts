@@ -240,41 +240,54 @@ describe.skipIf(unavailable)("the module, executed", () => {
 		HEAVY,
 	);
 
+	// An app of its own (files by path), its lockfile written by its manager's `lock` command as
+	// in a real checkout, then `test` on it: the CLI's install exec the call asked for.
+	const testApp = async (
+		files: Record<string, string>,
+		lock: [string, ...string[]],
+		ctor: Record<string, unknown> = {},
+	) => {
+		const dir = mkdtempSync(join(tmpdir(), "wp-dagger-app-"));
+		try {
+			for (const [rel, text] of Object.entries(files)) {
+				mkdirSync(join(dir, rel, ".."), { recursive: true });
+				writeFileSync(join(dir, rel), text);
+			}
+			const [command, ...args] = lock;
+			const locked = spawnSync(command, args, { cwd: dir, encoding: "utf8" });
+			expect(locked.status, locked.stderr).toBe(0);
+			const before = engine.stats.execs.length;
+			const out = await call("test", {}, { source: sdk.dag.host().directory(dir), ...ctor });
+			expect(out).toMatch(/test passed/);
+			// The CLI's install ran (or its layer from an earlier run of this same lockfile).
+			return engine.stats.execs.slice(before).find((e) => e.args[2] === "install");
+		} finally {
+			rmSync(dir, { recursive: true, force: true });
+		}
+	};
+
 	it(
 		"a pnpm app installs with pnpm from its own lockfile (the CLI's install), then tests",
 		async () => {
-			const app = mkdtempSync(join(tmpdir(), "wp-dagger-pnpm-"));
-			try {
-				const manifest = {
-					name: "pnpm-app",
-					private: true,
-					packageManager: "pnpm@9.15.0",
-					dependencies: { "is-number": "7.0.0" },
-					// Passes only when pnpm's layout installed the dependency.
-					scripts: {
-						test: "node -e \"require('is-number'); require('fs').statSync('node_modules/.pnpm')\"",
-					},
-				};
-				writeFileSync(join(app, "package.json"), `${JSON.stringify(manifest, null, 2)}\n`);
-				writeFileSync(
-					join(app, "wrangler.jsonc"),
-					'{ "name": "pnpm-app", "main": "src/index.js" }\n',
-				);
+			const manifest = {
+				name: "pnpm-app",
+				private: true,
+				packageManager: "pnpm@9.15.0",
+				dependencies: { "is-number": "7.0.0" },
+				// Passes only when pnpm's layout installed the dependency.
+				scripts: {
+					test: "node -e \"require('is-number'); require('fs').statSync('node_modules/.pnpm')\"",
+				},
+			};
+			const install = await testApp(
+				{
+					"package.json": `${JSON.stringify(manifest, null, 2)}\n`,
+					"wrangler.jsonc": '{ "name": "pnpm-app", "main": "src/index.js" }\n',
+				},
 				// The lockfile as pnpm writes it (from the npm registry, as in the container).
-				const lock = spawnSync("npx", ["--yes", "pnpm@9.15.0", "install", "--lockfile-only"], {
-					cwd: app,
-					encoding: "utf8",
-				});
-				expect(lock.status, lock.stderr).toBe(0);
-				const before = engine.stats.execs.length;
-				const out = await call("test", {}, { source: sdk.dag.host().directory(app) });
-				expect(out).toMatch(/test passed/);
-				// The CLI's install ran for it (or its layer from an earlier run of this same lockfile).
-				const install = engine.stats.execs.slice(before).find((e) => e.args[2] === "install");
-				expect(install?.args).toContain("/app");
-			} finally {
-				rmSync(app, { recursive: true, force: true });
-			}
+				["npx", "--yes", "pnpm@9.15.0", "install", "--lockfile-only"],
+			);
+			expect(install?.args).toContain("/app");
 		},
 		HEAVY,
 	);
@@ -282,56 +295,36 @@ describe.skipIf(unavailable)("the module, executed", () => {
 	it(
 		"a workspace's app (--source . --app-dir apps/api) installs with its workspace, then tests",
 		async () => {
-			const repo = mkdtempSync(join(tmpdir(), "wp-dagger-mono-"));
-			try {
-				const write = (rel: string, text: string) => {
-					mkdirSync(join(repo, rel, ".."), { recursive: true });
-					writeFileSync(join(repo, rel), text);
-				};
-				write(
-					"package.json",
-					JSON.stringify({ name: "mono", private: true, workspaces: ["apps/*", "packages/*"] }),
-				);
-				write(
-					"packages/shared/package.json",
-					JSON.stringify({ name: "@acme/shared", version: "1.0.0", main: "index.js" }),
-				);
-				write("packages/shared/index.js", "module.exports = 42;\n");
-				write(
-					"apps/api/package.json",
-					JSON.stringify({
-						name: "api",
+			const api = {
+				name: "api",
+				private: true,
+				dependencies: { "@acme/shared": "1.0.0", "is-number": "7.0.0" },
+				// Passes only when the workspace's install linked its package and fetched the other.
+				scripts: {
+					test: "node -e \"if (require('@acme/shared') !== 42) process.exit(1); require('is-number')\"",
+				},
+			};
+			const install = await testApp(
+				{
+					"package.json": JSON.stringify({
+						name: "mono",
 						private: true,
-						dependencies: { "@acme/shared": "1.0.0", "is-number": "7.0.0" },
-						// Passes only when the workspace's install linked its package and fetched the other.
-						scripts: {
-							test: "node -e \"if (require('@acme/shared') !== 42) process.exit(1); require('is-number')\"",
-						},
+						workspaces: ["apps/*", "packages/*"],
 					}),
-				);
-				write("apps/api/wrangler.jsonc", '{ "name": "api", "main": "src/index.js" }\n');
+					"packages/shared/package.json": JSON.stringify({
+						name: "@acme/shared",
+						version: "1.0.0",
+						main: "index.js",
+					}),
+					"packages/shared/index.js": "module.exports = 42;\n",
+					"apps/api/package.json": JSON.stringify(api),
+					"apps/api/wrangler.jsonc": '{ "name": "api", "main": "src/index.js" }\n',
+				},
 				// The workspace's one lockfile, at its root, as npm writes it.
-				const lock = spawnSync(
-					"npm",
-					["install", "--package-lock-only", "--no-audit", "--no-fund"],
-					{
-						cwd: repo,
-						encoding: "utf8",
-					},
-				);
-				expect(lock.status, lock.stderr).toBe(0);
-				const before = engine.stats.execs.length;
-				const out = await call(
-					"test",
-					{},
-					{ source: sdk.dag.host().directory(repo), appDir: "apps/api" },
-				);
-				expect(out).toMatch(/test passed/);
-				const install = engine.stats.execs.slice(before).find((e) => e.args[2] === "install");
-				expect(install?.args).toContain("/app/apps/api");
-			} finally {
-				rmSync(repo, { recursive: true, force: true });
-			}
+				["npm", "install", "--package-lock-only", "--no-audit", "--no-fund"],
+				{ appDir: "apps/api" },
+			);
+			expect(install?.args).toContain("/app/apps/api");
 		},
 		HEAVY,
 	);

@@ -175,33 +175,6 @@ describe("formatReplayFindings() REPLAY_DQS_STRING", () => {
 		line: 3,
 		identifier: "hello",
 	};
-	it.each([
-		[fallback, /^"hello" names no column here, so D1 reads it as the string 'hello'/],
-		[
-			{ ...fallback, trigger: "log_insert" },
-			/^"hello" in trigger log_insert names no column when this statement fires it, so D1 reads it as the string 'hello'/,
-		],
-	])("names where the name is: %j", (dqs, message) => {
-		const [finding] = formatReplayFindings({
-			replay: {
-				ok: true,
-				dqsFallbacks: [dqs],
-				dropCascades: [],
-				applied: [],
-				failure: undefined,
-				schema: makeSchema([], []),
-				durationMs: 0,
-			},
-			dataFailure: undefined,
-			duplicateFailures: [],
-		});
-		expect(finding).toMatchObject({
-			code: "REPLAY_DQS_STRING",
-			file: "migrations/0002_b.sql",
-			line: 3,
-		});
-		expect(finding?.message).toMatch(message);
-	});
 	const findingsOf = (dqsFallbacks: (typeof fallback & { trigger?: string })[]) =>
 		formatReplayFindings({
 			replay: {
@@ -217,6 +190,21 @@ describe("formatReplayFindings() REPLAY_DQS_STRING", () => {
 			duplicateFailures: [],
 		});
 
+	it.each([
+		[fallback, /^"hello" names no column here, so D1 reads it as the string 'hello'/],
+		[
+			{ ...fallback, trigger: "log_insert" },
+			/^"hello" in trigger log_insert names no column when this statement fires it, so D1 reads it as the string 'hello'/,
+		],
+	])("names where the name is: %j", (dqs, message) => {
+		const [finding] = findingsOf([dqs]);
+		expect(finding).toMatchObject({
+			code: "REPLAY_DQS_STRING",
+			file: "migrations/0002_b.sql",
+			line: 3,
+		});
+		expect(finding?.message).toMatch(message);
+	});
 	it("gives one finding per statement, naming the first names and how many more", () => {
 		const names = Array.from({ length: 8 }, (_, n) => `v${n}`);
 		const findings = findingsOf([
