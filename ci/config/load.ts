@@ -381,14 +381,64 @@ export function selectDatabase(
 	);
 }
 
+/** A migrations dir as settings name it (relative to the project, no `./`, no trailing `/`). */
+const dirKey = (dir: string) => dir.replace(/^\.\/|\/$/g, "");
+
+/**
+ * Every distinct migration set of the project: one per migrations pattern and ledger table
+ * across the top level and its environments (staging and production usually share one).
+ */
+export function listMigrationSets(
+	project: ProjectConfig,
+): { env: string | undefined; database: D1Database }[] {
+	const seen = new Set<string>();
+	const sets: { env: string | undefined; database: D1Database }[] = [];
+	for (const env of [undefined, ...project.environments]) {
+		for (const database of resolveEnvironment(project, env).databases) {
+			const key = `${database.migrationsPattern}\0${database.migrationsTable}`;
+			if (seen.has(key)) continue;
+			seen.add(key);
+			sets.push({ env, database });
+		}
+	}
+	return sets;
+}
+
 /**
  * Where the committed schema snapshot for a binding lives, relative to the project: beside the
  * migrations directory (`migrations.schema.sql`), or, when that directory holds the wrangler
  * config itself (`migrations_dir: "."`), `.schema.sql` next to the config: a sibling would be
- * outside the app, and a dot-file is never a migration (wrangler globs with `dot: false`).
+ * outside the app, and a dot-file is never a migration (wrangler globs with `dot: false`). Or what
+ * `migrations.snapshot` names: one path, or one per migrations dir; never one file for two sets.
  */
 export function snapshotPathFor(project: ProjectConfig, database: D1Database): string {
-	if (project.settings.migrations.snapshot) return project.settings.migrations.snapshot;
+	const configured = project.settings.migrations.snapshot;
+	if (configured === undefined) return defaultSnapshotPath(project, database);
+	const pathOf = (d: D1Database) =>
+		typeof configured === "string"
+			? configured
+			: (Object.entries(configured).find(([dir]) => dirKey(dir) === dirKey(d.migrationsDir))?.[1] ??
+				defaultSnapshotPath(project, d));
+	const own = pathOf(database);
+	// Two sets writing one file would each see the other's schema as drift, run after run.
+	// (Sets of one migrations pattern, ledgers apart, replay the same files: one schema.)
+	const sets = listMigrationSets(project);
+	const sharing = sets.filter(
+		(s, i) =>
+			pathOf(s.database) === own &&
+			sets.findIndex((o) => o.database.migrationsPattern === s.database.migrationsPattern) === i,
+	);
+	if (sharing.length > 1) {
+		const dirs = [...new Set(sets.map((s) => dirKey(s.database.migrationsDir)))];
+		throw new UserError(
+			`${project.settingsPath ?? DEFAULT_PIPELINE_CONFIG}: migrations.snapshot gives one file ("${own}") to ${sharing.length} migration sets (${sharing.map((s) => `${s.database.binding}: ${dirKey(s.database.migrationsDir)}`).join(", ")}); each set needs its own. Give one path per migrations directory, e.g. "snapshot": { ${dirs.map((d) => `"${d}": "${d}.schema.sql"`).join(", ")} }, or remove the setting to use these defaults.`,
+			"E_CONFIG_INVALID",
+		);
+	}
+	return own;
+}
+
+function defaultSnapshotPath(project: ProjectConfig, database: D1Database): string {
 	const configDir = path.dirname(project.wranglerPath);
 	const dir = path.resolve(project.root, database.migrationsDir);
 	const fromDir = path.relative(dir, configDir);

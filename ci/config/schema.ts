@@ -77,8 +77,13 @@ function defineSettingsSchemas(z: Zod) {
 		$schema: z.string().optional(),
 		migrations: z
 			.strictObject({
-				/** Schema snapshot path, relative to the project; default `<migrations_dir>.schema.sql`. */
-				snapshot: z.string().min(1).optional(),
+				/**
+				 * Schema snapshot path, relative to the project; default `<migrations_dir>.schema.sql`.
+				 * With several migration sets (D1 bindings), one path per migrations dir.
+				 */
+				snapshot: z
+					.union([z.string().min(1), z.record(z.string().min(1), z.string().min(1))])
+					.optional(),
 				/** The rule every migration's name follows: a preset (default `strict`) or a regex. */
 				naming: namingSchema.default("strict"),
 				/** Existing violations a team keeps on purpose; each names a code, files and a reason. */

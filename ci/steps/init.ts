@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { applyEdits, modify, parse as parseJsonc } from "jsonc-parser";
-import { snapshotPathFor } from "../config/load.ts";
+import { listMigrationSets, snapshotPathFor } from "../config/load.ts";
 import {
 	type Acknowledgement,
 	type D1Database,
@@ -24,7 +24,7 @@ import {
 	scriptCommand,
 } from "./_toolchain.ts";
 import { distinctDatabases } from "./lint.ts";
-import { listMigrationSets, migrationTestStep } from "./migration-test.ts";
+import { migrationTestStep } from "./migration-test.ts";
 
 export const VERSION_BINDING = "CF_VERSION_METADATA";
 /** How each package manager runs a dependency's bin. */
@@ -626,7 +626,7 @@ async function writeSnapshot(
 	const written = new Set<string>();
 	for (const { env, database } of listMigrationSets(project)) {
 		const rel = snapshotPathFor(project, database);
-		// One file per path: sets that share a configured snapshot get it from the first.
+		// Sets never share a path (snapshotPathFor refuses it); written once each all the same.
 		if (written.has(rel)) continue;
 		written.add(rel);
 		const args = { project, env, binding: database.binding, includeLint: false };

@@ -1,6 +1,11 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { resolveEnvironment, selectDatabase, snapshotPathFor } from "../config/load.ts";
+import {
+	listMigrationSets,
+	resolveEnvironment,
+	selectDatabase,
+	snapshotPathFor,
+} from "../config/load.ts";
 import { withMigrationsDir } from "../config/paths.ts";
 import type { D1Database, ProjectConfig } from "../config/schema.ts";
 import type { Catalog } from "../migrations/catalog.ts";
@@ -63,23 +68,6 @@ export function pickDatabase(
 	}
 	const database = selectDatabase(project, env, args.binding);
 	return args.dir === undefined ? database : withMigrationsDir(database, args.dir);
-}
-
-/** Each distinct migrations set, with the environment that selects it (bindings are per environment). */
-export function listMigrationSets(
-	project: ProjectConfig,
-): { env: string | undefined; database: D1Database }[] {
-	const seen = new Set<string>();
-	const sets: { env: string | undefined; database: D1Database }[] = [];
-	for (const env of [undefined, ...project.environments]) {
-		for (const database of resolveEnvironment(project, env).databases) {
-			const key = `${database.migrationsPattern}\0${database.migrationsTable}`;
-			if (seen.has(key)) continue;
-			seen.add(key);
-			sets.push({ env, database });
-		}
-	}
-	return sets;
 }
 
 export type SnapshotStatus = "matches" | "updated" | "drift" | "missing" | "not-checked";

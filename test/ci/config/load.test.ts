@@ -553,10 +553,63 @@ describe("snapshotPathFor()", () => {
 	it("should use migrations.snapshot from the settings when set", () => {
 		const cfg = load({
 			"wrangler.jsonc": WRANGLER_WITH_ENVS,
-			"workers-pipeline.jsonc": `{"migrations": {"snapshot": "schema/d1.sql"}}`,
+			"workers-pipeline.jsonc": `{"migrations": {"snapshot": {"migrations": "schema/d1.sql"}}}`,
 		});
 		const top = selectDatabase(cfg, resolveEnvironment(cfg, undefined), undefined);
 		expect(snapshotPathFor(cfg, top)).toBe("schema/d1.sql");
+	});
+
+	it("should let one migrations.snapshot serve sets of one migrations dir (ledger tables apart)", () => {
+		const cfg = load({
+			"wrangler.jsonc": JSON.stringify({
+				name: "app",
+				d1_databases: [{ binding: "A" }, { binding: "B", migrations_table: "ledger" }],
+				env: { production: { d1_databases: [{ binding: "A" }] } },
+			}),
+			"workers-pipeline.jsonc": `{"migrations": {"snapshot": "schema/d1.sql"}}`,
+		});
+		const b = selectDatabase(cfg, resolveEnvironment(cfg, undefined), "B");
+		expect(snapshotPathFor(cfg, b)).toBe("schema/d1.sql");
+	});
+
+	// Two D1 bindings, each with its own migrations: the shape where one configured file would be
+	// written by both sets and read as drift by each.
+	const TWO_SETS = JSON.stringify({
+		name: "app",
+		d1_databases: [
+			{ binding: "DB", database_id: "a", migrations_dir: "migrations" },
+			{ binding: "AUTH", database_id: "b", migrations_dir: "db/auth" },
+		],
+	});
+	const setsOf = (snapshot: unknown) => {
+		const cfg = load({
+			"wrangler.jsonc": TWO_SETS,
+			"workers-pipeline.jsonc": JSON.stringify({ migrations: { snapshot } }),
+		});
+		const env = resolveEnvironment(cfg, undefined);
+		return { cfg, db: selectDatabase(cfg, env, "DB"), auth: selectDatabase(cfg, env, "AUTH") };
+	};
+
+	it("should refuse one migrations.snapshot for two migration sets, naming both and the fix", () => {
+		const { cfg, db } = setsOf("schema.sql");
+		const error = userErrorOf(() => snapshotPathFor(cfg, db));
+		expect(error.code).toBe("E_CONFIG_INVALID");
+		expect(error.message).toContain('one file ("schema.sql") to 2 migration sets');
+		expect(error.message).toContain("DB: migrations, AUTH: db/auth");
+		expect(error.message).toContain(
+			'"migrations": "migrations.schema.sql", "db/auth": "db/auth.schema.sql"',
+		);
+	});
+
+	it("should take one snapshot per migrations dir, the default for a dir left out", () => {
+		const { cfg, db, auth } = setsOf({ "db/auth/": "schema/auth.sql" });
+		expect(snapshotPathFor(cfg, auth)).toBe("schema/auth.sql");
+		expect(snapshotPathFor(cfg, db)).toBe("migrations.schema.sql");
+	});
+
+	it("should refuse a per-dir map that gives two sets one file", () => {
+		const { cfg, auth } = setsOf({ migrations: "s.sql", "db/auth": "s.sql" });
+		expect(userErrorOf(() => snapshotPathFor(cfg, auth)).message).toContain("to 2 migration sets");
 	});
 });
 
