@@ -2,7 +2,10 @@ import { allFindings, migrationRows, type RunReport } from "./run-report.ts";
 
 /** The `--json` document: stable keys, one object, nothing else on stdout. */
 export function renderJson(report: RunReport): string {
-	const migrations = report.steps.flatMap(migrationRows);
+	// Each row names its step, as findings do: with several D1 bindings, one step per migration set.
+	const migrations = report.steps.flatMap((step) =>
+		migrationRows(step).map((row) => ({ step: step.name, ...row })),
+	);
 	const document = {
 		ok: report.ok,
 		command: report.command,

@@ -3,6 +3,21 @@ import { renderJson } from "../../../ci/report/json.ts";
 import { failedReport, passedReport } from "./_sample.ts";
 
 describe("renderJson()", () => {
+	it("should name the step of each migration row: one step per migration set", () => {
+		const report = failedReport();
+		const set = report.steps[0] as (typeof report.steps)[number];
+		report.steps = [set, { ...set, name: "migration-test AUTH" }];
+		const document = JSON.parse(renderJson(report)) as {
+			migrations: { step: string; name: string }[];
+		};
+		expect(document.migrations.map((r) => `${r.step}: ${r.name}`)).toEqual([
+			"migration-test: 0001_init.sql",
+			"migration-test: 0002_b.sql",
+			"migration-test AUTH: 0001_init.sql",
+			"migration-test AUTH: 0002_b.sql",
+		]);
+	});
+
 	it("should print one document with stable keys: findings with nulls, migrations of every step, timings", () => {
 		expect(renderJson(failedReport())).toMatchInlineSnapshot(`
 			"{
@@ -49,12 +64,14 @@ describe("renderJson()", () => {
 			  ],
 			  "migrations": [
 			    {
+			      "step": "migration-test",
 			      "name": "0001_init.sql",
 			      "status": "replayed",
 			      "checksum": "9f86d081884c7d65",
 			      "durationMs": 3
 			    },
 			    {
+			      "step": "migration-test",
 			      "name": "0002_b.sql",
 			      "status": "replayed",
 			      "checksum": "60303ae22b998861",
