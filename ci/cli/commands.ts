@@ -15,6 +15,7 @@ import {
 import { UserError } from "../errors.ts";
 import type { StepResult } from "../report/model.ts";
 import type { StepContext } from "../steps/_step.ts";
+import type { InstallScripts } from "../steps/install.ts";
 import type { FlagDef, ParsedFlags } from "./args.ts";
 
 // Step modules (and with them zod, the Cloudflare SDK, better-sqlite3) load when a command runs,
@@ -184,15 +185,39 @@ export const COMMANDS: CommandDef[] = [
 		name: "install",
 		summary:
 			"Installs the project's dependencies from its lockfile with its own package manager (npm ci, pnpm/bun install --frozen-lockfile, yarn install --immutable); the Dagger module runs it before lint, test and build. Needs only package.json.",
-		flags: [],
-		examples: ["workers-pipeline install", "workers-pipeline install --cwd apps/web --json"],
+		flags: [
+			{
+				name: "scripts",
+				type: "string",
+				value: "<all|deps|project>",
+				description:
+					"all (default): as the manager runs them; deps: hold back the project's own lifecycle scripts (postinstall, prepare…) for an install that sees only manifests and lockfiles; project: run only those, once the sources are in",
+			},
+		],
+		examples: [
+			"workers-pipeline install",
+			"workers-pipeline install --cwd apps/web --json",
+			"workers-pipeline install --scripts deps && workers-pipeline install --scripts project",
+		],
 		run: async (input) => {
-			const [{ runStepSafely }, { installStep }] = await Promise.all([
+			const [{ runStepSafely }, { installStep, INSTALL_SCRIPTS }] = await Promise.all([
 				import("../steps/ci.ts"),
 				import("../steps/install.ts"),
 			]);
 			const root = path.resolve(input.cwd, str(input.flags, "cwd") ?? ".");
-			return [await runStepSafely(installStep, input.context("install"), { root })];
+			const scripts = str(input.flags, "scripts") ?? "all";
+			if (!INSTALL_SCRIPTS.includes(scripts as InstallScripts)) {
+				throw new UserError(
+					`--scripts takes ${INSTALL_SCRIPTS.join(", ")}; got "${scripts}".`,
+					"E_USAGE",
+				);
+			}
+			return [
+				await runStepSafely(installStep, input.context("install"), {
+					root,
+					scripts: scripts as InstallScripts,
+				}),
+			];
 		},
 	},
 	{

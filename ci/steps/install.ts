@@ -1,19 +1,43 @@
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { UserError } from "../errors.ts";
 import { runTool } from "../process.ts";
-import { defineStep, makeStepResult } from "./_step.ts";
+import type { StepResult } from "../report/model.ts";
+import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
 import {
 	explainScriptFailure,
 	installCommand,
 	type PackageManager,
 	readPackageManager,
+	scriptCommand,
 } from "./_toolchain.ts";
 
 export interface InstallArgs {
 	/** The project directory: its package.json and lockfile (no wrangler config needed). */
 	root: string;
+	/**
+	 * "all" (default): as the manager runs them. "deps": the dependencies' install scripts only;
+	 * the project's own lifecycle scripts are held back (an install that sees only manifests and
+	 * lockfiles: `prisma generate`, `nuxt prepare` need the sources). "project": only those
+	 * held-back scripts, once the sources are in place.
+	 */
+	scripts?: InstallScripts;
 }
+
+export type InstallScripts = "all" | "deps" | "project";
+export const INSTALL_SCRIPTS: readonly InstallScripts[] = ["all", "deps", "project"];
+
+// The project's own scripts a frozen install runs, in npm's order (npm docs, scripts.md
+// "npm ci": preinstall, install, postinstall, prepublish, preprepare, prepare, postprepare).
+export const LIFECYCLE_SCRIPTS = [
+	"preinstall",
+	"install",
+	"postinstall",
+	"prepublish",
+	"preprepare",
+	"prepare",
+	"postprepare",
+] as const;
 
 /** What an install report carries: the manager, what decided it, and the command run. */
 export type InstallData = {
@@ -35,7 +59,8 @@ const INSTALL_TIMEOUT_MS = 30 * 60_000;
  */
 export const installStep = defineStep<InstallArgs, InstallData>({
 	name: "install",
-	async run(ctx, { root }) {
+	async run(ctx, args) {
+		const { root } = args;
 		const started = performance.now();
 		if (!existsSync(path.join(root, "package.json"))) {
 			throw new UserError(
@@ -44,8 +69,13 @@ export const installStep = defineStep<InstallArgs, InstallData>({
 			);
 		}
 		const pm = readPackageManager(root);
-		const [file, ...args] = installCommand(pm, ctx.env.PATH);
-		const command = [file, ...args];
+		const scripts = args.scripts ?? "all";
+		// A workspace's lockfile lives at its root: the install runs there, as the manager expects.
+		const cwd = pm.workspaceRoot ?? root;
+		const owners = [...new Set([cwd, root])];
+		if (scripts === "project") return runProjectScripts(ctx, { pm, owners, started });
+		const [file, ...installArgs] = installCommand(pm, ctx.env.PATH);
+		const command = [file, ...installArgs];
 		const data: InstallData = {
 			packageManager: pm.name,
 			version: pm.version,
@@ -53,17 +83,16 @@ export const installStep = defineStep<InstallArgs, InstallData>({
 			lockfile: pm.lockfile,
 			command,
 		};
-		// A workspace's lockfile lives at its root: the install runs there, as the manager expects.
-		const cwd = pm.workspaceRoot ?? root;
 		ctx.progress(`installing with ${command.join(" ")} (${describeChoice(pm)})`);
+		const restore = scripts === "deps" ? holdBackLifecycleScripts(owners) : () => {};
 		const result = await runTool({
 			file,
-			args,
+			args: installArgs,
 			cwd,
 			env: ctx.env,
 			signal: ctx.signal,
 			timeoutMs: INSTALL_TIMEOUT_MS,
-		});
+		}).finally(restore);
 		const summary = `${command.join(" ")}: ${result.failed ? `failed (exit ${result.exitCode ?? result.signal})` : "ok"} (${describeChoice(pm)})`;
 		if (!result.failed)
 			return makeStepResult("install", started, { ok: true, summary, findings: [], data });
@@ -83,6 +112,82 @@ export const installStep = defineStep<InstallArgs, InstallData>({
 		});
 	},
 });
+
+/**
+ * Takes the project's lifecycle scripts out of its package.json files for the install (no manager
+ * has a flag for that: --ignore-scripts skips the dependencies' too, and a native module needs
+ * its own); the returned function puts each file back byte for byte.
+ */
+function holdBackLifecycleScripts(dirs: readonly string[]): () => void {
+	const originals: [file: string, text: string][] = [];
+	for (const dir of dirs) {
+		const file = path.join(dir, "package.json");
+		const text = readFileSync(file, "utf8");
+		const pkg = JSON.parse(text) as { scripts?: Record<string, string> };
+		const held = LIFECYCLE_SCRIPTS.filter((name) => pkg.scripts?.[name] !== undefined);
+		if (held.length === 0 || pkg.scripts === undefined) continue;
+		for (const name of held) delete pkg.scripts[name];
+		originals.push([file, text]);
+		writeFileSync(file, `${JSON.stringify(pkg, null, 2)}\n`);
+	}
+	return () => {
+		for (const [file, text] of originals) writeFileSync(file, text);
+	};
+}
+
+/** The lifecycle scripts a `--scripts deps` install held back, each as `<pm> run <name>`. */
+async function runProjectScripts(
+	ctx: StepContext,
+	{ pm, owners, started }: { pm: PackageManager; owners: readonly string[]; started: number },
+): Promise<StepResult<InstallData>> {
+	const ran: string[] = [];
+	const data = (command: string[]): InstallData => ({
+		packageManager: pm.name,
+		version: pm.version,
+		source: pm.source,
+		lockfile: pm.lockfile,
+		command,
+	});
+	for (const dir of owners) {
+		const pkg = JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8")) as {
+			scripts?: Record<string, string>;
+		};
+		for (const name of LIFECYCLE_SCRIPTS.filter((n) => pkg.scripts?.[n] !== undefined)) {
+			const [file, ...rest] = scriptCommand(pm, name, ctx.env.PATH);
+			const command = [file, ...rest];
+			ctx.progress(`running the project's ${name} script: ${command.join(" ")} in ${dir}`);
+			const result = await runTool({
+				file,
+				args: rest,
+				cwd: dir,
+				env: ctx.env,
+				signal: ctx.signal,
+				timeoutMs: INSTALL_TIMEOUT_MS,
+			});
+			if (result.failed) {
+				const output = result.stdout + result.stderr;
+				return makeStepResult("install", started, {
+					ok: false,
+					summary: `${command.join(" ")}: failed (exit ${result.exitCode ?? result.signal})`,
+					findings: [
+						{
+							code: "INSTALL_FAILED",
+							severity: "error",
+							message: `the project's ${name} script (${pkg.scripts?.[name]}) exited with ${result.timedOut ? "a timeout" : (result.exitCode ?? result.signal)} in ${dir}.\n${excerpt(output)}`,
+						},
+					],
+					data: data(command),
+				});
+			}
+			ran.push(name);
+		}
+	}
+	const summary =
+		ran.length > 0
+			? `the project's ${ran.join(", ")} script(s): ok`
+			: "the project has no lifecycle scripts to run";
+	return makeStepResult("install", started, { ok: true, summary, findings: [], data: data([]) });
+}
 
 /**
  * The output's first and last lines: npm puts its reason at the top and its usage text after it,

@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -126,5 +126,96 @@ describe("installStep", () => {
 		expect(failed.status).toBe(1);
 		expect(JSON.parse(failed.stdout).findings[0].code).toBe("INSTALL_FAILED");
 		expect(run(project({})).status).toBe(2);
+	});
+});
+
+// A project whose own postinstall needs its sources (prisma generate reads prisma/schema.prisma)
+// and a dependency (a packed tarball, installed offline) whose install script must still run.
+function projectWithScripts(): string {
+	const dir = project({});
+	const dep = path.join(dir, "dep-src");
+	mkdirSync(dep);
+	const mark = (name: string) =>
+		`node -e "require('fs').appendFileSync(process.env.INIT_CWD + '/ran.txt', '${name}\\n')"`;
+	writeFileSync(
+		path.join(dep, "package.json"),
+		JSON.stringify({ name: "dep", version: "1.0.0", scripts: { postinstall: mark("dep") } }),
+	);
+	const packed = spawnSync("npm", ["pack", "--silent", "--pack-destination", dir], {
+		cwd: dep,
+		encoding: "utf8",
+	});
+	expect(packed.status, packed.stderr).toBe(0);
+	const needsSource = `node -e "require('fs').readFileSync('prisma/schema.prisma')" && ${mark("postinstall")}`;
+	writeFileSync(
+		path.join(dir, "package.json"),
+		// Tabs and key order as a team writes them: the file must come back byte for byte.
+		`{\n\t"name": "app",\n\t"version": "1.0.0",\n\t"scripts": {\n\t\t"prepare": ${JSON.stringify(mark("prepare"))},\n\t\t"postinstall": ${JSON.stringify(needsSource)},\n\t\t"test": "true"\n\t},\n\t"dependencies": { "dep": "file:dep-1.0.0.tgz" }\n}\n`,
+	);
+	const locked = spawnSync(
+		"npm",
+		["install", "--package-lock-only", "--ignore-scripts", "--offline"],
+		{
+			cwd: dir,
+			encoding: "utf8",
+		},
+	);
+	expect(locked.status, locked.stderr).toBe(0);
+	return dir;
+}
+
+const ran = (dir: string) =>
+	existsSync(path.join(dir, "ran.txt"))
+		? readFileSync(path.join(dir, "ran.txt"), "utf8").trim().split("\n")
+		: [];
+
+describe("installStep --scripts", () => {
+	it("fails by default when the project's postinstall needs sources the install cannot see", async () => {
+		const dir = projectWithScripts();
+		const result = await installStep.run(ctx(dir), { root: dir });
+		expect(result.ok).toBe(false);
+		expect(result.findings[0]?.code).toBe("INSTALL_FAILED");
+	});
+
+	it("deps: runs the dependencies' install scripts, holds back the project's, restores package.json byte for byte", async () => {
+		const dir = projectWithScripts();
+		const before = readFileSync(path.join(dir, "package.json"), "utf8");
+		const result = await installStep.run(ctx(dir), { root: dir, scripts: "deps" });
+		expect(result.ok, JSON.stringify(result.findings)).toBe(true);
+		expect(ran(dir)).toEqual(["dep"]);
+		expect(existsSync(path.join(dir, "node_modules/dep/package.json"))).toBe(true);
+		expect(readFileSync(path.join(dir, "package.json"), "utf8")).toBe(before);
+	});
+
+	it("project: then runs the held-back scripts in npm's order, once the sources are in", async () => {
+		const dir = projectWithScripts();
+		await installStep.run(ctx(dir), { root: dir, scripts: "deps" });
+		mkdirSync(path.join(dir, "prisma"));
+		writeFileSync(path.join(dir, "prisma/schema.prisma"), "// schema\n");
+		const result = await installStep.run(ctx(dir), { root: dir, scripts: "project" });
+		expect(result.ok, JSON.stringify(result.findings)).toBe(true);
+		expect(ran(dir)).toEqual(["dep", "postinstall", "prepare"]);
+		expect(result.summary).toBe("the project's postinstall, prepare script(s): ok");
+	});
+
+	it("project: a failing script is INSTALL_FAILED naming the script and its command", async () => {
+		const dir = projectWithScripts();
+		const result = await installStep.run(ctx(dir), { root: dir, scripts: "project" });
+		expect(result.ok).toBe(false);
+		expect(result.findings[0]?.code).toBe("INSTALL_FAILED");
+		expect(result.findings[0]?.message).toMatch(
+			/^the project's postinstall script \(node -e .*schema\.prisma/,
+		);
+		expect(ran(dir)).toEqual([]);
+	});
+
+	it("refuses an unknown --scripts value from the CLI with exit 2", () => {
+		const bin = path.resolve(import.meta.dirname, "../../../bin/workers-pipeline.js");
+		const dir = project({ "package.json": manifest(), "package-lock.json": lockfile() });
+		const run = spawnSync(process.execPath, [bin, "install", "--cwd", dir, "--scripts", "none"], {
+			encoding: "utf8",
+		});
+		expect(run.status).toBe(2);
+		expect(run.stderr).toContain("--scripts takes all, deps, project");
 	});
 });
