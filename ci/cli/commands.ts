@@ -137,7 +137,7 @@ export const COMMANDS: CommandDef[] = [
 		examples: ["workers-pipeline build", "workers-pipeline build --no-cache --json"],
 		run: async (input) => {
 			const [{ runStepSafely }, { buildStep }] = await Promise.all([
-				import("../steps/ci.ts"),
+				import("../steps/_run-step.ts"),
 				import("../steps/build.ts"),
 			]);
 			return [
@@ -156,7 +156,7 @@ export const COMMANDS: CommandDef[] = [
 		examples: ["workers-pipeline lint", "workers-pipeline lint --json"],
 		run: async (input) => {
 			const [{ runStepSafely }, { lintStep }] = await Promise.all([
-				import("../steps/ci.ts"),
+				import("../steps/_run-step.ts"),
 				import("../steps/lint.ts"),
 			]);
 			return [
@@ -172,7 +172,7 @@ export const COMMANDS: CommandDef[] = [
 		examples: ["workers-pipeline test"],
 		run: async (input) => {
 			const [{ runStepSafely }, { testStep }] = await Promise.all([
-				import("../steps/ci.ts"),
+				import("../steps/_run-step.ts"),
 				import("../steps/test.ts"),
 			]);
 			return [
@@ -188,7 +188,7 @@ export const COMMANDS: CommandDef[] = [
 		examples: ["workers-pipeline install", "workers-pipeline install --cwd apps/web --json"],
 		run: async (input) => {
 			const [{ runStepSafely }, { installStep }] = await Promise.all([
-				import("../steps/ci.ts"),
+				import("../steps/_run-step.ts"),
 				import("../steps/install.ts"),
 			]);
 			const root = path.resolve(input.cwd, str(input.flags, "cwd") ?? ".");
@@ -668,7 +668,7 @@ COMMANDS.push(
 					`--base-url expects an absolute http(s) URL, not "${baseUrl}" (e.g. http://127.0.0.1:8787).`,
 				);
 			const [{ runStepSafely }, { e2eStep }] = await Promise.all([
-				import("../steps/ci.ts"),
+				import("../steps/_run-step.ts"),
 				import("../steps/e2e.ts"),
 			]);
 			return [
@@ -704,7 +704,7 @@ COMMANDS.push(
 		],
 		run: async (input) => {
 			const [{ runStepSafely }, { serveStep }] = await Promise.all([
-				import("../steps/ci.ts"),
+				import("../steps/_run-step.ts"),
 				import("../steps/serve.ts"),
 			]);
 			return [
@@ -727,7 +727,7 @@ COMMANDS.push({
 	run: async (input) => {
 		const project = await loadProject(input);
 		const [{ runStepSafely }, { architectureStep, formatStep }] = await Promise.all([
-			import("../steps/ci.ts"),
+			import("../steps/_run-step.ts"),
 			import("../steps/format.ts"),
 		]);
 		return Promise.all([
@@ -763,7 +763,7 @@ COMMANDS.push({
 	run: async (input) => {
 		const project = await loadProject(input);
 		const [{ runStepSafely }, { mutationStep }] = await Promise.all([
-			import("../steps/ci.ts"),
+			import("../steps/_run-step.ts"),
 			import("../steps/mutation.ts"),
 		]);
 		return [
