@@ -469,6 +469,15 @@ export const D1_CASES: readonly D1Case[] = [
 		},
 	},
 	{
+		name: "RENAME COLUMN over a trigger mixing double-quoted columns and strings",
+		sql: 'CREATE TABLE t (a, b);\nCREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET "b" = "a" || "x" WHERE "a" = "y"; END;\nCREATE TRIGGER tr2 AFTER INSERT ON t BEGIN SELECT "z"; END;\nALTER TABLE t RENAME COLUMN a TO c;',
+		d1: "accepts",
+		stored: {
+			tr: 'CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET "b" = "c" || \'x\' WHERE "c" = \'y\'; END',
+			tr2: "CREATE TRIGGER tr2 AFTER INSERT ON t BEGIN SELECT 'z'; END",
+		},
+	},
+	{
 		name: "RENAME TO over a trigger naming a missing qualified column",
 		sql: 'CREATE TABLE t (a);\nCREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET a = new."nope"; END;\nALTER TABLE t RENAME TO t2;',
 		d1: "refuses",

@@ -8,8 +8,11 @@ import { D1_LIKE_PATTERN_MESSAGE } from "../../../ci/migrations/d1-rules.ts";
 import {
 	findCompileLimitRefusal,
 	findWideTable,
+	isAlterTable,
+	isDqsMessage,
 	ledgerTableSql,
 	openD1LikeDatabase,
+	quotefixesSchema,
 	readCompileGate,
 	readSchema,
 	replayMigrations,
@@ -19,7 +22,7 @@ import {
 	wranglerMigrationQuery,
 } from "../../../ci/migrations/replay.ts";
 import { diffSchema, parseSnapshot } from "../../../ci/migrations/schema.ts";
-import { splitStatements } from "../../../ci/migrations/sql.ts";
+import { splitStatements, tokenizeSql } from "../../../ci/migrations/sql.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../../..");
 
@@ -1530,5 +1533,49 @@ describe("readCompileGate()", () => {
 		} finally {
 			db.close();
 		}
+	});
+});
+
+// SQLite rewrites double-quoted strings in views and triggers on RENAME COLUMN and DROP COLUMN
+// only (alter.c renameFixQuotes()); workerd's verdicts are the stored cases of d1-cases.ts.
+describe("quotefixesSchema()", () => {
+	it.each([
+		["ALTER TABLE t RENAME TO t2", false],
+		["ALTER TABLE t RENAME COLUMN a TO b", true],
+		["ALTER TABLE t RENAME a TO b", true],
+		["ALTER TABLE t DROP COLUMN a", true],
+		["ALTER TABLE t DROP a", true],
+		["ALTER TABLE t ADD COLUMN b", false],
+		['ALTER TABLE "drop" RENAME TO t2', false],
+		["ALTER TABLE main.t RENAME /* c */ TO t2", false],
+	])("%s → %s", (sql, expected) => {
+		expect(quotefixesSchema(tokenizeSql(sql))).toBe(expected);
+	});
+});
+
+describe("isAlterTable() and isDqsMessage()", () => {
+	it.each([
+		["ALTER TABLE t RENAME TO t2", true],
+		["-- why\nALTER TABLE t ADD b", true],
+		["ALTER VIEW v", false],
+		["SELECT 1", false],
+	])("isAlterTable(%j) → %s", (sql, expected) => {
+		expect(isAlterTable(tokenizeSql(sql))).toBe(expected);
+	});
+
+	it.each([
+		['no such column: "x" - should this be a string literal in single-quotes?', true],
+		[
+			'error in trigger tr: no such column: "x" - should this be a string literal in single-quotes?',
+			true,
+		],
+		[
+			'error in view v: no such column: "x" - should this be a string literal in single-quotes?',
+			true,
+		],
+		["error in trigger tr: no such column: new.nope", false],
+		["no such table: t", false],
+	])("isDqsMessage(%j) → %s", (message, expected) => {
+		expect(isDqsMessage(message)).toBe(expected);
 	});
 });
