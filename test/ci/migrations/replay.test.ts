@@ -1579,3 +1579,33 @@ describe("isAlterTable() and isDqsMessage()", () => {
 		expect(isDqsMessage(message)).toBe(expected);
 	});
 });
+
+// What a later migration meets is the text D1 stored: after RENAME TO the trigger still reads
+// "done" as a string when it fires (a warning), after RENAME COLUMN it holds 'done' (none).
+describe("replayMigrations() after an ALTER TABLE over double-quoted strings", () => {
+	const schema = `CREATE TABLE t (id INTEGER PRIMARY KEY, status TEXT);
+CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET status = "done" WHERE id = new.id; END;`;
+	it.each([
+		["ALTER TABLE t RENAME TO t2;", "t2", "status", ["done"]],
+		["ALTER TABLE t RENAME COLUMN status TO state;", "t", "state", []],
+	])("%s, then a row inserted", (alter, table, column, warned) => {
+		const db = openD1LikeDatabase();
+		try {
+			const result = replayMigrations(
+				migrations({
+					"0001_a.sql": schema,
+					"0002_b.sql": alter,
+					"0003_c.sql": `INSERT INTO ${table} (id) VALUES (1);`,
+				}),
+				{ database: db },
+			);
+			expect(result.ok, JSON.stringify(result.failure)).toBe(true);
+			expect(result.dqsFallbacks.map((f) => [f.migration, f.identifier])).toEqual(
+				warned.map((name) => ["0003_c.sql", name]),
+			);
+			expect(db.prepare(`SELECT ${column} FROM ${table}`).pluck().get()).toBe("done");
+		} finally {
+			db.close();
+		}
+	});
+});
