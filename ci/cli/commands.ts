@@ -223,6 +223,7 @@ export const COMMANDS: CommandDef[] = [
 					project: await loadProject(input),
 					force: input.flags.force === true,
 					module: str(input.flags, "module"),
+					shownFrom: input.cwd,
 				}),
 			];
 		},
