@@ -138,7 +138,7 @@ export const COMMANDS: CommandDef[] = [
 		examples: ["workers-pipeline build", "workers-pipeline build --no-cache --json"],
 		run: async (input) => {
 			const [{ runStepSafely }, { buildStep }] = await Promise.all([
-				import("../steps/ci.ts"),
+				import("../steps/_run-step.ts"),
 				import("../steps/build.ts"),
 			]);
 			return [
@@ -157,7 +157,7 @@ export const COMMANDS: CommandDef[] = [
 		examples: ["workers-pipeline lint", "workers-pipeline lint --json"],
 		run: async (input) => {
 			const [{ runStepSafely }, { lintStep }] = await Promise.all([
-				import("../steps/ci.ts"),
+				import("../steps/_run-step.ts"),
 				import("../steps/lint.ts"),
 			]);
 			return [
@@ -173,7 +173,7 @@ export const COMMANDS: CommandDef[] = [
 		examples: ["workers-pipeline test"],
 		run: async (input) => {
 			const [{ runStepSafely }, { testStep }] = await Promise.all([
-				import("../steps/ci.ts"),
+				import("../steps/_run-step.ts"),
 				import("../steps/test.ts"),
 			]);
 			return [
@@ -201,7 +201,7 @@ export const COMMANDS: CommandDef[] = [
 		],
 		run: async (input) => {
 			const [{ runStepSafely }, { installStep, INSTALL_SCRIPTS }] = await Promise.all([
-				import("../steps/ci.ts"),
+				import("../steps/_run-step.ts"),
 				import("../steps/install.ts"),
 			]);
 			const root = path.resolve(input.cwd, str(input.flags, "cwd") ?? ".");
@@ -248,6 +248,7 @@ export const COMMANDS: CommandDef[] = [
 					project: await loadProject(input),
 					force: input.flags.force === true,
 					module: str(input.flags, "module"),
+					shownFrom: input.cwd,
 				}),
 			];
 		},
@@ -693,7 +694,7 @@ COMMANDS.push(
 					`--base-url expects an absolute http(s) URL, not "${baseUrl}" (e.g. http://127.0.0.1:8787).`,
 				);
 			const [{ runStepSafely }, { e2eStep }] = await Promise.all([
-				import("../steps/ci.ts"),
+				import("../steps/_run-step.ts"),
 				import("../steps/e2e.ts"),
 			]);
 			return [
@@ -729,7 +730,7 @@ COMMANDS.push(
 		],
 		run: async (input) => {
 			const [{ runStepSafely }, { serveStep }] = await Promise.all([
-				import("../steps/ci.ts"),
+				import("../steps/_run-step.ts"),
 				import("../steps/serve.ts"),
 			]);
 			return [
@@ -752,7 +753,7 @@ COMMANDS.push({
 	run: async (input) => {
 		const project = await loadProject(input);
 		const [{ runStepSafely }, { architectureStep, formatStep }] = await Promise.all([
-			import("../steps/ci.ts"),
+			import("../steps/_run-step.ts"),
 			import("../steps/format.ts"),
 		]);
 		return Promise.all([
@@ -788,7 +789,7 @@ COMMANDS.push({
 	run: async (input) => {
 		const project = await loadProject(input);
 		const [{ runStepSafely }, { mutationStep }] = await Promise.all([
-			import("../steps/ci.ts"),
+			import("../steps/_run-step.ts"),
 			import("../steps/mutation.ts"),
 		]);
 		return [

@@ -266,7 +266,7 @@ export function replayMigrations(
 				db.exec("COMMIT");
 			} catch (error) {
 				if (db.inTransaction) db.exec("ROLLBACK");
-				const dqs = DQS_HINT.test((error as Error).message)
+				const dqs = isDqsMessage((error as Error).message)
 					? applyWithDqsFallback(db, migration, query)
 					: undefined;
 				if (dqs === undefined || "failure" in dqs) {
@@ -454,6 +454,9 @@ export function withDqsStrings<T>(
 	const end = statement.terminated ? ";" : "";
 	const textOf = () =>
 		writeAsStrings(statement.text, statement.tokens, strings, statement.offset) + end;
+	// ALTER TABLE checks the views and triggers it may edit: its own fallback (the schema, not the text).
+	if (isAlterTable(statement.tokens))
+		return alterWithDqsStrings(db, statement, () => attempt(statement.text + end));
 	let guessed: SqlToken[] = [];
 	let text = statement.text + end;
 	for (let round = 0; ; round++) {
@@ -709,6 +712,180 @@ function recreateTriggers(
 		const tokens = state.tokens.get(key);
 		db.exec(strings && tokens ? writeAsStrings(t.sql, tokens, strings) : t.sql);
 	}
+}
+
+// SQLite's message when ALTER TABLE's check of the schema (alter.c renameTestSchema()) meets a
+// double-quoted name in a trigger or view that matches no column, with DQS off. workerd
+// 1.20261117.1 embeds the same SQLite as better-sqlite3 (3.54.1, source id 2026-10-16 555e07ef).
+const ALTER_DQS_HINT =
+	/^error in (trigger|view) (.+?): no such column: "(.+)" - should this be a string literal in single-quotes\?$/s;
+
+/** True when SQLite refused a double-quoted name that D1 (DQS on) would read as a string. */
+export const isDqsMessage = (message: string): boolean =>
+	DQS_HINT.test(message) || ALTER_DQS_HINT.test(message);
+
+const significant = (tokens: readonly SqlToken[]) =>
+	tokens.filter((t) => t.kind !== "line-comment" && t.kind !== "block-comment");
+
+export const isAlterTable = (tokens: readonly SqlToken[]): boolean => {
+	const [first, second] = significant(tokens);
+	return isWord(first, "ALTER") && isWord(second, "TABLE");
+};
+
+/**
+ * RENAME [COLUMN] a TO b and DROP [COLUMN] first rewrite the double-quoted strings of every view
+ * and trigger as single-quoted (alter.c renameFixQuotes(), sqlite_rename_quotefix); RENAME TO and
+ * ADD COLUMN leave them as written (checked on workerd's D1: d1-cases.ts, d1-rules.e2e.test.ts).
+ */
+export function quotefixesSchema(tokens: readonly SqlToken[]): boolean {
+	const words = significant(tokens);
+	// After ALTER TABLE and the table's name (a quoted "drop" there is a name, not the verb).
+	const at = words.findIndex((t, i) => i > 2 && isWord(t, "RENAME", "DROP"));
+	if (at < 0) return false;
+	return isWord(words[at], "DROP") || !isWord(words[at + 1], "TO");
+}
+
+interface SchemaText {
+	type: string;
+	name: string;
+	tbl: string;
+	sql: string;
+}
+const TRIGGERS_AND_VIEWS =
+	"SELECT type, name, tbl_name AS tbl, sql FROM sqlite_schema WHERE type IN ('trigger', 'view') AND sql IS NOT NULL ORDER BY rowid";
+
+/** Per view or trigger rewritten (lower case): its text before the ALTER, and per string token of its rewritten text, the double-quoted text it had (undefined: written as a string). */
+interface AlterDqsState {
+	before: Map<string, SchemaText>;
+	quoted: Map<string, (string | undefined)[]>;
+}
+
+/**
+ * Runs an ALTER TABLE as SQLite with DQS on would: while its schema check names a double-quoted
+ * name in a trigger or view, that view or trigger is recreated with the name written as a string,
+ * and the ALTER retried (each round writes at least one more token, so rounds are bounded). After
+ * it, the stored text is D1's: single-quoted after RENAME COLUMN / DROP COLUMN (quotefix), the
+ * double quotes put back otherwise. A failure puts every object back as it was.
+ */
+export function alterWithDqsStrings<T>(
+	db: Database.Database,
+	statement: SqlStatement,
+	attempt: () => T,
+): DqsAttempt<T> {
+	const state: AlterDqsState = { before: new Map(), quoted: new Map() };
+	for (;;) {
+		try {
+			const value = attempt();
+			if (state.quoted.size > 0 && !quotefixesSchema(statement.tokens))
+				putBackDoubleQuotes(db, state);
+			return { ok: true, value, text: statement.text, strings: [] };
+		} catch (error) {
+			const hint = ALTER_DQS_HINT.exec(error instanceof Error ? error.message : "");
+			if (hint === null || !rewriteObjectName(db, state, hint[2] as string, hint[3] as string)) {
+				for (const object of state.before.values()) recreateObject(db, object, object.sql);
+				return { ok: false, error };
+			}
+		}
+	}
+}
+
+/** Recreates one view or trigger with the double-quoted `name` in its body written as a string; false when it holds none. */
+function rewriteObjectName(
+	db: Database.Database,
+	state: AlterDqsState,
+	objectName: string,
+	name: string,
+): boolean {
+	const rows = db.prepare(TRIGGERS_AND_VIEWS).all() as SchemaText[];
+	const object = rows.find((r) => r.name.toLowerCase() === objectName.toLowerCase());
+	if (object === undefined) return false;
+	const key = object.name.toLowerCase();
+	const tokens = tokenizeSql(object.sql);
+	const body = bodyStart(tokens, object.type);
+	// Not a qualified name, a function, or an alias (AS "x"): SQLite reads none of them as a string.
+	const strings = new Set(
+		tokens.filter((t, i) => {
+			const before = tokens[i - 1];
+			const after = tokens[i + 1]?.text;
+			return (
+				body >= 0 &&
+				i > body &&
+				isDoubleQuoted(t) &&
+				t.value === name &&
+				after !== "." &&
+				after !== "(" &&
+				before?.text !== "." &&
+				!isWord(before, "AS")
+			);
+		}),
+	);
+	if (strings.size === 0) return false;
+	const previous = state.quoted.get(key) ?? [];
+	const quoted: (string | undefined)[] = [];
+	let seen = 0;
+	for (const token of tokens) {
+		if (token.kind === "string") quoted.push(previous[seen++]);
+		else if (strings.has(token)) quoted.push(token.text);
+	}
+	try {
+		recreateObject(db, object, writeAsStrings(object.sql, tokens, strings));
+	} catch {
+		return false; // SQLite refused the rewritten text: the ALTER fails as it is.
+	}
+	if (!state.before.has(key)) state.before.set(key, object);
+	state.quoted.set(key, quoted);
+	return true;
+}
+
+/** The index of the token a trigger's WHEN/body or a view's SELECT starts after (-1: none). */
+function bodyStart(tokens: readonly SqlToken[], type: string): number {
+	if (type === "trigger") return tokens.findIndex((t) => isWord(t, "WHEN", "BEGIN"));
+	let depth = 0;
+	for (const [i, token] of tokens.entries()) {
+		if (token.text === "(") depth++;
+		else if (token.text === ")") depth--;
+		else if (depth === 0 && isWord(token, "AS")) return i;
+	}
+	return -1;
+}
+
+/** After RENAME TO: the strings this ALTER wrote double-quoted again, in the text SQLite stored. */
+function putBackDoubleQuotes(db: Database.Database, state: AlterDqsState): void {
+	const rows = db.prepare(TRIGGERS_AND_VIEWS).all() as SchemaText[];
+	for (const [key, quoted] of state.quoted) {
+		const object = rows.find((r) => r.name.toLowerCase() === key);
+		if (object === undefined) continue;
+		const strings = tokenizeSql(object.sql).filter((t) => t.kind === "string");
+		// The rename edits names only, never a string: the n-th string is still the n-th.
+		if (strings.length !== quoted.length) continue;
+		let sql = "";
+		let last = 0;
+		for (const [n, token] of strings.entries()) {
+			const text = quoted[n];
+			if (text === undefined) continue;
+			sql += object.sql.slice(last, token.offset) + text;
+			last = token.offset + token.text.length;
+		}
+		recreateObject(db, object, sql + object.sql.slice(last));
+	}
+}
+
+/** Recreates a view, or a trigger with every trigger of its table in their order (SQLite fires them newest first). */
+function recreateObject(db: Database.Database, object: SchemaText, sql: string): void {
+	if (object.type === "view") {
+		db.exec(`DROP VIEW IF EXISTS ${quoteIdentifier(object.name)}`);
+		db.exec(sql);
+		return;
+	}
+	const table = object.tbl.toLowerCase();
+	const siblings = (db.prepare(TRIGGERS_AND_VIEWS).all() as SchemaText[]).filter(
+		(r) => r.type === "trigger" && r.tbl.toLowerCase() === table,
+	);
+	if (!siblings.some((r) => r.name.toLowerCase() === object.name.toLowerCase()))
+		siblings.push(object);
+	for (const t of siblings) db.exec(`DROP TRIGGER IF EXISTS ${quoteIdentifier(t.name)}`);
+	for (const t of siblings)
+		db.exec(t.name.toLowerCase() === object.name.toLowerCase() ? sql : t.sql);
 }
 
 /** The failure of one statement, with SQLite's message and code. */

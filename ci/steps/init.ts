@@ -38,6 +38,8 @@ export interface InitArgs {
 	force: boolean;
 	/** The Dagger module the workflow calls (`github.com/<owner>/workers-pipeline@<ref>`). */
 	module?: string;
+	/** Where the user ran the command: printed paths are relative to it (default: the app directory). */
+	shownFrom?: string;
 }
 
 export type FileAction = "created" | "updated" | "kept" | "overwritten";
@@ -416,10 +418,15 @@ function makeWriter(root: string, force: boolean): Writer {
 	};
 }
 
+/** Pure: a path relative to the app directory, as seen from `from` (where the user ran init), as tools print paths. */
+export function shownPath(rel: string, { root, from }: { root: string; from: string }): string {
+	return path.relative(from, path.join(root, rel)).replaceAll(path.sep, "/") || ".";
+}
+
 /** `init`: settings with acknowledgements, health route, version binding, workflow, snapshot. */
 export const initStep = defineStep<InitArgs>({
 	name: "init",
-	async run(ctx, { project, force, module }) {
+	async run(ctx, { project, force, module, shownFrom = project.root }) {
 		const started = performance.now();
 		const writer = makeWriter(project.root, force);
 		const next: string[] = [];
@@ -500,7 +507,10 @@ export const initStep = defineStep<InitArgs>({
 				files: writer.files,
 				next,
 				lines: [
-					...writer.files.map((f) => `  ${f.action.padEnd(11)} ${f.path.padEnd(44)} ${f.note}`),
+					...writer.files.map(
+						(f) =>
+							`  ${f.action.padEnd(11)} ${shownPath(f.path, { root: project.root, from: shownFrom }).padEnd(44)} ${f.note}`,
+					),
 					"",
 					"next:",
 					...next.map((line, i) => `  ${i + 1}. ${line}`),

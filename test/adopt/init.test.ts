@@ -19,6 +19,7 @@ import {
 	addVersionMetadataToml,
 	planAcknowledgements,
 	renderSettings,
+	shownPath,
 } from "../../ci/steps/init.ts";
 import { captureCli } from "../support/cli.ts";
 
@@ -356,6 +357,31 @@ describe("init: shapes beyond one app with one binding", () => {
 		expect(inside?.next.join("\n")).not.toMatch(/migrations are outside/);
 	});
 
+	// Paths print relative to where the user ran init, as tools do (--cwd names the app).
+	it("should print the paths it wrote relative to where it was run, not to the app", async () => {
+		const dir = mkdtempSync(path.join(tmpdir(), "wp-init-shown-"));
+		temps.push(dir);
+		write(dir, {
+			"package.json": JSON.stringify({ private: true, workspaces: ["apps/*"] }),
+			"package-lock.json": "{}",
+			"apps/api/package.json": JSON.stringify({ name: "api" }),
+			"apps/api/wrangler.jsonc":
+				'{ "name": "api", "d1_databases": [{ "binding": "DB", "migrations_dir": "drizzle" }] }\n',
+			"apps/api/drizzle/0000_init.sql": "CREATE TABLE t (id INTEGER PRIMARY KEY);\n",
+		});
+		spawnSync("git", ["init", "-q", dir]);
+		const run = await captureCli(["init", "--cwd", "apps/api"], { cwd: dir });
+		expect(run.code).toBe(0);
+		const shown = run.stdout
+			.split("\n")
+			.map((line) => /^\s+(?:created|updated|kept|overwritten)\s+(\S+)/.exec(line)?.[1])
+			.filter((p) => p !== undefined);
+		expect(shown).toContain(".github/workflows/workers-pipeline-apps-api.yml");
+		expect(shown).toContain("apps/api/workers-pipeline.jsonc");
+		expect(shown.filter((p) => p.startsWith(".."))).toEqual([]);
+		for (const p of shown) expect(existsSync(path.join(dir, p)), p).toBe(true);
+	});
+
 	it("should name migrations outside what the module is given (an app with its own lockfile in a subdir)", async () => {
 		const dir = mkdtempSync(path.join(tmpdir(), "wp-init-sub-"));
 		temps.push(dir);
@@ -457,5 +483,22 @@ describe("init: shapes beyond one app with one binding", () => {
 			);
 			expect(test.code, test.stdout).toBe(0);
 		}
+	});
+});
+
+describe("shownPath()", () => {
+	it.each([
+		["workers-pipeline.jsonc", "/w/apps/api", "/w", "apps/api/workers-pipeline.jsonc"],
+		["../../.github/workflows/x.yml", "/w/apps/api", "/w", ".github/workflows/x.yml"],
+		[
+			"../../.github/workflows/x.yml",
+			"/w/apps/api",
+			"/w/apps/api",
+			"../../.github/workflows/x.yml",
+		],
+		["wrangler.jsonc", "/w", "/w/apps", "../wrangler.jsonc"],
+		[".", "/w", "/w", "."],
+	])("%s in %s, from %s → %s", (rel, root, from, expected) => {
+		expect(shownPath(rel, { root, from })).toBe(expected);
 	});
 });

@@ -3,10 +3,12 @@
 import { createHash } from "node:crypto";
 import Database from "better-sqlite3";
 import {
+	alterWithDqsStrings,
 	type DqsTriggers,
 	findCompileLimitRefusal,
 	findWideTable,
 	installD1Limits,
+	isAlterTable,
 	makeDqsTriggers,
 	restoreTriggers,
 	tablesGainingColumns,
@@ -359,7 +361,17 @@ export class D1DatabaseState {
 					row.map(toJsonValue),
 				);
 			} else {
-				changes = statement.run(...params).changes;
+				// ALTER TABLE checks the schema as it runs: the replay's DQS fallback for it (replay.ts).
+				const parsed = /\balter\b/i.test(prepared.text)
+					? splitStatements(prepared.text)[0]
+					: undefined;
+				const run = () => statement.run(...params);
+				const alter =
+					parsed && isAlterTable(parsed.tokens)
+						? alterWithDqsStrings(this.connection, parsed, run)
+						: undefined;
+				if (alter && !alter.ok) throw alter.error;
+				changes = (alter ? alter.value : run()).changes;
 			}
 			// SQLITE_LIMIT_COLUMN (workerd setupSecurity()) for ALTER TABLE ADD COLUMN, with SQLite's wording.
 			const wide = findWideTable(this.connection, tablesGainingColumns(prepared.text));

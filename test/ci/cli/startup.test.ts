@@ -77,11 +77,39 @@ describe("migration-test's import graph", () => {
 	});
 
 	it("is all the migration-test command imports", () => {
-		const commands = readFileSync(path.join(REPO, "ci/cli/commands.ts"), "utf8");
-		const body = commands.slice(commands.indexOf('name: "migration-test"'));
-		const run = body.slice(body.indexOf("run: async"), body.indexOf("\n\t},\n"));
-		expect([...run.matchAll(/import\("([^"]+)"\)/g)].map((m) => m[1])).toEqual([
-			"../steps/migration-test.ts",
-		]);
+		expect(commandImports("migration-test")).toEqual(["../steps/migration-test.ts"]);
+	});
+});
+
+/** The modules a command's `run` imports, from the command table's text. */
+function commandImports(name: string): string[] {
+	const commands = readFileSync(path.join(REPO, "ci/cli/commands.ts"), "utf8");
+	// A command entry of the table (one tab deeper names a nested value, e.g. a flag).
+	const body = commands.slice(commands.indexOf(`\n\t{\n\t\tname: "${name}",`));
+	const run = body.slice(body.indexOf("run: async"), body.indexOf("\n\t},\n"));
+	return [...run.matchAll(/import\("([^"]+)"\)/g)].map((m) => m[1] as string);
+}
+
+// steps/ci.ts imports every step; a single-step command runs its step through steps/_run-step.ts.
+describe.each([
+	["lint", "lint.ts"],
+	["test", "test.ts"],
+	["install", "install.ts"],
+	["build", "build.ts"],
+])("the %s command's import graph", (command, step) => {
+	const imports = commandImports(command);
+
+	it("is runStepSafely's module and its own step", () => {
+		expect(imports).toEqual(["../steps/_run-step.ts", `../steps/${step}`]);
+	});
+
+	it("holds no other step", () => {
+		// Private `_` modules (helpers, the step contract) are shared; a step module is not.
+		const steps = imports.flatMap((spec) =>
+			startupGraph(path.posix.join("ci/cli", spec)).files.filter((f) =>
+				/^ci\/steps\/[^_/][^/]*$/.test(f),
+			),
+		);
+		expect([...new Set(steps)]).toEqual([`ci/steps/${step}`]);
 	});
 });

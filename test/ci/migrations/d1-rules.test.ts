@@ -16,7 +16,7 @@ import {
 	triggerDepth,
 } from "../../../ci/migrations/d1-rules.ts";
 import { lintMigration } from "../../../ci/migrations/lint.ts";
-import { replayMigrations } from "../../../ci/migrations/replay.ts";
+import { openD1LikeDatabase, replayMigrations } from "../../../ci/migrations/replay.ts";
 import { splitStatements } from "../../../ci/migrations/sql.ts";
 import { D1DatabaseState } from "../../support/d1-database.ts";
 import { D1_CASES } from "./d1-cases.ts";
@@ -52,6 +52,38 @@ describe("D1's rules through lint, the replay and the loopback D1", () => {
 			}
 		},
 	);
+});
+
+const STORED =
+	"SELECT name, sql FROM sqlite_schema WHERE type IN ('trigger', 'view') ORDER BY name";
+const storedCases = D1_CASES.filter((c) => c.stored !== undefined);
+
+// The text D1 keeps is what the schema snapshot and every later migration see.
+describe("the views and triggers D1 stores (d1-cases.ts stored)", () => {
+	it.each(storedCases)("replay: $name", ({ sql, stored }) => {
+		const db = openD1LikeDatabase();
+		try {
+			const result = replayMigrations([migration(sql)], { database: db });
+			expect(result.ok, JSON.stringify(result.failure)).toBe(true);
+			const rows = db.prepare(STORED).all() as { name: string; sql: string }[];
+			expect(Object.fromEntries(rows.map((r) => [r.name, r.sql]))).toEqual(stored);
+		} finally {
+			db.close();
+		}
+	});
+
+	it.each(storedCases)("loopback D1: $name", ({ sql, stored }) => {
+		const state = new D1DatabaseState({ uuid: "case", name: "case" });
+		try {
+			state.execute([{ sql }]);
+			const [result] = state.execute([{ sql: STORED }]);
+			expect(Object.fromEntries((result?.rows ?? []).map(([name, text]) => [name, text]))).toEqual(
+				stored,
+			);
+		} finally {
+			state.close();
+		}
+	});
 });
 
 describe("a request over 100 KB (workerd prepareSql(MULTI) prepares the remaining text; workers-sdk#6347)", () => {

@@ -8,8 +8,11 @@ import { D1_LIKE_PATTERN_MESSAGE } from "../../../ci/migrations/d1-rules.ts";
 import {
 	findCompileLimitRefusal,
 	findWideTable,
+	isAlterTable,
+	isDqsMessage,
 	ledgerTableSql,
 	openD1LikeDatabase,
+	quotefixesSchema,
 	readCompileGate,
 	readSchema,
 	replayMigrations,
@@ -19,7 +22,7 @@ import {
 	wranglerMigrationQuery,
 } from "../../../ci/migrations/replay.ts";
 import { diffSchema, parseSnapshot } from "../../../ci/migrations/schema.ts";
-import { splitStatements } from "../../../ci/migrations/sql.ts";
+import { splitStatements, tokenizeSql } from "../../../ci/migrations/sql.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "../../..");
 
@@ -1527,6 +1530,80 @@ describe("readCompileGate()", () => {
 		try {
 			db.exec(sql);
 			expect(readCompileGate(db)).toEqual(gate);
+		} finally {
+			db.close();
+		}
+	});
+});
+
+// SQLite rewrites double-quoted strings in views and triggers on RENAME COLUMN and DROP COLUMN
+// only (alter.c renameFixQuotes()); workerd's verdicts are the stored cases of d1-cases.ts.
+describe("quotefixesSchema()", () => {
+	it.each([
+		["ALTER TABLE t RENAME TO t2", false],
+		["ALTER TABLE t RENAME COLUMN a TO b", true],
+		["ALTER TABLE t RENAME a TO b", true],
+		["ALTER TABLE t DROP COLUMN a", true],
+		["ALTER TABLE t DROP a", true],
+		["ALTER TABLE t ADD COLUMN b", false],
+		['ALTER TABLE "drop" RENAME TO t2', false],
+		["ALTER TABLE main.t RENAME /* c */ TO t2", false],
+	])("%s → %s", (sql, expected) => {
+		expect(quotefixesSchema(tokenizeSql(sql))).toBe(expected);
+	});
+});
+
+describe("isAlterTable() and isDqsMessage()", () => {
+	it.each([
+		["ALTER TABLE t RENAME TO t2", true],
+		["-- why\nALTER TABLE t ADD b", true],
+		["ALTER VIEW v", false],
+		["SELECT 1", false],
+	])("isAlterTable(%j) → %s", (sql, expected) => {
+		expect(isAlterTable(tokenizeSql(sql))).toBe(expected);
+	});
+
+	it.each([
+		['no such column: "x" - should this be a string literal in single-quotes?', true],
+		[
+			'error in trigger tr: no such column: "x" - should this be a string literal in single-quotes?',
+			true,
+		],
+		[
+			'error in view v: no such column: "x" - should this be a string literal in single-quotes?',
+			true,
+		],
+		["error in trigger tr: no such column: new.nope", false],
+		["no such table: t", false],
+	])("isDqsMessage(%j) → %s", (message, expected) => {
+		expect(isDqsMessage(message)).toBe(expected);
+	});
+});
+
+// What a later migration meets is the text D1 stored: after RENAME TO the trigger still reads
+// "done" as a string when it fires (a warning), after RENAME COLUMN it holds 'done' (none).
+describe("replayMigrations() after an ALTER TABLE over double-quoted strings", () => {
+	const schema = `CREATE TABLE t (id INTEGER PRIMARY KEY, status TEXT);
+CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET status = "done" WHERE id = new.id; END;`;
+	it.each([
+		["ALTER TABLE t RENAME TO t2;", "t2", "status", ["done"]],
+		["ALTER TABLE t RENAME COLUMN status TO state;", "t", "state", []],
+	])("%s, then a row inserted", (alter, table, column, warned) => {
+		const db = openD1LikeDatabase();
+		try {
+			const result = replayMigrations(
+				migrations({
+					"0001_a.sql": schema,
+					"0002_b.sql": alter,
+					"0003_c.sql": `INSERT INTO ${table} (id) VALUES (1);`,
+				}),
+				{ database: db },
+			);
+			expect(result.ok, JSON.stringify(result.failure)).toBe(true);
+			expect(result.dqsFallbacks.map((f) => [f.migration, f.identifier])).toEqual(
+				warned.map((name) => ["0003_c.sql", name]),
+			);
+			expect(db.prepare(`SELECT ${column} FROM ${table}`).pluck().get()).toBe("done");
 		} finally {
 			db.close();
 		}
