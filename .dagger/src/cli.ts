@@ -38,7 +38,7 @@ const healthWindow = { name: "health-window", type: "string" } as const;
 
 export const cliInvocations = {
 	// Not a function of its own: installed() runs it before lint, test and build.
-	install: { command: "install", flags: [] },
+	install: { command: "install", flags: [{ name: "scripts", type: "string" }] },
 	lint: { command: "lint", flags: [] },
 	test: { command: "test", flags: [] },
 	build: { command: "build", flags: [cache] },

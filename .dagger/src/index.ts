@@ -506,10 +506,13 @@ export class WorkersPipeline {
 
 	// The app's files at /app (a copy, so its node_modules can live in the same tree).
 	withApp(ctr: Container): Container {
-		const ready = ctr.withDirectory(APP_DIR, this.app());
-		// The CLI stamps builds and tags versions with GITHUB_SHA; after the installs, so a new
-		// commit reuses them.
-		return this.commit ? ready.withEnvVariable("GITHUB_SHA", this.commit) : ready;
+		return this.stamped(ctr.withDirectory(APP_DIR, this.app()));
+	}
+
+	// The CLI stamps builds and tags versions with GITHUB_SHA; after the installs, so a new
+	// commit reuses them.
+	stamped(ctr: Container): Container {
+		return this.commit ? ctr.withEnvVariable("GITHUB_SHA", this.commit) : ctr;
 	}
 
 	// The app's dependencies keyed on its lockfile alone, then its source; caches for npm and Next.
@@ -521,10 +524,16 @@ export class WorkersPipeline {
 		});
 		const deps = this.base()
 			.withDirectory(APP_DIR, lock)
-			// No --report-dir: its report is not one of the reports the functions return.
-			.withExec([...CLI, ...cliArgs("install", { cwd: this.appRoot() })])
+			// No --report-dir: its report is not one of the reports the functions return. The
+			// project's own lifecycle scripts are held back: this layer has none of its sources.
+			.withExec([...CLI, ...cliArgs("install", { cwd: this.appRoot(), scripts: "deps" })])
 			.withMountedCache(`${this.appRoot()}/.next/cache`, dag.cacheVolume(NEXT_CACHE));
-		return this.withApp(deps);
+		// Then those scripts (prisma generate, nuxt prepare, patch-package) on the sources.
+		return this.stamped(
+			deps
+				.withDirectory(APP_DIR, this.app())
+				.withExec([...CLI, ...cliArgs("install", { cwd: this.appRoot(), scripts: "project" })]),
+		);
 	}
 
 	// Credentials and run identity go in after every install step, so no install script sees the

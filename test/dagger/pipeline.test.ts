@@ -207,9 +207,14 @@ describe.skipIf(unavailable)("the module, executed", () => {
 	});
 	const npmCi = () => engine.stats.execs.filter((e) => e.args[0] === "npm" && e.args[1] === "ci");
 	// The pipeline's own installs (npm ci) and the app's (the CLI's `install`, its manager inside).
+	const isCliInstall = (e: { args: readonly string[] }, scripts: "deps" | "project") =>
+		e.args[1]?.endsWith("/bin/workers-pipeline.js") === true &&
+		e.args[2] === "install" &&
+		e.args[e.args.indexOf("--scripts") + 1] === scripts;
+	// The dependency installs, keyed on lockfiles; the project's own lifecycle scripts run after
+	// its sources are in, so they are not among them.
 	const isInstall = (e: { args: readonly string[] }) =>
-		(e.args[0] === "npm" && e.args[1] === "ci") ||
-		(e.args[1]?.endsWith("/bin/workers-pipeline.js") === true && e.args[2] === "install");
+		(e.args[0] === "npm" && e.args[1] === "ci") || isCliInstall(e, "deps");
 
 	it(
 		"lint and test pass, installing once per lockfile",
@@ -234,6 +239,8 @@ describe.skipIf(unavailable)("the module, executed", () => {
 			const ran = engine.stats.execs.slice(before);
 			expect(ran.filter(isInstall).length).toBeGreaterThan(0);
 			expect(ran.filter(isInstall).every((e) => e.cached)).toBe(true);
+			// The project's lifecycle scripts see the changed sources: run again.
+			expect(ran.find((e) => isCliInstall(e, "project"))?.cached).toBe(false);
 			expect(ran.find((e) => e.args.includes("lint"))?.cached).toBe(false);
 			rmSync(join(context, "src/one-file-change.ts"));
 		},
@@ -260,7 +267,7 @@ describe.skipIf(unavailable)("the module, executed", () => {
 			const out = await call("test", {}, { source: sdk.dag.host().directory(dir), ...ctor });
 			expect(out).toMatch(/test passed/);
 			// The CLI's install ran (or its layer from an earlier run of this same lockfile).
-			return engine.stats.execs.slice(before).find((e) => e.args[2] === "install");
+			return engine.stats.execs.slice(before).find((e) => isCliInstall(e, "deps"));
 		} finally {
 			rmSync(dir, { recursive: true, force: true });
 		}
@@ -286,6 +293,32 @@ describe.skipIf(unavailable)("the module, executed", () => {
 				},
 				// The lockfile as pnpm writes it (from the npm registry, as in the container).
 				["npx", "--yes", "pnpm@9.15.0", "install", "--lockfile-only"],
+			);
+			expect(install?.args).toContain("/app");
+		},
+		HEAVY,
+	);
+
+	it(
+		"an app whose postinstall needs its sources (prisma generate) installs, then runs it on them",
+		async () => {
+			const manifest = {
+				name: "prisma-app",
+				private: true,
+				scripts: {
+					// As `prisma generate`: reads the schema, writes the client the app requires.
+					postinstall:
+						"node -e \"const fs = require('fs'); fs.writeFileSync('client.js', 'module.exports = ' + JSON.stringify(fs.readFileSync('prisma/schema.prisma', 'utf8')))\"",
+					test: "node -e \"if (!require('./client.js').includes('model User')) process.exit(1)\"",
+				},
+			};
+			const install = await testApp(
+				{
+					"package.json": `${JSON.stringify(manifest, null, 2)}\n`,
+					"prisma/schema.prisma": "model User {\n  id Int @id\n}\n",
+					"wrangler.jsonc": '{ "name": "prisma-app", "main": "src/index.js" }\n',
+				},
+				["npm", "install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund"],
 			);
 			expect(install?.args).toContain("/app");
 		},
