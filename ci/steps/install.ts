@@ -8,6 +8,7 @@ import {
 	explainScriptFailure,
 	installCommand,
 	type PackageManager,
+	readPackageJson,
 	readPackageManager,
 	scriptCommand,
 } from "./_toolchain.ts";
@@ -98,6 +99,11 @@ export const installStep = defineStep<InstallArgs, InstallData>({
 			return makeStepResult("install", started, { ok: true, summary, findings: [], data });
 		const output = result.stdout + result.stderr;
 		const why = explainScriptFailure({ argv: command as [string, ...string[]], output, pm });
+		const exit = result.timedOut ? "a timeout" : (result.exitCode ?? result.signal);
+		const script = scripts === "all" ? failedLifecycleScript(owners, output) : undefined;
+		const advice = script
+			? `the project's ${script.name} script (${script.command}) failed. If it reads files the install cannot see (an install from the manifests and lockfile alone), install with --scripts deps, then --scripts project once the sources are in.`
+			: `A frozen install fails when package.json and ${pm.lockfile ?? "the lockfile"} disagree: run the install locally and commit the lockfile.`;
 		return makeStepResult("install", started, {
 			ok: false,
 			summary,
@@ -105,7 +111,7 @@ export const installStep = defineStep<InstallArgs, InstallData>({
 				{
 					code: "INSTALL_FAILED",
 					severity: "error",
-					message: `${command.join(" ")} exited with ${result.timedOut ? "a timeout" : (result.exitCode ?? result.signal)} in ${cwd}${why ? ` (${why})` : ""}. A frozen install fails when package.json and ${pm.lockfile ?? "the lockfile"} disagree: run the install locally and commit the lockfile.\n${excerpt(output)}`,
+					message: `${command.join(" ")} exited with ${exit} in ${cwd}${why ? ` (${why})` : ""}: ${advice}\n${excerpt(output)}`,
 				},
 			],
 			data,
@@ -133,6 +139,27 @@ function holdBackLifecycleScripts(dirs: readonly string[]): () => void {
 	return () => {
 		for (const [file, text] of originals) writeFileSync(file, text);
 	};
+}
+
+/**
+ * The project's own lifecycle script an install's output shows running (npm echoes `> name` and
+ * the command, pnpm `name$ command`): the last one, where the manager stopped.
+ */
+function failedLifecycleScript(
+	dirs: readonly string[],
+	output: string,
+): { name: string; command: string } | undefined {
+	let found: { name: string; command: string; at: number } | undefined;
+	for (const dir of dirs) {
+		const scripts = readPackageJson(dir)?.scripts ?? {};
+		for (const name of LIFECYCLE_SCRIPTS) {
+			const command = scripts[name];
+			const at = command === undefined ? -1 : output.lastIndexOf(command);
+			if (command !== undefined && at >= 0 && (found === undefined || at > found.at))
+				found = { name, command, at };
+		}
+	}
+	return found && { name: found.name, command: found.command };
 }
 
 /** The lifecycle scripts a `--scripts deps` install held back, each as `<pm> run <name>`. */

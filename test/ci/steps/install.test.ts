@@ -175,6 +175,11 @@ describe("installStep --scripts", () => {
 		const result = await installStep.run(ctx(dir), { root: dir });
 		expect(result.ok).toBe(false);
 		expect(result.findings[0]?.code).toBe("INSTALL_FAILED");
+		// Names the project's script and the way out, not a lockfile that disagrees.
+		expect(result.findings[0]?.message).toMatch(
+			/^npm ci exited with 1 in .*: the project's postinstall script \(node -e .*schema\.prisma.*\) failed\. .*--scripts deps, then --scripts project/s,
+		);
+		expect(result.findings[0]?.message).not.toMatch(/disagree/);
 	});
 
 	it("deps: runs the dependencies' install scripts, holds back the project's, restores package.json byte for byte", async () => {
