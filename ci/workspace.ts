@@ -1,6 +1,6 @@
 // Where a package inside a workspace (a monorepo's app) finds its workspace: a leaf module, so
 // the process helpers and the toolchain share it.
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 
 /**
@@ -41,3 +41,73 @@ export function projectBinDirs(root: string): string[] {
 		if (dir === top || path.dirname(dir) === dir) return dirs;
 	}
 }
+
+/**
+ * The member directories a workspace root declares (package.json `workspaces`, as an array or
+ * `{ packages }`, or pnpm-workspace.yaml's `packages:` list), each with a package.json. Patterns
+ * are expanded as workspaces write them: `dir`, `dir/*` (one level), `dir/**` (any depth); what
+ * a negated one (`!dir`) matches is taken out.
+ */
+export function listWorkspaceMembers(top: string): string[] {
+	const members = new Set<string>();
+	const patterns = workspacePatterns(top);
+	const expand = (pattern: string) => expandPattern(top, pattern.replace(/^!?(?:\.\/)?|\/+$/g, ""));
+	for (const pattern of patterns.filter((p) => !p.startsWith("!")))
+		for (const dir of expand(pattern))
+			if (existsSync(path.join(dir, "package.json"))) members.add(dir);
+	for (const pattern of patterns.filter((p) => p.startsWith("!")))
+		for (const dir of expand(pattern)) members.delete(dir);
+	members.delete(path.resolve(top));
+	return [...members].sort();
+}
+
+function workspacePatterns(top: string): string[] {
+	const yaml = path.join(top, "pnpm-workspace.yaml");
+	if (existsSync(yaml)) {
+		// The `packages:` block's `- entry` lines (pnpm's docs write it that way).
+		const block = /^packages:\s*\n((?:[ \t]*(?:-.*|#.*)?\n?)*)/m.exec(readFileSync(yaml, "utf8"));
+		return [
+			...(block?.[1] ?? "").matchAll(/^[ \t]*-[ \t]*['"]?([^'"#\n]+?)['"]?[ \t]*(?:#.*)?$/gm),
+		].map((m) => m[1] as string);
+	}
+	try {
+		const { workspaces } = JSON.parse(readFileSync(path.join(top, "package.json"), "utf8")) as {
+			workspaces?: string[] | { packages?: string[] };
+		};
+		const list = Array.isArray(workspaces) ? workspaces : (workspaces?.packages ?? []);
+		return list.filter((p): p is string => typeof p === "string");
+	} catch {
+		return [];
+	}
+}
+
+function expandPattern(top: string, pattern: string): string[] {
+	const segments = pattern.split("/");
+	let dirs = [path.resolve(top)];
+	for (const segment of segments) {
+		if (segment === "**") {
+			dirs = dirs.flatMap((d) => [d, ...subdirsDeep(d)]);
+			continue;
+		}
+		if (!segment.includes("*")) {
+			dirs = dirs.map((d) => path.join(d, segment));
+			continue;
+		}
+		const match = new RegExp(
+			`^${segment.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*")}$`,
+		);
+		dirs = dirs.flatMap((d) => subdirs(d).filter((s) => match.test(path.basename(s))));
+	}
+	return dirs;
+}
+
+const subdirs = (dir: string): string[] => {
+	try {
+		return readdirSync(dir, { withFileTypes: true })
+			.filter((e) => e.isDirectory() && e.name !== "node_modules" && !e.name.startsWith("."))
+			.map((e) => path.join(dir, e.name));
+	} catch {
+		return [];
+	}
+};
+const subdirsDeep = (dir: string): string[] => subdirs(dir).flatMap((d) => [d, ...subdirsDeep(d)]);

@@ -3,6 +3,7 @@ import path from "node:path";
 import { UserError } from "../errors.ts";
 import { runTool } from "../process.ts";
 import type { StepResult } from "../report/model.ts";
+import { listWorkspaceMembers } from "../workspace.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
 import {
 	explainScriptFailure,
@@ -73,7 +74,9 @@ export const installStep = defineStep<InstallArgs, InstallData>({
 		const scripts = args.scripts ?? "all";
 		// A workspace's lockfile lives at its root: the install runs there, as the manager expects.
 		const cwd = pm.workspaceRoot ?? root;
-		const owners = [...new Set([cwd, root])];
+		// Whose lifecycle scripts an install runs: every workspace member's, then the root's.
+		const members = pm.workspaceRoot ? listWorkspaceMembers(pm.workspaceRoot) : [];
+		const owners = [...new Set([...members, root, cwd])];
 		if (scripts === "project") return runProjectScripts(ctx, { pm, owners, started });
 		const [file, ...installArgs] = installCommand(pm, ctx.env.PATH);
 		const command = [file, ...installArgs];

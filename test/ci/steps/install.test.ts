@@ -214,6 +214,41 @@ describe("installStep --scripts", () => {
 		expect(ran(dir)).toEqual([]);
 	});
 
+	it("holds back and then runs a workspace member's postinstall too (a monorepo's packages/db)", async () => {
+		const dir = project({});
+		const write = (rel: string, text: string) => {
+			mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+			writeFileSync(path.join(dir, rel), text);
+		};
+		write(
+			"package.json",
+			JSON.stringify({ name: "mono", private: true, workspaces: ["apps/*", "packages/*"] }),
+		);
+		const db = `{ "name": "db", "version": "1.0.0", "scripts": { "postinstall": "node -e \\"require('fs').copyFileSync('schema.prisma', 'client.txt')\\"" } }\n`;
+		write("packages/db/package.json", db);
+		write(
+			"apps/api/package.json",
+			JSON.stringify({ name: "api", version: "1.0.0", dependencies: { db: "1.0.0" } }),
+		);
+		const locked = spawnSync(
+			"npm",
+			["install", "--package-lock-only", "--ignore-scripts", "--offline"],
+			{
+				cwd: dir,
+				encoding: "utf8",
+			},
+		);
+		expect(locked.status, locked.stderr).toBe(0);
+		const api = path.join(dir, "apps/api");
+		const held = await installStep.run(ctx(api), { root: api, scripts: "deps" });
+		expect(held.ok, JSON.stringify(held.findings)).toBe(true);
+		expect(readFileSync(path.join(dir, "packages/db/package.json"), "utf8")).toBe(db);
+		write("packages/db/schema.prisma", "model User {}\n");
+		const ran = await installStep.run(ctx(api), { root: api, scripts: "project" });
+		expect(ran.ok, JSON.stringify(ran.findings)).toBe(true);
+		expect(readFileSync(path.join(dir, "packages/db/client.txt"), "utf8")).toBe("model User {}\n");
+	});
+
 	it("refuses an unknown --scripts value from the CLI with exit 2", () => {
 		const bin = path.resolve(import.meta.dirname, "../../../bin/workers-pipeline.js");
 		const dir = project({ "package.json": manifest(), "package-lock.json": lockfile() });
