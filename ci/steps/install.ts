@@ -75,7 +75,7 @@ export const installStep = defineStep<InstallArgs, InstallData>({
 		// A workspace's lockfile lives at its root: the install runs there, as the manager expects.
 		const cwd = pm.workspaceRoot ?? root;
 		// Whose lifecycle scripts an install runs: every workspace member's, then the root's.
-		const members = pm.workspaceRoot ? listWorkspaceMembers(pm.workspaceRoot) : [];
+		const members = listWorkspaceMembers(cwd);
 		const owners = [...new Set([...members, root, cwd])];
 		if (scripts === "project") return runProjectScripts(ctx, { pm, owners, started });
 		const [file, ...installArgs] = installCommand(pm, ctx.env.PATH);
@@ -129,19 +129,32 @@ export const installStep = defineStep<InstallArgs, InstallData>({
  */
 function holdBackLifecycleScripts(dirs: readonly string[]): () => void {
 	const originals: [file: string, text: string][] = [];
-	for (const dir of dirs) {
-		const file = path.join(dir, "package.json");
-		const text = readFileSync(file, "utf8");
-		const pkg = JSON.parse(text) as { scripts?: Record<string, string> };
-		const held = LIFECYCLE_SCRIPTS.filter((name) => pkg.scripts?.[name] !== undefined);
-		if (held.length === 0 || pkg.scripts === undefined) continue;
-		for (const name of held) delete pkg.scripts[name];
-		originals.push([file, text]);
-		writeFileSync(file, `${JSON.stringify(pkg, null, 2)}\n`);
-	}
-	return () => {
-		for (const [file, text] of originals) writeFileSync(file, text);
+	const restore = () => {
+		process.off("exit", restore);
+		for (const [file, text] of originals.splice(0)) writeFileSync(file, text);
 	};
+	// An interrupted run (exit 130) puts them back too; only SIGKILL could leave one rewritten.
+	process.on("exit", restore);
+	try {
+		for (const dir of dirs) {
+			const file = path.join(dir, "package.json");
+			const text = readFileSync(file, "utf8");
+			// npm reads a manifest with a byte-order mark; JSON.parse does not.
+			const pkg = JSON.parse(text.replace(/^\uFEFF/, "")) as { scripts?: Record<string, string> };
+			const held = LIFECYCLE_SCRIPTS.filter((name) => pkg.scripts?.[name] !== undefined);
+			if (held.length === 0 || pkg.scripts === undefined) continue;
+			for (const name of held) delete pkg.scripts[name];
+			originals.push([file, text]);
+			writeFileSync(file, `${JSON.stringify(pkg, null, 2)}\n`);
+		}
+	} catch (error) {
+		restore();
+		throw new UserError(
+			`Could not hold back the project's lifecycle scripts: ${(error as Error).message}. Fix the package.json it names, or install with --scripts all.`,
+			"E_CONFIG_INVALID",
+		);
+	}
+	return restore;
 }
 
 /**

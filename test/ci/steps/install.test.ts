@@ -249,6 +249,26 @@ describe("installStep --scripts", () => {
 		expect(readFileSync(path.join(dir, "packages/db/client.txt"), "utf8")).toBe("model User {}\n");
 	});
 
+	it("puts every manifest back and says which failed when one cannot be read", async () => {
+		const dir = project({});
+		const write = (rel: string, text: string) => {
+			mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+			writeFileSync(path.join(dir, rel), text);
+		};
+		write(
+			"package.json",
+			JSON.stringify({ name: "mono", private: true, workspaces: ["packages/*"] }),
+		);
+		// Read first (members in path order), rewritten, then put back when the next one fails.
+		const a = '{ "name": "a", "scripts": { "postinstall": "exit 1" } }\n';
+		write("packages/a/package.json", a);
+		write("packages/b/package.json", "{ not json");
+		await expect(installStep.run(ctx(dir), { root: dir, scripts: "deps" })).rejects.toMatchObject({
+			code: "E_CONFIG_INVALID",
+		});
+		expect(readFileSync(path.join(dir, "packages/a/package.json"), "utf8")).toBe(a);
+	});
+
 	it("refuses an unknown --scripts value from the CLI with exit 2", () => {
 		const bin = path.resolve(import.meta.dirname, "../../../bin/workers-pipeline.js");
 		const dir = project({ "package.json": manifest(), "package-lock.json": lockfile() });
