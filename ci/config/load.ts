@@ -12,6 +12,7 @@ import {
 } from "../constants.ts";
 import { UserError } from "../errors.ts";
 import type { Finding } from "../report/model.ts";
+import { settingsDirKey } from "./naming.ts";
 import { normalizeRelative } from "./paths.ts";
 import { makeDefaultSettings, parsePlainSettings, parsePlainWranglerConfig } from "./plain.ts";
 import {
@@ -381,9 +382,6 @@ export function selectDatabase(
 	);
 }
 
-/** A migrations dir as settings name it (relative to the project, no `./`, no trailing `/`). */
-const dirKey = (dir: string) => dir.replace(/^\.\/|\/$/g, "");
-
 /**
  * Every distinct migration set of the project: one per migrations pattern and ledger table
  * across the top level and its environments (staging and production usually share one).
@@ -417,8 +415,9 @@ export function snapshotPathFor(project: ProjectConfig, database: D1Database): s
 	const pathOf = (d: D1Database) =>
 		typeof configured === "string"
 			? configured
-			: (Object.entries(configured).find(([dir]) => dirKey(dir) === dirKey(d.migrationsDir))?.[1] ??
-				defaultSnapshotPath(project, d));
+			: (Object.entries(configured).find(
+					([dir]) => settingsDirKey(dir) === settingsDirKey(d.migrationsDir),
+				)?.[1] ?? defaultSnapshotPath(project, d));
 	const own = pathOf(database);
 	// Two sets writing one file would each see the other's schema as drift, run after run.
 	// (Sets of one migrations pattern, ledgers apart, replay the same files: one schema.)
@@ -429,9 +428,9 @@ export function snapshotPathFor(project: ProjectConfig, database: D1Database): s
 			sets.findIndex((o) => o.database.migrationsPattern === s.database.migrationsPattern) === i,
 	);
 	if (sharing.length > 1) {
-		const dirs = [...new Set(sets.map((s) => dirKey(s.database.migrationsDir)))];
+		const dirs = [...new Set(sets.map((s) => settingsDirKey(s.database.migrationsDir)))];
 		throw new UserError(
-			`${project.settingsPath ?? DEFAULT_PIPELINE_CONFIG}: migrations.snapshot gives one file ("${own}") to ${sharing.length} migration sets (${sharing.map((s) => `${s.database.binding}: ${dirKey(s.database.migrationsDir)}`).join(", ")}); each set needs its own. Give one path per migrations directory, e.g. "snapshot": { ${dirs.map((d) => `"${d}": "${d}.schema.sql"`).join(", ")} }, or remove the setting to use these defaults.`,
+			`${project.settingsPath ?? DEFAULT_PIPELINE_CONFIG}: migrations.snapshot gives one file ("${own}") to ${sharing.length} migration sets (${sharing.map((s) => `${s.database.binding}: ${settingsDirKey(s.database.migrationsDir)}`).join(", ")}); each set needs its own. Give one path per migrations directory, e.g. "snapshot": { ${dirs.map((d) => `"${d}": "${d}.schema.sql"`).join(", ")} }, or remove the setting to use these defaults.`,
 			"E_CONFIG_INVALID",
 		);
 	}

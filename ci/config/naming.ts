@@ -44,6 +44,9 @@ const isRule = (naming: object): naming is NamingRule =>
 	typeof (naming as NamingRule).pattern === "string" &&
 	typeof (naming as NamingRule).description === "string";
 
+/** A migrations dir as settings key it (relative to the project, no `./`, no trailing `/`). */
+export const settingsDirKey = (dir: string): string => dir.replace(/^\.\/|\/$/g, "");
+
 /**
  * The preset's rule, the project's own, or, keyed by migrations dir (relative to the project),
  * that dir's; a dir the map leaves out follows `strict`.
@@ -51,6 +54,6 @@ const isRule = (naming: object): naming is NamingRule =>
 export const resolveNamingRule = (naming: NamingSetting = "strict", dir?: string): NamingRule => {
 	if (typeof naming === "string") return NAMING_PRESETS[naming];
 	if (isRule(naming)) return naming;
-	const own = dir === undefined ? undefined : naming[dir.replace(/^\.\/|\/$/g, "")];
+	const own = dir === undefined ? undefined : naming[settingsDirKey(dir)];
 	return resolveNamingRule(own ?? "strict");
 };

@@ -80,13 +80,7 @@ export const installStep = defineStep<InstallArgs, InstallData>({
 		if (scripts === "project") return runProjectScripts(ctx, { pm, owners, started });
 		const [file, ...installArgs] = installCommand(pm, ctx.env.PATH);
 		const command = [file, ...installArgs];
-		const data: InstallData = {
-			packageManager: pm.name,
-			version: pm.version,
-			source: pm.source,
-			lockfile: pm.lockfile,
-			command,
-		};
+		const data = installData(pm, command);
 		ctx.progress(`installing with ${command.join(" ")} (${describeChoice(pm)})`);
 		const restore = scripts === "deps" ? holdBackLifecycleScripts(owners) : () => {};
 		const result = await runTool({
@@ -120,6 +114,15 @@ export const installStep = defineStep<InstallArgs, InstallData>({
 			data,
 		});
 	},
+});
+
+/** The install report's data: the manager, what decided it, the command run. Pure. */
+const installData = (pm: PackageManager, command: string[]): InstallData => ({
+	packageManager: pm.name,
+	version: pm.version,
+	source: pm.source,
+	lockfile: pm.lockfile,
+	command,
 });
 
 /**
@@ -184,13 +187,6 @@ async function runProjectScripts(
 	{ pm, owners, started }: { pm: PackageManager; owners: readonly string[]; started: number },
 ): Promise<StepResult<InstallData>> {
 	const ran: string[] = [];
-	const data = (command: string[]): InstallData => ({
-		packageManager: pm.name,
-		version: pm.version,
-		source: pm.source,
-		lockfile: pm.lockfile,
-		command,
-	});
 	for (const dir of owners) {
 		const pkg = JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8")) as {
 			scripts?: Record<string, string>;
@@ -219,7 +215,7 @@ async function runProjectScripts(
 							message: `the project's ${name} script (${pkg.scripts?.[name]}) exited with ${result.timedOut ? "a timeout" : (result.exitCode ?? result.signal)} in ${dir}.\n${excerpt(output)}`,
 						},
 					],
-					data: data(command),
+					data: installData(pm, command),
 				});
 			}
 			ran.push(name);
@@ -229,7 +225,12 @@ async function runProjectScripts(
 		ran.length > 0
 			? `the project's ${ran.join(", ")} script(s): ok`
 			: "the project has no lifecycle scripts to run";
-	return makeStepResult("install", started, { ok: true, summary, findings: [], data: data([]) });
+	return makeStepResult("install", started, {
+		ok: true,
+		summary,
+		findings: [],
+		data: installData(pm, []),
+	});
 }
 
 /**

@@ -13,11 +13,26 @@ afterAll(() => {
 
 const ctx = (cwd: string): StepContext => ({ cwd, env: process.env, progress: () => {} });
 
+function write(dir: string, rel: string, text: string): void {
+	mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+	writeFileSync(path.join(dir, rel), text);
+}
+
+/** The lockfile npm writes for `dir`, offline (its dependencies are local). */
+function lockOffline(dir: string): void {
+	const locked = spawnSync(
+		"npm",
+		["install", "--package-lock-only", "--ignore-scripts", "--offline"],
+		{ cwd: dir, encoding: "utf8" },
+	);
+	expect(locked.status, locked.stderr).toBe(0);
+}
+
 /** A project with no dependencies, so npm never needs the registry. */
 function project(files: Record<string, string>): string {
 	const dir = mkdtempSync(path.join(tmpdir(), "wp-install-"));
 	temps.push(dir);
-	for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
+	for (const [name, text] of Object.entries(files)) write(dir, name, text);
 	return dir;
 }
 
@@ -134,11 +149,11 @@ describe("installStep", () => {
 function projectWithScripts(): string {
 	const dir = project({});
 	const dep = path.join(dir, "dep-src");
-	mkdirSync(dep);
 	const mark = (name: string) =>
 		`node -e "require('fs').appendFileSync(process.env.INIT_CWD + '/ran.txt', '${name}\\n')"`;
-	writeFileSync(
-		path.join(dep, "package.json"),
+	write(
+		dep,
+		"package.json",
 		JSON.stringify({ name: "dep", version: "1.0.0", scripts: { postinstall: mark("dep") } }),
 	);
 	const packed = spawnSync("npm", ["pack", "--silent", "--pack-destination", dir], {
@@ -147,20 +162,13 @@ function projectWithScripts(): string {
 	});
 	expect(packed.status, packed.stderr).toBe(0);
 	const needsSource = `node -e "require('fs').readFileSync('prisma/schema.prisma')" && ${mark("postinstall")}`;
-	writeFileSync(
-		path.join(dir, "package.json"),
+	write(
+		dir,
+		"package.json",
 		// Tabs and key order as a team writes them: the file must come back byte for byte.
 		`{\n\t"name": "app",\n\t"version": "1.0.0",\n\t"scripts": {\n\t\t"prepare": ${JSON.stringify(mark("prepare"))},\n\t\t"postinstall": ${JSON.stringify(needsSource)},\n\t\t"test": "true"\n\t},\n\t"dependencies": { "dep": "file:dep-1.0.0.tgz" }\n}\n`,
 	);
-	const locked = spawnSync(
-		"npm",
-		["install", "--package-lock-only", "--ignore-scripts", "--offline"],
-		{
-			cwd: dir,
-			encoding: "utf8",
-		},
-	);
-	expect(locked.status, locked.stderr).toBe(0);
+	lockOffline(dir);
 	return dir;
 }
 
@@ -195,8 +203,7 @@ describe("installStep --scripts", () => {
 	it("project: then runs the held-back scripts in npm's order, once the sources are in", async () => {
 		const dir = projectWithScripts();
 		await installStep.run(ctx(dir), { root: dir, scripts: "deps" });
-		mkdirSync(path.join(dir, "prisma"));
-		writeFileSync(path.join(dir, "prisma/schema.prisma"), "// schema\n");
+		write(dir, "prisma/schema.prisma", "// schema\n");
 		const result = await installStep.run(ctx(dir), { root: dir, scripts: "project" });
 		expect(result.ok, JSON.stringify(result.findings)).toBe(true);
 		expect(ran(dir)).toEqual(["dep", "postinstall", "prepare"]);
@@ -215,54 +222,39 @@ describe("installStep --scripts", () => {
 	});
 
 	it("holds back and then runs a workspace member's postinstall too (a monorepo's packages/db)", async () => {
-		const dir = project({});
-		const write = (rel: string, text: string) => {
-			mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-			writeFileSync(path.join(dir, rel), text);
-		};
-		write(
-			"package.json",
-			JSON.stringify({ name: "mono", private: true, workspaces: ["apps/*", "packages/*"] }),
-		);
 		const db = `{ "name": "db", "version": "1.0.0", "scripts": { "postinstall": "node -e \\"require('fs').copyFileSync('schema.prisma', 'client.txt')\\"" } }\n`;
-		write("packages/db/package.json", db);
-		write(
-			"apps/api/package.json",
-			JSON.stringify({ name: "api", version: "1.0.0", dependencies: { db: "1.0.0" } }),
-		);
-		const locked = spawnSync(
-			"npm",
-			["install", "--package-lock-only", "--ignore-scripts", "--offline"],
-			{
-				cwd: dir,
-				encoding: "utf8",
-			},
-		);
-		expect(locked.status, locked.stderr).toBe(0);
+		const dir = project({
+			"package.json": JSON.stringify({
+				name: "mono",
+				private: true,
+				workspaces: ["apps/*", "packages/*"],
+			}),
+			"packages/db/package.json": db,
+			"apps/api/package.json": JSON.stringify({
+				name: "api",
+				version: "1.0.0",
+				dependencies: { db: "1.0.0" },
+			}),
+		});
+		lockOffline(dir);
 		const api = path.join(dir, "apps/api");
 		const held = await installStep.run(ctx(api), { root: api, scripts: "deps" });
 		expect(held.ok, JSON.stringify(held.findings)).toBe(true);
 		expect(readFileSync(path.join(dir, "packages/db/package.json"), "utf8")).toBe(db);
-		write("packages/db/schema.prisma", "model User {}\n");
+		write(dir, "packages/db/schema.prisma", "model User {}\n");
 		const ran = await installStep.run(ctx(api), { root: api, scripts: "project" });
 		expect(ran.ok, JSON.stringify(ran.findings)).toBe(true);
 		expect(readFileSync(path.join(dir, "packages/db/client.txt"), "utf8")).toBe("model User {}\n");
 	});
 
 	it("puts every manifest back and says which failed when one cannot be read", async () => {
-		const dir = project({});
-		const write = (rel: string, text: string) => {
-			mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-			writeFileSync(path.join(dir, rel), text);
-		};
-		write(
-			"package.json",
-			JSON.stringify({ name: "mono", private: true, workspaces: ["packages/*"] }),
-		);
 		// Read first (members in path order), rewritten, then put back when the next one fails.
 		const a = '{ "name": "a", "scripts": { "postinstall": "exit 1" } }\n';
-		write("packages/a/package.json", a);
-		write("packages/b/package.json", "{ not json");
+		const dir = project({
+			"package.json": JSON.stringify({ name: "mono", private: true, workspaces: ["packages/*"] }),
+			"packages/a/package.json": a,
+			"packages/b/package.json": "{ not json",
+		});
 		await expect(installStep.run(ctx(dir), { root: dir, scripts: "deps" })).rejects.toMatchObject({
 			code: "E_CONFIG_INVALID",
 		});
