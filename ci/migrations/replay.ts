@@ -705,13 +705,22 @@ function recreateTriggers(
 	const triggers = state.tables.get(table) ?? [];
 	// The statement dropped the table (and so its triggers): nothing to put back.
 	if (db.prepare(TABLE_OR_VIEW).pluck().get(table) === undefined) return;
-	for (const t of triggers) db.exec(`DROP TRIGGER IF EXISTS ${quoteIdentifier(t.name)}`);
-	for (const t of triggers) {
+	replaceTriggers(db, triggers, (t) => {
 		const key = t.name.toLowerCase();
 		const strings = withStrings ? state.strings.get(key) : undefined;
 		const tokens = state.tokens.get(key);
-		db.exec(strings && tokens ? writeAsStrings(t.sql, tokens, strings) : t.sql);
-	}
+		return strings && tokens ? writeAsStrings(t.sql, tokens, strings) : t.sql;
+	});
+}
+
+/** Drops a table's triggers, then creates each with `textOf` it, in their order (SQLite fires them newest first). */
+function replaceTriggers<T extends { name: string; sql: string }>(
+	db: Database.Database,
+	triggers: readonly T[],
+	textOf: (trigger: T) => string,
+): void {
+	for (const t of triggers) db.exec(`DROP TRIGGER IF EXISTS ${quoteIdentifier(t.name)}`);
+	for (const t of triggers) db.exec(textOf(t));
 }
 
 // SQLite's message when ALTER TABLE's check of the schema (alter.c renameTestSchema()) meets a
@@ -870,7 +879,7 @@ function putBackDoubleQuotes(db: Database.Database, state: AlterDqsState): void 
 	}
 }
 
-/** Recreates a view, or a trigger with every trigger of its table in their order (SQLite fires them newest first). */
+/** Recreates a view, or a trigger with every trigger of its table (replaceTriggers). */
 function recreateObject(db: Database.Database, object: SchemaText, sql: string): void {
 	if (object.type === "view") {
 		db.exec(`DROP VIEW IF EXISTS ${quoteIdentifier(object.name)}`);
@@ -883,9 +892,9 @@ function recreateObject(db: Database.Database, object: SchemaText, sql: string):
 	);
 	if (!siblings.some((r) => r.name.toLowerCase() === object.name.toLowerCase()))
 		siblings.push(object);
-	for (const t of siblings) db.exec(`DROP TRIGGER IF EXISTS ${quoteIdentifier(t.name)}`);
-	for (const t of siblings)
-		db.exec(t.name.toLowerCase() === object.name.toLowerCase() ? sql : t.sql);
+	replaceTriggers(db, siblings, (t) =>
+		t.name.toLowerCase() === object.name.toLowerCase() ? sql : t.sql,
+	);
 }
 
 /** The failure of one statement, with SQLite's message and code. */
