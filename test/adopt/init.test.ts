@@ -321,7 +321,8 @@ describe("init: shapes beyond one app with one binding", () => {
 			}
 		).steps[0]?.data;
 
-	it("should write a monorepo app's workflow where GitHub reads it, calling the module on the app", async () => {
+	/** A git repository whose npm workspace holds one app, apps/api, with a drizzle migration. */
+	const monorepo = () => {
 		const dir = mkdtempSync(path.join(tmpdir(), "wp-init-mono-"));
 		temps.push(dir);
 		write(dir, {
@@ -333,6 +334,11 @@ describe("init: shapes beyond one app with one binding", () => {
 			"apps/api/drizzle/0000_init.sql": "CREATE TABLE t (id INTEGER PRIMARY KEY);\n",
 		});
 		spawnSync("git", ["init", "-q", dir]);
+		return dir;
+	};
+
+	it("should write a monorepo app's workflow where GitHub reads it, calling the module on the app", async () => {
+		const dir = monorepo();
 		const app = path.join(dir, "apps/api");
 		const run = await cli(["init", "--json"], app);
 		expect(run.code).toBe(0);
@@ -359,17 +365,7 @@ describe("init: shapes beyond one app with one binding", () => {
 
 	// Paths print relative to where the user ran init, as tools do (--cwd names the app).
 	it("should print the paths it wrote relative to where it was run, not to the app", async () => {
-		const dir = mkdtempSync(path.join(tmpdir(), "wp-init-shown-"));
-		temps.push(dir);
-		write(dir, {
-			"package.json": JSON.stringify({ private: true, workspaces: ["apps/*"] }),
-			"package-lock.json": "{}",
-			"apps/api/package.json": JSON.stringify({ name: "api" }),
-			"apps/api/wrangler.jsonc":
-				'{ "name": "api", "d1_databases": [{ "binding": "DB", "migrations_dir": "drizzle" }] }\n',
-			"apps/api/drizzle/0000_init.sql": "CREATE TABLE t (id INTEGER PRIMARY KEY);\n",
-		});
-		spawnSync("git", ["init", "-q", dir]);
+		const dir = monorepo();
 		const run = await captureCli(["init", "--cwd", "apps/api"], { cwd: dir });
 		expect(run.code).toBe(0);
 		const shown = run.stdout
