@@ -75,14 +75,14 @@ export const installStep = defineStep<InstallArgs, InstallData>({
 		// A workspace's lockfile lives at its root: the install runs there, as the manager expects.
 		const cwd = pm.workspaceRoot ?? root;
 		// Whose lifecycle scripts an install runs: every workspace member's, then the root's.
-		const members = listWorkspaceMembers(cwd);
-		const owners = [...new Set([...members, root, cwd])];
-		if (scripts === "project") return runProjectScripts(ctx, { pm, owners, started });
+		// Listed only when asked for: a successful default install never needs them.
+		const owners = () => [...new Set([...listWorkspaceMembers(cwd), root, cwd])];
+		if (scripts === "project") return runProjectScripts(ctx, { pm, owners: owners(), started });
 		const [file, ...installArgs] = installCommand(pm, ctx.env.PATH);
 		const command = [file, ...installArgs];
 		const data = installData(pm, command);
 		ctx.progress(`installing with ${command.join(" ")} (${describeChoice(pm)})`);
-		const restore = scripts === "deps" ? holdBackLifecycleScripts(owners) : () => {};
+		const restore = scripts === "deps" ? holdBackLifecycleScripts(owners()) : () => {};
 		const result = await runTool({
 			file,
 			args: installArgs,
@@ -97,7 +97,7 @@ export const installStep = defineStep<InstallArgs, InstallData>({
 		const output = result.stdout + result.stderr;
 		const why = explainScriptFailure({ argv: command as [string, ...string[]], output, pm });
 		const exit = result.timedOut ? "a timeout" : (result.exitCode ?? result.signal);
-		const script = scripts === "all" ? failedLifecycleScript(owners, output) : undefined;
+		const script = scripts === "all" ? failedLifecycleScript(owners(), output) : undefined;
 		const advice = script
 			? `the project's ${script.name} script (${script.command}) failed. If it reads files the install cannot see (an install from the manifests and lockfile alone), install with --scripts deps, then --scripts project once the sources are in.`
 			: `A frozen install fails when package.json and ${pm.lockfile ?? "the lockfile"} disagree: run the install locally and commit the lockfile.`;
