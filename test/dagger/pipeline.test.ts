@@ -233,7 +233,12 @@ describe.skipIf(unavailable)("the module, executed", () => {
 	it(
 		"after a one-file source change, no install re-runs",
 		async () => {
-			writeFileSync(join(context, "src/one-file-change.ts"), "export const changed = 1;\n");
+			// New content on every run: the engine's layer store outlives runs (and machines
+			// built from this one), so a fixed text could be a cache hit from an earlier run.
+			writeFileSync(
+				join(context, "src/one-file-change.ts"),
+				`export const changed = "${randomUUID()}";\n`,
+			);
 			const before = engine.stats.execs.length;
 			expect(await call("lint")).toMatch(/lint passed/);
 			const ran = engine.stats.execs.slice(before);
