@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
+import { findPnpRuntime, isPnpBin, pnpBins, withPnpNodeOptions } from "./pnp.ts";
 import { projectBinDirs } from "./workspace.ts";
 
 /** One shape for a finished process, failed or not. */
@@ -93,13 +94,16 @@ export function runProcess(options: RunProcessOptions): Promise<ProcessResult> {
 	});
 }
 
-/** A tool from the project's own node_modules/.bin (or its workspace's), when it has one. */
+/**
+ * A tool from the project's own node_modules/.bin (or its workspace's), when it has one; in a
+ * Yarn PnP project, the file of a dependency's binary (runTool runs it with Node).
+ */
 export function localBin(root: string, name: string): string | undefined {
 	for (const dir of projectBinDirs(root)) {
 		const file = path.join(dir, name);
 		if (existsSync(file)) return file;
 	}
-	return undefined;
+	return findPnpRuntime(root) ? pnpBins(root).get(name) : undefined;
 }
 
 export interface RunToolOptions {
@@ -111,17 +115,41 @@ export interface RunToolOptions {
 	signal?: AbortSignal;
 	/** Default 15 minutes: a hung tool must not hold a CI job for hours. */
 	timeoutMs?: number;
+	onOutput?: (chunk: string) => void;
+}
+
+/**
+ * How to start a project tool in `cwd`. In a Yarn PnP project a dependency's binary (by file, or
+ * by name as a command names it) runs under Node with the project's runtime preloaded, as
+ * `yarn run` runs it; elsewhere the command is unchanged. Also for tools started by spawn.
+ */
+export function toolCommand(
+	cwd: string,
+	file: string,
+	args: readonly string[],
+	env: Readonly<Record<string, string | undefined>>,
+): { file: string; args: readonly string[]; env: Record<string, string | undefined> } {
+	const pnp = findPnpRuntime(cwd);
+	if (pnp === undefined) return { file, args, env: { ...env } };
+	const bin = file.includes("/") ? file : pnpBins(cwd).get(file);
+	const viaNode = bin !== undefined && isPnpBin(cwd, bin);
+	return {
+		file: viaNode ? process.execPath : file,
+		args: viaNode ? [bin, ...args] : args,
+		env: { ...env, NODE_OPTIONS: withPnpNodeOptions(pnp, env.NODE_OPTIONS) },
+	};
 }
 
 /** Runs a project tool (biome, tsc, the test command, a build) without colour, as runProcess does. */
 export function runTool(options: RunToolOptions): Promise<ProcessResult> {
 	const bins = projectBinDirs(options.cwd);
+	const command = toolCommand(options.cwd, options.file, options.args, options.env);
 	return runProcess({
-		file: options.file,
-		args: options.args,
+		file: command.file,
+		args: command.args,
 		cwd: options.cwd,
 		env: {
-			...options.env,
+			...command.env,
 			// The project's tools first, then the Node running this CLI, so a `#!/usr/bin/env node`
 			// tool gets the same Node (and native-module ABI) even when the system Node is older.
 			PATH: [...bins, path.dirname(process.execPath), options.env.PATH ?? ""].join(path.delimiter),
@@ -130,5 +158,6 @@ export function runTool(options: RunToolOptions): Promise<ProcessResult> {
 		},
 		signal: options.signal,
 		timeoutMs: options.timeoutMs ?? 15 * 60_000,
+		onOutput: options.onOutput,
 	});
 }

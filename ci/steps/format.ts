@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { ProjectConfig } from "../config/schema.ts";
-import { localBin, runProcess } from "../process.ts";
+import { localBin, runTool } from "../process.ts";
 import type { StepResult } from "../report/model.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
 import { readPackageManager, scriptCommand } from "./_toolchain.ts";
@@ -127,7 +127,7 @@ async function runCheck(
 ): Promise<StepResult> {
 	const started = performance.now();
 	ctx.progress(plan.display);
-	const result = await runProcess({
+	const result = await runTool({
 		file: plan.file,
 		args: plan.args,
 		cwd: project.root,

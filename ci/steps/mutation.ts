@@ -4,7 +4,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import type { ProjectConfig } from "../config/schema.ts";
 import { UserError } from "../errors.ts";
-import { localBin, runProcess } from "../process.ts";
+import { localBin, runTool } from "../process.ts";
 import type { Finding, StepResult } from "../report/model.ts";
 import { defineStep, makeStepResult } from "./_step.ts";
 import { appEnv } from "./serve.ts";
@@ -291,7 +291,7 @@ export const mutationStep = defineStep<MutationArgs>({
 		);
 		rmSync(jsonFile, { force: true });
 		ctx.progress(`stryker run (${scope})`);
-		const result = await runProcess({
+		const result = await runTool({
 			file: stryker,
 			args: [
 				"run",
@@ -308,6 +308,8 @@ export const mutationStep = defineStep<MutationArgs>({
 			cwd: project.root,
 			env: appEnv(ctx, project.root),
 			signal: ctx.signal,
+			// No tool timeout: a mutation run takes long, and the step's own timeout governs it.
+			timeoutMs: 0,
 			onOutput: (chunk) => {
 				const line = chunk.trim().split("\n").at(-1);
 				if (line) ctx.progress(line.slice(0, 160));

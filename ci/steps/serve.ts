@@ -9,7 +9,7 @@ import type { ProjectConfig } from "../config/schema.ts";
 import { EXPECTED_HEAD_VAR } from "../constants.ts";
 import { UserError } from "../errors.ts";
 import { parseCatalog, readCatalog } from "../migrations/catalog.ts";
-import { localBin } from "../process.ts";
+import { localBin, toolCommand } from "../process.ts";
 import type { Finding, StepResult } from "../report/model.ts";
 import { projectBinDirs } from "../workspace.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
@@ -261,9 +261,10 @@ export async function startApp(ctx: StepContext, options: StartAppOptions): Prom
 		wranglerBin: resolveWranglerBin(project.root),
 		expectedHead: options.expectedHead,
 	});
-	const child = spawn(plan.file, plan.args, {
+	const command = toolCommand(project.root, plan.file, plan.args, appEnv(ctx, project.root));
+	const child = spawn(command.file, command.args, {
 		cwd: project.root,
-		env: appEnv(ctx, project.root) as NodeJS.ProcessEnv,
+		env: command.env as NodeJS.ProcessEnv,
 		stdio: ["ignore", "pipe", "pipe"],
 		// Own process group: stop() ends wrangler, workerd and OpenNext's npm exec together.
 		detached: true,
