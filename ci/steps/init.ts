@@ -1,5 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { applyEdits, modify, parse as parseJsonc } from "jsonc-parser";
 import { listMigrationSets, snapshotPathFor } from "../config/load.ts";
 import {
@@ -13,6 +15,7 @@ import { DEFAULT_PIPELINE_CONFIG } from "../constants.ts";
 import { readGitTopLevel } from "../git.ts";
 import { detectNaming } from "../migrations/catalog.ts";
 import { readCheckedCatalog } from "../migrations/check.ts";
+import { findPnpRuntime } from "../pnp.ts";
 import type { Finding } from "../report/model.ts";
 import { defineStep, makeStepResult } from "./_step.ts";
 import {
@@ -596,12 +599,30 @@ function writeHealthRoute(
 	}
 }
 
-/** Whether the workers-pipeline the project installed (or is) exports `subpath`. */
+/**
+ * Whether the workers-pipeline the app imports (resolved from its root as Node resolves it: its
+ * node_modules, its workspace's hoisted one, or Yarn PnP's map when this process runs under it)
+ * exports `subpath`; this repository counts as its own app. A PnP app this process cannot
+ * resolve from (no runtime loaded) imports the package running this CLI.
+ */
 export function packageExports(root: string, subpath: string): boolean {
-	for (const file of [
-		path.join(root, "node_modules", "workers-pipeline", "package.json"),
-		path.join(root, "package.json"),
-	]) {
+	const resolve = (from: string) => {
+		const require = createRequire(from);
+		try {
+			return require.resolve("workers-pipeline/package.json");
+		} catch {
+			// A version whose exports omit ./package.json: the node_modules dirs Node searches.
+			return (require.resolve.paths("workers-pipeline") ?? [])
+				.map((dir) => path.join(dir, "workers-pipeline", "package.json"))
+				.find((file) => existsSync(file));
+		}
+	};
+	const installed =
+		resolve(path.join(root, "package.json")) ??
+		// The package's own name resolves to itself from inside it (Node's self-reference).
+		(findPnpRuntime(root) ? resolve(fileURLToPath(import.meta.url)) : undefined);
+	const candidates = [installed, path.join(root, "package.json")].filter((f) => f !== undefined);
+	for (const file of candidates) {
 		try {
 			const pkg = JSON.parse(readFileSync(file, "utf8")) as { name?: string; exports?: unknown };
 			if (pkg.name !== "workers-pipeline") continue;
