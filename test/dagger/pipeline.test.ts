@@ -305,6 +305,41 @@ describe.skipIf(unavailable)("the module, executed", () => {
 	);
 
 	it(
+		"a Yarn PnP app (no node_modules) installs with yarn 4, then its test.command runs a dependency's binary",
+		async () => {
+			const manifest = {
+				name: "yarn-pnp-app",
+				private: true,
+				packageManager: "yarn@4.18.1",
+				devDependencies: { semver: "7.6.3" },
+			};
+			const registry = spawnSync("npm", ["config", "get", "registry"], { encoding: "utf8" });
+			const install = await testApp(
+				{
+					"package.json": `${JSON.stringify(manifest, null, 2)}\n`,
+					// The stand-in's containers reach the registry through HTTPS_PROXY (its README), which
+					// Yarn reads only from its own config; a real engine gives them the host's network.
+					".yarnrc.yml": [
+						"nodeLinker: pnp",
+						`npmRegistryServer: "${registry.stdout.trim().replace(/\/$/, "")}"`,
+						// biome-ignore lint/suspicious/noTemplateCurlyInString: Yarn's own ${VAR:-} syntax.
+						'httpsProxy: "${HTTPS_PROXY:-}"',
+						"",
+					].join("\n"),
+					// semver's bin, in a zip only .pnp.cjs can open: passes only when the CLI runs it so.
+					"workers-pipeline.jsonc":
+						'{ "test": { "command": ["semver", "--range", ">=1", "1.2.3"] } }\n',
+					"wrangler.jsonc": '{ "name": "yarn-pnp-app", "main": "src/index.js" }\n',
+				},
+				// The lockfile as yarn writes it, without fetching the packages.
+				["npx", "--yes", "@yarnpkg/cli-dist@4.18.1", "install", "--mode=update-lockfile"],
+			);
+			expect(install?.args).toContain("/app");
+		},
+		HEAVY,
+	);
+
+	it(
 		"an app whose postinstall needs its sources (prisma generate) installs, then runs it on them",
 		async () => {
 			const manifest = {
