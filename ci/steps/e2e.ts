@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:f
 import path from "node:path";
 import { stripVTControlCharacters } from "node:util";
 import type { ProjectConfig } from "../config/schema.ts";
-import { localBin, runProcess } from "../process.ts";
+import { localBin, runTool, toolCommand } from "../process.ts";
 import type { Finding, StepResult } from "../report/model.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
 import { appEnv, startLocalApp } from "./serve.ts";
@@ -154,7 +154,7 @@ export async function runPlaywright(
 	const jsonFile = path.join(outDir, "results.json");
 	const bin = localBin(project.root, "playwright") as string;
 	ctx.progress(`playwright test against ${baseUrl}`);
-	const result = await runProcess({
+	const result = await runTool({
 		file: bin,
 		args: [
 			"test",
@@ -244,10 +244,15 @@ export async function runPlaywright(
 	};
 }
 
+/** The version the app's playwright reports (its own, its workspace's hoisted one, or PnP's). */
 function playwrightVersion(root: string): string | undefined {
+	const bin = localBin(root, "playwright");
+	if (bin === undefined) return undefined;
+	const command = toolCommand(root, bin, ["--version"], process.env);
 	try {
-		const out = execFileSync(path.join(root, "node_modules", ".bin", "playwright"), ["--version"], {
+		const out = execFileSync(command.file, command.args, {
 			cwd: root,
+			env: command.env as NodeJS.ProcessEnv,
 			stdio: ["ignore", "pipe", "ignore"],
 		});
 		return out.toString().trim();
