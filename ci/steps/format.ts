@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { ProjectConfig } from "../config/schema.ts";
 import { localBin, runTool } from "../process.ts";
@@ -185,7 +185,7 @@ export const architectureStep = defineStep<FormatArgs>({
 			project.settings.architecture,
 		);
 		if (!plan) {
-			const hint = existsSync(path.join(project.root, "node_modules", ".bin", "depcruise"))
+			const hint = localBin(project.root, "depcruise")
 				? "dependency-cruiser is installed but there is no .dependency-cruiser.js (run `npx depcruise --init`)"
 				: "add dependency-cruiser rules (.dependency-cruiser.js) or architecture.command";
 			return makeStepResult("architecture", performance.now(), {
