@@ -2,6 +2,8 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { listProjectFiles } from "../git.ts";
+import { findPnpRuntime } from "../pnp.ts";
+import { listWorkspaceMembers } from "../workspace.ts";
 import { findWorkspaceRoot, LOCKFILES, readPackageJson } from "./_toolchain.ts";
 
 // The workspace's own files a package's install and build depend on.
@@ -21,10 +23,22 @@ export function listWorkspaceInputs(root: string): string[] {
 		.filter((file) => existsSync(file))
 		.map(rel);
 	const seen = new Set([realpathSync(root)]);
+	// Yarn PnP links no node_modules: a dependency named as a workspace member is that member (it
+	// may count one a registry install would have served: a cache miss, never a stale build).
+	let members: Map<string, string> | undefined;
+	const member = (name: string) => {
+		members ??= new Map(
+			listWorkspaceMembers(top).map(
+				(dir) => [readPackageJson(dir)?.name ?? "", realpathSync(dir)] as const,
+			),
+		);
+		return members.get(name);
+	};
+	const pnp = findPnpRuntime(root) !== undefined;
 	const visit = (dir: string) => {
 		const pkg = readPackageJson(dir);
 		for (const name of Object.keys({ ...pkg?.dependencies, ...pkg?.devDependencies })) {
-			const linked = findLinkedPackage(dir, top, name);
+			const linked = findLinkedPackage(dir, top, name) ?? (pnp ? member(name) : undefined);
 			if (!linked || seen.has(linked)) continue;
 			seen.add(linked);
 			inputs.push(...listProjectFiles(linked).map((file) => rel(path.join(linked, file))));

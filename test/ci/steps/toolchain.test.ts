@@ -148,6 +148,29 @@ describe("listWorkspaceInputs()", () => {
 		]);
 		expect(listWorkspaceInputs(dir)).toEqual([]);
 	});
+
+	it("should follow workspace packages by name in a Yarn PnP workspace (no node_modules links)", () => {
+		const dir = tree({
+			"package.json": '{"workspaces":["apps/*","packages/*"]}',
+			"yarn.lock": "",
+			".pnp.cjs": "",
+			"apps/api/package.json": '{"dependencies":{"@m/shared":"workspace:^","left-pad":"1"}}',
+			"packages/shared/package.json":
+				'{"name":"@m/shared","dependencies":{"@m/util":"workspace:*"}}',
+			"packages/shared/index.js": "export const x = 1;\n",
+			"packages/util/package.json": '{"name":"@m/util"}',
+			"packages/util/util.js": "export const y = 2;\n",
+			"packages/unused/package.json": '{"name":"@m/unused"}',
+		});
+		expect(listWorkspaceInputs(path.join(dir, "apps/api"))).toEqual([
+			"../../package.json",
+			"../../packages/shared/index.js",
+			"../../packages/shared/package.json",
+			"../../packages/util/package.json",
+			"../../packages/util/util.js",
+			"../../yarn.lock",
+		]);
+	});
 });
 
 describe("explainScriptFailure()", () => {
