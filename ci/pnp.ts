@@ -5,7 +5,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { findWorkspaceRoot } from "./workspace.ts";
+import { workspaceChain } from "./workspace.ts";
 
 export interface PnpRuntime {
 	/** The .pnp.cjs file (at the project root or its workspace root). */
@@ -24,16 +24,14 @@ const INSTALLED_NODE_MODULES = [
 
 /** The .pnp.cjs of `root`, or of the workspace holding it; undefined for a node_modules install. */
 export function findPnpRuntime(root: string): PnpRuntime | undefined {
-	const start = path.resolve(root);
-	const top = findWorkspaceRoot(start);
-	for (let dir = start; ; dir = path.dirname(dir)) {
+	for (const dir of workspaceChain(root)) {
 		const file = path.join(dir, ".pnp.cjs");
 		if (existsSync(file) && !INSTALLED_NODE_MODULES.some((f) => existsSync(path.join(dir, f)))) {
 			const loader = path.join(dir, ".pnp.loader.mjs");
 			return existsSync(loader) ? { file, loader } : { file };
 		}
-		if (top === undefined || dir === top || path.dirname(dir) === dir) return undefined;
 	}
+	return undefined;
 }
 
 /**
@@ -75,34 +73,31 @@ process.stdout.write(JSON.stringify(out));
 `;
 
 const listed = new Map<string, ReadonlyMap<string, string>>();
+const NONE: ReadonlyMap<string, string> = new Map();
 
 /**
  * Binary name → its file (inside a zip or an unplugged folder) for a PnP project's direct
- * dependencies; empty for any other project, or when the runtime cannot be loaded.
+ * dependencies; empty for any other project (not remembered: an install may add a runtime), or
+ * when the runtime cannot be loaded.
  */
 export function pnpBins(root: string): ReadonlyMap<string, string> {
 	const key = path.resolve(root);
+	const runtime = findPnpRuntime(key);
+	if (runtime === undefined) return NONE;
 	const known = listed.get(key);
 	if (known) return known;
-	const runtime = findPnpRuntime(key);
-	let bins = new Map<string, string>();
-	if (runtime) {
-		const { NODE_OPTIONS: _options, ...env } = process.env;
-		const child = spawnSync(
-			process.execPath,
-			["--require", runtime.file, "-e", LIST_BINS, runtime.file, key],
-			{ encoding: "utf8", env, timeout: 30_000 },
-		);
-		try {
-			if (child.status === 0) bins = new Map(Object.entries(JSON.parse(child.stdout)));
-		} catch {
-			// Not a runtime this Node can load: the project's tools are not found, as without PnP.
-		}
+	let bins: ReadonlyMap<string, string> = NONE;
+	const { NODE_OPTIONS: _options, ...env } = process.env;
+	const child = spawnSync(
+		process.execPath,
+		["--require", runtime.file, "-e", LIST_BINS, runtime.file, key],
+		{ encoding: "utf8", env, timeout: 30_000 },
+	);
+	try {
+		if (child.status === 0) bins = new Map(Object.entries(JSON.parse(child.stdout)));
+	} catch {
+		// Not a runtime this Node can load: the project's tools are not found, as without PnP.
 	}
 	listed.set(key, bins);
 	return bins;
 }
-
-/** True when `file` is one of the binaries pnpBins lists for `root` (run it with `node`). */
-export const isPnpBin = (root: string, file: string): boolean =>
-	findPnpRuntime(root) !== undefined && [...pnpBins(root).values()].includes(file);

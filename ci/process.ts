@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { findPnpRuntime, isPnpBin, pnpBins, withPnpNodeOptions } from "./pnp.ts";
+import { findPnpRuntime, pnpBins, withPnpNodeOptions } from "./pnp.ts";
 import { projectBinDirs } from "./workspace.ts";
 
 /** One shape for a finished process, failed or not. */
@@ -103,7 +103,7 @@ export function localBin(root: string, name: string): string | undefined {
 		const file = path.join(dir, name);
 		if (existsSync(file)) return file;
 	}
-	return findPnpRuntime(root) ? pnpBins(root).get(name) : undefined;
+	return pnpBins(root).get(name);
 }
 
 export interface RunToolOptions {
@@ -131,8 +131,9 @@ export function toolCommand(
 ): { file: string; args: readonly string[]; env: Record<string, string | undefined> } {
 	const pnp = findPnpRuntime(cwd);
 	if (pnp === undefined) return { file, args, env: { ...env } };
-	const bin = file.includes("/") ? file : pnpBins(cwd).get(file);
-	const viaNode = bin !== undefined && isPnpBin(cwd, bin);
+	const bins = pnpBins(cwd);
+	const bin = file.includes("/") ? file : bins.get(file);
+	const viaNode = bin !== undefined && [...bins.values()].includes(bin);
 	return {
 		file: viaNode ? process.execPath : file,
 		args: viaNode ? [bin, ...args] : args,

@@ -28,18 +28,26 @@ function declaresWorkspaces(dir: string): boolean {
 }
 
 /**
+ * `root`, then each directory above it up to its workspace root; only `root` outside a workspace.
+ * Where Node, `npm run` and Yarn look for a package's tools and install state.
+ */
+export function workspaceChain(root: string): string[] {
+	const start = path.resolve(root);
+	const top = findWorkspaceRoot(start);
+	const dirs = [start];
+	if (!top) return dirs;
+	for (let dir = path.dirname(start); ; dir = path.dirname(dir)) {
+		dirs.push(dir);
+		if (dir === top || path.dirname(dir) === dir) return dirs;
+	}
+}
+
+/**
  * node_modules/.bin of `root`, then of each directory up to its workspace root (where a workspace
  * hoists its tools, and where `npm run` looks too); only `root`'s outside a workspace.
  */
 export function projectBinDirs(root: string): string[] {
-	const start = path.resolve(root);
-	const top = findWorkspaceRoot(start);
-	const dirs = [path.join(start, "node_modules", ".bin")];
-	if (!top) return dirs;
-	for (let dir = path.dirname(start); ; dir = path.dirname(dir)) {
-		dirs.push(path.join(dir, "node_modules", ".bin"));
-		if (dir === top || path.dirname(dir) === dir) return dirs;
-	}
+	return workspaceChain(root).map((dir) => path.join(dir, "node_modules", ".bin"));
 }
 
 /**
