@@ -23,6 +23,7 @@ import {
 	shownPath,
 } from "../../ci/steps/init.ts";
 import { captureCli } from "../support/cli.ts";
+import { makeProject, removeProjects } from "../support/project.ts";
 
 const repoRoot = path.resolve(import.meta.dirname, "../..");
 const corpusDir = path.resolve(
@@ -248,36 +249,33 @@ describe.skipIf(!corpusPresent)("init on the real histories of the corpus", () =
 });
 
 describe("packageExports()", () => {
-	const write = (dir: string, files: Record<string, string>) => {
-		for (const [rel, text] of Object.entries(files)) {
-			mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-			writeFileSync(path.join(dir, rel), text);
-		}
-	};
+	afterAll(removeProjects);
 	const installed = (exports: Record<string, string>) =>
 		JSON.stringify({ name: "workers-pipeline", exports });
 
 	it("finds the package where a workspace hoisted it, above the app", () => {
-		const dir = mkdtempSync(path.join(tmpdir(), "wp-init-hoisted-"));
-		temps.push(dir);
-		write(dir, {
-			"package.json": JSON.stringify({ workspaces: ["apps/*"] }),
-			"apps/api/package.json": "{}",
-			"node_modules/workers-pipeline/package.json": installed({
-				"./health/hono": "./h.js",
-				"./package.json": "./package.json",
-			}),
+		const dir = makeProject({
+			prefix: "wp-init-hoisted-",
+			files: {
+				"package.json": JSON.stringify({ workspaces: ["apps/*"] }),
+				"apps/api/package.json": "{}",
+				"node_modules/workers-pipeline/package.json": installed({
+					"./health/hono": "./h.js",
+					"./package.json": "./package.json",
+				}),
+			},
 		});
 		expect(packageExports(path.join(dir, "apps/api"), "./health/hono")).toBe(true);
 		expect(packageExports(path.join(dir, "apps/api"), "./health/next")).toBe(false);
 	});
 
 	it("reads a version whose exports omit ./package.json", () => {
-		const dir = mkdtempSync(path.join(tmpdir(), "wp-init-old-"));
-		temps.push(dir);
-		write(dir, {
-			"package.json": "{}",
-			"node_modules/workers-pipeline/package.json": installed({ "./health": "./h.js" }),
+		const dir = makeProject({
+			prefix: "wp-init-old-",
+			files: {
+				"package.json": "{}",
+				"node_modules/workers-pipeline/package.json": installed({ "./health": "./h.js" }),
+			},
 		});
 		expect(packageExports(dir, "./health")).toBe(true);
 		expect(packageExports(dir, "./health/hono")).toBe(false);

@@ -1,25 +1,13 @@
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { findPnpRuntime, pnpBins, withPnpNodeOptions } from "../../ci/pnp.ts";
+import { makeProject, removeProjects } from "../support/project.ts";
 
 // The real Yarn PnP install (yarn 4, its .pnp.cjs, tsc from a zip) is test/adopt/yarn-pnp.e2e.test.ts.
-const temps: string[] = [];
-afterAll(() => {
-	for (const dir of temps) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(removeProjects);
 
-function tree(files: Record<string, string>, prefix = "wp-pnp-"): string {
-	const dir = mkdtempSync(path.join(tmpdir(), prefix));
-	temps.push(dir);
-	for (const [rel, text] of Object.entries(files)) {
-		mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-		writeFileSync(path.join(dir, rel), text);
-	}
-	return dir;
-}
+const tree = (files: Record<string, string>, prefix = "wp-pnp-") => makeProject({ files, prefix });
 
 describe("findPnpRuntime()", () => {
 	it("finds the app's own .pnp.cjs and the loader beside it", () => {

@@ -1,24 +1,12 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { listWorkspaceMembers } from "../../ci/workspace.ts";
+import { makeProject, removeProjects } from "../support/project.ts";
 
-const temps: string[] = [];
-afterAll(() => {
-	for (const dir of temps) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(removeProjects);
 
 /** A tree of files by path; every `dir/package.json` makes a package. */
-function tree(files: Record<string, string>): string {
-	const dir = mkdtempSync(path.join(tmpdir(), "wp-workspace-"));
-	temps.push(dir);
-	for (const [rel, text] of Object.entries(files)) {
-		mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-		writeFileSync(path.join(dir, rel), text);
-	}
-	return dir;
-}
+const tree = (files: Record<string, string>) => makeProject({ files, prefix: "wp-workspace-" });
 
 const PACKAGES = {
 	"apps/api/package.json": "{}",

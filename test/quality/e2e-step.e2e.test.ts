@@ -1,9 +1,9 @@
 // `e2e` on a plain Worker fixture, for real: wrangler dev, a local D1 migrated and seeded,
 // Playwright in Debian's Chromium, and nothing left running afterwards.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeProject, removeProjects } from "../support/project.ts";
 import { answers, cli, copyFixture, ensureChromium } from "./_support.ts";
 
 let chromium: string;
@@ -19,6 +19,7 @@ beforeAll(() => {
 }, 20 * 60_000);
 afterAll(() => {
 	for (const dispose of copies) dispose();
+	removeProjects();
 });
 
 describe("workers-pipeline e2e (plain Worker)", () => {
@@ -111,20 +112,18 @@ describe("workers-pipeline e2e (plain Worker)", () => {
 	});
 
 	it("finds the Playwright a workspace hoisted to its root, as the app's scripts do", async () => {
-		const root = mkdtempSync(path.join(tmpdir(), "wp-e2e-hoisted-"));
-		copies.push(() => rmSync(root, { recursive: true, force: true }));
-		const files: Record<string, string> = {
-			"package.json": JSON.stringify({ private: true, workspaces: ["apps/*"] }),
-			// Stands for npm's hoisted link; only its --version is asked before the browser check.
-			"node_modules/.bin/playwright": '#!/bin/sh\necho "Version 1.99.0"\n',
-			"apps/web/package.json": JSON.stringify({ name: "web", private: true }),
-			"apps/web/playwright.config.ts": "export default {};\n",
-			"apps/web/wrangler.jsonc": '{ "name": "web", "main": "src/index.ts" }\n',
-		};
-		for (const [rel, text] of Object.entries(files)) {
-			mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
-			writeFileSync(path.join(root, rel), text, { mode: 0o755 });
-		}
+		const root = makeProject({
+			prefix: "wp-e2e-hoisted-",
+			files: {
+				"package.json": JSON.stringify({ private: true, workspaces: ["apps/*"] }),
+				// Stands for npm's hoisted link; only its --version is asked before the browser check.
+				"node_modules/.bin/playwright": '#!/bin/sh\necho "Version 1.99.0"\n',
+				"apps/web/package.json": JSON.stringify({ name: "web", private: true }),
+				"apps/web/playwright.config.ts": "export default {};\n",
+				"apps/web/wrangler.jsonc": '{ "name": "web", "main": "src/index.ts" }\n',
+			},
+		});
+		chmodSync(path.join(root, "node_modules/.bin/playwright"), 0o755);
 		const run = await cli(["e2e", "--cwd", path.join(root, "apps/web"), "--json"], {
 			WORKERS_PIPELINE_CHROMIUM: path.join(root, "no-such-chromium"),
 		});
