@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { UserError } from "../errors.ts";
 import { findWorkspaceRoot } from "../workspace.ts";
 
 export { findWorkspaceRoot };
@@ -73,12 +74,36 @@ export function detectPackageManager({
 	return { ...pm, berry, ...(berry && yarnPath ? { yarnPath } : {}) };
 }
 
+/**
+ * The package.json at `root`; undefined when there is none. One that is not valid JSON is an error
+ * (npm, pnpm and yarn refuse it too): read as "no scripts", `test` would pass as skipped.
+ */
 export function readPackageJson(root: string): PackageJson | undefined {
+	const file = path.join(root, "package.json");
+	let text: string;
 	try {
-		return JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as PackageJson;
-	} catch {
-		return undefined;
+		text = readFileSync(file, "utf8");
+	} catch (error) {
+		if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+		throw new UserError(`${file} cannot be read: ${(error as Error).message}`, "E_CONFIG_INVALID");
 	}
+	let parsed: unknown;
+	try {
+		// A byte order mark is allowed: npm strips it (json-parse-even-better-errors).
+		parsed = JSON.parse(text.replace(/^\uFEFF/, ""));
+	} catch (error) {
+		throw new UserError(
+			`${file} is not valid JSON: ${(error as Error).message}. Fix it (npm, pnpm and yarn refuse it too).`,
+			"E_CONFIG_INVALID",
+		);
+	}
+	if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+		throw new UserError(
+			`${file}: expected a JSON object, found ${Array.isArray(parsed) ? "an array" : parsed === null ? "null" : typeof parsed}.`,
+			"E_CONFIG_INVALID",
+		);
+	}
+	return parsed as PackageJson;
 }
 
 function readPackageManagerIn(dir: string): PackageManager {

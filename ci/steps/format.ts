@@ -1,10 +1,10 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import path from "node:path";
 import type { ProjectConfig } from "../config/schema.ts";
 import { localBin, runTool } from "../process.ts";
 import type { StepResult } from "../report/model.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
-import { readPackageManager, scriptCommand } from "./_toolchain.ts";
+import { readPackageJson, readPackageManager, scriptCommand } from "./_toolchain.ts";
 import { FORMAT_SCRIPTS } from "./lint.ts";
 import { appEnv } from "./serve.ts";
 
@@ -31,12 +31,8 @@ export interface ProjectFacts {
 /** The I/O half: what the planners look at. */
 export function readProjectFacts(root: string, envPath?: string): ProjectFacts {
 	const pm = readPackageManager(root);
-	let pkg: { scripts?: Record<string, string>; prettier?: unknown } = {};
-	try {
-		pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8"));
-	} catch {
-		// No package.json: no scripts.
-	}
+	// No package.json: no scripts.
+	const pkg: { scripts?: Record<string, string>; prettier?: unknown } = readPackageJson(root) ?? {};
 	return {
 		root,
 		scripts: pkg.scripts ?? {},

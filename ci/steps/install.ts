@@ -188,9 +188,7 @@ async function runProjectScripts(
 ): Promise<StepResult<InstallData>> {
 	const ran: string[] = [];
 	for (const dir of owners) {
-		const pkg = JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8")) as {
-			scripts?: Record<string, string>;
-		};
+		const pkg = readPackageJson(dir) ?? {};
 		for (const name of LIFECYCLE_SCRIPTS.filter((n) => pkg.scripts?.[n] !== undefined)) {
 			const [file, ...rest] = scriptCommand(pm, name, ctx.env.PATH);
 			const command = [file, ...rest];

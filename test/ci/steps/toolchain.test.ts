@@ -9,6 +9,7 @@ import {
 	explainScriptFailure,
 	installCommand,
 	type PackageManager,
+	readPackageJson,
 	readPackageManager,
 	scriptCommand,
 } from "../../../ci/steps/_toolchain.ts";
@@ -70,6 +71,28 @@ describe("detectPackageManager()", () => {
 			expect([pm.name, pm.berry, pm.yarnPath]).toEqual(["yarn", berry, yarnPath]);
 		},
 	);
+});
+
+describe("readPackageJson()", () => {
+	it("should read none as undefined, a byte order mark as npm does, and refuse what is not a JSON object", () => {
+		const dir = tree({
+			"bom/package.json": '\uFEFF{"scripts":{"test":"vitest"}}',
+			"comma/package.json": '{"scripts":{"test":"vitest",}}',
+			"array/package.json": "[]",
+		});
+		expect(readPackageJson(dir)).toBeUndefined();
+		expect(readPackageJson(path.join(dir, "bom"))?.scripts).toEqual({ test: "vitest" });
+		// Read as "no scripts", a broken manifest made `test` a skipped step and `ci` green.
+		expect(() => readPackageJson(path.join(dir, "comma"))).toThrow(
+			expect.objectContaining({
+				code: "E_CONFIG_INVALID",
+				message: expect.stringMatching(/comma\/package\.json is not valid JSON: .*line 1 column/),
+			}),
+		);
+		expect(() => readPackageJson(path.join(dir, "array"))).toThrow(
+			/array\/package\.json: expected a JSON object, found an array/,
+		);
+	});
 });
 
 describe("readPackageManager() in a workspace", () => {
