@@ -1,6 +1,6 @@
 // The one way tests make a project on disk: a temp copy of a template (or nothing), plus files
 // added, replaced or deleted; every project is removed by removeProjects().
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
@@ -9,8 +9,11 @@ export const FIXTURES = path.join(REPO, "test/fixtures/projects");
 /** The example app's migrations (the repository's own). */
 export const EXAMPLE_MIGRATIONS_DIR = path.join(REPO, "migrations");
 
-/** Paths relative to the project: content to write (parents created), or null to delete. */
-export type Files = Record<string, string | Buffer | null>;
+/**
+ * Paths relative to the project: content to write (parents created), null to delete, or a
+ * symbolic link to another path of the project (as a workspace links its packages).
+ */
+export type Files = Record<string, string | Buffer | null | { symlink: string }>;
 
 export interface ProjectOptions {
 	/** A directory to copy first: a fixture name under test/fixtures/projects or an absolute path. */
@@ -48,6 +51,9 @@ export function writeFiles(dir: string, files: Files): void {
 		const file = path.join(dir, name);
 		if (content === null) {
 			rmSync(file, { recursive: true, force: true });
+		} else if (typeof content === "object" && "symlink" in content) {
+			mkdirSync(path.dirname(file), { recursive: true });
+			symlinkSync(path.join(dir, content.symlink), file);
 		} else {
 			mkdirSync(path.dirname(file), { recursive: true });
 			writeFileSync(file, content);

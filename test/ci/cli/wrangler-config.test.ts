@@ -1,9 +1,8 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_OK, EXIT_USAGE, runCli } from "../../../ci/cli/main.ts";
 import { type CloudflareApi, startCloudflareApi } from "../../support/cloudflare-api.ts";
+import { type Files, makeProject, removeProjects } from "../../support/project.ts";
 
 // The wrangler config as wrangler reads it, end to end through the CLI (issue 9, item 4):
 // TOML, paths relative to the config file, --env optional, account_id honoured.
@@ -25,20 +24,9 @@ afterAll(async () => {
 	await api.close();
 });
 
-const dirs: string[] = [];
-afterEach(() => {
-	for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-});
+afterEach(removeProjects);
 
-function tree(files: Record<string, string>): string {
-	const base = mkdtempSync(path.join(tmpdir(), "wp-wrangler-config-"));
-	dirs.push(base);
-	for (const [name, text] of Object.entries(files)) {
-		mkdirSync(path.dirname(path.join(base, name)), { recursive: true });
-		writeFileSync(path.join(base, name), text);
-	}
-	return base;
-}
+const tree = (files: Files) => makeProject({ files, prefix: "wp-wrangler-config-" });
 
 const APP_TOML = [
 	'name = "app"',

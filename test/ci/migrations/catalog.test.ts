@@ -1,5 +1,4 @@
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync } from "node:fs";
 import path from "node:path";
 import { Minimatch } from "minimatch";
 import { afterEach, describe, expect, it } from "vitest";
@@ -24,6 +23,7 @@ import {
 } from "../../../ci/migrations/catalog.ts";
 import type { FindingCode } from "../../../ci/report/codes.ts";
 import type { Finding } from "../../../ci/report/model.ts";
+import { type Files, makeProject, removeProjects } from "../../support/project.ts";
 
 const file = (name: string, text = "CREATE TABLE t (x);\n"): CatalogFile => ({
 	name,
@@ -35,25 +35,10 @@ const parse = (files: CatalogFile[], retired: string[] = []) =>
 
 const brief = (f: Finding) => ({ code: f.code, severity: f.severity, file: f.file, line: f.line });
 
-const dirs: string[] = [];
-afterEach(() => {
-	for (const dir of dirs.splice(0)) {
-		chmodSync(dir, 0o755);
-		rmSync(dir, { recursive: true, force: true });
-	}
-});
+afterEach(removeProjects);
 
 /** A project root with the given files under it (paths relative to the root). */
-function tree(files: Record<string, string | Buffer>): string {
-	const root = mkdtempSync(path.join(tmpdir(), "wp-catalog-"));
-	dirs.push(root);
-	for (const [rel, content] of Object.entries(files)) {
-		const abs = path.join(root, rel);
-		mkdirSync(path.dirname(abs), { recursive: true });
-		writeFileSync(abs, content);
-	}
-	return root;
-}
+const tree = (files: Files) => makeProject({ files, prefix: "wp-catalog-" });
 
 const database = (over: Partial<D1Database> = {}): D1Database => ({
 	binding: "DB",

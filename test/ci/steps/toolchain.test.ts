@@ -1,5 +1,3 @@
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { listWorkspaceInputs } from "../../../ci/steps/_cache.ts";
@@ -13,24 +11,11 @@ import {
 	readPackageManager,
 	scriptCommand,
 } from "../../../ci/steps/_toolchain.ts";
+import { type Files, makeProject, removeProjects } from "../../support/project.ts";
 
-const temps: string[] = [];
-afterAll(() => {
-	for (const dir of temps) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(removeProjects);
 
-/** A directory tree from `{ relative path: content }`; a `->` value is a symlink to that path. */
-function tree(files: Record<string, string>): string {
-	const dir = mkdtempSync(path.join(tmpdir(), "wp-toolchain-"));
-	temps.push(dir);
-	for (const [rel, text] of Object.entries(files)) {
-		const abs = path.join(dir, rel);
-		mkdirSync(path.dirname(abs), { recursive: true });
-		if (text.startsWith("->")) symlinkSync(path.join(dir, text.slice(2)), abs);
-		else writeFileSync(abs, text);
-	}
-	return dir;
-}
+const tree = (files: Files) => makeProject({ files, prefix: "wp-toolchain-" });
 
 describe("detectPackageManager()", () => {
 	it.each([
@@ -157,8 +142,8 @@ describe("listWorkspaceInputs()", () => {
 			"packages/util/package.json": '{"name":"@m/util"}',
 			"packages/util/util.js": "export const y = 2;\n",
 			"packages/unused/index.js": "",
-			"node_modules/@m/shared": "->packages/shared",
-			"node_modules/@m/util": "->packages/util",
+			"node_modules/@m/shared": { symlink: "packages/shared" },
+			"node_modules/@m/util": { symlink: "packages/util" },
 			"node_modules/left-pad/package.json": '{"name":"left-pad"}',
 		});
 		expect(listWorkspaceInputs(path.join(dir, "apps/api"))).toEqual([
