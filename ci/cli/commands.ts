@@ -98,7 +98,7 @@ export const COMMANDS: CommandDef[] = [
 	{
 		name: "ci",
 		summary:
-			"Everything a pull request needs, concurrently: lint (D1 lint, biome, tsc), tests, OpenNext build, migration test with wrangler parity.",
+			"Everything a pull request needs, concurrently: lint (D1 lint and the project's own lint, format check, typecheck), tests, the build (OpenNext or the app's own), migration test with wrangler parity.",
 		flags: [
 			{
 				name: "parity",
@@ -109,7 +109,7 @@ export const COMMANDS: CommandDef[] = [
 			{
 				name: "build",
 				type: "boolean",
-				description: "include the OpenNext build (default: on; --no-build to skip)",
+				description: "include the build and its size check (default: on; --no-build to skip)",
 			},
 			CACHE_FLAG,
 		],

@@ -1,117 +1,15 @@
-import { readdirSync } from "node:fs";
-import path from "node:path";
 import type { ProjectConfig } from "../config/schema.ts";
 import { localBin, runTool } from "../process.ts";
 import type { StepResult } from "../report/model.ts";
+import {
+	type CheckPlan,
+	configuredFormatCommand,
+	planArchitectureCheck,
+	planFormatCheck,
+	readProjectFacts,
+} from "./_checks.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
-import { readPackageJson, readPackageManager, scriptCommand } from "./_toolchain.ts";
-import { FORMAT_SCRIPTS } from "./lint.ts";
 import { appEnv } from "./serve.ts";
-
-/** A check command chosen for the project, and how to fix what it finds. */
-export interface CheckPlan {
-	file: string;
-	args: string[];
-	/** How the summary names it, e.g. `npm run format:check`. */
-	display: string;
-	fix: string;
-}
-
-export interface ProjectFacts {
-	root: string;
-	scripts: Record<string, string>;
-	/** Names of the files at the project root. */
-	files: string[];
-	hasPrettierKey: boolean;
-	bin: (name: string) => string | undefined;
-	/** How the project runs one of its scripts (its package manager); default `npm run`. */
-	runScript?: (name: string) => [string, ...string[]];
-}
-
-/** The I/O half: what the planners look at. */
-export function readProjectFacts(root: string, envPath?: string): ProjectFacts {
-	const pm = readPackageManager(root);
-	// No package.json: no scripts.
-	const pkg: { scripts?: Record<string, string>; prettier?: unknown } = readPackageJson(root) ?? {};
-	return {
-		root,
-		scripts: pkg.scripts ?? {},
-		files: readdirSync(root),
-		hasPrettierKey: pkg.prettier !== undefined,
-		bin: (name) => localBin(root, name),
-		runScript: (name) => scriptCommand(pm, name, envPath),
-	};
-}
-
-const PRETTIER_CONFIG =
-	/^(\.prettierrc(\.(json|ya?ml|json5|toml|[cm]?js|ts))?|prettier\.config\.[cm]?[jt]s)$/;
-const BIOME_CONFIG = /^biome\.jsonc?$/;
-const DEPCRUISE_CONFIG = /^\.dependency-cruiser\.(c?js|mjs|json)$/;
-
-const fromCommand = (command: readonly string[], root: string): CheckPlan => {
-	const [file, ...args] = command as [string, ...string[]];
-	return {
-		file: file.includes("/") ? path.resolve(root, file) : file,
-		args,
-		display: command.join(" "),
-		fix: "fix what it reports",
-	};
-};
-
-/** Pure: the project's own format check (config, `format:check` script, prettier, biome), if any. */
-export function planFormatCheck(
-	facts: ProjectFacts,
-	configured?: readonly string[],
-): CheckPlan | undefined {
-	if (configured) return fromCommand(configured, facts.root);
-	// The same scripts lint's format check knows, run with the project's package manager.
-	const script = FORMAT_SCRIPTS.find((name) => facts.scripts[name]);
-	if (script) {
-		const run =
-			facts.runScript ?? ((name: string) => ["npm", "run", name] as [string, ...string[]]);
-		const [file, ...args] = run(script);
-		const fix = facts.scripts.format
-			? `\`${run("format").join(" ")}\``
-			: "your formatter's write mode";
-		return { file, args, display: [file, ...args].join(" "), fix };
-	}
-	const prettier = facts.bin("prettier");
-	if (prettier && (facts.hasPrettierKey || facts.files.some((f) => PRETTIER_CONFIG.test(f)))) {
-		return {
-			file: prettier,
-			args: ["--check", "."],
-			display: "prettier --check .",
-			fix: "`npx prettier --write .`",
-		};
-	}
-	const biome = facts.bin("biome");
-	if (biome && facts.files.some((f) => BIOME_CONFIG.test(f))) {
-		return {
-			file: biome,
-			args: ["format", "--colors=off", "."],
-			display: "biome format .",
-			fix: "`npx biome format --write .`",
-		};
-	}
-	return undefined;
-}
-
-/** Pure: the architecture check (config, else dependency-cruiser with its rules file), if any. */
-export function planArchitectureCheck(
-	facts: ProjectFacts,
-	settings: ProjectConfig["settings"]["architecture"],
-): CheckPlan | undefined {
-	if (settings.command) return fromCommand(settings.command, facts.root);
-	const rules = facts.files.find((f) => DEPCRUISE_CONFIG.test(f));
-	const depcruise = facts.bin("depcruise");
-	if (!rules || !depcruise) return undefined;
-	return {
-		file: depcruise,
-		args: ["--config", rules, "--output-type", "err", ...settings.paths],
-		display: `depcruise --config ${rules} ${settings.paths.join(" ")}`,
-		fix: `change the imports or the rules in ${rules}`,
-	};
-}
 
 const tail = (text: string, lines = 40) => text.trimEnd().split("\n").slice(-lines).join("\n");
 
@@ -157,7 +55,7 @@ export const formatStep = defineStep<FormatArgs>({
 	async run(ctx, { project }) {
 		const plan = planFormatCheck(
 			readProjectFacts(project.root, ctx.env.PATH),
-			project.settings.format.command,
+			configuredFormatCommand(project.settings),
 		);
 		if (!plan) {
 			return makeStepResult("format", performance.now(), {

@@ -11,6 +11,13 @@ import {
 import { localBin, runTool } from "../process.ts";
 import type { TypeScriptCode } from "../report/codes.ts";
 import { type Finding, hasErrors } from "../report/model.ts";
+import {
+	BIOME_CONFIG,
+	type CheckPlan,
+	configuredFormatCommand,
+	planFormatCheck,
+	readProjectFacts,
+} from "./_checks.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
 import {
 	detectFramework,
@@ -50,6 +57,10 @@ type Argv = [string, ...string[]];
 export interface LintTool {
 	kind: "lint" | "format" | "typecheck";
 	argv: Argv;
+	/** How messages name it, when not `argv` (a format check run by its resolved binary). */
+	display?: string;
+	/** What to do when it fails, when there is more to say than its output. */
+	fix?: string;
 	/** Where the command came from, for the summary (`lint script`, `lint.command`, `tsc`). */
 	source: string;
 	/** Type generation first (next typegen, the cf-typegen script), so a fresh clone is not red. */
@@ -61,9 +72,13 @@ export interface LintToolInputs {
 	scripts: Record<string, string>;
 	pm: PackageManager;
 	framework: Framework;
-	/** Local binaries present in node_modules/.bin (biome, tsc, prettier, next). */
+	/** Local binaries present in node_modules/.bin (biome, tsc, next). */
 	bins: ReadonlySet<string>;
 	hasTsconfig: boolean;
+	/** biome.json(c) at the root: biome runs only where the project configured it. */
+	hasBiomeConfig: boolean;
+	/** The project's format check, as the format step plans it (planFormatCheck). */
+	formatCheck: CheckPlan | undefined;
 	envPath: string | undefined;
 	/** For tsc's incremental build info. */
 	cacheDir?: string;
@@ -71,7 +86,6 @@ export interface LintToolInputs {
 	format?: boolean;
 }
 
-export const FORMAT_SCRIPTS = ["format:check", "check:format", "fmt:check", "prettier:check"];
 const TYPECHECK_SCRIPTS = ["typecheck", "type-check", "check-types", "types:check", "tsc"];
 
 /** Which lint, format check and typecheck to run for this project, and why each other is skipped. Pure. */
@@ -90,7 +104,7 @@ export function planLintTools(inputs: LintToolInputs): { tools: LintTool[]; skip
 		});
 	} else if (scripts.lint) {
 		tools.push({ kind: "lint", argv: script("lint"), source: "lint script", before: [] });
-	} else if (settings.biome && bins.has("biome")) {
+	} else if (settings.biome && bins.has("biome") && inputs.hasBiomeConfig) {
 		tools.push({
 			kind: "lint",
 			argv: ["biome", "check", "--colors=off", "."],
@@ -98,38 +112,26 @@ export function planLintTools(inputs: LintToolInputs): { tools: LintTool[]; skip
 			before: [],
 		});
 	} else {
-		skipped.push("lint skipped (no lint script, no lint.command, no biome)");
+		skipped.push("lint skipped (no lint script, no lint.command, no biome with biome.json)");
 	}
 
-	const formatScript = FORMAT_SCRIPTS.find((name) => scripts[name]);
+	const format = inputs.formatCheck;
 	if (inputs.format === false) {
 		skipped.push("format check in the format step");
-	} else if (settings.formatCommand) {
+	} else if (format && !(format.source === "biome" && tools[0]?.source === "biome")) {
 		tools.push({
 			kind: "format",
-			argv: settings.formatCommand as Argv,
-			source: "lint.formatCommand",
-			before: [],
-		});
-	} else if (formatScript) {
-		tools.push({
-			kind: "format",
-			argv: script(formatScript),
-			source: `${formatScript} script`,
-			before: [],
-		});
-	} else if (bins.has("prettier")) {
-		tools.push({
-			kind: "format",
-			argv: ["prettier", "--check", "."],
-			source: "prettier",
+			argv: [format.file, ...format.args],
+			display: format.display,
+			fix: format.fix,
+			source: format.source,
 			before: [],
 		});
 	} else {
 		skipped.push(
 			tools[0]?.source === "biome"
 				? "format check in biome check"
-				: "format check skipped (no format:check script, no prettier)",
+				: "format check skipped (no format:check script, no prettier or biome config)",
 		);
 	}
 
@@ -220,7 +222,8 @@ async function runLintTool(
 	{ root, pm }: { root: string; pm: PackageManager },
 	tool: LintTool,
 ): Promise<{ part: string; findings: Finding[] }> {
-	const label = `${tool.kind} (${tool.argv.join(" ")})`;
+	const shown = tool.display ?? tool.argv.join(" ");
+	const label = `${tool.kind} (${shown})`;
 	const changedBefore = tool.before.length ? readChangedTrackedFiles(root) : null;
 	const warnings: Finding[] = [];
 	for (const argv of tool.before) {
@@ -254,16 +257,18 @@ async function runLintTool(
 	const why = explainScriptFailure({ argv: tool.argv, output, pm });
 	const fix = why
 		? ` (${why})`
-		: tool.source === "biome"
-			? " (run `npx biome check --write .` to fix what it can)"
-			: "";
+		: tool.fix
+			? ` (${tool.fix})`
+			: tool.source === "biome"
+				? " (run `npx biome check --write .` to fix what it can)"
+				: "";
 	return {
 		part: `${label} failed`,
 		findings: [
 			{
 				code: tool.source === "biome" ? "BIOME" : LINT_CODES[tool.kind],
 				severity: "error",
-				message: `${tool.argv.join(" ")} exited with ${result.exitCode ?? result.signal}${fix}:\n${tail(output)}`,
+				message: `${shown} exited with ${result.exitCode ?? result.signal}${fix}:\n${tail(output)}`,
 			},
 		],
 	};
@@ -292,10 +297,9 @@ export const lintStep = defineStep<LintArgs, LintData>({
 		parts.push(`D1 lint: ${files} migration(s) in ${databases.length} set(s)`);
 
 		const pkg = readPackageJson(project.root);
-		const bins = new Set(
-			["biome", "tsc", "prettier", "next"].filter((name) => localBin(project.root, name)),
-		);
+		const bins = new Set(["biome", "tsc", "next"].filter((name) => localBin(project.root, name)));
 		const pm = readPackageManager(project.root);
+		const facts = readProjectFacts(project.root, ctx.env.PATH);
 		const plan = planLintTools({
 			settings: project.settings.lint,
 			scripts: pkg?.scripts ?? {},
@@ -303,6 +307,11 @@ export const lintStep = defineStep<LintArgs, LintData>({
 			framework: detectFramework(pkg),
 			bins,
 			hasTsconfig: existsSync(path.join(project.root, "tsconfig.json")),
+			hasBiomeConfig: facts.files.some((f) => BIOME_CONFIG.test(f)),
+			formatCheck:
+				format === false
+					? undefined
+					: planFormatCheck(facts, configuredFormatCommand(project.settings)),
 			envPath: ctx.env.PATH,
 			cacheDir,
 			format,

@@ -7,7 +7,7 @@ import {
 	type ProjectFacts,
 	planArchitectureCheck,
 	planFormatCheck,
-} from "../../ci/steps/format.ts";
+} from "../../ci/steps/_checks.ts";
 import { cli, REPO } from "./_support.ts";
 
 const facts = (over: Partial<ProjectFacts>): ProjectFacts => ({

@@ -1,14 +1,15 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { PipelineSettings } from "../../../ci/config/schema.ts";
+import { type CheckPlan, type ProjectFacts, planFormatCheck } from "../../../ci/steps/_checks.ts";
 import {
 	type LintToolInputs,
 	parseTypecheckOutput,
 	planLintTools,
 } from "../../../ci/steps/lint.ts";
 import { captureCli } from "../../support/cli.ts";
+import { makeProject, removeProjects } from "../../support/project.ts";
 
 const inputs = (over: Partial<LintToolInputs> = {}): LintToolInputs => ({
 	settings: { biome: true, typecheck: true } as PipelineSettings["lint"],
@@ -17,6 +18,8 @@ const inputs = (over: Partial<LintToolInputs> = {}): LintToolInputs => ({
 	framework: "worker",
 	bins: new Set(),
 	hasTsconfig: true,
+	hasBiomeConfig: true,
+	formatCheck: undefined,
 	envPath: "/nonexistent",
 	...over,
 });
@@ -42,22 +45,55 @@ describe("planLintTools()", () => {
 		expect(biome.tools[0]?.argv).toEqual(["biome", "check", "--colors=off", "."]);
 		const none = planLintTools(inputs());
 		expect(none.tools.filter((t) => t.kind === "lint")).toEqual([]);
-		expect(none.skipped).toContain("lint skipped (no lint script, no lint.command, no biome)");
+		expect(none.skipped).toContain(
+			"lint skipped (no lint script, no lint.command, no biome with biome.json)",
+		);
 	});
 
-	it("should run a format check from a script or prettier, and say when there is none", () => {
-		expect(
-			planLintTools(inputs({ scripts: { "format:check": "prettier -c ." } })).tools.find(
+	it("should run the format check the format step plans, and say when there is none", () => {
+		const facts = (over: Partial<ProjectFacts>): ProjectFacts => ({
+			root: "/app",
+			scripts: {},
+			files: [],
+			hasPrettierKey: false,
+			bin: (name) => (name === "prettier" ? "/app/node_modules/.bin/prettier" : undefined),
+			...over,
+		});
+		const formatOf = (f: ProjectFacts) =>
+			planLintTools(inputs({ formatCheck: planFormatCheck(f) })).tools.find(
 				(t) => t.kind === "format",
-			)?.argv,
-		).toEqual(pnpmRun("format:check"));
-		expect(
-			planLintTools(inputs({ bins: new Set(["prettier"]) })).tools.find((t) => t.kind === "format")
-				?.argv,
-		).toEqual(["prettier", "--check", "."]);
+			);
+		expect(formatOf(facts({ scripts: { "format:check": "prettier -c ." } }))?.argv).toEqual([
+			"npm",
+			"run",
+			"format:check",
+		]);
+		const prettier = formatOf(facts({ files: [".prettierrc.json"] }));
+		expect([prettier?.argv, prettier?.display]).toEqual([
+			["/app/node_modules/.bin/prettier", "--check", "."],
+			"prettier --check .",
+		]);
+		// Installed only as another tool's dependency (React Router, @astrojs/check): no rules chosen, no check.
+		expect(formatOf(facts({}))).toBeUndefined();
 		expect(planLintTools(inputs()).skipped).toContain(
-			"format check skipped (no format:check script, no prettier)",
+			"format check skipped (no format:check script, no prettier or biome config)",
 		);
+	});
+
+	it("should run biome only with its config, and not format twice when biome check lints", () => {
+		expect(
+			planLintTools(inputs({ bins: new Set(["biome"]), hasBiomeConfig: false })).skipped,
+		).toContain("lint skipped (no lint script, no lint.command, no biome with biome.json)");
+		const biome: CheckPlan = {
+			file: "/app/node_modules/.bin/biome",
+			args: ["format", "."],
+			display: "biome format .",
+			fix: "",
+			source: "biome",
+		};
+		const plan = planLintTools(inputs({ bins: new Set(["biome"]), formatCheck: biome }));
+		expect(plan.tools.map((t) => t.kind)).toEqual(["lint"]);
+		expect(plan.skipped).toContain("format check in biome check");
 	});
 
 	it("should leave the format check to the format step when told (ci runs it once)", () => {
@@ -128,21 +164,51 @@ describe("parseTypecheckOutput()", () => {
 	});
 });
 
-describe("lint: a script whose tool is not installed", () => {
-	const temps: string[] = [];
-	afterAll(() => {
-		for (const dir of temps) rmSync(dir, { recursive: true, force: true });
+describe("lint: the project's own tools, run", () => {
+	afterAll(removeProjects);
+
+	it("should agree with ci: prettier that another tool brought along is no format check, a prettier config makes it one", async () => {
+		// A stand-in prettier that fails every check, as the real one fails files of another style.
+		const dir = makeProject({
+			prefix: "wp-lint-prettier-",
+			files: {
+				"wrangler.jsonc": '{ "name": "app" }\n',
+				"package.json": JSON.stringify({ name: "app" }),
+				"package-lock.json": "{}",
+				"node_modules/.bin/prettier": "#!/bin/sh\necho '[warn] wrangler.jsonc'\nexit 1\n",
+			},
+		});
+		chmodSync(path.join(dir, "node_modules/.bin/prettier"), 0o755);
+		const lint = async () => {
+			const run = await captureCli(["lint", "--json", "--cwd", dir], { cwd: dir });
+			const report = JSON.parse(run.stdout) as {
+				steps: { summary: string }[];
+				findings: { code: string; message: string }[];
+			};
+			return { code: run.code, summary: report.steps[0]?.summary, findings: report.findings };
+		};
+		const unconfigured = await lint();
+		expect(unconfigured.code).toBe(0);
+		expect(unconfigured.summary).toContain(
+			"format check skipped (no format:check script, no prettier or biome config)",
+		);
+		writeFileSync(path.join(dir, ".prettierrc"), "{}\n");
+		const configured = await lint();
+		expect(configured.code).toBe(1);
+		expect(configured.findings.find((f) => f.code === "FORMAT_CHECK_FAILED")?.message).toMatch(
+			/^prettier --check \. exited with 1 \(`npx prettier --write \.`\):\n\[warn\] wrangler\.jsonc/,
+		);
 	});
 
 	it("should say which tool is missing and how to install it, not only `exited with 127`", async () => {
-		const dir = mkdtempSync(path.join(tmpdir(), "wp-lint-missing-"));
-		temps.push(dir);
-		writeFileSync(path.join(dir, "wrangler.jsonc"), '{ "name": "app" }\n');
-		writeFileSync(
-			path.join(dir, "package.json"),
-			JSON.stringify({ name: "app", scripts: { lint: "wp-no-such-linter ." } }),
-		);
-		writeFileSync(path.join(dir, "package-lock.json"), "{}");
+		const dir = makeProject({
+			prefix: "wp-lint-missing-",
+			files: {
+				"wrangler.jsonc": '{ "name": "app" }\n',
+				"package.json": JSON.stringify({ name: "app", scripts: { lint: "wp-no-such-linter ." } }),
+				"package-lock.json": "{}",
+			},
+		});
 		const run = await captureCli(["lint", "--json", "--cwd", dir], { cwd: dir });
 		const report = JSON.parse(run.stdout) as { findings: { code: string; message: string }[] };
 		const finding = report.findings.find((f) => f.code === "LINT_FAILED");
