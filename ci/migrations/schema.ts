@@ -75,7 +75,6 @@ export function formatCreateStatement(sql: string): string {
 	let out = "";
 	let depth = 0;
 	let inBody = false;
-	let caseDepth = 0;
 	let breakNext = false;
 	let previous: SqlToken | undefined;
 	for (const token of tokens) {
@@ -85,7 +84,8 @@ export function formatCreateStatement(sql: string): string {
 		if (previous && (NO_SPACE_BEFORE.has(text) || NO_SPACE_AFTER.has(previous.text)))
 			separator = "";
 		if (isTable && text === ")" && depth === 1) separator = "\n";
-		if (inBody && word === "END" && caseDepth === 0) {
+		// The body's END follows its last `;` (sqlite3_complete()); a CASE's END or a column named end does not.
+		if (inBody && word === "END" && previous?.kind === "semicolon") {
 			separator = "\n";
 			inBody = false;
 		} else if (breakNext) separator = "\n\t";
@@ -96,8 +96,6 @@ export function formatCreateStatement(sql: string): string {
 			breakNext = isTable && depth === 1;
 		} else if (text === ")") depth = Math.max(0, depth - 1);
 		else if (isTable && text === "," && depth === 1) breakNext = true;
-		else if (inBody && word === "CASE") caseDepth++;
-		else if (inBody && word === "END") caseDepth--;
 		else if (isTrigger && word === "BEGIN" && !inBody) {
 			inBody = true;
 			breakNext = true;

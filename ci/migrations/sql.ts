@@ -303,16 +303,19 @@ const opensTrigger = (tokens: readonly SqlToken[]): boolean =>
 		(isWord(tokens[1], "TEMP", "TEMPORARY") && isWord(tokens[2], "TRIGGER")));
 
 /**
- * Splits SQLite source into statements on top-level `;`. A CREATE TRIGGER body
- * (BEGIN ... END, with CASE ... END inside) keeps its inner `;`.
+ * Splits SQLite source into statements on top-level `;`. In a CREATE TRIGGER's body a `;` ends
+ * the statement only when it follows `; END` (SQLite complete.c sqlite3_complete(): states SEMI,
+ * END; wrangler's d1-splitter the same), so `CASE ... END`, `new.end` or `SET end = 1` inside the
+ * body keep it whole.
  */
 export function splitStatements(sql: string, tokens = tokenizeSql(sql)): SqlStatement[] {
 	const statements: SqlStatement[] = [];
 	let current: SqlToken[] = [];
-	let inBody = false;
-	let caseDepth = 0;
 	// Decided by the first three tokens, so asked only until the statement has them.
 	let trigger = false;
+	// In a trigger's body: the last tokens were `;` ("semi"), or `;` then END ("end"); "head"
+	// until its BEGIN, where a `;` ends the statement (SQLite refuses it there anyway).
+	let tail: "head" | "other" | "semi" | "end" = "head";
 
 	const finish = (terminator: SqlToken | undefined) => {
 		const first = current[0];
@@ -331,26 +334,22 @@ export function splitStatements(sql: string, tokens = tokenizeSql(sql)): SqlStat
 			});
 		}
 		current = [];
-		inBody = false;
-		caseDepth = 0;
 		trigger = false;
+		tail = "head";
 	};
 
 	for (const token of tokens) {
 		if (isCommentToken(token)) continue;
-		if (token.kind === "semicolon" && !inBody) {
+		if (token.kind === "semicolon" && (!trigger || tail === "head" || tail === "end")) {
 			finish(token);
 			continue;
 		}
 		current.push(token);
 		if (current.length <= 3) trigger = opensTrigger(current);
 		if (!trigger) continue;
-		if (isWord(token, "CASE")) caseDepth++;
-		else if (isWord(token, "BEGIN") && !inBody && caseDepth === 0) inBody = true;
-		else if (isWord(token, "END")) {
-			if (caseDepth > 0) caseDepth--;
-			else if (inBody) inBody = false;
-		}
+		if (tail === "head") tail = isWord(token, "BEGIN") ? "other" : "head";
+		else if (token.kind === "semicolon") tail = "semi";
+		else tail = tail === "semi" && isWord(token, "END") ? "end" : "other";
 	}
 	finish(undefined);
 	return statements;

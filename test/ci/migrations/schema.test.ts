@@ -282,6 +282,11 @@ describe("formatCreateStatement() shapes", () => {
 			"CREATE TRIGGER t AFTER UPDATE ON x BEGIN UPDATE x SET a = CASE WHEN 1 THEN 2 END; SELECT 1; END",
 			"CREATE TRIGGER t AFTER UPDATE ON x BEGIN\n\tUPDATE x SET a = CASE WHEN 1 THEN 2 END;\n\tSELECT 1;\nEND",
 		],
+		[
+			"a trigger whose body sets a column named end",
+			"CREATE TRIGGER t AFTER INSERT ON x BEGIN UPDATE x SET end = 1 WHERE id = new.id; END",
+			"CREATE TRIGGER t AFTER INSERT ON x BEGIN\n\tUPDATE x SET END = 1 WHERE id = new.id;\nEND",
+		],
 	])("formats %s", (_, sql, expected) => {
 		expect(formatCreateStatement(sql)).toBe(expected);
 	});

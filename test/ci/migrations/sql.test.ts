@@ -485,6 +485,12 @@ describe("splitStatements() edges", () => {
 			2,
 		],
 		[
+			// A column named end or begin is no body boundary: only `; END ;` ends the trigger.
+			"a column named end in the body",
+			"CREATE TRIGGER t AFTER INSERT ON x WHEN new.end IS NULL BEGIN UPDATE x SET end = new.start WHERE id = new.id; UPDATE x SET begin = 1, end = 2; END; SELECT 4;",
+			2,
+		],
+		[
 			"two triggers in a row",
 			"CREATE TRIGGER a AFTER INSERT ON x BEGIN SELECT 1; END; CREATE TRIGGER b AFTER INSERT ON x BEGIN SELECT 2; END;",
 			2,
