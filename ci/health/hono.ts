@@ -10,5 +10,5 @@ export interface HonoLikeContext {
 export function healthRoute(
 	options: HealthOptions = {},
 ): (c: HonoLikeContext) => Promise<Response> {
-	return (c) => handleHealth(c.req.raw, (c.env ?? {}) as Record<string, unknown>, options);
+	return (c) => handleHealth(c.req.raw, (c.env ?? {}) as object, options);
 }

@@ -54,9 +54,17 @@ const isD1 = (value: unknown): value is D1Like =>
 
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
+/**
+ * The Worker's env as the handler reads it. The public signatures take any object, so an app's
+ * own `Env` interface (hand-written or from `wrangler types`) fits: an interface has no index
+ * signature, so it is not assignable to Record<string, unknown>.
+ */
+const bindingsOf = (env: object | null | undefined): Record<string, unknown> =>
+	(env ?? {}) as Record<string, unknown>;
+
 /** `{ id, tag, timestamp }` of the version metadata binding → the version id. */
-export function readVersionId(env: Record<string, unknown>, binding: string): string | null {
-	const metadata = env[binding];
+export function readVersionId(env: object, binding: string): string | null {
+	const metadata = bindingsOf(env)[binding];
 	return isObject(metadata) && typeof metadata.id === "string" && metadata.id !== ""
 		? metadata.id
 		: null;
@@ -121,14 +129,15 @@ export function healthResponse(body: HealthBody, method = "GET"): Response {
 /** GET /api/health: 200 when the database answers and has the expected migration, else 503 with the reason. */
 export async function handleHealth(
 	request: Request,
-	env: Record<string, unknown>,
+	workerEnv: object,
 	options: HealthOptions = {},
 ): Promise<Response> {
 	const settings = { ...DEFAULT_HEALTH_OPTIONS, ...options };
-	const version = readVersionId(env ?? {}, settings.versionBinding);
-	const expectedValue = env?.[settings.expectedVar];
+	const env = bindingsOf(workerEnv);
+	const version = readVersionId(env, settings.versionBinding);
+	const expectedValue = env[settings.expectedVar];
 	const expected = typeof expectedValue === "string" && expectedValue !== "" ? expectedValue : null;
-	const deploymentValue = env?.[settings.deploymentVar];
+	const deploymentValue = env[settings.deploymentVar];
 	// Only when the pipeline passed one (`preview`): other bodies stay as they were.
 	const deployment =
 		typeof deploymentValue === "string" && deploymentValue !== ""
@@ -142,7 +151,7 @@ export async function handleHealth(
 			"error",
 			`migrations table ${JSON.stringify(settings.migrationsTable)} is not a plain SQL name`,
 		);
-	const db = env?.[settings.binding];
+	const db = env[settings.binding];
 	if (!isD1(db))
 		return fail("error", `database unreachable: the ${settings.binding} binding is missing`);
 	let ledger: LedgerState;

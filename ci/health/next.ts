@@ -7,14 +7,11 @@ export function createNextHealthRoute(options: HealthOptions = {}): {
 } {
 	return {
 		async GET(request: Request): Promise<Response> {
-			let env: Record<string, unknown>;
+			let env: object;
 			try {
 				// Imported lazily (a literal, so bundlers still see it): no dependency for non-Next apps.
 				const { getCloudflareContext } = await import("@opennextjs/cloudflare");
-				env = (await getCloudflareContext({ async: true })).env as unknown as Record<
-					string,
-					unknown
-				>;
+				env = (await getCloudflareContext({ async: true })).env;
 			} catch (error) {
 				return healthResponse({
 					status: "error",

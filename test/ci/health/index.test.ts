@@ -104,6 +104,18 @@ describe("handleHealth()", () => {
 		expect(body.schema).toEqual({ head: ledger.at(-1) ?? null, expected: expected ?? null });
 	});
 
+	it("takes an app's own Env interface (as `wrangler types` writes it), not only a record", async () => {
+		// An interface has no index signature: typed Record<string, unknown>, this call failed tsc
+		// with TS2345 in the app (`npm run typecheck` covers this file).
+		interface Env {
+			DB: ReturnType<typeof d1Of>;
+			CF_VERSION_METADATA: { id: string; tag: string; timestamp: string };
+		}
+		const env: Env = { ...envWith(ledgerDb(["0001_init.sql"])) } as Env;
+		expect((await handleHealth(get(), env)).status).toBe(200);
+		expect(readVersionId(env, "CF_VERSION_METADATA")).toBe(VERSION);
+	});
+
 	it("treats a database without a ledger table as reachable with nothing applied", async () => {
 		const db = new Database(":memory:");
 		databases.push(db);
