@@ -271,7 +271,27 @@ const lintUnfilteredWrite = (statement: SqlStatement, emit: Emit) => {
 const skipOr = (tokens: readonly SqlToken[], n: number): number =>
 	isWord(tokens[n], "OR") ? n + 2 : n;
 
-const lintPragma = (statement: SqlStatement, emit: Emit) => {
+/** `PRAGMA [main.]<name> = <value>` or `PRAGMA <name>(<value>)`: the value, lower case. */
+const pragmaValue = (statement: SqlStatement, name: string): string | undefined => {
+	const tokens = statement.tokens;
+	if (!isWord(tokens[0], "PRAGMA")) return undefined;
+	const target = readQualifiedName(tokens, 1);
+	if (identifierName(target.name)?.toLowerCase() !== name) return undefined;
+	const operator = tokens[target.next]?.text;
+	const value = tokens[target.next + 1];
+	if ((operator !== "=" && operator !== "(") || value === undefined) return undefined;
+	return (identifierName(value) ?? value.text).toLowerCase();
+};
+
+const deferOnOffset = (statements: readonly SqlStatement[]): number => {
+	const on = statements.find((s) => {
+		const value = pragmaValue(s, "defer_foreign_keys");
+		return value !== undefined && !FALSE_VALUES.has(value);
+	});
+	return on?.offset ?? Number.POSITIVE_INFINITY;
+};
+
+const lintPragma = (statement: SqlStatement, emit: Emit, file: FileFacts) => {
 	const tokens = statement.tokens;
 	const target = readQualifiedName(tokens, 1);
 	const nameToken = target.name;
@@ -297,11 +317,12 @@ const lintPragma = (statement: SqlStatement, emit: Emit) => {
 	}
 	if (name !== "foreign_keys") return;
 	// Both `foreign_keys = OFF` and `foreign_keys(OFF)` put the value one token after the operator.
-	const operator = tokens[target.next]?.text;
+	const value = pragmaValue(statement, "foreign_keys");
 	const valueToken = tokens[target.next + 1];
-	if ((operator !== "=" && operator !== "(") || valueToken === undefined) return;
-	const value = identifierName(valueToken) ?? valueToken.text;
-	if (!FALSE_VALUES.has(value.toLowerCase())) return;
+	if (value === undefined || valueToken === undefined || !FALSE_VALUES.has(value)) return;
+	// After `defer_foreign_keys = ON` the no-op does no harm: the rebuild is already done D1's way
+	// (Prisma writes both); what the DROP still cascades, the replay reports (REPLAY_DROP_CASCADE).
+	if (statement.offset > file.deferredFrom) return;
 	emit(
 		"D1_FOREIGN_KEYS_OFF",
 		valueToken,
@@ -338,6 +359,8 @@ const lintAddColumn = (statement: SqlStatement, n: number, table: string, emit: 
 /** What lintStatement needs to know of the whole file. */
 interface FileFacts {
 	renamedTo: ReadonlySet<string>;
+	/** Offset of the first `PRAGMA defer_foreign_keys = ON` (Infinity: none). */
+	deferredFrom: number;
 	/** mayBreakD1Rules of the whole text: false clears every statement of the D1 check. */
 	mayBreakD1: boolean;
 }
@@ -361,7 +384,7 @@ const lintStatement = (statement: SqlStatement, emit: Emit, file: FileFacts) => 
 		);
 		return;
 	}
-	if (isWord(first, "PRAGMA")) return lintPragma(statement, emit);
+	if (isWord(first, "PRAGMA")) return lintPragma(statement, emit, file);
 	if (file.mayBreakD1) lintD1Refusal(statement, emit);
 	if (isWord(first, "CREATE")) return lintCreate(statement, emit);
 	if (isWord(first, "ALTER")) return lintAlter(statement, emit);
@@ -493,6 +516,7 @@ export function lintMigration(file: { name: string; content: string }): Finding[
 
 	const facts = {
 		renamedTo: renameTargets(statements),
+		deferredFrom: deferOnOffset(statements),
 		mayBreakD1: mayBreakD1RulesOnce(file.content),
 	};
 	for (const statement of statements) {

@@ -763,6 +763,12 @@ describe("lintMigration() on cut-off and corner statements", () => {
 		["PRAGMA foreign_keys OFF;", []],
 		["PRAGMA foreign_keys = no;", ["D1_FOREIGN_KEYS_OFF"]],
 		["PRAGMA foreign_keys = 'false';", ["D1_FOREIGN_KEYS_OFF"]],
+		// Prisma's table redefinition: defer first, so the no-op OFF after it harms nothing.
+		["PRAGMA defer_foreign_keys=ON;\nPRAGMA foreign_keys=OFF;\nPRAGMA foreign_keys=ON;", []],
+		["PRAGMA defer_foreign_keys = true; PRAGMA foreign_keys(0);", []],
+		// Only a defer that comes first, and only one that turns deferral on.
+		["PRAGMA foreign_keys=OFF;\nPRAGMA defer_foreign_keys=ON;", ["D1_FOREIGN_KEYS_OFF"]],
+		["PRAGMA defer_foreign_keys = OFF; PRAGMA foreign_keys = OFF;", ["D1_FOREIGN_KEYS_OFF"]],
 		["ALTER TABLE t ADD COLUMN c TEXT CHECK (c IS NOT NULL);", []],
 		["ALTER TABLE t ADD COLUMN c TEXT CHECK (c > 0) NOT NULL;", ["D1_ADD_NOT_NULL"]],
 		["ALTER TABLE t ADD COLUMN c TEXT DEFAULT NULL NOT NULL;", ["D1_ADD_NOT_NULL"]],
