@@ -7,9 +7,12 @@ export const NAMING_PRESETS = {
 		description:
 			"NNNN_snake_case.sql (four digits, underscore, lower-case letters, digits, underscores)",
 	},
+	// wrangler d1/migrations/create.ts: `${pad(next, 4)}_${message.replaceAll(" ", "_")}.sql`,
+	// refusing only a path separator, so any other character (accents, quotes, brackets) may stand.
 	wrangler: {
-		pattern: "^\\d{4}_[A-Za-z0-9_.-]+\\.sql$",
-		description: "NNNN_name.sql as `wrangler d1 migrations create` writes it",
+		pattern: "^\\d{4,}_[^/\\\\\\s]+\\.sql$",
+		description:
+			"NNNN_name.sql as `wrangler d1 migrations create` writes it (spaces made underscores)",
 	},
 	"drizzle-kit": {
 		pattern: "^\\d{4}_[A-Za-z0-9_-]+\\.sql$",

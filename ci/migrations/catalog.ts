@@ -384,7 +384,7 @@ function makeMigration(name: string, filePath: string, text: string, readable: b
 }
 
 /** The order init tries presets in: the strictest that fits every existing name wins. */
-const DETECT_ORDER = ["strict", "wrangler", "drizzle-kit-v1", "timestamp"] as const;
+const DETECT_ORDER = ["strict", "drizzle-kit-v1", "timestamp", "wrangler"] as const;
 
 /**
  * The naming preset an existing history follows: the strictest under which every name fits, else

@@ -373,9 +373,13 @@ function readNaming(project: ProjectConfig, databases: readonly D1Database[]): N
 		);
 		byDir.set(database.migrationsDir, entry);
 	}
-	const detected = [...byDir].map(
-		([dir, { names, ...files }]) => [dir, detectNaming(names, files)] as const,
-	);
+	// A history no other tool's layout claims is wrangler's (`wrangler d1 migrations create`), even
+	// when every name so far is snake_case: strict would refuse its next `0007_add-index.sql`.
+	// `strict` stays for a project with no migrations yet, whose names we may still choose.
+	const detected = [...byDir].map(([dir, { names, ...files }]) => {
+		const preset = detectNaming(names, files);
+		return [dir, preset === "strict" && names.length > 0 ? "wrangler" : preset] as const;
+	});
 	const presets = new Set(detected.map(([, preset]) => preset));
 	if (presets.size <= 1) return [...presets][0] ?? "strict";
 	return Object.fromEntries(detected);

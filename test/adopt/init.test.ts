@@ -221,7 +221,10 @@ describe.skipIf(!corpusPresent)("init on the real histories of the corpus", () =
 				? "20991231235959_add_audit_log/migration.sql"
 				: settings.migrations.naming === "timestamp"
 					? "20991231235959_add_audit_log.sql"
-					: `${String(names.length + 100).padStart(4, "0")}_add_audit_log.sql`;
+					: settings.migrations.naming === "wrangler"
+						? // `wrangler d1 migrations create DB "add-audit log"` (spaces made underscores)
+							`${String(names.length + 100).padStart(4, "0")}_add-audit_log.sql`
+						: `${String(names.length + 100).padStart(4, "0")}_add_audit_log.sql`;
 			mkdirSync(path.dirname(path.join(dir, "migrations", next)), { recursive: true });
 			writeFileSync(
 				path.join(dir, "migrations", next),
@@ -487,7 +490,7 @@ describe("init: shapes beyond one app with one binding", () => {
 		// Each set keeps its own tool's naming, so the next migration of each needs nothing new.
 		const settings = parseJsonc(readFileSync(path.join(dir, "workers-pipeline.jsonc"), "utf8"));
 		expect(settings.migrations).toEqual({
-			naming: { "db/migrations": "prisma", events: "strict" },
+			naming: { "db/migrations": "prisma", events: "wrangler" },
 			acknowledge: [],
 		});
 		write(dir, {

@@ -621,6 +621,9 @@ describe("parseCatalog() naming rules", () => {
 	const corpusNames: [string, string[]][] = [
 		["strict", ["0000_hard_nick_fury.sql", "0001_create_database.sql"]],
 		["wrangler", ["0001_add-unique-following.sql", "0008_add_server-settings.sql"]],
+		// What `wrangler d1 migrations create DB "<message>"` writes: any character but a path separator.
+		["wrangler", ["0004_ajout_élève.sql", "0005_fix_user's_email.sql", "0006_v2_(hotfix).sql"]],
+		["wrangler", ["9999_last_four.sql", "10000_five_digits.sql"]],
 		["drizzle-kit", ["0000_living_forge.sql", "0006_gigantic_shinko_yamashiro.sql"]],
 		[
 			"drizzle-kit-v1",
