@@ -99,32 +99,66 @@ function fillableTables(db: Database.Database, mentioned: string): { name: strin
 	return found;
 }
 
-/** A literal from `CHECK (col IN (x, ...))`, so the row satisfies the most common CHECK shape. */
+/**
+ * A literal from `CHECK (col IN (x, ...))` or `CHECK (col BETWEEN low AND high)` (its low end),
+ * so the row satisfies the most common CHECK shapes (a rating from 1 to 5).
+ */
 function allowedLiteral(tableSql: string, column: string): string | undefined {
 	const name = column.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 	const pattern = new RegExp(
-		`["\`\\[]?${name}["\`\\]]?\\s+IN\\s*\\(\\s*('(?:[^']|'')*'|-?\\d+(?:\\.\\d+)?)`,
+		`["\`\\[]?${name}["\`\\]]?\\s+(?:IN\\s*\\(\\s*('(?:[^']|'')*'|-?\\d+(?:\\.\\d+)?)|BETWEEN\\s+(-?\\d+(?:\\.\\d+)?)\\s+AND\\b)`,
 		"i",
 	);
-	return pattern.exec(tableSql)?.[1];
+	const match = pattern.exec(tableSql);
+	return match?.[1] ?? match?.[2];
 }
 
-/** A value of the column's affinity (sqlite.org/datatype3.html), distinct for each `seq`. */
-function valueFor(column: ColumnInfo, seq: number): string {
+/**
+ * How a row's values are written. `plain` first; when a CHECK refuses the row, the others, each
+ * meeting a common CHECK shape the plain values miss: `LIKE '%@%'` (all three), `x = upper(x)`,
+ * `x = lower(x)`, `json_valid(x)`, and a column that must exceed an earlier one (`start < end`:
+ * the retry styles make values grow with the column's position).
+ */
+export type ValueStyle = "plain" | "upper" | "lower" | "json";
+const RETRY_STYLES: readonly ValueStyle[] = ["upper", "lower", "json"];
+
+const dateValue = (seq: number, hour: number) =>
+	`'2026-01-${String((seq % 28) + 1).padStart(2, "0")} ${String(hour).padStart(2, "0")}:00:00'`;
+
+/** Text for the column: distinct for each `seq`, in the style asked (growing with `ordinal`). */
+function textValue(column: ColumnInfo, seq: number, style: ValueStyle, ordinal: number): string {
+	const name = column.name.replace(/'/g, "''");
+	const position = String(ordinal).padStart(3, "0");
+	if (style === "upper") return `'${position}-${name.toUpperCase()}-${seq}@EXAMPLE.COM'`;
+	if (style === "lower") return `'${position}-${name.toLowerCase()}-${seq}@example.com'`;
+	if (style === "json") return `'{"${name.replace(/["\\]/g, "")}":${seq}}'`;
+	return `'${name}-${seq}'`;
+}
+
+/**
+ * A value of the column's affinity (sqlite.org/datatype3.html), distinct for each `seq`; `ordinal`
+ * (the column's position) makes the retry styles' numbers and dates grow from column to column.
+ */
+function valueFor(
+	column: ColumnInfo,
+	seq: number,
+	style: ValueStyle = "plain",
+	ordinal = 0,
+): string {
 	const type = column.type.toUpperCase();
-	if (type.includes("INT")) return String(seq);
+	const number = style === "plain" ? seq : seq * 1000 + ordinal;
+	const hour = style === "plain" ? 0 : Math.min(ordinal, 23);
+	if (type.includes("INT")) return String(number);
 	if (/CHAR|CLOB|TEXT/.test(type)) {
-		if (DATE_LIKE_NAME.test(column.name) || /DATE|TIME/.test(type)) {
-			return `'2026-01-${String((seq % 28) + 1).padStart(2, "0")} 00:00:00'`;
-		}
-		return `'${column.name.replace(/'/g, "''")}-${seq}'`;
+		if (DATE_LIKE_NAME.test(column.name) || /DATE|TIME/.test(type)) return dateValue(seq, hour);
+		return textValue(column, seq, style, ordinal);
 	}
 	if (type.includes("BLOB")) return `x'${seq.toString(16).padStart(2, "0")}'`;
-	if (/REAL|FLOA|DOUB/.test(type)) return `${seq}.5`;
-	if (/DATE|TIME/.test(type))
-		return `'2026-01-${String((seq % 28) + 1).padStart(2, "0")} 00:00:00'`;
+	if (/REAL|FLOA|DOUB/.test(type)) return `${number}.5`;
+	if (/DATE|TIME/.test(type)) return dateValue(seq, hour);
 	if (/BOOL/.test(type)) return String(seq % 2);
-	return String(seq);
+	// No declared type (`email NOT NULL CHECK (email LIKE '%@%')`): a number, else text.
+	return style === "plain" ? String(seq) : textValue(column, seq, style, ordinal);
 }
 
 export interface FillOptions {
@@ -133,8 +167,13 @@ export interface FillOptions {
 	exclude: readonly string[];
 	/** The migration just applied: only the tables it names can be new or changed. */
 	mentioned: string;
-	/** Carried from call to call: `name\0sql` of tables already filled, and the next distinct value. */
-	state: { seen: Set<string>; seq: number };
+	/**
+	 * Carried from call to call: `name\0sql` of tables already filled, the next distinct value,
+	 * and the tables that got no row (lower case → name, why, the migration that made them).
+	 */
+	state: FillState;
+	/** The migration just applied (its path), for `state.empty`. */
+	origin?: string;
 	/**
 	 * Tables (lower case) whose rows differ in every column; "all": no duplicates anywhere. Elsewhere
 	 * the second row repeats the first one's values in each column no unique key covers, as real
@@ -142,6 +181,23 @@ export interface FillOptions {
 	 */
 	distinct?: ReadonlySet<string> | "all";
 }
+
+export interface FillState {
+	seen: Set<string>;
+	seq: number;
+	empty: Map<string, EmptyTable>;
+}
+
+/** A table the fill could write no row into, so later migrations met it empty. */
+export interface EmptyTable {
+	table: string;
+	/** SQLite's refusal of the last try, or the parent with no row to point at. */
+	reason: string;
+	/** The migration after which it stayed empty. */
+	path: string | undefined;
+}
+
+export const newFillState = (): FillState => ({ seen: new Set(), seq: 1, empty: new Map() });
 
 // Every column of a PRIMARY KEY, UNIQUE constraint or unique index (partial ones included); an
 // index on an expression (cid -2) makes every column count, as the fill cannot tell which it covers.
@@ -199,7 +255,10 @@ export function fillTables(db: Database.Database, options: FillOptions): number 
 				.prepare(`SELECT count(*) FROM ${quote(table.name)}`)
 				.pluck()
 				.get() as number;
-			if (have >= options.rows) continue;
+			if (have >= options.rows) {
+				state.empty.delete(key);
+				continue;
+			}
 			const columns = columnsOf(db, table.name).filter((c) => c.hidden === 0);
 			const parents = new Map(fks.map((fk) => [fk, parentValues(db, fk)]));
 			const distinct = options.distinct === "all" || options.distinct?.has(key) === true;
@@ -218,7 +277,15 @@ export function fillTables(db: Database.Database, options: FillOptions): number 
 				// The second row shares the first one's values outside the unique keys.
 				shared: duplicate && n === 1 ? first : first + n,
 			}));
-			written += insertRows(db, plans);
+			const inserted = insertRows(db, plans);
+			written += inserted.written;
+			if (have + inserted.written > 0) state.empty.delete(key);
+			else
+				state.empty.set(key, {
+					table: table.name,
+					reason: inserted.error ?? "no row could be written",
+					path: options.origin,
+				});
 		}
 	}
 	return written;
@@ -254,14 +321,17 @@ interface RowPlan {
 	shared: number;
 }
 
-/** One row's column list and SQL literals; undefined when a NOT NULL key has no parent row. */
-function rowFor(plan: RowPlan): { names: string[]; values: string[] } | undefined {
+/** One row's column list and SQL literals; the parent's name when a NOT NULL key has no row to point at. */
+function rowFor(
+	plan: RowPlan,
+	style: ValueStyle = "plain",
+): { names: string[]; values: string[] } | { missingParent: string } {
 	const { table, columns, fks, keyed } = plan;
 	const integerKey = columns.filter((c) => c.pk > 0).length === 1;
 	const isKey = (name: string) => keyed === undefined || keyed.has(name);
 	const names: string[] = [];
 	const values: string[] = [];
-	for (const column of columns) {
+	for (const [ordinal, column] of columns.entries()) {
 		const fk = fks.find((f) => f.from === column.name);
 		let value: string | undefined;
 		if (fk) {
@@ -269,7 +339,7 @@ function rowFor(plan: RowPlan): { names: string[]; values: string[] } | undefine
 			const own = fks.filter((f) => f.id === fk.id).some((f) => isKey(f.from));
 			const keys = plan.parents.get(fk) ?? [];
 			value = keys[(own ? plan.seq : plan.shared) % Math.max(keys.length, 1)];
-			if (value === undefined && column.notnull) return undefined;
+			if (value === undefined && column.notnull) return { missingParent: fk.table };
 		} else if (column.pk > 0 && integerKey && /INT/i.test(column.type)) {
 			// Far from the small ids a later migration's seed rows use, so they never collide.
 			value = String(FILL_ID_BASE + plan.seq);
@@ -280,7 +350,7 @@ function rowFor(plan: RowPlan): { names: string[]; values: string[] } | undefine
 			if (!plan.allowed.has(column.name)) {
 				plan.allowed.set(column.name, allowedLiteral(table.sql, column.name));
 			}
-			value = plan.allowed.get(column.name) ?? valueFor(column, seq);
+			value = plan.allowed.get(column.name) ?? valueFor(column, seq, style, ordinal);
 		}
 		names.push(quote(column.name));
 		values.push(value ?? "NULL");
@@ -288,27 +358,70 @@ function rowFor(plan: RowPlan): { names: string[]; values: string[] } | undefine
 	return { names, values };
 }
 
-const tryExec = (db: Database.Database, sql: string): boolean => {
+/** True, or SQLite's message when it refuses the statement. */
+const tryExec = (db: Database.Database, sql: string): true | string => {
 	try {
 		db.exec(sql);
 		return true;
-	} catch {
-		return false;
+	} catch (error) {
+		return error instanceof Error ? error.message : String(error);
 	}
 };
 
-/** All rows in one INSERT (one prepare); if one of them is refused, each row on its own. */
-function insertRows(db: Database.Database, plans: readonly RowPlan[]): number {
-	const rows = plans.map(rowFor).filter((r) => r !== undefined);
-	const first = rows[0];
+const CHECK_FAILED = /^CHECK constraint failed/;
+
+/**
+ * All rows in one INSERT (one prepare); if one of them is refused, each row on its own, in the
+ * retry styles while a CHECK is what refuses it. The count written, and the last refusal.
+ */
+function insertRows(
+	db: Database.Database,
+	plans: readonly RowPlan[],
+): { written: number; error?: string } {
 	const table = plans[0]?.table;
-	if (first === undefined || table === undefined) return 0;
+	if (table === undefined) return { written: 0 };
 	const target = quote(table.name);
-	if (first.names.length === 0) {
-		return rows.filter(() => tryExec(db, `INSERT INTO ${target} DEFAULT VALUES`)).length;
+	const first = rowFor(plans[0] as RowPlan);
+	if ("missingParent" in first) {
+		return { written: 0, error: `its parent table ${first.missingParent} has no row to point at` };
 	}
-	const head = `INSERT INTO ${target} (${first.names.join(", ")}) VALUES `;
-	if (tryExec(db, head + rows.map((r) => `(${r.values.join(", ")})`).join(", ")))
-		return rows.length;
-	return rows.filter((r) => tryExec(db, `${head}(${r.values.join(", ")})`)).length;
+	if (first.names.length === 0) {
+		const results = plans.map(() => tryExec(db, `INSERT INTO ${target} DEFAULT VALUES`));
+		const refused = results.find((r) => r !== true);
+		return {
+			written: results.filter((r) => r === true).length,
+			...(typeof refused === "string" ? { error: refused } : {}),
+		};
+	}
+	const head = (names: readonly string[]) => `INSERT INTO ${target} (${names.join(", ")}) VALUES `;
+	const rows = plans.map((plan) => rowFor(plan));
+	const ready = rows.filter((r) => !("missingParent" in r)) as {
+		names: string[];
+		values: string[];
+	}[];
+	if (
+		ready.length === plans.length &&
+		tryExec(db, head(first.names) + ready.map((r) => `(${r.values.join(", ")})`).join(", ")) ===
+			true
+	)
+		return { written: plans.length };
+	let written = 0;
+	let error: string | undefined;
+	for (const plan of plans) {
+		for (const style of ["plain", ...RETRY_STYLES] as const) {
+			const row = rowFor(plan, style);
+			if ("missingParent" in row) {
+				error = `its parent table ${row.missingParent} has no row to point at`;
+				break;
+			}
+			const result = tryExec(db, `${head(row.names)}(${row.values.join(", ")})`);
+			if (result === true) {
+				written++;
+				break;
+			}
+			error = result;
+			if (!CHECK_FAILED.test(result)) break;
+		}
+	}
+	return { written, ...(error !== undefined ? { error } : {}) };
 }

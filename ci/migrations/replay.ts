@@ -14,7 +14,7 @@ import {
 	planTriggerPrograms,
 	triggerDepth,
 } from "./d1-rules.ts";
-import { fillTables, tablesNamedIn } from "./fill.ts";
+import { type EmptyTable, fillTables, newFillState, tablesNamedIn } from "./fill.ts";
 import { quoteIdentifier, sqlString } from "./literals.ts";
 import { makeSchema, SCHEMA_QUERY, type Schema, type SchemaRow } from "./schema.ts";
 import {
@@ -62,6 +62,8 @@ export interface ReplayResult {
 	dropCascades: DropCascade[];
 	applied: { name: string; durationMs: number }[];
 	failure: ReplayFailure | undefined;
+	/** Data-carrying replay: the tables the fill could write no row into (later migrations met them empty). */
+	emptyTables: EmptyTable[];
 	/** Schema after the last migration that applied, ledger tables excluded. */
 	schema: Schema;
 	durationMs: number;
@@ -212,7 +214,7 @@ export function replayMigrations(
 	const dqsFallbacks: DqsFallback[] = [];
 	const dropCascades: DropCascade[] = [];
 	let failure: ReplayFailure | undefined;
-	const filled = { seen: new Set<string>(), seq: 1 };
+	const filled = newFillState();
 	const gate: CompileGate = options.database ? readCompileGate(db) : { programs: 0, views: false };
 	try {
 		db.exec(ledgerTableSql(table));
@@ -283,6 +285,7 @@ export function replayMigrations(
 					rows: options.fillRows,
 					exclude: [table],
 					state: filled,
+					origin: migration.path,
 					mentioned: migration.sql,
 					distinct: options.fillDistinct,
 				});
@@ -295,6 +298,10 @@ export function replayMigrations(
 			dropCascades,
 			applied,
 			failure,
+			// One the last migration left empty met no migration yet: the next run tells.
+			emptyTables: [...filled.empty.values()].filter(
+				(t) => t.path !== migrations[applied.length - 1]?.path,
+			),
 			schema: readSchema(db, [table]),
 			durationMs: performance.now() - started,
 		};

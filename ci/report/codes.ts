@@ -50,6 +50,7 @@ export const FINDING_CODES = {
 		"warning",
 		"a migration fails once rows share values in non-unique columns",
 	),
+	REPLAY_DATA_EMPTY: f("warning", "the data-carrying replay could put no row in some tables"),
 	REPLAY_DQS_STRING: f("warning", "a double-quoted name was taken as a string"),
 	REPLAY_DROP_CASCADE: f("either", "a DROP TABLE would fire ON DELETE actions of child tables"),
 	SNAPSHOT_MISSING: f("error", "no committed schema snapshot"),

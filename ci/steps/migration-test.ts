@@ -14,6 +14,7 @@ import {
 	acknowledgesReplay,
 	readCheckedCatalog,
 } from "../migrations/check.ts";
+import type { EmptyTable } from "../migrations/fill.ts";
 // Types only: parity (wrangler, child processes) loads when --parity asks for it.
 import type { ParityEngine, ParityResult } from "../migrations/parity.ts";
 import {
@@ -79,7 +80,13 @@ export type MigrationTestData = {
 	migrations: { name: string; checksum: string | null; status: MigrationStatus }[];
 	snapshot: { file: string; status: SnapshotStatus };
 	replay: { ok: boolean; durationMs: number; failure: ReplayFailure | undefined };
-	data: { rows: number; failure: ReplayFailure | undefined; duplicateFailures: ReplayFailure[] };
+	data: {
+		rows: number;
+		failure: ReplayFailure | undefined;
+		duplicateFailures: ReplayFailure[];
+		/** Tables the data-carrying replay could write no row into, and why. */
+		emptyTables: EmptyTable[];
+	};
 	parity:
 		| {
 				agree: boolean;
@@ -104,6 +111,8 @@ interface ReplayPhase {
 	/** Failures only duplicate values in non-unique columns cause (REPLAY_DATA_UNIQUE). */
 	duplicateFailures: ReplayFailure[];
 	rows: number;
+	/** Tables the data-carrying replay left empty (its values met none of their CHECKs, no parent row). */
+	emptyTables: EmptyTable[];
 }
 
 export const migrationTestStep = defineStep<MigrationTestArgs, MigrationTestData>({
@@ -173,7 +182,8 @@ function runReplays(
 			? first.failure
 			: undefined;
 	const duplicateFailures = withData?.duplicateFailures ?? [];
-	return { replay, dataFailure, duplicateFailures, rows: data ? DATA_ROWS : 0 };
+	const emptyTables = withData?.result.emptyTables ?? [];
+	return { replay, dataFailure, duplicateFailures, rows: data ? DATA_ROWS : 0, emptyTables };
 }
 
 /** Pure: the findings of the replays (failures, the double-quoted string fallback, cascading drops). */
@@ -181,7 +191,9 @@ export function formatReplayFindings({
 	replay,
 	dataFailure,
 	duplicateFailures,
-}: Pick<ReplayPhase, "replay" | "dataFailure" | "duplicateFailures">): Finding[] {
+	emptyTables = [],
+}: Pick<ReplayPhase, "replay" | "dataFailure" | "duplicateFailures"> &
+	Partial<Pick<ReplayPhase, "emptyTables">>): Finding[] {
 	const findings: Finding[] = duplicateFailures.map((f) => ({
 		code: "REPLAY_DATA_UNIQUE",
 		severity: "warning",
@@ -189,6 +201,19 @@ export function formatReplayFindings({
 		line: f.line,
 		message: `${f.message}${f.code ? ` (${f.code})` : ""} — in: ${truncate(f.statement, 160)}. This migration fails once two existing rows share a value in columns that were not unique (the data-carrying replay gave them duplicates, as real tables hold), so it fails on a production database with such rows. Remove the duplicates first in the same migration (e.g. DELETE the extra rows, or merge them), or check production for them and acknowledge this finding.`,
 	}));
+	const [firstEmpty] = emptyTables;
+	if (firstEmpty) {
+		const shown = emptyTables.slice(0, EMPTY_TABLES_SHOWN);
+		const listed = shown.map((t) => `${t.table} (${t.reason})`).join(", ");
+		const more =
+			emptyTables.length > shown.length ? ` and ${emptyTables.length - shown.length} more` : "";
+		findings.push({
+			code: "REPLAY_DATA_EMPTY",
+			severity: "warning",
+			file: firstEmpty.path,
+			message: `The data-carrying replay could write no row into ${listed}${more}, so later migrations met ${emptyTables.length === 1 ? "this table" : "these tables"} empty: what fails only on rows there (a NOT NULL, CHECK or UNIQUE added over existing data) was not tested. If production holds rows there, run \`workers-pipeline migrate --rehearse\` (the pending migrations on a copy of the remote rows) before applying, or acknowledge this finding; --json lists every table.`,
+		});
+	}
 	if (dataFailure) {
 		const f = dataFailure;
 		findings.push({
@@ -246,6 +271,8 @@ export function formatReplayFindings({
 	}
 	return findings;
 }
+
+const EMPTY_TABLES_SHOWN = 5;
 
 // One finding per statement (and trigger) that D1 reads double-quoted names in as strings: a seed
 // file written with double quotes would otherwise give one warning per value.
@@ -426,6 +453,7 @@ function makeMigrationTestData({
 			rows: phase.rows,
 			failure: phase.dataFailure,
 			duplicateFailures: phase.duplicateFailures,
+			emptyTables: phase.emptyTables,
 		},
 		parity: parity && {
 			agree: parity.agree,

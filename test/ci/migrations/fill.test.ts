@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { fillTables, tablesNamedIn } from "../../../ci/migrations/fill.ts";
+import { fillTables, newFillState, tablesNamedIn } from "../../../ci/migrations/fill.ts";
 import { openD1LikeDatabase } from "../../../ci/migrations/replay.ts";
 
 const SCHEMA = `CREATE TABLE teams (id INTEGER PRIMARY KEY, slug TEXT NOT NULL UNIQUE, name TEXT NOT NULL);
@@ -21,7 +21,7 @@ function filled(distinct?: ReadonlySet<string> | "all", rows = 3) {
 		rows,
 		exclude: [],
 		mentioned: SCHEMA,
-		state: { seen: new Set(), seq: 1 },
+		state: newFillState(),
 		distinct,
 	});
 	return db;
@@ -92,7 +92,7 @@ describe("fillTables()", () => {
 			const sql =
 				"CREATE TABLE tags (id INTEGER PRIMARY KEY, label TEXT NOT NULL, kind TEXT);\nCREATE UNIQUE INDEX tags_label ON tags (lower(label));";
 			db.exec(sql);
-			fillTables(db, { rows: 3, exclude: [], mentioned: sql, state: { seen: new Set(), seq: 1 } });
+			fillTables(db, { rows: 3, exclude: [], mentioned: sql, state: newFillState() });
 			expect(db.prepare("SELECT count(*) FROM tags").pluck().get()).toBe(3);
 			expect(distinctCount(db, "tags", "kind")).toBe(3);
 		} finally {
@@ -121,14 +121,16 @@ function fill(
 ) {
 	const db = openD1LikeDatabase();
 	db.exec(sql);
+	const state = newFillState();
 	const written = fillTables(db, {
 		rows: options.rows ?? 3,
 		exclude: options.exclude ?? [],
 		mentioned: options.mentioned ?? sql,
-		state: { seen: new Set(), seq: 1 },
+		state,
+		origin: "migrations/0001_a.sql",
 		distinct: "all",
 	});
-	return { db, written };
+	return { db, written, empty: [...state.empty.values()] };
 }
 
 const count = (db: ReturnType<typeof openD1LikeDatabase>, table: string) =>
@@ -263,7 +265,7 @@ describe("fillTables() tables", () => {
 		try {
 			const sql = "CREATE TABLE logs (msg TEXT);";
 			db.exec(`${sql} INSERT INTO logs VALUES ('seed');`);
-			const state = { seen: new Set<string>(), seq: 1 };
+			const state = newFillState();
 			const options = { rows: 3, exclude: [], mentioned: sql, state };
 			expect(fillTables(db, options)).toBe(2);
 			expect(count(db, "logs")).toBe(3);
@@ -304,12 +306,56 @@ describe("fillTables() tables", () => {
 	});
 
 	it("writes each row on its own when one of them breaks a CHECK, and counts only those written", () => {
-		const { db, written } = fill("CREATE TABLE c (n INTEGER CHECK (n <> 2), m TEXT);");
+		// No retry style makes an even number odd: the row of seq 2 stays out.
+		const { db, written, empty } = fill("CREATE TABLE c (n INTEGER CHECK (n % 2 = 1), m TEXT);");
 		try {
 			expect(written).toBe(2);
 			expect(db.prepare("SELECT n, m FROM c ORDER BY n").raw().all()).toEqual([
 				[1, "m-1"],
 				[3, "m-3"],
+			]);
+			expect(empty).toEqual([]);
+		} finally {
+			db.close();
+		}
+	});
+
+	it.each([
+		["a LIKE pattern", "email TEXT NOT NULL CHECK (email LIKE '%@%.%')"],
+		["an upper-case code", "code TEXT NOT NULL CHECK (code = upper(code))"],
+		["a lower-case slug", "slug TEXT NOT NULL CHECK (slug = lower(slug) AND slug LIKE '%@%')"],
+		["a JSON document", "doc TEXT NOT NULL CHECK (json_valid(doc) AND json_type(doc) = 'object')"],
+		["a column without a type", "email NOT NULL CHECK (email LIKE '%@%')"],
+		["a date range", "starts_at TEXT NOT NULL, ends_at TEXT NOT NULL, CHECK (starts_at < ends_at)"],
+		["a text range", "s TEXT NOT NULL, e TEXT NOT NULL, CHECK (s < e)"],
+		["a rating from 1 to 5", "rating INTEGER NOT NULL CHECK(rating BETWEEN 1 AND 5)"],
+		["a number range", "low INTEGER NOT NULL, high INTEGER NOT NULL, CHECK (low < high)"],
+	])("meets a common CHECK shape the plain values miss: %s", (_, columns) => {
+		const { db, written, empty } = fill(`CREATE TABLE t (id INTEGER PRIMARY KEY, ${columns});`);
+		try {
+			expect([written, empty]).toEqual([3, []]);
+		} finally {
+			db.close();
+		}
+	});
+
+	it("says which table it left empty and why: a CHECK no style meets, a parent with no row", () => {
+		const { db, written, empty } = fill(
+			"CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT NOT NULL CHECK (v GLOB '[0-9][0-9][0-9]-x'));\nCREATE TABLE c (a_id INTEGER NOT NULL REFERENCES a (id));",
+		);
+		try {
+			expect(written).toBe(0);
+			expect(empty).toEqual([
+				{
+					table: "a",
+					reason: "CHECK constraint failed: v GLOB '[0-9][0-9][0-9]-x'",
+					path: "migrations/0001_a.sql",
+				},
+				{
+					table: "c",
+					reason: "its parent table a has no row to point at",
+					path: "migrations/0001_a.sql",
+				},
 			]);
 		} finally {
 			db.close();
@@ -366,7 +412,7 @@ CREATE TABLE users (id INTEGER PRIMARY KEY);
 CREATE TABLE child (a INTEGER UNIQUE, b INTEGER, d INTEGER REFERENCES other (id), FOREIGN KEY (a, b) REFERENCES parent (x, y));
 CREATE TABLE profile (user_id INTEGER PRIMARY KEY REFERENCES users (id), bio TEXT);`;
 			db.exec(sql);
-			fillTables(db, { rows: 3, exclude: [], mentioned: sql, state: { seen: new Set(), seq: 1 } });
+			fillTables(db, { rows: 3, exclude: [], mentioned: sql, state: newFillState() });
 			expect(count(db, "child")).toBe(3);
 			expect(count(db, "profile")).toBe(3);
 			// a is UNIQUE: its composite key (a, b) names three parent rows; d repeats one of them.
@@ -383,7 +429,7 @@ CREATE TABLE profile (user_id INTEGER PRIMARY KEY REFERENCES users (id), bio TEX
 		try {
 			const sql = "CREATE TABLE t (code TEXT UNIQUE, x TEXT);";
 			db.exec(sql);
-			fillTables(db, { rows: 3, exclude: [], mentioned: sql, state: { seen: new Set(), seq: 1 } });
+			fillTables(db, { rows: 3, exclude: [], mentioned: sql, state: newFillState() });
 			expect(distinctCount(db, "t", "code")).toBe(3);
 			expect(distinctCount(db, "t", "x")).toBe(2);
 		} finally {
@@ -398,7 +444,7 @@ describe("fillTables() duplicates", () => {
 		try {
 			const sql = "CREATE TABLE t (id INTEGER PRIMARY KEY, x TEXT);";
 			db.exec(sql);
-			fillTables(db, { rows: 4, exclude: [], mentioned: sql, state: { seen: new Set(), seq: 1 } });
+			fillTables(db, { rows: 4, exclude: [], mentioned: sql, state: newFillState() });
 			expect(db.prepare("SELECT x FROM t ORDER BY id").pluck().all()).toEqual([
 				"x-1",
 				"x-1",

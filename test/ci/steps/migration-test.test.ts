@@ -183,6 +183,7 @@ describe("formatReplayFindings() REPLAY_DQS_STRING", () => {
 				dropCascades: [],
 				applied: [],
 				failure: undefined,
+				emptyTables: [],
 				schema: makeSchema([], []),
 				durationMs: 0,
 			},
@@ -221,5 +222,52 @@ describe("formatReplayFindings() REPLAY_DQS_STRING", () => {
 		expect(findings[0]?.message).toContain(
 			"so D1 reads them as the strings 'v0', 'v1', 'v2', 'v3', 'v4', …",
 		);
+	});
+});
+
+describe("formatReplayFindings() REPLAY_DATA_EMPTY", () => {
+	const replay = {
+		ok: true,
+		dqsFallbacks: [],
+		dropCascades: [],
+		applied: [],
+		failure: undefined,
+		emptyTables: [],
+		schema: makeSchema([], []),
+		durationMs: 0,
+	};
+	const table = (n: number) => ({
+		table: `t${n}`,
+		reason: `CHECK constraint failed: v${n} GLOB 'x*'`,
+		path: `migrations/000${n}_a.sql`,
+	});
+
+	it("names the tables the fill left empty, with SQLite's refusal, in one warning", () => {
+		const findings = formatReplayFindings({
+			replay,
+			dataFailure: undefined,
+			duplicateFailures: [],
+			emptyTables: [1, 2, 3, 4, 5, 6, 7].map(table),
+		});
+		expect(findings).toHaveLength(1);
+		expect(findings[0]).toMatchObject({
+			code: "REPLAY_DATA_EMPTY",
+			severity: "warning",
+			file: "migrations/0001_a.sql",
+		});
+		expect(findings[0]?.message).toMatch(
+			/^The data-carrying replay could write no row into t1 \(CHECK constraint failed: v1 GLOB 'x\*'\), .*t5 \(.*\) and 2 more, so later migrations met these tables empty/,
+		);
+	});
+
+	it("says nothing when every table got rows", () => {
+		expect(
+			formatReplayFindings({
+				replay,
+				dataFailure: undefined,
+				duplicateFailures: [],
+				emptyTables: [],
+			}),
+		).toEqual([]);
 	});
 });
