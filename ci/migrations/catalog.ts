@@ -323,12 +323,15 @@ export function parseCatalog(
 			}
 			previous = migration;
 		}
-		if (migration.readable && migration.sql.trim() === "") {
+		if (migration.readable && hasNoStatement(migration.sql)) {
 			findings.push({
 				code: "CATALOG_EMPTY_FILE",
 				severity: "warning",
 				file: migration.path,
-				message: "the migration is empty; remove it or add its statements.",
+				message:
+					migration.sql.trim() === ""
+						? "the migration is empty; remove it or add its statements."
+						: "the migration has no statements, only comments (as `wrangler d1 migrations create` writes a new one); remove it or add its statements.",
 			});
 		}
 	}
@@ -418,6 +421,12 @@ export function detectNaming(
 	if (best === "drizzle-kit-v1" && prismaLock) return "prisma";
 	return best;
 }
+
+// Comments, `;` and space only. A real statement starts with a word before any string or comment
+// opens, so that word survives the cut even when a literal holds `--` or `/*`.
+const COMMENTS = /--[^\n]*|\/\*[\s\S]*?(?:\*\/|$)/g;
+const hasNoStatement = (sql: string): boolean =>
+	sql.replace(COMMENTS, "").replace(/[\s;]/g, "") === "";
 
 /** `: every name here fits "timestamp"` when some names break the rule and one preset fits all. */
 function suggestNaming(names: readonly string[], rule: RegExp): string {

@@ -174,6 +174,9 @@ describe("parseCatalog()", () => {
 		["", "empty"],
 		["  \n\r\n\t\n", "whitespace only"],
 		["\uFEFF", "a BOM only"],
+		// What `wrangler d1 migrations create` writes, never filled in.
+		["-- Migration number: 0001 \t 2026-12-02T04:00:00.000Z\n", "comments only"],
+		["/* a\n;b */ -- c\n;\n", "block comments and a stray `;`"],
 	])("should warn CATALOG_EMPTY_FILE for a file that is %#: %s", (text) => {
 		const findings = parse([file("0001_a.sql", text)]).findings;
 		expect(findings.map(brief)).toEqual([
@@ -184,6 +187,16 @@ describe("parseCatalog()", () => {
 				line: undefined,
 			},
 		]);
+	});
+
+	it.each([
+		"SELECT '--';\n",
+		"-- seed\nINSERT INTO t VALUES ('/*');\n",
+		"/* x */ CREATE TABLE t (x);",
+	])("should find statements next to comments in %j", (text) => {
+		expect(parse([file("0001_a.sql", text)]).findings.map((f) => f.code)).not.toContain(
+			"CATALOG_EMPTY_FILE",
+		);
 	});
 
 	it("should report CATALOG_INVALID_UTF8 with the line of the first bad byte", () => {
