@@ -46,6 +46,13 @@ export const D1_ALLOWED_FUNCTIONS: ReadonlySet<string> = new Set(
 );
 
 /**
+ * On the allow-list, but not in workerd's SQLite: its build (workerd build/BUILD.sqlite3,
+ * SQLITE_DEFINES) sets no SQLITE_SOUNDEX, which better-sqlite3's does, so D1 fails the statement
+ * with "no such function" where the replay's SQLite would run it.
+ */
+export const D1_MISSING_FUNCTIONS: ReadonlySet<string> = new Set(["soundex"]);
+
+/**
  * SQLite 3.54.1's own functions (`PRAGMA function_list` of better-sqlite3 13.2) that are not on
  * workerd's allow-list, so D1 refuses a statement naming one ("not authorized"); aliases such as
  * `power` and `ceiling` are separate names there.
@@ -450,12 +457,16 @@ function checkFunctions(tokens: readonly SqlToken[]): D1Refusal | undefined {
 		const token = tokens[n] as SqlToken;
 		if (token.kind !== "identifier" && token.kind !== "keyword") continue;
 		if (tokens[n + 1]?.text !== "(") continue;
-		if (!D1_REFUSED_FUNCTIONS.has(token.text.toLowerCase())) continue;
+		const name = token.text.toLowerCase();
+		const missing = D1_MISSING_FUNCTIONS.has(name);
+		if (!missing && !D1_REFUSED_FUNCTIONS.has(name)) continue;
 		const before = tokens[n - 1];
 		if (before !== undefined && (before.text === "." || isWordIn(before, NOT_A_CALL_AFTER))) {
 			continue;
 		}
-		// SQLite's own wording for a denied SQLITE_FUNCTION (a SQLITE_ERROR, not SQLITE_AUTH).
+		// SQLite's own wording: for a function its build lacks, and for a denied SQLITE_FUNCTION
+		// (a SQLITE_ERROR, not SQLITE_AUTH).
+		if (missing) return refuse("function", `no such function: ${token.text}`, token);
 		return refuse("function", `not authorized to use function: ${token.text}`, token);
 	}
 	return undefined;
@@ -545,7 +556,7 @@ export const checkD1StatementOnce = (statement: SqlStatement): D1Refusal | undef
 // Text without any of these can break no rule above: checkD1Statement is then skipped, which
 // keeps the replay's fast path fast (most migrations are plain CREATE/ALTER/INSERT).
 const SUSPECT_WORDS = new RegExp(
-	`_cf_|\\b(?:begin|commit|end|rollback|savepoint|release|attach|detach|pragma|virtual|temp|temporary|union|intersect|except|${[...D1_REFUSED_FUNCTIONS].filter((f) => f !== "if").join("|")})\\b|\\bif\\b(?!\\s+(?:not\\s+)?exists\\b)`,
+	`_cf_|\\b(?:begin|commit|end|rollback|savepoint|release|attach|detach|pragma|virtual|temp|temporary|union|intersect|except|${[...D1_REFUSED_FUNCTIONS, ...D1_MISSING_FUNCTIONS].filter((f) => f !== "if").join("|")})\\b|\\bif\\b(?!\\s+(?:not\\s+)?exists\\b)`,
 	"i",
 );
 // A string, quoted name or comment is one token (sql.ts tokenizeSql), whatever it holds: matched

@@ -404,7 +404,9 @@ const lintD1Refusal = (statement: SqlStatement, emit: Emit) => {
 		emit(
 			"D1_FUNCTION",
 			at,
-			`${name}() is a SQLite function D1 does not allow (workerd's function allow-list), so D1 refuses the statement ("not authorized"). Remove the call or compute the value in the application.`,
+			refusal.message.startsWith("no such function")
+				? `${name}() does not exist in D1's SQLite (workerd builds it without it), so D1 fails the statement ("${refusal.message}"), though SQLite elsewhere may have it. Remove the call or compute the value in the application.`
+				: `${name}() is a SQLite function D1 does not allow (workerd's function allow-list), so D1 refuses the statement ("not authorized"). Remove the call or compute the value in the application.`,
 		);
 		return;
 	}

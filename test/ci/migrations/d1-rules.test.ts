@@ -354,6 +354,9 @@ describe("checkD1Statement()", () => {
 			"SQLITE_VERSION",
 		],
 		["SELECT if(1, 2, 3)", "function", "not authorized to use function: if", "if"],
+		// workerd's SQLite has no soundex (no SQLITE_SOUNDEX): SQLite's own "no such function".
+		["SELECT soundex('x')", "function", "no such function: soundex", "soundex"],
+		["CREATE TABLE soundex (a)", undefined],
 		["SELECT median FROM t", undefined],
 		["CREATE TABLE power (a)", undefined],
 		["INSERT INTO main.power (a) VALUES (1)", undefined],

@@ -40,6 +40,8 @@ describe("lintMigration()", () => {
 		["D1_RESERVED_NAME", "error", "ALTER TABLE t RENAME TO _cf_t;", 1, 25],
 		["D1_FUNCTION", "error", "INSERT INTO meta (v) SELECT sqlite_version();", 1, 29],
 		["D1_FUNCTION", "error", "UPDATE t SET x = POWER(2, 3) WHERE 1;", 1, 18],
+		// Allowed by workerd's authorizer, but its SQLite is built without SQLITE_SOUNDEX.
+		["D1_FUNCTION", "error", "CREATE INDEX p_sx ON people (soundex(last_name));", 1, 30],
 		[
 			"D1_LIMIT",
 			"error",
