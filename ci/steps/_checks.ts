@@ -50,7 +50,7 @@ export function readProjectFacts(root: string, envPath?: string): ProjectFacts {
 	};
 }
 
-const PRETTIER_CONFIG =
+export const PRETTIER_CONFIG =
 	/^(\.prettierrc(\.(json|ya?ml|json5|toml|[cm]?js|ts))?|prettier\.config\.[cm]?[jt]s)$/;
 export const BIOME_CONFIG = /^biome\.jsonc?$/;
 const DEPCRUISE_CONFIG = /^\.dependency-cruiser\.(c?js|mjs|json)$/;

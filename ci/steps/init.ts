@@ -16,7 +16,15 @@ import { readGitTopLevel } from "../git.ts";
 import { detectNaming } from "../migrations/catalog.ts";
 import { readCheckedCatalog } from "../migrations/check.ts";
 import { findPnpRuntime } from "../pnp.ts";
+import { runTool } from "../process.ts";
 import type { Finding } from "../report/model.ts";
+import {
+	BIOME_CONFIG,
+	configuredFormatCommand,
+	PRETTIER_CONFIG,
+	planFormatCheck,
+	readProjectFacts,
+} from "./_checks.ts";
 import { defineStep, makeStepResult } from "./_step.ts";
 import {
 	detectFramework,
@@ -495,6 +503,9 @@ export const initStep = defineStep<InitArgs>({
 		// 5. The schema snapshot, from the replay of the history.
 		await writeSnapshot(ctx, writer, findings, { project: adopted, force });
 
+		// 6. What init wrote, in the project's own style: its format check must pass right after.
+		await formatWritten(ctx, writer, next, adopted);
+
 		const run = (script: string) =>
 			scriptCommand(pm, script, ctx.env.PATH)
 				.join(" ")
@@ -526,6 +537,75 @@ export const initStep = defineStep<InitArgs>({
 		});
 	},
 });
+
+/**
+ * Runs the project's formatter (prettier or biome where its config is) in write mode over the
+ * files init created or changed, so the format check `ci` runs passes on them: init writes tabs
+ * and double quotes, the project may want two spaces. A format check of another kind (a script,
+ * format.command) has no write mode init can know: the user is told to run theirs.
+ */
+async function formatWritten(
+	ctx: Parameters<typeof migrationTestStep.run>[0],
+	writer: Writer,
+	next: string[],
+	project: ProjectConfig,
+): Promise<void> {
+	const written = writer.files.filter((f) => f.action !== "kept");
+	if (written.length === 0) return;
+	const facts = readProjectFacts(project.root, ctx.env.PATH);
+	const check = planFormatCheck(facts, configuredFormatCommand(project.settings));
+	if (check === undefined) return;
+	const prettier = facts.bin("prettier");
+	const biome = facts.bin("biome");
+	const prettierConfigured =
+		prettier !== undefined &&
+		(facts.hasPrettierKey || facts.files.some((f) => PRETTIER_CONFIG.test(f)));
+	const biomeConfigured = biome !== undefined && facts.files.some((f) => BIOME_CONFIG.test(f));
+	const files = written.map((f) => f.path);
+	// Files a formatter has no parser for (the .sql snapshot) are skipped, not errors.
+	const tool = prettierConfigured
+		? { name: "prettier", file: prettier, args: ["--write", "--ignore-unknown", ...files] }
+		: biomeConfigured
+			? {
+					name: "biome",
+					file: biome,
+					args: [
+						"format",
+						"--write",
+						"--files-ignore-unknown=true",
+						"--no-errors-on-unmatched",
+						...files,
+					],
+				}
+			: undefined;
+	if (tool === undefined) {
+		next.push(
+			`Run your formatter on the files above: your format check (${check.display}) runs in ci.`,
+		);
+		return;
+	}
+	ctx.progress(
+		`${tool.name} ${tool.args.slice(0, -files.length).join(" ")} (the files init wrote)`,
+	);
+	const result = await runTool({
+		file: tool.file,
+		args: tool.args,
+		cwd: project.root,
+		env: ctx.env,
+		signal: ctx.signal,
+	});
+	if (result.failed) {
+		next.push(
+			`${tool.name} could not format the files init wrote (exit ${result.exitCode ?? result.signal}): run ${check.fix} before committing. ${(result.stderr || result.stdout).trim().split("\n").slice(-3).join(" ")}`,
+		);
+		return;
+	}
+	// Said only of the kinds it formats (prettier: also YAML and Markdown; neither: SQL, TOML).
+	const formats =
+		tool.name === "prettier" ? /\.(?:[cm]?[jt]sx?|jsonc?|ya?ml|md)$/ : /\.(?:[cm]?[jt]sx?|jsonc?)$/;
+	for (const file of written)
+		if (formats.test(file.path)) file.note += ` · formatted with ${tool.name}`;
+}
 
 /** The findings of a bare adoption (no acknowledgements): static and replay, for every set. */
 async function collectFindings(

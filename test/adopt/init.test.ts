@@ -23,7 +23,7 @@ import {
 	shownPath,
 } from "../../ci/steps/init.ts";
 import { captureCli } from "../support/cli.ts";
-import { makeProject, removeProjects } from "../support/project.ts";
+import { makeProject, REPO, removeProjects } from "../support/project.ts";
 
 const repoRoot = path.resolve(import.meta.dirname, "../..");
 const corpusDir = path.resolve(
@@ -282,6 +282,41 @@ describe("packageExports()", () => {
 		});
 		expect(packageExports(dir, "./health")).toBe(true);
 		expect(packageExports(dir, "./health/hono")).toBe(false);
+	});
+});
+
+describe("init: the files it writes pass the project's own format check", () => {
+	afterAll(removeProjects);
+	// The real biome of this repository, linked as the app's devDependency would install it.
+	const BIOME = path.join(REPO, "node_modules/@biomejs/biome/bin/biome");
+	const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
+
+	it("formats them with the project's biome (two spaces here), so its format check is green after init", async () => {
+		const dir = makeProject({
+			prefix: "wp-init-format-",
+			files: {
+				// The project's own files already in its style; only init's writes can fail the check.
+				"package.json": json({ name: "app", private: true }),
+				"package-lock.json": "{}\n",
+				"biome.json": json({ formatter: { indentStyle: "space", indentWidth: 2 } }),
+				"wrangler.jsonc": JSON.stringify({
+					name: "app",
+					main: "src/index.ts",
+					d1_databases: [{ binding: "DB", database_id: "x" }],
+				}),
+				"src/index.ts": "export default {};\n",
+				"migrations/0001_init.sql": "CREATE TABLE notes (id INTEGER PRIMARY KEY);\n",
+				"node_modules/.bin/biome": { symlink: BIOME },
+			},
+		});
+		const init = await cli(["init", "--json"], dir);
+		expect(init.code).toBe(0);
+		const settings = readFileSync(path.join(dir, "workers-pipeline.jsonc"), "utf8");
+		expect(settings).toMatch(/^ {2}"migrations": \{$/m);
+		expect(settings).not.toMatch(/^\t/m);
+		const check = spawnSync(BIOME, ["format", "--colors=off", "."], { cwd: dir, encoding: "utf8" });
+		expect(check.stderr + check.stdout).not.toMatch(/Formatter would have printed/);
+		expect(check.status).toBe(0);
 	});
 });
 

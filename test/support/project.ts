@@ -11,7 +11,8 @@ export const EXAMPLE_MIGRATIONS_DIR = path.join(REPO, "migrations");
 
 /**
  * Paths relative to the project: content to write (parents created), null to delete, or a
- * symbolic link to another path of the project (as a workspace links its packages).
+ * symbolic link to another path of the project (as a workspace links its packages), or to an
+ * absolute path.
  */
 export type Files = Record<string, string | Buffer | null | { symlink: string }>;
 
@@ -53,7 +54,8 @@ export function writeFiles(dir: string, files: Files): void {
 			rmSync(file, { recursive: true, force: true });
 		} else if (typeof content === "object" && "symlink" in content) {
 			mkdirSync(path.dirname(file), { recursive: true });
-			symlinkSync(path.join(dir, content.symlink), file);
+			const target = content.symlink;
+			symlinkSync(path.isAbsolute(target) ? target : path.join(dir, target), file);
 		} else {
 			mkdirSync(path.dirname(file), { recursive: true });
 			writeFileSync(file, content);
