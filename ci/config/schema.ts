@@ -16,10 +16,8 @@ function defineWranglerSchemas(z: Zod) {
 		database_id: z.string().min(1).optional(),
 		preview_database_id: z.string().optional(),
 		migrations_dir: z.string().min(1).optional(),
-		migrations_table: z
-			.string()
-			.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "a plain SQL identifier")
-			.optional(),
+		// Any name: wrangler quotes it in every query (d1/migrations/helpers.ts escapeIdentifier).
+		migrations_table: z.string().min(1, "a non-empty table name").optional(),
 		migrations_pattern: z.string().min(1).optional(),
 	});
 

@@ -44,7 +44,8 @@ interface D1StatementLike {
 	first<T = unknown>(): Promise<T | null>;
 }
 
-const SQL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// Any name, quoted as wrangler quotes migrations_table (wrangler d1/migrations/helpers.ts escapeIdentifier).
+const quoted = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 const isObject = (value: unknown): value is Record<string, unknown> =>
 	typeof value === "object" && value !== null;
@@ -84,7 +85,7 @@ async function readLedger(
 	let head: string | null;
 	try {
 		const row = await db
-			.prepare(`SELECT name FROM "${table}" ORDER BY id DESC LIMIT 1`)
+			.prepare(`SELECT name FROM ${quoted(table)} ORDER BY id DESC LIMIT 1`)
 			.first<{ name?: unknown }>();
 		head = typeof row?.name === "string" ? row.name : null;
 	} catch (error) {
@@ -98,7 +99,7 @@ async function readLedger(
 	// The schema may be ahead of this version (a newer deploy migrated already): fine as long as
 	// this version's migration is applied. Any naming scheme works: the ledger is keyed by name.
 	const row = await db
-		.prepare(`SELECT 1 AS found FROM "${table}" WHERE name = ?`)
+		.prepare(`SELECT 1 AS found FROM ${quoted(table)} WHERE name = ?`)
 		.bind(expected)
 		.first();
 	return { head, hasExpected: row !== null };
@@ -146,11 +147,6 @@ export async function handleHealth(
 	const schema: HealthBody["schema"] = { head: null, expected };
 	const fail = (db: HealthBody["db"], reason: string): Response =>
 		healthResponse({ status: "error", version, ...deployment, schema, db, reason }, request.method);
-	if (!SQL_NAME.test(settings.migrationsTable))
-		return fail(
-			"error",
-			`migrations table ${JSON.stringify(settings.migrationsTable)} is not a plain SQL name`,
-		);
 	const db = env[settings.binding];
 	if (!isD1(db))
 		return fail("error", `database unreachable: the ${settings.binding} binding is missing`);

@@ -201,14 +201,14 @@ describe("loadProjectConfig()", () => {
 			parts: ["$.env.staging", "expected object", "found an array of 0"],
 		},
 		{
-			label: "migrations_table that is not an identifier",
+			label: "empty migrations_table",
 			file: "wrangler.jsonc",
-			wrangler: `{"name": "app", "d1_databases": [{"binding": "DB", "migrations_table": "my table"}]}`,
+			wrangler: `{"name": "app", "d1_databases": [{"binding": "DB", "migrations_table": ""}]}`,
 			settings: undefined,
 			parts: [
 				"$.d1_databases[0].migrations_table",
-				"expected a plain SQL identifier",
-				'found string "my table"',
+				"expected a non-empty table name",
+				'found string ""',
 			],
 		},
 		{
@@ -285,11 +285,11 @@ describe("loadProjectConfig()", () => {
 		},
 		{
 			file: "wrangler.toml",
-			text: 'name = "app"\n[[d1_databases]]\nbinding = "DB"\nmigrations_table = "my table"\n',
+			text: 'name = "app"\n[[d1_databases]]\nbinding = "DB"\nmigrations_table = ""\n',
 			parts: [
 				"$.d1_databases[0].migrations_table",
-				"expected a plain SQL identifier",
-				'found string "my table"',
+				"expected a non-empty table name",
+				'found string ""',
 			],
 		},
 		{

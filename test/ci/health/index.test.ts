@@ -211,13 +211,29 @@ describe("handleHealth()", () => {
 		expect(defaults.status).toBe(503);
 	});
 
-	it("refuses a ledger table name that is not a plain SQL name, without querying", async () => {
-		const db = ledgerDb(["0001_init.sql"]);
-		const response = await handleHealth(get(), envWith(db), {
+	it("reads a ledger whose name needs quoting, quoted as wrangler quotes migrations_table", async () => {
+		const table = 'd1 migrations-"v2"';
+		const db = new Database(":memory:");
+		databases.push(db);
+		const q = `"${table.replace(/"/g, '""')}"`;
+		db.exec(`CREATE TABLE ${q} (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE)`);
+		db.prepare(`INSERT INTO ${q} (name) VALUES (?)`).run("0001_init.sql");
+		db.exec("CREATE TABLE x (id INTEGER)");
+		const response = await handleHealth(
+			get(),
+			envWith(db, { WORKERS_PIPELINE_EXPECTED_HEAD: "0001_init.sql" }),
+			{ migrationsTable: table },
+		);
+		expect(response.status).toBe(200);
+		expect(await response.json()).toMatchObject({ schema: { head: "0001_init.sql" } });
+		// A name that reads as SQL stays a name: no such table, nothing executed.
+		const odd = await handleHealth(get(), envWith(db), {
 			migrationsTable: 'd1_migrations"; DROP TABLE x; --',
 		});
-		expect(response.status).toBe(503);
-		expect(((await response.json()) as { reason: string }).reason).toMatch(/not a plain SQL name/);
+		expect(await odd.json()).toMatchObject({ schema: { head: null } });
+		expect(db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE name = 'x'").get()).toEqual({
+			n: 1,
+		});
 	});
 
 	it("answers HEAD with the status and no body", async () => {

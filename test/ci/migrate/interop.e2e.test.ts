@@ -89,6 +89,23 @@ describe("workers-pipeline migrate, then wrangler", () => {
 	});
 });
 
+describe("a migrations_table that needs quoting (wrangler quotes it: d1/migrations/helpers.ts)", () => {
+	it("is one ledger for wrangler and workers-pipeline", async () => {
+		const table = 'app ledger-"v2"';
+		const p = loopback.project({ migrations: EXAMPLE_MIGRATIONS, migrationsTable: table });
+		const migrate = await p.cli(["migrate", "--env", ENV]);
+		expect(migrate.code, migrate.stdout + migrate.stderr).toBe(0);
+		const list = await p.wrangler(wranglerArgs("list"));
+		expect(list.code, list.stdout + list.stderr).toBe(0);
+		expect(list.stdout).toContain("No migrations to apply");
+		const rows = p.db().prepare('SELECT name FROM "app ledger-""v2""" ORDER BY id').all();
+		expect(rows).toEqual(EXAMPLE_MIGRATIONS.map((name) => ({ name })));
+		// No second ledger under wrangler's default name.
+		const other = p.db().prepare("SELECT name FROM sqlite_schema WHERE name = 'd1_migrations'");
+		expect(other.all()).toEqual([]);
+	});
+});
+
 describe("wrangler migrations apply, then workers-pipeline", () => {
 	it("records wrangler's migrations, applies the rest, and then verifies them all", async () => {
 		const p = project(FIRST);

@@ -170,7 +170,9 @@ describe("runWranglerReplay() with wrangler's Miniflare", () => {
 
 	it("applies every file as wrangler does and reads back the schema and ledger", async () => {
 		const t0 = performance.now();
-		const result = await run(FILES, { database: { ...DATABASE, migrationsTable: "my_ledger" } });
+		const result = await run(FILES, {
+			database: { ...DATABASE, migrationsTable: "app ledger-v2" },
+		});
 		expect(result.durationMs).toBeGreaterThanOrEqual(0);
 		expect(result.durationMs).toBeLessThanOrEqual(performance.now() - t0);
 		expect(result).toMatchObject({
