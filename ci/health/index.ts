@@ -4,7 +4,10 @@
 // framework dependency: it runs inside the Worker.
 
 export interface HealthOptions {
-	/** The D1 binding to read the ledger from. */
+	/**
+	 * The D1 binding to read the ledger from. Default: `DB`, or the Worker's only D1 binding when
+	 * it has no `DB` (a Worker with several D1 bindings and none named DB must name one).
+	 */
 	binding?: string;
 	/** wrangler's ledger table (the binding's `migrations_table`). */
 	migrationsTable?: string;
@@ -52,6 +55,20 @@ const isObject = (value: unknown): value is Record<string, unknown> =>
 
 const isD1 = (value: unknown): value is D1Like =>
 	isObject(value) && typeof value.prepare === "function";
+
+/** A D1Database by its methods (workers-types D1Database: prepare, batch, exec); KV, R2, queues have no prepare. */
+const isD1Database = (value: unknown): boolean =>
+	isD1(value) &&
+	typeof (value as unknown as Record<string, unknown>).batch === "function" &&
+	typeof (value as unknown as Record<string, unknown>).exec === "function";
+
+/** `DB` when the Worker has it, else its only D1 binding, else `DB` (reported missing). */
+function defaultBinding(env: Record<string, unknown>): string {
+	const fallback = DEFAULT_HEALTH_OPTIONS.binding;
+	if (fallback in env) return fallback;
+	const databases = Object.keys(env).filter((key) => isD1Database(env[key]));
+	return databases.length === 1 ? (databases[0] as string) : fallback;
+}
 
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
@@ -147,9 +164,13 @@ export async function handleHealth(
 	const schema: HealthBody["schema"] = { head: null, expected };
 	const fail = (db: HealthBody["db"], reason: string): Response =>
 		healthResponse({ status: "error", version, ...deployment, schema, db, reason }, request.method);
-	const db = env[settings.binding];
+	const binding = options.binding ?? defaultBinding(env);
+	const db = env[binding];
 	if (!isD1(db))
-		return fail("error", `database unreachable: the ${settings.binding} binding is missing`);
+		return fail(
+			"error",
+			`database unreachable: the ${binding} binding is missing${options.binding === undefined ? ` (with no ${DEFAULT_HEALTH_OPTIONS.binding} binding, the health handler needs its D1 binding named: { binding: "<yours>" })` : ""}`,
+		);
 	let ledger: LedgerState;
 	try {
 		ledger = await readLedger(db, settings.migrationsTable, expected);

@@ -3,7 +3,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { applyEdits, modify, parse as parseJsonc } from "jsonc-parser";
-import { listMigrationSets, snapshotPathFor } from "../config/load.ts";
+import { listMigrationSets, resolveEnvironment, snapshotPathFor } from "../config/load.ts";
 import {
 	type Acknowledgement,
 	type D1Database,
@@ -192,21 +192,55 @@ export interface HealthPlan {
 	note: string;
 }
 
-const NEXT_ROUTE = `import { createNextHealthRoute } from "workers-pipeline/health/next";
+const nextRoute = (
+	options: string,
+) => `import { createNextHealthRoute } from "workers-pipeline/health/next";
 
 // The health contract deploy checks: version, schema head and expected head, database reachable.
-export const { GET } = createNextHealthRoute();
+export const { GET } = createNextHealthRoute(${options});
 export const dynamic = "force-dynamic";
 `;
 
+/**
+ * The health handler's options for this project, as source text: "" for the defaults (binding
+ * DB, or the Worker's only D1 binding; wrangler's d1_migrations), else the binding and ledger
+ * table every environment's first D1 binding (the one deploy checks) shares. Pure.
+ */
+export function renderHealthOptions(
+	databases: readonly { binding: string; migrationsTable: string }[],
+): { options: string; note?: string } {
+	const distinct = new Map(databases.map((d) => [`${d.binding}\0${d.migrationsTable}`, d]));
+	if (distinct.size === 0) return { options: "" };
+	if (distinct.size > 1) {
+		return {
+			options: "",
+			note: `your environments' D1 bindings differ (${[...distinct.values()].map((d) => d.binding).join(", ")}): pass the handler { binding, migrationsTable } per environment`,
+		};
+	}
+	const only = [...distinct.values()][0];
+	if (only === undefined) return { options: "" };
+	const parts = [
+		// With several D1 bindings the handler cannot guess, so a name other than DB is written.
+		...(only.binding === "DB" ? [] : [`binding: ${JSON.stringify(only.binding)}`]),
+		...(only.migrationsTable === "d1_migrations"
+			? []
+			: [`migrationsTable: ${JSON.stringify(only.migrationsTable)}`]),
+	];
+	return { options: parts.length === 0 ? "" : `{ ${parts.join(", ")} }` };
+}
+
 /** Inserts `app.get(<path>, healthRoute())` after `const app = new Hono(...)`, and its import. Pure. */
-export function addHonoHealthRoute(text: string, healthPath: string): string | undefined {
+export function addHonoHealthRoute(
+	text: string,
+	healthPath: string,
+	options = "",
+): string | undefined {
 	if (text.includes("workers-pipeline/health")) return text;
 	const app = /^(?:export\s+)?const\s+(\w+)\s*=\s*new\s+Hono\b[^\n]*$/m.exec(text);
 	if (!app) return undefined;
 	const statementEnd = text.indexOf("\n", app.index);
 	const lineEnd = statementEnd === -1 ? text.length : statementEnd;
-	const route = `\n${app[1]}.get("${healthPath}", healthRoute());`;
+	const route = `\n${app[1]}.get("${healthPath}", healthRoute(${options}));`;
 	let out = `${text.slice(0, lineEnd)}${route}${text.slice(lineEnd)}`;
 	const imports = [...out.matchAll(/^import\s[^;]*;[^\n]*$/gm)];
 	const last = imports.at(-1);
@@ -224,19 +258,22 @@ export function planHealthRoute({
 	main,
 	healthPath,
 	exists,
+	options = "",
 }: {
 	framework: Framework;
 	root: string;
 	main: string | undefined;
 	healthPath: string;
 	exists: (rel: string) => boolean;
+	/** The handler's options as source (renderHealthOptions), "" for its defaults. */
+	options?: string;
 }): HealthPlan {
 	if (framework === "next") {
 		const appDir = exists("src/app") ? "src/app" : "app";
 		const ext = exists("tsconfig.json") ? "ts" : "js";
 		return {
 			file: `${appDir}${healthPath}/route.${ext}`,
-			content: NEXT_ROUTE,
+			content: nextRoute(options),
 			note: "Next.js route handler (workers-pipeline/health/next)",
 		};
 	}
@@ -244,12 +281,12 @@ export function planHealthRoute({
 		const rel = path.relative(root, path.resolve(root, main)).replaceAll(path.sep, "/");
 		return {
 			file: rel,
-			edit: (text) => addHonoHealthRoute(text, healthPath),
+			edit: (text) => addHonoHealthRoute(text, healthPath, options),
 			note: `Hono route ${healthPath} (workers-pipeline/health/hono)`,
 		};
 	}
 	return {
-		note: `add the health route by hand: in your fetch handler, \`if (new URL(request.url).pathname === "${healthPath}") return handleHealth(request, env);\` with \`import { handleHealth } from "workers-pipeline/health";\``,
+		note: `add the health route by hand: in your fetch handler, \`if (new URL(request.url).pathname === "${healthPath}") return handleHealth(request, env${options ? `, ${options}` : ""});\` with \`import { handleHealth } from "workers-pipeline/health";\``,
 	};
 }
 
@@ -644,12 +681,19 @@ function writeHealthRoute(
 	{ project, framework }: { project: ProjectConfig; framework: Framework },
 ): void {
 	const healthPath = project.settings.deploy.healthPath;
+	const { options, note } = renderHealthOptions(
+		[undefined, ...project.environments].flatMap((env) =>
+			resolveEnvironment(project, env).databases.slice(0, 1),
+		),
+	);
+	if (note) next.push(`Health route: ${note}.`);
 	const plan = planHealthRoute({
 		framework,
 		root: project.root,
 		main: project.wrangler.main,
 		healthPath,
 		exists: (rel) => existsSync(path.join(project.root, rel)),
+		options,
 	});
 	const subpath = framework === "next" ? "./health/next" : "./health/hono";
 	if (plan.file && !packageExports(project.root, subpath)) {
@@ -667,7 +711,7 @@ function writeHealthRoute(
 		const edited = plan.edit(text);
 		if (edited === undefined) {
 			next.push(
-				`Add \`app.get("${healthPath}", healthRoute())\` (import { healthRoute } from "workers-pipeline/health/hono") to ${plan.file}: init found no \`const app = new Hono()\` there.`,
+				`Add \`app.get("${healthPath}", healthRoute(${options}))\` (import { healthRoute } from "workers-pipeline/health/hono") to ${plan.file}: init found no \`const app = new Hono()\` there.`,
 			);
 		} else {
 			writer.write(plan.file, edited, plan.note, { replace: true });

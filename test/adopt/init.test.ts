@@ -15,6 +15,7 @@ import { parse as parseJsonc } from "jsonc-parser";
 import { afterAll, describe, expect, it } from "vitest";
 import {
 	addHonoHealthRoute,
+	renderHealthOptions,
 	addVersionMetadataJsonc,
 	addVersionMetadataToml,
 	packageExports,
@@ -106,6 +107,65 @@ describe("addHonoHealthRoute()", () => {
 	});
 	it("should give up (undefined) when there is no `const app = new Hono()`", () => {
 		expect(addHonoHealthRoute("export default { fetch() {} };\n", "/api/health")).toBeUndefined();
+	});
+});
+
+describe("renderHealthOptions()", () => {
+	const db = (binding: string, migrationsTable = "d1_migrations") => ({ binding, migrationsTable });
+	it("writes nothing for the handler's defaults", () => {
+		expect(renderHealthOptions([db("DB"), db("DB")])).toEqual({ options: "" });
+		expect(renderHealthOptions([])).toEqual({ options: "" });
+	});
+	it("names a binding other than DB and a ledger other than wrangler's default", () => {
+		expect(renderHealthOptions([db("DATABASE"), db("DATABASE")]).options).toBe(
+			'{ binding: "DATABASE" }',
+		);
+		expect(renderHealthOptions([db("DB", "app ledger")]).options).toBe(
+			'{ migrationsTable: "app ledger" }',
+		);
+	});
+	it("writes no guess when the environments differ, and says so", () => {
+		const out = renderHealthOptions([db("DB"), db("PROD_DB")]);
+		expect(out.options).toBe("");
+		expect(out.note).toMatch(/differ \(DB, PROD_DB\)/);
+	});
+});
+
+describe("init: the health route names the app's own D1 binding", () => {
+	afterAll(removeProjects);
+	it("writes healthRoute({ binding, migrationsTable }) for a Hono app whose binding is not DB", async () => {
+		const dir = makeProject({
+			prefix: "wp-init-binding-",
+			files: {
+				"package.json": JSON.stringify({ name: "api", dependencies: { hono: "^4" } }),
+				"package-lock.json": "{}",
+				"wrangler.toml": [
+					'name = "api"',
+					'main = "src/index.ts"',
+					"[[d1_databases]]",
+					'binding = "DATABASE"',
+					'database_id = "x"',
+					'migrations_table = "ledger"',
+					"[env.production]",
+					"[[env.production.d1_databases]]",
+					'binding = "DATABASE"',
+					'database_id = "y"',
+					'migrations_table = "ledger"',
+					"",
+				].join("\n"),
+				"src/index.ts": 'import { Hono } from "hono";\nconst app = new Hono();\nexport default app;\n',
+				"migrations/0001_init.sql": "CREATE TABLE notes (id INTEGER PRIMARY KEY);\n",
+				"node_modules/workers-pipeline/package.json": JSON.stringify({
+					name: "workers-pipeline",
+					exports: { "./health/hono": "./h.js", "./package.json": "./package.json" },
+				}),
+			},
+		});
+		const init = await cli(["init", "--json"], dir);
+		expect(init.code, init.stdout + init.stderr).toBe(0);
+		expect(readFileSync(path.join(dir, "src/index.ts"), "utf8")).toContain(
+			'app.get("/api/health", healthRoute({ binding: "DATABASE", migrationsTable: "ledger" }));',
+		);
 	});
 });
 

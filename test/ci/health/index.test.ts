@@ -7,13 +7,20 @@ import { handleHealth, judgeHealth, readVersionId } from "../../../ci/health/ind
 
 const VERSION = "3f2c5f5e-2b1a-4c3d-9e8f-0a1b2c3d4e5f";
 
-/** D1's `prepare().bind().first()` over better-sqlite3: the whole surface the handler uses. */
+/**
+ * D1's `prepare().bind().first()` over better-sqlite3: the whole surface the handler queries, with
+ * `batch` and `exec`, which every D1Database has (workers-types D1Database).
+ */
 function d1Of(db: Database.Database) {
 	const statement = (sql: string, params: unknown[] = []) => ({
 		bind: (...values: unknown[]) => statement(sql, values),
 		first: async () => (db.prepare(sql).get(...params) as unknown) ?? null,
 	});
-	return { prepare: (sql: string) => statement(sql) };
+	return {
+		prepare: (sql: string) => statement(sql),
+		batch: async () => [],
+		exec: async (sql: string) => db.exec(sql),
+	};
 }
 
 const databases: Database.Database[] = [];
@@ -131,12 +138,34 @@ describe("handleHealth()", () => {
 		});
 	});
 
+	it("reads the Worker's only D1 binding when it has no DB, and asks for a name when there are several", async () => {
+		const db = ledgerDb(["0001_init.sql"]);
+		const { DB, ...rest } = envWith(db, { WORKERS_PIPELINE_EXPECTED_HEAD: "0001_init.sql" });
+		// A KV namespace and an R2 bucket beside it: neither has prepare/batch/exec.
+		const kv = { get: async () => null, put: async () => undefined };
+		const r2 = { get: async () => null, head: async () => null };
+		const sole = await handleHealth(get(), { ...rest, DATABASE: DB, CACHE: kv, FILES: r2 });
+		expect(sole.status).toBe(200);
+		expect(await sole.json()).toMatchObject({ schema: { head: "0001_init.sql" }, db: "ok" });
+
+		const two = await handleHealth(get(), { ...rest, MAIN: DB, EVENTS: d1Of(ledgerDb([])) });
+		expect(two.status).toBe(503);
+		expect(((await two.json()) as { reason: string }).reason).toMatch(
+			/the DB binding is missing \(with no DB binding, the health handler needs its D1 binding named: \{ binding: "<yours>" \}\)/,
+		);
+		// Named, it reads that one.
+		const named = await handleHealth(get(), { ...rest, MAIN: DB, EVENTS: d1Of(ledgerDb([])) }, {
+			binding: "MAIN",
+		});
+		expect(named.status).toBe(200);
+	});
+
 	it("says the database is unreachable when the binding is missing or a query fails", async () => {
 		const missing = await handleHealth(get(), envWith(undefined));
 		expect(missing.status).toBe(503);
 		expect(await missing.json()).toMatchObject({
 			db: "error",
-			reason: "database unreachable: the DB binding is missing",
+			reason: expect.stringMatching(/^database unreachable: the DB binding is missing/),
 		});
 		const broken = {
 			prepare: () => ({
