@@ -3,18 +3,35 @@ import type { ErrorCode } from "./report/codes.ts";
 /** Machine-readable codes, registered in report/codes.ts; exitCodeFor(code) maps them to exit codes. */
 export type CiErrorCode = ErrorCode;
 
+/** Where an error is, for the finding --json and the reports carry: an absolute file, 1-based line and column. */
+export interface ErrorLocation {
+	file: string;
+	line?: number;
+	column?: number;
+}
+
 export class CiError extends Error {
 	readonly code: CiErrorCode;
-	constructor(message: string, code: CiErrorCode, options?: { cause?: unknown }) {
+	readonly location?: ErrorLocation;
+	constructor(
+		message: string,
+		code: CiErrorCode,
+		options?: { cause?: unknown; location?: ErrorLocation },
+	) {
 		super(message, options);
 		this.name = "CiError";
 		this.code = code;
+		if (options?.location) this.location = options.location;
 	}
 }
 
 /** A problem the user can fix (bad usage, bad config, unreadable input): no "internal error" wording. */
 export class UserError extends CiError {
-	constructor(message: string, code: CiErrorCode = "E_USAGE", options?: { cause?: unknown }) {
+	constructor(
+		message: string,
+		code: CiErrorCode = "E_USAGE",
+		options?: { cause?: unknown; location?: ErrorLocation },
+	) {
 		super(message, code, options);
 		this.name = "UserError";
 	}

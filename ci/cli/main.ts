@@ -16,6 +16,7 @@ import { renderMarkdown } from "../report/markdown.ts";
 import type { RunReport } from "../report/run-report.ts";
 import { renderText } from "../report/text.ts";
 import type { StepContext } from "../steps/_step.ts";
+import { suggest } from "../suggest.ts";
 import {
 	DEFAULT_HELP_WIDTH,
 	formatFlagRows,
@@ -23,7 +24,6 @@ import {
 	GLOBAL_FLAGS,
 	parseFlags,
 	requiredUsage,
-	suggest,
 	wrapText,
 } from "./args.ts";
 import { COMMANDS, type CommandDef, findCommand } from "./commands.ts";
@@ -228,15 +228,29 @@ export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<num
 		return report.ok ? EXIT_OK : EXIT_FAILED;
 	} catch (error) {
 		const { code, message } = describeFailure(error, { aborted: io.signal?.aborted, env: io.env });
+		const at = (root: string) => {
+			const location = error instanceof CiError ? error.location : undefined;
+			if (location === undefined) return { file: null, line: null, column: null };
+			const rel = path.relative(root, location.file).replaceAll(path.sep, "/");
+			return {
+				file: rel.startsWith("..") || path.isAbsolute(rel) ? location.file : rel,
+				line: location.line ?? null,
+				column: location.column ?? null,
+			};
+		};
 		// Remote commands leave their report on every path, errors included: it is what CI keeps.
 		if (command.alwaysReport && parsed) {
 			const root = path.resolve(io.cwd, (parsed.cwd as string | undefined) ?? ".");
 			const durationMs = Math.round(performance.now() - started);
 			// The report's finding: INTERRUPTED as a migrate step reports it, else the error code.
+			const where = at(root);
 			const finding = {
 				code: (code === "E_INTERRUPTED" ? "INTERRUPTED" : code) as FindingCode,
 				severity: "error" as const,
 				message,
+				...(where.file === null ? {} : { file: where.file }),
+				...(where.line === null ? {} : { line: where.line }),
+				...(where.column === null ? {} : { column: where.column }),
 			};
 			const summary = `stopped by an error: ${message.split("\n")[0]}`;
 			try {
@@ -257,12 +271,13 @@ export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<num
 		if (json) {
 			// Same keys as a report (report/json.ts), so consumers can read .findings on any failure.
 			const totalMs = Math.round(performance.now() - started);
-			const finding = { step: command.name, code, severity: "error", file: null, line: null };
+			const where = at(path.resolve(io.cwd, (parsed?.cwd as string | undefined) ?? "."));
+			const finding = { step: command.name, code, severity: "error", ...where };
 			const document = {
 				ok: false,
 				command: command.name,
 				error: { code, message },
-				findings: [{ ...finding, column: null, message }],
+				findings: [{ ...finding, message }],
 				migrations: [],
 				steps: [],
 				timings: { totalMs, steps: {} },

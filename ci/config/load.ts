@@ -168,7 +168,7 @@ function parseConfigText(file: string, text: string): unknown {
 			throw new UserError(
 				`${file}:${error.line}:${error.column}: invalid TOML (${reason}). Fix the syntax (see https://toml.io).`,
 				"E_CONFIG_INVALID",
-				{ cause: error },
+				{ cause: error, location: { file, line: error.line, column: error.column } },
 			);
 		}
 	}
@@ -187,6 +187,7 @@ function parseConfigText(file: string, text: string): unknown {
 		throw new UserError(
 			`${file}:${line}:${column}: invalid JSONC (${jsonc.printParseErrorCode(first.error)}). Fix the syntax; comments and trailing commas are allowed.`,
 			"E_CONFIG_INVALID",
+			{ location: { file, line, column } },
 		);
 	}
 	return raw;
@@ -215,18 +216,51 @@ function parseConfigFile<S extends z.ZodType>(
 	if (quick !== undefined) return quick;
 	const result = schema().safeParse(raw);
 	if (!result.success) {
-		const lines = result.error.issues.map((issue) => formatIssue(issue, raw));
+		const positions = result.error.issues.map((issue) => issuePosition(file, text, issue));
+		const lines = result.error.issues.map((issue, i) => formatIssue(issue, raw, positions[i]));
+		const first = positions.find((p) => p !== undefined);
 		throw new UserError(
 			`${file}: invalid configuration\n${lines.map((l) => `  ${l}`).join("\n")}`,
 			"E_CONFIG_INVALID",
+			{ location: { file, ...first } },
 		);
 	}
 	return result.data;
 }
 
+/**
+ * Where in a JSON/JSONC file an issue is: the value at its path, an unknown key's own name, or,
+ * for a missing key, the object that lacks it. TOML has no positions here (smol-toml keeps none).
+ */
+function issuePosition(
+	file: string,
+	text: string,
+	issue: z.core.$ZodIssue,
+): { line: number; column: number } | undefined {
+	if (file.endsWith(".toml")) return undefined;
+	const jsonc = createRequire(import.meta.url)("jsonc-parser") as typeof import("jsonc-parser");
+	const root = jsonc.parseTree(text, [], { allowTrailingComma: true });
+	if (root === undefined) return undefined;
+	const segments = issue.path.map((s) => (typeof s === "number" ? s : String(s)));
+	let node: import("jsonc-parser").Node | undefined;
+	for (let n = segments.length; n >= 0 && node === undefined; n--)
+		node = jsonc.findNodeAtLocation(root, segments.slice(0, n));
+	if (node === undefined) return undefined;
+	if (issue.code === "unrecognized_keys" && node.type === "object") {
+		const key = node.children?.find((p) => p.children?.[0]?.value === issue.keys[0])?.children?.[0];
+		if (key) node = key;
+	}
+	return lineAndColumn(text, node.offset);
+}
+
 /** `$.env.staging.d1_databases[0].binding: expected string, found number 12` */
-export function formatIssue(issue: z.core.$ZodIssue, root: unknown): string {
-	const at = formatJsonPath(issue.path);
+export function formatIssue(
+	issue: z.core.$ZodIssue,
+	root: unknown,
+	position?: { line: number; column: number },
+): string {
+	const where = position ? ` (line ${position.line}, column ${position.column})` : "";
+	const at = `${formatJsonPath(issue.path)}${where}`;
 	const found = describeValue(valueAt(root, issue.path));
 	if (issue.code === "invalid_type") {
 		return `${at}: expected ${issue.expected}, found ${found}`;

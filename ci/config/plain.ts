@@ -24,8 +24,6 @@ const isPlainObject = (value: unknown): value is Plain => {
 const isText = (value: unknown, minLength = 0): boolean =>
 	typeof value === "string" && value.length >= minLength;
 
-const SQL_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
 /**
  * A zod `looseObject`: the known keys in the schema's order (each checked by its rule, absent
  * when absent), then the other keys as given; undefined when a rule fails.
@@ -91,8 +89,7 @@ const D1_BINDING_RULES = {
 	database_id: text(1),
 	preview_database_id: text(),
 	migrations_dir: text(1),
-	migrations_table: (field: unknown) =>
-		typeof field === "string" && SQL_IDENTIFIER.test(field) ? field : undefined,
+	migrations_table: text(1),
 	migrations_pattern: text(1),
 };
 

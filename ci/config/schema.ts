@@ -60,12 +60,21 @@ function defineSettingsSchemas(z: Zod) {
 		}, "a valid regular expression"),
 		description: z.string().min(1),
 	});
-	const namingSchema = z.union([
-		presetSchema,
-		ruleSchema,
-		// One rule per migrations dir (relative to the project): several bindings, several tools.
-		z.record(z.string().min(1), z.union([presetSchema, ruleSchema])),
-	]);
+	// One message for the union: zod's own says only "Invalid input".
+	const namingExpected = `a preset (${Object.keys(NAMING_PRESETS)
+		.map((p) => JSON.stringify(p))
+		.join(
+			", ",
+		)}), a rule { "pattern": "<regex>", "description": "…" }, or one of those per migrations dir`;
+	const namingSchema = z.union(
+		[
+			presetSchema,
+			ruleSchema,
+			// One rule per migrations dir (relative to the project): several bindings, several tools.
+			z.record(z.string().min(1), z.union([presetSchema, ruleSchema])),
+		],
+		{ error: namingExpected },
+	);
 
 	/** A command as an argv array (no shell): ["pnpm", "run", "lint"]. */
 	const command = z.array(z.string().min(1)).min(1);

@@ -11,7 +11,9 @@ import {
 } from "../config/schema.ts";
 import { RETIRED_SUFFIX } from "../constants.ts";
 import { UserError } from "../errors.ts";
+import { FINDING_CODES, isFindingCode } from "../report/codes.ts";
 import type { Finding } from "../report/model.ts";
+import { suggest } from "../suggest.ts";
 
 /** A file as read from disk; `bytes` is undefined when it could not be read. */
 export interface CatalogFile {
@@ -450,6 +452,13 @@ export interface AcknowledgeOptions {
 }
 
 /** A finding code or glob (`D1_*`, `*`) against a code; codes hold no `/`, so a path glob does. */
+// A code with no glob character that no finding has: a typo, most likely.
+const unknownCode = (code: string) => !/[*?[\]{}]/.test(code) && !isFindingCode(code);
+const didYouMean = (code: string) => {
+	const close = suggest(code, Object.keys(FINDING_CODES));
+	return close ? ` (did you mean ${close}?)` : "";
+};
+
 export const codeMatches = (glob: string, code: string): boolean =>
 	glob === code || (/[*?]/.test(glob) && path.posix.matchesGlob(code, glob));
 
@@ -498,7 +507,9 @@ export function acknowledgeFindings(
 				code: "CONFIG_UNUSED_ACKNOWLEDGEMENT",
 				severity: "warning",
 				file: configFile,
-				message: `acknowledgement of ${ack.code} for ${file} matches no finding; remove it from migrations.acknowledge.`,
+				message: unknownCode(ack.code)
+					? `acknowledgement of ${ack.code} for ${file}: ${ack.code} is no finding code${didYouMean(ack.code)}, so it acknowledges nothing; fix the code (docs/troubleshooting.md lists them) or remove it.`
+					: `acknowledgement of ${ack.code} for ${file} matches no finding; remove it from migrations.acknowledge.`,
 			});
 		}
 	}

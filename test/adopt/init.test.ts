@@ -15,11 +15,11 @@ import { parse as parseJsonc } from "jsonc-parser";
 import { afterAll, describe, expect, it } from "vitest";
 import {
 	addHonoHealthRoute,
-	renderHealthOptions,
 	addVersionMetadataJsonc,
 	addVersionMetadataToml,
 	packageExports,
 	planAcknowledgements,
+	renderHealthOptions,
 	renderSettings,
 	shownPath,
 } from "../../ci/steps/init.ts";
@@ -153,7 +153,8 @@ describe("init: the health route names the app's own D1 binding", () => {
 					'migrations_table = "ledger"',
 					"",
 				].join("\n"),
-				"src/index.ts": 'import { Hono } from "hono";\nconst app = new Hono();\nexport default app;\n',
+				"src/index.ts":
+					'import { Hono } from "hono";\nconst app = new Hono();\nexport default app;\n',
 				"migrations/0001_init.sql": "CREATE TABLE notes (id INTEGER PRIMARY KEY);\n",
 				"node_modules/workers-pipeline/package.json": JSON.stringify({
 					name: "workers-pipeline",

@@ -95,7 +95,7 @@ describe("runCli()", () => {
 			code: EXIT_USAGE,
 			stderr: [
 				/workers-pipeline\.jsonc: invalid configuration/,
-				/\$\.lint\.biome: expected boolean, found string "yes"/,
+				/\$\.lint\.biome \(line 1, column 20\): expected boolean, found string "yes"/,
 			],
 		},
 		{
@@ -292,6 +292,23 @@ describe("runCli()", () => {
 		expect(report.migrations).toEqual([]);
 		expect(report.timings.totalMs).toBeGreaterThanOrEqual(0);
 		expect(result.stderr).toContain('Unknown environment "prod"');
+	});
+
+	it("should point the --json finding of a config error at its file, line and column", async () => {
+		const dir = fixture({
+			"workers-pipeline.jsonc": '{\n  // ours\n  "lint": { "typcheck": false }\n}\n',
+		});
+		const result = await cli(["lint", "--json"], dir);
+		expect(result.code).toBe(EXIT_USAGE);
+		const report = JSON.parse(result.stdout) as JsonReport;
+		expect(report.findings).toEqual([
+			expect.objectContaining({
+				code: "E_CONFIG_INVALID",
+				file: "workers-pipeline.jsonc",
+				line: 3,
+				column: 13,
+			}),
+		]);
 	});
 
 	it("should fail on snapshot drift with the diff, and pass after --update-snapshot", async () => {

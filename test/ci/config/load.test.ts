@@ -216,7 +216,19 @@ describe("loadProjectConfig()", () => {
 			file: "workers-pipeline.jsonc",
 			wrangler: `{"name": "app"}`,
 			settings: `{"lint": {"biome": false, "typcheck": false}}`,
-			parts: ["$.lint", 'unknown key "typcheck"', "check the spelling"],
+			parts: ["$.lint (line 1, column 27)", 'unknown key "typcheck"', "check the spelling"],
+		},
+		{
+			label: "naming that is no preset",
+			file: "workers-pipeline.jsonc",
+			wrangler: `{"name": "app"}`,
+			settings: `{\n  "migrations": {\n    "naming": "drizzle"\n  }\n}`,
+			parts: [
+				"$.migrations.naming (line 3, column 15): expected a preset (",
+				'"drizzle-kit", "drizzle-kit-v1"',
+				'a rule { "pattern": "<regex>"',
+				'found string "drizzle"',
+			],
 		},
 		{
 			label: "acknowledgement without reason",

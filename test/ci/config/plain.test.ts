@@ -77,10 +77,7 @@ describe("parsePlainWranglerConfig()", () => {
 		["null", null],
 		["a binding without binding", { name: "a", d1_databases: [{ database_id: "x" }] }],
 		["an empty binding name", { name: "a", d1_databases: [{ binding: "" }] }],
-		[
-			"a table name that is not an identifier",
-			{ name: "a", d1_databases: [{ binding: "DB", migrations_table: "1x" }] },
-		],
+		["an empty table name", { name: "a", d1_databases: [{ binding: "DB", migrations_table: "" }] }],
 		[
 			"an empty migrations_dir",
 			{ name: "a", d1_databases: [{ binding: "DB", migrations_dir: "" }] },
@@ -100,10 +97,7 @@ describe("parsePlainWranglerConfig()", () => {
 		["no name", {}],
 		["a numeric name", { name: 12 }],
 		["a binding without binding", { name: "a", d1_databases: [{}] }],
-		[
-			"a table name that is not an identifier",
-			{ name: "a", d1_databases: [{ binding: "DB", migrations_table: "a-b" }] },
-		],
+		["an empty table name", { name: "a", d1_databases: [{ binding: "DB", migrations_table: "" }] }],
 		["an environment with an empty name", { name: "a", env: { staging: { name: "" } } }],
 	])("is never more lenient than zod: %s is refused by both", (_label, raw) => {
 		expect(parsePlainWranglerConfig(raw)).toBeUndefined();

@@ -154,9 +154,13 @@ describe("handleHealth()", () => {
 			/the DB binding is missing \(with no DB binding, the health handler needs its D1 binding named: \{ binding: "<yours>" \}\)/,
 		);
 		// Named, it reads that one.
-		const named = await handleHealth(get(), { ...rest, MAIN: DB, EVENTS: d1Of(ledgerDb([])) }, {
-			binding: "MAIN",
-		});
+		const named = await handleHealth(
+			get(),
+			{ ...rest, MAIN: DB, EVENTS: d1Of(ledgerDb([])) },
+			{
+				binding: "MAIN",
+			},
+		);
 		expect(named.status).toBe(200);
 	});
 

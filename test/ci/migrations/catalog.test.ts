@@ -843,4 +843,23 @@ describe("fileMatches() and unmatched acknowledgements", () => {
 			"acknowledgement of D1_TRANSACTION for (every file) matches no finding; remove it from migrations.acknowledge.",
 		]);
 	});
+
+	it("says a code no finding has is a typo, with the closest code, and leaves globs alone", () => {
+		const { unused } = acknowledgeFindings(
+			[],
+			[
+				{ code: "D1_PRGMA", reason: "typed in a hurry" },
+				{ code: "NOT_A_THING_AT_ALL", reason: "far from every code" },
+				{ code: "D1_*", reason: "a glob matching none today" },
+			],
+			{ dirs: ["migrations"], configFile: "workers-pipeline.jsonc" },
+		);
+		expect(unused.map((u) => u.message)).toEqual([
+			expect.stringMatching(
+				/D1_PRGMA is no finding code \(did you mean D1_PRAGMA\?\), so it acknowledges nothing/,
+			),
+			expect.stringMatching(/NOT_A_THING_AT_ALL is no finding code, so it acknowledges nothing/),
+			"acknowledgement of D1_* for (every file) matches no finding; remove it from migrations.acknowledge.",
+		]);
+	});
 });
