@@ -44,7 +44,10 @@ export interface Migration {
 	number: number | undefined;
 	/** sha256 of the content with a leading BOM removed and line endings normalised to LF. */
 	checksum: string;
-	/** The normalised text; what replay and apply execute. */
+	/**
+	 * What replay and apply execute: BOM removed, LF line endings but inside quoted values and
+	 * identifiers, whose CR LF D1 keeps as wrangler sends them (executableMigrationText).
+	 */
 	sql: string;
 	/** False when the file could not be read or is not UTF-8; replay stops there. */
 	readable: boolean;
@@ -165,6 +168,59 @@ function listFilesRelative(dir: string, rel = ""): string[] {
 /** The checksum DESIGN.md fixes: a Windows checkout or a BOM must not change it. */
 export function normalizeMigrationText(text: string): string {
 	return text.replace(/^\uFEFF/, "").replace(/\r\n?/g, "\n");
+}
+
+/**
+ * The text D1 executes: BOM removed, line endings between tokens and in comments as LF, and a
+ * CR LF inside a quoted value or identifier kept, as wrangler sends it (d1/splitter.ts
+ * normalizeSqlLineEndings for the remote API; `--local` sends the file's text). A file with no CR
+ * is returned as it is.
+ */
+export function executableMigrationText(text: string): string {
+	const sql = text.replace(/^\uFEFF/, "");
+	if (!sql.includes("\r")) return sql;
+	let out = "";
+	let i = 0;
+	while (i < sql.length) {
+		const c = sql[i] as string;
+		const close = c === "'" || c === '"' || c === "`" ? c : c === "[" ? "]" : undefined;
+		if (close !== undefined) {
+			// To the closing quote; a doubled quote is part of the value (not for [brackets]).
+			let end = i + 1;
+			for (;;) {
+				end = sql.indexOf(close, end);
+				if (end === -1) {
+					end = sql.length;
+					break;
+				}
+				if (close !== "]" && sql[end + 1] === close) end += 2;
+				else {
+					end += 1;
+					break;
+				}
+			}
+			out += sql.slice(i, end);
+			i = end;
+		} else if (c === "\r") {
+			out += "\n";
+			i += sql[i + 1] === "\n" ? 2 : 1;
+		} else if (c === "-" && sql[i + 1] === "-") {
+			// A line comment: no quote inside it opens a value.
+			const end = sql.indexOf("\n", i);
+			const stop = end === -1 ? sql.length : end;
+			out += sql.slice(i, stop).replace(/\r$/, "").replace(/\r/g, "\n");
+			i = stop;
+		} else if (c === "/" && sql[i + 1] === "*") {
+			const end = sql.indexOf("*/", i + 2);
+			const stop = end === -1 ? sql.length : end + 2;
+			out += sql.slice(i, stop).replace(/\r\n?/g, "\n");
+			i = stop;
+		} else {
+			out += c;
+			i += 1;
+		}
+	}
+	return out;
 }
 
 export function checksumOf(text: string): string {
@@ -375,13 +431,15 @@ export function parseCatalog(
 }
 
 function makeMigration(name: string, filePath: string, text: string, readable: boolean): Migration {
-	const sql = normalizeMigrationText(text);
+	const normalized = normalizeMigrationText(text);
+	// What D1 executes keeps a quoted value's CR LF; the checksum does not see line endings.
+	const sql = text.includes("\r") ? executableMigrationText(text) : normalized;
 	return {
 		name,
 		path: filePath,
 		number: leadingNumber(name.split("/")[0] as string),
 		// One-shot (Node >= 21.7): the same hex digest without a Hash object per file.
-		checksum: hash("sha256", sql, "hex"),
+		checksum: hash("sha256", normalized, "hex"),
 		sql,
 		readable,
 		depends: readable ? parseDepends(sql) : [],

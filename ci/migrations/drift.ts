@@ -5,9 +5,9 @@ import type { MigrationOutcome, MigrationRow } from "./apply.ts";
 import {
 	type Catalog,
 	checksumOf,
+	executableMigrationText,
 	leadingNumber,
 	type Migration,
-	normalizeMigrationText,
 } from "./catalog.ts";
 import type { MigrationPlan } from "./plan.ts";
 import { replayMigrations } from "./replay.ts";
@@ -129,12 +129,13 @@ export function readRetiredMigrations(root: string, catalog: Catalog): Map<strin
 		const name = file.slice(0, -".retired".length);
 		const relative = catalog.dir === "." ? file : `${catalog.dir}/${file}`;
 		try {
-			const sql = normalizeMigrationText(readFileSync(path.join(root, relative), "utf8"));
+			const text = readFileSync(path.join(root, relative), "utf8");
+			const sql = executableMigrationText(text);
 			out.set(name, {
 				name,
 				path: relative,
 				number: leadingNumber(name),
-				checksum: checksumOf(sql),
+				checksum: checksumOf(text),
 				sql,
 				readable: true,
 				depends: [],

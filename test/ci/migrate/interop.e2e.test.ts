@@ -106,6 +106,24 @@ describe("a migrations_table that needs quoting (wrangler quotes it: d1/migratio
 	});
 });
 
+describe("a Windows checkout (CRLF): the same rows as wrangler's apply", () => {
+	it("keeps a quoted value's CR LF, as wrangler sends it (d1/splitter.ts normalizeSqlLineEndings)", async () => {
+		const files = {
+			"0001_notes.sql":
+				"CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);\r\n-- a seed row\r\nINSERT INTO notes (body) VALUES ('line one\r\nline two');\r\n",
+		};
+		const ours = loopback.project({ migrations: files });
+		const migrate = await ours.cli(["migrate", "--env", ENV]);
+		expect(migrate.code, migrate.stdout + migrate.stderr).toBe(0);
+		const theirs = loopback.project({ migrations: files });
+		const apply = await theirs.wrangler(wranglerArgs("apply"));
+		expect(apply.code, apply.stdout + apply.stderr).toBe(0);
+		const body = (p: MigrateProject) => p.db().prepare("SELECT body FROM notes").pluck().get();
+		expect(body(theirs)).toBe("line one\r\nline two");
+		expect(body(ours)).toBe(body(theirs));
+	});
+});
+
 describe("wrangler migrations apply, then workers-pipeline", () => {
 	it("records wrangler's migrations, applies the rest, and then verifies them all", async () => {
 		const p = project(FIRST);

@@ -14,6 +14,7 @@ import {
 	checksumOf,
 	compareMigrationNames,
 	detectNaming,
+	executableMigrationText,
 	fileMatches,
 	leadingNumber,
 	normalizeMigrationText,
@@ -294,6 +295,44 @@ describe("checksumOf()", () => {
 		expect(checksumOf(lf)).toMatch(/^[0-9a-f]{64}$/);
 		expect(migration?.checksum).toBe(checksumOf(lf));
 		expect(migration?.sql).toBe(lf);
+	});
+});
+
+describe("executableMigrationText()", () => {
+	const crlf = (text: string) => text.replace(/\n/g, "\r\n");
+	it.each([
+		["a plain CRLF file", crlf("CREATE TABLE t (x TEXT);\n"), "CREATE TABLE t (x TEXT);\n"],
+		[
+			"a value spanning lines (kept, as wrangler sends it)",
+			crlf("INSERT INTO t VALUES ('a\nb');\n"),
+			"INSERT INTO t VALUES ('a\r\nb');\n",
+		],
+		[
+			"a doubled quote inside the value",
+			crlf("INSERT INTO t VALUES ('it''s\nx');\nSELECT 1;\n"),
+			"INSERT INTO t VALUES ('it''s\r\nx');\nSELECT 1;\n",
+		],
+		[
+			"quoted identifiers of every kind",
+			crlf('CREATE TABLE "a\nb" ([c\nd] TEXT, `e\nf` TEXT);\n'),
+			'CREATE TABLE "a\r\nb" ([c\r\nd] TEXT, `e\r\nf` TEXT);\n',
+		],
+		[
+			"a quote inside a comment opens no value",
+			crlf("-- don't\nCREATE TABLE t (x);\n/* it's\n */ SELECT 'v\nw';\n"),
+			"-- don't\nCREATE TABLE t (x);\n/* it's\n */ SELECT 'v\r\nw';\n",
+		],
+		["a BOM", "\uFEFFSELECT 1;\r\n", "SELECT 1;\n"],
+		["an LF file, untouched", "SELECT 'a\nb';\n", "SELECT 'a\nb';\n"],
+	])("%s", (_, text, expected) => {
+		expect(executableMigrationText(text)).toBe(expected);
+	});
+
+	it("is what parseCatalog executes, while the checksum stays that of the LF text", () => {
+		const text = crlf("INSERT INTO t VALUES ('a\nb');\n");
+		const [migration] = parse([file("0001_a.sql", text)]).migrations;
+		expect(migration?.sql).toBe("INSERT INTO t VALUES ('a\r\nb');\n");
+		expect(migration?.checksum).toBe(checksumOf("INSERT INTO t VALUES ('a\nb');\n"));
 	});
 });
 
