@@ -96,6 +96,12 @@ export const LINT_RULES = [
 		summary: "last statement has no `;`, so wrangler's appended ledger INSERT fails",
 	},
 	{
+		code: "D1_LOCAL_TRANSACTION_TEXT",
+		severity: "warning",
+		summary:
+			"the text BEGIN TRANSACTION in a comment or value: wrangler --local refuses the file or strips text from it",
+	},
+	{
 		code: "SQL_UNTERMINATED",
 		severity: "error",
 		summary: "unterminated string, quoted identifier, blob or block comment",
@@ -497,6 +503,32 @@ const byPosition = (a: Finding, b: Finding): number =>
 	compareAsLocale(a.code, b.code);
 
 /** Lints one migration file for D1; returns findings sorted by position, never throws. */
+// wrangler's --local path (d1/trimmer.ts trimSqlQuery, case-sensitive, over the whole text):
+// with this text anywhere it deletes the first "BEGIN TRANSACTION;" and the first "COMMIT;",
+// then refuses the file if the text is still there ("it contains several transactions").
+const LOCAL_TRANSACTION_TEXT = "BEGIN TRANSACTION";
+
+/** A comment or quoted value that holds the text trimSqlQuery looks for (statements are D1_TRANSACTION's). */
+function lintLocalTransactionText(text: string, tokens: readonly SqlToken[], emit: Emit): void {
+	const holders = tokens.filter(
+		(t) =>
+			(t.kind === "string" || t.kind === "quoted-identifier" || isCommentToken(t)) &&
+			t.text.includes(LOCAL_TRANSACTION_TEXT),
+	);
+	const first = holders[0];
+	if (first === undefined) return;
+	const times = text.split(LOCAL_TRANSACTION_TEXT).length - 1;
+	const trimmed = text.replace(`${LOCAL_TRANSACTION_TEXT};`, "").replace("COMMIT;", "");
+	const where = isCommentToken(first) ? "a comment" : "a quoted value";
+	emit(
+		"D1_LOCAL_TRANSACTION_TEXT",
+		first,
+		trimmed.includes(LOCAL_TRANSACTION_TEXT)
+			? `"${LOCAL_TRANSACTION_TEXT}" appears ${times} times in this file (here in ${where}): \`wrangler d1 migrations apply --local\` refuses such a file ("it contains several transactions", wrangler d1/trimmer.ts), while --remote applies it. Reword the text (e.g. "begin transaction").`
+			: `"${LOCAL_TRANSACTION_TEXT}" in ${where}: \`wrangler d1 migrations apply --local\` then deletes the first "${LOCAL_TRANSACTION_TEXT};" and "COMMIT;" wherever they are in the text (wrangler d1/trimmer.ts), so the local database may get other SQL than --remote. Reword the text (e.g. "begin transaction").`,
+	);
+}
+
 export function lintMigration(file: { name: string; content: string }): Finding[] {
 	const tokens = tokenizeSql(file.content);
 	const statements = splitStatements(file.content, tokens);
@@ -544,6 +576,9 @@ export function lintMigration(file: { name: string; content: string }): Finding[
 			);
 		}
 	}
+
+	if (file.content.includes(LOCAL_TRANSACTION_TEXT))
+		lintLocalTransactionText(file.content, tokens, emit);
 
 	const last = statements[statements.length - 1];
 	const lastToken = last?.tokens[last.tokens.length - 1];

@@ -377,6 +377,30 @@ const WIDE_TABLE = `CREATE TABLE wide (${Array.from({ length: 101 }, (_, i) => `
 const COMPOUND_SELECT = `SELECT ${Array.from({ length: 6 }, (_, i) => i).join(" UNION SELECT ")};`;
 const DEEP_EXPRESSION = `SELECT ${Array.from({ length: 101 }, (_, i) => `a = ${i}`).join(" OR ")} FROM t;`;
 
+describe("lintMigration(): BEGIN TRANSACTION as text (wrangler d1/trimmer.ts on --local)", () => {
+	it("warns where a comment holds it twice: --local refuses the file", () => {
+		const found = lint(
+			"-- no BEGIN TRANSACTION here: D1 wraps the file\nCREATE TABLE a (x);\n/* BEGIN TRANSACTION; */\n",
+		).filter((f) => f.code === "D1_LOCAL_TRANSACTION_TEXT");
+		expect(found.map(where)).toEqual([["D1_LOCAL_TRANSACTION_TEXT", "warning", 1, 1]]);
+		expect(found[0]?.message).toMatch(/appears 2 times .* refuses such a file/);
+	});
+
+	it("warns once where a value holds it: --local deletes text from the file", () => {
+		const found = lint("INSERT INTO notes VALUES ('run BEGIN TRANSACTION; then COMMIT;');\n");
+		expect(found.map(where)).toEqual([["D1_LOCAL_TRANSACTION_TEXT", "warning", 1, 27]]);
+		expect(found[0]?.message).toMatch(/in a quoted value: .* deletes the first/);
+	});
+
+	it("leaves other spellings and the statement itself (D1_TRANSACTION) alone", () => {
+		expect(codes("-- begin transaction is D1's job\nCREATE TABLE a (x);\n")).toEqual([]);
+		expect(codes("BEGIN TRANSACTION;\nCREATE TABLE a (x);\nCOMMIT;\n")).toEqual([
+			"D1_TRANSACTION",
+			"D1_TRANSACTION",
+		]);
+	});
+});
+
 describe("lintMigration() messages", () => {
 	// [what, SQL, each finding as "line:column severity CODE: message"]
 	const CASES: [string, string, string[]][] = [
@@ -680,7 +704,7 @@ describe("lintMigration() messages", () => {
 			"suppression naming no rule",
 			"-- workers-pipeline-disable\nDROP TABLE t;",
 			[
-				"1:1 error LINT_SUPPRESSION_UNKNOWN: workers-pipeline-disable names no rule, so nothing is silenced. Use one of: D1_TRANSACTION, D1_PRAGMA, D1_FOREIGN_KEYS_OFF, D1_RESERVED_NAME, D1_ATTACH, D1_TEMP_OBJECT, D1_VIRTUAL_TABLE, D1_FUNCTION, D1_LIMIT, D1_REQUEST_TOO_LARGE, D1_ADD_NOT_NULL, D1_STATEMENT_TOO_LARGE, D1_DESTRUCTIVE, D1_MISSING_SEMICOLON, SQL_UNTERMINATED.",
+				"1:1 error LINT_SUPPRESSION_UNKNOWN: workers-pipeline-disable names no rule, so nothing is silenced. Use one of: D1_TRANSACTION, D1_PRAGMA, D1_FOREIGN_KEYS_OFF, D1_RESERVED_NAME, D1_ATTACH, D1_TEMP_OBJECT, D1_VIRTUAL_TABLE, D1_FUNCTION, D1_LIMIT, D1_REQUEST_TOO_LARGE, D1_ADD_NOT_NULL, D1_STATEMENT_TOO_LARGE, D1_DESTRUCTIVE, D1_MISSING_SEMICOLON, D1_LOCAL_TRANSACTION_TEXT, SQL_UNTERMINATED.",
 				"2:1 warning D1_DESTRUCTIVE: DROP TABLE t deletes the table and all its rows (and cascades to child tables with ON DELETE CASCADE). Confirm there is a backup or a D1 Time Travel bookmark to restore from, then silence this once reviewed with `-- workers-pipeline-disable D1_DESTRUCTIVE: <reason>`.",
 			],
 		],
@@ -688,7 +712,7 @@ describe("lintMigration() messages", () => {
 			"suppression naming an unknown rule",
 			"-- workers-pipeline-disable NOPE: x\nDROP TABLE t;",
 			[
-				'1:1 error LINT_SUPPRESSION_UNKNOWN: workers-pipeline-disable names unknown rule "NOPE", so nothing is silenced. Use one of: D1_TRANSACTION, D1_PRAGMA, D1_FOREIGN_KEYS_OFF, D1_RESERVED_NAME, D1_ATTACH, D1_TEMP_OBJECT, D1_VIRTUAL_TABLE, D1_FUNCTION, D1_LIMIT, D1_REQUEST_TOO_LARGE, D1_ADD_NOT_NULL, D1_STATEMENT_TOO_LARGE, D1_DESTRUCTIVE, D1_MISSING_SEMICOLON, SQL_UNTERMINATED.',
+				'1:1 error LINT_SUPPRESSION_UNKNOWN: workers-pipeline-disable names unknown rule "NOPE", so nothing is silenced. Use one of: D1_TRANSACTION, D1_PRAGMA, D1_FOREIGN_KEYS_OFF, D1_RESERVED_NAME, D1_ATTACH, D1_TEMP_OBJECT, D1_VIRTUAL_TABLE, D1_FUNCTION, D1_LIMIT, D1_REQUEST_TOO_LARGE, D1_ADD_NOT_NULL, D1_STATEMENT_TOO_LARGE, D1_DESTRUCTIVE, D1_MISSING_SEMICOLON, D1_LOCAL_TRANSACTION_TEXT, SQL_UNTERMINATED.',
 				"2:1 warning D1_DESTRUCTIVE: DROP TABLE t deletes the table and all its rows (and cascades to child tables with ON DELETE CASCADE). Confirm there is a backup or a D1 Time Travel bookmark to restore from, then silence this once reviewed with `-- workers-pipeline-disable D1_DESTRUCTIVE: <reason>`.",
 			],
 		],
@@ -696,7 +720,7 @@ describe("lintMigration() messages", () => {
 			"suppression after other text",
 			"-- workers-pipeline-disable because D1_DESTRUCTIVE: x\nDROP TABLE t;",
 			[
-				'1:1 error LINT_SUPPRESSION_UNKNOWN: workers-pipeline-disable names unknown rule "BECAUSE", so nothing is silenced. Use one of: D1_TRANSACTION, D1_PRAGMA, D1_FOREIGN_KEYS_OFF, D1_RESERVED_NAME, D1_ATTACH, D1_TEMP_OBJECT, D1_VIRTUAL_TABLE, D1_FUNCTION, D1_LIMIT, D1_REQUEST_TOO_LARGE, D1_ADD_NOT_NULL, D1_STATEMENT_TOO_LARGE, D1_DESTRUCTIVE, D1_MISSING_SEMICOLON, SQL_UNTERMINATED.',
+				'1:1 error LINT_SUPPRESSION_UNKNOWN: workers-pipeline-disable names unknown rule "BECAUSE", so nothing is silenced. Use one of: D1_TRANSACTION, D1_PRAGMA, D1_FOREIGN_KEYS_OFF, D1_RESERVED_NAME, D1_ATTACH, D1_TEMP_OBJECT, D1_VIRTUAL_TABLE, D1_FUNCTION, D1_LIMIT, D1_REQUEST_TOO_LARGE, D1_ADD_NOT_NULL, D1_STATEMENT_TOO_LARGE, D1_DESTRUCTIVE, D1_MISSING_SEMICOLON, D1_LOCAL_TRANSACTION_TEXT, SQL_UNTERMINATED.',
 				"2:1 warning D1_DESTRUCTIVE: DROP TABLE t deletes the table and all its rows (and cascades to child tables with ON DELETE CASCADE). Confirm there is a backup or a D1 Time Travel bookmark to restore from, then silence this once reviewed with `-- workers-pipeline-disable D1_DESTRUCTIVE: <reason>`.",
 			],
 		],

@@ -259,6 +259,28 @@ describe("runWranglerReplay() with wrangler's Miniflare", () => {
 
 describe("runWranglerReplay() with the wrangler CLI", () => {
 	afterAll(removeProjects);
+	// What D1_LOCAL_TRANSACTION_TEXT warns of, by real wrangler: the text twice, in comments only.
+	it("fails where --local meets the text BEGIN TRANSACTION twice, which our replay applies", async () => {
+		const files = {
+			"0001_a.sql":
+				"-- BEGIN TRANSACTION is D1's job\nCREATE TABLE a (x);\n-- (no BEGIN TRANSACTION)\n",
+		};
+		const root = makeProject({
+			prefix: "wp-parity-wrangler-",
+			files: Object.fromEntries(Object.entries(files).map(([n, sql]) => [`migrations/${n}`, sql])),
+		});
+		expect(ours(files, "d1_migrations").ok).toBe(true);
+		const result = await runWranglerReplay({
+			root,
+			catalog: catalog(files),
+			database: DATABASE,
+			env: process.env,
+			engine: "wrangler",
+		});
+		expect(result).toMatchObject({ ok: false, applied: [], failedAt: "0001_a.sql" });
+		expect(result.message).toContain("several transactions");
+	}, 120_000);
+
 	// One real `wrangler d1 migrations apply --local` (seconds): a set whose second file fails.
 	it("records what wrangler applied, where it stopped and its error, and reads the local database", async () => {
 		const files = {
