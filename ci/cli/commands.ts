@@ -256,7 +256,7 @@ export const COMMANDS: CommandDef[] = [
 	{
 		name: "migration-test",
 		summary:
-			"Replays every migration on a fresh D1-like database, checks the schema snapshot, optionally against real wrangler; every D1 binding's set unless --binding, --env or --dir picks one.",
+			"Replays every migration on a fresh D1-like database, checks the schema snapshot, optionally against real wrangler; every D1 binding's set (of one environment with --env) unless --binding or --dir picks one.",
 		flags: [
 			{
 				name: "dir",
@@ -317,9 +317,10 @@ export const COMMANDS: CommandDef[] = [
 							)
 						: undefined,
 			};
-			// Several migrations sets and none chosen: each, named by binding, as ci runs them.
-			const chosen = args.env !== undefined || args.binding !== undefined || args.dir !== undefined;
-			const sets = chosen ? [] : planMigrationTests(project);
+			// Several migrations sets and none chosen: each, named by binding, as ci runs them
+			// (with --env alone: each of that environment's bindings).
+			const chosen = args.binding !== undefined || args.dir !== undefined;
+			const sets = chosen ? [] : planMigrationTests(project, { env: args.env });
 			if (sets.length <= 1)
 				return [await migrationTestStep.run(input.context("migration-test"), args)];
 			const results = [];

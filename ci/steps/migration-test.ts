@@ -507,9 +507,17 @@ function acknowledgeMigrationTest(
  */
 export function planMigrationTests(
 	project: ProjectConfig,
+	only: { env?: string } = {},
 ): { name: string; env?: string; binding?: string }[] {
-	const sets = listMigrationSets(project);
-	if (sets.length <= 1) return [{ name: "migration-test" }];
+	// With --env: that environment's bindings (each a set), as `migrate --env` would meet them.
+	const sets =
+		only.env === undefined
+			? listMigrationSets(project)
+			: resolveEnvironment(project, only.env).databases.map((database) => ({
+					env: only.env,
+					database,
+				}));
+	if (sets.length <= 1) return [{ name: "migration-test", ...(only.env ? { env: only.env } : {}) }];
 	const bindings = sets.map((s) => s.database.binding);
 	return sets.map(({ env, database: { binding } }) => ({
 		// The same binding name in two environments with different sets: say which environment.

@@ -294,6 +294,41 @@ describe("runCli()", () => {
 		expect(result.stderr).toContain('Unknown environment "prod"');
 	});
 
+	it("should test each of an environment's D1 bindings with --env alone, as migrate --env meets them", async () => {
+		const dir = makeProject({
+			prefix: "wp-cli-env-sets-",
+			files: {
+				"wrangler.jsonc": JSON.stringify({
+					name: "app",
+					env: {
+						staging: {
+							d1_databases: [
+								{ binding: "DB", database_id: "a" },
+								{ binding: "EVENTS", database_id: "b", migrations_dir: "events" },
+							],
+						},
+					},
+				}),
+				"migrations/0001_a.sql": "CREATE TABLE a (id INTEGER PRIMARY KEY);\n",
+				"events/0001_e.sql": "CREATE TABLE e (id INTEGER PRIMARY KEY);\n",
+			},
+		});
+		const write = await cli(["migration-test", "--env", "staging", "--update-snapshot"], dir);
+		expect(write.code, write.stdout + write.stderr).toBe(0);
+		const run = await cli(["migration-test", "--env", "staging", "--json"], dir);
+		expect(run.code, run.stdout + run.stderr).toBe(0);
+		const report = JSON.parse(run.stdout) as JsonReport;
+		expect(report.steps.map((s) => s.name)).toEqual(["migration-test DB", "migration-test EVENTS"]);
+		// --binding still picks one.
+		const one = await cli(
+			["migration-test", "--env", "staging", "--binding", "EVENTS", "--json"],
+			dir,
+		);
+		expect((JSON.parse(one.stdout) as JsonReport).steps.map((s) => s.name)).toEqual([
+			"migration-test",
+		]);
+	});
+
 	it("should point the --json finding of a config error at its file, line and column", async () => {
 		const dir = fixture({
 			"workers-pipeline.jsonc": '{\n  // ours\n  "lint": { "typcheck": false }\n}\n',
