@@ -46,6 +46,20 @@ export function readGitTopLevel(root: string): string | null {
 	return git(root, ["rev-parse", "--show-toplevel"]) || null;
 }
 
+/**
+ * The branch pushes land on: origin's HEAD when the clone knows it, else `main` or `master`
+ * when such a local branch exists, else the current branch; null outside git or with none.
+ */
+export function readDefaultBranch(root: string): string | null {
+	const remote = git(root, ["symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"]);
+	if (remote) return remote.replace(/^origin\//, "");
+	const local = git(root, ["for-each-ref", "--format=%(refname:short)", "refs/heads/"]);
+	const branches = new Set((local ?? "").split("\n").filter(Boolean));
+	for (const name of ["main", "master"]) if (branches.has(name)) return name;
+	// A fresh `git init` has no branch ref yet: HEAD still names the one it will create.
+	return git(root, ["symbolic-ref", "--quiet", "--short", "HEAD"]) || null;
+}
+
 /** The version a build is stamped with: the sha, `<sha>-dirty` for a dirty tree, null outside git. */
 export function readGitVersion(root: string, env: Env): string | null {
 	const sha = readGitSha(root, env);

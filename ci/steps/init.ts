@@ -12,7 +12,7 @@ import {
 	pipelineSettingsSchema,
 } from "../config/schema.ts";
 import { DEFAULT_PIPELINE_CONFIG } from "../constants.ts";
-import { readGitTopLevel } from "../git.ts";
+import { readDefaultBranch, readGitTopLevel } from "../git.ts";
 import { detectNaming } from "../migrations/catalog.ts";
 import { readCheckedCatalog } from "../migrations/check.ts";
 import { findPnpRuntime } from "../pnp.ts";
@@ -300,7 +300,7 @@ export function planWorkflowFile({ source }: { source: string }): string {
 const appSlug = (source: string) => source.replace(/[^A-Za-z0-9]+/g, "-").replace(/^-|-$/g, "");
 
 /**
- * The GitHub workflow: `dagger call ci` on every pull request and push to main. `source` is the
+ * The GitHub workflow: `dagger call ci` on every pull request and push to the default branch. `source` is the
  * app's directory in the repository; the module's constructor flags go before the function
  * (`dagger call --source . ci`), and a module used from elsewhere needs `--source` explicitly
  * (its own default path is the module's repository). Pure.
@@ -310,9 +310,12 @@ export function renderWorkflow({
 	source = ".",
 	appDir,
 	wranglerConfig,
+	branch = "main",
 }: {
 	module: string;
 	source?: string;
+	/** The branch whose pushes run it (the repository's default branch). */
+	branch?: string;
 	/** The app's directory inside `source` (a monorepo app installed from its workspace). */
 	appDir?: string;
 	wranglerConfig?: string;
@@ -327,7 +330,7 @@ name: workers-pipeline${app}
 on:
   pull_request:
   push:
-    branches: [main]
+    branches: [${JSON.stringify(branch)}]
 
 permissions:
   contents: read
@@ -379,7 +382,13 @@ function writeWorkflow(
 	const moduleRef = module ?? "github.com/<owner>/workers-pipeline@<ref>";
 	writer.write(
 		rel,
-		renderWorkflow({ module: moduleRef, source, appDir, wranglerConfig }),
+		renderWorkflow({
+			module: moduleRef,
+			source,
+			appDir,
+			wranglerConfig,
+			branch: readDefaultBranch(top) ?? "main",
+		}),
 		`GitHub Actions: dagger call --source ${source}${appDir ? ` --app-dir ${appDir}` : ""} ci`,
 	);
 	if (!module)

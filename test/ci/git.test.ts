@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import {
 	describeOwner,
 	listProjectFiles,
+	readDefaultBranch,
 	readGitDirty,
 	readGitSha,
 	readGitVersion,
@@ -38,6 +39,31 @@ function repo(): { root: string; sha: string } {
 	git(root, "commit", "-q", "-m", "one");
 	return { root, sha: git(root, "rev-parse", "HEAD") };
 }
+
+describe("readDefaultBranch()", () => {
+	it("reads origin's HEAD in a clone, whatever the local branch", () => {
+		const { root } = repo();
+		git(root, "branch", "-M", "trunk");
+		const clone = tempDir();
+		execFileSync("git", ["clone", "-q", root, clone]);
+		git(clone, "checkout", "-q", "-b", "feature");
+		expect(readDefaultBranch(clone)).toBe("trunk");
+	});
+
+	it("takes master when there is no main and no remote, even from another branch", () => {
+		const { root } = repo();
+		git(root, "branch", "-M", "master");
+		git(root, "checkout", "-q", "-b", "feature");
+		expect(readDefaultBranch(root)).toBe("master");
+	});
+
+	it("takes the branch a fresh repository will create, and null outside git", () => {
+		const root = tempDir();
+		git(root, "init", "-q", "-b", "develop");
+		expect(readDefaultBranch(root)).toBe("develop");
+		expect(readDefaultBranch(tempDir())).toBeNull();
+	});
+});
 
 describe("readGitSha()", () => {
 	it("reads HEAD", () => {

@@ -174,4 +174,14 @@ describe("the workflow `init` writes", () => {
 		const runLint = await loadActionlint();
 		expect(await runLint(text, planWorkflowFile(args))).toEqual([]);
 	});
+
+	it("runs on pushes to the branch it is given (the repository's default), valid for actionlint", async () => {
+		const text = renderWorkflow({
+			module: "github.com/acme/workers-pipeline@v1",
+			branch: "master",
+		});
+		expect(text).toMatch(/^ {2}push:\n {4}branches: \["master"\]$/m);
+		const runLint = await loadActionlint();
+		expect(await runLint(text, planWorkflowFile({ source: "." }))).toEqual([]);
+	});
 });
