@@ -82,8 +82,10 @@ export function runProcess(options: RunProcessOptions): Promise<ProcessResult> {
 				cwd: options.cwd,
 				exitCode,
 				signal,
-				stdout,
-				stderr: stderr + extra,
+				// Findings and --json quote this output: no colour codes, whatever the tool did
+				// with NO_COLOR (some, such as astro check, colour anyway).
+				stdout: stripAnsi(stdout),
+				stderr: stripAnsi(stderr + extra),
 				durationMs: Math.round(performance.now() - started),
 				failed: exitCode !== 0 || timedOut,
 				timedOut,
@@ -93,6 +95,14 @@ export function runProcess(options: RunProcessOptions): Promise<ProcessResult> {
 		child.on("close", (code, signal) => finish(code, signal));
 	});
 }
+
+// CSI (colours, cursor moves) and OSC (hyperlinks, titles) escape sequences: ESC is the point.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching terminal escapes
+const ANSI = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)/g;
+
+/** The text without terminal escape sequences. */
+export const stripAnsi = (text: string): string =>
+	text.includes("\u001b") ? text.replace(ANSI, "") : text;
 
 /**
  * A tool from the project's own node_modules/.bin (or its workspace's), when it has one; in a

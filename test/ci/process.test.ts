@@ -150,4 +150,18 @@ describe("runTool()", () => {
 		expect(pathVar.split(path.delimiter)).toEqual([bin, path.dirname(NODE), "/nonexistent"]);
 		expect([noColor, forceColor, execPath, cwd]).toEqual(["1", "0", NODE, root]);
 	});
+
+	it("keeps colour codes out of the output it returns, from a tool that colours anyway", async () => {
+		const root = tempDir();
+		const tool = path.join(root, "loud");
+		// Colour, bold, a cursor move and an OSC 8 hyperlink, as `astro check` prints them.
+		writeFileSync(
+			tool,
+			"#!/usr/bin/env node\nprocess.stdout.write('\\x1b[31merror\\x1b[39m \\x1b[1msrc/a.ts\\x1b[22m:3\\n');\nprocess.stderr.write('\\x1b[2K\\x1b]8;;https://x.test\\x07link\\x1b]8;;\\x07 done\\n');\n",
+		);
+		chmodSync(tool, 0o755);
+		const result = await runTool({ file: tool, args: [], cwd: root, env: { PATH: "" } });
+		expect(result.stdout).toBe("error src/a.ts:3\n");
+		expect(result.stderr).toBe("link done\n");
+	});
 });
