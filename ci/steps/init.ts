@@ -259,6 +259,7 @@ export function planHealthRoute({
 	healthPath,
 	exists,
 	options = "",
+	dependencies = {},
 }: {
 	framework: Framework;
 	root: string;
@@ -267,6 +268,8 @@ export function planHealthRoute({
 	exists: (rel: string) => boolean;
 	/** The handler's options as source (renderHealthOptions), "" for its defaults. */
 	options?: string;
+	/** The app's dependencies and devDependencies (adapter versions). */
+	dependencies?: Readonly<Record<string, string>>;
 }): HealthPlan {
 	if (framework === "next") {
 		const appDir = exists("src/app") ? "src/app" : "app";
@@ -285,8 +288,28 @@ export function planHealthRoute({
 			note: `Hono route ${healthPath} (workers-pipeline/health/hono)`,
 		};
 	}
+	const args = options ? `, ${options}` : "";
+	const importLine = `\`import { handleHealth } from "workers-pipeline/health";\``;
+	if (framework === "astro") {
+		// @astrojs/cloudflare 13 (Astro 6) dropped locals.runtime for the cloudflare:workers env.
+		const major = Number(/\d+/.exec(dependencies["@astrojs/cloudflare"] ?? "")?.[0] ?? Number.NaN);
+		const [env, envImport] =
+			major >= 13
+				? ["env", ' and `import { env } from "cloudflare:workers";`']
+				: ["locals.runtime.env", ""];
+		const params = major >= 13 ? "{ request }" : "{ request, locals }";
+		return {
+			note: `add the health route by hand, as an Astro endpoint: src/pages${healthPath}.ts with \`export const prerender = false;\`, \`export const GET = (${params}) => handleHealth(request, ${env}${args});\`, ${importLine}${envImport}`,
+		};
+	}
+	if (framework === "remix") {
+		const route = healthPath.replace(/^\//, "").replaceAll("/", ".");
+		return {
+			note: `add the health route by hand, as a resource route: app/routes/${route}.ts with \`export const loader = ({ request, context }) => handleHealth(request, context.cloudflare.env${args});\` and ${importLine}`,
+		};
+	}
 	return {
-		note: `add the health route by hand: in your fetch handler, \`if (new URL(request.url).pathname === "${healthPath}") return handleHealth(request, env${options ? `, ${options}` : ""});\` with \`import { handleHealth } from "workers-pipeline/health";\``,
+		note: `add the health route by hand: in your fetch handler, \`if (new URL(request.url).pathname === "${healthPath}") return handleHealth(request, env${args});\` with ${importLine}`,
 	};
 }
 
@@ -690,6 +713,7 @@ function writeHealthRoute(
 	{ project, framework }: { project: ProjectConfig; framework: Framework },
 ): void {
 	const healthPath = project.settings.deploy.healthPath;
+	const pkg = readPackageJson(project.root);
 	const { options, note } = renderHealthOptions(
 		[undefined, ...project.environments].flatMap((env) =>
 			resolveEnvironment(project, env).databases.slice(0, 1),
@@ -703,6 +727,7 @@ function writeHealthRoute(
 		healthPath,
 		exists: (rel) => existsSync(path.join(project.root, rel)),
 		options,
+		dependencies: { ...pkg?.dependencies, ...pkg?.devDependencies },
 	});
 	const subpath = framework === "next" ? "./health/next" : "./health/hono";
 	if (plan.file && !packageExports(project.root, subpath)) {

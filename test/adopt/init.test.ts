@@ -19,6 +19,7 @@ import {
 	addVersionMetadataToml,
 	packageExports,
 	planAcknowledgements,
+	planHealthRoute,
 	renderHealthOptions,
 	renderSettings,
 	shownPath,
@@ -107,6 +108,41 @@ describe("addHonoHealthRoute()", () => {
 	});
 	it("should give up (undefined) when there is no `const app = new Hono()`", () => {
 		expect(addHonoHealthRoute("export default { fetch() {} };\n", "/api/health")).toBeUndefined();
+	});
+});
+
+describe("planHealthRoute(): what to add by hand, in the framework's own shape", () => {
+	const plan = (framework: Parameters<typeof planHealthRoute>[0]["framework"], extra = {}) =>
+		planHealthRoute({
+			framework,
+			root: "/app",
+			main: undefined,
+			healthPath: "/api/health",
+			exists: () => false,
+			...extra,
+		});
+	it("an Astro endpoint: locals.runtime.env before @astrojs/cloudflare 13, cloudflare:workers from 13", () => {
+		const old = plan("astro", { dependencies: { "@astrojs/cloudflare": "^12.6.0" } });
+		expect(old.file).toBeUndefined();
+		expect(old.note).toContain("src/pages/api/health.ts");
+		expect(old.note).toContain(
+			"export const GET = ({ request, locals }) => handleHealth(request, locals.runtime.env);",
+		);
+		const next = plan("astro", { dependencies: { "@astrojs/cloudflare": "13.0.1" } });
+		expect(next.note).toContain("export const GET = ({ request }) => handleHealth(request, env);");
+		expect(next.note).toContain('import { env } from "cloudflare:workers";');
+	});
+	it("a React Router / Remix resource route, with the handler's options", () => {
+		const note = plan("remix", { options: '{ binding: "MAIN" }' }).note;
+		expect(note).toContain("app/routes/api.health.ts");
+		expect(note).toContain(
+			'export const loader = ({ request, context }) => handleHealth(request, context.cloudflare.env, { binding: "MAIN" });',
+		);
+	});
+	it("a plain Worker's fetch handler", () => {
+		expect(plan("worker").note).toContain(
+			'if (new URL(request.url).pathname === "/api/health") return handleHealth(request, env);',
+		);
 	});
 });
 
