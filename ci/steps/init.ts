@@ -579,6 +579,16 @@ export const initStep = defineStep<InitArgs>({
 			scriptCommand(pm, script, ctx.env.PATH)
 				.join(" ")
 				.replace(/^npx --yes /, "npx ");
+		// The Env types `wrangler types` generated lack the binding init just added.
+		const configRel = path.relative(project.root, project.wranglerPath).replaceAll(path.sep, "/");
+		const typegen = Object.entries(readPackageJson(project.root)?.scripts ?? {}).find(
+			([, command]) => typeof command === "string" && /\bwrangler\s+types\b/.test(command),
+		)?.[0];
+		if (typegen && writer.files.some((f) => f.path === configRel && f.action !== "kept")) {
+			next.push(
+				`Run \`${run(typegen)}\` so your generated Env types have ${VERSION_BINDING}, then commit them.`,
+			);
+		}
 		next.push(
 			`Run \`${EXEC[pm.name]} workers-pipeline ci\` (${pm.name}${pm.source === "default" ? "" : ` from ${pm.source}`}; scripts run as \`${run("<script>")}\`).`,
 			"Commit the files above.",

@@ -173,7 +173,11 @@ describe("init: the health route names the app's own D1 binding", () => {
 		const dir = makeProject({
 			prefix: "wp-init-binding-",
 			files: {
-				"package.json": JSON.stringify({ name: "api", dependencies: { hono: "^4" } }),
+				"package.json": JSON.stringify({
+					name: "api",
+					dependencies: { hono: "^4" },
+					scripts: { "cf-typegen": "wrangler types --env-interface CloudflareBindings" },
+				}),
 				"package-lock.json": "{}",
 				"wrangler.toml": [
 					'name = "api"',
@@ -202,6 +206,12 @@ describe("init: the health route names the app's own D1 binding", () => {
 		expect(init.code, init.stdout + init.stderr).toBe(0);
 		expect(readFileSync(path.join(dir, "src/index.ts"), "utf8")).toContain(
 			'app.get("/api/health", healthRoute({ binding: "DATABASE", migrationsTable: "ledger" }));',
+		);
+		// It changed the wrangler config: the generated Env types are regenerated with the app's script.
+		const next = (JSON.parse(init.stdout) as { steps: { data: { next: string[] } }[] }).steps[0]
+			?.data.next;
+		expect(next).toContain(
+			"Run `npm run cf-typegen` so your generated Env types have CF_VERSION_METADATA, then commit them.",
 		);
 	});
 });
