@@ -362,7 +362,7 @@ export function parseCatalog(
 					code: "CATALOG_DUPLICATE_NUMBER",
 					severity: "error",
 					file: migration.path,
-					message: `number ${migration.number} is also used by ${first.name}; give this migration the next free number (migrations apply in numeric order, so two with one number have no defined order).`,
+					message: `number ${migration.number} is also used by ${first.name}. wrangler applies the two in name order (${first.name} first), but a database that applied one before the other existed (two branches merged) gets them in another order, after later migrations. Give this migration the next free number before it is applied anywhere, or acknowledge it if both are already applied.`,
 				});
 			} else {
 				seenNumbers.set(migration.number, migration);
