@@ -51,6 +51,8 @@ export interface Migration {
 	sql: string;
 	/** False when the file could not be read or is not UTF-8; replay stops there. */
 	readable: boolean;
+	/** The file starts with a UTF-8 byte order mark (removed from `sql`); wrangler keeps it. */
+	bom?: boolean;
 	depends: Dependency[];
 }
 
@@ -442,6 +444,7 @@ function makeMigration(name: string, filePath: string, text: string, readable: b
 		checksum: hash("sha256", normalized, "hex"),
 		sql,
 		readable,
+		...(text.startsWith("\uFEFF") ? { bom: true } : {}),
 		depends: readable ? parseDepends(sql) : [],
 	};
 }

@@ -103,7 +103,9 @@ export function readCheckedCatalog(project: ProjectConfig, database: D1Database)
 	}
 	for (const migration of catalog.migrations) {
 		if (!migration.readable) continue;
-		raw.push(...lintMigration({ name: migration.path, content: migration.sql }));
+		raw.push(
+			...lintMigration({ name: migration.path, content: migration.sql, bom: migration.bom }),
+		);
 	}
 	const acknowledged = acknowledgeProjectFindings(project, raw, {
 		dirs: [database.migrationsDir],

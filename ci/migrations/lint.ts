@@ -96,6 +96,12 @@ export const LINT_RULES = [
 		summary: "last statement has no `;`, so wrangler's appended ledger INSERT fails",
 	},
 	{
+		code: "D1_LOCAL_BOM_TRIGGER",
+		severity: "warning",
+		summary:
+			"a BOM file whose first statement is CREATE TRIGGER: wrangler --local splits the trigger and fails",
+	},
+	{
 		code: "D1_LOCAL_TRANSACTION_TEXT",
 		severity: "warning",
 		summary:
@@ -503,6 +509,16 @@ const byPosition = (a: Finding, b: Finding): number =>
 	compareAsLocale(a.code, b.code);
 
 /** Lints one migration file for D1; returns findings sorted by position, never throws. */
+/** CREATE [TEMP|TEMPORARY] TRIGGER. */
+const startsTrigger = (statement: SqlStatement): boolean => {
+	const words = statement.tokens.slice(0, 3);
+	return (
+		isWord(words[0], "CREATE") &&
+		(isWord(words[1], "TRIGGER") ||
+			(isWord(words[1], "TEMP", "TEMPORARY") && isWord(words[2], "TRIGGER")))
+	);
+};
+
 // wrangler's --local path (d1/trimmer.ts trimSqlQuery, case-sensitive, over the whole text):
 // with this text anywhere it deletes the first "BEGIN TRANSACTION;" and the first "COMMIT;",
 // then refuses the file if the text is still there ("it contains several transactions").
@@ -529,7 +545,7 @@ function lintLocalTransactionText(text: string, tokens: readonly SqlToken[], emi
 	);
 }
 
-export function lintMigration(file: { name: string; content: string }): Finding[] {
+export function lintMigration(file: { name: string; content: string; bom?: boolean }): Finding[] {
 	const tokens = tokenizeSql(file.content);
 	const statements = splitStatements(file.content, tokens);
 	const findings: Finding[] = [];
@@ -579,6 +595,16 @@ export function lintMigration(file: { name: string; content: string }): Finding[
 
 	if (file.content.includes(LOCAL_TRANSACTION_TEXT))
 		lintLocalTransactionText(file.content, tokens, emit);
+	// wrangler's splitter (d1/splitter.ts, --local only) misses the BEGIN of a trigger that is a
+	// BOM file's first statement and cuts it at its first `;` (unstable_splitSqlQuery shows it).
+	const firstStatement = statements[0];
+	if (file.bom && firstStatement !== undefined && startsTrigger(firstStatement)) {
+		emit(
+			"D1_LOCAL_BOM_TRIGGER",
+			firstStatement,
+			'This file starts with a UTF-8 byte order mark and then a CREATE TRIGGER: `wrangler d1 migrations apply --local` splits such a trigger at its first `;` and fails ("incomplete input"), while --remote applies it. Save the file as UTF-8 without BOM (the checksum ignores the BOM).',
+		);
+	}
 
 	const last = statements[statements.length - 1];
 	const lastToken = last?.tokens[last.tokens.length - 1];

@@ -36,6 +36,10 @@ export const FINDING_CODES = {
 	D1_STATEMENT_TOO_LARGE: f("error", "a statement over D1's 100 KB limit"),
 	D1_DESTRUCTIVE: f("warning", "a statement that loses data (DROP, DELETE/UPDATE without WHERE)"),
 	D1_MISSING_SEMICOLON: f("error", "the last statement has no `;`"),
+	D1_LOCAL_BOM_TRIGGER: f(
+		"warning",
+		"a BOM file starting with CREATE TRIGGER, which wrangler --local splits",
+	),
 	D1_LOCAL_TRANSACTION_TEXT: f(
 		"warning",
 		"BEGIN TRANSACTION in a comment or value, which wrangler --local rewrites or refuses",

@@ -401,6 +401,23 @@ describe("lintMigration(): BEGIN TRANSACTION as text (wrangler d1/trimmer.ts on 
 	});
 });
 
+describe("lintMigration(): a BOM file that starts with a trigger (wrangler d1/splitter.ts on --local)", () => {
+	const trigger = "CREATE TRIGGER t AFTER INSERT ON a BEGIN\n  UPDATE a SET x = 1;\nEND;\n";
+	const bomLint = (content: string, bom = true) =>
+		lintMigration({ name: FILE, content, bom }).filter((f) => f.code === "D1_LOCAL_BOM_TRIGGER");
+	it("warns at the trigger, after comments too", () => {
+		expect(bomLint(trigger).map(where)).toEqual([["D1_LOCAL_BOM_TRIGGER", "warning", 1, 1]]);
+		expect(bomLint(`-- notes\n${trigger}`).map(where)).toEqual([
+			["D1_LOCAL_BOM_TRIGGER", "warning", 2, 1],
+		]);
+		expect(bomLint(trigger.replace("CREATE TRIGGER", "CREATE TEMP TRIGGER"))).toHaveLength(1);
+	});
+	it("leaves a file without BOM, and a BOM file whose trigger comes later", () => {
+		expect(bomLint(trigger, false)).toEqual([]);
+		expect(bomLint(`CREATE TABLE a (x);\n${trigger}`)).toEqual([]);
+	});
+});
+
 describe("lintMigration() messages", () => {
 	// [what, SQL, each finding as "line:column severity CODE: message"]
 	const CASES: [string, string, string[]][] = [
@@ -704,7 +721,7 @@ describe("lintMigration() messages", () => {
 			"suppression naming no rule",
 			"-- workers-pipeline-disable\nDROP TABLE t;",
 			[
-				"1:1 error LINT_SUPPRESSION_UNKNOWN: workers-pipeline-disable names no rule, so nothing is silenced. Use one of: D1_TRANSACTION, D1_PRAGMA, D1_FOREIGN_KEYS_OFF, D1_RESERVED_NAME, D1_ATTACH, D1_TEMP_OBJECT, D1_VIRTUAL_TABLE, D1_FUNCTION, D1_LIMIT, D1_REQUEST_TOO_LARGE, D1_ADD_NOT_NULL, D1_STATEMENT_TOO_LARGE, D1_DESTRUCTIVE, D1_MISSING_SEMICOLON, D1_LOCAL_TRANSACTION_TEXT, SQL_UNTERMINATED.",
+				"1:1 error LINT_SUPPRESSION_UNKNOWN: workers-pipeline-disable names no rule, so nothing is silenced. Use one of: D1_TRANSACTION, D1_PRAGMA, D1_FOREIGN_KEYS_OFF, D1_RESERVED_NAME, D1_ATTACH, D1_TEMP_OBJECT, D1_VIRTUAL_TABLE, D1_FUNCTION, D1_LIMIT, D1_REQUEST_TOO_LARGE, D1_ADD_NOT_NULL, D1_STATEMENT_TOO_LARGE, D1_DESTRUCTIVE, D1_MISSING_SEMICOLON, D1_LOCAL_BOM_TRIGGER, D1_LOCAL_TRANSACTION_TEXT, SQL_UNTERMINATED.",
 				"2:1 warning D1_DESTRUCTIVE: DROP TABLE t deletes the table and all its rows (and cascades to child tables with ON DELETE CASCADE). Confirm there is a backup or a D1 Time Travel bookmark to restore from, then silence this once reviewed with `-- workers-pipeline-disable D1_DESTRUCTIVE: <reason>`.",
 			],
 		],
@@ -712,7 +729,7 @@ describe("lintMigration() messages", () => {
 			"suppression naming an unknown rule",
 			"-- workers-pipeline-disable NOPE: x\nDROP TABLE t;",
 			[
-				'1:1 error LINT_SUPPRESSION_UNKNOWN: workers-pipeline-disable names unknown rule "NOPE", so nothing is silenced. Use one of: D1_TRANSACTION, D1_PRAGMA, D1_FOREIGN_KEYS_OFF, D1_RESERVED_NAME, D1_ATTACH, D1_TEMP_OBJECT, D1_VIRTUAL_TABLE, D1_FUNCTION, D1_LIMIT, D1_REQUEST_TOO_LARGE, D1_ADD_NOT_NULL, D1_STATEMENT_TOO_LARGE, D1_DESTRUCTIVE, D1_MISSING_SEMICOLON, D1_LOCAL_TRANSACTION_TEXT, SQL_UNTERMINATED.',
+				'1:1 error LINT_SUPPRESSION_UNKNOWN: workers-pipeline-disable names unknown rule "NOPE", so nothing is silenced. Use one of: D1_TRANSACTION, D1_PRAGMA, D1_FOREIGN_KEYS_OFF, D1_RESERVED_NAME, D1_ATTACH, D1_TEMP_OBJECT, D1_VIRTUAL_TABLE, D1_FUNCTION, D1_LIMIT, D1_REQUEST_TOO_LARGE, D1_ADD_NOT_NULL, D1_STATEMENT_TOO_LARGE, D1_DESTRUCTIVE, D1_MISSING_SEMICOLON, D1_LOCAL_BOM_TRIGGER, D1_LOCAL_TRANSACTION_TEXT, SQL_UNTERMINATED.',
 				"2:1 warning D1_DESTRUCTIVE: DROP TABLE t deletes the table and all its rows (and cascades to child tables with ON DELETE CASCADE). Confirm there is a backup or a D1 Time Travel bookmark to restore from, then silence this once reviewed with `-- workers-pipeline-disable D1_DESTRUCTIVE: <reason>`.",
 			],
 		],
@@ -720,7 +737,7 @@ describe("lintMigration() messages", () => {
 			"suppression after other text",
 			"-- workers-pipeline-disable because D1_DESTRUCTIVE: x\nDROP TABLE t;",
 			[
-				'1:1 error LINT_SUPPRESSION_UNKNOWN: workers-pipeline-disable names unknown rule "BECAUSE", so nothing is silenced. Use one of: D1_TRANSACTION, D1_PRAGMA, D1_FOREIGN_KEYS_OFF, D1_RESERVED_NAME, D1_ATTACH, D1_TEMP_OBJECT, D1_VIRTUAL_TABLE, D1_FUNCTION, D1_LIMIT, D1_REQUEST_TOO_LARGE, D1_ADD_NOT_NULL, D1_STATEMENT_TOO_LARGE, D1_DESTRUCTIVE, D1_MISSING_SEMICOLON, D1_LOCAL_TRANSACTION_TEXT, SQL_UNTERMINATED.',
+				'1:1 error LINT_SUPPRESSION_UNKNOWN: workers-pipeline-disable names unknown rule "BECAUSE", so nothing is silenced. Use one of: D1_TRANSACTION, D1_PRAGMA, D1_FOREIGN_KEYS_OFF, D1_RESERVED_NAME, D1_ATTACH, D1_TEMP_OBJECT, D1_VIRTUAL_TABLE, D1_FUNCTION, D1_LIMIT, D1_REQUEST_TOO_LARGE, D1_ADD_NOT_NULL, D1_STATEMENT_TOO_LARGE, D1_DESTRUCTIVE, D1_MISSING_SEMICOLON, D1_LOCAL_BOM_TRIGGER, D1_LOCAL_TRANSACTION_TEXT, SQL_UNTERMINATED.',
 				"2:1 warning D1_DESTRUCTIVE: DROP TABLE t deletes the table and all its rows (and cascades to child tables with ON DELETE CASCADE). Confirm there is a backup or a D1 Time Travel bookmark to restore from, then silence this once reviewed with `-- workers-pipeline-disable D1_DESTRUCTIVE: <reason>`.",
 			],
 		],

@@ -259,6 +259,28 @@ describe("runWranglerReplay() with wrangler's Miniflare", () => {
 
 describe("runWranglerReplay() with the wrangler CLI", () => {
 	afterAll(removeProjects);
+	// What D1_LOCAL_BOM_TRIGGER warns of, by real wrangler: a BOM, then a trigger first.
+	it("fails where --local splits a BOM file's leading trigger, which our replay applies", async () => {
+		const files = {
+			"0001_a.sql": "CREATE TABLE a (x);\n",
+			"0002_t.sql":
+				"\uFEFFCREATE TRIGGER t AFTER INSERT ON a BEGIN\n  UPDATE a SET x = 1;\n  UPDATE a SET x = 2;\nEND;\n",
+		};
+		const root = makeProject({
+			prefix: "wp-parity-wrangler-",
+			files: Object.fromEntries(Object.entries(files).map(([n, sql]) => [`migrations/${n}`, sql])),
+		});
+		expect(ours(files).ok).toBe(true);
+		const result = await runWranglerReplay({
+			root,
+			catalog: catalog(files),
+			database: DATABASE,
+			env: process.env,
+			engine: "wrangler",
+		});
+		expect(result).toMatchObject({ ok: false, applied: ["0001_a.sql"], failedAt: "0002_t.sql" });
+	}, 120_000);
+
 	// What D1_LOCAL_TRANSACTION_TEXT warns of, by real wrangler: the text twice, in comments only.
 	it("fails where --local meets the text BEGIN TRANSACTION twice, which our replay applies", async () => {
 		const files = {
