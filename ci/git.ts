@@ -41,6 +41,12 @@ export function readChangedTrackedFiles(root: string): Set<string> | null {
 	return out === null ? null : new Set(out.split("\n").filter(Boolean));
 }
 
+/** Puts tracked files (git's paths, relative to the repository) back to HEAD's content; false on failure. */
+export function restoreTrackedFiles(root: string, files: readonly string[]): boolean {
+	if (files.length === 0) return true;
+	return git(root, ["checkout", "HEAD", "--", ...files.map((f) => `:(top,literal)${f}`)]) !== null;
+}
+
 /** The repository's top directory (GitHub reads workflows only from its .github); null outside git. */
 export function readGitTopLevel(root: string): string | null {
 	return git(root, ["rev-parse", "--show-toplevel"]) || null;

@@ -118,7 +118,10 @@ export const FINDING_CODES = {
 	LINT_FAILED: f("error", "the project's own lint (its script or lint.command) failed"),
 	FORMAT_CHECK_FAILED: f("error", "the project's own format check failed"),
 	TYPEGEN_FAILED: f("error", "type generation before the typecheck failed"),
-	TYPEGEN_CHANGED_TREE: f("warning", "type generation rewrote a tracked file (commit it)"),
+	TYPEGEN_CHANGED_TREE: f(
+		"warning",
+		"type generation wrote a tracked file unlike the commit (put back after the typecheck)",
+	),
 	TESTS_FAILED: f("error", "the test command exited non-zero or timed out"),
 	INSTALL_FAILED: f("error", "the frozen install with the project's package manager failed"),
 	BUILD_TOOL_MISSING: f("error", "the project lacks its build tool (opennextjs-cloudflare)"),

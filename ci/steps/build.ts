@@ -35,6 +35,11 @@ export interface BuildArgs {
 	project: ProjectConfig;
 	/** Rebuild even when the inputs and version match the last build. */
 	force?: boolean;
+	/**
+	 * The version to stamp, read before other steps ran (ci): a step running beside the build
+	 * (lint's type generation) may change a tracked file for a moment, which is not this tree.
+	 */
+	version?: string;
 }
 
 export const BUILD_DIR = ".open-next";
@@ -299,7 +304,7 @@ const failed = (started: number, summary: string, findings: Finding[]) =>
 /** `build`: the app's build (OpenNext, build.command, a framework's build script), then the upload size against the budget. */
 export const buildStep = defineStep<BuildArgs, BuildData>({
 	name: "build",
-	async run(ctx, { project, force }) {
+	async run(ctx, { project, force, version: givenVersion }) {
 		const started = performance.now();
 		const plan = readBuildPlan(project, ctx.env.PATH);
 		if (plan.kind === "none") {
@@ -311,7 +316,7 @@ export const buildStep = defineStep<BuildArgs, BuildData>({
 			});
 		}
 		const output = plan.kind === "opennext" || plan.kind === "command" ? plan.output : undefined;
-		const version = buildVersion(project.root, ctx.env);
+		const version = givenVersion ?? buildVersion(project.root, ctx.env);
 		const inputsHash = hashBuildInputs(project.root, version, output);
 		const previous = readBuildStamp(project.root);
 		const budget = project.settings.build.budgetGzipKiB;

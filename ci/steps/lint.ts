@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { resolveEnvironment } from "../config/load.ts";
 import type { D1Database, PipelineSettings, ProjectConfig } from "../config/schema.ts";
-import { readChangedTrackedFiles } from "../git.ts";
+import { readChangedTrackedFiles, restoreTrackedFiles } from "../git.ts";
 import {
 	acknowledgeProjectFindings,
 	acknowledgesReplay,
@@ -204,15 +204,33 @@ const LINT_CODES = { lint: "LINT_FAILED", format: "FORMAT_CHECK_FAILED" } as con
  * Tracked files the type generation rewrote (Next 16's `next typegen` adds its type paths to
  * tsconfig.json): a tree changed so is dirty, and deploy refuses builds of a dirty tree.
  */
-function findTypegenChanges(root: string, before: Set<string>, ran: readonly Argv[]): Finding[] {
+function findTypegenChanges(root: string, before: Set<string>): string[] {
 	const after = readChangedTrackedFiles(root);
-	const changed = [...(after ?? [])].filter((file) => !before.has(file)).sort();
+	return [...(after ?? [])].filter((file) => !before.has(file)).sort();
+}
+
+/**
+ * Puts back the tracked files the type generation rewrote (they were as committed before it
+ * ran), once the typecheck has used them: lint leaves the tree as it found it, so a build is
+ * never stamped `-dirty` by it. `wrangler types`, for one, writes another file when the Worker's
+ * `main` exists than when it does not (its GlobalProps.mainModule).
+ */
+function restoreTypegenChanges(
+	root: string,
+	changed: readonly string[],
+	ran: readonly Argv[],
+): Finding[] {
 	if (!changed.length) return [];
+	const restored = restoreTrackedFiles(root, changed);
+	const files = changed.join(", ");
+	const commands = ran.map((a) => a.join(" ")).join(", ");
 	return [
 		{
 			code: "TYPEGEN_CHANGED_TREE",
 			severity: "warning",
-			message: `${ran.map((a) => a.join(" ")).join(", ")} rewrote ${changed.join(", ")} (tracked): commit the change, or every build of this tree is stamped <sha>-dirty and deploy refuses it.`,
+			message: restored
+				? `${commands} wrote ${files} (tracked) differently from the commit: the typecheck used what it wrote, then the committed file was put back, so the tree stays clean. If the generated one is right (after a config or dependency change), run ${commands} and commit it.`
+				: `${commands} rewrote ${files} (tracked) and it could not be put back: commit the change, or every build of this tree is stamped <sha>-dirty and deploy refuses it.`,
 		},
 	];
 }
@@ -231,6 +249,7 @@ async function runLintTool(
 		const [file, ...args] = argv;
 		const result = await runTool({ file, args, cwd: root, env: ctx.env, signal: ctx.signal });
 		if (result.failed) {
+			if (changedBefore) restoreTrackedFiles(root, findTypegenChanges(root, changedBefore));
 			return {
 				part: `${tool.kind} failed in ${argv.join(" ")}`,
 				findings: [
@@ -243,10 +262,11 @@ async function runLintTool(
 			};
 		}
 	}
-	if (changedBefore) warnings.push(...findTypegenChanges(root, changedBefore, tool.before));
+	const typegenChanged = changedBefore ? findTypegenChanges(root, changedBefore) : [];
 	ctx.progress(tool.argv.join(" "));
 	const [file, ...args] = tool.argv;
 	const result = await runTool({ file, args, cwd: root, env: ctx.env, signal: ctx.signal });
+	warnings.push(...restoreTypegenChanges(root, typegenChanged, tool.before));
 	const generated = tool.before.length
 		? ` after ${tool.before.map((a) => a.join(" ")).join(", ")}`
 		: "";

@@ -405,7 +405,19 @@ describe("runCli()", () => {
 			}),
 			"tsconfig.json": "{}\n",
 			".gitignore": "untracked.d.ts\n",
-			"workers-pipeline.jsonc": `{ "lint": { "biome": false, "typecheckCommand": ["node", "-e", "0"] } }`,
+			// The typecheck must see what the type generation wrote: it fails on the committed file.
+			"workers-pipeline.jsonc": JSON.stringify({
+				lint: {
+					biome: false,
+					typecheckCommand: rewrite
+						? [
+								"node",
+								"-e",
+								"process.exit(require('fs').readFileSync('tsconfig.json', 'utf8') === '{}\\n\\n' ? 0 : 1)",
+							]
+						: ["node", "-e", "0"],
+				},
+			}),
 		});
 		const git = (...args: string[]) =>
 			spawnSync("git", ["-c", "user.email=t@example.com", "-c", "user.name=t", ...args], {
@@ -421,9 +433,12 @@ describe("runCli()", () => {
 		if (rewrite) {
 			expect(warning?.severity).toBe("warning");
 			expect(warning?.message).toMatch(
-				/cf-typegen rewrote tsconfig\.json \(tracked\): commit the change/,
+				/cf-typegen wrote tsconfig\.json \(tracked\) differently from the commit: the typecheck used what it wrote, then the committed file was put back/,
 			);
 		} else expect(warning).toBeUndefined();
+		// Lint leaves the tree as it found it: a build after it is stamped clean.
+		expect(readFileSync(path.join(dir, "tsconfig.json"), "utf8")).toBe("{}\n");
+		expect(git("status", "--porcelain").stdout.toString()).toBe("");
 	});
 
 	it("should pass `lint` when the violation is suppressed with a reason", async () => {

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -107,4 +107,43 @@ describe("ci with several D1 bindings", () => {
 			{ name: "migration-test" },
 		]);
 	});
+});
+
+describe("ci: lint's type generation and the build", () => {
+	const temps: string[] = [];
+	afterAll(() => {
+		for (const dir of temps) rmSync(dir, { recursive: true, force: true });
+	});
+
+	// `wrangler types` writes GlobalProps.mainModule only when `main` exists
+	// (wrangler type-generation/index.ts getTypesEntrypoint): where the build writes `main`, the
+	// type generation must meet the built file, or a fresh clone's types differ from a laptop's.
+	it("runs the type generation after the build when the build writes the Worker's main", async () => {
+		const dir = mkdtempSync(path.join(tmpdir(), "wp-ci-typegen-"));
+		temps.push(dir);
+		const files: Record<string, string> = {
+			"package.json": JSON.stringify({
+				name: "app",
+				scripts: {
+					"cf-typegen": `node -e "require('fs').writeFileSync('seen.txt', String(require('fs').existsSync('dist/index.js')))"`,
+				},
+			}),
+			"tsconfig.json": "{}\n",
+			".gitignore": "dist/\nseen.txt\n",
+			// A build that takes a moment, then writes main.
+			"build.mjs":
+				"import { mkdirSync, writeFileSync } from 'node:fs';\nawait new Promise((r) => setTimeout(r, 1500));\nmkdirSync('dist', { recursive: true });\nwriteFileSync('dist/index.js', 'export default { fetch() { return new Response(\"ok\"); } };\\n');\n",
+			"wrangler.jsonc": `{ "name": "app", "main": "dist/index.js", "compatibility_date": "2026-06-01" }\n`,
+			"workers-pipeline.jsonc": JSON.stringify({
+				lint: { biome: false, typecheckCommand: ["node", "-e", "0"] },
+				build: { command: ["node", "build.mjs"], output: "dist" },
+			}),
+		};
+		for (const [name, text] of Object.entries(files)) {
+			mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+			writeFileSync(path.join(dir, name), text);
+		}
+		await captureCli(["ci", "--json", "--cwd", dir], { cwd: dir, env: {} });
+		expect(readFileSync(path.join(dir, "seen.txt"), "utf8")).toBe("true");
+	}, 120_000);
 });
