@@ -93,6 +93,17 @@ export function hashBuildInputs(root: string, version: string, output?: string):
 	return hash.digest("hex");
 }
 
+/** What to do about a refusal of wrangler's a user meets with a framework's default layout. */
+function bundleHint(output: string, project: ProjectConfig): string {
+	// wrangler's assets check (deploy/assets.ts): a Worker directory inside the assets directory.
+	if (/_worker\.js directory as an asset|\.assetsignore/.test(output)) {
+		const directory = (project.wrangler as { assets?: { directory?: unknown } }).assets?.directory;
+		const assets = typeof directory === "string" ? directory : "the assets directory";
+		return `\nThe build put the Worker itself (_worker.js) in ${assets}, which wrangler uploads as assets: list it in a .assetsignore there (an Astro app: public/.assetsignore with the lines _worker.js and _routes.json, copied into dist by the build).`;
+	}
+	return "";
+}
+
 /** The commit the build is of; `<sha>-dirty` when tracked or untracked (not ignored) files differ from it. */
 export const buildVersion = (root: string, env: StepContext["env"]): string =>
 	readGitVersion(root, env) ?? "dev";
@@ -137,7 +148,8 @@ async function measureUpload(
 		});
 		if (result.failed) {
 			const output = stripVTControlCharacters(result.stderr || result.stdout);
-			return { error: output.trim().split("\n").slice(-10).join("\n") };
+			const tail = output.trim().split("\n").slice(-10).join("\n").trim();
+			return { error: `${tail}${bundleHint(output, project)}` };
 		}
 		let rawBytes = 0;
 		let gzipBytes = 0;
@@ -381,7 +393,7 @@ export const buildStep = defineStep<BuildArgs, BuildData>({
 		ctx.progress("measuring the upload (wrangler deploy --dry-run)");
 		const upload = await measureUpload(project, ctx.env);
 		if ("error" in upload) {
-			return failed(started, "wrangler could not bundle the build", [
+			return failed(started, "wrangler deploy --dry-run refused the build", [
 				{ code: "BUNDLE_FAILED", severity: "error", message: upload.error ?? "unknown error" },
 			]);
 		}

@@ -188,3 +188,44 @@ describe("listBuildInputs() / hashBuildInputs()", () => {
 		expect(hashBuildInputs(app, "v")).not.toBe(shared);
 	});
 });
+
+describe("build: wrangler's refusal of the Worker inside its assets (real wrangler)", () => {
+	it("says to list _worker.js in a .assetsignore, as an Astro app's default layout needs", async () => {
+		const { captureCli } = await import("../../support/cli.ts");
+		const dir = mkdtempSync(path.join(tmpdir(), "wp-build-assets-"));
+		dirs.push(dir);
+		const files: Record<string, string> = {
+			"package.json": JSON.stringify({ name: "app", private: true }),
+			// What @astrojs/cloudflare 12 writes: the Worker in dist/_worker.js, the assets in dist.
+			"build.mjs":
+				"import { mkdirSync, writeFileSync } from 'node:fs';\nmkdirSync('dist/_worker.js', { recursive: true });\nwriteFileSync('dist/_worker.js/index.js', 'export default { fetch() { return new Response(\"ok\"); } };\\n');\nwriteFileSync('dist/index.html', '<p>hi</p>\\n');\n",
+			"wrangler.jsonc": JSON.stringify({
+				name: "app",
+				main: "./dist/_worker.js/index.js",
+				compatibility_date: "2026-06-01",
+				assets: { directory: "./dist", binding: "ASSETS" },
+			}),
+			"workers-pipeline.jsonc": JSON.stringify({
+				build: { command: ["node", "build.mjs"], output: "dist" },
+			}),
+		};
+		for (const [name, text] of Object.entries(files)) writeFileSync(path.join(dir, name), text);
+		const run = await captureCli(["build", "--json", "--cwd", dir], { cwd: dir, env: {} });
+		const report = JSON.parse(run.stdout) as { findings: { code: string; message: string }[] };
+		const bundle = report.findings.find((f) => f.code === "BUNDLE_FAILED");
+		expect(bundle?.message, run.stdout).toMatch(/_worker\.js/);
+		expect(bundle?.message).toMatch(
+			/list it in a \.assetsignore there \(an Astro app: public\/\.assetsignore/,
+		);
+		expect(bundle?.message.startsWith("\n")).toBe(false);
+		// With the .assetsignore the adapter's docs give, wrangler takes it.
+		mkdirSync(path.join(dir, "public"));
+		writeFileSync(path.join(dir, "dist/.assetsignore"), "_worker.js\n_routes.json\n");
+		writeFileSync(
+			path.join(dir, "build.mjs"),
+			`${files["build.mjs"]}writeFileSync('dist/.assetsignore', '_worker.js\\n_routes.json\\n');\n`,
+		);
+		const again = await captureCli(["build", "--json", "--cwd", dir], { cwd: dir, env: {} });
+		expect(again.code, again.stdout + again.stderr).toBe(0);
+	}, 120_000);
+});
