@@ -93,6 +93,15 @@ export function hashBuildInputs(root: string, version: string, output?: string):
 	return hash.digest("hex");
 }
 
+/**
+ * A build (the Cloudflare Vite plugin's: React Router, Astro 6, vinext) left
+ * .wrangler/deploy/config.json pointing at the config it wrote for its output; wrangler follows
+ * that only without --config (findWranglerConfig → findRedirectedWranglerConfig).
+ */
+export const usesRedirectedConfig = (project: ProjectConfig): boolean =>
+	existsSync(path.join(project.root, ".wrangler", "deploy", "config.json")) &&
+	path.dirname(project.wranglerPath) === project.root;
+
 /** What to do about a refusal of wrangler's a user meets with a framework's default layout. */
 function bundleHint(output: string, project: ProjectConfig): string {
 	// wrangler's assets check (deploy/assets.ts): a Worker directory inside the assets directory.
@@ -130,9 +139,7 @@ async function measureUpload(
 		// A build by @cloudflare/vite-plugin (Vite, React Router, Astro) writes the config to deploy
 		// and points .wrangler/deploy/config.json at it; wrangler follows that only without --config
 		// (findWranglerConfig → findRedirectedWranglerConfig in wrangler's config loading).
-		const redirected =
-			existsSync(path.join(project.root, ".wrangler", "deploy", "config.json")) &&
-			path.dirname(project.wranglerPath) === project.root;
+		const redirected = usesRedirectedConfig(project);
 		const result = await runWrangler({
 			args: [
 				"deploy",

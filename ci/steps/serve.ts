@@ -13,7 +13,7 @@ import { localBin, toolCommand } from "../process.ts";
 import type { Finding, StepResult } from "../report/model.ts";
 import { projectBinDirs } from "../workspace.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
-import { buildStep } from "./build.ts";
+import { buildStep, usesRedirectedConfig } from "./build.ts";
 
 export const DEFAULT_SERVE_HOST = "127.0.0.1";
 /** Looked for, in this order, when e2e.seed is not set. */
@@ -71,11 +71,15 @@ export function planDevArgs(options: DevArgsOptions): string[] {
 	];
 }
 
-/** Pure: the argv after `node` of `wrangler dev --config <config>` with planDevArgs' flags. */
+/**
+ * Pure: the argv after `node` of `wrangler dev --config <config>` with planDevArgs' flags; with
+ * no config, wrangler finds its own (a build's redirected one: usesRedirectedConfig).
+ */
 export function planWranglerDev(
-	options: DevArgsOptions & { wranglerBin: string; config: string },
+	options: DevArgsOptions & { wranglerBin: string; config: string | undefined },
 ): string[] {
-	return [options.wranglerBin, "dev", "--config", options.config, ...planDevArgs(options)];
+	const config = options.config === undefined ? [] : ["--config", options.config];
+	return [options.wranglerBin, "dev", ...config, ...planDevArgs(options)];
 }
 
 /** Pure: how the app runs locally as it runs on Workers (OpenNext's preview, else wrangler dev). */
@@ -97,7 +101,11 @@ export function planServeCommand(options: PlanServeOptions): ServePlan {
 	return {
 		kind: "wrangler",
 		file: process.execPath,
-		args: planWranglerDev({ ...dev, config: options.project.wranglerPath }),
+		// After a Vite-plugin build, the config it wrote for its output (main is the built Worker).
+		args: planWranglerDev({
+			...dev,
+			config: usesRedirectedConfig(options.project) ? undefined : options.project.wranglerPath,
+		}),
 	};
 }
 

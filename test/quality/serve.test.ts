@@ -61,6 +61,21 @@ describe("planServeCommand()", () => {
 		expect(plan.args.join(" ")).toContain("--ip 127.0.0.1 --port 8787");
 		expect(plan.args.join(" ")).toContain("--persist-to /tmp/d1");
 	});
+	it("leaves out --config after a Vite-plugin build, so wrangler follows the config it wrote for its output", () => {
+		const dir = fixture();
+		const project = loadProjectConfig({ cwd: dir });
+		const args = () =>
+			planServeCommand({ ...base, project, opennextBin: undefined, wranglerBin: "/w.js" }).args;
+		expect(args()).toContain("--config");
+		// What @cloudflare/vite-plugin's build leaves (wrangler findRedirectedWranglerConfig).
+		mkdirSync(path.join(dir, ".wrangler/deploy"), { recursive: true });
+		writeFileSync(
+			path.join(dir, ".wrangler/deploy/config.json"),
+			JSON.stringify({ configPath: "../../build/server/wrangler.json" }),
+		);
+		expect(args()).not.toContain("--config");
+		expect(args().slice(0, 2)).toEqual(["/w.js", "dev"]);
+	});
 	it("runs `opennextjs-cloudflare preview` for an OpenNext app", () => {
 		const project = loadProjectConfig({ cwd: REPO });
 		const plan = planServeCommand({
