@@ -220,7 +220,14 @@ export type Framework = "next" | "hono" | "vite" | "remix" | "astro" | "worker";
 export function detectFramework(pkg: PackageJson | undefined): Framework {
 	const deps = { ...pkg?.dependencies, ...pkg?.devDependencies };
 	if (deps.next) return "next";
-	if (deps["@remix-run/cloudflare"] || deps["@react-router/cloudflare"]) return "remix";
+	// React Router 7 on the Cloudflare Vite plugin has no Cloudflare package of its own.
+	if (
+		deps["@remix-run/cloudflare"] ||
+		deps["@react-router/cloudflare"] ||
+		deps["@react-router/dev"] ||
+		deps["@remix-run/dev"]
+	)
+		return "remix";
 	if (deps.astro) return "astro";
 	if (deps.vite || deps.vinext) return "vite";
 	if (deps.hono) return "hono";

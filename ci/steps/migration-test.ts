@@ -221,7 +221,7 @@ export function formatReplayFindings({
 			severity: "error",
 			file: f.path,
 			line: f.line,
-			message: `${f.message}${f.code ? ` (${f.code})` : ""} — in: ${truncate(f.statement, 160)}. This migration works on an empty database but fails once the tables have rows (the data-carrying replay put ${DATA_ROWS} valid rows in each table after every earlier migration), as it would on a populated production database. Give new NOT NULL columns a DEFAULT, clean existing rows before tightening a CHECK or adding a UNIQUE index (or use --no-data to skip this replay).`,
+			message: `${f.message}${f.code ? ` (${f.code})` : ""} — in: ${truncate(f.statement, 160)}. This migration works on an empty database but fails once the tables have rows (the data-carrying replay put ${DATA_ROWS} valid rows in each table after every earlier migration), as it would on a populated production database. Give new NOT NULL columns a DEFAULT, clean existing rows before tightening a CHECK or adding a UNIQUE index${/FOREIGN KEY/i.test(f.message) ? ", and delete or fix rows whose parent is missing before a rebuild adds a foreign key (D1 enforces foreign keys: PRAGMA foreign_keys = OFF does nothing there)" : ""} (or use --no-data to skip this replay).`,
 		});
 	}
 	if (replay.failure) {

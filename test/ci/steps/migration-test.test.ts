@@ -51,6 +51,28 @@ describe("migrationTestStep (the data-carrying replay)", () => {
 		expect(codes).toContainEqual(["D1_ADD_NOT_NULL", "migrations/0002_plan.sql"]);
 	});
 
+	it("says to fix orphan rows when a rebuild adds a foreign key their parents do not satisfy", async () => {
+		const result = await run(
+			project({
+				"0001_a.sql":
+					"CREATE TABLE authors (id INTEGER PRIMARY KEY);\nCREATE TABLE entries (id INTEGER PRIMARY KEY, author_id INTEGER NOT NULL);\n",
+				// drizzle-kit's rebuild; the copied ids point past every author.
+				"0002_fk.sql":
+					"PRAGMA foreign_keys=OFF;\nCREATE TABLE __new_entries (id INTEGER PRIMARY KEY, author_id INTEGER NOT NULL REFERENCES authors(id));\nINSERT INTO __new_entries SELECT id, author_id + 1000 FROM entries;\nDROP TABLE entries;\nALTER TABLE __new_entries RENAME TO entries;\nPRAGMA foreign_keys=ON;\n",
+			}),
+		);
+		const failed = result.findings.find((f) => f.code === "REPLAY_DATA_FAILED");
+		expect(failed?.message).toMatch(/FOREIGN KEY constraint failed/);
+		expect(failed?.message).toMatch(
+			/delete or fix rows whose parent is missing before a rebuild adds a foreign key/,
+		);
+		// Not said of a failure that is no foreign key.
+		const notNull = (await run(project(NOT_NULL))).findings.find(
+			(f) => f.code === "REPLAY_DATA_FAILED",
+		);
+		expect(notNull?.message).not.toMatch(/parent is missing/);
+	});
+
 	it("warns of a UNIQUE index over values existing rows may share (REPLAY_DATA_UNIQUE), passing", async () => {
 		const result = await run(
 			project({

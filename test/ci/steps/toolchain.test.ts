@@ -302,6 +302,14 @@ describe("detectFramework()", () => {
 		[{ devDependencies: { vite: "7" } }, "vite"],
 		[{ dependencies: { astro: "5" } }, "astro"],
 		[{ dependencies: { "@remix-run/cloudflare": "2" } }, "remix"],
+		// React Router 7 on @cloudflare/vite-plugin: no Cloudflare package of its own, and vite.
+		[
+			{
+				dependencies: { "react-router": "7" },
+				devDependencies: { "@react-router/dev": "7", "@cloudflare/vite-plugin": "1", vite: "7" },
+			},
+			"remix",
+		],
 		[{}, "worker"],
 		[undefined, "worker"],
 	])("should read %j as %s", (pkg, framework) => {
