@@ -27,7 +27,12 @@ export function formatAcknowledgedSummary(findings: readonly Finding[]): string 
 		.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
 		.map(([code, n]) => `${code} ×${n}`)
 		.join(", ");
-	return `ack     ${total} acknowledged finding(s) (${list}): accepted in migrations.acknowledge; --json lists each with its reason.`;
+	// init writes "REVIEW: …" reasons for the team to replace with why each is safe.
+	const unreviewed = findings.filter((f) => f.acknowledged?.startsWith("REVIEW:")).length;
+	const review = unreviewed
+		? ` ${unreviewed} still carry init's "REVIEW:" reason: replace each with why it is safe to keep.`
+		: "";
+	return `ack     ${total} acknowledged finding(s) (${list}): accepted in migrations.acknowledge; --json lists each with its reason.${review}`;
 }
 
 /** Human output: a status table, then every finding with where and what to do, then one verdict line. */

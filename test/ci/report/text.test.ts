@@ -1,6 +1,6 @@
 import { stripVTControlCharacters } from "node:util";
 import { describe, expect, it } from "vitest";
-import { formatDuration, renderText } from "../../../ci/report/text.ts";
+import { formatAcknowledgedSummary, formatDuration, renderText } from "../../../ci/report/text.ts";
 import { failedReport, passedReport } from "./_sample.ts";
 
 describe("formatDuration()", () => {
@@ -13,6 +13,22 @@ describe("formatDuration()", () => {
 		[125_600, "2 min 6 s"],
 	])("%d ms → %s", (ms, text) => {
 		expect(formatDuration(ms)).toBe(text);
+	});
+});
+
+describe("formatAcknowledgedSummary()", () => {
+	it("counts the acknowledgements that still carry init's REVIEW: reason", () => {
+		const ack = (acknowledged: string) =>
+			({ code: "D1_DESTRUCTIVE", severity: "warning", message: "m", acknowledged }) as const;
+		const line = formatAcknowledgedSummary([
+			ack("REVIEW: existing history at adoption (workers-pipeline init, 2026-12-02); replace this"),
+			ack("the rebuild copies every row; checked on a production copy"),
+		]);
+		expect(line).toMatch(/^ack {5}2 acknowledged finding\(s\) \(D1_DESTRUCTIVE ×2\)/);
+		expect(line).toMatch(
+			/ 1 still carry init's "REVIEW:" reason: replace each with why it is safe to keep\.$/,
+		);
+		expect(formatAcknowledgedSummary([ack("reviewed: safe")])).not.toMatch(/REVIEW/);
 	});
 });
 
