@@ -367,7 +367,7 @@ export function toD1ApiError(error: unknown, operation: string, url?: string): D
 	if (error instanceof D1ApiError) return error;
 	if (error instanceof NoAnswer) {
 		return new D1ApiError(
-			`D1 ${operation}: no answer from the API${url ? ` at ${url}` : ""} (${error.message}${causeText(error)})`,
+			`D1 ${operation}: no answer from the API${url ? ` at ${url}` : ""} (${error.message.replace(/\.$/, "")}${causeText(error)})`,
 			{ cause: undefined },
 		);
 	}

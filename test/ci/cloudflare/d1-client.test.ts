@@ -72,7 +72,7 @@ describe("toD1ApiError()", () => {
 		expect(error.message).toContain(
 			"at http://127.0.0.1:9/client/v4/accounts/a/d1/database/d/query",
 		);
-		expect(error.message).toContain("ECONNREFUSED");
+		expect(error.message).toContain("(Connection error: ECONNREFUSED)");
 		expect(isAmbiguous(error)).toBe(true);
 	});
 
