@@ -228,16 +228,7 @@ export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<num
 		return report.ok ? EXIT_OK : EXIT_FAILED;
 	} catch (error) {
 		const { code, message } = describeFailure(error, { aborted: io.signal?.aborted, env: io.env });
-		const at = (root: string) => {
-			const location = error instanceof CiError ? error.location : undefined;
-			if (location === undefined) return { file: null, line: null, column: null };
-			const rel = path.relative(root, location.file).replaceAll(path.sep, "/");
-			return {
-				file: rel.startsWith("..") || path.isAbsolute(rel) ? location.file : rel,
-				line: location.line ?? null,
-				column: location.column ?? null,
-			};
-		};
+		const at = (root: string) => errorLocation(error, root);
 		// Remote commands leave their report on every path, errors included: it is what CI keeps.
 		if (command.alwaysReport && parsed) {
 			const root = path.resolve(io.cwd, (parsed.cwd as string | undefined) ?? ".");
@@ -289,6 +280,21 @@ export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<num
 	} finally {
 		for (const stop of stoppers) stop();
 	}
+}
+
+/** Where a thrown error points (a config file's line and column), relative to `root` when inside it. */
+function errorLocation(
+	error: unknown,
+	root: string,
+): { file: string | null; line: number | null; column: number | null } {
+	const location = error instanceof CiError ? error.location : undefined;
+	if (location === undefined) return { file: null, line: null, column: null };
+	const rel = path.relative(root, location.file).replaceAll(path.sep, "/");
+	return {
+		file: rel.startsWith("..") || path.isAbsolute(rel) ? location.file : rel,
+		line: location.line ?? null,
+		column: location.column ?? null,
+	};
 }
 
 /** A thrown error as the CLI reports it: a registered code, and a message that says what to do. */

@@ -310,6 +310,32 @@ export interface ParseCatalogOptions {
 }
 
 /** Orders, hashes and checks the files; pure. */
+/** One file as a migration; an unreadable or non-UTF-8 file adds its finding to `findings`. */
+function readMigrationFile(file: CatalogFile, dir: string, findings: Finding[]): Migration {
+	const filePath = `${dir === "." ? "" : `${dir}/`}${file.name}`;
+	if (!file.bytes) {
+		findings.push({
+			code: "CATALOG_UNREADABLE",
+			severity: "error",
+			file: filePath,
+			message: `cannot read the file (${file.readError ?? "unknown error"}); check its permissions.`,
+		});
+		return makeMigration(file.name, filePath, "", false);
+	}
+	const { text, invalidAt } = decode(file.bytes);
+	if (invalidAt !== undefined) {
+		const line = file.bytes.subarray(0, invalidAt).toString("latin1").split("\n").length;
+		findings.push({
+			code: "CATALOG_INVALID_UTF8",
+			severity: "error",
+			file: filePath,
+			line,
+			message: `byte ${invalidAt} is not valid UTF-8; save the file as UTF-8 (D1 and wrangler read migrations as UTF-8).`,
+		});
+	}
+	return makeMigration(file.name, filePath, text, invalidAt === undefined);
+}
+
 export function parseCatalog(
 	input: CatalogInput,
 	{ naming = NAMING_PRESETS.strict }: ParseCatalogOptions = {},
@@ -317,30 +343,7 @@ export function parseCatalog(
 	const namePattern = new RegExp(naming.pattern);
 	const findings: Finding[] = [];
 	const sorted = [...input.files].sort((a, b) => compareMigrationNames(a.name, b.name));
-	const migrations: Migration[] = sorted.map((file) => {
-		const filePath = `${input.dir === "." ? "" : `${input.dir}/`}${file.name}`;
-		if (!file.bytes) {
-			findings.push({
-				code: "CATALOG_UNREADABLE",
-				severity: "error",
-				file: filePath,
-				message: `cannot read the file (${file.readError ?? "unknown error"}); check its permissions.`,
-			});
-			return makeMigration(file.name, filePath, "", false);
-		}
-		const { text, invalidAt } = decode(file.bytes);
-		if (invalidAt !== undefined) {
-			const line = file.bytes.subarray(0, invalidAt).toString("latin1").split("\n").length;
-			findings.push({
-				code: "CATALOG_INVALID_UTF8",
-				severity: "error",
-				file: filePath,
-				line,
-				message: `byte ${invalidAt} is not valid UTF-8; save the file as UTF-8 (D1 and wrangler read migrations as UTF-8).`,
-			});
-		}
-		return makeMigration(file.name, filePath, text, invalidAt === undefined);
-	});
+	const migrations = sorted.map((file) => readMigrationFile(file, input.dir, findings));
 
 	const seenNumbers = new Map<number, Migration>();
 	let previous: Migration | undefined;
@@ -364,7 +367,7 @@ export function parseCatalog(
 					code: "CATALOG_DUPLICATE_NUMBER",
 					severity: "error",
 					file: migration.path,
-					message: `number ${migration.number} is also used by ${first.name}. wrangler applies the two in name order (${first.name} first), but a database that applied one before the other existed (two branches merged) gets them in another order, after later migrations. Give this migration the next free number before it is applied anywhere, or acknowledge it if both are already applied.`,
+					message: duplicateNumberMessage(migration.number, first.name),
 				});
 			} else {
 				seenNumbers.set(migration.number, migration);
@@ -448,6 +451,9 @@ function makeMigration(name: string, filePath: string, text: string, readable: b
 		depends: readable ? parseDepends(sql) : [],
 	};
 }
+
+const duplicateNumberMessage = (n: number, first: string) =>
+	`number ${n} is also used by ${first}. wrangler applies the two in name order (${first} first), but a database that applied one before the other existed (two branches merged) gets them in another order, after later migrations. Give this migration the next free number before it is applied anywhere, or acknowledge it if both are already applied.`;
 
 /** The order init tries presets in: the strictest that fits every existing name wins. */
 const DETECT_ORDER = ["strict", "drizzle-kit-v1", "timestamp", "wrangler"] as const;
