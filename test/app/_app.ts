@@ -346,6 +346,21 @@ export async function createLocalApp(
 			);
 		return result;
 	};
+	// The running `wrangler dev` and a `wrangler d1 … --local` are two workerd processes on one
+	// SQLite file, and workerd sets no busy timeout (workerd src/workerd/util/sqlite.c++ opens with
+	// sqlite3_open_v2 alone), so a lock held by the other fails at once with SQLITE_BUSY. A retry is
+	// safe: `d1 execute --local` runs its statements as one D1 batch, a single transaction (wrangler
+	// src/d1/execute.ts executeLocally → db.batch), and `d1 migrations apply` reads the ledger anew.
+	const wranglerOnLocalD1 = async (args: readonly string[]) => {
+		for (let attempt = 1; ; attempt++) {
+			try {
+				return await wrangler(args);
+			} catch (error) {
+				if (attempt >= 5 || !String(error).includes("SQLITE_BUSY")) throw error;
+				await pause(attempt * 1000);
+			}
+		}
+	};
 
 	const start = async ({ vars = {}, config = "wrangler.jsonc" }: ServeOptions = {}) => {
 		const port = await freePort();
@@ -408,9 +423,9 @@ export async function createLocalApp(
 		build,
 		wrangler,
 		migrateLocal: () =>
-			wrangler(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir]),
+			wranglerOnLocalD1(["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir]),
 		sql: (command) =>
-			wrangler([
+			wranglerOnLocalD1([
 				"d1",
 				"execute",
 				"DB",
