@@ -50,7 +50,7 @@ export function readProjectFacts(root: string, envPath?: string): ProjectFacts {
 	};
 }
 
-export const PRETTIER_CONFIG =
+const PRETTIER_CONFIG =
 	/^(\.prettierrc(\.(json|ya?ml|json5|toml|[cm]?js|ts))?|prettier\.config\.[cm]?[jt]s)$/;
 export const BIOME_CONFIG = /^biome\.jsonc?$/;
 const DEPCRUISE_CONFIG = /^\.dependency-cruiser\.(c?js|mjs|json)$/;
@@ -88,26 +88,41 @@ export function planFormatCheck(
 			: "your formatter's write mode";
 		return { file, args, display: [file, ...args].join(" "), fix, source: `${script} script` };
 	}
-	const prettier = facts.bin("prettier");
-	if (prettier && (facts.hasPrettierKey || facts.files.some((f) => PRETTIER_CONFIG.test(f)))) {
+	const formatter = configuredFormatter(facts);
+	if (formatter?.name === "prettier") {
 		return {
-			file: prettier,
+			file: formatter.file,
 			args: ["--check", "."],
 			display: "prettier --check .",
 			fix: "`npx prettier --write .`",
 			source: "prettier",
 		};
 	}
-	const biome = facts.bin("biome");
-	if (biome && facts.files.some((f) => BIOME_CONFIG.test(f))) {
+	if (formatter?.name === "biome") {
 		return {
-			file: biome,
+			file: formatter.file,
 			args: ["format", "--colors=off", "."],
 			display: "biome format .",
 			fix: "`npx biome format --write .`",
 			source: "biome",
 		};
 	}
+	return undefined;
+}
+
+/**
+ * Pure: the formatter the project chose, installed and configured (prettier with a config file or
+ * a `prettier` key in package.json, else biome with biome.json[c]); prettier first, as the format
+ * check takes it.
+ */
+export function configuredFormatter(
+	facts: ProjectFacts,
+): { name: "prettier" | "biome"; file: string } | undefined {
+	const prettier = facts.bin("prettier");
+	if (prettier && (facts.hasPrettierKey || facts.files.some((f) => PRETTIER_CONFIG.test(f))))
+		return { name: "prettier", file: prettier };
+	const biome = facts.bin("biome");
+	if (biome && facts.files.some((f) => BIOME_CONFIG.test(f))) return { name: "biome", file: biome };
 	return undefined;
 }
 

@@ -13,15 +13,15 @@ import {
 } from "../config/schema.ts";
 import { DEFAULT_PIPELINE_CONFIG } from "../constants.ts";
 import { readDefaultBranch, readGitTopLevel } from "../git.ts";
+import { DEFAULT_HEALTH_OPTIONS } from "../health/index.ts";
 import { detectNaming } from "../migrations/catalog.ts";
 import { readCheckedCatalog } from "../migrations/check.ts";
 import { findPnpRuntime } from "../pnp.ts";
 import { runTool } from "../process.ts";
 import type { Finding } from "../report/model.ts";
 import {
-	BIOME_CONFIG,
 	configuredFormatCommand,
-	PRETTIER_CONFIG,
+	configuredFormatter,
 	planFormatCheck,
 	readProjectFacts,
 } from "./_checks.ts";
@@ -37,7 +37,7 @@ import {
 import { distinctDatabases } from "./lint.ts";
 import { migrationTestStep } from "./migration-test.ts";
 
-export const VERSION_BINDING = "CF_VERSION_METADATA";
+export const VERSION_BINDING = DEFAULT_HEALTH_OPTIONS.versionBinding;
 /** How each package manager runs a dependency's bin. */
 const EXEC = { npm: "npx", pnpm: "pnpm exec", yarn: "yarn", bun: "bunx" } as const;
 export const WORKFLOW_FILE = ".github/workflows/workers-pipeline.yml";
@@ -221,8 +221,10 @@ export function renderHealthOptions(
 	if (only === undefined) return { options: "" };
 	const parts = [
 		// With several D1 bindings the handler cannot guess, so a name other than DB is written.
-		...(only.binding === "DB" ? [] : [`binding: ${JSON.stringify(only.binding)}`]),
-		...(only.migrationsTable === "d1_migrations"
+		...(only.binding === DEFAULT_HEALTH_OPTIONS.binding
+			? []
+			: [`binding: ${JSON.stringify(only.binding)}`]),
+		...(only.migrationsTable === DEFAULT_HEALTH_OPTIONS.migrationsTable
 			? []
 			: [`migrationsTable: ${JSON.stringify(only.migrationsTable)}`]),
 	];
@@ -634,29 +636,25 @@ async function formatWritten(
 	const facts = readProjectFacts(project.root, ctx.env.PATH);
 	const check = planFormatCheck(facts, configuredFormatCommand(project.settings));
 	if (check === undefined) return;
-	const prettier = facts.bin("prettier");
-	const biome = facts.bin("biome");
-	const prettierConfigured =
-		prettier !== undefined &&
-		(facts.hasPrettierKey || facts.files.some((f) => PRETTIER_CONFIG.test(f)));
-	const biomeConfigured = biome !== undefined && facts.files.some((f) => BIOME_CONFIG.test(f));
 	const files = written.map((f) => f.path);
+	const formatter = configuredFormatter(facts);
 	// Files a formatter has no parser for (the .sql snapshot) are skipped, not errors.
-	const tool = prettierConfigured
-		? { name: "prettier", file: prettier, args: ["--write", "--ignore-unknown", ...files] }
-		: biomeConfigured
-			? {
-					name: "biome",
-					file: biome,
-					args: [
-						"format",
-						"--write",
-						"--files-ignore-unknown=true",
-						"--no-errors-on-unmatched",
-						...files,
-					],
-				}
-			: undefined;
+	const tool =
+		formatter === undefined
+			? undefined
+			: {
+					...formatter,
+					args:
+						formatter.name === "prettier"
+							? ["--write", "--ignore-unknown", ...files]
+							: [
+									"format",
+									"--write",
+									"--files-ignore-unknown=true",
+									"--no-errors-on-unmatched",
+									...files,
+								],
+				};
 	if (tool === undefined) {
 		next.push(
 			`Run your formatter on the files above: your format check (${check.display}) runs in ci.`,

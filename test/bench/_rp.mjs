@@ -1,0 +1,23 @@
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+const dist = "/work/main/dist/ci/";
+const P = process.argv[2];
+const { loadProjectConfig } = await import(dist+"config/load.js");
+const { DATA_ROWS, pickDatabase } = await import(dist+"steps/migration-test.js");
+const { readCheckedCatalog } = await import(dist+"migrations/check.js");
+const { replayMigrations } = await import(dist+"migrations/replay.js");
+const Database = (await import("better-sqlite3")).default;
+const project = loadProjectConfig({ cwd: P });
+const database = pickDatabase(project, {});
+const { catalog } = readCheckedCatalog(project, database);
+const dir = path.join(P, "migrations");
+const floor = () => { const db = new Database(":memory:"); db.pragma("foreign_keys = ON");
+ for (const file of readdirSync(dir).sort()) { if (!file.endsWith(".sql")) continue; db.exec("BEGIN"); db.exec(readFileSync(path.join(dir, file), "utf8")); db.exec("COMMIT"); } db.close(); };
+const r0 = () => replayMigrations(catalog.migrations, { migrationsTable: database.migrationsTable });
+const r1 = () => replayMigrations(catalog.migrations, { migrationsTable: database.migrationsTable, fillRows: DATA_ROWS });
+const which = process.argv[3];
+const fn = { floor, r0, r1 }[which];
+const t = performance.now(); fn(); const first = performance.now() - t;
+const ts=[]; for (let i=0;i<10;i++){ const t=performance.now(); fn(); ts.push(performance.now()-t);} ts.sort((a,b)=>a-b);
+console.log(which, 'cold', first.toFixed(1), 'warm median', ts[5].toFixed(1));
+if (process.argv[4]) { for (let i=0;i<30;i++) fn(); }
