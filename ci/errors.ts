@@ -67,9 +67,17 @@ export class D1ApiError extends CiError {
 	readonly d1Code: number | undefined;
 	/** The URL the request went to, when known (named in network failures). */
 	readonly url: string | undefined;
+	/** Known never to have left this machine (the API's host name did not resolve): nothing was applied. */
+	readonly unsent: boolean;
 	constructor(
 		message: string,
-		details: { status?: number; d1Code?: number; url?: string; cause?: unknown } = {},
+		details: {
+			status?: number;
+			d1Code?: number;
+			url?: string;
+			cause?: unknown;
+			unsent?: boolean;
+		} = {},
 	) {
 		const code = d1CodeFor(details.status, details.url);
 		const named = code === "E_NETWORK" && details.url && !message.includes(details.url);
@@ -78,5 +86,6 @@ export class D1ApiError extends CiError {
 		this.status = details.status;
 		this.d1Code = details.d1Code;
 		this.url = details.url;
+		this.unsent = details.unsent === true;
 	}
 }

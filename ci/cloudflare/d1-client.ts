@@ -66,6 +66,8 @@ export function readRetryDelayMs(n: number, headers: Headers | undefined, random
 	return Math.min(500 * 2 ** n, 8000) * (1 - random() * 0.25);
 }
 
+const DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4";
+
 /**
  * D1 over the Cloudflare REST API (developers.cloudflare.com/api/resources/d1): plain fetch, the
  * `{ success, errors, messages, result }` envelope, Bearer token. One small client instead of
@@ -84,7 +86,7 @@ export class D1Client implements SqlExecutor {
 	constructor(options: D1ClientOptions) {
 		this.databaseId = options.databaseId;
 		this.accountId = options.accountId;
-		this.baseURL = options.baseURL ?? "https://api.cloudflare.com/client/v4";
+		this.baseURL = options.baseURL ?? DEFAULT_BASE_URL;
 		this.#token = options.apiToken;
 		this.#timeoutMs = options.timeoutMs ?? 60_000;
 		this.#readRetries = options.readRetries ?? 2;
@@ -122,7 +124,7 @@ export class D1Client implements SqlExecutor {
 			try {
 				return await this.#send<T>(url, method, body);
 			} catch (error) {
-				if (write || retry >= this.#readRetries)
+				if (write || retry >= this.#readRetries || isUnresolved(error))
 					throw toD1ApiError(error, action, this.#url(action));
 				if (error instanceof ApiFailure && !shouldRetry(error))
 					throw toD1ApiError(error, action, this.#url(action));
@@ -353,6 +355,8 @@ export function formatRetryAfter(ms: number | undefined, now = Date.now()): stri
  */
 export function isAmbiguous(error: unknown): boolean {
 	if (!(error instanceof D1ApiError)) return false;
+	// A host name that does not resolve: no request left, and trying again in seconds cannot help.
+	if (error.unsent) return false;
 	// A 429 is the API gateway refusing before D1 runs anything: definite, retried after a wait.
 	if (error instanceof D1RateLimitError) return false;
 	return error.status === undefined || error.status >= 500 || error.status === 429;
@@ -367,8 +371,8 @@ export function toD1ApiError(error: unknown, operation: string, url?: string): D
 	if (error instanceof D1ApiError) return error;
 	if (error instanceof NoAnswer) {
 		return new D1ApiError(
-			`D1 ${operation}: no answer from the API${url ? ` at ${url}` : ""} (${error.message.replace(/\.$/, "")}${causeText(error)})`,
-			{ cause: undefined },
+			`D1 ${operation}: no answer from the API${url ? ` at ${url}` : ""} (${error.message.replace(/\.$/, "")}${causeText(error)})${isUnresolved(error) ? ` — the host name does not resolve: check the network and DNS${url && !url.startsWith(DEFAULT_BASE_URL) ? " and CLOUDFLARE_API_BASE_URL" : ""}` : ""}`,
+			{ cause: undefined, unsent: isUnresolved(error) },
 		);
 	}
 	if (error instanceof ApiFailure) {
@@ -391,14 +395,23 @@ export function toD1ApiError(error: unknown, operation: string, url?: string): D
 	throw error;
 }
 
-// fetch's "fetch failed" keeps the reason (ECONNREFUSED, ENOTFOUND) in its cause (undici).
+// fetch's "fetch failed" keeps the reason (ECONNREFUSED, ENOTFOUND) in its cause (undici
+// lib/web/fetch/index.js: a TypeError whose cause is the network error).
+const causeCode = (error: Error): string | undefined => {
+	const cause = error.cause as { code?: string; cause?: { code?: string } } | undefined;
+	return cause?.code ?? cause?.cause?.code;
+};
 function causeText(error: Error): string {
-	const cause = error.cause as
-		| { message?: string; code?: string; cause?: { code?: string } }
-		| undefined;
-	const code = cause?.code ?? cause?.cause?.code;
-	return code ? `: ${code}` : cause?.message ? `: ${cause.message}` : "";
+	const code = causeCode(error);
+	const message = (error.cause as { message?: string } | undefined)?.message;
+	return code ? `: ${code}` : message ? `: ${message}` : "";
 }
+/**
+ * getaddrinfo found no such host (Node's dns ENOTFOUND, EAI_NONAME): the request never left.
+ * EAI_AGAIN (a resolver that did not answer in time) stays a failure worth trying again.
+ */
+const isUnresolved = (error: unknown): boolean =>
+	error instanceof NoAnswer && causeCode(error) === "ENOTFOUND";
 function hintFor(status: number | undefined, code: number | undefined): string {
 	// Cloudflare answers a token without access to the account with 403 and code 10000 too.
 	if (status === 401 || (status !== 403 && (code === 10000 || code === 9109))) {

@@ -350,6 +350,36 @@ describe("D1Client", () => {
 		}
 	});
 
+	it("fails at once, as definite, when the API's host name does not resolve", async () => {
+		// RFC 6761: .invalid never resolves, so getaddrinfo answers ENOTFOUND (no request leaves).
+		const base = "http://workers-pipeline-test.invalid/client/v4";
+		const client = new D1Client({ apiToken: "t", accountId: "a", databaseId: "d", baseURL: base });
+		const error = await client.query("SELECT 1;").catch((e: unknown) => e);
+		expect(error).toBeInstanceOf(D1ApiError);
+		expect((error as Error).message).toContain(`at ${base}/accounts/a/d1/database/d/query`);
+		expect((error as Error).message).toContain("ENOTFOUND");
+		expect((error as Error).message).toContain("does not resolve");
+		expect((error as Error).message).toContain("CLOUDFLARE_API_BASE_URL");
+		// A read is otherwise tried readRetries (2) more times; a write's failure is not ambiguous.
+		expect(client.requestCount).toBe(1);
+		expect(isAmbiguous(error)).toBe(false);
+	});
+
+	it("still tries a read again when the resolver did not answer (EAI_AGAIN)", () => {
+		const error = toD1ApiError(
+			new NoAnswer("Connection error.", {
+				cause: Object.assign(new TypeError("fetch failed"), {
+					cause: Object.assign(new Error("getaddrinfo EAI_AGAIN"), { code: "EAI_AGAIN" }),
+				}),
+			}),
+			"query",
+			"https://api.cloudflare.com/client/v4/accounts/a/d1/database/d/query",
+		);
+		expect((error as D1ApiError).unsent).toBe(false);
+		expect(isAmbiguous(error)).toBe(true);
+		expect(error.message).not.toContain("CLOUDFLARE_API_BASE_URL");
+	});
+
 	it("names the URL it tried when nothing listens there", async () => {
 		const server = createServer();
 		await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

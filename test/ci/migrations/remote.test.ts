@@ -284,6 +284,7 @@ describe("readWithRetry()", () => {
 		["a definite D1 refusal", 1, new D1ApiError("no such table", { status: 400 })],
 		["no answer", 3, new D1ApiError("timeout")],
 		["a 503", 3, new D1ApiError("x", { status: 503 })],
+		["a host name that does not resolve", 1, new D1ApiError("ENOTFOUND", { unsent: true })],
 	])("%s is tried %i time(s)", async (_label, expected, error) => {
 		const { read, calls } = counting(error);
 		await expect(readWithRetry(read, { attempts: 3, baseDelayMs: 1 })).rejects.toBe(error);
