@@ -310,6 +310,17 @@ export function planHealthRoute({
 			note: `add the health route by hand, as a resource route: app/routes/${route}.ts with \`export const loader = ({ request, context }) => handleHealth(request, context.cloudflare.env${args});\` and ${importLine}`,
 		};
 	}
+	// Built by Vite (SvelteKit) or Nitro (Nuxt), so known by their own packages.
+	if (dependencies["@sveltejs/kit"]) {
+		return {
+			note: `add the health route by hand, as a SvelteKit endpoint: src/routes${healthPath}/+server.ts with \`export const GET = ({ request, platform }) => handleHealth(request, platform?.env ?? {}${args});\` (@sveltejs/adapter-cloudflare's platform.env) and ${importLine}`,
+		};
+	}
+	if (dependencies.nuxt) {
+		return {
+			note: `add the health route by hand, as a Nuxt server route: server/routes${healthPath}.get.ts with \`export default defineEventHandler((event) => handleHealth(toWebRequest(event), event.context.cloudflare.env${args}));\` (Nitro's cloudflare preset) and ${importLine}`,
+		};
+	}
 	return {
 		note: `add the health route by hand: in your fetch handler, \`if (new URL(request.url).pathname === "${healthPath}") return handleHealth(request, env${args});\` with ${importLine}`,
 	};

@@ -139,6 +139,20 @@ describe("planHealthRoute(): what to add by hand, in the framework's own shape",
 			'export const loader = ({ request, context }) => handleHealth(request, context.cloudflare.env, { binding: "MAIN" });',
 		);
 	});
+	it("a SvelteKit endpoint (detected as a Vite app) and a Nuxt server route, by their packages", () => {
+		const svelte = plan("vite", { dependencies: { "@sveltejs/kit": "^2.50.0", vite: "^8.0.0" } });
+		expect(svelte.note).toContain("src/routes/api/health/+server.ts");
+		expect(svelte.note).toContain(
+			"export const GET = ({ request, platform }) => handleHealth(request, platform?.env ?? {});",
+		);
+		const nuxt = plan("worker", { dependencies: { nuxt: "^4.2.0" }, options: '{ binding: "D1" }' });
+		expect(nuxt.note).toContain("server/routes/api/health.get.ts");
+		expect(nuxt.note).toContain(
+			'export default defineEventHandler((event) => handleHealth(toWebRequest(event), event.context.cloudflare.env, { binding: "D1" }));',
+		);
+		// Without either package, a Vite app gets the plain fetch-handler lines.
+		expect(plan("vite").note).toContain("in your fetch handler");
+	});
 	it("a plain Worker's fetch handler", () => {
 		expect(plan("worker").note).toContain(
 			'if (new URL(request.url).pathname === "/api/health") return handleHealth(request, env);',
