@@ -282,7 +282,8 @@ export function planHealthRoute({
 			note: "Next.js route handler (workers-pipeline/health/next)",
 		};
 	}
-	if (framework === "hono" && main) {
+	// A Hono app on the Cloudflare Vite plugin is built by Vite (framework "vite") but routed by Hono.
+	if ((framework === "hono" || (framework === "vite" && dependencies.hono)) && main) {
 		const rel = path.relative(root, path.resolve(root, main)).replaceAll(path.sep, "/");
 		return {
 			file: rel,

@@ -153,6 +153,18 @@ describe("planHealthRoute(): what to add by hand, in the framework's own shape",
 		// Without either package, a Vite app gets the plain fetch-handler lines.
 		expect(plan("vite").note).toContain("in your fetch handler");
 	});
+	it("a Hono app built by Vite (the Cloudflare Vite plugin) gets the Hono route in its main", () => {
+		const hono = plan("vite", {
+			main: "src/index.tsx",
+			dependencies: { hono: "^4.9.0", vite: "^7.1.0", "@cloudflare/vite-plugin": "^1.13.0" },
+		});
+		expect(hono.file).toBe("src/index.tsx");
+		expect(
+			hono.edit?.('import { Hono } from "hono";\nconst app = new Hono();\nexport default app;\n'),
+		).toContain('app.get("/api/health", healthRoute());');
+		// A Vite app without Hono, main or not, keeps the fetch-handler advice.
+		expect(plan("vite", { main: "src/index.ts" }).file).toBeUndefined();
+	});
 	it("a plain Worker's fetch handler", () => {
 		expect(plan("worker").note).toContain(
 			'if (new URL(request.url).pathname === "/api/health") return handleHealth(request, env);',
