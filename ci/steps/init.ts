@@ -516,6 +516,63 @@ function makeWriter(root: string, force: boolean): Writer {
 	};
 }
 
+/** The lines wrangler's assets upload must skip in an Astro build (Astro's Cloudflare guide, adapter 12). */
+const ASTRO_ASSETS_IGNORE = ["_worker.js", "_routes.json"];
+
+/**
+ * Pure: public/.assetsignore for an Astro app whose wrangler `main` lies inside its
+ * `assets.directory` (@astrojs/cloudflare before 13: main dist/_worker.js/index.js, assets ./dist).
+ * wrangler refuses to upload a _worker.js directory as an asset (deploy/assets.ts); Astro copies
+ * public/ into dist, so the file there keeps the Worker out. The existing text with the missing
+ * lines added, or undefined when nothing is missing or the layout does not need it.
+ */
+export function planAssetsIgnore({
+	framework,
+	configDir,
+	main,
+	assetsDirectory,
+	existing,
+}: {
+	framework: Framework;
+	configDir: string;
+	main: string | undefined;
+	assetsDirectory: unknown;
+	existing: string | undefined;
+}): string | undefined {
+	if (framework !== "astro" || !main || typeof assetsDirectory !== "string") return undefined;
+	const inside = path.relative(
+		path.resolve(configDir, assetsDirectory),
+		path.resolve(configDir, main),
+	);
+	if (inside.startsWith("..") || path.isAbsolute(inside)) return undefined;
+	const have = new Set((existing ?? "").split(/\r?\n/).map((line) => line.trim()));
+	const missing = ASTRO_ASSETS_IGNORE.filter((line) => !have.has(line) && !have.has(`/${line}`));
+	if (missing.length === 0) return undefined;
+	const base = existing && !existing.endsWith("\n") ? `${existing}\n` : (existing ?? "");
+	return `${base}${missing.join("\n")}\n`;
+}
+
+function writeAssetsIgnore(
+	writer: Writer,
+	{ project, framework }: { project: ProjectConfig; framework: Framework },
+): void {
+	const rel = "public/.assetsignore";
+	const abs = path.join(project.root, rel);
+	const existing = existsSync(abs) ? readFileSync(abs, "utf8") : undefined;
+	const content = planAssetsIgnore({
+		framework,
+		configDir: path.dirname(project.wranglerPath),
+		main: project.wrangler.main,
+		assetsDirectory: (project.wrangler as { assets?: { directory?: unknown } }).assets?.directory,
+		existing,
+	});
+	if (content === undefined) return;
+	// Adding lines to the team's own file is an edit, not an overwrite: no --force needed.
+	writer.write(rel, content, "keeps the built Worker (_worker.js) out of the uploaded assets", {
+		replace: true,
+	});
+}
+
 /** Pure: a path relative to the app directory, as seen from `from` (where the user ran init), as tools print paths. */
 export function shownPath(rel: string, { root, from }: { root: string; from: string }): string {
 	return path.relative(from, path.join(root, rel)).replaceAll(path.sep, "/") || ".";
@@ -579,6 +636,9 @@ export const initStep = defineStep<InitArgs>({
 
 		// 3. The version metadata binding, comments and layout kept.
 		writeVersionBinding(writer, project);
+
+		// 3b. An Astro Worker built inside its assets directory: what wrangler must not upload.
+		writeAssetsIgnore(writer, { project, framework });
 
 		// 4. The workflow calling the Dagger module.
 		writeWorkflow(writer, next, { project, module, pm });

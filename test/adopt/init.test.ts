@@ -19,6 +19,7 @@ import {
 	addVersionMetadataToml,
 	packageExports,
 	planAcknowledgements,
+	planAssetsIgnore,
 	planHealthRoute,
 	renderHealthOptions,
 	renderSettings,
@@ -239,6 +240,79 @@ describe("init: the health route names the app's own D1 binding", () => {
 		expect(next).toContain(
 			"Run `npm run cf-typegen` so your generated Env types have CF_VERSION_METADATA, then commit them.",
 		);
+	});
+});
+
+describe("planAssetsIgnore(): an Astro Worker built inside its assets directory", () => {
+	afterAll(removeProjects);
+	const astro12 = {
+		framework: "astro" as const,
+		configDir: "/app",
+		main: "./dist/_worker.js/index.js",
+	};
+	it("lists _worker.js and _routes.json, keeping the team's own lines", () => {
+		expect(planAssetsIgnore({ ...astro12, assetsDirectory: "./dist", existing: undefined })).toBe(
+			"_worker.js\n_routes.json\n",
+		);
+		expect(
+			planAssetsIgnore({ ...astro12, assetsDirectory: "dist", existing: "*.map\n/_worker.js" }),
+		).toBe("*.map\n/_worker.js\n_routes.json\n");
+		expect(
+			planAssetsIgnore({
+				...astro12,
+				assetsDirectory: "dist",
+				existing: "_routes.json\n_worker.js\n",
+			}),
+		).toBeUndefined();
+	});
+	it("leaves other layouts alone: main outside the assets, no assets, not Astro", () => {
+		const none = { existing: undefined, configDir: "/app" };
+		expect(
+			planAssetsIgnore({
+				...none,
+				framework: "astro",
+				main: "src/worker.ts",
+				assetsDirectory: "./dist",
+			}),
+		).toBeUndefined();
+		expect(
+			planAssetsIgnore({ ...astro12, assetsDirectory: undefined, existing: undefined }),
+		).toBeUndefined();
+		expect(
+			planAssetsIgnore({
+				...astro12,
+				framework: "vite",
+				assetsDirectory: "./dist",
+				existing: undefined,
+			}),
+		).toBeUndefined();
+	});
+	it("init writes public/.assetsignore in an Astro app on @astrojs/cloudflare 12, once", async () => {
+		const dir = makeProject({
+			prefix: "wp-init-astro-",
+			files: {
+				"package.json": JSON.stringify({
+					name: "site",
+					dependencies: { astro: "^5.13.0", "@astrojs/cloudflare": "^12.6.0" },
+				}),
+				"package-lock.json": "{}",
+				"wrangler.jsonc":
+					'{\n\t"name": "site",\n\t"main": "./dist/_worker.js/index.js",\n\t"assets": { "binding": "ASSETS", "directory": "./dist" },\n\t"d1_databases": [{ "binding": "DB", "database_id": "x" }]\n}\n',
+				"migrations/0001_init.sql": "CREATE TABLE notes (id INTEGER PRIMARY KEY);\n",
+			},
+		});
+		const init = await cli(["init", "--json"], dir);
+		expect(init.code, init.stdout + init.stderr).toBe(0);
+		expect(readFileSync(path.join(dir, "public/.assetsignore"), "utf8")).toBe(
+			"_worker.js\n_routes.json\n",
+		);
+		const again = await cli(["init", "--json"], dir);
+		const files = (
+			JSON.parse(again.stdout) as {
+				steps: { data: { files: { path: string; action: string }[] } }[];
+			}
+		).steps[0]?.data.files;
+		expect(files?.find((f) => f.path === "public/.assetsignore")).toBeUndefined();
 	});
 });
 
