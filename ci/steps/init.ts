@@ -311,10 +311,15 @@ export function planHealthRoute({
 			note: `add the health route by hand, as a resource route: app/routes/${route}.ts with \`export const loader = ({ request, context }) => handleHealth(request, context.cloudflare.env${args});\` and ${importLine}`,
 		};
 	}
-	// Built by Vite (SvelteKit) or Nitro (Nuxt), so known by their own packages.
+	// Built by Vite (SvelteKit, RedwoodSDK) or Nitro (Nuxt), so known by their own packages.
 	if (dependencies["@sveltejs/kit"]) {
 		return {
 			note: `add the health route by hand, as a SvelteKit endpoint: src/routes${healthPath}/+server.ts with \`export const GET = ({ request, platform }) => handleHealth(request, platform?.env ?? {}${args});\` (@sveltejs/adapter-cloudflare's platform.env) and ${importLine}`,
+		};
+	}
+	if (dependencies.rwsdk) {
+		return {
+			note: `add the health route by hand, in RedwoodSDK's defineApp routes (src/worker.tsx): \`route("${healthPath}", ({ request }) => handleHealth(request, env${args}))\` with \`import { env } from "cloudflare:workers";\`, \`import { route } from "rwsdk/router";\` and ${importLine}`,
 		};
 	}
 	if (dependencies.nuxt) {

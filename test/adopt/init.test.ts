@@ -140,7 +140,7 @@ describe("planHealthRoute(): what to add by hand, in the framework's own shape",
 			'export const loader = ({ request, context }) => handleHealth(request, context.cloudflare.env, { binding: "MAIN" });',
 		);
 	});
-	it("a SvelteKit endpoint (detected as a Vite app) and a Nuxt server route, by their packages", () => {
+	it("a SvelteKit endpoint, a RedwoodSDK route (both Vite apps) and a Nuxt server route, by their packages", () => {
 		const svelte = plan("vite", { dependencies: { "@sveltejs/kit": "^2.50.0", vite: "^8.0.0" } });
 		expect(svelte.note).toContain("src/routes/api/health/+server.ts");
 		expect(svelte.note).toContain(
@@ -151,7 +151,12 @@ describe("planHealthRoute(): what to add by hand, in the framework's own shape",
 		expect(nuxt.note).toContain(
 			'export default defineEventHandler((event) => handleHealth(toWebRequest(event), event.context.cloudflare.env, { binding: "D1" }));',
 		);
-		// Without either package, a Vite app gets the plain fetch-handler lines.
+		const redwood = plan("vite", { dependencies: { rwsdk: "^1.0.0", vite: "^7.0.0" } });
+		expect(redwood.note).toContain(
+			'route("/api/health", ({ request }) => handleHealth(request, env))',
+		);
+		expect(redwood.note).toContain('import { env } from "cloudflare:workers";');
+		// Without these packages, a Vite app gets the plain fetch-handler lines.
 		expect(plan("vite").note).toContain("in your fetch handler");
 	});
 	it("a Hono app built by Vite (the Cloudflare Vite plugin) gets the Hono route in its main", () => {
