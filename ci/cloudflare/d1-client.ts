@@ -7,7 +7,10 @@ export type { QueryOptions, SqlExecutor, StatementResult } from "../migrations/e
 export interface D1ClientOptions {
 	apiToken: string;
 	accountId: string;
-	databaseId: string;
+	/** The database's UUID; without it, `lookup` names the database to find by name first. */
+	databaseId?: string;
+	/** A binding with no database_id (wrangler's auto-provisioning): the name to look its UUID up by. */
+	lookup?: { name: string; missing: (name: string) => Error };
 	/** `CLOUDFLARE_API_BASE_URL`, e.g. https://api.cloudflare.com/client/v4 */
 	baseURL?: string;
 	/** Per request; a request past it has no clear answer (see isAmbiguous). */
@@ -74,7 +77,6 @@ const DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4";
  * the SDK, whose import of every API resource cost more than all the requests of a migrate.
  */
 export class D1Client implements SqlExecutor {
-	readonly databaseId: string;
 	readonly accountId: string;
 	/** Where requests go, named in every "no answer" error. */
 	readonly baseURL: string;
@@ -82,9 +84,15 @@ export class D1Client implements SqlExecutor {
 	#timeoutMs: number;
 	#readRetries: number;
 	#requests = 0;
+	#databaseId: string | undefined;
+	#lookup: D1ClientOptions["lookup"];
+	#resolving: Promise<string> | undefined;
 
 	constructor(options: D1ClientOptions) {
-		this.databaseId = options.databaseId;
+		if (!options.databaseId && !options.lookup)
+			throw new Error("D1Client needs databaseId or lookup");
+		this.#databaseId = options.databaseId;
+		this.#lookup = options.lookup;
 		this.accountId = options.accountId;
 		this.baseURL = options.baseURL ?? DEFAULT_BASE_URL;
 		this.#token = options.apiToken;
@@ -92,8 +100,40 @@ export class D1Client implements SqlExecutor {
 		this.#readRetries = options.readRetries ?? 2;
 	}
 
-	#url(action: string): string {
-		return `${this.baseURL.replace(/\/+$/, "")}/accounts/${this.accountId}/d1/database/${this.databaseId}/${action}`;
+	/** The database's UUID: from the config, or once looked up by name (undefined until then). */
+	get databaseId(): string | undefined {
+		return this.#databaseId;
+	}
+
+	#url(action: string, id = this.#databaseId ?? ""): string {
+		return `${this.baseURL.replace(/\/+$/, "")}/accounts/${this.accountId}/d1/database/${encodeURIComponent(id)}${action ? `/${action}` : ""}`;
+	}
+
+	/**
+	 * The UUID of a binding that has none in the config, as wrangler finds it (src/d1/utils.ts
+	 * getDatabaseByNameOrBinding): GET /accounts/:account/d1/database/:name?fields=uuid,name, once.
+	 * A 404 is the `missing` error (the database was never created or provisioned).
+	 */
+	async #resolveId(): Promise<string> {
+		if (this.#databaseId) return this.#databaseId;
+		const lookup = this.#lookup as NonNullable<D1ClientOptions["lookup"]>;
+		this.#resolving ??= this.#get<{ uuid?: string }>(
+			`${this.#url("", lookup.name)}?fields=uuid%2Cname`,
+			"lookup",
+		).then(
+			(found) => {
+				if (!found?.uuid) throw new D1ApiError(`D1 returned no uuid for ${lookup.name}`);
+				this.#databaseId = found.uuid;
+				return found.uuid;
+			},
+			(error: unknown) => {
+				this.#resolving = undefined;
+				throw error instanceof D1ApiError && error.status === 404
+					? lookup.missing(lookup.name)
+					: error;
+			},
+		);
+		return this.#resolving;
 	}
 
 	/** How many HTTP requests this client has started (for reports and benchmarks). */
@@ -116,18 +156,30 @@ export class D1Client implements SqlExecutor {
 			write: boolean;
 		},
 	): Promise<T> {
+		await this.#resolveId();
 		const search = new URLSearchParams(
 			Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined),
 		).toString();
 		const url = `${this.#url(action)}${search ? `?${search}` : ""}`;
+		if (!write) return this.#get<T>(url, action, method, body);
+		try {
+			return await this.#send<T>(url, method, body);
+		} catch (error) {
+			throw toD1ApiError(error, action, this.#url(action));
+		}
+	}
+
+	/** A read: retried as the API's clients do. */
+	async #get<T>(url: string, action: string, method = "GET", body?: unknown): Promise<T> {
+		const shown = url.replace(/\?.*$/, "");
 		for (let retry = 0; ; retry++) {
 			try {
 				return await this.#send<T>(url, method, body);
 			} catch (error) {
-				if (write || retry >= this.#readRetries || isUnresolved(error))
-					throw toD1ApiError(error, action, this.#url(action));
+				if (retry >= this.#readRetries || isUnresolved(error))
+					throw toD1ApiError(error, action, shown);
 				if (error instanceof ApiFailure && !shouldRetry(error))
-					throw toD1ApiError(error, action, this.#url(action));
+					throw toD1ApiError(error, action, shown);
 				if (!(error instanceof ApiFailure) && !(error instanceof NoAnswer)) throw error;
 				await sleep(
 					readRetryDelayMs(retry, error instanceof ApiFailure ? error.headers : undefined),

@@ -13,7 +13,7 @@ export interface RemoteArgs {
 
 export interface RemoteTarget {
 	environment: ResolvedEnvironment;
-	database: D1Database & { databaseId: string };
+	database: D1Database;
 	client: D1Client;
 	apiToken: string;
 }
@@ -22,12 +22,9 @@ export interface RemoteTarget {
 export function openRemote(ctx: StepContext, { project, env, binding }: RemoteArgs): RemoteTarget {
 	const environment = resolveEnvironment(project, env);
 	const database = selectDatabase(project, environment, binding);
-	if (!database.databaseId) {
-		throw new UserError(
-			`${project.wranglerPath}: ${env ? `env.${env}.` : ""}d1_databases binding "${database.binding}" has no database_id; add the id shown by \`wrangler d1 list\`.`,
-			"E_CONFIG_INVALID",
-		);
-	}
+	const lookup = database.databaseId
+		? undefined
+		: lookupFor(project.wranglerPath, env, environment.workerName, database);
 	const apiToken = ctx.env.CLOUDFLARE_API_TOKEN;
 	const accountId = resolveAccountId(project, env, ctx.env.CLOUDFLARE_ACCOUNT_ID);
 	const missing = [
@@ -44,14 +41,50 @@ export function openRemote(ctx: StepContext, { project, env, binding }: RemoteAr
 		apiToken,
 		accountId,
 		databaseId: database.databaseId,
+		lookup,
 		baseURL: ctx.env.CLOUDFLARE_API_BASE_URL || undefined,
 		timeoutMs: Number(ctx.env.WORKERS_PIPELINE_REQUEST_TIMEOUT_MS) || 60_000,
 	});
+	return { environment, database, client, apiToken };
+}
+
+/**
+ * A binding without database_id, found by name as wrangler finds it (src/d1/utils.ts
+ * getDatabaseByNameOrBinding): its database_name, else the name wrangler deploy auto-provisions
+ * (src/deployment-bundle/auto-provisioned-name.ts: `<worker>-<binding, lower case, _ as ->`).
+ */
+export function lookupFor(
+	wranglerPath: string,
+	env: string | undefined,
+	workerName: string | undefined,
+	database: D1Database,
+): { name: string; missing: (name: string) => Error } {
+	const where = `${wranglerPath}: ${env ? `env.${env}.` : ""}d1_databases binding "${database.binding}"`;
+	if (database.databaseName) {
+		const name = database.databaseName;
+		return {
+			name,
+			missing: () =>
+				new UserError(
+					`${where} has no database_id, and the account has no D1 database named "${name}": create it (\`wrangler d1 create ${name}\`), or set database_id to the id \`wrangler d1 list\` shows.`,
+					"E_CONFIG_INVALID",
+				),
+		};
+	}
+	if (!workerName) {
+		throw new UserError(
+			`${where} has neither database_name nor database_id, and the Worker has no name: set database_id (\`wrangler d1 list\`), or a name for the Worker so wrangler deploy can provision the database.`,
+			"E_CONFIG_INVALID",
+		);
+	}
+	const name = `${workerName}-${database.binding.toLowerCase().replaceAll("_", "-")}`;
 	return {
-		environment,
-		database: { ...database, databaseId: database.databaseId },
-		client,
-		apiToken,
+		name,
+		missing: () =>
+			new UserError(
+				`${where} has neither database_name nor database_id, and the database wrangler deploy provisions for it ("${name}") does not exist yet: deploy once with \`wrangler deploy\` to provision it, or set database_id.`,
+				"E_CONFIG_INVALID",
+			),
 	};
 }
 

@@ -67,7 +67,7 @@ export interface MigrateArgs extends RemoteArgs {
 /** What a migrate report carries (`data` of its step), as one typed value. */
 export type MigrateData = {
 	environment: string | null;
-	database: { binding: string; name: string | null; id: string };
+	database: { binding: string; name: string | null; id: string | null };
 	dryRun: boolean;
 	head?: string | null;
 	bookmark: string | null;
@@ -103,7 +103,7 @@ interface Session {
 	args: MigrateArgs;
 	started: number;
 	client: D1Client;
-	database: D1Database & { databaseId: string };
+	database: D1Database;
 	findings: Finding[];
 	data: MigrateData;
 	rows: Map<string, MigrationRow>;
@@ -123,6 +123,8 @@ function finish(s: Session, ok: boolean, summary: string): StepResult {
 	const data: MigrateData = {
 		...s.data,
 		migrations: [...s.rows.values()],
+		// A binding without database_id: the UUID its name was looked up to.
+		database: { ...s.data.database, id: s.data.database.id ?? s.client.databaseId ?? null },
 		requests: s.client.requestCount,
 	};
 	return makeStepResult("migrate", s.started, {
@@ -220,7 +222,9 @@ interface Planned {
 
 /** Remote reads only: ledger, checksums, order, drift. Plans once. */
 async function preflightRemote(s: Session, catalog: Catalog): Promise<Planned | StepResult> {
-	s.ctx.progress(`reading the ledger of ${s.database.databaseName ?? s.database.databaseId}`);
+	s.ctx.progress(
+		`reading the ledger of ${s.database.databaseName ?? s.client.databaseId ?? s.database.binding}`,
+	);
 	const table = s.database.migrationsTable;
 	const read = await readWithRetry(() => readStateIfMigrated(s.client, table), {
 		signal: s.ctx.signal,
@@ -736,7 +740,7 @@ function openSession(ctx: StepContext, args: MigrateArgs): Session {
 			database: {
 				binding: database.binding,
 				name: database.databaseName ?? null,
-				id: database.databaseId,
+				id: database.databaseId ?? null,
 			},
 			bookmark: null,
 			lock: null,

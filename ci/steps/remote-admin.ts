@@ -65,7 +65,7 @@ export const planStep = defineStep<RemoteArgs & { allowOutOfOrder?: boolean }>({
 				database: {
 					binding: database.binding,
 					name: database.databaseName ?? null,
-					id: database.databaseId,
+					id: client.databaseId ?? null,
 				},
 				head: plan.head ?? null,
 				migrations: planRows(plan),
@@ -221,7 +221,7 @@ export const restoreStep = defineStep<
 			const { result, head } = value;
 			return makeStepResult("restore", started, {
 				ok: true,
-				summary: `restored ${database.databaseName ?? database.databaseId} to bookmark ${args.bookmark}; ledger head is now ${head ?? "(empty)"}`,
+				summary: `restored ${database.databaseName ?? client.databaseId} to bookmark ${args.bookmark}; ledger head is now ${head ?? "(empty)"}`,
 				findings,
 				data: {
 					environment: args.env,

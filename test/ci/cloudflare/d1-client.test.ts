@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import {
 	ApiFailure,
 	D1Client,
+	type D1ClientOptions,
 	D1RateLimitError,
 	formatRetryAfter,
 	isAmbiguous,
@@ -184,7 +185,7 @@ describe("sleep()", () => {
 
 describe("D1Client", () => {
 	/** A server answering each request with the next of `answers` (status, body). */
-	async function serve(answers: [number, unknown][]) {
+	async function serve(answers: [number, unknown][], options: Partial<D1ClientOptions> = {}) {
 		const seen: { method: string; url: string; auth: string; body: string }[] = [];
 		const server = createHttpServer((req, res) => {
 			let body = "";
@@ -213,6 +214,7 @@ describe("D1Client", () => {
 			accountId: "acc",
 			databaseId: "db",
 			baseURL: `http://127.0.0.1:${port}/client/v4`,
+			...options,
 		});
 		return { client, seen, close: () => new Promise((r) => server.close(r)) };
 	}
@@ -288,6 +290,39 @@ describe("D1Client", () => {
 			expect(seen).toHaveLength(requests);
 		} finally {
 			await new Promise((r) => server.close(r));
+		}
+	});
+
+	it("without a databaseId, looks the UUID up by name once (a read, retried), then uses it", async () => {
+		const missing = () => new Error("never provisioned");
+		const s = await serve(
+			[failed(503), ok({ uuid: "u-1", name: "app-db" }), ok([{ results: [], success: true }])],
+			{ databaseId: undefined, lookup: { name: "app-db", missing } },
+		);
+		try {
+			expect(s.client.databaseId).toBeUndefined();
+			await Promise.all([s.client.query("SELECT 1;"), s.client.query("SELECT 2;")]);
+			expect(s.seen.map((r) => `${r.method} ${r.url}`)).toEqual([
+				"GET /client/v4/accounts/acc/d1/database/app-db?fields=uuid%2Cname",
+				"GET /client/v4/accounts/acc/d1/database/app-db?fields=uuid%2Cname",
+				"POST /client/v4/accounts/acc/d1/database/u-1/query",
+				"POST /client/v4/accounts/acc/d1/database/u-1/query",
+			]);
+			expect(s.client.databaseId).toBe("u-1");
+		} finally {
+			await s.close();
+		}
+		const gone = await serve([[404, envelope(7404, "The database app-db could not be found")]], {
+			databaseId: undefined,
+			lookup: { name: "app-db", missing },
+		});
+		try {
+			await expect(gone.client.query("SELECT 1;", { write: true })).rejects.toThrow(
+				"never provisioned",
+			);
+			expect(gone.seen).toHaveLength(1);
+		} finally {
+			await gone.close();
 		}
 	});
 

@@ -347,18 +347,24 @@ const CASES: Case[] = [
 		remote: "unsent",
 	},
 	{
-		label: "a binding without database_id",
-		files: (p) => ({
+		// Looked up by name as wrangler does (test/ci/cli/d1-without-id.test.ts): one read, a 404.
+		label: "a binding without database_id whose database_name the account lacks",
+		files: () => ({
 			"wrangler.jsonc": JSON.stringify({
 				name: "x",
-				env: { staging: { d1_databases: [{ binding: "DB", database_name: p.databaseName }] } },
+				env: { staging: { d1_databases: [{ binding: "DB", database_name: "not-created" }] } },
 			}),
 		}),
 		code: EXIT_USAGE,
 		output: [
-			/env\.staging\.d1_databases binding "DB" has no database_id; add the id shown by `wrangler d1 list`/,
+			/env\.staging\.d1_databases binding "DB" has no database_id, and the account has no D1 database named "not-created": create it \(`wrangler d1 create not-created`\)/,
 		],
-		remote: "unsent",
+		remote: "untouched",
+		check: ({ sent }) => {
+			expect(sent.map((r) => `${r.method} ${r.path}`)).toEqual([
+				expect.stringMatching(/^GET \/accounts\/\w+\/d1\/database\/not-created$/),
+			]);
+		},
 	},
 	...(["", " --binding NOPE"] as const).map(
 		(flag): Case => ({

@@ -107,7 +107,9 @@ export function routeD1(
 		return undefined;
 	}
 	const [id = "", action, sub] = rest.map(decodeURIComponent);
-	const db = findDatabase(id);
+	// By UUID; by name only to describe it, the one use wrangler makes of a name (src/d1/utils.ts
+	// getDatabaseByNameOrBinding: GET /d1/database/:name?fields=uuid,name for a binding without id).
+	const db = method === "GET" && action === undefined ? findDatabase(id) : databases.get(id);
 	if (db === undefined) {
 		return fail(404, { code: 7404, message: `The database ${id} could not be found` });
 	}
