@@ -4,7 +4,8 @@
 import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EXIT_OK, EXIT_USAGE, runCli } from "../../../ci/cli/main.ts";
+import { EXIT_OK, EXIT_USAGE } from "../../../ci/cli/main.ts";
+import { captureCli } from "../../support/cli.ts";
 import { type CloudflareApi, startCloudflareApi } from "../../support/cloudflare-api.ts";
 import { createWranglerProject, type WranglerProject } from "../../support/wrangler-process.ts";
 
@@ -44,22 +45,11 @@ async function useConfig(databases: Record<string, string>[]): Promise<void> {
 	await writeFile(path.join(project.dir, "wrangler.jsonc"), JSON.stringify(config, null, "\t"));
 }
 
-async function cli(argv: string[]) {
-	let stdout = "";
-	let stderr = "";
-	const code = await runCli(argv, {
-		stdout: (t) => {
-			stdout += t;
-		},
-		stderr: (t) => {
-			stderr += t;
-		},
-		env: { ...project.env, WORKERS_PIPELINE_REQUEST_TIMEOUT_MS: "10000" },
+const cli = (argv: string[]) =>
+	captureCli(argv, {
 		cwd: project.dir,
-		isTTY: false,
+		env: { ...project.env, WORKERS_PIPELINE_REQUEST_TIMEOUT_MS: "10000" },
 	});
-	return { code, stdout, stderr };
-}
 
 const ledger = (uuid: string) =>
 	(
