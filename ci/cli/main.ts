@@ -77,7 +77,10 @@ export function renderHelp(command?: CommandDef, width = DEFAULT_HELP_WIDTH): st
 				"Exit codes: 0 ok, 1 failed checks, 2 bad usage or configuration, 130 interrupted.",
 				width,
 			),
-			...wrapText("Run `workers-pipeline <command> --help` for a command's options.", width),
+			...wrapText(
+				"Run `workers-pipeline <command> --help` (or `workers-pipeline help <command>`) for a command's options.",
+				width,
+			),
 			"",
 		].join("\n");
 	}
@@ -169,6 +172,9 @@ export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<num
 		stderr: (t) => rawIo.stderr(redact(t)),
 	};
 	const [name, ...rest] = argv;
+	// `help <command>`, as git and npm read it: that command's --help.
+	if (name === "help" && rest[0] !== undefined && !rest[0].startsWith("-"))
+		return runCli([rest[0], "--help"], rawIo);
 	if (name === undefined || name === "--help" || name === "-h" || name === "help") {
 		io.stdout(renderHelp(undefined, helpWidth(io.env)));
 		return name === undefined ? EXIT_USAGE : EXIT_OK;

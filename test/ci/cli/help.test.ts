@@ -9,6 +9,7 @@ import {
 } from "../../../ci/cli/args.ts";
 import { COMMANDS } from "../../../ci/cli/commands.ts";
 import { helpWidth, renderHelp } from "../../../ci/cli/main.ts";
+import { captureCli } from "../../support/cli.ts";
 
 describe("wrapText()", () => {
 	it.each([
@@ -105,5 +106,19 @@ describe("helpWidth()", () => {
 		["wide", 80],
 	])("COLUMNS=%s → %i", (columns, expected) => {
 		expect(helpWidth({ COLUMNS: columns })).toBe(expected);
+	});
+});
+
+describe("help <command>", () => {
+	it("prints that command's help, as --help after it does", async () => {
+		const help = await captureCli(["help", "migrate"]);
+		expect(help.code).toBe(0);
+		expect(help.stdout).toBe((await captureCli(["migrate", "--help"])).stdout);
+		expect(help.stdout).toContain("--env");
+	});
+	it("names an unknown command as a usage error", async () => {
+		const help = await captureCli(["help", "migrat"]);
+		expect(help.code).toBe(2);
+		expect(help.stderr).toContain("Did you mean `migrate`?");
 	});
 });
