@@ -163,15 +163,12 @@ export function makeRedactor(env: CliIo["env"]): (text: string) => string {
 	return (text) => secrets.reduce((out, secret) => out.split(secret).join("***"), text);
 }
 
-/** Runs one CLI invocation and returns its exit code; never throws, never exits the process. */
-export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<number> {
-	const redact = makeRedactor(rawIo.env);
-	const io: CliIo = {
-		...rawIo,
-		stdout: (t) => rawIo.stdout(redact(t)),
-		stderr: (t) => rawIo.stderr(redact(t)),
-	};
-	const [name, ...rest] = argv;
+/** No command, `help [<command>]`, `--help`, `--version`: the exit code, or undefined for a command. */
+async function runGeneral(
+	[name, ...rest]: readonly string[],
+	io: CliIo,
+	rawIo: CliIo,
+): Promise<number | undefined> {
 	// `help <command>`, as git and npm read it: that command's --help.
 	if (name === "help" && rest[0] !== undefined && !rest[0].startsWith("-"))
 		return runCli([rest[0], "--help"], rawIo);
@@ -183,6 +180,20 @@ export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<num
 		io.stdout(`${VERSION}\n`);
 		return EXIT_OK;
 	}
+	return undefined;
+}
+
+/** Runs one CLI invocation and returns its exit code; never throws, never exits the process. */
+export async function runCli(argv: readonly string[], rawIo: CliIo): Promise<number> {
+	const redact = makeRedactor(rawIo.env);
+	const io: CliIo = {
+		...rawIo,
+		stdout: (t) => rawIo.stdout(redact(t)),
+		stderr: (t) => rawIo.stderr(redact(t)),
+	};
+	const general = await runGeneral(argv, io, rawIo);
+	if (general !== undefined) return general;
+	const [name = "", ...rest] = argv;
 	const command = findCommand(name);
 	if (!command) {
 		const hint = suggest(
