@@ -518,9 +518,15 @@ export class WorkersPipeline {
 	// The app's dependencies keyed on its lockfile alone, then its source; caches for npm and Next.
 	// The CLI's `install` installs them with the app's own manager (npm ci, pnpm, yarn, bun).
 	installed(): Container {
-		// A monorepo app: every workspace member's manifest too (the workspace installs them all).
+		// A monorepo app: every workspace member's manifest too (the workspace installs them all),
+		// and the app's own lockfile and settings when it has them (an app that is no workspace
+		// member, given with the directory that holds its migrations): a pattern without `**`
+		// matches at the top only (moby patternmatcher).
+		const dir = this.appRoot().slice(APP_DIR.length + 1);
 		const lock = this.app().filter({
-			include: this.appRoot() === APP_DIR ? INSTALL_INPUTS : [...INSTALL_INPUTS, "**/package.json"],
+			include: dir
+				? [...INSTALL_INPUTS, "**/package.json", ...INSTALL_INPUTS.map((p) => `${dir}/${p}`)]
+				: INSTALL_INPUTS,
 		});
 		const deps = this.base()
 			.withDirectory(APP_DIR, lock)

@@ -405,17 +405,14 @@ function writeWorkflow(
 	const top = readGitTopLevel(project.root) ?? project.root;
 	const toPosix = (p: string) => p.replaceAll(path.sep, "/");
 	const app = toPosix(path.relative(top, project.root)) || ".";
-	// A workspace's app goes in with its workspace (the lockfile and packages there), the app's
-	// directory named inside it (--app-dir); any other app is --source on its own.
-	const workspace =
-		pm.workspaceRoot && app !== "."
-			? toPosix(path.relative(top, pm.workspaceRoot)) || "."
-			: undefined;
-	const source = workspace ?? app;
-	const appDir =
-		workspace === undefined
-			? undefined
-			: toPosix(path.relative(path.join(top, workspace), project.root));
+	const { source, appDir, outside } = planWorkflowSource({
+		top,
+		root: project.root,
+		workspaceRoot: pm.workspaceRoot,
+		migrationDirs: listMigrationSets(project).map((set) =>
+			path.join(project.root, set.database.migrationsDir),
+		),
+	});
 	const configRel = toPosix(path.relative(project.root, project.wranglerPath));
 	// The CLI finds wrangler.json/.jsonc/.toml in the app itself; anything else is named.
 	const wranglerConfig = configRel.includes("/") ? configRel : undefined;
@@ -437,15 +434,44 @@ function writeWorkflow(
 		next.push(
 			`Set the module in ${rel} (module: github.com/<owner>/workers-pipeline@<ref>), or rerun init with --module.`,
 		);
-	// The module sees only --source: migrations kept outside it would not be there.
-	const sourceRoot = path.join(top, source);
-	const outside = listMigrationSets(project)
-		.map((set) => set.database.migrationsDir)
-		.filter((dir) => path.relative(sourceRoot, path.join(project.root, dir)).startsWith(".."));
 	if (outside.length)
 		next.push(
-			`The Dagger module sees only ${source}, and this app's migrations are outside it (${[...new Set(outside)].join(", ")}): move them into the app, or run \`npx workers-pipeline ci\` in your workflow instead of the Dagger step.`,
+			`The Dagger module sees only ${source}, and this app's migrations are outside the repository (${outside.map((dir) => toPosix(path.relative(project.root, dir))).join(", ")}): move them into it, or run \`npx workers-pipeline ci\` in your workflow instead of the Dagger step.`,
 		);
+}
+
+const isInside = (dir: string, parent: string) => {
+	const rel = path.relative(parent, dir);
+	return !rel.startsWith("..") && !path.isAbsolute(rel);
+};
+
+/**
+ * Pure (paths only): what the Dagger module is given (--source, relative to the repository's top)
+ * and where the app is in it (--app-dir). A workspace's app goes in with its workspace (the
+ * lockfile and packages there); any other app on its own; either widened to the nearest directory
+ * that also holds the migrations kept elsewhere in the repository (a shared `packages/db`), since
+ * the module sees only --source. `outside`: migration dirs outside the repository itself.
+ */
+export function planWorkflowSource({
+	top,
+	root,
+	workspaceRoot,
+	migrationDirs,
+}: {
+	top: string;
+	root: string;
+	workspaceRoot: string | undefined;
+	migrationDirs: readonly string[];
+}): { source: string; appDir: string | undefined; outside: string[] } {
+	const toPosix = (p: string) => p.replaceAll(path.sep, "/");
+	let base = workspaceRoot && root !== top ? workspaceRoot : root;
+	const outside = [...new Set(migrationDirs.filter((dir) => !isInside(dir, top)))];
+	for (const dir of migrationDirs) {
+		while (isInside(dir, top) && !isInside(dir, base)) base = path.dirname(base);
+	}
+	const source = toPosix(path.relative(top, base)) || ".";
+	const appDir = base === root ? undefined : toPosix(path.relative(base, root));
+	return { source, appDir, outside };
 }
 
 /**

@@ -21,6 +21,7 @@ import {
 	planAcknowledgements,
 	planAssetsIgnore,
 	planHealthRoute,
+	planWorkflowSource,
 	renderHealthOptions,
 	renderSettings,
 	shownPath,
@@ -664,7 +665,7 @@ describe("init: shapes beyond one app with one binding", () => {
 		for (const p of shown) expect(existsSync(path.join(dir, p)), p).toBe(true);
 	});
 
-	it("should name migrations outside what the module is given (an app with its own lockfile in a subdir)", async () => {
+	it("should give the module the directory that also holds migrations kept elsewhere in the repository", async () => {
 		const dir = mkdtempSync(path.join(tmpdir(), "wp-init-sub-"));
 		temps.push(dir);
 		write(dir, {
@@ -679,12 +680,51 @@ describe("init: shapes beyond one app with one binding", () => {
 		const run = await cli(["init", "--json"], app);
 		expect(run.code).toBe(0);
 		const workflow = "../../.github/workflows/workers-pipeline-apps-api.yml";
+		// An app with its own lockfile, its migrations in the repository's db/: both go in.
 		expect(readFileSync(path.join(app, workflow), "utf8")).toContain(
-			"call: --source apps/api ci\n",
+			"call: --source . --app-dir apps/api ci\n",
 		);
-		expect(files(run.stdout)?.next.join("\n")).toMatch(
-			/sees only apps\/api, and this app's migrations are outside it \(\.\.\/\.\.\/db\)/,
+		expect(files(run.stdout)?.next.join("\n")).not.toMatch(/outside/);
+		// Migrations beside the app (apps/db): the nearest directory holding both.
+		writeFileSync(
+			path.join(app, "wrangler.jsonc"),
+			'{ "name": "api", "d1_databases": [{ "binding": "DB", "migrations_dir": "../db" }] }\n',
 		);
+		write(dir, { "apps/db/0000_init.sql": "CREATE TABLE t (id INTEGER PRIMARY KEY);\n" });
+		await cli(["init", "--force", "--json"], app);
+		expect(readFileSync(path.join(app, workflow), "utf8")).toContain(
+			"call: --source apps --app-dir api ci\n",
+		);
+	});
+
+	it("planWorkflowSource(): the app alone, its workspace, widened for migrations; outside the repository named", () => {
+		const plan = (root: string, migrationDirs: string[], workspaceRoot?: string) =>
+			planWorkflowSource({ top: "/repo", root, workspaceRoot, migrationDirs });
+		expect(plan("/repo", ["/repo/migrations"])).toEqual({
+			source: ".",
+			appDir: undefined,
+			outside: [],
+		});
+		expect(plan("/repo/apps/api", ["/repo/apps/api/drizzle"])).toEqual({
+			source: "apps/api",
+			appDir: undefined,
+			outside: [],
+		});
+		expect(plan("/repo/apps/api", ["/repo/apps/api/drizzle"], "/repo")).toEqual({
+			source: ".",
+			appDir: "apps/api",
+			outside: [],
+		});
+		expect(plan("/repo/apps/api", ["/repo/packages/db/migrations"])).toEqual({
+			source: ".",
+			appDir: "apps/api",
+			outside: [],
+		});
+		expect(plan("/repo/apps/api", ["/elsewhere/migrations"])).toEqual({
+			source: "apps/api",
+			appDir: undefined,
+			outside: ["/elsewhere/migrations"],
+		});
 	});
 
 	it("should report, never acknowledge, a set the config finds no migration in (a missing migrations_pattern)", async () => {

@@ -403,6 +403,40 @@ describe.skipIf(unavailable)("the module, executed", () => {
 	);
 
 	it(
+		"an app with its own lockfile given with its repository (--source . --app-dir apps/api) installs from that lockfile",
+		async () => {
+			const api = {
+				name: "api",
+				private: true,
+				packageManager: "pnpm@9.15.0",
+				dependencies: { ms: "2.0.0" },
+				// Passes only when pnpm installed from apps/api's own lockfile, which pins ms to 2.0.0
+				// under ^2.0.0: without it, pnpm would resolve 2.1.3.
+				scripts: {
+					test: "node -e \"if (require('ms/package.json').version !== '2.0.0') process.exit(1)\"",
+				},
+			};
+			const install = await testApp(
+				{
+					// Not a workspace: the repository's root holds the app's migrations (init's --source .).
+					"packages/db/migrations/0001_init.sql": "CREATE TABLE t (id INTEGER PRIMARY KEY);\n",
+					"apps/api/package.json": JSON.stringify(api),
+					"apps/api/wrangler.jsonc":
+						'{ "name": "api", "main": "src/index.js", "d1_databases": [{ "binding": "DB", "migrations_dir": "../../packages/db/migrations" }] }\n',
+				},
+				[
+					"sh",
+					"-c",
+					'npx --yes pnpm@9.15.0 install --lockfile-only --dir apps/api && sed -i \'s/specifier: 2.0.0/specifier: ^2.0.0/\' apps/api/pnpm-lock.yaml && sed -i \'s/"ms":"2.0.0"/"ms":"^2.0.0"/\' apps/api/package.json',
+				],
+				{ appDir: "apps/api" },
+			);
+			expect(install?.args).toContain("/app/apps/api");
+		},
+		HEAVY,
+	);
+
+	it(
 		"migrationTest returns the CLI's own JSON report",
 		async () => {
 			const text = (await call("migrationTest", {}, {}, (f) => f.contents())) as string;
