@@ -134,8 +134,19 @@ export const COMMANDS: CommandDef[] = [
 		name: "build",
 		summary:
 			"Builds the app (`opennextjs-cloudflare build`, build.command, or the build script of a Vite/Remix/Astro app or of an app whose wrangler main only its build writes) and checks the Worker upload size (raw, gzip) against the budget and the Workers limits.",
-		flags: [CACHE_FLAG],
-		examples: ["workers-pipeline build", "workers-pipeline build --no-cache --json"],
+		flags: [
+			{
+				...ENV_FLAG,
+				description:
+					"the wrangler environment to build for (CLOUDFLARE_ENV): a Cloudflare Vite plugin build holds one environment's Worker, which deploy ships as built (default: the top-level Worker)",
+			},
+			CACHE_FLAG,
+		],
+		examples: [
+			"workers-pipeline build",
+			"workers-pipeline build --env production",
+			"workers-pipeline build --no-cache --json",
+		],
 		run: async (input) => {
 			const [{ runStepSafely }, { buildStep }] = await Promise.all([
 				import("../steps/_run-step.ts"),
@@ -145,6 +156,7 @@ export const COMMANDS: CommandDef[] = [
 				await runStepSafely(buildStep, input.context("build"), {
 					project: await loadProject(input),
 					force: input.flags.cache === false,
+					env: input.flags.env as string | undefined,
 				}),
 			];
 		},

@@ -1,8 +1,9 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { stripVTControlCharacters } from "node:util";
+import type { ProjectConfig } from "../config/schema.ts";
 import { CiError } from "../errors.ts";
 import { type ProcessResult, runProcess } from "../process.ts";
 
@@ -95,4 +96,44 @@ export async function runWrangler(options: RunWranglerOptions): Promise<ProcessR
 		stdout: stripVTControlCharacters(result.stdout),
 		stderr: stripVTControlCharacters(result.stderr),
 	};
+}
+
+// What the Cloudflare Vite plugin's build leaves (wrangler's PATH_TO_DEPLOY_CONFIG).
+const DEPLOY_CONFIG = path.join(".wrangler", "deploy", "config.json");
+
+/**
+ * A build (the Cloudflare Vite plugin's: React Router, Astro 6, vinext, Hono on Vite) left
+ * .wrangler/deploy/config.json pointing at the config it wrote for its output; wrangler follows
+ * that only without --config (findWranglerConfig → findRedirectedWranglerConfig).
+ */
+export const usesRedirectedConfig = (project: ProjectConfig): boolean =>
+	existsSync(path.join(project.root, DEPLOY_CONFIG)) &&
+	path.dirname(project.wranglerPath) === project.root;
+
+/**
+ * The config such a build wrote and the environment it was built for: the plugin builds one
+ * environment, chosen by CLOUDFLARE_ENV when it runs, and writes it as `targetEnvironment`
+ * (undefined: the top-level Worker). wrangler deploys that config whatever --env says when
+ * none was chosen (config validation: only a different targetEnvironment is refused), so a
+ * deploy checks it first. Undefined when there is no such build; `config` undefined when the
+ * redirect names nothing readable (wrangler then refuses it with its own message).
+ */
+export function readRedirectedBuild(
+	project: ProjectConfig,
+): { config: string | undefined; environment: string | undefined } | undefined {
+	if (!usesRedirectedConfig(project)) return undefined;
+	const pointer = path.join(project.root, DEPLOY_CONFIG);
+	try {
+		const { configPath } = JSON.parse(readFileSync(pointer, "utf8")) as { configPath?: unknown };
+		if (typeof configPath !== "string") return { config: undefined, environment: undefined };
+		const file = path.resolve(path.dirname(pointer), configPath);
+		const built = JSON.parse(readFileSync(file, "utf8")) as { targetEnvironment?: unknown };
+		return {
+			config: path.relative(project.root, file).replaceAll(path.sep, "/"),
+			environment:
+				typeof built.targetEnvironment === "string" ? built.targetEnvironment : undefined,
+		};
+	} catch {
+		return { config: undefined, environment: undefined };
+	}
 }

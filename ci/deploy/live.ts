@@ -1,7 +1,7 @@
 // What is live: `wrangler deployments status --json`, read so that only a definite "this Worker
 // has no deployments" counts as a first deploy, and `wrangler rollback`, confirmed afterwards.
 import { readFileSync } from "node:fs";
-import { runWrangler } from "../cloudflare/wrangler.ts";
+import { runWrangler, usesRedirectedConfig } from "../cloudflare/wrangler.ts";
 import type { ProjectConfig } from "../config/schema.ts";
 import type { ProcessResult } from "../process.ts";
 import type { StepContext } from "../steps/_step.ts";
@@ -120,8 +120,13 @@ export async function runWranglerWithOutput(
 	target: WranglerTarget,
 	options: WranglerOutputOptions,
 ): Promise<{ result: ProcessResult; output: string }> {
+	// A Cloudflare Vite plugin build is uploaded as it was built: wrangler follows the config the
+	// build wrote only without --config (else it bundles the source `main` itself).
+	const targetArgs = usesRedirectedConfig(target.project)
+		? wranglerEnvArgs(target.env)
+		: wranglerTargetArgs(target);
 	const result = await runWrangler({
-		args: [...options.command, ...wranglerTargetArgs(target), ...options.args],
+		args: [...options.command, ...targetArgs, ...options.args],
 		cwd: target.project.root,
 		projectRoot: target.project.root,
 		env: { ...ctx.env, WRANGLER_OUTPUT_FILE_PATH: options.outputFile, OPEN_NEXT_DEPLOY: "true" },

@@ -132,6 +132,7 @@ export const FINDING_CODES = {
 	STEP_ERROR: f("error", "a step of `ci` threw unexpectedly; the others still ran"),
 	// deploy, rollback
 	BUILD_MISSING: f("error", "no build of this commit to deploy"),
+	BUILD_ENV_MISMATCH: f("error", "a Vite-plugin build for another environment; build with --env"),
 	DEPLOY_FAILED: f("error", "wrangler deploy failed"),
 	HEALTH_NO_ROUTE: f("error", "the app answers no health route; add workers-pipeline/health"),
 	LIVE_VERSION_UNKNOWN: f("error", "the live version could not be read; nothing was deployed"),

@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { stripVTControlCharacters } from "node:util";
 import { gzipSync } from "node:zlib";
-import { runWrangler } from "../cloudflare/wrangler.ts";
+import { runWrangler, usesRedirectedConfig } from "../cloudflare/wrangler.ts";
 import type { ProjectConfig } from "../config/schema.ts";
 import { listProjectFiles, readGitVersion } from "../git.ts";
 import { localBin, runTool } from "../process.ts";
@@ -40,6 +40,11 @@ export interface BuildArgs {
 	 * (lint's type generation) may change a tracked file for a moment, which is not this tree.
 	 */
 	version?: string;
+	/**
+	 * The wrangler environment to build for, as CLOUDFLARE_ENV: the Cloudflare Vite plugin builds
+	 * one environment's Worker (name, bindings) and deploy ships it as built.
+	 */
+	env?: string;
 }
 
 export const BUILD_DIR = ".open-next";
@@ -80,8 +85,14 @@ export function listBuildInputs(root: string, output?: string): string[] {
 }
 
 /** A hash of every build input's path and bytes, plus the version the build stamps. */
-export function hashBuildInputs(root: string, version: string, output?: string): string {
+export function hashBuildInputs(
+	root: string,
+	version: string,
+	output?: string,
+	environment?: string,
+): string {
 	const hash = createHash("sha256").update(`version:${version}\n`);
+	if (environment) hash.update(`environment:${environment}\n`);
 	for (const file of listBuildInputs(root, output)) {
 		hash.update(`${file}\n`);
 		try {
@@ -92,15 +103,6 @@ export function hashBuildInputs(root: string, version: string, output?: string):
 	}
 	return hash.digest("hex");
 }
-
-/**
- * A build (the Cloudflare Vite plugin's: React Router, Astro 6, vinext) left
- * .wrangler/deploy/config.json pointing at the config it wrote for its output; wrangler follows
- * that only without --config (findWranglerConfig → findRedirectedWranglerConfig).
- */
-export const usesRedirectedConfig = (project: ProjectConfig): boolean =>
-	existsSync(path.join(project.root, ".wrangler", "deploy", "config.json")) &&
-	path.dirname(project.wranglerPath) === project.root;
 
 /** What to do about a refusal of wrangler's a user meets with a framework's default layout. */
 function bundleHint(output: string, project: ProjectConfig): string {
@@ -323,7 +325,7 @@ const failed = (started: number, summary: string, findings: Finding[]) =>
 /** `build`: the app's build (OpenNext, build.command, a framework's build script), then the upload size against the budget. */
 export const buildStep = defineStep<BuildArgs, BuildData>({
 	name: "build",
-	async run(ctx, { project, force, version: givenVersion }) {
+	async run(ctx, { project, force, version: givenVersion, env: environment }) {
 		const started = performance.now();
 		const plan = readBuildPlan(project, ctx.env.PATH);
 		if (plan.kind === "none") {
@@ -336,7 +338,9 @@ export const buildStep = defineStep<BuildArgs, BuildData>({
 		}
 		const output = plan.kind === "opennext" || plan.kind === "command" ? plan.output : undefined;
 		const version = givenVersion ?? buildVersion(project.root, ctx.env);
-		const inputsHash = hashBuildInputs(project.root, version, output);
+		const inputsHash = hashBuildInputs(project.root, version, output, environment);
+		// CLOUDFLARE_ENV picks the environment in the Cloudflare Vite plugin's build and in wrangler.
+		const buildEnv = environment ? { ...ctx.env, CLOUDFLARE_ENV: environment } : ctx.env;
 		const previous = readBuildStamp(project.root);
 		const budget = project.settings.build.budgetGzipKiB;
 		const built = (p: BuildPlan) =>
@@ -371,7 +375,7 @@ export const buildStep = defineStep<BuildArgs, BuildData>({
 				file,
 				args,
 				cwd: project.root,
-				env: { ...ctx.env, NEXT_TELEMETRY_DISABLED: "1", WORKERS_PIPELINE_VERSION: version },
+				env: { ...buildEnv, NEXT_TELEMETRY_DISABLED: "1", WORKERS_PIPELINE_VERSION: version },
 				signal: ctx.signal,
 			});
 			const missing =
@@ -398,7 +402,7 @@ export const buildStep = defineStep<BuildArgs, BuildData>({
 			}
 		}
 		ctx.progress("measuring the upload (wrangler deploy --dry-run)");
-		const upload = await measureUpload(project, ctx.env);
+		const upload = await measureUpload(project, buildEnv);
 		if ("error" in upload) {
 			return failed(started, "wrangler deploy --dry-run refused the build", [
 				{ code: "BUNDLE_FAILED", severity: "error", message: upload.error ?? "unknown error" },

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { readRedirectedBuild } from "../cloudflare/wrangler.ts";
 import { resolveEnvironment, selectDatabase } from "../config/load.ts";
 import type { ProjectConfig, ResolvedEnvironment } from "../config/schema.ts";
 import {
@@ -191,16 +192,37 @@ function readExpectedHead(run: Pick<DeployRun, "project" | "environment" | "args
 // `<12 hex>` of a sha, keeping a `-dirty` suffix visible.
 const shortVersion = (version: string) => version.replace(/^([0-9a-f]{12})[0-9a-f]*/, "$1");
 
-/** Never deploy something other than this commit's build. */
-function checkBuild(run: DeployRun): boolean {
+/** Never deploy something other than this commit's build, made for this environment: why not, or undefined. */
+function checkBuild(run: DeployRun): string | undefined {
 	const stamp = readBuildStamp(run.project.root);
-	if (stamp && stamp.version === run.sha) return true;
+	if (stamp && stamp.version === run.sha)
+		return checkBuiltEnvironment(run)
+			? undefined
+			: "refused: the build is for another environment; nothing was deployed";
 	run.findings.push({
 		code: "BUILD_MISSING",
 		severity: "error",
 		message: stamp
 			? `.open-next was built from ${shortVersion(stamp.version)}, not the current commit ${shortVersion(run.sha)}${stamp.version.endsWith("-dirty") ? " (a build of uncommitted changes is never deployed: commit them, then build)" : ""}; run \`workers-pipeline build\` first.`
 			: "no build found (.open-next/.workers-pipeline-build.json); run `workers-pipeline build` first.",
+	});
+	return "refused: no build of the current commit; nothing was deployed";
+}
+
+/**
+ * A Cloudflare Vite plugin build holds one environment's Worker: wrangler would ship it under that
+ * name with those bindings whatever --env says (a build for no environment is the top-level
+ * Worker, bound to its databases), so a build for another environment stops the deploy here.
+ */
+function checkBuiltEnvironment(run: DeployRun): boolean {
+	const built = readRedirectedBuild(run.project);
+	if (!built?.config || built.environment === run.args.env) return true;
+	const name = (env: string | undefined) =>
+		env ? `environment "${env}"` : "the top-level Worker (no environment)";
+	run.findings.push({
+		code: "BUILD_ENV_MISMATCH",
+		severity: "error",
+		message: `the build in ${built.config} is for ${name(built.environment)}, not ${name(run.args.env)}: the Cloudflare Vite plugin builds one environment (CLOUDFLARE_ENV when it runs), and wrangler deploys it as built. Build for this one, then deploy: \`workers-pipeline build${envFlag(run.args.env)}\`.`,
 	});
 	return false;
 }
@@ -573,7 +595,8 @@ async function deployGradual(
 
 /** Every phase in order; returns the summary. Findings and data accumulate on `run`. */
 async function runPhases(run: DeployRun, outputDir: string): Promise<string> {
-	if (!checkBuild(run)) return "refused: no build of the current commit; nothing was deployed";
+	const refused = checkBuild(run);
+	if (refused) return refused;
 	run.data.version = run.sha;
 	run.data.expectedHead = readExpectedHead(run);
 	const previous = await recordLive(run);

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { resolveWranglerBin, runWrangler } from "../cloudflare/wrangler.ts";
+import { resolveWranglerBin, runWrangler, usesRedirectedConfig } from "../cloudflare/wrangler.ts";
 import { resolveEnvironment } from "../config/load.ts";
 import type { ProjectConfig } from "../config/schema.ts";
 import { EXPECTED_HEAD_VAR } from "../constants.ts";
@@ -13,7 +13,7 @@ import { localBin, toolCommand } from "../process.ts";
 import type { Finding, StepResult } from "../report/model.ts";
 import { projectBinDirs } from "../workspace.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
-import { buildStep, usesRedirectedConfig } from "./build.ts";
+import { buildStep } from "./build.ts";
 
 export const DEFAULT_SERVE_HOST = "127.0.0.1";
 /** Looked for, in this order, when e2e.seed is not set. */
