@@ -14,6 +14,7 @@ import path from "node:path";
 import { stripVTControlCharacters } from "node:util";
 import { gzipSync } from "node:zlib";
 import { runWrangler, usesRedirectedConfig } from "../cloudflare/wrangler.ts";
+import { resolveEnvironment } from "../config/load.ts";
 import type { ProjectConfig } from "../config/schema.ts";
 import { listProjectFiles, readGitVersion } from "../git.ts";
 import { localBin, runTool } from "../process.ts";
@@ -327,6 +328,8 @@ export const buildStep = defineStep<BuildArgs, BuildData>({
 	name: "build",
 	async run(ctx, { project, force, version: givenVersion, env: environment }) {
 		const started = performance.now();
+		// An environment the config lacks is a usage error here, before any build runs.
+		if (environment) resolveEnvironment(project, environment);
 		const plan = readBuildPlan(project, ctx.env.PATH);
 		if (plan.kind === "none") {
 			return makeStepResult("build", started, {

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EXIT_FAILED } from "../../ci/cli/main.ts";
+import { EXIT_FAILED, EXIT_USAGE } from "../../ci/cli/main.ts";
 import { loadProjectConfig } from "../../ci/config/load.ts";
 import { runWranglerWithOutput, uploadArgs } from "../../ci/deploy/live.ts";
 import { captureCli } from "../support/cli.ts";
@@ -98,6 +98,9 @@ const cli = (argv: string[]) => captureCli(argv, { cwd: project.dir, env: projec
 
 describe("a Cloudflare Vite plugin build", () => {
 	it("built for no environment, deploy --env production stops before any request", async () => {
+		const unknown = await cli(["build", "--env", "prod"]);
+		expect(unknown.code).toBe(EXIT_USAGE);
+		expect(unknown.stderr).toContain('Unknown environment "prod"');
 		const build = await cli(["build", "--json"]);
 		expect(build.code, build.stdout + build.stderr).toBe(0);
 		const before = api.requests.length;
