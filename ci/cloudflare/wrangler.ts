@@ -104,11 +104,17 @@ const DEPLOY_CONFIG = path.join(".wrangler", "deploy", "config.json");
 /**
  * A build (the Cloudflare Vite plugin's: React Router, Astro 6, vinext, Hono on Vite) left
  * .wrangler/deploy/config.json pointing at the config it wrote for its output; wrangler follows
- * that only without --config (findWranglerConfig → findRedirectedWranglerConfig).
+ * that only without --config, for the config it finds itself (findWranglerConfig: wrangler.json,
+ * then .jsonc, then .toml → findRedirectedWranglerConfig). Any other config (one a preview
+ * writes, a --config of the user's) is never redirected: it is passed as it is.
  */
-export const usesRedirectedConfig = (project: ProjectConfig): boolean =>
-	existsSync(path.join(project.root, DEPLOY_CONFIG)) &&
-	path.dirname(project.wranglerPath) === project.root;
+export const usesRedirectedConfig = (project: ProjectConfig): boolean => {
+	if (!existsSync(path.join(project.root, DEPLOY_CONFIG))) return false;
+	const found = ["wrangler.json", "wrangler.jsonc", "wrangler.toml"]
+		.map((file) => path.join(project.root, file))
+		.find((file) => existsSync(file));
+	return found !== undefined && path.resolve(found) === path.resolve(project.wranglerPath);
+};
 
 /**
  * The config such a build wrote and the environment it was built for: the plugin builds one

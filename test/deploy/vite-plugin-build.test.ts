@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EXIT_FAILED, EXIT_USAGE } from "../../ci/cli/main.ts";
+import { usesRedirectedConfig } from "../../ci/cloudflare/wrangler.ts";
 import { loadProjectConfig } from "../../ci/config/load.ts";
 import { runWranglerWithOutput, uploadArgs } from "../../ci/deploy/live.ts";
 import { captureCli } from "../support/cli.ts";
@@ -143,5 +144,14 @@ describe("a Cloudflare Vite plugin build", () => {
 			]),
 		);
 		expect(api.workers.versions("vp-app")).toEqual([]);
+		// A config written for one upload (preview's, beside the app's) is passed as it is.
+		const project2 = loadProjectConfig({ cwd: project.dir });
+		expect(usesRedirectedConfig(project2)).toBe(true);
+		expect(
+			usesRedirectedConfig({
+				...project2,
+				wranglerPath: path.join(project.dir, ".wrangler-preview-pr-1.json"),
+			}),
+		).toBe(false);
 	}, 120_000);
 });
