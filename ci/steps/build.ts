@@ -326,8 +326,10 @@ const failed = (started: number, summary: string, findings: Finding[]) =>
 /** `build`: the app's build (OpenNext, build.command, a framework's build script), then the upload size against the budget. */
 export const buildStep = defineStep<BuildArgs, BuildData>({
 	name: "build",
-	async run(ctx, { project, force, version: givenVersion, env: environment }) {
+	async run(ctx, { project, force, version: givenVersion, env }) {
 		const started = performance.now();
+		// CLOUDFLARE_ENV exported in the shell chooses as --env does (the plugin and wrangler read it).
+		const environment = env ?? (ctx.env.CLOUDFLARE_ENV || undefined);
 		// An environment the config lacks is a usage error here, before any build runs.
 		if (environment) resolveEnvironment(project, environment);
 		const plan = readBuildPlan(project, ctx.env.PATH);

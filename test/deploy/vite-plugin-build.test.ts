@@ -2,7 +2,7 @@
 // was built for: real wrangler uploads to the loopback API what the build wrote, not a bundle of
 // the source `main`, and a build for another environment stops the deploy before any request.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -153,5 +153,26 @@ describe("a Cloudflare Vite plugin build", () => {
 				wranglerPath: path.join(project.dir, ".wrangler-preview-pr-1.json"),
 			}),
 		).toBe(false);
+	}, 120_000);
+
+	it("CLOUDFLARE_ENV in the shell builds as --env does, and a build for another environment is never reused", async () => {
+		const built = () =>
+			(
+				JSON.parse(readFileSync(path.join(project.dir, "dist/vp_app/wrangler.json"), "utf8")) as {
+					targetEnvironment?: string;
+				}
+			).targetEnvironment;
+		const cached = (run: { stdout: string }) =>
+			(JSON.parse(run.stdout) as { steps: { data: { cached: boolean } }[] }).steps[0]?.data.cached;
+		const top = await cli(["build", "--json"]);
+		expect(cached(top)).toBe(false);
+		expect(built()).toBeUndefined();
+		const shell = await captureCli(["build", "--json"], {
+			cwd: project.dir,
+			env: { ...project.env, CLOUDFLARE_ENV: "production" },
+		});
+		expect(shell.code, shell.stdout + shell.stderr).toBe(0);
+		expect(cached(shell)).toBe(false);
+		expect(built()).toBe("production");
 	}, 120_000);
 });
