@@ -199,12 +199,14 @@ function checkBuild(run: DeployRun): string | undefined {
 		return checkBuiltEnvironment(run)
 			? undefined
 			: "refused: the build is for another environment; nothing was deployed";
+	// A Cloudflare Vite plugin build is made for the environment it deploys to.
+	const build = `workers-pipeline build${readRedirectedBuild(run.project) ? envFlag(run.args.env) : ""}`;
 	run.findings.push({
 		code: "BUILD_MISSING",
 		severity: "error",
 		message: stamp
-			? `.open-next was built from ${shortVersion(stamp.version)}, not the current commit ${shortVersion(run.sha)}${stamp.version.endsWith("-dirty") ? " (a build of uncommitted changes is never deployed: commit them, then build)" : ""}; run \`workers-pipeline build\` first.`
-			: "no build found (.open-next/.workers-pipeline-build.json); run `workers-pipeline build` first.",
+			? `.open-next was built from ${shortVersion(stamp.version)}, not the current commit ${shortVersion(run.sha)}${stamp.version.endsWith("-dirty") ? " (a build of uncommitted changes is never deployed: commit them, then build)" : ""}; run \`${build}\` first.`
+			: `no build found (.open-next/.workers-pipeline-build.json); run \`${build}\` first.`,
 	});
 	return "refused: no build of the current commit; nothing was deployed";
 }

@@ -696,8 +696,15 @@ export const initStep = defineStep<InitArgs>({
 		}
 		next.push(
 			`Run \`${EXEC[pm.name]} workers-pipeline ci\` (${pm.name}${pm.source === "default" ? "" : ` from ${pm.source}`}; scripts run as \`${run("<script>")}\`).`,
-			"Commit the files above.",
 		);
+		// The plugin's build holds one environment's Worker (deploy refuses another: BUILD_ENV_MISMATCH).
+		const deps = { ...pkg?.dependencies, ...pkg?.devDependencies };
+		if (deps["@cloudflare/vite-plugin"] && project.environments.length > 0) {
+			next.push(
+				`Deploy with a build for that environment: the Cloudflare Vite plugin builds one (\`${EXEC[pm.name]} workers-pipeline build --env ${project.environments[0]}\`, then \`deploy --env ${project.environments[0]}\`).`,
+			);
+		}
+		next.push("Commit the files above.");
 		const written = writer.files.filter((f) => f.action !== "kept").length;
 		return makeStepResult("init", started, {
 			ok: !findings.some((f) => f.severity === "error"),

@@ -322,6 +322,32 @@ describe("planAssetsIgnore(): an Astro Worker built inside its assets directory"
 	});
 });
 
+describe("init: a Cloudflare Vite plugin app with environments", () => {
+	afterAll(removeProjects);
+	it("says to build for the environment it deploys", async () => {
+		const dir = makeProject({
+			prefix: "wp-init-vite-plugin-",
+			files: {
+				"package.json": JSON.stringify({
+					name: "app",
+					devDependencies: { vite: "^7.1.0", "@cloudflare/vite-plugin": "^1.13.0" },
+				}),
+				"package-lock.json": "{}",
+				"wrangler.jsonc":
+					'{ "name": "app", "main": "src/index.ts", "env": { "production": { "d1_databases": [{ "binding": "DB", "database_id": "p" }] } }, "d1_databases": [{ "binding": "DB", "database_id": "x" }] }\n',
+				"migrations/0001_init.sql": "CREATE TABLE notes (id INTEGER PRIMARY KEY);\n",
+			},
+		});
+		const init = await cli(["init", "--json"], dir);
+		expect(init.code, init.stdout + init.stderr).toBe(0);
+		const next = (JSON.parse(init.stdout) as { steps: { data: { next: string[] } }[] }).steps[0]
+			?.data.next;
+		expect(next?.join("\n")).toContain(
+			"`npx workers-pipeline build --env production`, then `deploy --env production`",
+		);
+	});
+});
+
 describe("planAcknowledgements()", () => {
 	it("should group by code with files relative to the migrations dir, never acknowledging what init fixes", () => {
 		const acks = planAcknowledgements(

@@ -2,7 +2,7 @@
 // was built for: real wrangler uploads to the loopback API what the build wrote, not a bundle of
 // the source `main`, and a build for another environment stops the deploy before any request.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -175,4 +175,19 @@ describe("a Cloudflare Vite plugin build", () => {
 		expect(cached(shell)).toBe(false);
 		expect(built()).toBe("production");
 	}, 120_000);
+
+	it("a build of an older commit: BUILD_MISSING says to build for the environment deployed", async () => {
+		writeFileSync(path.join(project.dir, "src/index.js"), "export default {};\n");
+		spawnSync("git", ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "next"], {
+			cwd: project.dir,
+		});
+		const before = api.requests.length;
+		const deploy = await cli(["deploy", "--env", "production", "--json"]);
+		expect(deploy.code).toBe(EXIT_FAILED);
+		const report = JSON.parse(deploy.stdout) as { findings: { code: string; message: string }[] };
+		expect(report.findings.find((f) => f.code === "BUILD_MISSING")?.message).toContain(
+			"run `workers-pipeline build --env production` first",
+		);
+		expect(api.requests.slice(before)).toEqual([]);
+	});
 });
