@@ -117,7 +117,7 @@ export class D1Client implements SqlExecutor {
 	async #resolveId(): Promise<string> {
 		if (this.#databaseId) return this.#databaseId;
 		const lookup = this.#lookup as NonNullable<D1ClientOptions["lookup"]>;
-		this.#resolving ??= this.#get<{ uuid?: string }>(
+		this.#resolving ??= this.#read<{ uuid?: string }>(
 			`${this.#url("", lookup.name)}?fields=uuid%2Cname`,
 			"lookup",
 		).then(
@@ -161,7 +161,7 @@ export class D1Client implements SqlExecutor {
 			Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined),
 		).toString();
 		const url = `${this.#url(action)}${search ? `?${search}` : ""}`;
-		if (!write) return this.#get<T>(url, action, method, body);
+		if (!write) return this.#read<T>(url, action, method, body);
 		try {
 			return await this.#send<T>(url, method, body);
 		} catch (error) {
@@ -170,7 +170,7 @@ export class D1Client implements SqlExecutor {
 	}
 
 	/** A read: retried as the API's clients do. */
-	async #get<T>(url: string, action: string, method = "GET", body?: unknown): Promise<T> {
+	async #read<T>(url: string, action: string, method = "GET", body?: unknown): Promise<T> {
 		const shown = url.replace(/\?.*$/, "");
 		for (let retry = 0; ; retry++) {
 			try {
