@@ -41,7 +41,7 @@ export const cliInvocations = {
 	install: { command: "install", flags: [{ name: "scripts", type: "string" }] },
 	lint: { command: "lint", flags: [] },
 	test: { command: "test", flags: [] },
-	build: { command: "build", flags: [cache] },
+	build: { command: "build", flags: [optionalEnv, cache] },
 	ci: {
 		command: "ci",
 		flags: [{ name: "parity", type: "boolean" }, { name: "build", type: "boolean" }, cache],

@@ -231,10 +231,13 @@ export class WorkersPipeline {
 		return this.passed(this.run(this.installed(), "test", {}, true));
 	}
 
-	/** Build the app with OpenNext and return the .open-next directory. */
+	/**
+	 * Build the app with OpenNext and return the .open-next directory; `env` builds for that
+	 * wrangler environment (CLOUDFLARE_ENV), as the CLI's `build --env` does.
+	 */
 	@func()
-	async build(noCache = false): Promise<Directory> {
-		const ctr = this.run(this.installed(), "build", { cache: off(noCache) }, true);
+	async build(noCache = false, env?: DeployEnv): Promise<Directory> {
+		const ctr = this.run(this.installed(), "build", { env, cache: off(noCache) }, true);
 		await this.passed(ctr);
 		return ctr.directory(`${this.appRoot()}/.open-next`);
 	}

@@ -117,7 +117,11 @@ describe("introspection (the SDK's own scanner)", () => {
 			app: { returns: "Directory", cache: "default", args: [] },
 			lint: { returns: "STRING_KIND", cache: "default", check: true, args: [] },
 			test: { returns: "STRING_KIND", cache: "default", check: true, args: [] },
-			build: { returns: "Directory", cache: "default", args: ["noCache?: boolean = false"] },
+			build: {
+				returns: "Directory",
+				cache: "default",
+				args: ["noCache?: boolean = false", "env?: DeployEnv"],
+			},
 			migrationTest: {
 				returns: "File",
 				cache: "default",
