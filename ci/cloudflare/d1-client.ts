@@ -10,7 +10,7 @@ export interface D1ClientOptions {
 	/** The database's UUID; without it, `lookup` names the database to find by name first. */
 	databaseId?: string;
 	/** A binding with no database_id (wrangler's auto-provisioning): the name to look its UUID up by. */
-	lookup?: { name: string; missing: (name: string) => Error };
+	lookup?: { name: string; missing: () => Error };
 	/** `CLOUDFLARE_API_BASE_URL`, e.g. https://api.cloudflare.com/client/v4 */
 	baseURL?: string;
 	/** Per request; a request past it has no clear answer (see isAmbiguous). */
@@ -128,9 +128,7 @@ export class D1Client implements SqlExecutor {
 			},
 			(error: unknown) => {
 				this.#resolving = undefined;
-				throw error instanceof D1ApiError && error.status === 404
-					? lookup.missing(lookup.name)
-					: error;
+				throw error instanceof D1ApiError && error.status === 404 ? lookup.missing() : error;
 			},
 		);
 		return this.#resolving;

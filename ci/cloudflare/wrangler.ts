@@ -4,6 +4,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { stripVTControlCharacters } from "node:util";
 import type { ProjectConfig } from "../config/schema.ts";
+import { WRANGLER_CONFIG_CANDIDATES } from "../constants.ts";
 import { CiError } from "../errors.ts";
 import { type ProcessResult, runProcess } from "../process.ts";
 
@@ -110,9 +111,9 @@ const DEPLOY_CONFIG = path.join(".wrangler", "deploy", "config.json");
  */
 export const usesRedirectedConfig = (project: ProjectConfig): boolean => {
 	if (!existsSync(path.join(project.root, DEPLOY_CONFIG))) return false;
-	const found = ["wrangler.json", "wrangler.jsonc", "wrangler.toml"]
-		.map((file) => path.join(project.root, file))
-		.find((file) => existsSync(file));
+	const found = WRANGLER_CONFIG_CANDIDATES.map((file) => path.join(project.root, file)).find(
+		(file) => existsSync(file),
+	);
 	return found !== undefined && path.resolve(found) === path.resolve(project.wranglerPath);
 };
 

@@ -58,7 +58,7 @@ export function lookupFor(
 	env: string | undefined,
 	workerName: string | undefined,
 	database: D1Database,
-): { name: string; missing: (name: string) => Error } {
+): { name: string; missing: () => Error } {
 	const where = `${wranglerPath}: ${env ? `env.${env}.` : ""}d1_databases binding "${database.binding}"`;
 	if (database.databaseName) {
 		const name = database.databaseName;

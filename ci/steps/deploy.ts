@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { readRedirectedBuild } from "../cloudflare/wrangler.ts";
+import { readRedirectedBuild, usesRedirectedConfig } from "../cloudflare/wrangler.ts";
 import { resolveEnvironment, selectDatabase } from "../config/load.ts";
 import type { ProjectConfig, ResolvedEnvironment } from "../config/schema.ts";
 import {
@@ -200,7 +200,7 @@ function checkBuild(run: DeployRun): string | undefined {
 			? undefined
 			: "refused: the build is for another environment; nothing was deployed";
 	// A Cloudflare Vite plugin build is made for the environment it deploys to.
-	const build = `workers-pipeline build${readRedirectedBuild(run.project) ? envFlag(run.args.env) : ""}`;
+	const build = `workers-pipeline build${usesRedirectedConfig(run.project) ? envFlag(run.args.env) : ""}`;
 	run.findings.push({
 		code: "BUILD_MISSING",
 		severity: "error",

@@ -571,11 +571,8 @@ export function planAssetsIgnore({
 	existing: string | undefined;
 }): string | undefined {
 	if (framework !== "astro" || !main || typeof assetsDirectory !== "string") return undefined;
-	const inside = path.relative(
-		path.resolve(configDir, assetsDirectory),
-		path.resolve(configDir, main),
-	);
-	if (inside.startsWith("..") || path.isAbsolute(inside)) return undefined;
+	if (!isInside(path.resolve(configDir, main), path.resolve(configDir, assetsDirectory)))
+		return undefined;
 	const have = new Set((existing ?? "").split(/\r?\n/).map((line) => line.trim()));
 	const missing = ASTRO_ASSETS_IGNORE.filter((line) => !have.has(line) && !have.has(`/${line}`));
 	if (missing.length === 0) return undefined;
