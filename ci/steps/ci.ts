@@ -4,6 +4,7 @@ import type { ProjectConfig } from "../config/schema.ts";
 import type { StepResult } from "../report/model.ts";
 import { runStepSafely } from "./_run-step.ts";
 import type { StepContext } from "./_step.ts";
+import { committedWranglerTypes } from "./_toolchain.ts";
 import { buildStep, buildVersion } from "./build.ts";
 import { architectureStep, formatStep } from "./format.ts";
 import { lintStep } from "./lint.ts";
@@ -37,31 +38,31 @@ export async function runCi(
 ): Promise<StepResult[]> {
 	// The tree as it is now: lint's type generation may rewrite a tracked file while the build runs.
 	const buildCtx = ctx("build");
-	const building = build
-		? runStepSafely(buildStep, buildCtx, {
-				project,
-				force: !reuse,
-				version: buildVersion(project.root, buildCtx.env),
-			})
-		: undefined;
+	const version = buildVersion(project.root, buildCtx.env);
+	const startBuild = () => runStepSafely(buildStep, buildCtx, { project, force: !reuse, version });
 	const lint = () =>
 		runStepSafely(lintStep, ctx("lint"), {
 			project,
 			cacheDir: reuse ? cacheDir : undefined,
 			format: false,
 		});
-	// A Worker whose `main` only its build writes (Astro's dist/_worker.js): `wrangler types`
-	// writes its GlobalProps.mainModule only when that file exists, so lint's type generation
-	// waits for the build, and gives what it gives on a laptop after a build.
-	const lintAfterBuild = building !== undefined && mainIsBuilt(project);
+	// A Worker whose `main` only its build writes (Astro's dist/_worker.js, SvelteKit's
+	// .svelte-kit/cloudflare/_worker.js): `wrangler types` writes GlobalProps.mainModule only when
+	// that file exists (wrangler's generateGlobalProps), so `wrangler types` and `--check` give
+	// another answer after the build. Lint runs where the committed types were generated: after
+	// the build when they name the main module (or none are committed), else before it starts.
+	const order = build && mainIsBuilt(project) ? lintOrder(project) : "together";
+	const building = build && order !== "lint-first" ? startBuild() : undefined;
+	const linting = order === "build-first" && building ? building.then(lint, lint) : lint();
+	const built = order === "lint-first" ? linting.then(startBuild, startBuild) : building;
 	// allSettled, not all: a configuration error in one step must not return (and exit) while
 	// the others still run their processes in the background.
 	const settled = await Promise.allSettled([
-		lintAfterBuild ? building.then(lint, lint) : lint(),
+		linting,
 		runStepSafely(formatStep, ctx("format"), { project }),
 		runStepSafely(architectureStep, ctx("architecture"), { project }),
 		runStepSafely(testStep, ctx("test"), { project, cacheDir, reuse }),
-		...(building ? [building] : []),
+		...(built ? [built] : []),
 		...planMigrationTests(project).map(({ name, env, binding }) =>
 			runStepSafely(migrationTestStep, ctx("migration-test"), {
 				project,
@@ -77,6 +78,15 @@ export async function runCi(
 	const failed = settled.find((r) => r.status === "rejected");
 	if (failed) throw failed.reason;
 	return settled.map((r) => (r as PromiseFulfilledResult<StepResult>).value);
+}
+
+type LintOrder = "together" | "build-first" | "lint-first";
+
+/** Build first unless the committed `wrangler types` output was made without the built main module. */
+function lintOrder(project: ProjectConfig): LintOrder {
+	const [types] = committedWranglerTypes(project.root);
+	if (types === undefined) return "build-first";
+	return /\bmainModule\s*:\s*typeof\s+import\(/.test(types.head) ? "build-first" : "lint-first";
 }
 
 /** The wrangler config's `main` is missing before the build (the build writes it). */

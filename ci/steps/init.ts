@@ -27,12 +27,14 @@ import {
 } from "./_checks.ts";
 import { defineStep, makeStepResult } from "./_step.ts";
 import {
+	committedWranglerTypes,
 	detectFramework,
 	type Framework,
 	type PackageManager,
 	readPackageJson,
 	readPackageManager,
 	scriptCommand,
+	typegenScript,
 } from "./_toolchain.ts";
 import { distinctDatabases } from "./lint.ts";
 import { migrationTestStep } from "./migration-test.ts";
@@ -683,12 +685,15 @@ export const initStep = defineStep<InitArgs>({
 				.replace(/^npx --yes /, "npx ");
 		// The Env types `wrangler types` generated lack the binding init just added.
 		const configRel = path.relative(project.root, project.wranglerPath).replaceAll(path.sep, "/");
-		const typegen = Object.entries(readPackageJson(project.root)?.scripts ?? {}).find(
-			([, command]) => typeof command === "string" && /\bwrangler\s+types\b/.test(command),
-		)?.[0];
-		if (typegen && writer.files.some((f) => f.path === configRel && f.action !== "kept")) {
+		const typegen = typegenScript(readPackageJson(project.root)?.scripts);
+		const [types] = committedWranglerTypes(project.root);
+		const regenerate = typegen
+			? run(typegen)
+			: types &&
+				`${EXEC[pm.name]} wrangler types${types.file === "worker-configuration.d.ts" ? "" : ` ${types.file}`}`;
+		if (regenerate && writer.files.some((f) => f.path === configRel && f.action !== "kept")) {
 			next.push(
-				`Run \`${run(typegen)}\` so your generated Env types have ${VERSION_BINDING}, then commit them.`,
+				`Run \`${regenerate}\` so your generated Env types have ${VERSION_BINDING}, then commit them.`,
 			);
 		}
 		next.push(

@@ -27,6 +27,7 @@ import {
 	readPackageJson,
 	readPackageManager,
 	scriptCommand,
+	typegenScript,
 } from "./_toolchain.ts";
 
 export interface LintArgs {
@@ -63,7 +64,7 @@ export interface LintTool {
 	fix?: string;
 	/** Where the command came from, for the summary (`lint script`, `lint.command`, `tsc`). */
 	source: string;
-	/** Type generation first (next typegen, the cf-typegen script), so a fresh clone is not red. */
+	/** Type generation first (next typegen, the script that runs `wrangler types`), so a fresh clone is not red. */
 	before: Argv[];
 }
 
@@ -141,7 +142,9 @@ export function planLintTools(inputs: LintToolInputs): { tools: LintTool[]; skip
 	}
 	const before: Argv[] = [];
 	if (inputs.framework === "next" && bins.has("next")) before.push(["next", "typegen"]);
-	if (scripts["cf-typegen"]) before.push(script("cf-typegen"));
+	// The script that only writes the Env types (cf-typegen, SvelteKit's gen), never a build.
+	const typegen = typegenScript(scripts, { onlyTypes: true });
+	if (typegen) before.push(script(typegen));
 	// SvelteKit's and Astro's templates call theirs `check` (svelte-kit sync && svelte-check, astro
 	// check); a `check` that is something else (biome check) is not a typecheck.
 	const typecheckScript =
