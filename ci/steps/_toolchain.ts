@@ -301,3 +301,15 @@ function readHead(file: string): string | undefined {
 		if (fd !== undefined) closeSync(fd);
 	}
 }
+
+// The Cloudflare Vite plugin's rule (its maybeResolveMain): a `main` ending in one of these is a
+// file beside the wrangler config; any other is a module id Vite resolves (a package export such
+// as TanStack Start's `@tanstack/react-start/server-entry`, a virtual module), never a path.
+const VITE_ENTRY_EXTENSIONS = [".js", ".mjs", ".ts", ".mts", ".jsx", ".tsx"];
+
+/** Whether the app's `main` is a module id its Cloudflare Vite plugin resolves, not a file. */
+export function mainIsModuleId(root: string, main: string | undefined): boolean {
+	if (main === undefined || VITE_ENTRY_EXTENSIONS.some((ext) => main.endsWith(ext))) return false;
+	const pkg = readPackageJson(root);
+	return Boolean({ ...pkg?.dependencies, ...pkg?.devDependencies }["@cloudflare/vite-plugin"]);
+}

@@ -26,6 +26,7 @@ import {
 	explainScriptFailure,
 	type Framework,
 	LOCKFILES,
+	mainIsModuleId,
 	type PackageManager,
 	readPackageJson,
 	readPackageManager,
@@ -276,7 +277,11 @@ export function planBuild(inputs: {
  */
 export function readGeneratedEntry(project: ProjectConfig): string | undefined {
 	const assets = (project.wrangler as { assets?: { directory?: unknown } }).assets?.directory;
-	const named = [project.wrangler.main, typeof assets === "string" ? assets : undefined];
+	// A module id the Vite plugin resolves is no file to wait for: the build's own config is.
+	const main = mainIsModuleId(project.root, project.wrangler.main)
+		? undefined
+		: project.wrangler.main;
+	const named = [main, typeof assets === "string" ? assets : undefined];
 	const configDir = path.dirname(project.wranglerPath);
 	let files: Set<string> | undefined;
 	for (const entry of named) {

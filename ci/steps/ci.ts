@@ -4,7 +4,7 @@ import type { ProjectConfig } from "../config/schema.ts";
 import type { StepResult } from "../report/model.ts";
 import { runStepSafely } from "./_run-step.ts";
 import type { StepContext } from "./_step.ts";
-import { committedWranglerTypes } from "./_toolchain.ts";
+import { committedWranglerTypes, mainIsModuleId } from "./_toolchain.ts";
 import { buildStep, buildVersion } from "./build.ts";
 import { architectureStep, formatStep } from "./format.ts";
 import { lintStep } from "./lint.ts";
@@ -92,5 +92,6 @@ function lintOrder(project: ProjectConfig): LintOrder {
 /** The wrangler config's `main` is missing before the build (the build writes it). */
 function mainIsBuilt(project: ProjectConfig): boolean {
 	const main = project.wrangler.main;
-	return main !== undefined && !existsSync(path.resolve(path.dirname(project.wranglerPath), main));
+	if (main === undefined || mainIsModuleId(project.root, main)) return false;
+	return !existsSync(path.resolve(path.dirname(project.wranglerPath), main));
 }

@@ -319,6 +319,13 @@ export function planHealthRoute({
 			note: `add the health route by hand, as a SvelteKit endpoint: src/routes${healthPath}/+server.ts with \`export const GET = ({ request, platform }) => handleHealth(request, platform?.env ?? {}${args});\` (@sveltejs/adapter-cloudflare's platform.env) and ${importLine}`,
 		};
 	}
+	// TanStack Start: a server route (its file-based routes in src/routes), the env from cloudflare:workers.
+	const start = ["react", "solid"].find((ui) => dependencies[`@tanstack/${ui}-start`]);
+	if (start) {
+		return {
+			note: `add the health route by hand, as a TanStack Start server route: src/routes${healthPath}.ts with \`export const Route = createFileRoute("${healthPath}")({ server: { handlers: { GET: ({ request }) => handleHealth(request, env${args}) } } });\`, \`import { createFileRoute } from "@tanstack/${start}-router";\`, \`import { env } from "cloudflare:workers";\` and ${importLine}`,
+		};
+	}
 	if (dependencies.rwsdk) {
 		return {
 			note: `add the health route by hand, in RedwoodSDK's defineApp routes (src/worker.tsx): \`route("${healthPath}", ({ request }) => handleHealth(request, env${args}))\` with \`import { env } from "cloudflare:workers";\`, \`import { route } from "rwsdk/router";\` and ${importLine}`,

@@ -160,6 +160,21 @@ describe("planHealthRoute(): what to add by hand, in the framework's own shape",
 		// Without these packages, a Vite app gets the plain fetch-handler lines.
 		expect(plan("vite").note).toContain("in your fetch handler");
 	});
+	it("a TanStack Start server route, its router package and the cloudflare:workers env", () => {
+		const react = plan("vite", {
+			main: "@tanstack/react-start/server-entry",
+			dependencies: { "@tanstack/react-start": "^1.169.0", "@cloudflare/vite-plugin": "^1.64.0" },
+		});
+		expect(react.file).toBeUndefined();
+		expect(react.note).toContain("src/routes/api/health.ts");
+		expect(react.note).toContain(
+			'export const Route = createFileRoute("/api/health")({ server: { handlers: { GET: ({ request }) => handleHealth(request, env) } } });',
+		);
+		expect(react.note).toContain('import { createFileRoute } from "@tanstack/react-router";');
+		expect(react.note).toContain('import { env } from "cloudflare:workers";');
+		const solid = plan("vite", { dependencies: { "@tanstack/solid-start": "^1.169.0" } });
+		expect(solid.note).toContain('import { createFileRoute } from "@tanstack/solid-router";');
+	});
 	it("a Hono app built by Vite (the Cloudflare Vite plugin) gets the Hono route in its main", () => {
 		const hono = plan("vite", {
 			main: "src/index.tsx",

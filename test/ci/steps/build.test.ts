@@ -143,6 +143,24 @@ describe("readGeneratedEntry()", () => {
 		writeFileSync(path.join(dir, ".svelte-kit/cloudflare/_worker.js"), "export default {};\n");
 		expect(readGeneratedEntry(project(dir, { name: "app", ...wrangler }))).toBe(expected);
 	});
+
+	// The Cloudflare Vite plugin resolves a `main` without a module extension through Vite
+	// (vite-plugin-cloudflare maybeResolveMain): TanStack Start's is a package export.
+	it("should not wait for a main that is a module id of a Vite plugin app, and wait for one elsewhere", () => {
+		const main = { main: "@tanstack/react-start/server-entry" };
+		const vite = repo({
+			"package.json": JSON.stringify({ devDependencies: { "@cloudflare/vite-plugin": "^1.64.0" } }),
+			"src/routes/index.tsx": "export {};\n",
+		});
+		expect(readGeneratedEntry(project(vite, { name: "app", ...main }))).toBeUndefined();
+		// With a module extension it is a file again, one only the build writes.
+		expect(readGeneratedEntry(project(vite, { name: "app", main: "dist/server/index.js" }))).toBe(
+			"dist/server/index.js",
+		);
+		// Wrangler alone reads every main as a path beside its config.
+		const plain = repo({ "package.json": JSON.stringify({ devDependencies: { wrangler: "^4" } }) });
+		expect(readGeneratedEntry(project(plain, { name: "app", ...main }))).toBe(main.main);
+	});
 });
 
 describe("listBuildInputs() / hashBuildInputs()", () => {
