@@ -307,9 +307,17 @@ function readHead(file: string): string | undefined {
 // as TanStack Start's `@tanstack/react-start/server-entry`, a virtual module), never a path.
 const VITE_ENTRY_EXTENSIONS = [".js", ".mjs", ".ts", ".mts", ".jsx", ".tsx"];
 
-/** Whether the app's `main` is a module id its Cloudflare Vite plugin resolves, not a file. */
+/**
+ * Whether the app's `main` is a module id its Cloudflare Vite plugin resolves, not a file. The
+ * plugin is the app's own dependency, or comes with its adapter (@astrojs/cloudflare 13+):
+ * installed in its node_modules, or its workspace root's.
+ */
 export function mainIsModuleId(root: string, main: string | undefined): boolean {
 	if (main === undefined || VITE_ENTRY_EXTENSIONS.some((ext) => main.endsWith(ext))) return false;
 	const pkg = readPackageJson(root);
-	return Boolean({ ...pkg?.dependencies, ...pkg?.devDependencies }["@cloudflare/vite-plugin"]);
+	if ({ ...pkg?.dependencies, ...pkg?.devDependencies }["@cloudflare/vite-plugin"]) return true;
+	const plugin = "node_modules/@cloudflare/vite-plugin/package.json";
+	return [root, findWorkspaceRoot(root)].some(
+		(dir) => dir !== undefined && existsSync(path.join(dir, plugin)),
+	);
 }

@@ -157,6 +157,14 @@ describe("readGeneratedEntry()", () => {
 		expect(readGeneratedEntry(project(vite, { name: "app", main: "dist/server/index.js" }))).toBe(
 			"dist/server/index.js",
 		);
+		// Astro's adapter (13+) brings the plugin: installed, not a dependency of the app's own.
+		const astro = repo({
+			"package.json": JSON.stringify({ dependencies: { "@astrojs/cloudflare": "^14.3.0" } }),
+			"node_modules/@cloudflare/vite-plugin/package.json": '{"name":"@cloudflare/vite-plugin"}',
+			".gitignore": "node_modules\n",
+		});
+		const astroMain = { main: "@astrojs/cloudflare/entrypoints/server" };
+		expect(readGeneratedEntry(project(astro, { name: "app", ...astroMain }))).toBeUndefined();
 		// Wrangler alone reads every main as a path beside its config.
 		const plain = repo({ "package.json": JSON.stringify({ devDependencies: { wrangler: "^4" } }) });
 		expect(readGeneratedEntry(project(plain, { name: "app", ...main }))).toBe(main.main);
