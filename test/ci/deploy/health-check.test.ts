@@ -203,8 +203,10 @@ describe("waitForHealth()", () => {
 		});
 		expect(health.ok).toBe(false);
 		expect(health.good).toBeGreaterThan(0);
+		// The last probe before the deadline is either (how many fit depends on the machine's load):
+		// a failure, or a good one that starts a streak of one, never more.
 		expect(health.reason).toMatch(
-			/^timed out after 3 s: HTTP 503: db down \(\d+ good of \d+ probes; healthy needs 3 in a row/,
+			/^timed out after 3 s: (?:HTTP 503: db down|healthy 1 time\(s\) in a row, holding) \(\d+ good of \d+ probes; healthy needs 3 in a row/,
 		);
 	});
 
