@@ -269,12 +269,15 @@ export function typegenScript(
 
 /**
  * The committed files `wrangler types` wrote (its header says so), with their first 64 KiB (the
- * Env and GlobalProps come before the runtime types): worker-configuration.d.ts, or the path a
- * package script passes it.
+ * Env and GlobalProps come before the runtime types): worker-configuration.d.ts, or the path one
+ * of the package `scripts` passes it.
  */
-export function committedWranglerTypes(root: string): { file: string; head: string }[] {
+export function committedWranglerTypes(
+	root: string,
+	scripts: Record<string, unknown> = {},
+): { file: string; head: string }[] {
 	const files = new Set(["worker-configuration.d.ts"]);
-	for (const command of Object.values(readPackageJson(root)?.scripts ?? {})) {
+	for (const command of Object.values(scripts)) {
 		if (typeof command !== "string") continue;
 		for (const segment of segmentsOf(command)) {
 			const file = wranglerTypesArgs(segment)?.find(

@@ -4,7 +4,7 @@ import type { ProjectConfig } from "../config/schema.ts";
 import type { StepResult } from "../report/model.ts";
 import { runStepSafely } from "./_run-step.ts";
 import type { StepContext } from "./_step.ts";
-import { committedWranglerTypes, mainIsModuleId } from "./_toolchain.ts";
+import { committedWranglerTypes, mainIsModuleId, readPackageJson } from "./_toolchain.ts";
 import { buildStep, buildVersion } from "./build.ts";
 import { architectureStep, formatStep } from "./format.ts";
 import { lintStep } from "./lint.ts";
@@ -84,7 +84,7 @@ type LintOrder = "together" | "build-first" | "lint-first";
 
 /** Build first unless the committed `wrangler types` output was made without the built main module. */
 function lintOrder(project: ProjectConfig): LintOrder {
-	const [types] = committedWranglerTypes(project.root);
+	const [types] = committedWranglerTypes(project.root, readPackageJson(project.root)?.scripts);
 	if (types === undefined) return "build-first";
 	return /\bmainModule\s*:\s*typeof\s+import\(/.test(types.head) ? "build-first" : "lint-first";
 }

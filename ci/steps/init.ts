@@ -692,16 +692,18 @@ export const initStep = defineStep<InitArgs>({
 				.replace(/^npx --yes /, "npx ");
 		// The Env types `wrangler types` generated lack the binding init just added.
 		const configRel = path.relative(project.root, project.wranglerPath).replaceAll(path.sep, "/");
-		const typegen = typegenScript(readPackageJson(project.root)?.scripts);
-		const [types] = committedWranglerTypes(project.root);
-		const regenerate = typegen
-			? run(typegen)
-			: types &&
-				`${EXEC[pm.name]} wrangler types${types.file === "worker-configuration.d.ts" ? "" : ` ${types.file}`}`;
-		if (regenerate && writer.files.some((f) => f.path === configRel && f.action !== "kept")) {
-			next.push(
-				`Run \`${regenerate}\` so your generated Env types have ${VERSION_BINDING}, then commit them.`,
-			);
+		if (writer.files.some((f) => f.path === configRel && f.action !== "kept")) {
+			const typegen = typegenScript(pkg?.scripts);
+			const [types] = typegen ? [] : committedWranglerTypes(project.root, pkg?.scripts);
+			const regenerate = typegen
+				? run(typegen)
+				: types &&
+					`${EXEC[pm.name]} wrangler types${types.file === "worker-configuration.d.ts" ? "" : ` ${types.file}`}`;
+			if (regenerate) {
+				next.push(
+					`Run \`${regenerate}\` so your generated Env types have ${VERSION_BINDING}, then commit them.`,
+				);
+			}
 		}
 		next.push(
 			`Run \`${EXEC[pm.name]} workers-pipeline ci\` (${pm.name}${pm.source === "default" ? "" : ` from ${pm.source}`}; scripts run as \`${run("<script>")}\`).`,

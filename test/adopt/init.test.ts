@@ -256,8 +256,7 @@ describe("init: the health route names the app's own D1 binding", () => {
 			'app.get("/api/health", healthRoute({ binding: "DATABASE", migrationsTable: "ledger" }));',
 		);
 		// It changed the wrangler config: the generated Env types are regenerated with the app's script.
-		const next = (JSON.parse(init.stdout) as { steps: { data: { next: string[] } }[] }).steps[0]
-			?.data.next;
+		const next = nextStepsOf(init.stdout);
 		expect(next).toContain(
 			"Run `npm run cf-typegen` so your generated Env types have CF_VERSION_METADATA, then commit them.",
 		);
@@ -279,8 +278,7 @@ describe("init: which command regenerates the Env types", () => {
 		});
 		const init = await cli(["init", "--json"], dir);
 		expect(init.code, init.stdout + init.stderr).toBe(0);
-		return (JSON.parse(init.stdout) as { steps: { data: { next: string[] } }[] }).steps[0]?.data
-			.next;
+		return nextStepsOf(init.stdout);
 	};
 	const advice = (command: string) =>
 		`Run \`${command}\` so your generated Env types have CF_VERSION_METADATA, then commit them.`;
@@ -403,8 +401,7 @@ describe("init: a Cloudflare Vite plugin app with environments", () => {
 		});
 		const init = await cli(["init", "--json"], dir);
 		expect(init.code, init.stdout + init.stderr).toBe(0);
-		const next = (JSON.parse(init.stdout) as { steps: { data: { next: string[] } }[] }).steps[0]
-			?.data.next;
+		const next = nextStepsOf(init.stdout);
 		expect(next?.join("\n")).toContain(
 			"`npx workers-pipeline build --env production`, then `deploy --env production`",
 		);
@@ -441,6 +438,9 @@ describe("planAcknowledgements()", () => {
 
 // The CLI in `dir`, with only PATH in its environment.
 const cli = (argv: string[], dir: string) => captureCli([...argv, "--cwd", dir], { cwd: dir });
+/** The next steps an `init --json` run printed. */
+const nextStepsOf = (stdout: string) =>
+	(JSON.parse(stdout) as { steps: { data: { next: string[] } }[] }).steps[0]?.data.next;
 
 interface Json {
 	ok: boolean;

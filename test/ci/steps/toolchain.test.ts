@@ -122,9 +122,10 @@ describe("typegenScript() and committedWranglerTypes()", () => {
 		expect(committedWranglerTypes(path.join(dir, "default"))).toEqual([
 			{ file: "worker-configuration.d.ts", head: `${header}interface Env {}\n` },
 		]);
-		expect(committedWranglerTypes(path.join(dir, "custom")).map((t) => t.file)).toEqual([
-			"cloudflare-env.d.ts",
-		]);
+		const custom = path.join(dir, "custom");
+		expect(
+			committedWranglerTypes(custom, readPackageJson(custom)?.scripts).map((t) => t.file),
+		).toEqual(["cloudflare-env.d.ts"]);
 		// A hand-written file of the same name is no generated output.
 		expect(committedWranglerTypes(path.join(dir, "hand"))).toEqual([]);
 	});
