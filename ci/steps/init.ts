@@ -255,13 +255,73 @@ export function addHonoHealthRoute(
 	return out;
 }
 
-/** Where the health route goes for this framework, or what to add by hand. Pure but for `exists`. */
+const firstText = (read: (rel: string) => string | undefined, files: readonly string[]) => {
+	for (const file of files) {
+		const text = read(file);
+		if (text !== undefined) return { file, text };
+	}
+	return undefined;
+};
+const SCRIPT_EXTENSIONS = ["ts", "mts", "js", "mjs", "tsx", "jsx"];
+
+/**
+ * A React Router (7+) or Remix resource route. React Router routes only what its route config
+ * (`<appDirectory>/routes.ts`) lists, unless that config uses @react-router/fs-routes'
+ * flatRoutes(); its loader context is a RouterContextProvider once middleware is on (the v8
+ * default), so the env comes from cloudflare:workers, which works either way on the Vite plugin.
+ */
+function remixHealthRoute({
+	healthPath,
+	args,
+	importLine,
+	read,
+	dependencies,
+}: {
+	healthPath: string;
+	args: string;
+	importLine: string;
+	read: (rel: string) => string | undefined;
+	dependencies: Readonly<Record<string, string>>;
+}): HealthPlan {
+	const name = healthPath.replace(/^\//, "").replaceAll("/", ".");
+	if (!dependencies["react-router"] && !dependencies["@react-router/dev"]) {
+		// Remix v2: file routes in app/routes, the env in the load context (@remix-run/cloudflare).
+		return {
+			note: `add the health route by hand, as a resource route: app/routes/${name}.ts with \`export const loader = ({ request, context }: LoaderFunctionArgs) => handleHealth(request, context.cloudflare.env${args});\`, \`import type { LoaderFunctionArgs } from "@remix-run/cloudflare";\` and ${importLine}`,
+		};
+	}
+	const config = firstText(
+		read,
+		SCRIPT_EXTENSIONS.map((ext) => `react-router.config.${ext}`),
+	)?.text;
+	const appDirectory = /\bappDirectory\s*:\s*["'`]([^"'`]+)["'`]/.exec(config ?? "")?.[1] ?? "app";
+	const appDir = appDirectory.replace(/^\.\//, "").replace(/\/$/, "");
+	const routes = firstText(
+		read,
+		SCRIPT_EXTENSIONS.map((ext) => `${appDir}/routes.${ext}`),
+	);
+	const flat = routes === undefined || /\bflatRoutes\s*\(/.test(routes.text);
+	const rootDirectory =
+		/\brootDirectory\s*:\s*["'`]([^"'`]+)["'`]/.exec(routes?.text ?? "")?.[1] ?? "routes";
+	const file = `${appDir}/${flat ? rootDirectory.replace(/^\.\//, "") : "routes"}/${name}.ts`;
+	const handler = `\`export const loader = ({ request }: { request: Request }) => handleHealth(request, env${args});\`, \`import { env } from "cloudflare:workers";\` and ${importLine}`;
+	const register =
+		routes !== undefined && !flat
+			? `; then list it in ${routes.file}: \`route("${healthPath.replace(/^\//, "")}", "${file.slice(appDir.length + 1)}")\` (\`route\` from "@react-router/dev/routes")`
+			: "";
+	return {
+		note: `add the health route by hand, as a resource route: ${file} with ${handler}${register}`,
+	};
+}
+
+/** Where the health route goes for this framework, or what to add by hand. Pure but for `exists` and `read`. */
 export function planHealthRoute({
 	framework,
 	root,
 	main,
 	healthPath,
 	exists,
+	read = () => undefined,
 	options = "",
 	dependencies = {},
 }: {
@@ -270,6 +330,8 @@ export function planHealthRoute({
 	main: string | undefined;
 	healthPath: string;
 	exists: (rel: string) => boolean;
+	/** A project file's text (undefined: none); React Router's route config is read with it. */
+	read?: (rel: string) => string | undefined;
 	/** The handler's options as source (renderHealthOptions), "" for its defaults. */
 	options?: string;
 	/** The app's dependencies and devDependencies (adapter versions). */
@@ -304,15 +366,11 @@ export function planHealthRoute({
 				: ["locals.runtime.env", ""];
 		const params = major >= 13 ? "{ request }" : "{ request, locals }";
 		return {
-			note: `add the health route by hand, as an Astro endpoint: src/pages${healthPath}.ts with \`export const prerender = false;\`, \`export const GET = (${params}) => handleHealth(request, ${env}${args});\`, ${importLine}${envImport}`,
+			note: `add the health route by hand, as an Astro endpoint: src/pages${healthPath}.ts with \`export const prerender = false;\`, \`export const GET: APIRoute = (${params}) => handleHealth(request, ${env}${args});\`, \`import type { APIRoute } from "astro";\`, ${importLine}${envImport}`,
 		};
 	}
-	if (framework === "remix") {
-		const route = healthPath.replace(/^\//, "").replaceAll("/", ".");
-		return {
-			note: `add the health route by hand, as a resource route: app/routes/${route}.ts with \`export const loader = ({ request, context }) => handleHealth(request, context.cloudflare.env${args});\` and ${importLine}`,
-		};
-	}
+	if (framework === "remix")
+		return remixHealthRoute({ healthPath, args, importLine, read, dependencies });
 	// Built by Vite (SvelteKit, RedwoodSDK) or Nitro (Nuxt), so known by their own packages.
 	if (dependencies["@sveltejs/kit"]) {
 		return {
@@ -836,6 +894,14 @@ async function collectFindings(
 	return { findings, blocking };
 }
 
+const readTextIfFile = (file: string): string | undefined => {
+	try {
+		return readFileSync(file, "utf8");
+	} catch {
+		return undefined;
+	}
+};
+
 function writeHealthRoute(
 	writer: Writer,
 	next: string[],
@@ -855,6 +921,7 @@ function writeHealthRoute(
 		main: project.wrangler.main,
 		healthPath,
 		exists: (rel) => existsSync(path.join(project.root, rel)),
+		read: (rel) => readTextIfFile(path.join(project.root, rel)),
 		options,
 		dependencies: { ...pkg?.dependencies, ...pkg?.devDependencies },
 	});

@@ -128,18 +128,73 @@ describe("planHealthRoute(): what to add by hand, in the framework's own shape",
 		expect(old.file).toBeUndefined();
 		expect(old.note).toContain("src/pages/api/health.ts");
 		expect(old.note).toContain(
-			"export const GET = ({ request, locals }) => handleHealth(request, locals.runtime.env);",
+			"export const GET: APIRoute = ({ request, locals }) => handleHealth(request, locals.runtime.env);",
 		);
 		const next = plan("astro", { dependencies: { "@astrojs/cloudflare": "13.0.1" } });
-		expect(next.note).toContain("export const GET = ({ request }) => handleHealth(request, env);");
+		expect(next.note).toContain(
+			"export const GET: APIRoute = ({ request }) => handleHealth(request, env);",
+		);
+		// Astro's strict tsconfig refuses an untyped parameter (noImplicitAny).
+		expect(next.note).toContain('import type { APIRoute } from "astro";');
 		expect(next.note).toContain('import { env } from "cloudflare:workers";');
 	});
-	it("a React Router / Remix resource route, with the handler's options", () => {
-		const note = plan("remix", { options: '{ binding: "MAIN" }' }).note;
+	it("a Remix v2 resource route: a file route, the load context's env, typed", () => {
+		const note = plan("remix", {
+			options: '{ binding: "MAIN" }',
+			dependencies: { "@remix-run/cloudflare": "^2.16.0" },
+		}).note;
 		expect(note).toContain("app/routes/api.health.ts");
 		expect(note).toContain(
-			'export const loader = ({ request, context }) => handleHealth(request, context.cloudflare.env, { binding: "MAIN" });',
+			'export const loader = ({ request, context }: LoaderFunctionArgs) => handleHealth(request, context.cloudflare.env, { binding: "MAIN" });',
 		);
+		expect(note).toContain('import type { LoaderFunctionArgs } from "@remix-run/cloudflare";');
+		expect(note).not.toContain("routes.ts");
+	});
+	describe("a React Router resource route", () => {
+		const files = (entries: Record<string, string>) => (rel: string) => entries[rel];
+		const rr = (read: (rel: string) => string | undefined) =>
+			plan("remix", {
+				read,
+				dependencies: { "react-router": "^8.5.0", "@react-router/dev": "^8.5.0" },
+			}).note;
+		it("listed in a config-based routes.ts, the env from cloudflare:workers", () => {
+			const note = rr(
+				files({
+					"app/routes.ts": 'export default [index("routes/home.tsx")] satisfies RouteConfig;',
+				}),
+			);
+			expect(note).toContain("app/routes/api.health.ts");
+			expect(note).toContain(
+				"export const loader = ({ request }: { request: Request }) => handleHealth(request, env);",
+			);
+			expect(note).toContain('import { env } from "cloudflare:workers";');
+			expect(note).toContain(
+				'then list it in app/routes.ts: `route("api/health", "routes/api.health.ts")`',
+			);
+		});
+		it("no listing when routes.ts uses flatRoutes(), in its rootDirectory", () => {
+			const flat = rr(
+				files({ "app/routes.ts": "export default flatRoutes() satisfies RouteConfig;" }),
+			);
+			expect(flat).toContain("app/routes/api.health.ts");
+			expect(flat).not.toContain("list it in");
+			const pages = rr(
+				files({ "app/routes.js": 'export default flatRoutes({ rootDirectory: "pages" });' }),
+			);
+			expect(pages).toContain("app/pages/api.health.ts");
+		});
+		it("under react-router.config's appDirectory", () => {
+			const note = rr(
+				files({
+					"react-router.config.ts": 'export default { appDirectory: "src/app", ssr: true };',
+					"src/app/routes.ts": 'export default [route("/", "routes/home.tsx")];',
+				}),
+			);
+			expect(note).toContain("src/app/routes/api.health.ts");
+			expect(note).toContain(
+				'list it in src/app/routes.ts: `route("api/health", "routes/api.health.ts")`',
+			);
+		});
 	});
 	it("a SvelteKit endpoint, a RedwoodSDK route (both Vite apps) and a Nuxt server route, by their packages", () => {
 		const svelte = plan("vite", { dependencies: { "@sveltejs/kit": "^2.50.0", vite: "^8.0.0" } });
