@@ -519,6 +519,8 @@ export function resolveAccountId(
  */
 export function lintEnvironment(project: ProjectConfig, envName: string | undefined): Finding[] {
 	if (!envName || project.wrangler.env?.[envName]?.name !== undefined) return [];
+	// A Pages project's environments (preview, production) are of one project, never new Workers.
+	if (isPagesProject(project)) return [];
 	const top = project.wrangler.name;
 	return [
 		{
@@ -528,4 +530,21 @@ export function lintEnvironment(project: ProjectConfig, envName: string | undefi
 			message: `env.${envName} has no "name": wrangler deploys it as a separate Worker "${top}-${envName}" (a new Worker on its first deploy), not "${top}". Set env.${envName}.name to the Worker it should update, or to "${top}-${envName}" to keep it separate on purpose.`,
 		},
 	];
+}
+
+/** A Cloudflare Pages project: its config has `pages_build_output_dir` (wrangler's isPagesConfig). */
+export const isPagesProject = (project: ProjectConfig): boolean =>
+	(project.wrangler as { pages_build_output_dir?: unknown }).pages_build_output_dir !== undefined;
+
+/**
+ * Refuses a command that ships or runs a Worker in a Pages project, before anything is sent or
+ * started: wrangler refuses its Workers commands there too ("a Workers-specific command in a Pages
+ * project": wrangler's deploy/index.ts maybeRunAutoConfig, dev's getEntry). Its D1 is any D1.
+ */
+export function refusePagesProject(project: ProjectConfig, command: string): void {
+	if (!isPagesProject(project)) return;
+	throw new UserError(
+		`${project.wranglerPath} is a Cloudflare Pages project (pages_build_output_dir): \`workers-pipeline ${command}\` ships and runs Workers (wrangler deploy, versions, dev), which wrangler refuses in a Pages project. Deploy it with \`wrangler pages deploy\` (and serve it with \`wrangler pages dev\`), or move it to Workers with static assets (https://developers.cloudflare.com/workers/static-assets/migration-guides/migrate-from-pages/) to deploy with health checks and rollback. lint, migration-test, plan and migrate work on its D1 as they are. Nothing was sent or started.`,
+		"E_CONFIG_INVALID",
+	);
 }

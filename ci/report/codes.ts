@@ -67,6 +67,7 @@ export const FINDING_CODES = {
 	// quality steps: e2e, serve, format, architecture, mutation, timeouts
 	STEP_TIMEOUT: f("error", "a step ran past its timeout and was stopped"),
 	E2E_NOT_CONFIGURED: f("warning", "no playwright.config: e2e skipped"),
+	E2E_PAGES_PROJECT: f("warning", "a Pages project: e2e (wrangler dev) skipped"),
 	E2E_PLAYWRIGHT_MISSING: f("error", "a Playwright config without @playwright/test installed"),
 	E2E_NO_BROWSER: f("error", "no Chromium for Playwright"),
 	E2E_MIGRATE_FAILED: f("error", "the local D1 could not be migrated for e2e/serve"),

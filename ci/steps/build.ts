@@ -14,7 +14,7 @@ import path from "node:path";
 import { stripVTControlCharacters } from "node:util";
 import { gzipSync } from "node:zlib";
 import { runWrangler, usesRedirectedConfig } from "../cloudflare/wrangler.ts";
-import { resolveEnvironment } from "../config/load.ts";
+import { isPagesProject, resolveEnvironment } from "../config/load.ts";
 import type { ProjectConfig } from "../config/schema.ts";
 import { listProjectFiles, readGitVersion } from "../git.ts";
 import { localBin, runTool } from "../process.ts";
@@ -234,6 +234,8 @@ export function planBuild(inputs: {
 	generated?: string;
 	pm: PackageManager;
 	envPath: string | undefined;
+	/** A Pages project's pages_build_output_dir (from the project root): what its build writes. */
+	pagesOutput?: string;
 }): BuildPlan {
 	const { settings } = inputs;
 	if (settings.command) {
@@ -252,6 +254,20 @@ export function planBuild(inputs: {
 			output: BUILD_DIR,
 			entry: `${BUILD_DIR}/worker.js`,
 		};
+	}
+	// A Pages project: its own build writes the directory Pages serves; there is no Worker to bundle.
+	if (inputs.pagesOutput !== undefined) {
+		return inputs.scripts.build
+			? {
+					kind: "command",
+					argv: scriptCommand(inputs.pm, "build", inputs.envPath),
+					source: "build script of a Pages project",
+					output: settings.output ?? inputs.pagesOutput,
+				}
+			: {
+					kind: "none",
+					reason: `nothing to build: a Pages project with no build script (Pages serves ${inputs.pagesOutput} as it is)`,
+				};
 	}
 	// Any framework (SvelteKit, Nuxt, React Router…) whose Worker only its build writes.
 	if ((BUILT_FRAMEWORKS.has(inputs.framework) || inputs.generated) && inputs.scripts.build) {
@@ -309,7 +325,16 @@ function readBuildPlan(project: ProjectConfig, envPath: string | undefined): Bui
 		generated: pkg?.scripts?.build ? readGeneratedEntry(project) : undefined,
 		pm: readPackageManager(project.root),
 		envPath,
+		pagesOutput: readPagesOutput(project),
 	});
+}
+
+/** A Pages project's pages_build_output_dir, from the project root as wrangler resolves it (from the config's directory). */
+function readPagesOutput(project: ProjectConfig): string | undefined {
+	const dir = (project.wrangler as { pages_build_output_dir?: unknown }).pages_build_output_dir;
+	if (typeof dir !== "string") return undefined;
+	const resolved = path.resolve(path.dirname(project.wranglerPath), dir);
+	return path.relative(project.root, resolved).replaceAll(path.sep, "/") || ".";
 }
 
 const isDirectory = (file: string) => existsSync(file) && statSync(file).isDirectory();
@@ -410,6 +435,14 @@ export const buildStep = defineStep<BuildArgs, BuildData>({
 					],
 				);
 			}
+		}
+		if (isPagesProject(project) && plan.kind === "command") {
+			// wrangler deploy --dry-run refuses a Pages project: there is no Worker upload to measure.
+			return makeStepResult("build", started, {
+				ok: true,
+				summary: `built with ${plan.argv.join(" ")} (${plan.source})${plan.output ? ` into ${plan.output}` : ""}; a Pages project: no Worker upload to measure or stamp (deploy it with wrangler pages deploy)`,
+				findings: [],
+			});
 		}
 		ctx.progress("measuring the upload (wrangler deploy --dry-run)");
 		const upload = await measureUpload(project, buildEnv);

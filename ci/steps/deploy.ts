@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { readRedirectedBuild, usesRedirectedConfig } from "../cloudflare/wrangler.ts";
-import { resolveEnvironment, selectDatabase } from "../config/load.ts";
+import { refusePagesProject, resolveEnvironment, selectDatabase } from "../config/load.ts";
 import type { ProjectConfig, ResolvedEnvironment } from "../config/schema.ts";
 import {
 	DEFAULT_HEALTH_PROBES,
@@ -39,7 +39,7 @@ import { parseCatalog, readCatalog } from "../migrations/catalog.ts";
 import { type Finding, hasErrors } from "../report/model.ts";
 import { envFlag } from "./_remote.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
-import { readBuildStamp } from "./build.ts";
+import { BUILD_STAMP, OTHER_BUILD_STAMP, readBuildStamp } from "./build.ts";
 import { migrateStep } from "./migrate.ts";
 
 export {
@@ -205,8 +205,8 @@ function checkBuild(run: DeployRun): string | undefined {
 		code: "BUILD_MISSING",
 		severity: "error",
 		message: stamp
-			? `.open-next was built from ${shortVersion(stamp.version)}, not the current commit ${shortVersion(run.sha)}${stamp.version.endsWith("-dirty") ? " (a build of uncommitted changes is never deployed: commit them, then build)" : ""}; run \`${build}\` first.`
-			: `no build found (.open-next/.workers-pipeline-build.json); run \`${build}\` first.`,
+			? `the build in place is of ${shortVersion(stamp.version)}, not the current commit ${shortVersion(run.sha)}${stamp.version.endsWith("-dirty") ? " (a build of uncommitted changes is never deployed: commit them, then build)" : ""}; run \`${build}\` first.`
+			: `no build found (no ${BUILD_STAMP} or ${OTHER_BUILD_STAMP}, the stamps \`workers-pipeline build\` writes); run \`${build}\` first.`,
 	});
 	return "refused: no build of the current commit; nothing was deployed";
 }
@@ -632,6 +632,7 @@ export const deployStep = defineStep<DeployArgs>({
 	async run(ctx, args) {
 		const started = performance.now();
 		const { project } = args;
+		refusePagesProject(project, "deploy");
 		const environment = resolveEnvironment(project, args.env);
 		if (!ctx.env.CLOUDFLARE_API_TOKEN || !ctx.env.CLOUDFLARE_ACCOUNT_ID) {
 			throw new UserError(
@@ -688,6 +689,7 @@ export const rollbackStep = defineStep<RollbackArgs>({
 	name: "rollback",
 	async run(ctx, args) {
 		const started = performance.now();
+		refusePagesProject(args.project, "rollback");
 		resolveEnvironment(args.project, args.env);
 		if (!ctx.env.CLOUDFLARE_API_TOKEN || !ctx.env.CLOUDFLARE_ACCOUNT_ID) {
 			throw new UserError(

@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { stripVTControlCharacters } from "node:util";
+import { isPagesProject } from "../config/load.ts";
 import type { ProjectConfig } from "../config/schema.ts";
 import { localBin, runTool, toolCommand } from "../process.ts";
 import type { Finding, StepResult } from "../report/model.ts";
@@ -269,6 +270,21 @@ export const e2eStep = defineStep<E2eArgs>({
 		const done = (fields: Omit<StepResult, "name" | "durationMs">) =>
 			makeStepResult("e2e", started, fields);
 		const config = findPlaywrightConfig(project.root);
+		if (config && !baseUrl && isPagesProject(project)) {
+			return done({
+				ok: true,
+				skipped: true,
+				summary: "skipped: a Pages project (e2e serves a Worker with wrangler dev)",
+				findings: [
+					{
+						code: "E2E_PAGES_PROJECT",
+						severity: "warning",
+						file: config,
+						message: `${path.basename(project.wranglerPath)} is a Cloudflare Pages project (pages_build_output_dir), which wrangler dev refuses to serve (it says to run \`wrangler pages dev\`): e2e was skipped. Run the tests against \`wrangler pages dev\` with \`workers-pipeline e2e --base-url <its URL>\`, or move the project to Workers with static assets.`,
+					},
+				],
+			});
+		}
 		if (!config) {
 			return done({
 				ok: true,

@@ -3,7 +3,12 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { applyEdits, modify, parse as parseJsonc } from "jsonc-parser";
-import { listMigrationSets, resolveEnvironment, snapshotPathFor } from "../config/load.ts";
+import {
+	isPagesProject,
+	listMigrationSets,
+	resolveEnvironment,
+	snapshotPathFor,
+} from "../config/load.ts";
 import {
 	type Acknowledgement,
 	type D1Database,
@@ -324,6 +329,7 @@ export function planHealthRoute({
 	read = () => undefined,
 	options = "",
 	dependencies = {},
+	pages = false,
 }: {
 	framework: Framework;
 	root: string;
@@ -336,6 +342,8 @@ export function planHealthRoute({
 	options?: string;
 	/** The app's dependencies and devDependencies (adapter versions). */
 	dependencies?: Readonly<Record<string, string>>;
+	/** A Pages project (pages_build_output_dir): no fetch handler, Pages Functions routes. */
+	pages?: boolean;
 }): HealthPlan {
 	if (framework === "next") {
 		const appDir = exists("src/app") ? "src/app" : "app";
@@ -392,6 +400,12 @@ export function planHealthRoute({
 	if (dependencies.nuxt) {
 		return {
 			note: `add the health route by hand, as a Nuxt server route: server/routes${healthPath}.get.ts with \`export default defineEventHandler((event) => handleHealth(toWebRequest(event), event.context.cloudflare.env${args}));\` (Nitro's cloudflare preset) and ${importLine}`,
+		};
+	}
+	// Pages Functions: functions/api/health.ts answers /api/health (file-based routing).
+	if (pages) {
+		return {
+			note: `add the health route by hand, as a Pages Function: functions${healthPath}.ts with \`export const onRequestGet = ({ request, env }: { request: Request; env: object }) => handleHealth(request, env${args});\` and ${importLine}`,
 		};
 	}
 	return {
@@ -773,6 +787,11 @@ export const initStep = defineStep<InitArgs>({
 				`Deploy with a build for that environment: the Cloudflare Vite plugin builds one (\`${EXEC[pm.name]} workers-pipeline build --env ${project.environments[0]}\`, then \`deploy --env ${project.environments[0]}\`).`,
 			);
 		}
+		if (isPagesProject(project)) {
+			next.push(
+				`A Pages project: \`ci\`, \`plan\` and \`migrate\` work on it; deploy it with \`wrangler pages deploy\` after \`${EXEC[pm.name]} workers-pipeline migrate\` (\`workers-pipeline deploy\` ships Workers: move it to Workers with static assets for health-checked deploys with rollback).`,
+			);
+		}
 		next.push("Commit the files above.");
 		const written = writer.files.filter((f) => f.action !== "kept").length;
 		return makeStepResult("init", started, {
@@ -924,6 +943,7 @@ function writeHealthRoute(
 		read: (rel) => readTextIfFile(path.join(project.root, rel)),
 		options,
 		dependencies: { ...pkg?.dependencies, ...pkg?.devDependencies },
+		pages: isPagesProject(project),
 	});
 	const subpath = framework === "next" ? "./health/next" : "./health/hono";
 	if (plan.file && !packageExports(project.root, subpath)) {

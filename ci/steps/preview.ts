@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import path from "node:path";
 import Cloudflare from "cloudflare";
-import { resolveEnvironment } from "../config/load.ts";
+import { refusePagesProject, resolveEnvironment } from "../config/load.ts";
 import type { ProjectConfig, WranglerConfig, WranglerD1Binding } from "../config/schema.ts";
 import { DEPLOYMENT_VAR } from "../constants.ts";
 import { type HealthObservation, waitForHealth } from "../deploy/health-check.ts";
@@ -19,7 +19,7 @@ import { describeOwner, readGitSha } from "../git.ts";
 import { parseCatalog, readCatalog } from "../migrations/catalog.ts";
 import { type Finding, hasErrors } from "../report/model.ts";
 import { defineStep, makeStepResult, type StepContext } from "./_step.ts";
-import { readBuildStamp } from "./build.ts";
+import { BUILD_STAMP, OTHER_BUILD_STAMP, readBuildStamp } from "./build.ts";
 import { EXPECTED_HEAD_VAR, planHealthPolicy } from "./deploy.ts";
 import { migrateStep } from "./migrate.ts";
 
@@ -241,7 +241,7 @@ async function runPreview(
 		findings.push({
 			code: "BUILD_MISSING",
 			severity: "error",
-			message: `no build of ${sha.slice(0, 12)} (.open-next/.workers-pipeline-build.json); run \`workers-pipeline build\` first.`,
+			message: `no build of ${sha.slice(0, 12)} (${stamp ? `the build in place is of ${stamp.version.slice(0, 12)}` : `no ${BUILD_STAMP} or ${OTHER_BUILD_STAMP}`}); run \`workers-pipeline build\` first.`,
 		});
 		return "refused: no build of the current commit; nothing was created";
 	}
@@ -352,6 +352,7 @@ export const previewStep = defineStep<PreviewArgs>({
 		const started = performance.now();
 		if (!Number.isInteger(args.pr) || args.pr < 1)
 			throw new UserError(`--pr expects a pull request number, not ${args.pr}.`, "E_USAGE");
+		refusePagesProject(args.project, "preview");
 		const environment = resolveEnvironment(args.project, args.env);
 		apiOf(ctx);
 		const names = planPreviewNames(environment.workerName, args.pr);

@@ -4,7 +4,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { resolveWranglerBin, runWrangler, usesRedirectedConfig } from "../cloudflare/wrangler.ts";
-import { resolveEnvironment } from "../config/load.ts";
+import { refusePagesProject, resolveEnvironment } from "../config/load.ts";
 import type { ProjectConfig } from "../config/schema.ts";
 import { EXPECTED_HEAD_VAR } from "../constants.ts";
 import { UserError } from "../errors.ts";
@@ -460,6 +460,7 @@ export const serveStep = defineStep<ServeArgs>({
 	name: "serve",
 	async run(ctx, { project, host = DEFAULT_SERVE_HOST, port }) {
 		const started = performance.now();
+		refusePagesProject(project, "serve");
 		const result = await startLocalApp(ctx, { project, host, port });
 		if (!result.local) {
 			return makeStepResult("serve", started, {

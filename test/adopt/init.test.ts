@@ -242,6 +242,17 @@ describe("planHealthRoute(): what to add by hand, in the framework's own shape",
 		// A Vite app without Hono, main or not, keeps the fetch-handler advice.
 		expect(plan("vite", { main: "src/index.ts" }).file).toBeUndefined();
 	});
+	it("a Pages Function in a Pages project without a framework, where there is no fetch handler", () => {
+		const pages = plan("worker", { pages: true, options: '{ binding: "D1" }' });
+		expect(pages.note).toContain("as a Pages Function: functions/api/health.ts");
+		expect(pages.note).toContain(
+			'export const onRequestGet = ({ request, env }: { request: Request; env: object }) => handleHealth(request, env, { binding: "D1" });',
+		);
+		// A framework's own route comes first on Pages too (SvelteKit's platform.env is Pages' env).
+		expect(
+			plan("vite", { pages: true, dependencies: { "@sveltejs/kit": "^2.0.0" } }).note,
+		).toContain("+server.ts");
+	});
 	it("a plain Worker's fetch handler", () => {
 		expect(plan("worker").note).toContain(
 			'if (new URL(request.url).pathname === "/api/health") return handleHealth(request, env);',

@@ -252,7 +252,7 @@ describe("deploy with real wrangler against the loopback API", () => {
 		let report = project.report("deploy");
 		// The stamp of a build from a working tree with uncommitted changes ends in "-dirty".
 		const missing = finding(report, "BUILD_MISSING")?.message;
-		expect(missing).toContain(`.open-next was built from ${version.slice(0, 12)}`);
+		expect(missing).toContain(`the build in place is of ${version.slice(0, 12)}`);
 		expect(missing).toContain(`, not the current commit ${other.slice(0, 12)}`);
 		expect(report.steps[0]?.summary).toContain("nothing was deployed");
 		expect(run.stdout).toContain("BUILD_MISSING");
@@ -264,7 +264,9 @@ describe("deploy with real wrangler against the loopback API", () => {
 			const missing = await project.cli(IMMEDIATE);
 			expect(missing.code).toBe(1);
 			report = project.report("deploy");
-			expect(finding(report, "BUILD_MISSING")?.message).toContain("no build found");
+			expect(finding(report, "BUILD_MISSING")?.message).toContain(
+				`no build found (no ${BUILD_STAMP} or`,
+			);
 		} finally {
 			renameSync(`${stamp}.away`, stamp);
 		}

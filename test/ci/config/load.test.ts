@@ -679,6 +679,13 @@ describe("lintEnvironment()", () => {
 		]);
 	});
 
+	it("should say nothing for a Pages project's environments (one project, never a new Worker)", () => {
+		const pages = load({
+			"wrangler.toml": 'name = "site"\npages_build_output_dir = "dist"\n[env.production]\n',
+		});
+		expect(lintEnvironment(pages, "production")).toEqual([]);
+	});
+
 	it.each([["multi"], [undefined]])(
 		"should say nothing for env %s (named, or the top level)",
 		(env) => {

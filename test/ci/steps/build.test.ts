@@ -65,6 +65,21 @@ describe("planBuild()", () => {
 			{ kind: "wrangler" },
 		],
 		["nothing without main", { hasMain: false }, { kind: "none" }],
+		[
+			"a Pages project's build script, into its pages_build_output_dir",
+			{ hasMain: false, scripts: { build: "vite build" }, pagesOutput: "dist" },
+			{
+				kind: "command",
+				argv: ["npm", "run", "build"],
+				source: "build script of a Pages project",
+				output: "dist",
+			},
+		],
+		[
+			"nothing for a Pages project without a build script (never wrangler's bundle)",
+			{ hasMain: false, pagesOutput: "public" },
+			{ kind: "none", reason: expect.stringContaining("Pages serves public as it is") },
+		],
 	])("should plan %s", (_, over, expected) => {
 		expect(planBuild({ ...base, ...over })).toMatchObject(expected);
 	});
