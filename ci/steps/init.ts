@@ -687,6 +687,59 @@ export function shownPath(rel: string, { root, from }: { root: string; from: str
 	return path.relative(from, path.join(root, rel)).replaceAll(path.sep, "/") || ".";
 }
 
+/** What to run after init: the Env types again, ci, a per-environment build, a Pages project's deploy. */
+function pushRunSteps(
+	next: string[],
+	{
+		project,
+		pm,
+		pkg,
+		writer,
+		envPath,
+	}: {
+		project: ProjectConfig;
+		pm: PackageManager;
+		pkg: ReturnType<typeof readPackageJson>;
+		writer: Writer;
+		envPath: string | undefined;
+	},
+): void {
+	const run = (script: string) =>
+		scriptCommand(pm, script, envPath)
+			.join(" ")
+			.replace(/^npx --yes /, "npx ");
+	// The Env types `wrangler types` generated lack the binding init just added.
+	const configRel = path.relative(project.root, project.wranglerPath).replaceAll(path.sep, "/");
+	if (writer.files.some((f) => f.path === configRel && f.action !== "kept")) {
+		const typegen = typegenScript(pkg?.scripts);
+		const [types] = typegen ? [] : committedWranglerTypes(project.root, pkg?.scripts);
+		const regenerate = typegen
+			? run(typegen)
+			: types &&
+				`${EXEC[pm.name]} wrangler types${types.file === "worker-configuration.d.ts" ? "" : ` ${types.file}`}`;
+		if (regenerate) {
+			next.push(
+				`Run \`${regenerate}\` so your generated Env types have ${VERSION_BINDING}, then commit them.`,
+			);
+		}
+	}
+	next.push(
+		`Run \`${EXEC[pm.name]} workers-pipeline ci\` (${pm.name}${pm.source === "default" ? "" : ` from ${pm.source}`}; scripts run as \`${run("<script>")}\`).`,
+	);
+	// The plugin's build holds one environment's Worker (deploy refuses another: BUILD_ENV_MISMATCH).
+	const deps = { ...pkg?.dependencies, ...pkg?.devDependencies };
+	if (deps["@cloudflare/vite-plugin"] && project.environments.length > 0) {
+		next.push(
+			`Deploy with a build for that environment: the Cloudflare Vite plugin builds one (\`${EXEC[pm.name]} workers-pipeline build --env ${project.environments[0]}\`, then \`deploy --env ${project.environments[0]}\`).`,
+		);
+	}
+	if (isPagesProject(project)) {
+		next.push(
+			`A Pages project: \`ci\`, \`plan\` and \`migrate\` work on it; deploy it with \`wrangler pages deploy\` after \`${EXEC[pm.name]} workers-pipeline migrate\` (\`workers-pipeline deploy\` ships Workers: move it to Workers with static assets for health-checked deploys with rollback).`,
+		);
+	}
+}
+
 /** `init`: settings with acknowledgements, health route, version binding, workflow, snapshot. */
 export const initStep = defineStep<InitArgs>({
 	name: "init",
@@ -758,40 +811,7 @@ export const initStep = defineStep<InitArgs>({
 		// 6. What init wrote, in the project's own style: its format check must pass right after.
 		await formatWritten(ctx, writer, next, adopted);
 
-		const run = (script: string) =>
-			scriptCommand(pm, script, ctx.env.PATH)
-				.join(" ")
-				.replace(/^npx --yes /, "npx ");
-		// The Env types `wrangler types` generated lack the binding init just added.
-		const configRel = path.relative(project.root, project.wranglerPath).replaceAll(path.sep, "/");
-		if (writer.files.some((f) => f.path === configRel && f.action !== "kept")) {
-			const typegen = typegenScript(pkg?.scripts);
-			const [types] = typegen ? [] : committedWranglerTypes(project.root, pkg?.scripts);
-			const regenerate = typegen
-				? run(typegen)
-				: types &&
-					`${EXEC[pm.name]} wrangler types${types.file === "worker-configuration.d.ts" ? "" : ` ${types.file}`}`;
-			if (regenerate) {
-				next.push(
-					`Run \`${regenerate}\` so your generated Env types have ${VERSION_BINDING}, then commit them.`,
-				);
-			}
-		}
-		next.push(
-			`Run \`${EXEC[pm.name]} workers-pipeline ci\` (${pm.name}${pm.source === "default" ? "" : ` from ${pm.source}`}; scripts run as \`${run("<script>")}\`).`,
-		);
-		// The plugin's build holds one environment's Worker (deploy refuses another: BUILD_ENV_MISMATCH).
-		const deps = { ...pkg?.dependencies, ...pkg?.devDependencies };
-		if (deps["@cloudflare/vite-plugin"] && project.environments.length > 0) {
-			next.push(
-				`Deploy with a build for that environment: the Cloudflare Vite plugin builds one (\`${EXEC[pm.name]} workers-pipeline build --env ${project.environments[0]}\`, then \`deploy --env ${project.environments[0]}\`).`,
-			);
-		}
-		if (isPagesProject(project)) {
-			next.push(
-				`A Pages project: \`ci\`, \`plan\` and \`migrate\` work on it; deploy it with \`wrangler pages deploy\` after \`${EXEC[pm.name]} workers-pipeline migrate\` (\`workers-pipeline deploy\` ships Workers: move it to Workers with static assets for health-checked deploys with rollback).`,
-			);
-		}
+		pushRunSteps(next, { project, pm, pkg, writer, envPath: ctx.env.PATH });
 		next.push("Commit the files above.");
 		const written = writer.files.filter((f) => f.action !== "kept").length;
 		return makeStepResult("init", started, {
