@@ -348,8 +348,18 @@ export function planHealthRoute({
 	if (framework === "next") {
 		const appDir = exists("src/app") ? "src/app" : "app";
 		const ext = exists("tsconfig.json") ? "ts" : "js";
+		const file = `${appDir}${healthPath}/route.${ext}`;
+		// workers-pipeline/health/next imports @opennextjs/cloudflare: without it, the app's build fails.
+		if (!dependencies["@opennextjs/cloudflare"]) {
+			const args = options ? `, ${options}` : "";
+			return {
+				note: dependencies["@cloudflare/next-on-pages"]
+					? `add the health route by hand (next-on-pages): ${file} with \`export const runtime = "edge";\`, \`export const GET = (request: Request) => handleHealth(request, getRequestContext().env${args});\`, \`import { getRequestContext } from "@cloudflare/next-on-pages";\` and \`import { handleHealth } from "workers-pipeline/health";\``
+					: `not written: a Next.js app runs on Workers through @opennextjs/cloudflare, which is not among its dependencies; install it (npm i @opennextjs/cloudflare, with its open-next.config.ts) and run init again to write ${file}`,
+			};
+		}
 		return {
-			file: `${appDir}${healthPath}/route.${ext}`,
+			file,
 			content: nextRoute(options),
 			note: "Next.js route handler (workers-pipeline/health/next)",
 		};

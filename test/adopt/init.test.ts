@@ -253,6 +253,20 @@ describe("planHealthRoute(): what to add by hand, in the framework's own shape",
 			plan("vite", { pages: true, dependencies: { "@sveltejs/kit": "^2.0.0" } }).note,
 		).toContain("+server.ts");
 	});
+	it("a Next.js route only with @opennextjs/cloudflare, which workers-pipeline/health/next imports", () => {
+		const opennext = plan("next", { dependencies: { next: "16", "@opennextjs/cloudflare": "1" } });
+		expect(opennext.file).toBe("app/api/health/route.js");
+		const bare = plan("next", { dependencies: { next: "16" } });
+		expect(bare.file).toBeUndefined();
+		expect(bare.note).toContain("install it (npm i @opennextjs/cloudflare");
+		const pages = plan("next", {
+			dependencies: { next: "15", "@cloudflare/next-on-pages": "1" },
+			exists: (rel: string) => rel === "src/app" || rel === "tsconfig.json",
+		});
+		expect(pages.file).toBeUndefined();
+		expect(pages.note).toContain("src/app/api/health/route.ts");
+		expect(pages.note).toContain("handleHealth(request, getRequestContext().env)");
+	});
 	it("a plain Worker's fetch handler", () => {
 		expect(plan("worker").note).toContain(
 			'if (new URL(request.url).pathname === "/api/health") return handleHealth(request, env);',
@@ -693,7 +707,10 @@ describe("init: idempotent, never overwrites without --force", () => {
 		const dir = mkdtempSync(path.join(tmpdir(), "wp-init-next-"));
 		temps.push(dir);
 		const files: Record<string, string> = {
-			"package.json": JSON.stringify({ name: "app", dependencies: { next: "16" } }),
+			"package.json": JSON.stringify({
+				name: "app",
+				dependencies: { next: "16", "@opennextjs/cloudflare": "^1.19.0" },
+			}),
 			// The installed package declares the Next adapter, so init may import it.
 			"node_modules/workers-pipeline/package.json": JSON.stringify({
 				name: "workers-pipeline",
