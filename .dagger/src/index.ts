@@ -233,13 +233,26 @@ export class WorkersPipeline {
 
 	/**
 	 * Build the app with OpenNext and return the .open-next directory; `env` builds for that
-	 * wrangler environment (CLOUDFLARE_ENV), as the CLI's `build --env` does.
+	 * wrangler environment (CLOUDFLARE_ENV), as the CLI's `build --env` does. Another framework's
+	 * build writes elsewhere: deploy and preview build it in their own call.
 	 */
 	@func()
 	async build(noCache = false, env?: DeployEnv): Promise<Directory> {
+		const ctr = await this.built(env, noCache);
+		const entries = await ctr.directory(this.appRoot()).entries();
+		// Whether the engine lists a directory as "name/" or "name".
+		if (!entries.some((entry) => entry.replace(/\/$/, "") === ".open-next"))
+			throw new Error(
+				"build returns OpenNext's .open-next, and this app's build wrote none (not an OpenNext app): call deploy or preview without --build, and they build it in the same call.",
+			);
+		return ctr.directory(`${this.appRoot()}/.open-next`);
+	}
+
+	// The app built in place (the same exec ci() runs), its output wherever its framework writes it.
+	async built(env?: DeployEnv, noCache = false): Promise<Container> {
 		const ctr = this.run(this.installed(), "build", { env, cache: off(noCache) }, true);
 		await this.passed(ctr);
-		return ctr.directory(`${this.appRoot()}/.open-next`);
+		return ctr;
 	}
 
 	/** Replay every migration on a fresh database and return the CLI's JSON report. */
@@ -372,8 +385,8 @@ export class WorkersPipeline {
 	}
 
 	/**
-	 * Migrate (unless skipMigrate), deploy this build (or `build`, an .open-next made earlier for
-	 * the same commit), verify health, roll back when unhealthy, all in this one call; returns the
+	 * Migrate (unless skipMigrate), deploy this commit built for `env` (or `build`, the .open-next
+	 * of an OpenNext build made earlier for the same commit), verify health, roll back when unhealthy, all in this one call; returns the
 	 * reports directory with its exit-code file. Worker secrets come as a secrets file and/or as
 	 * secretsFromEnv names with their secretValues (same order).
 	 */
@@ -402,12 +415,11 @@ export class WorkersPipeline {
 			throw new Error(
 				`deploy: ${names.length} secretsFromEnv names but ${values.length} secretValues`,
 			);
-		// A given build (the bytes an earlier job verified) or the same layers build() makes,
-		// shared through the layer cache (a method call, not a cached function call).
-		let ctr = this.installed().withDirectory(
-			`${this.appRoot()}/.open-next`,
-			build ?? (await this.build()),
-		);
+		// A given build (the bytes an earlier job verified) or the app built in this call for this
+		// environment, in place: any framework's output, and a Vite-plugin build of this env.
+		let ctr = build
+			? this.installed().withDirectory(`${this.appRoot()}/.open-next`, build)
+			: await this.built(env);
 		// Worker secrets stay Secrets end to end: a file in a temp mount, secret variables.
 		if (secretsFile)
 			ctr = ctr.withMountedTemp(SECRETS_DIR).withMountedSecret(SECRETS_FILE, secretsFile);
@@ -446,7 +458,8 @@ export class WorkersPipeline {
 		healthUrl?: string,
 		healthTimeout?: number,
 	): Promise<Directory> {
-		const ready = cleanup ? this.withApp(this.base()) : this.installed();
+		// The CLI deploys a Preview only of a build of this commit: built here, in place.
+		const ready = cleanup ? this.withApp(this.base()) : await this.built(env);
 		const ctr = this.cloudflare(ready, cloudflareApiToken, cloudflareAccountId);
 		const flags = {
 			env,

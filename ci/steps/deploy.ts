@@ -247,6 +247,17 @@ async function recordLive(run: DeployRun): Promise<LiveState | undefined> {
 
 /** Migrate first: a failure stops the deploy before anything is uploaded. */
 async function migrateFirst(run: DeployRun): Promise<boolean> {
+	// A Worker with no D1 anywhere in its config: nothing to migrate. An environment without
+	// the D1 others declare is still refused by migrate (bindings are not inherited).
+	const { wrangler } = run.project;
+	const declared = [wrangler, ...Object.values(wrangler.env ?? {})].some(
+		(scope) => (scope?.d1_databases ?? []).length > 0,
+	);
+	if (!declared) {
+		run.ctx.progress("no D1 binding in the wrangler config: nothing to migrate");
+		run.data.migrate = { ok: true, summary: "no D1 binding: nothing to migrate", bookmark: null };
+		return true;
+	}
 	run.ctx.progress("migrating D1 before the deploy");
 	const migrate = await migrateStep.run(run.ctx, {
 		project: run.project,

@@ -570,6 +570,53 @@ describe.skipIf(unavailable)("the module, executed", () => {
 	);
 
 	it(
+		"deploy builds an app that is not OpenNext's in the same call, for its environment; build says why it returns nothing",
+		async () => {
+			const dir = mkdtempSync(join(tmpdir(), "wp-dagger-built-"));
+			try {
+				const healthUrl = `http://127.0.0.1:${(health.address() as AddressInfo).port}/api/health`;
+				const files: Record<string, string> = {
+					"package.json": `${JSON.stringify({ name: "built-app", private: true }, null, 2)}\n`,
+					// The Worker exists only once its own build wrote it (git-ignored, as dist/ is).
+					"build.mjs": `import { mkdirSync, writeFileSync } from "node:fs";\nmkdirSync("dist", { recursive: true });\nwriteFileSync("dist/worker.js", "export default { fetch: () => new Response('${randomUUID()}') };\\n");\n`,
+					".gitignore": "dist\n",
+					"wrangler.jsonc": `${JSON.stringify({ name: "built-app", main: "dist/worker.js", compatibility_date: "2026-06-01", env: { staging: { name: SCRIPT } } }, null, 2)}\n`,
+					"workers-pipeline.jsonc": `${JSON.stringify({ build: { command: ["node", "build.mjs"], output: "dist/worker.js" }, deploy: { healthUrls: { staging: healthUrl } } }, null, 2)}\n`,
+				};
+				for (const [rel, text] of Object.entries(files)) writeFileSync(join(dir, rel), text);
+				const locked = spawnSync(
+					"npm",
+					["install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund"],
+					{ cwd: dir, encoding: "utf8" },
+				);
+				expect(locked.status, locked.stderr).toBe(0);
+				const ctor = remote({ commit: COMMIT, source: sdk.dag.host().directory(dir) });
+				await expect(call("build", {}, ctor)).rejects.toThrow(
+					/this app's build wrote none \(not an OpenNext app\): call deploy or preview without --build/,
+				);
+				const before = api.workers.liveVersion(SCRIPT);
+				const execsBefore = engine.stats.execs.length;
+				const reports = join(out, "deploy-built");
+				await call("deploy", { ...cf(), healthTimeout: 60, strategy: "immediate" }, ctor, (d) =>
+					d.export(reports),
+				);
+				const report = JSON.parse(readFileSync(join(reports, "deploy.json"), "utf8"));
+				expect(
+					readFileSync(join(reports, "exit-code"), "utf8"),
+					JSON.stringify(report.findings),
+				).toBe("0\n");
+				expect(api.workers.liveVersion(SCRIPT)).not.toBe(before);
+				// Built in this call, for the environment it deploys to.
+				const build = engine.stats.execs.slice(execsBefore).find((e) => e.args[2] === "build");
+				expect(build?.args.join(" ")).toContain("--env staging");
+			} finally {
+				rmSync(dir, { recursive: true, force: true });
+			}
+		},
+		HEAVY,
+	);
+
+	it(
 		"deploy refuses a reserved secret name in the CLI and still returns its reports",
 		async () => {
 			const dir = join(out, "deploy-refused");
