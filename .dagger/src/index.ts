@@ -113,12 +113,6 @@ export enum DeployStrategy {
 	immediate = "immediate",
 }
 
-/** Deployment environment, as named in wrangler.jsonc `env`. */
-export enum DeployEnv {
-	staging = "staging",
-	production = "production",
-}
-
 @object()
 export class WorkersPipeline {
 	source: Directory;
@@ -237,7 +231,7 @@ export class WorkersPipeline {
 	 * build writes elsewhere: deploy and preview build it in their own call.
 	 */
 	@func()
-	async build(noCache = false, env?: DeployEnv): Promise<Directory> {
+	async build(noCache = false, env?: string): Promise<Directory> {
 		const ctr = await this.built(env, noCache);
 		const entries = await ctr.directory(this.appRoot()).entries();
 		// Whether the engine lists a directory as "name/" or "name".
@@ -249,7 +243,7 @@ export class WorkersPipeline {
 	}
 
 	// The app built in place (the same exec ci() runs), its output wherever its framework writes it.
-	async built(env?: DeployEnv, noCache = false): Promise<Container> {
+	async built(env?: string, noCache = false): Promise<Container> {
 		const ctr = this.run(this.installed(), "build", { env, cache: off(noCache) }, true);
 		await this.passed(ctr);
 		return ctr;
@@ -260,7 +254,7 @@ export class WorkersPipeline {
 	@check()
 	migrationTest(
 		dir?: string,
-		env?: DeployEnv,
+		env?: string,
 		binding?: string,
 		updateSnapshot = false,
 		parity = false,
@@ -310,9 +304,10 @@ export class WorkersPipeline {
 	/** Show what migrate would apply to the remote D1 database. */
 	@func({ cache: "never" })
 	async plan(
-		env: DeployEnv,
 		cloudflareApiToken: Secret,
 		cloudflareAccountId: string,
+		/** The wrangler environment (`env.<name>` in its config); none is the top-level Worker. */
+		env?: string,
 		binding?: string,
 		allowOutOfOrder = false,
 	): Promise<string> {
@@ -327,9 +322,10 @@ export class WorkersPipeline {
 	 */
 	@func({ cache: "never" })
 	async migrate(
-		env: DeployEnv,
 		cloudflareApiToken: Secret,
 		cloudflareAccountId: string,
+		/** The wrangler environment (`env.<name>` in its config); none is the top-level Worker. */
+		env?: string,
 		binding?: string,
 		dryRun = false,
 		autoRestore = false,
@@ -357,10 +353,11 @@ export class WorkersPipeline {
 	/** Record migrations 0001..through as applied on an existing database; returns the reports. */
 	@func({ cache: "never" })
 	async baseline(
-		env: DeployEnv,
 		cloudflareApiToken: Secret,
 		cloudflareAccountId: string,
 		through: string,
+		/** The wrangler environment (`env.<name>` in its config); none is the top-level Worker. */
+		env?: string,
 		binding?: string,
 		lockTimeout?: number,
 	): Promise<Directory> {
@@ -372,10 +369,11 @@ export class WorkersPipeline {
 	/** Restore D1 to a Time Travel bookmark (from a migrate report); returns the reports. */
 	@func({ cache: "never" })
 	async restore(
-		env: DeployEnv,
 		cloudflareApiToken: Secret,
 		cloudflareAccountId: string,
 		bookmark: string,
+		/** The wrangler environment (`env.<name>` in its config); none is the top-level Worker. */
+		env?: string,
 		binding?: string,
 		lockTimeout?: number,
 	): Promise<Directory> {
@@ -386,15 +384,16 @@ export class WorkersPipeline {
 
 	/**
 	 * Migrate (unless skipMigrate), deploy this commit built for `env` (or `build`, the .open-next
-	 * of an OpenNext build made earlier for the same commit), verify health, roll back when unhealthy, all in this one call; returns the
-	 * reports directory with its exit-code file. Worker secrets come as a secrets file and/or as
+	 * of an OpenNext build made earlier for the same commit), verify health, roll back when
+	 * unhealthy, all in this one call; returns the reports directory with its exit-code file. Worker secrets come as a secrets file and/or as
 	 * secretsFromEnv names with their secretValues (same order).
 	 */
 	@func({ cache: "never" })
 	async deploy(
-		env: DeployEnv,
 		cloudflareApiToken: Secret,
 		cloudflareAccountId: string,
+		/** The wrangler environment (`env.<name>` in its config); none is the top-level Worker. */
+		env?: string,
 		binding?: string,
 		skipMigrate = false,
 		healthTimeout?: number,
@@ -448,7 +447,8 @@ export class WorkersPipeline {
 	/** Deploy this build as the Worker Preview pr-<N> of pull request `pr` (cleanup: delete the Preview and its database). */
 	@func({ cache: "never" })
 	async preview(
-		env: DeployEnv,
+		/** The wrangler environment whose config the Preview copies. */
+		env: string,
 		pr: number,
 		cloudflareApiToken: Secret,
 		cloudflareAccountId: string,
@@ -511,9 +511,10 @@ export class WorkersPipeline {
 	/** Roll the Worker back to the previous (or a given) version; returns the reports directory. */
 	@func({ cache: "never" })
 	async rollback(
-		env: DeployEnv,
 		cloudflareApiToken: Secret,
 		cloudflareAccountId: string,
+		/** The wrangler environment (`env.<name>` in its config); none is the top-level Worker. */
+		env?: string,
 		to?: string,
 	): Promise<Directory> {
 		const ctr = this.cloudflare(this.withApp(this.base()), cloudflareApiToken, cloudflareAccountId);

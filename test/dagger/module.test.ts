@@ -43,17 +43,13 @@ describe("introspection (the SDK's own scanner)", () => {
 		mod = await introspectModule();
 	});
 
-	it("exposes one object, WorkersPipeline, with the DeployEnv and DeployStrategy enums", () => {
+	it("exposes one object, WorkersPipeline, with the DeployStrategy enum (environments are the config's names)", () => {
 		expect(Object.keys(mod.objects)).toEqual(["WorkersPipeline"]);
-		expect(Object.keys(mod.enums).sort()).toEqual(["DeployEnv", "DeployStrategy"]);
+		expect(Object.keys(mod.enums)).toEqual(["DeployStrategy"]);
 		// Member names are what `dagger call --help` lists and users type (cmd/dagger/flags.go
 		// enumValue: Type() joins the member names, Set() matches them case-insensitively).
 		const members = (e: string) =>
 			Object.values(mod.enums[e]?.values ?? {}).map((v) => [v.name, v.value]);
-		expect(members("DeployEnv")).toEqual([
-			["staging", "staging"],
-			["production", "production"],
-		]);
 		expect(members("DeployStrategy")).toEqual([
 			["gradual", "gradual"],
 			["immediate", "immediate"],
@@ -111,7 +107,9 @@ describe("introspection (the SDK's own scanner)", () => {
 				},
 			]),
 		);
-		const cf = ["env: DeployEnv", "cloudflareApiToken: Secret", "cloudflareAccountId: string"];
+		// No env is the top-level Worker, as in wrangler; any environment the wrangler config names.
+		const cf = ["cloudflareApiToken: Secret", "cloudflareAccountId: string"];
+		const env = "env?: string";
 		expect(table).toEqual({
 			base: { returns: "Container", cache: "default", args: [] },
 			app: { returns: "Directory", cache: "default", args: [] },
@@ -120,7 +118,7 @@ describe("introspection (the SDK's own scanner)", () => {
 			build: {
 				returns: "Directory",
 				cache: "default",
-				args: ["noCache?: boolean = false", "env?: DeployEnv"],
+				args: ["noCache?: boolean = false", env],
 			},
 			migrationTest: {
 				returns: "File",
@@ -128,7 +126,7 @@ describe("introspection (the SDK's own scanner)", () => {
 				check: true,
 				args: [
 					"dir?: string",
-					"env?: DeployEnv",
+					env,
 					"binding?: string",
 					"updateSnapshot?: boolean = false",
 					"parity?: boolean = false",
@@ -148,13 +146,14 @@ describe("introspection (the SDK's own scanner)", () => {
 			plan: {
 				returns: "STRING_KIND",
 				cache: "never",
-				args: [...cf, "binding?: string", "allowOutOfOrder?: boolean = false"],
+				args: [...cf, env, "binding?: string", "allowOutOfOrder?: boolean = false"],
 			},
 			migrate: {
 				returns: "Directory",
 				cache: "never",
 				args: [
 					...cf,
+					env,
 					"binding?: string",
 					"dryRun?: boolean = false",
 					"autoRestore?: boolean = false",
@@ -168,18 +167,19 @@ describe("introspection (the SDK's own scanner)", () => {
 			baseline: {
 				returns: "Directory",
 				cache: "never",
-				args: [...cf, "through: string", "binding?: string", "lockTimeout?: integer"],
+				args: [...cf, "through: string", env, "binding?: string", "lockTimeout?: integer"],
 			},
 			restore: {
 				returns: "Directory",
 				cache: "never",
-				args: [...cf, "bookmark: string", "binding?: string", "lockTimeout?: integer"],
+				args: [...cf, "bookmark: string", env, "binding?: string", "lockTimeout?: integer"],
 			},
 			deploy: {
 				returns: "Directory",
 				cache: "never",
 				args: [
 					...cf,
+					env,
 					"binding?: string",
 					"skipMigrate?: boolean = false",
 					"healthTimeout?: integer",
@@ -199,7 +199,7 @@ describe("introspection (the SDK's own scanner)", () => {
 				returns: "Directory",
 				cache: "never",
 				args: [
-					"env: DeployEnv",
+					"env: string",
 					"pr: integer",
 					"cloudflareApiToken: Secret",
 					"cloudflareAccountId: string",
@@ -217,7 +217,7 @@ describe("introspection (the SDK's own scanner)", () => {
 				args: ["all?: boolean = false", "since?: string"],
 			},
 			e2e: { returns: "STRING_KIND", cache: "default", check: true, args: [] },
-			rollback: { returns: "Directory", cache: "never", args: [...cf, "to?: string"] },
+			rollback: { returns: "Directory", cache: "never", args: [...cf, env, "to?: string"] },
 		});
 	});
 });
